@@ -1,0 +1,15 @@
+# cmake --install support: headers, the ft::ft target and a fusedtensorConfig.cmake so that
+# downstream projects can find_package(fusedtensor CONFIG).
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/ft DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(TARGETS fusedtensor EXPORT fusedtensorTargets)
+install(EXPORT fusedtensorTargets NAMESPACE ft:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fusedtensor)
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/fusedtensorConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/fusedtensorConfig.cmake
+  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fusedtensor)
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/fusedtensorConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion ARCH_INDEPENDENT)
+install(FILES ${PROJECT_BINARY_DIR}/fusedtensorConfig.cmake ${PROJECT_BINARY_DIR}/fusedtensorConfigVersion.cmake
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fusedtensor)

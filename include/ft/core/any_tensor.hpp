@@ -1,0 +1,104 @@
+// ft::AnyTensor: a tensor with its dtype and rank known only at run time. It shares storage
+// with the typed tensor it came from; as<T, R>() gets the typed handle back, checked.
+#pragma once
+
+#include <ostream>
+#include <vector>
+
+#include "ft/core/dtype.hpp"
+#include "ft/core/tensor.hpp"
+
+namespace ft {
+
+class AnyTensor {
+ public:
+  AnyTensor() = default;
+  template <class T, int R>
+  AnyTensor(const Tensor<T, R>& t)  // NOLINT: implicit, so lists of parameters read naturally
+      : storage_(t.storage()),
+        data_(const_cast<std::remove_const_t<T>*>(t.data())),
+        dtype_(dtype_of<T>()),
+        shape_(t.shape().begin(), t.shape().end()),
+        strides_(t.strides().begin(), t.strides().end()) {}
+
+  bool defined() const { return storage_ != nullptr; }
+  DType dtype() const { return dtype_; }
+  int dim() const { return static_cast<int>(shape_.size()); }
+  const std::vector<index_t>& shape() const { return shape_; }
+  const std::vector<index_t>& strides() const { return strides_; }
+  index_t size(int d) const { return shape_[wrap_dim(d, dim(), "AnyTensor::size")]; }
+  index_t numel() const {
+    index_t n = 1;
+    for (index_t s : shape_) n *= s;
+    return n;
+  }
+  std::size_t nbytes() const { return static_cast<std::size_t>(numel()) * dtype_size(dtype_); }
+  Device device() const { return storage_ ? storage_->device() : Device(kCPU); }
+  void* data() const { return data_; }
+  const Storage& storage() const { return storage_; }
+
+  template <class T, int R>
+  bool is() const {
+    return defined() && dtype_ == dtype_of<T>() && dim() == R;
+  }
+
+  // The typed tensor; throws ft::Error naming both types when dtype or rank differ.
+  template <class T, int R>
+  Tensor<T, R> as() const {
+    check(defined(), "AnyTensor::as", "the tensor is undefined");
+    if (!is<T, R>())
+      fail("AnyTensor::as", "holds ", dtype_, " of rank ", dim(), " and shape ", shape_string(), ", requested ",
+           dtype_of<T>(), " of rank ", R);
+    Shape<R> s;
+    Array<index_t, R> st;
+    for (int i = 0; i < R; ++i) {
+      s[i] = shape_[static_cast<std::size_t>(i)];
+      st[i] = strides_[static_cast<std::size_t>(i)];
+    }
+    return Tensor<T, R>(storage_, static_cast<T*>(data_), s, st);
+  }
+
+  std::string shape_string() const {
+    std::string r = "[";
+    for (std::size_t i = 0; i < shape_.size(); ++i) r += (i ? ", " : "") + std::to_string(shape_[i]);
+    return r + "]";
+  }
+
+ private:
+  Storage storage_;
+  void* data_ = nullptr;
+  DType dtype_ = DType::Float32;
+  std::vector<index_t> shape_;
+  std::vector<index_t> strides_;
+};
+
+// Calls f(Tensor<T, R>) with the typed tensor, for the dtypes and ranks 0..kMaxRank.
+template <class F>
+decltype(auto) visit(const AnyTensor& t, F&& f) {
+  auto by_rank = [&]<class T>() -> decltype(auto) {
+    return [&]<int... Rs>(std::integer_sequence<int, Rs...>) -> decltype(auto) {
+      using Result = decltype(f(t.as<float, 0>()));
+      if constexpr (std::is_void_v<Result>) {
+        (void)((t.dim() == Rs ? (f(t.as<T, Rs>()), true) : false) || ...);
+      } else {
+        Result r{};
+        (void)((t.dim() == Rs ? (r = f(t.as<T, Rs>()), true) : false) || ...);
+        return r;
+      }
+    }(std::make_integer_sequence<int, kMaxRank + 1>{});
+  };
+  switch (t.dtype()) {
+    case DType::Float32: return by_rank.template operator()<float>();
+    case DType::Float64: return by_rank.template operator()<double>();
+    case DType::Int32: return by_rank.template operator()<std::int32_t>();
+    case DType::Int64: return by_rank.template operator()<std::int64_t>();
+    case DType::UInt8: return by_rank.template operator()<std::uint8_t>();
+    default: return by_rank.template operator()<bool>();
+  }
+}
+
+inline std::ostream& operator<<(std::ostream& os, const AnyTensor& t) {
+  return os << "AnyTensor(" << t.dtype() << ", " << t.shape_string() << ", " << t.device() << ")";
+}
+
+}  // namespace ft

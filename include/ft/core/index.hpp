@@ -1,0 +1,60 @@
+// The index an evaluator is called with, and the small vector type of the 16-byte loads.
+#pragma once
+
+#include "ft/core/config.hpp"
+#include "ft/core/device.hpp"
+#include "ft/core/shape.hpp"
+
+namespace ft {
+
+// Position of one output element. I is int32_t or int64_t (the 32-bit path when sizes allow).
+// Dense: every leaf is contiguous with the output's shape, so `linear` alone is valid and
+// `coord` is not filled; otherwise `coord` holds the output coordinates of rank R.
+template <class I, int R, bool Dense>
+struct Index {
+  I linear;
+  Array<I, R> coord;
+};
+template <class I, int R>
+struct Index<I, R, true> {
+  I linear;
+};
+
+// N consecutive elements moved as one load/store; aligned to at most 16 bytes (one LDG.128).
+template <class T, int N>
+struct alignas(sizeof(T) * N < 16 ? sizeof(T) * N : 16) Vec {
+  T v[N];
+};
+
+template <class T, int N>
+inline constexpr std::size_t vec_alignment = alignof(Vec<T, N>);
+
+// What the executor asks an expression before building its evaluator: the output's shape.
+struct EvalContext {
+  int rank = 0;
+  index_t numel = 1;
+  index_t shape[kMaxRank] = {};
+};
+
+template <int R>
+EvalContext make_context(const Shape<R>& s) {
+  EvalContext c;
+  c.rank = R;
+  c.numel = s.numel();
+  for (int i = 0; i < R; ++i) c.shape[i] = s[i];
+  return c;
+}
+
+// Runtime facts about one tensor leaf, for the checks the executor makes before a launch
+// (devices, aliasing, dense layout, alignment, index width).
+struct LeafInfo {
+  const void* storage;  // identity of the storage block, for alias detection
+  const void* data;
+  std::size_t elem_size;
+  Device device;
+  int rank;
+  const index_t* shape;
+  const index_t* strides;
+};
+
+}  // namespace ft

@@ -1,0 +1,55 @@
+// Storage: one reference-counted block of memory on one device.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <new>
+
+#include "ft/core/device.hpp"
+#include "ft/core/stats.hpp"
+#include "ft/cuda/runtime.hpp"
+
+namespace ft {
+
+inline constexpr std::size_t kCpuAlignment = 64;  // one cache line; also every SIMD width
+
+class StorageImpl {
+ public:
+  StorageImpl(std::size_t bytes, Device device) : bytes_(bytes), device_(device) {
+    std::size_t rounded = (bytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
+    if (rounded == 0) rounded = kCpuAlignment;  // a 0-size tensor still has a valid pointer
+    if (device.is_cpu()) {
+      ptr_ = ::operator new(rounded, std::align_val_t(kCpuAlignment));
+    } else {
+      ptr_ = cuda::allocate(rounded, device);
+    }
+    stats::detail::record_alloc(device_, static_cast<std::int64_t>(bytes_));
+  }
+  ~StorageImpl() {
+    if (device_.is_cpu()) {
+      ::operator delete(ptr_, std::align_val_t(kCpuAlignment));
+    } else {
+      cuda::deallocate(ptr_, device_);
+    }
+    stats::detail::record_free(device_, static_cast<std::int64_t>(bytes_));
+  }
+  StorageImpl(const StorageImpl&) = delete;
+  StorageImpl& operator=(const StorageImpl&) = delete;
+
+  void* data() const { return ptr_; }
+  std::size_t bytes() const { return bytes_; }
+  Device device() const { return device_; }
+
+ private:
+  void* ptr_ = nullptr;
+  std::size_t bytes_ = 0;
+  Device device_;
+};
+
+using Storage = std::shared_ptr<StorageImpl>;
+
+inline Storage make_storage(std::size_t bytes, Device device) {
+  return std::make_shared<StorageImpl>(bytes, device);
+}
+
+}  // namespace ft

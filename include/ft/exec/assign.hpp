@@ -1,0 +1,90 @@
+// Evaluation of an expression into a tensor: checks, alias detection, and the dispatch to
+// the executor of the operands' device. This is the definition of the customisation point
+// that Tensor's constructors and operator= call.
+#pragma once
+
+#include <type_traits>
+
+#include "ft/core/tensor.hpp"
+#include "ft/exec/cpu.hpp"
+#include "ft/exec/cuda.hpp"
+#include "ft/exec/launch.hpp"
+#include "ft/expr/expression.hpp"
+
+namespace ft {
+
+namespace exec {
+
+// Runs `e` into `dst` with exactly one launch; `dst` is not read by `e` through another index map.
+template <class T, int R, class E>
+void run(const Tensor<T, R>& dst, const E& e) {
+  if (dst.numel() == 0) return;  // nothing to compute: no launch
+  Plan plan = make_plan(dst, e);
+  auto ev = e.evaluator(make_context(dst.shape()));
+  if (dst.device().is_cpu()) {
+    cpu::run(dst, ev, plan);
+  } else {
+#if FT_CUDA_ENABLED
+    gpu::run(dst, ev, plan);
+#else
+    cuda::require_device(dst.device(), "eval");
+#endif
+  }
+}
+
+// True when `e` reads `dst`'s storage through any index map other than `dst`'s own, in
+// which case writing in place could read an element after it was overwritten.
+template <class T, int R, class E>
+bool reads_through_other_map(const Tensor<T, R>& dst, const E& e) {
+  bool conflict = false;
+  e.for_each_leaf([&](const LeafInfo& l) {
+    if (!l.storage || l.storage != dst.storage().get()) return;
+    bool same = l.data == dst.data() && l.rank == R && l.elem_size == sizeof(T);
+    for (int d = 0; same && d < R; ++d)
+      same = l.shape[d] == dst.shape()[d] && (l.shape[d] == 1 || l.strides[d] == dst.strides()[d]);
+    if (!same) conflict = true;
+  });
+  return conflict;
+}
+
+}  // namespace exec
+
+namespace detail {
+
+template <class T, int R, class E>
+void assign(const Tensor<T, R>& dst, const E& expr, const char* op) {
+  if constexpr (std::is_arithmetic_v<E>) {
+    assign(dst, Scalar<T>{static_cast<T>(expr)}, op);
+  } else {
+    static_assert(E::rank <= R,
+                  "ft: cannot write an expression of higher rank into a tensor; reduce or reshape it first");
+    check(dst.defined(), op, "the destination tensor is undefined");
+    if (auto d = device_of(expr); d && !(*d == dst.device()))
+      fail(op, "expression on ", *d, " cannot be written to a tensor on ", dst.device(),
+           "; move one side with .to(device)");
+    const auto& s = expr.shape();
+    for (int i = 0; i < E::rank; ++i) {
+      index_t want = dst.shape()[R - E::rank + i];
+      if (s[i] != want && s[i] != 1)
+        fail(op, "cannot write an expression of shape ", to_string(s), " into a tensor of shape ",
+             to_string(dst.shape()), " (dim ", i, ")");
+    }
+    if (exec::reads_through_other_map(dst, expr)) {
+      Tensor<T, R> tmp(dst.shape(), dst.device());  // e.g. a = a.transpose(0, 1) + a
+      exec::run(tmp, expr);
+      exec::run(dst, tmp);
+    } else {
+      exec::run(dst, expr);
+    }
+  }
+}
+
+}  // namespace detail
+
+// Evaluates an expression into a new tensor: one launch.
+template <Expression E>
+auto eval(const E& e) {
+  return Tensor<typename E::value_type, E::rank>(e);
+}
+
+}  // namespace ft

@@ -1,0 +1,72 @@
+// The CPU executor: one OpenMP parallel loop per statement.
+#pragma once
+
+#include "ft/core/stats.hpp"
+#include "ft/exec/launch.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace ft::exec::cpu {
+
+// Below this many elements the loop runs on the calling thread: a parallel region costs
+// a few microseconds, more than the work.
+inline constexpr index_t kParallelGrain = 1 << 15;
+
+inline int num_threads() {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+template <class I, class T, int R, class Ev>
+void run_dense(T* out, const Ev& ev, I n) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+  for (I i = 0; i < n; ++i) out[i] = static_cast<T>(ev(Index<I, R, true>{i}));
+}
+
+// Each thread walks its chunk with an odometer over the coordinates: one division per chunk.
+template <class I, class T, int R, class Ev>
+void run_strided(const TensorWriter<T, R>& out, const Ev& ev, I n, const Shape<R>& shape) {
+  const I inner = R > 0 ? static_cast<I>(shape[R - 1]) : 1;
+  const int parts = n > kParallelGrain ? num_threads() : 1;
+#pragma omp parallel for schedule(static) num_threads(parts) if (parts > 1)
+  for (int part = 0; part < parts; ++part) {
+    I begin = static_cast<I>(n / parts * part + (part < n % parts ? part : n % parts));
+    I end = begin + static_cast<I>(n / parts + (part < n % parts ? 1 : 0));
+    Index<I, R, false> ix{begin, {}};
+    unravel<I, R>(begin, shape, ix.coord);
+    while (ix.linear < end) {
+      out[ix] = static_cast<T>(ev(ix));
+      ++ix.linear;
+      if constexpr (R > 0) {
+        if (++ix.coord[R - 1] == inner) {
+          ix.coord[R - 1] = 0;
+          for (int d = R - 2; d >= 0; --d) {
+            if (++ix.coord[d] < static_cast<I>(shape[d])) break;
+            ix.coord[d] = 0;
+          }
+        }
+      }
+    }
+  }
+}
+
+template <class T, int R, class Ev>
+void run(const Tensor<T, R>& dst, const Ev& ev, const Plan& plan) {
+  stats::detail::record_launch(kCPU);
+  index_t n = dst.numel();
+  TensorWriter<T, R> out{dst.data(), dst.strides(), dst.is_contiguous()};
+  if (plan.dense) {
+    if (plan.index32) run_dense<std::int32_t, T, R>(dst.data(), ev, static_cast<std::int32_t>(n));
+    else run_dense<std::int64_t, T, R>(dst.data(), ev, n);
+  } else {
+    if (plan.index32) run_strided<std::int32_t>(out, ev, static_cast<std::int32_t>(n), dst.shape());
+    else run_strided<std::int64_t>(out, ev, n, dst.shape());
+  }
+}
+
+}  // namespace ft::exec::cpu

@@ -1,0 +1,112 @@
+// The CUDA executor: one kernel per statement. Included only by nvcc.
+#pragma once
+
+#include "ft/core/config.hpp"
+
+#if FT_CUDA_ENABLED
+
+#include <cuda_runtime.h>
+
+#include "ft/core/stats.hpp"
+#include "ft/cuda/runtime.hpp"
+#include "ft/exec/fast_divmod.hpp"
+#include "ft/exec/launch.hpp"
+
+namespace ft::exec::gpu {
+
+inline constexpr int kBlock = 256;  // 8 warps: full occupancy at 8 blocks/SM, small tail
+
+template <class I, int R>
+struct Divisors {
+  FastDivmod<I> d[R > 0 ? R : 1];
+};
+
+// Same-shape contiguous leaves: linear index, N elements a thread per step so that each
+// leaf is read with one 16-byte load (N = 16 / sizeof(output element)).
+template <int N, class I, class T, int R, class Ev>
+__global__ void __launch_bounds__(kBlock) dense_kernel(T* __restrict__ out, Ev ev, I n) {
+  const I stride = static_cast<I>(gridDim.x) * kBlock;
+  const I first = static_cast<I>(blockIdx.x) * kBlock + static_cast<I>(threadIdx.x);
+  if constexpr (N > 1) {
+    const I nvec = n / N;
+    for (I v = first; v < nvec; v += stride) {
+      auto x = ev.template load<N>(v * N);
+      Vec<T, N> y;
+#pragma unroll
+      for (int k = 0; k < N; ++k) y.v[k] = static_cast<T>(x.v[k]);
+      *reinterpret_cast<Vec<T, N>*>(out + v * N) = y;
+    }
+    for (I i = nvec * N + first; i < n; i += stride) out[i] = static_cast<T>(ev(Index<I, R, true>{i}));
+  } else {
+    for (I i = first; i < n; i += stride) out[i] = static_cast<T>(ev(Index<I, R, true>{i}));
+  }
+}
+
+// Broadcast or strided leaves: coordinates from the linear index by fast division, once per
+// element, shared by every leaf.
+template <class I, class T, int R, class Ev>
+__global__ void __launch_bounds__(kBlock) strided_kernel(TensorWriter<T, R> out, Ev ev, I n, Divisors<I, R> div) {
+  const I stride = static_cast<I>(gridDim.x) * kBlock;
+  for (I i = static_cast<I>(blockIdx.x) * kBlock + static_cast<I>(threadIdx.x); i < n; i += stride) {
+    Index<I, R, false> ix;
+    ix.linear = i;
+    I rest = i;
+#pragma unroll
+    for (int d = R - 1; d > 0; --d) {
+      I q, r;
+      div.d[d].divmod(rest, q, r);
+      ix.coord[d] = r;
+      rest = q;
+    }
+    if constexpr (R > 0) ix.coord[0] = rest;
+    out[ix] = static_cast<T>(ev(ix));
+  }
+}
+
+inline int sm_count(int device) {
+  static int cached[64] = {};
+  if (device < 0 || device >= 64) device = 0;
+  if (!cached[device]) FT_CUDA_CHECK(cudaDeviceGetAttribute(&cached[device], cudaDevAttrMultiProcessorCount, device));
+  return cached[device];
+}
+
+// Enough blocks to fill every SM several times over; the grid-stride loops cover the rest.
+inline unsigned grid_for(index_t work, int device) {
+  index_t blocks = (work + kBlock - 1) / kBlock;
+  index_t cap = static_cast<index_t>(sm_count(device)) * 32;
+  if (blocks > cap) blocks = cap;
+  return static_cast<unsigned>(blocks > 0 ? blocks : 1);
+}
+
+template <class I, class T, int R, class Ev>
+void launch(const Tensor<T, R>& dst, const Ev& ev, const Plan& plan) {
+  const I n = static_cast<I>(dst.numel());
+  const int dev = dst.device().index;
+  cudaStream_t stream = cuda::current_stream();
+  if (plan.dense) {
+    constexpr int N = 16 / sizeof(T) > 0 ? static_cast<int>(16 / sizeof(T)) : 1;
+    if (plan.aligned16 && n >= N) {
+      dense_kernel<N, I, T, R><<<grid_for(n / N, dev), kBlock, 0, stream>>>(dst.data(), ev, n);
+    } else {
+      dense_kernel<1, I, T, R><<<grid_for(n, dev), kBlock, 0, stream>>>(dst.data(), ev, n);
+    }
+  } else {
+    Divisors<I, R> div;
+    for (int d = 0; d < R; ++d) div.d[d] = FastDivmod<I>(static_cast<I>(dst.shape()[d]));
+    TensorWriter<T, R> out{dst.data(), dst.strides(), dst.is_contiguous()};
+    strided_kernel<I, T, R><<<grid_for(n, dev), kBlock, 0, stream>>>(out, ev, n, div);
+  }
+  FT_CUDA_CHECK(cudaGetLastError());
+}
+
+template <class T, int R, class Ev>
+void run(const Tensor<T, R>& dst, const Ev& ev, const Plan& plan) {
+  cuda::DeviceGuard guard(dst.device());
+  stats::detail::record_launch(dst.device());
+  if (plan.index32) launch<std::int32_t>(dst, ev, plan);
+  else launch<std::int64_t>(dst, ev, plan);
+}
+
+}  // namespace ft::exec::gpu
+
+#endif

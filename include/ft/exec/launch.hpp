@@ -1,0 +1,90 @@
+// What both executors share: the output writer and the per-launch plan (index width, dense
+// layout, vector width) computed from the leaves before anything runs.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <limits>
+
+#include "ft/core/index.hpp"
+#include "ft/core/tensor.hpp"
+
+namespace ft::exec {
+
+// Where an output element goes: the linear index when the output is contiguous, else its strides.
+template <class T, int R>
+struct TensorWriter {
+  T* ptr;
+  Array<index_t, R> strides;
+  bool dense;
+
+  template <class I, bool D>
+  FT_HD FT_INLINE T& operator[](const Index<I, R, D>& ix) const {
+    if constexpr (D) {
+      return ptr[ix.linear];
+    } else {
+      if (dense) return ptr[ix.linear];
+      I off = 0;
+      for (int d = 0; d < R; ++d) off += ix.coord[d] * static_cast<I>(strides[d]);
+      return ptr[off];
+    }
+  }
+};
+
+struct Plan {
+  bool dense = true;      // every leaf and the output are contiguous with the output's shape
+  bool index32 = true;    // all element offsets fit in int32
+  bool aligned16 = true;  // every leaf and the output start on a 16-byte boundary
+};
+
+namespace testing {
+// Tests set this to run the 64-bit index path on small tensors.
+inline std::atomic<bool> force_int64_index{false};
+}  // namespace testing
+
+inline bool fits_int32(index_t v) { return v <= std::numeric_limits<std::int32_t>::max(); }
+
+// One past the largest element offset a view can reach.
+inline index_t offset_span(int rank, const index_t* shape, const index_t* strides) {
+  index_t span = 1;
+  for (int d = 0; d < rank; ++d)
+    if (shape[d] > 1) span += (shape[d] - 1) * (strides[d] < 0 ? -strides[d] : strides[d]);
+  return span;
+}
+
+template <class T, int R, class E>
+Plan make_plan(const Tensor<T, R>& dst, const E& e) {
+  Plan p;
+  index_t n = dst.numel();
+  p.dense = dst.is_contiguous();
+  p.index32 = fits_int32(n) && fits_int32(offset_span(R, dst.shape().begin(), dst.strides().begin()));
+  p.aligned16 = reinterpret_cast<std::uintptr_t>(dst.data()) % 16 == 0;
+  e.for_each_leaf([&](const LeafInfo& l) {
+    index_t ln = 1;
+    bool contiguous = true;
+    index_t expected = 1;
+    for (int d = l.rank - 1; d >= 0; --d) {
+      ln *= l.shape[d];
+      if (l.shape[d] == 1) continue;
+      if (l.strides[d] != expected) contiguous = false;
+      expected *= l.shape[d];
+    }
+    if (!(contiguous && ln == n)) p.dense = false;
+    if (!fits_int32(offset_span(l.rank, l.shape, l.strides))) p.index32 = false;
+    if (l.data && reinterpret_cast<std::uintptr_t>(l.data) % 16 != 0) p.aligned16 = false;
+  });
+  if (testing::force_int64_index) p.index32 = false;
+  return p;
+}
+
+// Output coordinates of linear index `i` (row-major), for the first element of a CPU chunk.
+template <class I, int R>
+void unravel(I i, const Shape<R>& shape, Array<I, R>& coord) {
+  for (int d = R - 1; d >= 0; --d) {
+    I s = static_cast<I>(shape[d]);
+    coord[d] = i % s;
+    i /= s;
+  }
+}
+
+}  // namespace ft::exec

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite (the command CI runs): installs what is missing, configures with CUDA
+# when nvcc exists, builds tests, benchmarks and examples, runs ctest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+build=${BUILD_DIR:-build}
+jobs=${JOBS:-$(nproc)}
+start=$(date +%s)
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build "$build" -j "$jobs"
+echo "build took $(($(date +%s) - start)) s; slowest translation units:"
+# .ninja_log: start_ms end_ms mtime target hash — print the five slowest object files
+awk '!/^#/ && $4 ~ /\.o$/ { printf "%8.1f s  %s\n", ($2 - $1) / 1000, $4 }' "$build/.ninja_log" | sort -rn | head -5
+ctest --test-dir "$build" --output-on-failure -j "$jobs"

@@ -1,0 +1,17 @@
+// A downstream program: the snippet, built three ways by the consumer tests.
+#include <ft/ft.hpp>
+
+#include <cstdio>
+
+int main() {
+  auto a = ft::randn<float>({1000, 37}, ft::kCPU, 1);
+  auto b = ft::randn<float>({37}, ft::kCPU, 2);
+  ft::stats::reset();
+  ft::Tensor<float, 2> y = ft::relu(a * 2.0f + b) - ft::exp(-a);  // one launch
+  if (ft::stats::launches(ft::kCPU) != 1) return 1;
+  ft::Tensor<float, 2> t = a.transpose(0, 1).contiguous();
+  auto v = y.to_vector();
+  std::printf("consumer ok: %zu values, t is [%lld, %lld]\n", v.size(), static_cast<long long>(t.size(0)),
+              static_cast<long long>(t.size(1)));
+  return 0;
+}

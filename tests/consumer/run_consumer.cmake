@@ -1,0 +1,27 @@
+# Builds and runs the consumer program one way: MODE is bare, add_subdirectory or find_package.
+set(work ${BINARY_DIR}/consumer_${MODE})
+file(REMOVE_RECURSE ${work})
+file(MAKE_DIRECTORY ${work})
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  message("${out}${err}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}")
+  endif()
+endfunction()
+if(MODE STREQUAL "bare")
+  # a plain g++ with only -I include: no CMake, no OpenMP, no CUDA headers
+  run(${CXX} -std=c++20 -O1 -I${SOURCE_DIR}/include ${SOURCE_DIR}/tests/consumer/main.cpp -o ${work}/consumer)
+elseif(MODE STREQUAL "add_subdirectory")
+  run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer/add_subdirectory -B ${work}/build -G Ninja
+      -DFUSEDTENSOR_DIR=${SOURCE_DIR} -DCMAKE_BUILD_TYPE=Release)
+  run(${CMAKE_COMMAND} --build ${work}/build)
+  file(COPY ${work}/build/consumer DESTINATION ${work})
+elseif(MODE STREQUAL "find_package")
+  run(${CMAKE_COMMAND} --install ${PROJECT_BINARY_DIR} --prefix ${work}/prefix)
+  run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer/find_package -B ${work}/build -G Ninja
+      -DCMAKE_PREFIX_PATH=${work}/prefix -DCMAKE_BUILD_TYPE=Release)
+  run(${CMAKE_COMMAND} --build ${work}/build)
+  file(COPY ${work}/build/consumer DESTINATION ${work})
+endif()
+run(${work}/consumer)

@@ -1,0 +1,218 @@
+// Execution: one launch per statement, laziness, aliasing, the index paths.
+#include "common.hpp"
+
+using ft::index_t;
+using ft::test::check_close;
+using ft::test::launches_of;
+using ft::test::random_tensor;
+using ft::test::to_double;
+
+TEST_CASE("the issue's snippet is one launch and matches a reference loop") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto a = ft::randn<float>({1000, 37}, dev, 1);
+    auto b = ft::randn<float>({37}, dev, 2);
+    ft::stats::reset();
+    ft::Tensor<float, 2> y = ft::relu(a * 2.0f + b) - ft::exp(-a);
+    CHECK(ft::stats::launches(dev) == 1);
+    auto av = to_double(a), bv = to_double(b);
+    std::vector<double> want(av.size());
+    for (index_t i = 0; i < 1000; ++i)
+      for (index_t j = 0; j < 37; ++j) {
+        double x = av[i * 37 + j];
+        want[i * 37 + j] = std::max(x * 2 + bv[j], 0.0) - std::exp(-x);
+      }
+    check_close(y, want);
+    ft::Tensor<float, 2> t = a.transpose(0, 1).contiguous();
+    CHECK(t.shape() == ft::Shape<2>{37, 1000});
+    CHECK(t.to_vector()[1] == a.to_vector()[37]);
+  }
+}
+
+TEST_CASE("building an expression launches nothing; evaluating it launches once") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto a = random_tensor<float>({7, 5}, dev, 1);
+    auto b = random_tensor<float>({5}, dev, 2);
+    CHECK(launches_of(dev, [&] { auto e = ft::tanh(a * b + 1.0f) * ft::sigmoid(b); (void)e; }) == 0);
+    auto e = ft::tanh(a * b + 1.0f) * ft::sigmoid(b);
+    CHECK(launches_of(dev, [&] { ft::Tensor<float, 2> y = e; }) == 1);
+    CHECK(launches_of(dev, [&] { auto y = ft::eval(e); }) == 1);
+    ft::Tensor<float, 2> out = ft::zeros<float>({7, 5}, dev);
+    CHECK(launches_of(dev, [&] { out = e; }) == 1);
+  }
+}
+
+TEST_CASE("a kept expression owns its leaves: no dangling after the tensors go out of scope") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto make = [&] {
+      auto a = random_tensor<float>({11}, dev, 3);
+      auto b = random_tensor<float>({11}, dev, 4);
+      return std::make_tuple(a * b + 2.0f, to_double(a), to_double(b));
+    };
+    auto [e, av, bv] = make();
+    auto junk = ft::full<float>({11}, 99.0f, dev);  // reuse freed memory if any leaked
+    std::vector<double> want(11);
+    for (int i = 0; i < 11; ++i) want[i] = av[i] * bv[i] + 2.0;
+    ft::Tensor<float, 1> y = e;
+    check_close(y, want);
+  }
+}
+
+TEST_CASE("elementwise self-assignment runs in place in one launch") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto a = random_tensor<float>({33, 17}, dev, 5);
+    auto before = to_double(a);
+    float* storage = a.data();
+    CHECK(launches_of(dev, [&] { a = a * 2.0f + 1.0f; }) == 1);
+    CHECK(a.data() == storage);
+    std::vector<double> want(before.size());
+    for (std::size_t i = 0; i < want.size(); ++i) want[i] = before[i] * 2 + 1;
+    check_close(a, want);
+    CHECK(ft::stats::allocations(dev) == 0);
+  }
+}
+
+TEST_CASE("a right-hand side reading the destination through another index map goes through a temporary") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    const index_t n = 37;
+    auto a = random_tensor<float>({n, n}, dev, 6);
+    auto before = to_double(a);
+    // 2 launches: the expression into a temporary, then the temporary into `a`.
+    CHECK(launches_of(dev, [&] { a = a.transpose(0, 1) + a; }) == 2);
+    std::vector<double> want(before.size());
+    for (index_t i = 0; i < n; ++i)
+      for (index_t j = 0; j < n; ++j) want[i * n + j] = before[j * n + i] + before[i * n + j];
+    check_close(a, want);
+
+    // A shifted overlapping view: x[1:] = x[:-1] * 1 must read the old values.
+    auto x = random_tensor<float>({1001}, dev, 7);
+    auto xv = to_double(x);
+    x.slice(0, 1, 1001) = x.slice(0, 0, 1000) * 1.0f;
+    std::vector<double> wx(xv);
+    for (int i = 1; i < 1001; ++i) wx[i] = xv[i - 1];
+    check_close(x, wx);
+
+    // A broadcast read of the destination's first row.
+    auto m = random_tensor<float>({5, 6}, dev, 8);
+    auto mv = to_double(m);
+    m = m - m.slice(0, 0, 1);
+    std::vector<double> wm(mv.size());
+    for (int i = 0; i < 5; ++i)
+      for (int j = 0; j < 6; ++j) wm[i * 6 + j] = mv[i * 6 + j] - mv[j];
+    check_close(m, wm);
+  }
+}
+
+TEST_CASE("a non-contiguous destination is written through its strides") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto base = ft::zeros<float>({6, 9}, dev);
+    auto b = random_tensor<float>({3, 6}, dev, 9);
+    auto view = base.slice(1, 0, 9, 3).transpose(0, 1);  // [3, 6], strides [3, 9]
+    CHECK(!view.is_contiguous());
+    CHECK(launches_of(dev, [&] { view = b * 3.0f; }) == 1);
+    auto bv = to_double(b);
+    std::vector<double> want(54, 0.0);  // base[i][3k] = 3·b[k][i], the rest untouched
+    for (int i = 0; i < 6; ++i)
+      for (int k = 0; k < 3; ++k) want[i * 9 + k * 3] = 3.0 * bv[k * 6 + i];
+    check_close(base, want);
+  }
+}
+
+TEST_CASE("the 32-bit and 64-bit index paths agree, dense and strided") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto a = random_tensor<float>({129, 65}, dev, 10);
+    auto r = random_tensor<float>({65}, dev, 11);
+    auto dense = [&] { return ft::eval(a * 3.0f - ft::sin(a)); };
+    auto strided = [&] { return ft::eval(a.transpose(0, 1) * 2.0f + r.unsqueeze(1)); };
+    auto d32 = dense().to_vector(), s32 = strided().to_vector();
+    ft::exec::testing::force_int64_index = true;
+    auto d64 = dense().to_vector(), s64 = strided().to_vector();
+    ft::exec::testing::force_int64_index = false;
+    CHECK(d32 == d64);
+    CHECK(s32 == s64);
+    auto av = to_double(a), rv = to_double(r);
+    std::vector<double> want(65 * 129);
+    for (int i = 0; i < 65; ++i)
+      for (int j = 0; j < 129; ++j) want[i * 129 + j] = av[j * 65 + i] * 2 + rv[i];
+    check_close(std::vector<double>(s64.begin(), s64.end()), want);
+  }
+}
+
+TEST_CASE("odd and large sizes, and 0-size tensors, which launch nothing") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    for (index_t n : {index_t(1), index_t(7), index_t(1000003)}) {
+      CAPTURE(n);
+      auto a = ft::randn<float>({n}, dev, 12);
+      auto b = ft::randn<float>({n}, dev, 13);
+      ft::Tensor<float, 1> y;
+      CHECK(launches_of(dev, [&] { y = a * b - 0.5f * a; }) == 1);
+      auto av = to_double(a), bv = to_double(b);
+      std::vector<double> want(static_cast<std::size_t>(n));
+      for (index_t i = 0; i < n; ++i) want[i] = av[i] * bv[i] - 0.5 * av[i];
+      check_close(y, want);
+      // an odd offset defeats 16-byte alignment: the scalar path must agree
+      ft::Tensor<float, 1> z = a.slice(0, 1, n) * b.slice(0, 1, n) - 0.5f * a.slice(0, 1, n);
+      check_close(z, std::vector<double>(want.begin() + 1, want.end()));
+    }
+    auto e = ft::empty<float>({0, 5}, dev);
+    CHECK(launches_of(dev, [&] { ft::Tensor<float, 2> y = e * 2.0f + 1.0f; CHECK(y.numel() == 0); }) == 0);
+  }
+}
+
+TEST_CASE("mixed element types in one statement") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto i = ft::arange<std::int32_t>(0, 1000, 1, dev);
+    auto f = random_tensor<float>({1000}, dev, 14);
+    auto d = random_tensor<double>({1000}, dev, 15);
+    ft::Tensor<double, 1> y;
+    CHECK(launches_of(dev, [&] { y = i * f + d; }) == 1);
+    auto fv = to_double(f), dv = to_double(d);
+    std::vector<double> want(1000);
+    for (int k = 0; k < 1000; ++k) want[k] = k * static_cast<double>(static_cast<float>(fv[k])) + dv[k];
+    check_close(y, want, 1e-6);
+    ft::Tensor<std::uint8_t, 1> mask = f > 0.0f;
+    auto mv = mask.to_vector();
+    for (int k = 0; k < 1000; ++k) CHECK(mv[k] == (fv[k] > 0 ? 1 : 0));
+  }
+}
+
+TEST_CASE("FastDivmod divides exactly for every divisor and dividend tried") {
+  std::mt19937_64 gen(42);
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::int32_t d32 = static_cast<std::int32_t>(trial < 1000 ? trial + 1 : (gen() % 0x7fffffff) + 1);
+    std::int64_t d64 = trial < 1000 ? trial + 1 : static_cast<std::int64_t>(gen() % 0x7fffffffffffffffull) + 1;
+    ft::FastDivmod<std::int32_t> f32(d32);
+    ft::FastDivmod<std::int64_t> f64(d64);
+    for (int k = 0; k < 200; ++k) {
+      std::int32_t n32 = k < 100 ? k : static_cast<std::int32_t>(gen() % 0x80000000ull);
+      if (k == 199) n32 = 0x7fffffff;
+      std::int64_t n64 = k < 100 ? k : static_cast<std::int64_t>(gen() % 0x8000000000000000ull);
+      if (k == 199) n64 = 0x7fffffffffffffffll;
+      std::int32_t q32, r32;
+      std::int64_t q64, r64;
+      f32.divmod(n32, q32, r32);
+      f64.divmod(n64, q64, r64);
+      if (q32 != n32 / d32 || r32 != n32 % d32) FAIL("32-bit " << n32 << " / " << d32 << " gave " << q32);
+      if (q64 != n64 / d64 || r64 != n64 % d64) FAIL("64-bit " << n64 << " / " << d64 << " gave " << q64);
+    }
+  }
+}
+
+FT_GPU_TEST_CASE("CPU and GPU agree on a composite statement") {
+  auto a = ft::randn<float>({513, 257}, ft::kCPU, 16);
+  auto b = ft::randn<float>({257}, ft::kCPU, 17);
+  auto f = [](const auto& x, const auto& y) {
+    return ft::eval(ft::where(x > y, ft::gelu(x), ft::silu(y)) * ft::exp(-ft::square(x)) + ft::atan2(x, y));
+  };
+  auto cpu = f(a, b);
+  auto gpu = f(a.to(ft::kCUDA), b.to(ft::kCUDA));
+  check_close(to_double(gpu), to_double(cpu), 1e-5, 1e-6);
+}
