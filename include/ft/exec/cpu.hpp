@@ -22,33 +22,43 @@ inline int num_threads() {
 #endif
 }
 
+// The evaluator is copied into each thread and `out` is restrict, so the compiler keeps the
+// leaf pointers in registers and vectorises the loop.
 template <class I, class T, int R, class Ev>
-void run_dense(T* out, const Ev& ev, I n) {
-#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+void run_dense(T* __restrict__ out, Ev ev, I n) {
+#pragma omp parallel for simd schedule(static) firstprivate(ev) if (n > kParallelGrain)
   for (I i = 0; i < n; ++i) out[i] = static_cast<T>(ev(Index<I, R, true>{i}));
 }
 
-// Each thread walks its chunk with an odometer over the coordinates: one division per chunk.
+// Each thread takes a contiguous range of output elements and walks it row by row: the
+// coordinates of the outer dimensions change once per row (one division per range), and
+// the inner loop over the last dimension is simple enough for the compiler to hoist each
+// leaf's row offset and vectorise.
 template <class I, class T, int R, class Ev>
-void run_strided(const TensorWriter<T, R>& out, const Ev& ev, I n, const Shape<R>& shape) {
+void run_strided(const TensorWriter<T, R> out, const Ev ev, I n, const Shape<R> shape) {
   const I inner = R > 0 ? static_cast<I>(shape[R - 1]) : 1;
   const int parts = n > kParallelGrain ? num_threads() : 1;
-#pragma omp parallel for schedule(static) num_threads(parts) if (parts > 1)
+#pragma omp parallel for schedule(static) num_threads(parts) if (parts > 1) firstprivate(out, ev, shape)
   for (int part = 0; part < parts; ++part) {
-    I begin = static_cast<I>(n / parts * part + (part < n % parts ? part : n % parts));
-    I end = begin + static_cast<I>(n / parts + (part < n % parts ? 1 : 0));
+    const I begin = static_cast<I>(n / parts * part + (part < n % parts ? part : n % parts));
+    const I end = begin + static_cast<I>(n / parts + (part < n % parts ? 1 : 0));
     Index<I, R, false> ix{begin, {}};
     unravel<I, R>(begin, shape, ix.coord);
-    while (ix.linear < end) {
-      out[ix] = static_cast<T>(ev(ix));
-      ++ix.linear;
-      if constexpr (R > 0) {
-        if (++ix.coord[R - 1] == inner) {
-          ix.coord[R - 1] = 0;
-          for (int d = R - 2; d >= 0; --d) {
-            if (++ix.coord[d] < static_cast<I>(shape[d])) break;
-            ix.coord[d] = 0;
-          }
+    I row_start = begin;
+    while (row_start < end) {
+      const I j0 = R > 0 ? ix.coord[R - 1] : 0;
+      const I j1 = (end - row_start) < (inner - j0) ? j0 + (end - row_start) : inner;
+      for (I j = j0; j < j1; ++j) {
+        if constexpr (R > 0) ix.coord[R - 1] = j;
+        ix.linear = row_start + (j - j0);
+        out[ix] = static_cast<T>(ev(ix));
+      }
+      row_start += j1 - j0;
+      if constexpr (R > 0) {  // next row: carry into the outer dimensions
+        ix.coord[R - 1] = 0;
+        for (int d = R - 2; d >= 0; --d) {
+          if (++ix.coord[d] < static_cast<I>(shape[d])) break;
+          ix.coord[d] = 0;
         }
       }
     }

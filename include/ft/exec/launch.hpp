@@ -42,7 +42,8 @@ namespace testing {
 inline std::atomic<bool> force_int64_index{false};
 }  // namespace testing
 
-inline bool fits_int32(index_t v) { return v <= std::numeric_limits<std::int32_t>::max(); }
+// 32-bit indices when offsets stay below 2^31 with room for a grid-stride step past the end.
+inline bool fits_int32(index_t v) { return v <= std::numeric_limits<std::int32_t>::max() - (index_t(1) << 26); }
 
 // One past the largest element offset a view can reach.
 inline index_t offset_span(int rank, const index_t* shape, const index_t* strides) {

@@ -4,6 +4,7 @@
 
 #include <math.h>
 
+#include <bit>
 #include <cmath>
 
 #include "ft/core/config.hpp"
@@ -14,7 +15,7 @@ namespace ft::math {
   FT_HD FT_INLINE float name(float x) { return ::fname(x); } \
   FT_HD FT_INLINE double name(double x) { return ::dname(x); }
 
-FT_MATH_UNARY(exp, expf, exp)
+FT_HD FT_INLINE double exp(double x) { return ::exp(x); }
 FT_MATH_UNARY(exp2, exp2f, exp2)
 FT_MATH_UNARY(log, logf, log)
 FT_MATH_UNARY(log2, log2f, log2)
@@ -41,6 +42,35 @@ FT_MATH_BINARY(pow, powf, pow)
 FT_MATH_BINARY(atan2, atan2f, atan2)
 FT_MATH_BINARY(fmod, fmodf, fmod)
 #undef FT_MATH_BINARY
+
+// expf. The device uses CUDA's; the host uses a branch-free Cephes-style polynomial (≤ 1 ulp
+// from the correctly rounded result) because glibc's expf is an opaque call that stops the
+// fused CPU loops from vectorising.
+FT_HD FT_INLINE float exp(float x) {
+#if defined(__CUDA_ARCH__)
+  return ::expf(x);
+#else
+  constexpr float kHi = 88.7228391f, kLo = -103.972076f;  // overflow; below: 0
+  float xc = x > kHi ? kHi : (x < kLo ? kLo : x);
+  float t = xc * 1.44269504088896341f;                      // x·log2(e)
+  int n = static_cast<int>(t + ::copysignf(0.5f, t));       // round to nearest
+  float fn = static_cast<float>(n);
+  float r = (xc - fn * 0.693359375f) - fn * -2.12194440e-4f;  // x − n·ln2, ln2 in two parts
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  // 2^n as two factors, so that results down to the smallest denormal stay representable
+  int n1 = n >> 1, n2 = n - n1;
+  float s = p * std::bit_cast<float>(static_cast<unsigned>(n1 + 127) << 23) *
+            std::bit_cast<float>(static_cast<unsigned>(n2 + 127) << 23);
+  s = x > kHi ? __builtin_inff() : s;
+  return x != x ? x : s;
+#endif
+}
 
 FT_HD FT_INLINE float rsqrt(float x) {
 #if defined(__CUDA_ARCH__)
