@@ -1,6 +1,7 @@
 // operator<< for tensors, in PyTorch's style: `tensor([[ 1.0000, -0.5000], ...], device='cuda:0')`.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <ostream>
@@ -95,13 +96,24 @@ void print_rec(std::ostream& os, const Tensor<T, R>& t, const PrintFormat& fmt, 
     os << std::string(static_cast<std::size_t>(fmt.width) - s.size(), ' ') << s;
   };
   index_t n = t.shape()[d];
+  // PyTorch wraps a row at 80 columns: as many items per line as fit after the indent
+  const int row_indent = indent + d;
+  const index_t per_line = std::max<index_t>(1, (80 - row_indent) / (fmt.width + 2));
+  index_t on_line = 0;
   os << '[';
   for (index_t i = 0; i < n; ++i) {
     if (i > 0) {
       os << ',';
-      if (d == R - 1) os << ' ';
-      else os << std::string(static_cast<std::size_t>(R - d - 1), '\n') << std::string(static_cast<std::size_t>(indent + d + 1), ' ');
+      if (d < R - 1) {
+        os << std::string(static_cast<std::size_t>(R - d - 1), '\n') << std::string(static_cast<std::size_t>(row_indent + 1), ' ');
+      } else if (on_line == per_line) {
+        os << '\n' << std::string(static_cast<std::size_t>(row_indent + 1), ' ');
+        on_line = 0;
+      } else {
+        os << ' ';
+      }
     }
+    ++on_line;
     if (summarise && n > 2 * kPrintEdge && i == kPrintEdge) {
       os << "...";
       i = n - kPrintEdge - 1;
