@@ -77,11 +77,15 @@ PrintFormat choose_format(const Tensor<T, R>& t, bool summarise) {
       if (!any || a < min_abs) min_abs = a;
       any = true;
     });
-    if (all_int) fmt.kind = max_abs > 1e8 ? PrintFormat::Sci : PrintFormat::FloatInt;
-    else if (any && (max_abs / min_abs > 1000.0 || max_abs > 1e8 || min_abs < 1e-4)) fmt.kind = PrintFormat::Sci;
+    bool wide = any && (max_abs / min_abs > 1000.0 || max_abs > 1e8);
+    if (all_int) fmt.kind = wide ? PrintFormat::Sci : PrintFormat::FloatInt;
+    else if (wide || (any && min_abs < 1e-4)) fmt.kind = PrintFormat::Sci;
     else fmt.kind = PrintFormat::Fixed;
   }
+  // As PyTorch: a float column is as wide as its widest nonzero finite value.
   visit_shown(t, summarise, [&](T v) {
+    if constexpr (std::is_floating_point_v<T>)
+      if (!std::isfinite(static_cast<double>(v)) || v == T(0)) return;
     int w = static_cast<int>(format_value(v, fmt.kind).size());
     if (w > fmt.width) fmt.width = w;
   });
@@ -93,7 +97,8 @@ void print_rec(std::ostream& os, const Tensor<T, R>& t, const PrintFormat& fmt, 
                int indent) {
   auto item = [&](const T* q) {
     std::string s = format_value(*q, fmt.kind);
-    os << std::string(static_cast<std::size_t>(fmt.width) - s.size(), ' ') << s;
+    if (static_cast<int>(s.size()) < fmt.width) os << std::string(static_cast<std::size_t>(fmt.width) - s.size(), ' ');
+    os << s;
   };
   index_t n = t.shape()[d];
   // PyTorch wraps a row at 80 columns: as many items per line as fit after the indent
@@ -115,7 +120,7 @@ void print_rec(std::ostream& os, const Tensor<T, R>& t, const PrintFormat& fmt, 
     }
     ++on_line;
     if (summarise && n > 2 * kPrintEdge && i == kPrintEdge) {
-      os << "...";
+      os << (d == R - 1 ? " ..." : "...");
       i = n - kPrintEdge - 1;
       continue;
     }
@@ -137,10 +142,16 @@ std::ostream& operator<<(std::ostream& os, const Tensor<T, R>& tensor) {
   os << "tensor(";
   if constexpr (R == 0) {
     os << detail::format_value(*t.data(), fmt.kind);
+  } else if (t.numel() == 0) {
+    os << "[]";
+    if (R != 1) {  // PyTorch: tensor([], size=(2, 0))
+      os << ", size=(";
+      for (int i = 0; i < R; ++i) os << (i ? ", " : "") << t.shape()[i];
+      os << ')';
+    }
   } else {
     detail::print_rec(os, t, fmt, summarise, 0, t.data(), 7);
   }
-  if (t.numel() == 0) os << (R > 1 ? ", size=" + to_string(t.shape()) : std::string());
   if (tensor.device().is_cuda()) os << ", device='" << tensor.device() << "'";
   constexpr DType dt = dtype_of<T>();
   if (dt != DType::Float32 && dt != DType::Int64 && dt != DType::Bool) os << ", dtype=" << dt;

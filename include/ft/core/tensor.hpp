@@ -89,9 +89,15 @@ class Tensor {
 
   Tensor(const Tensor&) = default;
   Tensor(Tensor&&) noexcept = default;
-  // Tensor = Tensor rebinds the handle (shares storage), as `b = a` does in Python.
-  Tensor& operator=(const Tensor&) = default;
-  Tensor& operator=(Tensor&&) noexcept = default;
+  // A named tensor rebinds (shares storage), as `b = a` does in Python...
+  Tensor& operator=(const Tensor&) & = default;
+  Tensor& operator=(Tensor&&) & noexcept = default;
+  // ...while a temporary view copies the values in, as LibTorch does: `a.slice(0, 0, 2) = b;`.
+  Tensor& operator=(const Tensor& other) && {
+    detail::assign(*this, other, "assign");
+    return *this;
+  }
+  Tensor& operator=(Tensor&& other) && { return std::move(*this) = static_cast<const Tensor&>(other); }
 
   // Tensor = expression writes the values into this tensor's elements (one launch); the
   // expression broadcasts to this shape. An undefined tensor is allocated first.
@@ -121,8 +127,14 @@ class Tensor {
   bool defined() const { return storage_ != nullptr; }
   const Shape<R>& shape() const { return shape_; }
   const Array<index_t, R>& strides() const { return strides_; }
-  index_t size(int d) const { return shape_[wrap_dim(d, R, "size")]; }
-  index_t stride(int d) const { return strides_[wrap_dim(d, R, "stride")]; }
+  index_t size(int d) const {
+    check(R > 0, "size", "dimension ", d, " specified but a tensor of rank 0 has no dimensions");
+    return shape_[wrap_dim(d, R, "size")];
+  }
+  index_t stride(int d) const {
+    check(R > 0, "stride", "dimension ", d, " specified but a tensor of rank 0 has no dimensions");
+    return strides_[wrap_dim(d, R, "stride")];
+  }
   static constexpr int dim() { return R; }
   index_t numel() const { return shape_.numel(); }
   Device device() const { return storage_ ? storage_->device() : Device(kCPU); }
@@ -131,6 +143,7 @@ class Tensor {
   const Storage& storage() const { return storage_; }
 
   bool is_contiguous() const {
+    if (numel() == 0) return true;
     index_t expected = 1;
     for (int i = R - 1; i >= 0; --i) {
       if (shape_[i] == 1) continue;
@@ -224,7 +237,10 @@ class Tensor {
     return Tensor<T, R - 1>(storage_, data_ + i * strides_[dim], s, st);
   }
   Tensor<T, R + 1> unsqueeze(int d) const {
-    d = wrap_dim(d, R + 1, "unsqueeze");
+    if (d < -(R + 1) || d > R)
+      fail("unsqueeze", "dimension ", d, " is out of range for a tensor of rank ", R, " (expected one in [", -(R + 1),
+           ", ", R, "])");
+    if (d < 0) d += R + 1;
     Shape<R + 1> s;
     Array<index_t, R + 1> st;
     for (int k = 0, j = 0; k < R + 1; ++k) {
@@ -383,6 +399,7 @@ inline constexpr bool is_expression_node_v<Tensor<T, R>> = true;
 // An uninitialised tensor; rank deduced from the braced shape: ft::empty<float>({2, 3}).
 template <class T, std::size_t R>
 Tensor<T, static_cast<int>(R)> empty(const index_t (&shape)[R], Device device = kCPU) {
+  if (device.is_cuda()) cuda::require_device(device, "empty");
   Shape<static_cast<int>(R)> s;
   for (std::size_t i = 0; i < R; ++i) s[static_cast<int>(i)] = shape[i];
   return Tensor<T, static_cast<int>(R)>(s, device);
@@ -396,6 +413,7 @@ Tensor<T, R> empty(const Shape<R>& shape, Device device = kCPU) {
 template <class T, std::size_t R>
 Tensor<T, static_cast<int>(R)> from_vector(const std::vector<T>& values, const index_t (&shape)[R],
                                            Device device = kCPU) {
+  if (device.is_cuda()) cuda::require_device(device, "from_vector");
   auto t = empty<T>(shape, kCPU);
   check(static_cast<index_t>(values.size()) == t.numel(), "from_vector", "got ", values.size(),
         " values for shape ", to_string(t.shape()), " (", t.numel(), " elements)");

@@ -19,8 +19,8 @@ Shape<static_cast<int>(R)> to_shape(const index_t (&s)[R]) {
   return r;
 }
 template <class T, int R, class F>
-Tensor<T, R> generate(const Shape<R>& shape, Device device, F f) {
-  if (device.is_cuda()) cuda::require_device(device, "factory");
+Tensor<T, R> generate(const char* op, const Shape<R>& shape, Device device, F f) {
+  if (device.is_cuda()) cuda::require_device(device, op);
   Tensor<T, R> t(shape, device);
   t = Generator<F, R>(f, shape, device);
   return t;
@@ -38,6 +38,7 @@ inline std::uint64_t next_seed() { return detail::seed_counter().fetch_add(0x9E3
 
 template <class T, std::size_t R>
 Tensor<T, static_cast<int>(R)> full(const index_t (&shape)[R], T value, Device device = kCPU) {
+  if (device.is_cuda()) cuda::require_device(device, "full");
   auto t = empty<T>(shape, device);
   t = value;
   return t;
@@ -61,27 +62,27 @@ Tensor<T, R> zeros(const Shape<R>& shape, Device device = kCPU) {
 template <class T, std::size_t R>
 Tensor<T, static_cast<int>(R)> rand(const index_t (&shape)[R], Device device = kCPU, std::uint64_t seed = next_seed()) {
   static_assert(std::is_floating_point_v<T>, "ft::rand: T must be float or double; use randint for integers");
-  return detail::generate<T>(detail::to_shape(shape), device, gen::Uniform<T>{seed, T(0), T(1)});
+  return detail::generate<T>("rand", detail::to_shape(shape), device, gen::Uniform<T>{seed, T(0), T(1)});
 }
 // Values uniform in [low, high).
 template <class T, std::size_t R>
 Tensor<T, static_cast<int>(R)> uniform(const index_t (&shape)[R], T low, T high, Device device = kCPU,
                                        std::uint64_t seed = next_seed()) {
   static_assert(std::is_floating_point_v<T>, "ft::uniform: T must be float or double");
-  return detail::generate<T>(detail::to_shape(shape), device, gen::Uniform<T>{seed, low, high});
+  return detail::generate<T>("uniform", detail::to_shape(shape), device, gen::Uniform<T>{seed, low, high});
 }
 // Standard normal values (Box–Muller on Philox); float results are bit-identical on CPU and GPU.
 template <class T, std::size_t R>
 Tensor<T, static_cast<int>(R)> randn(const index_t (&shape)[R], Device device = kCPU, std::uint64_t seed = next_seed()) {
   static_assert(std::is_floating_point_v<T>, "ft::randn: T must be float or double");
-  return detail::generate<T>(detail::to_shape(shape), device, gen::Normal<T>{seed, T(0), T(1)});
+  return detail::generate<T>("randn", detail::to_shape(shape), device, gen::Normal<T>{seed, T(0), T(1)});
 }
 // Integers uniform in [low, high).
 template <class T, std::size_t R>
 Tensor<T, static_cast<int>(R)> randint(std::int64_t low, std::int64_t high, const index_t (&shape)[R],
                                        Device device = kCPU, std::uint64_t seed = next_seed()) {
   check(high > low, "randint", "high (", high, ") must be greater than low (", low, ")");
-  return detail::generate<T>(detail::to_shape(shape), device,
+  return detail::generate<T>("randint", detail::to_shape(shape), device,
                              gen::RandInt<T>{seed, low, static_cast<std::uint64_t>(high - low)});
 }
 
@@ -89,11 +90,11 @@ Tensor<T, static_cast<int>(R)> randint(std::int64_t low, std::int64_t high, cons
 template <class T>
 Tensor<T, 1> arange(T start, T end, T step = T(1), Device device = kCPU) {
   check(step != T(0), "arange", "step must be nonzero");
-  check((end - start) / step >= T(0) || end == start, "arange", "the sign of step (", step,
+  check(end == start || ((end > start) == (step > T(0))), "arange", "the sign of step (", step,
         ") cannot reach end (", end, ") from start (", start, ")");
   index_t n = static_cast<index_t>(std::ceil(static_cast<double>(end - start) / static_cast<double>(step)));
   if (n < 0) n = 0;
-  return detail::generate<T>(Shape<1>{n}, device, gen::Arange<T>{start, step});
+  return detail::generate<T>("arange", Shape<1>{n}, device, gen::Arange<T>{start, step});
 }
 template <class T>
 Tensor<T, 1> arange(T end, Device device = kCPU) {
@@ -105,7 +106,7 @@ template <class T>
 Tensor<T, 1> linspace(double start, double end, index_t steps, Device device = kCPU) {
   check(steps >= 0, "linspace", "number of steps must be non-negative, got ", steps);
   double step = steps > 1 ? (end - start) / static_cast<double>(steps - 1) : 0.0;
-  return detail::generate<T>(Shape<1>{steps}, device, gen::Linspace<T>{start, end, step, steps});
+  return detail::generate<T>("linspace", Shape<1>{steps}, device, gen::Linspace<T>{start, end, step, steps});
 }
 
 }  // namespace ft

@@ -131,6 +131,7 @@ struct Linspace {
   double start, end, step;
   index_t steps;
   FT_HD FT_INLINE T operator()(index_t i) const {
+    if (steps == 1) return static_cast<T>(start);
     double v = i < steps / 2 ? start + step * static_cast<double>(i) : end - step * static_cast<double>(steps - 1 - i);
     return static_cast<T>(v);
   }
