@@ -52,8 +52,10 @@ inline std::ostream& operator<<(std::ostream& os, DType t) { return os << dtype_
 
 // Result type of a binary arithmetic op, following PyTorch's promotion between tensors:
 // floating beats integral, wider beats narrower, bool promotes to anything.
+// bool + T gives T (std::common_type would promote two small integer types to int).
 template <class A, class B>
-using promote_t = std::common_type_t<A, B>;
+using promote_t = std::conditional_t<std::is_same_v<A, bool>, B,
+                                     std::conditional_t<std::is_same_v<B, bool>, A, std::common_type_t<A, B>>>;
 
 // The floating type an integral input is computed in by exp, log, sqrt ... (float, as torch).
 template <class T>

@@ -81,10 +81,12 @@ void assign(const Tensor<T, R>& dst, const E& expr, const char* op) {
 
 }  // namespace detail
 
-// Evaluates an expression into a new tensor: one launch.
+// Evaluates an expression into a new contiguous tensor: one launch (a bare tensor is copied).
 template <Expression E>
 auto eval(const E& e) {
-  return Tensor<typename E::value_type, E::rank>(e);
+  Tensor<typename E::value_type, E::rank> out(e.shape(), e.device());
+  detail::assign(out, e, "eval");
+  return out;
 }
 
 }  // namespace ft

@@ -87,10 +87,16 @@ Shape<(RA > RB ? RA : RB)> broadcast_shapes(const char* op, const Shape<RA>& a, 
 
 // A weak scalar (a C++ number next to a tensor) takes the tensor's type, except that a
 // floating number next to an integral tensor gives float — PyTorch's rule for Python scalars.
+// A bool tensor next to an integral number gives int64, as torch does.
 template <class V, class S>
-using scalar_type_t =
-    std::conditional_t<std::is_floating_point_v<S> && !std::is_floating_point_v<V>, float,
-                       std::conditional_t<std::is_same_v<V, bool> && !std::is_same_v<S, bool>, S, V>>;
+using scalar_type_t = std::conditional_t<
+    std::is_floating_point_v<S> && !std::is_floating_point_v<V>, float,
+    std::conditional_t<std::is_same_v<V, bool> && !std::is_same_v<S, bool>, std::int64_t, V>>;
+
+// The type of a number with no tensor beside it: float or int64, torch's defaults.
+template <class S>
+using default_type_t =
+    std::conditional_t<std::is_floating_point_v<S>, float, std::conditional_t<std::is_same_v<S, bool>, bool, std::int64_t>>;
 
 // Wraps a number as Scalar, taking its type from the other operand; passes expressions through.
 template <class Other, class X>

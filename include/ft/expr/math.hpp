@@ -43,19 +43,22 @@ FT_MATH_BINARY(atan2, atan2f, atan2)
 FT_MATH_BINARY(fmod, fmodf, fmod)
 #undef FT_MATH_BINARY
 
-// expf. The device uses CUDA's; the host uses a branch-free Cephes-style polynomial (≤ 1 ulp
-// from the correctly rounded result) because glibc's expf is an opaque call that stops the
-// fused CPU loops from vectorising.
+// expf. The device uses CUDA's; the host uses a Cephes-style polynomial (≤ 1 ulp from the
+// correctly rounded result) because glibc's expf is an opaque call that stops the fused CPU
+// loops from vectorising. Clamping is an integer select on the bits and rounding uses
+// copysign, so no float comparison turns into a branch at any -march, -ffast-math included.
 FT_HD FT_INLINE float exp(float x) {
 #if defined(__CUDA_ARCH__)
   return ::expf(x);
 #else
-  constexpr float kHi = 88.7228391f, kLo = -103.972076f;  // overflow; below: 0
-  float xc = x > kHi ? kHi : (x < kLo ? kLo : x);
-  float t = xc * 1.44269504088896341f;                      // x·log2(e)
-  int n = static_cast<int>(t + ::copysignf(0.5f, t));       // round to nearest
-  float fn = static_cast<float>(n);
-  float r = (xc - fn * 0.693359375f) - fn * -2.12194440e-4f;  // x − n·ln2, ln2 in two parts
+  const int bits = std::bit_cast<int>(x);
+  int mag = bits & 0x7fffffff;
+  mag = (mag > 0x42d00000 && mag <= 0x7f800000) ? 0x42d00000 : mag;  // |x| > 104 → ±104: inf or 0; NaN kept
+  const float xc = std::bit_cast<float>((bits & static_cast<int>(0x80000000u)) | mag);
+  const float t = xc * 1.44269504088896341f;                // x·log2(e)
+  const int n = static_cast<int>(t + ::copysignf(0.5f, t));  // round half away from zero
+  const float fn = static_cast<float>(n);
+  const float r = (xc - fn * 0.693359375f) - fn * -2.12194440e-4f;  // x − n·ln2, ln2 in two parts
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
@@ -63,12 +66,9 @@ FT_HD FT_INLINE float exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  // 2^n as two factors, so that results down to the smallest denormal stay representable
-  int n1 = n >> 1, n2 = n - n1;
-  float s = p * std::bit_cast<float>(static_cast<unsigned>(n1 + 127) << 23) *
-            std::bit_cast<float>(static_cast<unsigned>(n2 + 127) << 23);
-  s = x > kHi ? __builtin_inff() : s;
-  return x != x ? x : s;
+  // 2^n as two factors (|n| ≤ 150), so that overflow gives inf and tiny results stay denormal
+  const int n1 = n >> 1, n2 = n - n1;
+  return p * std::bit_cast<float>((n1 + 127) << 23) * std::bit_cast<float>((n2 + 127) << 23);
 #endif
 }
 

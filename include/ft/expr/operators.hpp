@@ -86,11 +86,14 @@ template <Expression A>
 auto softplus(const A& a, double beta = 1.0, double threshold = 20.0) {
   return make_unary(op::Softplus{beta, threshold}, a);
 }
-// Scalar bounds; for tensor bounds use maximum(minimum(x, hi), lo).
-template <Expression A>
-auto clamp(const A& a, double lo, double hi) {
-  check(!(lo > hi), "clamp", "min ", lo, " is greater than max ", hi);
-  return make_unary(op::Clamp{lo, hi}, a);
+// Scalar bounds, computed in the weak-scalar type (a fractional bound on an integer tensor
+// gives float); min > max gives max everywhere, as torch.clamp. For tensor bounds use
+// maximum(minimum(x, hi), lo).
+template <Expression A, class Lo, class Hi>
+  requires(std::is_arithmetic_v<Lo> && std::is_arithmetic_v<Hi>)
+auto clamp(const A& a, Lo lo, Hi hi) {
+  using C = detail::scalar_type_t<typename A::value_type, promote_t<Lo, Hi>>;
+  return make_unary(op::Clamp<C>{static_cast<C>(lo), static_cast<C>(hi)}, a);
 }
 template <class U, Expression A>
 auto cast(const A& a) {
@@ -166,17 +169,22 @@ auto where(const C& c, const A& a, const B& b) {
     auto sa = detail::as_operand<B>(a);
     return Where<C, decltype(sa), B>(c, sa, b);
   } else {
-    using T = promote_t<A, B>;
+    using T = detail::default_type_t<promote_t<A, B>>;
     return Where<C, Scalar<T>, Scalar<T>>(c, Scalar<T>{static_cast<T>(a)}, Scalar<T>{static_cast<T>(b)});
   }
 }
 
 // ---- compound assignment: in place, one launch ----
-#define FT_COMPOUND(sym, fn)                          \
-  template <class T, int R, Operand E>                \
-  Tensor<T, R>& operator sym(Tensor<T, R>& t, const E& e) { \
-    t = fn(t, e);                                     \
-    return t;                                         \
+// Also on a temporary view: `x.slice(0, 0, 4, 2) += 1.0f;` updates x.
+#define FT_COMPOUND(sym, fn)                                 \
+  template <class T, int R, Operand E>                       \
+  Tensor<T, R>& operator sym(Tensor<T, R>& t, const E& e) {  \
+    t = fn(t, e);                                            \
+    return t;                                                \
+  }                                                          \
+  template <class T, int R, Operand E>                       \
+  Tensor<T, R>& operator sym(Tensor<T, R>&& t, const E& e) { \
+    return t sym e;                                          \
   }
 FT_COMPOUND(+=, add)
 FT_COMPOUND(-=, sub)

@@ -101,12 +101,18 @@ struct Square {
 struct Relu {
   static constexpr const char* name = "relu";
   template <class T>
-  FT_HD FT_INLINE T operator()(T x) const { return x < T(0) ? T(0) : x; }
+  FT_HD FT_INLINE T operator()(T x) const {
+    if constexpr (std::is_unsigned_v<T> || std::is_same_v<T, bool>) return x;
+    else return x < T(0) ? T(0) : x;
+  }
 };
 struct Sign {
   static constexpr const char* name = "sign";
   template <class T>
-  FT_HD FT_INLINE T operator()(T x) const { return static_cast<T>((T(0) < x) - (x < T(0))); }
+  FT_HD FT_INLINE T operator()(T x) const {
+    if constexpr (std::is_unsigned_v<T> || std::is_same_v<T, bool>) return static_cast<T>(x != T(0));
+    else return static_cast<T>((T(0) < x) - (x < T(0)));
+  }
 };
 struct LogicalNot {
   static constexpr const char* name = "logical_not";
@@ -146,14 +152,16 @@ struct Softplus {
     return x * b > static_cast<F>(threshold) ? x : math::log1p(math::exp(x * b)) / b;
   }
 };
-// clamp(x, lo, hi) with scalar bounds; NaN passes through.
+// clamp(x, lo, hi) with scalar bounds, in type C; NaN passes through; lo > hi gives hi.
+template <class C>
 struct Clamp {
   static constexpr const char* name = "clamp";
-  double lo, hi;
+  C lo, hi;
   template <class T>
-  FT_HD FT_INLINE T operator()(T x) const {
-    T l = static_cast<T>(lo), h = static_cast<T>(hi);
-    return x < l ? l : (x > h ? h : x);
+  FT_HD FT_INLINE C operator()(T in) const {
+    C x = static_cast<C>(in);
+    C y = x < lo ? lo : x;
+    return y > hi ? hi : y;
   }
 };
 template <class U>
@@ -238,7 +246,8 @@ struct Remainder {
     using C = promote_t<A, B>;
     C a = static_cast<C>(a_), b = static_cast<C>(b_);
     C r = Fmod{}(a, b);
-    return (r != C(0) && ((r < C(0)) != (b < C(0)))) ? static_cast<C>(r + b) : r;
+    if constexpr (std::is_unsigned_v<C> || std::is_same_v<C, bool>) return r;
+    else return (r != C(0) && ((r < C(0)) != (b < C(0)))) ? static_cast<C>(r + b) : r;
   }
 };
 
