@@ -14,4 +14,5 @@
 #include "ft/exec/assign.hpp"
 #include "ft/exec/factories.hpp"
 #include "ft/exec/fast_divmod.hpp"
+#include "ft/exec/reduce.hpp"
 #include "ft/expr/operators.hpp"

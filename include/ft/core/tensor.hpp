@@ -268,24 +268,24 @@ class Tensor {
   Tensor<T, static_cast<int>(N)> expand(const index_t (&sizes)[N]) const {
     constexpr int NR = static_cast<int>(N);
     static_assert(NR >= R, "ft::Tensor::expand: the new shape cannot have fewer dimensions than the tensor");
+    constexpr int lead = NR - R;  // new leading dimensions, broadcast by stride 0
     Shape<NR> s;
     Array<index_t, NR> st;
-    for (int k = 0; k < NR; ++k) {
-      int j = k - (NR - R);
-      index_t want = sizes[k];
-      if (j < 0) {
-        check(want >= 0, "expand", "new leading dimension ", k, " must have a non-negative size, got ", want);
-        s[k] = want;
-        st[k] = 0;
-      } else if (want == -1 || want == shape_[j]) {
-        s[k] = shape_[j];
-        st[k] = strides_[j];
+    for (int k = 0; k < lead; ++k) {
+      check(sizes[k] >= 0, "expand", "new leading dimension ", k, " must have a non-negative size, got ", sizes[k]);
+      s[k] = sizes[k];
+      st[k] = 0;
+    }
+    for (int j = 0; j < R; ++j) {
+      index_t want = sizes[j + lead];
+      if (want == -1 || want == shape_[j]) {
+        s[j + lead] = shape_[j];
+        st[j + lead] = strides_[j];
       } else {
-        check(shape_[j] == 1, "expand", "cannot expand ", to_string(shape_), " to ",
-              to_string(Array<index_t, NR>(to_array(sizes))), ": dimension ", j, " has size ",
-              shape_[j], ", not 1");
-        s[k] = want;
-        st[k] = 0;
+        check(shape_[j] == 1, "expand", "cannot expand ", to_string(shape_), " to ", to_string(to_array(sizes)),
+              ": dimension ", j, " has size ", shape_[j], ", not 1");
+        s[j + lead] = want;
+        st[j + lead] = 0;
       }
     }
     return Tensor<T, NR>(storage_, data_, s, st);

@@ -69,6 +69,18 @@ void assign(const Tensor<T, R>& dst, const E& expr, const char* op) {
         fail(op, "cannot write an expression of shape ", to_string(s), " into a tensor of shape ",
              to_string(dst.shape()), " (dim ", i, ")");
     }
+    if constexpr (requires { expr.materialize_into(dst); }) {
+      // A boundary node (a reduction) of the destination's exact shape runs straight into a
+      // contiguous destination that its inputs do not read: one launch, no temporary.
+      bool direct = E::rank == R && dst.is_contiguous();
+      for (int i = 0; direct && i < E::rank; ++i) direct = s[i] == dst.shape()[R - E::rank + i];
+      if (direct)
+        expr.input().for_each_leaf([&](const LeafInfo& l) { direct = direct && l.storage != dst.storage().get(); });
+      if (direct) {
+        expr.materialize_into(dst);
+        return;
+      }
+    }
     if (exec::reads_through_other_map(dst, expr)) {
       Tensor<T, R> tmp(dst.shape(), dst.device());  // e.g. a = a.transpose(0, 1) + a
       exec::run(tmp, expr);

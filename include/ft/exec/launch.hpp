@@ -53,13 +53,10 @@ inline index_t offset_span(int rank, const index_t* shape, const index_t* stride
   return span;
 }
 
-template <class T, int R, class E>
-Plan make_plan(const Tensor<T, R>& dst, const E& e) {
-  Plan p;
-  index_t n = dst.numel();
-  p.dense = dst.is_contiguous();
-  p.index32 = fits_int32(n) && fits_int32(offset_span(R, dst.shape().begin(), dst.strides().begin()));
-  p.aligned16 = reinterpret_cast<std::uintptr_t>(dst.data()) % 16 == 0;
+// What the leaves of `e` allow when it is evaluated over `n` elements of its own shape.
+template <class E>
+void plan_leaves(Plan& p, index_t n, const E& e) {
+  if (!fits_int32(n)) p.index32 = false;
   e.for_each_leaf([&](const LeafInfo& l) {
     index_t ln = 1;
     bool contiguous = true;
@@ -75,6 +72,15 @@ Plan make_plan(const Tensor<T, R>& dst, const E& e) {
     if (l.data && reinterpret_cast<std::uintptr_t>(l.data) % 16 != 0) p.aligned16 = false;
   });
   if (testing::force_int64_index) p.index32 = false;
+}
+
+template <class T, int R, class E>
+Plan make_plan(const Tensor<T, R>& dst, const E& e) {
+  Plan p;
+  p.dense = dst.is_contiguous();
+  p.index32 = fits_int32(offset_span(R, dst.shape().begin(), dst.strides().begin()));
+  p.aligned16 = reinterpret_cast<std::uintptr_t>(dst.data()) % 16 == 0;
+  plan_leaves(p, dst.numel(), e);
   return p;
 }
 

@@ -1,0 +1,325 @@
+// The reduction executors. Output element (o, i) combines the input elements (o, k, i),
+// k < K, of the input viewed as [outer, K, inner]; a reduction over everything is
+// outer = inner = 1. The combine order depends only on the shape, never on the thread count
+// or timing, so results are bit-identical run after run (no floating-point atomics).
+#pragma once
+
+#include <memory>
+
+#include "ft/core/stats.hpp"
+#include "ft/exec/launch.hpp"
+#include "ft/expr/reduce.hpp"
+
+#if FT_CUDA_ENABLED
+#include <cub/block/block_reduce.cuh>
+#include <cub/warp/warp_reduce.cuh>
+
+#include "ft/exec/cuda.hpp"
+#include "ft/exec/fast_divmod.hpp"
+#endif
+
+namespace ft::exec {
+
+struct ReduceGeometry {
+  index_t outer = 1, K = 1, inner = 1;
+};
+
+template <int RI>
+ReduceGeometry reduce_geometry(const Shape<RI>& s, int dim) {
+  ReduceGeometry g;
+  if (dim < 0) {
+    g.K = s.numel();
+    return g;
+  }
+  for (int d = 0; d < dim; ++d) g.outer *= s[d];
+  g.K = s[dim];
+  for (int d = dim + 1; d < RI; ++d) g.inner *= s[d];
+  return g;
+}
+
+// Reads element L (row-major over the input's shape) of an expression evaluator.
+template <class I, int RI, bool Dense, class Ev>
+struct ElementReader {
+  Ev ev;
+  Array<index_t, RI> shape;
+  FT_HD FT_INLINE auto operator()(I L) const {
+    if constexpr (Dense) {
+      return ev(Index<I, RI, true>{L});
+    } else {
+      Index<I, RI, false> ix;
+      ix.linear = L;
+      for (int d = RI - 1; d >= 0; --d) {
+        I s = static_cast<I>(shape[d]);
+        ix.coord[d] = L % s;
+        L /= s;
+      }
+      return ev(ix);
+    }
+  }
+};
+
+namespace cpu {
+
+inline constexpr index_t kReduceChunk = 1 << 14;  // elements per partial of a long reduction
+inline constexpr int kLanes = 8;                   // independent accumulators: the loop vectorises
+
+// Combines x(k0) .. x(k1-1) in a fixed order: lane j takes k ≡ j (mod 8), lanes combine in order.
+template <class Acc, class Red, class F>
+Acc reduce_range(const Red& red, F&& x, index_t k0, index_t k1) {
+  Acc lane[kLanes];
+  for (auto& l : lane) l = red.template init<Acc>();
+  index_t k = k0;
+  for (; k + kLanes <= k1; k += kLanes)
+    for (int j = 0; j < kLanes; ++j) lane[j] = red.accumulate(lane[j], x(k + j), k + j);
+  for (int j = 0; k < k1; ++k, ++j) lane[j] = red.accumulate(lane[j], x(k), k);
+  Acc acc = lane[0];
+  for (int j = 1; j < kLanes; ++j) acc = red.combine(acc, lane[j]);
+  return acc;
+}
+
+template <class T, class Red, class Read>
+void reduce(T* out, const Red& red, const Read read, const ReduceGeometry g) {
+  using Acc = red::acc_t<Red, false>;
+  const index_t K = g.K, inner = g.inner, outputs = g.outer * g.inner;
+  if (outputs == 1) {  // one long reduction: fixed chunks in parallel, partials combined in order
+    const index_t chunks = K > 0 ? (K + kReduceChunk - 1) / kReduceChunk : 1;
+    std::unique_ptr<Acc[]> part(new Acc[static_cast<std::size_t>(chunks)]);  // not vector<bool>
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (index_t c = 0; c < chunks; ++c) {
+      index_t k0 = c * kReduceChunk, k1 = k0 + kReduceChunk < K ? k0 + kReduceChunk : K;
+      part[c] = reduce_range<Acc>(red, [&](index_t k) { return read(k); }, k0, k1);
+    }
+    Acc acc = part[0];
+    for (index_t c = 1; c < chunks; ++c) acc = red.combine(acc, part[c]);
+    out[0] = static_cast<T>(red.finalize(acc, K));
+  } else if (inner == 1) {  // rows: one output per row
+#pragma omp parallel for schedule(static) if (outputs * K > kReduceChunk)
+    for (index_t o = 0; o < outputs; ++o) {
+      Acc acc = reduce_range<Acc>(red, [&](index_t k) { return read(o * K + k); }, 0, K);
+      out[o] = static_cast<T>(red.finalize(acc, K));
+    }
+  } else {  // columns: a tile of 64 outputs walks down k together (contiguous reads along i)
+    constexpr index_t kTile = 64;
+    const index_t tiles = (inner + kTile - 1) / kTile;
+#pragma omp parallel for schedule(static) if (outputs * K > kReduceChunk)
+    for (index_t t = 0; t < g.outer * tiles; ++t) {
+      const index_t o = t / tiles, i0 = (t % tiles) * kTile;
+      const index_t width = inner - i0 < kTile ? inner - i0 : kTile;
+      Acc acc[kTile];
+      for (index_t i = 0; i < width; ++i) acc[i] = red.template init<Acc>();
+      for (index_t k = 0; k < K; ++k) {
+        const index_t base = (o * K + k) * inner + i0;
+        for (index_t i = 0; i < width; ++i) acc[i] = red.accumulate(acc[i], read(base + i), k);
+      }
+      for (index_t i = 0; i < width; ++i) out[o * inner + i0 + i] = static_cast<T>(red.finalize(acc[i], K));
+    }
+  }
+}
+
+}  // namespace cpu
+
+#if FT_CUDA_ENABLED
+namespace gpu {
+
+inline constexpr int kReduceBlock = 256;  // threads a block; 8 warps
+inline constexpr int kRowsPerWarpBlock = kReduceBlock / 32;
+
+template <class Red>
+struct CombineOp {
+  Red red;
+  template <class Acc>
+  __device__ FT_INLINE Acc operator()(const Acc& a, const Acc& b) const { return red.combine(a, b); }
+};
+
+template <class I, int RI>
+struct Unraveler {
+  FastDivmod<I> div[RI > 0 ? RI : 1];
+};
+
+// Reads element L of the input on the device: linear when dense, else coordinates by fast division.
+template <class I, int RI, bool Dense, class Ev>
+struct DeviceReader {
+  Ev ev;
+  Unraveler<I, RI> un;
+  __device__ FT_INLINE auto operator()(I L) const {
+    if constexpr (Dense) {
+      return ev(Index<I, RI, true>{L});
+    } else {
+      Index<I, RI, false> ix;
+      ix.linear = L;
+#pragma unroll
+      for (int d = RI - 1; d > 0; --d) {
+        I q, r;
+        un.div[d].divmod(L, q, r);
+        ix.coord[d] = r;
+        L = q;
+      }
+      if constexpr (RI > 0) ix.coord[0] = L;
+      return ev(ix);
+    }
+  }
+};
+
+// Everything into one value, in one launch: each block reduces a grid-strided share and
+// writes a partial; the last block to finish (a ticket counter) combines the partials in
+// block order. Both trees are fixed by the launch shape, so the result is deterministic.
+template <class Acc, class T, class Red, class Read, class I>
+__global__ void __launch_bounds__(kReduceBlock)
+    reduce_all_kernel(T* out, Red red, Read read, I n, Acc* partials, unsigned* ticket) {
+  using BlockReduce = cub::BlockReduce<Acc, kReduceBlock>;
+  __shared__ typename BlockReduce::TempStorage temp;
+  __shared__ bool last;
+  Acc acc = red.template init<Acc>();
+  const I stride = static_cast<I>(gridDim.x) * kReduceBlock;
+  for (I L = static_cast<I>(blockIdx.x) * kReduceBlock + threadIdx.x; L < n; L += stride)
+    acc = red.accumulate(acc, read(L), static_cast<index_t>(L));
+  Acc block = BlockReduce(temp).Reduce(acc, CombineOp<Red>{red});
+  if (threadIdx.x == 0) {
+    partials[blockIdx.x] = block;
+    __threadfence();
+    last = atomicAdd(ticket, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  acc = red.template init<Acc>();
+  for (unsigned b = threadIdx.x; b < gridDim.x; b += kReduceBlock)
+    acc = red.combine(acc, partials[b]);  // written by other blocks before their ticket
+  __syncthreads();
+  Acc total = BlockReduce(temp).Reduce(acc, CombineOp<Red>{red});
+  if (threadIdx.x == 0) {
+    out[0] = static_cast<T>(red.finalize(total, static_cast<index_t>(n)));
+    *ticket = 0;
+  }
+}
+
+// One row a block (long rows) or a warp (short rows), reduced over k in a fixed tree.
+template <bool WarpPerRow, class Acc, class T, class Red, class Read, class I>
+__global__ void __launch_bounds__(kReduceBlock) reduce_rows_kernel(T* out, Red red, Read read, I rows, I K) {
+  if constexpr (WarpPerRow) {
+    using WarpReduce = cub::WarpReduce<Acc>;
+    __shared__ typename WarpReduce::TempStorage temp[kRowsPerWarpBlock];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (I row = static_cast<I>(blockIdx.x) * kRowsPerWarpBlock + warp; row < rows;
+         row += static_cast<I>(gridDim.x) * kRowsPerWarpBlock) {
+      Acc acc = red.template init<Acc>();
+      for (I k = lane; k < K; k += 32) acc = red.accumulate(acc, read(row * K + k), static_cast<index_t>(k));
+      Acc total = WarpReduce(temp[warp]).Reduce(acc, CombineOp<Red>{red});
+      if (lane == 0) out[row] = static_cast<T>(red.finalize(total, static_cast<index_t>(K)));
+    }
+  } else {
+    using BlockReduce = cub::BlockReduce<Acc, kReduceBlock>;
+    __shared__ typename BlockReduce::TempStorage temp;
+    for (I row = blockIdx.x; row < rows; row += gridDim.x) {
+      Acc acc = red.template init<Acc>();
+      for (I k = threadIdx.x; k < K; k += kReduceBlock)
+        acc = red.accumulate(acc, read(row * K + k), static_cast<index_t>(k));
+      Acc total = BlockReduce(temp).Reduce(acc, CombineOp<Red>{red});
+      if (threadIdx.x == 0) out[row] = static_cast<T>(red.finalize(total, static_cast<index_t>(K)));
+      __syncthreads();  // temp is reused by the next row
+    }
+  }
+}
+
+// Reductions over an outer dimension: one thread per output walks down k (reads coalesce along i).
+template <class Acc, class T, class Red, class Read, class I>
+__global__ void __launch_bounds__(kReduceBlock) reduce_cols_kernel(T* out, Red red, Read read, I outer, I K, I inner) {
+  const I outputs = outer * inner;
+  for (I t = static_cast<I>(blockIdx.x) * kReduceBlock + threadIdx.x; t < outputs;
+       t += static_cast<I>(gridDim.x) * kReduceBlock) {
+    const I o = t / inner, i = t - o * inner;
+    Acc acc = red.template init<Acc>();
+    for (I k = 0; k < K; ++k) acc = red.accumulate(acc, read((o * K + k) * inner + i), static_cast<index_t>(k));
+    out[t] = static_cast<T>(red.finalize(acc, static_cast<index_t>(K)));
+  }
+}
+
+template <class T, class Red, class Read, class I>
+void reduce(T* out, Device dev, const Red& red, const Read& read, const ReduceGeometry& g) {
+  using Acc = red::acc_t<Red, true>;
+  cudaStream_t stream = cuda::current_stream();
+  const index_t outputs = g.outer * g.inner;
+  auto blocks_for = [&](index_t work) {
+    index_t b = work > 0 ? work : 1;
+    index_t cap = static_cast<index_t>(sm_count(dev.index)) * 8;
+    return static_cast<unsigned>(b < cap ? b : cap);
+  };
+  if (outputs == 1) {
+    const unsigned blocks = blocks_for((g.K + kReduceBlock * 4 - 1) / (kReduceBlock * 4));
+    // partials and the ticket counter live in one small block from the stream-ordered pool
+    Tensor<std::uint8_t, 1> work(Shape<1>{static_cast<index_t>(blocks * sizeof(Acc) + 16)}, dev);
+    auto* ticket = reinterpret_cast<unsigned*>(work.data());
+    auto* partials = reinterpret_cast<Acc*>(work.data() + 16);
+    FT_CUDA_CHECK(cudaMemsetAsync(ticket, 0, sizeof(unsigned), stream));
+    reduce_all_kernel<Acc, T><<<blocks, kReduceBlock, 0, stream>>>(out, red, read, static_cast<I>(g.K), partials, ticket);
+  } else if (g.inner == 1) {
+    if (g.K <= 1024) {
+      reduce_rows_kernel<true, Acc, T><<<blocks_for((g.outer + kRowsPerWarpBlock - 1) / kRowsPerWarpBlock), kReduceBlock,
+                                         0, stream>>>(out, red, read, static_cast<I>(g.outer), static_cast<I>(g.K));
+    } else {
+      reduce_rows_kernel<false, Acc, T><<<blocks_for(g.outer), kReduceBlock, 0, stream>>>(
+          out, red, read, static_cast<I>(g.outer), static_cast<I>(g.K));
+    }
+  } else {
+    reduce_cols_kernel<Acc, T><<<blocks_for((outputs + kReduceBlock - 1) / kReduceBlock), kReduceBlock, 0, stream>>>(
+        out, red, read, static_cast<I>(g.outer), static_cast<I>(g.K), static_cast<I>(g.inner));
+  }
+  FT_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace gpu
+#endif
+
+// Runs reduction `node` into the contiguous tensor `dst` of its shape: one launch.
+template <class T, int OR, class Node>
+void run_reduce(const Tensor<T, OR>& dst, const Node& node) {
+  using E = typename Node::input_type;
+  constexpr int RI = E::rank;
+  const E& e = node.input();
+  if (dst.numel() == 0) return;
+  const ReduceGeometry g = reduce_geometry(e.shape(), node.dim());
+  Plan plan;
+  plan_leaves(plan, e.shape().numel(), e);
+  auto ev = e.evaluator(make_context(e.shape()));
+  const Device dev = dst.device();
+  if (dev.is_cpu()) {
+    stats::detail::record_launch(kCPU);
+    auto go = [&]<class I, bool D>() {
+      ElementReader<I, RI, D, decltype(ev)> read{ev, e.shape()};
+      cpu::reduce(dst.data(), node.reducer(), [read](index_t L) { return read(static_cast<I>(L)); }, g);
+    };
+    if (plan.dense) go.template operator()<std::int64_t, true>();
+    else go.template operator()<std::int64_t, false>();
+  } else {
+#if FT_CUDA_ENABLED
+    cuda::DeviceGuard guard(dev);
+    stats::detail::record_launch(dev);
+    auto go = [&]<class I, bool D>() {
+      gpu::DeviceReader<I, RI, D, decltype(ev)> read{ev, {}};
+      for (int d = 0; d < RI; ++d) read.un.div[d] = FastDivmod<I>(static_cast<I>(e.shape()[d]));
+      gpu::reduce<T, typename Node::reducer_type, decltype(read), I>(dst.data(), dev, node.reducer(), read, g);
+    };
+    if (plan.index32) {
+      if (plan.dense) go.template operator()<std::int32_t, true>();
+      else go.template operator()<std::int32_t, false>();
+    } else {
+      if (plan.dense) go.template operator()<std::int64_t, true>();
+      else go.template operator()<std::int64_t, false>();
+    }
+#else
+    cuda::require_device(dev, node.reducer().name);
+#endif
+  }
+}
+
+}  // namespace ft::exec
+
+namespace ft {
+
+template <class Red, class E, int OutRank>
+template <class T>
+void Reduce<Red, E, OutRank>::materialize_into(const Tensor<T, OutRank>& dst) const {
+  exec::run_reduce(dst, *this);
+}
+
+}  // namespace ft
