@@ -16,3 +16,7 @@
 #include "ft/exec/fast_divmod.hpp"
 #include "ft/exec/reduce.hpp"
 #include "ft/expr/operators.hpp"
+#include "ft/linalg/rowwise.hpp"
+#include "ft/linalg/matmul.hpp"
+#include "ft/linalg/conv.hpp"
+#include "ft/linalg/pool.hpp"

@@ -393,33 +393,41 @@ auto reduce_keep(Red red, const E& e, int dim) {
 }
 }  // namespace detail
 
+namespace red {
+template <class V> using SumR = Sum<V, 0>;
+template <class V> using MeanR = Sum<V, 1>;
+template <class V> using MaxR = Extreme<V, true>;
+template <class V> using MinR = Extreme<V, false>;
+template <class V> using ArgMaxR = ArgExtreme<V, true>;
+template <class V> using ArgMinR = ArgExtreme<V, false>;
+template <class V> using AllR = Logical<V, true>;
+template <class V> using AnyR = Logical<V, false>;
+}  // namespace red
+
 // Each reduction: f(e) over everything (rank 0), f(e, dim) drops dim, f(e, dim, ft::keepdim) keeps it.
-#define FT_REDUCTION(fn, RED)                                                                   \
-  template <Expression E>                                                                       \
-  auto fn(const E& e) {                                                                         \
-    using V = typename E::value_type;                                                           \
-    return detail::reduce_all(RED{}, e);                                                        \
-  }                                                                                             \
-  template <Expression E>                                                                       \
-  auto fn(const E& e, int dim) {                                                                \
-    using V = typename E::value_type;                                                           \
-    return detail::reduce_dim(RED{}, e, dim);                                                   \
-  }                                                                                             \
-  template <Expression E>                                                                       \
-  auto fn(const E& e, int dim, KeepDim) {                                                       \
-    using V = typename E::value_type;                                                           \
-    return detail::reduce_keep(RED{}, e, dim);                                                  \
+#define FT_REDUCTION(fn, RED)                                                  \
+  template <Expression E>                                                      \
+  auto fn(const E& e) {                                                        \
+    return detail::reduce_all(red::RED<typename E::value_type>{}, e);          \
+  }                                                                            \
+  template <Expression E>                                                      \
+  auto fn(const E& e, int dim) {                                               \
+    return detail::reduce_dim(red::RED<typename E::value_type>{}, e, dim);     \
+  }                                                                            \
+  template <Expression E>                                                      \
+  auto fn(const E& e, int dim, KeepDim) {                                      \
+    return detail::reduce_keep(red::RED<typename E::value_type>{}, e, dim);    \
   }
-FT_REDUCTION(sum, (red::Sum<V, 0>))
-FT_REDUCTION(mean, (red::Sum<V, 1>))
-FT_REDUCTION(prod, red::Prod<V>)
-FT_REDUCTION(max, (red::Extreme<V, true>))
-FT_REDUCTION(min, (red::Extreme<V, false>))
-FT_REDUCTION(argmax, (red::ArgExtreme<V, true>))
-FT_REDUCTION(argmin, (red::ArgExtreme<V, false>))
-FT_REDUCTION(logsumexp, red::LogSumExp<V>)
-FT_REDUCTION(all, (red::Logical<V, true>))
-FT_REDUCTION(any, (red::Logical<V, false>))
+FT_REDUCTION(sum, SumR)
+FT_REDUCTION(mean, MeanR)
+FT_REDUCTION(prod, Prod)
+FT_REDUCTION(max, MaxR)
+FT_REDUCTION(min, MinR)
+FT_REDUCTION(argmax, ArgMaxR)
+FT_REDUCTION(argmin, ArgMinR)
+FT_REDUCTION(logsumexp, LogSumExp)
+FT_REDUCTION(all, AllR)
+FT_REDUCTION(any, AnyR)
 #undef FT_REDUCTION
 
 // var/std with Bessel's correction by default (correction = 1, as torch.var).
