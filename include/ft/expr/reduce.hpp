@@ -57,7 +57,8 @@ struct Sum {
   template <class Acc>
   FT_HD FT_INLINE static out_type finalize(Acc a, index_t n) {
     if constexpr (Final == 0) return static_cast<out_type>(a);
-    else if constexpr (Final == 1) return static_cast<out_type>(a / static_cast<Acc>(n));
+    else if constexpr (Final == 1 && std::is_floating_point_v<Acc>) return static_cast<out_type>(a / static_cast<Acc>(n));
+    else if constexpr (Final == 1) return static_cast<out_type>(static_cast<double>(a) / static_cast<double>(n));
     else return static_cast<out_type>(math::sqrt(static_cast<float_promote_t<Acc>>(a)));
   }
 };

@@ -37,8 +37,8 @@ void softmax(F* out, const Read& read, const exec::ReduceGeometry g, Kind kind) 
       const F inv = static_cast<F>(1.0 / s);
       for (index_t k = 0; k < K; ++k) out[base + k * inner] = math::exp(static_cast<F>(read(base + k * inner)) - m) * inv;
     } else {
-      const F shift = m + static_cast<F>(std::log(s));
-      for (index_t k = 0; k < K; ++k) out[base + k * inner] = static_cast<F>(read(base + k * inner)) - shift;
+      const F log_s = static_cast<F>(std::log(s));  // (x − m) − log s: no rounding of m + log s
+      for (index_t k = 0; k < K; ++k) out[base + k * inner] = (static_cast<F>(read(base + k * inner)) - m) - log_s;
     }
   }
 }
@@ -126,8 +126,9 @@ __global__ void __launch_bounds__(kReduceBlock) softmax_kernel(F* out, Read read
       for (I k = threadIdx.x; k < K; k += kReduceBlock)
         out[base + k * inner] = math::exp(static_cast<F>(read(base + k * inner)) - m) * inv;
     } else {
-      const F shift = m + math::log(s);
-      for (I k = threadIdx.x; k < K; k += kReduceBlock) out[base + k * inner] = static_cast<F>(read(base + k * inner)) - shift;
+      const F log_s = math::log(s);
+      for (I k = threadIdx.x; k < K; k += kReduceBlock)
+        out[base + k * inner] = (static_cast<F>(read(base + k * inner)) - m) - log_s;
     }
     __syncthreads();
   }
