@@ -25,14 +25,11 @@ void softmax(F* out, const Read& read, const exec::ReduceGeometry g, Kind kind) 
 #pragma omp parallel for schedule(static) if (rows * K > exec::cpu::kReduceChunk)
   for (index_t r = 0; r < rows; ++r) {
     const index_t o = r / inner, i = r % inner, base = o * K * inner + i;
-    F m = -std::numeric_limits<F>::infinity();
-    for (index_t k = 0; k < K; ++k) {
-      F x = static_cast<F>(read(base + k * inner));
-      m = (x > m || math::isnan(x)) ? x : m;
-    }
+    auto x = [&](index_t k) { return static_cast<F>(read(base + k * inner)); };
+    // 8-lane passes (exec::cpu::reduce_range): the max, then the sum of exp(x − max) in double
+    F m = exec::cpu::reduce_range<F>(red::Extreme<F, true>{}, x, 0, K);
     if (m == -std::numeric_limits<F>::infinity()) m = 0;  // a row of -inf: exp gives 0s, as torch
-    double s = 0;
-    for (index_t k = 0; k < K; ++k) s += static_cast<double>(math::exp(static_cast<F>(read(base + k * inner)) - m));
+    const double s = exec::cpu::reduce_range<double>(red::Sum<F, 0>{}, [&](index_t k) { return math::exp(x(k) - m); }, 0, K);
     if (kind == Kind::Softmax) {
       const F inv = static_cast<F>(1.0 / s);
       for (index_t k = 0; k < K; ++k) out[base + k * inner] = math::exp(static_cast<F>(read(base + k * inner)) - m) * inv;

@@ -1,0 +1,204 @@
+// Reductions and row-wise composites (issue #3):
+//   1. sum(a * b) over 2^26 floats: fused (one launch) vs materialise-then-reduce (t = a * b;
+//      sum(t)) vs, on a GPU, cub::DeviceReduce::Sum over the precomputed product; all against
+//      the copy bandwidth measured in the same run (of_copy_bw).
+//   2. softmax(x, 1) and cross_entropy(x, t) on [8192, 32768] and [65536, 1024] (GPU), and on
+//      [1024, 32768] and [8192, 1024] on the CPU (the 2-core CI machine).
+// Bytes are the logical traffic: each input read once, each output written once.
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+
+#include "ft/ft.hpp"
+
+#if FT_CUDA_ENABLED
+#include <cub/device/device_reduce.cuh>
+#endif
+
+namespace {
+
+using ft::index_t;
+
+double g_copy_bw[2] = {0, 0};  // bytes/s read + written: [0] CPU, [1] GPU
+
+void report(benchmark::State& state, double bytes, std::int64_t launches, ft::Device dev) {
+  const double it = static_cast<double>(state.iterations());
+  state.SetBytesProcessed(static_cast<std::int64_t>(it * bytes));
+  state.counters["launches_per_iter"] = it > 0 ? static_cast<double>(launches) / it : 0;
+  double bw = g_copy_bw[dev.is_cuda() ? 1 : 0];
+  if (bw > 0) state.counters["of_copy_bw"] = benchmark::Counter(it * bytes / bw, benchmark::Counter::kIsRate);
+}
+
+// Runs body once an iteration; GPU time from CUDA events on the library's stream.
+template <class F>
+void timed_loop(benchmark::State& state, ft::Device dev, double bytes, F&& body) {
+  body();  // warm up
+  if (dev.is_cuda()) ft::cuda::synchronize();
+  ft::stats::reset();
+#if FT_CUDA_ENABLED
+  if (dev.is_cuda()) {
+    cudaEvent_t start, stop;
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+    for (auto _ : state) {
+      cudaEventRecord(start, ft::cuda::current_stream());
+      body();
+      cudaEventRecord(stop, ft::cuda::current_stream());
+      cudaEventSynchronize(stop);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, start, stop);
+      state.SetIterationTime(ms / 1e3);
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    report(state, bytes, ft::stats::launches(dev), dev);
+    return;
+  }
+#endif
+  for (auto _ : state) {
+    body();
+    benchmark::ClobberMemory();
+  }
+  report(state, bytes, ft::stats::launches(dev), dev);
+}
+
+ft::Device device_of(const benchmark::State& state) {
+  return state.range(0) ? ft::Device(ft::kCUDA) : ft::Device(ft::kCPU);
+}
+
+struct SumOperands {
+  ft::Tensor<float, 1> a, b, prod;
+  ft::Tensor<float, 0> out;
+};
+SumOperands& sum_operands(ft::Device dev, index_t n) {
+  static std::map<int, std::unique_ptr<SumOperands>> cache;
+  auto& s = cache[dev.is_cuda() ? 1 : 0];
+  if (!s) {
+    s = std::make_unique<SumOperands>();
+    s->a = ft::uniform<float>({n}, -1.f, 1.f, dev, 1);
+    s->b = ft::uniform<float>({n}, -1.f, 1.f, dev, 2);
+    s->prod = ft::eval(s->a * s->b);
+    s->out = ft::zeros<float>(ft::Shape<0>{}, dev);
+  }
+  return *s;
+}
+
+constexpr index_t kSumN = index_t(1) << 26;
+
+void BM_sum_fused(benchmark::State& state) {
+  auto dev = device_of(state);
+  auto& s = sum_operands(dev, kSumN);
+  timed_loop(state, dev, 2.0 * kSumN * 4, [&] { s.out = ft::sum(s.a * s.b); });
+}
+void BM_sum_materialised(benchmark::State& state) {
+  auto dev = device_of(state);
+  auto& s = sum_operands(dev, kSumN);
+  ft::Tensor<float, 1> t = ft::zeros<float>({kSumN}, dev);
+  timed_loop(state, dev, 2.0 * kSumN * 4, [&] {
+    t = s.a * s.b;
+    s.out = ft::sum(t);
+  });
+}
+void BM_copy(benchmark::State& state) {
+  auto dev = device_of(state);
+  auto& s = sum_operands(dev, kSumN);
+  ft::Tensor<float, 1> dst = ft::zeros<float>({kSumN}, dev);
+  timed_loop(state, dev, 2.0 * kSumN * 4, [&] {
+    ft::cuda::copy_bytes(dst.data(), dev, s.a.data(), dev, static_cast<std::size_t>(kSumN) * 4);
+  });
+}
+#if FT_CUDA_ENABLED
+void BM_sum_cub_precomputed(benchmark::State& state) {
+  ft::Device dev(ft::kCUDA);
+  auto& s = sum_operands(dev, kSumN);
+  std::size_t temp_bytes = 0;
+  cub::DeviceReduce::Sum(nullptr, temp_bytes, s.prod.data(), s.out.data(), static_cast<int>(kSumN));
+  ft::Tensor<std::uint8_t, 1> temp = ft::empty<std::uint8_t>({static_cast<index_t>(temp_bytes)}, dev);
+  timed_loop(state, dev, 1.0 * kSumN * 4, [&] {
+    cub::DeviceReduce::Sum(temp.data(), temp_bytes, s.prod.data(), s.out.data(), static_cast<int>(kSumN),
+                           ft::cuda::current_stream());
+  });
+}
+#endif
+
+struct RowOperands {
+  ft::Tensor<float, 2> x, out;
+  ft::Tensor<std::int64_t, 1> t;
+  ft::Tensor<float, 0> loss;
+};
+RowOperands& row_operands(ft::Device dev, index_t rows, index_t cols) {
+  static std::map<std::tuple<int, index_t, index_t>, std::unique_ptr<RowOperands>> cache;
+  auto& r = cache[{dev.is_cuda() ? 1 : 0, rows, cols}];
+  if (!r) {
+    r = std::make_unique<RowOperands>();
+    r->x = ft::randn<float>({rows, cols}, dev, 3);
+    r->out = ft::zeros<float>({rows, cols}, dev);
+    r->t = ft::randint<std::int64_t>(0, cols, {rows}, dev, 4);
+  }
+  return *r;
+}
+void BM_softmax(benchmark::State& state) {
+  auto dev = device_of(state);
+  const index_t rows = state.range(1), cols = state.range(2);
+  auto& r = row_operands(dev, rows, cols);
+  timed_loop(state, dev, 2.0 * rows * cols * 4, [&] { r.out = ft::softmax(r.x, 1); });
+}
+void BM_cross_entropy(benchmark::State& state) {
+  auto dev = device_of(state);
+  const index_t rows = state.range(1), cols = state.range(2);
+  auto& r = row_operands(dev, rows, cols);
+  timed_loop(state, dev, 1.0 * rows * cols * 4 + rows * 8.0, [&] { r.loss = ft::cross_entropy(r.x, r.t); });
+}
+
+// The copy bandwidth every of_copy_bw divides by: the best of a few timed copies of 2^26 floats.
+double measure_copy_bw(ft::Device dev) {
+  auto src = ft::uniform<float>({kSumN}, -1.f, 1.f, dev, 9);
+  auto dst = ft::zeros<float>({kSumN}, dev);
+  double best = 0;
+  for (int r = 0; r < 5; ++r) {
+    ft::cuda::synchronize();
+    auto t0 = std::chrono::steady_clock::now();
+    ft::cuda::copy_bytes(dst.data(), dev, src.data(), dev, static_cast<std::size_t>(kSumN) * 4);
+    if (dev.is_cuda()) ft::cuda::synchronize();
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, 2.0 * kSumN * 4 / s);
+  }
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  std::vector<int> devs{0};
+  if (ft::cuda::is_available()) devs.push_back(1);
+  for (int d : devs) {
+    g_copy_bw[d] = measure_copy_bw(d ? ft::Device(ft::kCUDA) : ft::Device(ft::kCPU));
+    std::printf("copy bandwidth on %s: %.1f GB/s (read + written)\n", d ? "cuda:0" : "cpu", g_copy_bw[d] / 1e9);
+    const char* dn = d ? "gpu" : "cpu";
+    auto reg = [&](std::string name, auto fn) {
+      auto* b = benchmark::RegisterBenchmark((std::string(dn) + "/" + name).c_str(), fn)->Unit(benchmark::kMillisecond);
+      if (d) b->UseManualTime();
+      else b->UseRealTime();
+      return b;
+    };
+    reg("sum_ab/fused", BM_sum_fused)->Args({d});
+    reg("sum_ab/materialised", BM_sum_materialised)->Args({d});
+    reg("copy", BM_copy)->Args({d});
+#if FT_CUDA_ENABLED
+    if (d) reg("sum_ab/cub_on_precomputed_product", BM_sum_cub_precomputed)->Args({d});
+#endif
+    std::vector<std::pair<index_t, index_t>> shapes =
+        d ? std::vector<std::pair<index_t, index_t>>{{8192, 32768}, {65536, 1024}}
+          : std::vector<std::pair<index_t, index_t>>{{1024, 32768}, {8192, 1024}};
+    for (auto [rows, cols] : shapes) {
+      reg("softmax", BM_softmax)->Args({d, rows, cols});
+      reg("cross_entropy", BM_cross_entropy)->Args({d, rows, cols});
+    }
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+}
