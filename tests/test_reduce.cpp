@@ -75,11 +75,6 @@ TEST_CASE("every reduction along every dim, with and without keepdim, matches a 
         CHECK(launches_of(dev, [&] { t = node; }) == 1);
         return ft::eval(t.flatten()).reshape({1, 1, -1});
       };
-      auto pick = [&](auto f) {
-        if (dim < 0) return go(f(a));
-        return keep ? go(f(a, dim, ft::keepdim)) : go(f(a, dim));
-      };
-      (void)pick;
       if (n == "sum") return dim < 0 ? go(ft::sum(a)) : keep ? go(ft::sum(a, dim, ft::keepdim)) : go(ft::sum(a, dim));
       if (n == "mean") return dim < 0 ? go(ft::mean(a)) : keep ? go(ft::mean(a, dim, ft::keepdim)) : go(ft::mean(a, dim));
       if (n == "prod") return dim < 0 ? go(ft::prod(a)) : keep ? go(ft::prod(a, dim, ft::keepdim)) : go(ft::prod(a, dim));

@@ -1,0 +1,227 @@
+// ft::matmul and ft::linear: PyTorch's products of rank-1/2/3 operands, each one GEMM.
+// A materialisation boundary: expression operands are evaluated first (one fused launch
+// each), tensor operands — transposed and permuted views included — go to the GEMM as they
+// are (a transpose flag and a leading dimension, no copy), and the result is a new tensor
+// that the enclosing expression reads as a leaf: relu(matmul(x, W) + b) is the GEMM plus
+// one fused kernel.
+#pragma once
+
+#include <algorithm>
+#include <type_traits>
+
+#include "ft/core/error.hpp"
+#include "ft/core/shape.hpp"
+#include "ft/core/tensor.hpp"
+#include "ft/exec/assign.hpp"
+#include "ft/expr/expression.hpp"
+#include "ft/expr/operators.hpp"
+#include "ft/linalg/gemm.hpp"
+
+namespace ft {
+
+namespace linalg::detail {
+
+template <class E>
+inline constexpr bool is_tensor_v = false;
+template <class T, int R>
+inline constexpr bool is_tensor_v<Tensor<T, R>> = true;
+
+// A tensor operand as it is (a view: no copy, no launch); an expression evaluated (one launch).
+template <class E>
+auto materialise(const E& e) {
+  if constexpr (is_tensor_v<E>)
+    return e;
+  else
+    return ft::eval(e);
+}
+
+// PyTorch's result rank: a rank-1 operand gains a unit dimension that the result then drops.
+constexpr int matmul_rank(int ra, int rb) {
+  if (ra == 1 && rb == 1) return 0;
+  if (ra == 1) return rb - 1;
+  if (rb == 1) return ra - 1;
+  return ra > rb ? ra : rb;
+}
+
+// An operand seen as a batch of rows×cols matrices (a rank-1 operand is one row on the left,
+// one column on the right), with the strides of each dimension.
+struct MatrixDims {
+  index_t batch = 1, rows = 1, cols = 1;
+  index_t sb = 0, sr = 1, sc = 1;
+};
+
+template <int R>
+MatrixDims matrix_dims(const Shape<R>& s, const Array<index_t, R>& st, bool left) {
+  MatrixDims d;
+  if constexpr (R == 1) {
+    (left ? d.cols : d.rows) = s[0];
+    (left ? d.sc : d.sr) = st[0];
+  } else {
+    d.rows = s[R - 2];
+    d.cols = s[R - 1];
+    d.sr = st[R - 2];
+    d.sc = st[R - 1];
+    if constexpr (R == 3) {
+      d.batch = s[0];
+      d.sb = st[0];
+    }
+  }
+  if (d.batch == 1) d.sb = 0;  // a batch of one is broadcast
+  return d;
+}
+
+// How GEMM reads a strided rows×cols matrix without a copy: row-major (ld = row stride) or
+// column-major (transposed, ld = column stride). A unit dimension's stride is never read.
+// False when neither stride is 1 (or rows would overlap): the operand needs a contiguous copy.
+inline bool gemm_layout(const MatrixDims& d, bool& trans, index_t& ld) {
+  if ((d.cols == 1 || d.sc == 1) && (d.rows == 1 || d.sr >= std::max<index_t>(d.cols, 1))) {
+    trans = false;
+    ld = d.rows == 1 ? std::max<index_t>(d.cols, 1) : d.sr;
+    return true;
+  }
+  if ((d.rows == 1 || d.sr == 1) && (d.cols == 1 || d.sc >= std::max<index_t>(d.rows, 1))) {
+    trans = true;
+    ld = d.cols == 1 ? std::max<index_t>(d.rows, 1) : d.sc;
+    return true;
+  }
+  return false;
+}
+
+// Shape and device checks, on the operands' shapes, before anything is evaluated or launched.
+template <int RA, int RB>
+void check_matmul(const char* op, const Shape<RA>& sa, Device da, const Shape<RB>& sb, Device db) {
+  if (!(da == db))
+    fail(op, "cannot multiply ", to_string(sa), " on ", da, " by ", to_string(sb), " on ", db,
+         ": operands must be on the same device; move one with .to(device)");
+  const index_t ka = sa[RA - 1], kb = RB == 1 ? sb[0] : sb[RB - 2];
+  if (ka != kb)
+    fail(op, "cannot multiply ", to_string(sa), " by ", to_string(sb), ": inner dimensions ", ka, " and ", kb,
+         " differ");
+  if constexpr (RA == 3 && RB == 3) {
+    if (sa[0] != sb[0] && sa[0] != 1 && sb[0] != 1)
+      fail(op, "cannot multiply ", to_string(sa), " by ", to_string(sb), ": batch dimensions ", sa[0], " and ", sb[0],
+           " do not broadcast");
+  }
+}
+
+// The product of two tensors (shapes already checked): one GEMM launch, plus one copy for an
+// operand whose layout GEMM cannot read.
+template <class T, int RA, int RB>
+Tensor<T, matmul_rank(RA, RB)> matmul_tensors(Tensor<T, RA> a, Tensor<T, RB> b) {
+  constexpr int RO = matmul_rank(RA, RB);
+  MatrixDims da = matrix_dims(a.shape(), a.strides(), true);
+  MatrixDims db = matrix_dims(b.shape(), b.strides(), false);
+  bool trans_a = false, trans_b = false;
+  index_t lda = 1, ldb = 1;
+  if (!gemm_layout(da, trans_a, lda)) {
+    a = a.contiguous();
+    da = matrix_dims(a.shape(), a.strides(), true);
+    gemm_layout(da, trans_a, lda);
+  }
+  if (!gemm_layout(db, trans_b, ldb)) {
+    b = b.contiguous();
+    db = matrix_dims(b.shape(), b.strides(), false);
+    gemm_layout(db, trans_b, ldb);
+  }
+  index_t batch = da.batch == 1 ? db.batch : da.batch;  // a batch of one broadcasts
+  index_t m = da.rows, n = db.cols, k = da.cols;
+
+  Shape<RO> out_shape;
+  if constexpr (RO == 1) {
+    out_shape[0] = RA == 1 ? n : m;
+  } else if constexpr (RO == 2) {
+    if constexpr (RA == 1)
+      out_shape = Shape<2>{batch, n};
+    else if constexpr (RB == 1)
+      out_shape = Shape<2>{batch, m};
+    else
+      out_shape = Shape<2>{m, n};
+  } else if constexpr (RO == 3) {
+    out_shape = Shape<3>{batch, m, n};
+  }
+  Tensor<T, RO> out(out_shape, a.device());
+  if (out.numel() == 0) return out;
+
+  // A batch against one shared right operand whose rows follow on from batch to batch is one
+  // taller product: [b, m, k]·[k, n] = [b·m, k]·[k, n] (one large GEMM beats b small ones).
+  if (batch > 1 && db.sb == 0 && !trans_a && da.sb == m * lda) {
+    m *= batch;
+    batch = 1;
+  }
+  linalg::detail::gemm<T>(a.device(), trans_a, trans_b, m, n, k, T(1), a.data(), lda, da.sb, b.data(), ldb, db.sb, T(0),
+                          out.data(), n, m * n, batch);
+  return out;
+}
+
+}  // namespace linalg::detail
+
+// The matrix product with torch.matmul's rules for rank 1–3 operands: 1·1 is a dot product
+// (rank 0); a rank-1 operand is a row on the left or a column on the right, and that
+// dimension is dropped from the result; rank-3 operands are batches, and a batch of one (or a
+// rank-2 operand) is broadcast against the other's batch. Expression operands are evaluated
+// first. One GEMM launch (plus one fused launch per expression operand).
+template <Expression A, Expression B>
+auto matmul(const A& a, const B& b) {
+  using T = typename A::value_type;
+  static_assert(std::is_floating_point_v<T> && std::is_floating_point_v<typename B::value_type>,
+                "ft::matmul: operands must be float or double; convert integer operands with ft::cast<float>(x)");
+  static_assert(std::is_same_v<T, typename B::value_type>,
+                "ft::matmul: both operands must have the same element type; convert one with ft::cast<T>(x)");
+  static_assert(A::rank >= 1 && A::rank <= 3 && B::rank >= 1 && B::rank <= 3,
+                "ft::matmul: operands must have rank 1, 2 or 3; fold extra batch dimensions into one with reshape");
+  if constexpr (std::is_floating_point_v<T> && std::is_same_v<T, typename B::value_type> && A::rank >= 1 &&
+                A::rank <= 3 && B::rank >= 1 && B::rank <= 3) {
+    linalg::detail::check_matmul("matmul", a.shape(), a.device(), b.shape(), b.device());
+    return linalg::detail::matmul_tensors(linalg::detail::materialise(a), linalg::detail::materialise(b));
+  }
+}
+
+// torch.nn.functional.linear without bias: x·Wᵀ with W of shape [out_features, in_features]
+// and x of rank 1, 2 or 3 ([..., in_features] → [..., out_features]). W is read transposed in
+// place: one GEMM launch.
+template <Expression X, Expression W>
+auto linear(const X& x, const W& weight) {
+  static_assert(W::rank == 2, "ft::linear: the weight must have rank 2: [out_features, in_features]");
+  static_assert(X::rank >= 1 && X::rank <= 3, "ft::linear: the input must have rank 1, 2 or 3: [..., in_features]");
+  static_assert(std::is_floating_point_v<typename X::value_type> &&
+                    std::is_same_v<typename X::value_type, typename W::value_type>,
+                "ft::linear: input and weight must both be float or both double; convert with ft::cast<T>(x)");
+  if constexpr (W::rank == 2 && X::rank >= 1 && X::rank <= 3 && std::is_floating_point_v<typename X::value_type> &&
+                std::is_same_v<typename X::value_type, typename W::value_type>) {
+    const auto& sx = x.shape();
+    const auto& sw = weight.shape();
+    if (!(x.device() == weight.device()))
+      fail("linear", "input of shape ", to_string(sx), " is on ", x.device(), " but the weight of shape ",
+           to_string(sw), " is on ", weight.device(), "; move one with .to(device)");
+    if (sx[X::rank - 1] != sw[1])
+      fail("linear", "cannot apply a weight of shape ", to_string(sw), " (in_features ", sw[1],
+           ") to an input of shape ", to_string(sx), " (last dimension ", sx[X::rank - 1], ")");
+    return linalg::detail::matmul_tensors(linalg::detail::materialise(x),
+                                          linalg::detail::materialise(weight).transpose(0, 1));
+  }
+}
+
+// torch.nn.functional.linear: x·Wᵀ + bias, bias of shape [out_features]. The GEMM runs now;
+// the bias add is returned as a lazy expression over its result, so it fuses into whatever
+// reads it: `Tensor y = linear(x, W, b)` is the GEMM plus one launch, and so is
+// `relu(linear(x, W, b))` (pre-filling C with the bias for a beta = 1 GEMM would also be two
+// launches, but would leave no epilogue for the next op to fuse into).
+template <Expression X, Expression W, Expression Bias>
+auto linear(const X& x, const W& weight, const Bias& bias) {
+  static_assert(Bias::rank == 1, "ft::linear: the bias must have rank 1: [out_features]");
+  static_assert(std::is_same_v<typename Bias::value_type, typename X::value_type>,
+                "ft::linear: the bias must have the input's element type; convert it with ft::cast<T>(b)");
+  if constexpr (Bias::rank == 1 && W::rank == 2) {
+    const auto& sw = weight.shape();
+    const auto& sb = bias.shape();
+    if (sb[0] != sw[0])
+      fail("linear", "a bias of shape ", to_string(sb), " does not match a weight of shape ", to_string(sw),
+           " (out_features ", sw[0], ")");
+    if (!(bias.device() == weight.device()))
+      fail("linear", "the bias of shape ", to_string(sb), " is on ", bias.device(), " but the weight of shape ",
+           to_string(sw), " is on ", weight.device(), "; move one with .to(device)");
+    return linear(x, weight) + bias;
+  }
+}
+
+}  // namespace ft

@@ -1,0 +1,8 @@
+// matmul runs on float or double: an integer product is a compile-time error that says how to fix it.
+// expect: ft::matmul: operands must be float or double; convert integer operands with ft::cast
+#include <ft/ft.hpp>
+int main() {
+  auto a = ft::zeros<std::int32_t>({2, 3});
+  auto b = ft::zeros<std::int32_t>({3, 4});
+  auto c = ft::matmul(a, b);
+}

@@ -1,0 +1,702 @@
+// Convolution and pooling (NCHW): conv2d and its backward primitives against a direct
+// double-precision loop and its adjoints (and finite differences), pooling forward/backward
+// against plain loops, determinism, launch counts and errors.
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+
+using ft::index_t;
+using ft::Pair;
+using ft::Shape;
+using ft::test::check_close;
+using ft::test::launches_of;
+using ft::test::random_tensor;
+using ft::test::to_double;
+
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// Reference convolution: the seven loops of the definition, visiting every (output, input,
+// weight) triple that meets; forward and both adjoints are accumulations over the same visit.
+// ---------------------------------------------------------------------------------------
+
+struct ConvCase {
+  index_t n, c, h, w, o, kh, kw;
+  ft::Conv2dOptions opt;
+  bool bias;
+};
+
+index_t ref_out(index_t in, index_t k, index_t s, index_t p, index_t d) {
+  return (in + 2 * p - d * (k - 1) - 1) / s + 1;
+}
+
+Shape<4> ref_out_shape(const ConvCase& k) {
+  return {k.n, k.o, ref_out(k.h, k.kh, k.opt.stride.h, k.opt.padding.h, k.opt.dilation.h),
+          ref_out(k.w, k.kw, k.opt.stride.w, k.opt.padding.w, k.opt.dilation.w)};
+}
+
+// f(y_index, x_index, w_index) for each term x[...]·w[...] of y[...].
+void for_each_term(const ConvCase& k, const std::function<void(std::size_t, std::size_t, std::size_t)>& f) {
+  const Shape<4> ys = ref_out_shape(k);
+  const index_t cg = k.c / k.opt.groups, og = k.o / k.opt.groups;
+  for (index_t n = 0; n < k.n; ++n)
+    for (index_t o = 0; o < k.o; ++o)
+      for (index_t oy = 0; oy < ys[2]; ++oy)
+        for (index_t ox = 0; ox < ys[3]; ++ox)
+          for (index_t ci = 0; ci < cg; ++ci)
+            for (index_t i = 0; i < k.kh; ++i)
+              for (index_t j = 0; j < k.kw; ++j) {
+                const index_t iy = oy * k.opt.stride.h - k.opt.padding.h + i * k.opt.dilation.h;
+                const index_t ix = ox * k.opt.stride.w - k.opt.padding.w + j * k.opt.dilation.w;
+                if (iy < 0 || iy >= k.h || ix < 0 || ix >= k.w) continue;
+                const index_t c = (o / og) * cg + ci;
+                f(static_cast<std::size_t>(((n * k.o + o) * ys[2] + oy) * ys[3] + ox),
+                  static_cast<std::size_t>(((n * k.c + c) * k.h + iy) * k.w + ix),
+                  static_cast<std::size_t>(((o * cg + ci) * k.kh + i) * k.kw + j));
+              }
+}
+
+std::vector<double> ref_conv(const ConvCase& k, const std::vector<double>& x, const std::vector<double>& w,
+                             const std::vector<double>& b) {
+  const Shape<4> ys = ref_out_shape(k);
+  std::vector<double> y(static_cast<std::size_t>(ys.numel()), 0.0);
+  const index_t plane = ys[2] * ys[3];
+  if (!b.empty())
+    for (std::size_t i = 0; i < y.size(); ++i) y[i] = b[(i / plane) % k.o];
+  for_each_term(k, [&](std::size_t yi, std::size_t xi, std::size_t wi) { y[yi] += x[xi] * w[wi]; });
+  return y;
+}
+
+std::vector<double> ref_backward_data(const ConvCase& k, const std::vector<double>& gy, const std::vector<double>& w) {
+  std::vector<double> dx(static_cast<std::size_t>(k.n * k.c * k.h * k.w), 0.0);
+  for_each_term(k, [&](std::size_t yi, std::size_t xi, std::size_t wi) { dx[xi] += gy[yi] * w[wi]; });
+  return dx;
+}
+
+std::vector<double> ref_backward_weight(const ConvCase& k, const std::vector<double>& x,
+                                        const std::vector<double>& gy) {
+  std::vector<double> dw(static_cast<std::size_t>(k.o * (k.c / k.opt.groups) * k.kh * k.kw), 0.0);
+  for_each_term(k, [&](std::size_t yi, std::size_t xi, std::size_t wi) { dw[wi] += gy[yi] * x[xi]; });
+  return dw;
+}
+
+std::vector<double> ref_backward_bias(const ConvCase& k, const std::vector<double>& gy) {
+  const Shape<4> ys = ref_out_shape(k);
+  std::vector<double> db(static_cast<std::size_t>(k.o), 0.0);
+  for (std::size_t i = 0; i < gy.size(); ++i) db[(i / static_cast<std::size_t>(ys[2] * ys[3])) % k.o] += gy[i];
+  return db;
+}
+
+template <class T>
+double tol(ft::Device dev) {
+  if constexpr (std::is_same_v<T, double>) return 1e-10;
+  return dev.is_cpu() ? 2e-5 : 1e-3;  // cuDNN may pick Winograd or FFT, less exact in fp32
+}
+
+// conv2d and the three backward primitives for one case, against the reference.
+template <class T>
+void check_conv_case(ft::Device dev, const ConvCase& k, unsigned seed) {
+  CAPTURE(k.n);
+  CAPTURE(k.c);
+  CAPTURE(k.h);
+  CAPTURE(k.w);
+  CAPTURE(k.o);
+  CAPTURE(k.kh);
+  CAPTURE(k.kw);
+  CAPTURE(k.opt.stride);
+  CAPTURE(k.opt.padding);
+  CAPTURE(k.opt.dilation);
+  CAPTURE(k.opt.groups);
+  CAPTURE(k.bias);
+  const index_t cg = k.c / k.opt.groups;
+  auto x = random_tensor<T>({k.n, k.c, k.h, k.w}, dev, seed, -1, 1);
+  auto w = random_tensor<T>({k.o, cg, k.kh, k.kw}, dev, seed + 1, -1, 1);
+  auto b = random_tensor<T>({k.o}, dev, seed + 2, -1, 1);
+  const Shape<4> ys = ref_out_shape(k);
+  auto gy = random_tensor<T>({ys[0], ys[1], ys[2], ys[3]}, dev, seed + 3, -1, 1);
+  auto xv = to_double(x), wv = to_double(w), bv = to_double(b), gv = to_double(gy);
+  const double t = tol<T>(dev);
+
+  ft::Tensor<T, 4> y = k.bias ? ft::conv2d(x, w, b, k.opt) : ft::conv2d(x, w, k.opt);
+  CHECK(y.shape() == ys);
+  CHECK(y.device() == dev);
+  check_close(y, ref_conv(k, xv, wv, k.bias ? bv : std::vector<double>{}), t, t);
+
+  ft::Tensor<T, 4> dx = ft::conv2d_backward_data(gy, w, x.shape(), k.opt);
+  CHECK(dx.shape() == x.shape());
+  check_close(dx, ref_backward_data(k, gv, wv), t, t);
+
+  ft::Tensor<T, 4> dw = ft::conv2d_backward_weight(x, gy, w.shape(), k.opt);
+  CHECK(dw.shape() == w.shape());
+  check_close(dw, ref_backward_weight(k, xv, gv), t, t * 10);
+
+  ft::Tensor<T, 1> db = ft::conv2d_backward_bias(gy);
+  check_close(db, ref_backward_bias(k, gv), t, t * 10);
+}
+
+// Cases with each of stride, padding, dilation, groups ≠ 1, pairs, odd sizes, batch 1 and 3.
+const std::vector<ConvCase>& conv_cases() {
+  static const std::vector<ConvCase> cases = {
+      {2, 3, 7, 7, 4, 3, 3, {.padding = 1}, true},                                              // "same" 3x3
+      {3, 3, 13, 13, 5, 3, 3, {.stride = 2, .padding = 1}, false},                              // the example
+      {1, 2, 9, 11, 3, 3, 2, {.stride = {2, 1}, .padding = {1, 2}, .dilation = {2, 1}}, true},  // pairs
+      {3, 3, 13, 13, 6, 3, 3, {.padding = 2, .dilation = 2, .groups = 3}, true},  // depthwise, multiplier 2
+      {1, 6, 7, 7, 4, 3, 3, {.stride = {1, 2}, .groups = 2}, false},              // more groups than samples
+      {2, 4, 5, 7, 6, 1, 1, {.groups = 2}, true},                                 // pointwise: no im2col
+      {1, 3, 13, 13, 2, 5, 5, {.stride = 3}, false},                              // kernel 5, stride 3
+      {3, 2, 7, 7, 3, 7, 7, {}, true},                                            // kernel = input: 1x1 output
+  };
+  return cases;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Convolution
+// ---------------------------------------------------------------------------------------
+
+TEST_CASE("conv2d and its backward primitives match a direct double-precision loop (float)") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    unsigned seed = 100;
+    for (const ConvCase& k : conv_cases()) check_conv_case<float>(dev, k, seed += 10);
+  }
+}
+
+TEST_CASE("conv2d and its backward primitives match a direct double-precision loop (double)") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    const auto& cases = conv_cases();
+    check_conv_case<double>(dev, cases[1], 300);
+    check_conv_case<double>(dev, cases[2], 310);
+    check_conv_case<double>(dev, cases[3], 320);
+  }
+}
+
+TEST_CASE("conv2d options: one number or a pair, PyTorch's defaults") {
+  ft::Conv2dOptions d;
+  CHECK(d.stride == Pair(1, 1));
+  CHECK(d.padding == Pair(0, 0));
+  CHECK(d.dilation == Pair(1, 1));
+  CHECK(d.groups == 1);
+  ft::Conv2dOptions o{.stride = 2, .padding = {1, 2}};
+  CHECK(o.stride == Pair(2, 2));
+  CHECK(o.padding.h == 1);
+  CHECK(o.padding.w == 2);
+  CHECK(o.dilation == Pair(1));
+}
+
+TEST_CASE("conv2d gradients agree with central finite differences of the forward") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    const ConvCase k{1, 2, 5, 6, 4, 3, 2, {.stride = {2, 1}, .padding = 1, .dilation = {1, 2}, .groups = 2}, true};
+    auto x = random_tensor<double>({1, 2, 5, 6}, dev, 11, -1, 1);
+    auto w = random_tensor<double>({4, 1, 3, 2}, dev, 12, -1, 1);
+    auto b = random_tensor<double>({4}, dev, 13, -1, 1);
+    const Shape<4> ys = ref_out_shape(k);
+    auto gy = random_tensor<double>({ys[0], ys[1], ys[2], ys[3]}, dev, 14, -1, 1);
+    const auto gv = gy.to_vector();
+    // L = Σ gy ⊙ conv2d(x, w, b), so ∂L/∂θ is what the backward primitives return for dy = gy.
+    auto loss = [&](const ft::Tensor<double, 4>& xx, const ft::Tensor<double, 4>& ww, const ft::Tensor<double, 1>& bb) {
+      auto y = ft::conv2d(xx, ww, bb, k.opt).to_vector();
+      double s = 0;
+      for (std::size_t i = 0; i < y.size(); ++i) s += gv[i] * y[i];
+      return s;
+    };
+    auto numeric = [&](auto& param, auto eval_loss) {
+      auto host = param.to(ft::kCPU).clone();
+      std::vector<double> grad(static_cast<std::size_t>(host.numel()));
+      const double h = 1e-3;  // L is linear in each parameter: the central difference is exact up to rounding
+      for (index_t i = 0; i < host.numel(); ++i) {
+        const double v = host.data()[i];
+        host.data()[i] = v + h;
+        const double up = eval_loss(host.to(dev));
+        host.data()[i] = v - h;
+        const double down = eval_loss(host.to(dev));
+        host.data()[i] = v;
+        grad[static_cast<std::size_t>(i)] = (up - down) / (2 * h);
+      }
+      return grad;
+    };
+    auto dx_fd = numeric(x, [&](const ft::Tensor<double, 4>& p) { return loss(p, w, b); });
+    auto dw_fd = numeric(w, [&](const ft::Tensor<double, 4>& p) { return loss(x, p, b); });
+    auto db_fd = numeric(b, [&](const ft::Tensor<double, 1>& p) { return loss(x, w, p); });
+    check_close(ft::conv2d_backward_data(gy, w, x.shape(), k.opt), dx_fd, 1e-6, 1e-7);
+    check_close(ft::conv2d_backward_weight(x, gy, w.shape(), k.opt), dw_fd, 1e-6, 1e-7);
+    check_close(ft::conv2d_backward_bias(gy), db_fd, 1e-6, 1e-7);
+  }
+}
+
+TEST_CASE("conv2d reads non-contiguous views and expressions, and its result is a leaf") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    const ConvCase k{2, 3, 7, 9, 4, 3, 3, {.stride = 2, .padding = {1, 0}}, true};
+    auto xt = random_tensor<float>({2, 3, 9, 7}, dev, 21, -1, 1);
+    auto x = xt.transpose(2, 3);  // [2, 3, 7, 9], strided
+    REQUIRE(!x.is_contiguous());
+    auto wbig = random_tensor<float>({4, 6, 3, 3}, dev, 22, -1, 1);
+    auto w = wbig.slice(1, 0, 6, 2);  // [4, 3, 3, 3], strided
+    REQUIRE(!w.is_contiguous());
+    auto b = random_tensor<float>({4}, dev, 23, -1, 1);
+    auto xv = to_double(x), wv = to_double(w), bv = to_double(b);
+    auto want = ref_conv(k, xv, wv, bv);
+    const double t = dev.is_cpu() ? 2e-4 : 1e-3;
+    check_close(ft::conv2d(x, w, b, k.opt), want, t, t);
+
+    // An expression operand is evaluated first (fused, one launch); the result feeds an expression.
+    std::vector<double> x2(xv.size());
+    for (std::size_t i = 0; i < xv.size(); ++i) x2[i] = 2 * xv[i] + 1;
+    auto want2 = ref_conv(k, x2, wv, bv);
+    for (double& v : want2) v = std::max(v, 0.0);
+    ft::Tensor<float, 4> y2 = ft::relu(ft::conv2d(x * 2.0f + 1.0f, w, b, k.opt));
+    check_close(y2, want2, t, t);
+  }
+}
+
+TEST_CASE("conv2d counts its launches: im2col, one GEMM per group batch, and the bias fill") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    const bool cpu = dev.is_cpu();
+    auto x = random_tensor<float>({3, 4, 8, 8}, dev, 31);
+    auto w = random_tensor<float>({6, 4, 3, 3}, dev, 32);
+    auto b = random_tensor<float>({6}, dev, 33);
+    const ft::Conv2dOptions opt{.padding = 1};
+    // CPU: im2col + 1 GEMM over the batch; CUDA: one cuDNN call. A bias adds its broadcast fill.
+    CHECK(launches_of(dev, [&] { (void)ft::conv2d(x, w, opt); }) == (cpu ? 2 : 1));
+    CHECK(launches_of(dev, [&] { (void)ft::conv2d(x, w, b, opt); }) == (cpu ? 3 : 2));
+    auto w1 = random_tensor<float>({6, 4, 1, 1}, dev, 34);
+    CHECK(launches_of(dev, [&] { (void)ft::conv2d(x, w1); }) == 1);  // pointwise: the GEMM alone on CPU
+    auto gy = random_tensor<float>({3, 6, 8, 8}, dev, 35);
+    CHECK(launches_of(dev, [&] { (void)ft::conv2d_backward_data(gy, w, x.shape(), opt); }) == (cpu ? 2 : 1));
+    // CPU: im2col + one GEMM per sample, accumulated in order.
+    CHECK(launches_of(dev, [&] { (void)ft::conv2d_backward_weight(x, gy, w.shape(), opt); }) == (cpu ? 4 : 1));
+    CHECK(launches_of(dev, [&] { (void)ft::conv2d_backward_bias(gy); }) == 1);
+    // Groups: one GEMM per group when the groups are fewer than the samples, else one per sample.
+    auto wg = random_tensor<float>({6, 2, 3, 3}, dev, 36);
+    CHECK(launches_of(dev, [&] { (void)ft::conv2d(x, wg, {.padding = 1, .groups = 2}); }) == (cpu ? 3 : 1));
+    auto wd = random_tensor<float>({4, 1, 3, 3}, dev, 37);
+    CHECK(launches_of(dev, [&] { (void)ft::conv2d(x, wd, {.padding = 1, .groups = 4}); }) == (cpu ? 4 : 1));
+    // An empty batch launches nothing.
+    auto x0 = random_tensor<float>({0, 4, 8, 8}, dev, 38);
+    CHECK(launches_of(dev, [&] { CHECK(ft::conv2d(x0, w, b, opt).shape() == Shape<4>{0, 6, 8, 8}); }) == 0);
+  }
+}
+
+TEST_CASE("on the CPU a large batch is processed in chunks of samples, with the same results") {
+  struct Budget {  // one sample a chunk, restored on exit
+    std::size_t saved = ft::linalg::testing::im2col_bytes.exchange(1);
+    ~Budget() { ft::linalg::testing::im2col_bytes = saved; }
+  } budget;
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    check_conv_case<float>(dev, conv_cases()[1], 700);  // groups = 1: one GEMM over each chunk
+    check_conv_case<float>(dev, conv_cases()[3], 710);  // groups = 3 > 1 sample: one GEMM a sample
+    auto x = random_tensor<float>({3, 4, 8, 8}, dev, 720);
+    auto w = random_tensor<float>({6, 4, 3, 3}, dev, 721);
+    auto gy = random_tensor<float>({3, 6, 8, 8}, dev, 722);
+    const ft::Conv2dOptions opt{.padding = 1};
+    const bool cpu = dev.is_cpu();
+    CHECK(launches_of(dev, [&] { (void)ft::conv2d(x, w, opt); }) == (cpu ? 6 : 1));  // 3 × (im2col + GEMM)
+    CHECK(launches_of(dev, [&] { (void)ft::conv2d_backward_data(gy, w, x.shape(), opt); }) == (cpu ? 6 : 1));
+    CHECK(launches_of(dev, [&] { (void)ft::conv2d_backward_weight(x, gy, w.shape(), opt); }) == (cpu ? 6 : 1));
+  }
+}
+
+TEST_CASE("conv2d and its gradients are bit-identical run after run") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto x = random_tensor<float>({4, 8, 15, 15}, dev, 41);
+    auto w = random_tensor<float>({16, 8, 3, 3}, dev, 42);
+    auto gy = random_tensor<float>({4, 16, 8, 8}, dev, 43);
+    const ft::Conv2dOptions opt{.stride = 2, .padding = 1};
+    CHECK(ft::conv2d(x, w, opt).to_vector() == ft::conv2d(x, w, opt).to_vector());
+    CHECK(ft::conv2d_backward_data(gy, w, x.shape(), opt).to_vector() ==
+          ft::conv2d_backward_data(gy, w, x.shape(), opt).to_vector());
+    CHECK(ft::conv2d_backward_weight(x, gy, w.shape(), opt).to_vector() ==
+          ft::conv2d_backward_weight(x, gy, w.shape(), opt).to_vector());
+    CHECK(ft::conv2d_backward_bias(gy).to_vector() == ft::conv2d_backward_bias(gy).to_vector());
+  }
+}
+
+namespace {
+
+// The message of the ft::Error that f throws.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const ft::Error& e) {
+    return e.what();
+  }
+  FAIL_CHECK("threw no ft::Error");
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("bad conv2d arguments throw an ft::Error naming the op and the shapes, before any launch") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto x = random_tensor<float>({2, 3, 8, 8}, dev, 51);
+    auto w = random_tensor<float>({4, 2, 3, 3}, dev, 52);
+    auto w3 = random_tensor<float>({4, 3, 3, 3}, dev, 53);
+    auto b5 = random_tensor<float>({5}, dev, 54);
+    std::int64_t launched = launches_of(dev, [&] {
+      CHECK(error_of([&] { (void)ft::conv2d(x, w); }) ==
+            "conv2d: input [2, 3, 8, 8] has 3 channels but weight [4, 2, 3, 3] expects 2 (groups = 1)");
+      CHECK(error_of([&] { (void)ft::conv2d(x, w, {.groups = 2}); }) ==
+            "conv2d: groups = 2 does not divide the 3 channels of input [2, 3, 8, 8]");
+      CHECK(error_of([&] { (void)ft::conv2d(x, w3, {.groups = 3}); }) ==
+            "conv2d: groups = 3 does not divide the 4 output channels of weight [4, 3, 3, 3]");
+      auto big = random_tensor<float>({4, 3, 11, 3}, dev, 55);
+      CHECK(error_of([&] { (void)ft::conv2d(x, big, {.padding = 1}); }) ==
+            "conv2d: the kernel 11x3 (11x3 with dilation (1, 1)) is larger than the padded input 10x10 "
+            "(input [2, 3, 8, 8], weight [4, 3, 11, 3], padding (1, 1))");
+      CHECK(error_of([&] {
+              (void)ft::conv2d(x, w3, {.dilation = {5, 1}});
+            }) ==
+            "conv2d: the kernel 3x3 (11x3 with dilation (5, 1)) is larger than the padded input 8x8 "
+            "(input [2, 3, 8, 8], weight [4, 3, 3, 3], padding (0, 0))");
+      CHECK(error_of([&] { (void)ft::conv2d(x, w3, {.stride = 0}); }) == "conv2d: stride must be positive, got (0, 0)");
+      CHECK(error_of([&] {
+              (void)ft::conv2d(x, w3, {.stride = {1, -2}});
+            }) == "conv2d: stride must be positive, got (1, -2)");
+      CHECK(error_of([&] { (void)ft::conv2d(x, w3, {.padding = -1}); }) ==
+            "conv2d: padding must be non-negative, got (-1, -1)");
+      CHECK(error_of([&] { (void)ft::conv2d(x, w3, {.dilation = 0}); }) ==
+            "conv2d: dilation must be positive, got (0, 0)");
+      CHECK(error_of([&] { (void)ft::conv2d(x, w3, {.groups = 0}); }) == "conv2d: groups must be positive, got 0");
+      CHECK(error_of([&] { (void)ft::conv2d(x, w3, b5); }) ==
+            "conv2d: bias [5] has 5 elements but weight [4, 3, 3, 3] has 4 output channels");
+      auto gy = random_tensor<float>({2, 4, 5, 5}, dev, 56);
+      CHECK(error_of([&] { (void)ft::conv2d_backward_data(gy, w3, x.shape()); }) ==
+            "conv2d_backward_data: grad_out [2, 4, 5, 5] should have shape [2, 4, 6, 6], the output of input "
+            "[2, 3, 8, 8] and weight [4, 3, 3, 3] (stride (1, 1), padding (0, 0), dilation (1, 1))");
+      CHECK(error_of([&] { (void)ft::conv2d_backward_weight(x, gy, w.shape()); }) ==
+            "conv2d_backward_weight: input [2, 3, 8, 8] has 3 channels but weight [4, 2, 3, 3] expects 2 "
+            "(groups = 1)");
+    });
+    CHECK(launched == 0);
+    if (ft::test::has_gpu()) {
+      auto other = dev.is_cpu() ? ft::Device(ft::kCUDA, 0) : ft::Device(ft::kCPU);
+      auto wo = w3.to(other);
+      CHECK(error_of([&] { (void)ft::conv2d(x, wo); }) ==
+            ft::detail::concat("conv2d: input on ", dev, " but weight on ", other, "; move one with .to(device)"));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pooling: plain loops over each window, and scatter-form adjoints (the library gathers)
+// ---------------------------------------------------------------------------------------
+
+namespace {
+
+struct PoolCase {
+  index_t n, c, h, w;
+  Pair kernel, stride, padding, dilation;
+  bool ceil_mode;
+  bool count_include_pad;
+};
+
+index_t ref_pool_out(index_t in, index_t k, index_t s, index_t p, index_t d, bool ceil_mode) {
+  const index_t eff = d * (k - 1) + 1;
+  index_t num = in + 2 * p - eff;
+  index_t out = (ceil_mode ? (num + s - 1) / s : num / s) + 1;  // num ≥ 0 in every case below
+  if (ceil_mode && (out - 1) * s >= in + p) --out;  // the last window must start inside the input or left pad
+  return out;
+}
+
+Shape<4> ref_pool_shape(const PoolCase& k) {
+  return {k.n, k.c, ref_pool_out(k.h, k.kernel.h, k.stride.h, k.padding.h, k.dilation.h, k.ceil_mode),
+          ref_pool_out(k.w, k.kernel.w, k.stride.w, k.padding.w, k.dilation.w, k.ceil_mode)};
+}
+
+// f(output index, window origin y, window origin x, plane) for every output.
+template <class F>
+void for_each_window(const PoolCase& k, F&& f) {
+  const Shape<4> ys = ref_pool_shape(k);
+  for (index_t pl = 0; pl < k.n * k.c; ++pl)
+    for (index_t oy = 0; oy < ys[2]; ++oy)
+      for (index_t ox = 0; ox < ys[3]; ++ox)
+        f(static_cast<std::size_t>((pl * ys[2] + oy) * ys[3] + ox), oy * k.stride.h - k.padding.h,
+          ox * k.stride.w - k.padding.w, pl);
+}
+
+void ref_max_pool(const PoolCase& k, const std::vector<double>& x, std::vector<double>& y, std::vector<double>& idx) {
+  const Shape<4> ys = ref_pool_shape(k);
+  y.assign(static_cast<std::size_t>(ys.numel()), 0.0);
+  idx.assign(y.size(), -1.0);
+  for_each_window(k, [&](std::size_t o, index_t y0, index_t x0, index_t pl) {
+    double best = -std::numeric_limits<double>::infinity();
+    for (index_t i = 0; i < k.kernel.h; ++i)
+      for (index_t j = 0; j < k.kernel.w; ++j) {
+        const index_t iy = y0 + i * k.dilation.h, ix = x0 + j * k.dilation.w;
+        if (iy < 0 || iy >= k.h || ix < 0 || ix >= k.w) continue;
+        const double v = x[static_cast<std::size_t>((pl * k.h + iy) * k.w + ix)];
+        if (idx[o] < 0 || v > best) {  // the first maximum in row-major window order
+          best = v;
+          idx[o] = static_cast<double>(iy * k.w + ix);
+        }
+      }
+    y[o] = best;
+  });
+}
+
+// The elements of an average window inside the input, and torch's divisor for it.
+template <class F>
+void avg_window(const PoolCase& k, index_t y0, index_t x0, F&& visit, double& divisor) {
+  const index_t ye = std::min(y0 + k.kernel.h, k.h + k.padding.h), xe = std::min(x0 + k.kernel.w, k.w + k.padding.w);
+  const index_t padded = (ye - y0) * (xe - x0);
+  index_t inside = 0;
+  for (index_t iy = std::max<index_t>(y0, 0); iy < std::min(ye, k.h); ++iy)
+    for (index_t ix = std::max<index_t>(x0, 0); ix < std::min(xe, k.w); ++ix, ++inside) visit(iy, ix);
+  divisor = static_cast<double>(k.count_include_pad ? padded : inside);
+}
+
+std::vector<double> ref_avg_pool(const PoolCase& k, const std::vector<double>& x) {
+  std::vector<double> y(static_cast<std::size_t>(ref_pool_shape(k).numel()), 0.0);
+  for_each_window(k, [&](std::size_t o, index_t y0, index_t x0, index_t pl) {
+    double s = 0, div = 0;
+    avg_window(
+        k, y0, x0, [&](index_t iy, index_t ix) { s += x[static_cast<std::size_t>((pl * k.h + iy) * k.w + ix)]; }, div);
+    y[o] = s / div;
+  });
+  return y;
+}
+
+std::vector<double> ref_avg_pool_backward(const PoolCase& k, const std::vector<double>& gy) {
+  std::vector<double> dx(static_cast<std::size_t>(k.n * k.c * k.h * k.w), 0.0);
+  for_each_window(k, [&](std::size_t o, index_t y0, index_t x0, index_t pl) {
+    std::vector<std::size_t> cells;
+    double div = 0;
+    avg_window(
+        k, y0, x0,
+        [&](index_t iy, index_t ix) { cells.push_back(static_cast<std::size_t>((pl * k.h + iy) * k.w + ix)); }, div);
+    for (std::size_t c : cells) dx[c] += gy[o] / div;
+  });
+  return dx;
+}
+
+const std::vector<PoolCase>& pool_cases() {
+  static const std::vector<PoolCase> cases = {
+      {2, 3, 8, 8, 2, 2, 0, 1, false, true},                      // the classic 2x2 / 2
+      {3, 2, 13, 13, 3, 2, 1, 1, false, true},                    // overlapping 3x3 / 2, padded (ResNet's stem)
+      {1, 3, 7, 7, 3, 2, 1, 1, true, false},                      // ceil mode, count_include_pad off
+      {2, 2, 11, 9, {3, 2}, {2, 3}, {1, 0}, {2, 1}, true, true},  // pairs, dilation, ceil mode
+      {1, 1, 6, 6, 4, 3, 2, 1, true, true},                       // ceil mode with a window in the overhang
+  };
+  return cases;
+}
+
+template <class T>
+void check_pool_case(ft::Device dev, const PoolCase& k, unsigned seed) {
+  CAPTURE(k.h);
+  CAPTURE(k.w);
+  CAPTURE(k.kernel);
+  CAPTURE(k.stride);
+  CAPTURE(k.padding);
+  CAPTURE(k.dilation);
+  CAPTURE(k.ceil_mode);
+  CAPTURE(k.count_include_pad);
+  auto x = random_tensor<T>({k.n, k.c, k.h, k.w}, dev, seed);
+  const Shape<4> ys = ref_pool_shape(k);
+  auto gy = random_tensor<T>({ys[0], ys[1], ys[2], ys[3]}, dev, seed + 1);
+  const auto xv = to_double(x), gv = to_double(gy);
+
+  // max pool: values, indices, and dx[index] += dy (scatter form)
+  auto [y, idx] = ft::max_pool2d_with_indices(x, k.kernel, k.stride, k.padding, k.dilation, k.ceil_mode);
+  std::vector<double> want_y, want_idx;
+  ref_max_pool(k, xv, want_y, want_idx);
+  CHECK(y.shape() == ys);
+  check_close(y, want_y, 0, 0);
+  check_close(idx, want_idx, 0, 0);
+  check_close(ft::max_pool2d(x, k.kernel, k.stride, k.padding, k.dilation, k.ceil_mode), want_y, 0, 0);
+  std::vector<double> want_dx(xv.size(), 0.0);
+  for (std::size_t o = 0; o < gv.size(); ++o)
+    want_dx[(o / static_cast<std::size_t>(ys[2] * ys[3])) * static_cast<std::size_t>(k.h * k.w) +
+            static_cast<std::size_t>(want_idx[o])] += gv[o];
+  check_close(ft::max_pool2d_backward(gy, idx, x.shape(), k.kernel, k.stride, k.padding, k.dilation, k.ceil_mode),
+              want_dx, 1e-6, 1e-6);
+
+  // average pool (no dilation in torch's avg_pool2d)
+  if (k.dilation == Pair(1)) {
+    check_close(ft::avg_pool2d(x, k.kernel, k.stride, k.padding, k.ceil_mode, k.count_include_pad), ref_avg_pool(k, xv),
+                1e-6, 1e-6);
+    check_close(ft::avg_pool2d_backward(gy, x.shape(), k.kernel, k.stride, k.padding, k.ceil_mode, k.count_include_pad),
+                ref_avg_pool_backward(k, gv), 1e-6, 1e-6);
+  }
+}
+
+// adaptive windows: [floor(i·in/out), ceil((i+1)·in/out))
+index_t ad_start(index_t i, index_t in, index_t out) { return static_cast<index_t>(std::floor(double(i) * in / out)); }
+index_t ad_end(index_t i, index_t in, index_t out) { return static_cast<index_t>(std::ceil(double(i + 1) * in / out)); }
+
+}  // namespace
+
+TEST_CASE("max and average pooling and their backward passes match plain loops") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    unsigned seed = 500;
+    for (const PoolCase& k : pool_cases()) check_pool_case<float>(dev, k, seed += 10);
+    check_pool_case<double>(dev, pool_cases()[3], 600);
+  }
+}
+
+TEST_CASE("pooling with the default stride (= kernel), on views and expressions") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto base = random_tensor<float>({2, 3, 9, 8}, dev, 61);
+    auto x = base.transpose(2, 3);  // [2, 3, 8, 9], strided
+    const PoolCase k{2, 3, 8, 9, 2, 2, 0, 1, false, true};
+    const auto xv = to_double(x);
+    std::vector<double> want_y, want_idx;
+    ref_max_pool(k, xv, want_y, want_idx);
+    check_close(ft::max_pool2d(x, 2), want_y, 0, 0);
+    check_close(ft::max_pool2d_with_indices(x, 2).indices, want_idx, 0, 0);
+    check_close(ft::avg_pool2d(x, 2), ref_avg_pool(k, xv), 1e-6, 1e-6);
+    std::vector<double> neg(want_y.size());
+    for (std::size_t i = 0; i < neg.size(); ++i) {
+      double m = std::numeric_limits<double>::infinity();  // max of −x = −min of x, so check min via −x
+      const index_t pl = static_cast<index_t>(i) / 16, oy = (static_cast<index_t>(i) / 4) % 4,
+                    ox = static_cast<index_t>(i) % 4;
+      for (index_t a = 0; a < 2; ++a)
+        for (index_t b = 0; b < 2; ++b)
+          m = std::min(m, xv[static_cast<std::size_t>((pl * 8 + 2 * oy + a) * 9 + 2 * ox + b)]);
+      neg[i] = -m;
+    }
+    check_close(ft::max_pool2d(-x, 2), neg, 0, 0);
+  }
+}
+
+TEST_CASE("max pooling: ties pick the first maximum, NaN propagates, padding never wins") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto ones = ft::full<float>({1, 1, 4, 4}, 1.0f, dev);
+    auto r = ft::max_pool2d_with_indices(ones, 3, 1, 1);
+    auto idx = r.indices.to_vector();
+    CHECK(idx[0] == 0);    // window rows −1..1, cols −1..1: first valid element (0, 0)
+    CHECK(idx[5] == 0);    // window rows 0..2, cols 0..2
+    CHECK(idx[15] == 10);  // window rows 2..4, cols 2..4 → (2, 2)
+    auto neg = ft::full<float>({1, 1, 3, 3}, -5.0f, dev);
+    auto m = ft::max_pool2d(neg, 3, 1, 1).to_vector();
+    for (float v : m) CHECK(v == -5.0f);  // −∞ padding does not win
+    std::vector<float> vals(16, 0.0f);
+    vals[5] = std::numeric_limits<float>::quiet_NaN();
+    auto xn = ft::from_vector<float>(vals, {1, 1, 4, 4}, dev);
+    auto rn = ft::max_pool2d_with_indices(xn, 2);
+    CHECK(std::isnan(rn.output.to_vector()[0]));
+    CHECK(rn.indices.to_vector()[0] == 5);
+    CHECK(rn.output.to_vector()[1] == 0.0f);
+  }
+}
+
+TEST_CASE("adaptive average pooling with non-divisible sizes, and its backward") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    struct Case {
+      index_t h, w, oh, ow;
+    };
+    for (const Case& c : {Case{7, 7, 3, 3}, Case{13, 10, 4, 7}, Case{5, 6, 7, 4}, Case{9, 9, 1, 1}}) {
+      CAPTURE(c.h);
+      CAPTURE(c.w);
+      CAPTURE(c.oh);
+      CAPTURE(c.ow);
+      auto x = random_tensor<float>({2, 3, c.h, c.w}, dev, 71);
+      auto gy = random_tensor<float>({2, 3, c.oh, c.ow}, dev, 72);
+      const auto xv = to_double(x), gv = to_double(gy);
+      std::vector<double> want(gv.size(), 0.0), want_dx(xv.size(), 0.0);
+      for (index_t pl = 0; pl < 6; ++pl)
+        for (index_t i = 0; i < c.oh; ++i)
+          for (index_t j = 0; j < c.ow; ++j) {
+            const index_t y0 = ad_start(i, c.h, c.oh), y1 = ad_end(i, c.h, c.oh);
+            const index_t x0 = ad_start(j, c.w, c.ow), x1 = ad_end(j, c.w, c.ow);
+            const double cnt = static_cast<double>((y1 - y0) * (x1 - x0));
+            const std::size_t o = static_cast<std::size_t>((pl * c.oh + i) * c.ow + j);
+            for (index_t a = y0; a < y1; ++a)
+              for (index_t b = x0; b < x1; ++b) {
+                const std::size_t in = static_cast<std::size_t>((pl * c.h + a) * c.w + b);
+                want[o] += xv[in] / cnt;
+                want_dx[in] += gv[o] / cnt;
+              }
+          }
+      ft::Tensor<float, 4> y = ft::adaptive_avg_pool2d(x, {c.oh, c.ow});
+      CHECK(y.shape() == Shape<4>{2, 3, c.oh, c.ow});
+      check_close(y, want, 1e-5, 1e-6);
+      check_close(ft::adaptive_avg_pool2d_backward(gy, x.shape()), want_dx, 1e-5, 1e-6);
+    }
+  }
+}
+
+TEST_CASE("pooling is one launch per call and bit-identical run after run") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto x = random_tensor<float>({4, 8, 32, 32}, dev, 81);
+    auto gy = random_tensor<float>({4, 8, 16, 16}, dev, 82);
+    ft::MaxPool2dResult<float> r;
+    CHECK(launches_of(dev, [&] { r = ft::max_pool2d_with_indices(x, 3, 2, 1); }) == 1);
+    CHECK(launches_of(dev, [&] { (void)ft::max_pool2d(x, 3, 2, 1); }) == 1);
+    CHECK(launches_of(dev, [&] { (void)ft::avg_pool2d(x, 3, 2, 1); }) == 1);
+    CHECK(launches_of(dev, [&] { (void)ft::adaptive_avg_pool2d(x, {5, 3}); }) == 1);
+    ft::Tensor<float, 4> dx;
+    CHECK(launches_of(dev, [&] { dx = ft::max_pool2d_backward(gy, r.indices, x.shape(), 3, 2, 1); }) == 1);
+    CHECK(dx.to_vector() == ft::max_pool2d_backward(gy, r.indices, x.shape(), 3, 2, 1).to_vector());
+    CHECK(launches_of(dev, [&] { dx = ft::avg_pool2d_backward(gy, x.shape(), 3, 2, 1); }) == 1);
+    CHECK(dx.to_vector() == ft::avg_pool2d_backward(gy, x.shape(), 3, 2, 1).to_vector());
+    auto ga = random_tensor<float>({4, 8, 5, 3}, dev, 83);
+    CHECK(launches_of(dev, [&] { dx = ft::adaptive_avg_pool2d_backward(ga, x.shape()); }) == 1);
+    CHECK(dx.to_vector() == ft::adaptive_avg_pool2d_backward(ga, x.shape()).to_vector());
+    auto x0 = random_tensor<float>({0, 8, 32, 32}, dev, 84);
+    CHECK(launches_of(dev, [&] { (void)ft::max_pool2d(x0, 2); }) == 0);
+  }
+}
+
+TEST_CASE("bad pooling arguments throw an ft::Error naming the op and the shapes") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto x = random_tensor<float>({1, 2, 4, 4}, dev, 91);
+    std::int64_t launched = launches_of(dev, [&] {
+      CHECK(error_of([&] { (void)ft::max_pool2d(x, 0); }) == "max_pool2d: kernel size must be positive, got (0, 0)");
+      CHECK(error_of([&] { (void)ft::max_pool2d(x, 2, {1, 0}); }) == "max_pool2d: stride must be positive, got (1, 0)");
+      CHECK(error_of([&] { (void)ft::max_pool2d(x, 3, 1, 2); }) ==
+            "max_pool2d: padding (2, 2) should be at most half of the (dilated) kernel 3x3");
+      CHECK(error_of([&] {
+              (void)ft::avg_pool2d(x, 2, 2, {0, 2});
+            }) == "avg_pool2d: padding (0, 2) should be at most half of the kernel 2x2");
+      CHECK(error_of([&] { (void)ft::max_pool2d(x, 5); }) ==
+            "max_pool2d: input [1, 2, 4, 4] is too small for the kernel 5x5 (padding (0, 0)): the output would be 0x0");
+      CHECK(error_of([&] {
+              (void)ft::adaptive_avg_pool2d(x, {0, 2});
+            }) == "adaptive_avg_pool2d: output size must be positive, got (0, 2)");
+      auto gy = random_tensor<float>({1, 2, 3, 3}, dev, 92);
+      CHECK(error_of([&] { (void)ft::avg_pool2d_backward(gy, x.shape(), 2); }) ==
+            "avg_pool2d_backward: grad_out [1, 2, 3, 3] should have shape [1, 2, 2, 2], the pooled shape of input "
+            "[1, 2, 4, 4]");
+    });
+    CHECK(launched == 0);
+  }
+}
+
+FT_GPU_TEST_CASE("GPU and CPU agree on conv2d, its gradients and pooling") {
+  const ft::Device gpu(ft::kCUDA, 0);
+  auto x = random_tensor<float>({3, 6, 17, 17}, ft::kCPU, 101, -1, 1);
+  auto w = random_tensor<float>({8, 3, 3, 3}, ft::kCPU, 102, -1, 1);
+  auto b = random_tensor<float>({8}, ft::kCPU, 103, -1, 1);
+  const ft::Conv2dOptions opt{.stride = 2, .padding = 1, .groups = 2};
+  auto y = ft::conv2d(x, w, b, opt);
+  check_close(ft::conv2d(x.to(gpu), w.to(gpu), b.to(gpu), opt), to_double(y), 1e-3, 1e-3);
+  auto gy = random_tensor<float>({3, 8, 9, 9}, ft::kCPU, 104, -1, 1);
+  check_close(ft::conv2d_backward_data(gy.to(gpu), w.to(gpu), x.shape(), opt),
+              to_double(ft::conv2d_backward_data(gy, w, x.shape(), opt)), 1e-3, 1e-3);
+  check_close(ft::conv2d_backward_weight(x.to(gpu), gy.to(gpu), w.shape(), opt),
+              to_double(ft::conv2d_backward_weight(x, gy, w.shape(), opt)), 1e-3, 1e-2);
+  auto r = ft::max_pool2d_with_indices(x, 3, 2, 1);
+  auto rg = ft::max_pool2d_with_indices(x.to(gpu), 3, 2, 1);
+  CHECK(rg.output.to_vector() == r.output.to_vector());
+  CHECK(rg.indices.to_vector() == r.indices.to_vector());
+}
