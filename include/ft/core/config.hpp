@@ -24,6 +24,17 @@
 #define FT_INLINE inline
 #endif
 
+// The CPU loops are compiled three times — AVX-512, AVX2+FMA and the baseline — and the best
+// one for the running machine is picked at load time (GCC's function multiversioning, glibc
+// ifunc), so a portable build still uses the machine's full vector width. Off under nvcc and
+// clang (which cannot multiversion templates), or with -DFT_NO_MULTIVERSION.
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__) && defined(__x86_64__) && \
+    defined(__gnu_linux__) && !defined(FT_NO_MULTIVERSION)
+#define FT_CPU_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FT_CPU_MULTIVERSION
+#endif
+
 #if defined(_OPENMP)
 #define FT_OPENMP_ENABLED 1
 #else

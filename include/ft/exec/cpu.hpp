@@ -25,7 +25,7 @@ inline int num_threads() {
 // The evaluator is copied into each thread and `out` is restrict, so the compiler keeps the
 // leaf pointers in registers and vectorises the loop.
 template <class I, class T, int R, class Ev>
-void run_dense(T* __restrict__ out, Ev ev, I n) {
+FT_CPU_MULTIVERSION void run_dense(T* __restrict__ out, Ev ev, I n) {
 #pragma omp parallel for simd schedule(static) firstprivate(ev) if (n > kParallelGrain)
   for (I i = 0; i < n; ++i) out[i] = static_cast<T>(ev(Index<I, R, true>{i}));
 }
@@ -35,7 +35,7 @@ void run_dense(T* __restrict__ out, Ev ev, I n) {
 // the inner loop over the last dimension is simple enough for the compiler to hoist each
 // leaf's row offset and vectorise.
 template <class I, class T, int R, class Ev>
-void run_strided(const TensorWriter<T, R> out, const Ev ev, I n, const Shape<R> shape) {
+FT_CPU_MULTIVERSION void run_strided(const TensorWriter<T, R> out, const Ev ev, I n, const Shape<R> shape) {
   const I inner = R > 0 ? static_cast<I>(shape[R - 1]) : 1;
   const int parts = n > kParallelGrain ? num_threads() : 1;
 #pragma omp parallel for schedule(static) num_threads(parts) if (parts > 1) firstprivate(out, ev, shape)

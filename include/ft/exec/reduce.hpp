@@ -78,7 +78,7 @@ Acc reduce_range(const Red& red, F&& x, index_t k0, index_t k1) {
 }
 
 template <class T, class Red, class Read>
-void reduce(T* out, const Red& red, const Read read, const ReduceGeometry g) {
+FT_CPU_MULTIVERSION void reduce(T* out, const Red& red, const Read read, const ReduceGeometry g) {
   using Acc = red::acc_t<Red, false>;
   const index_t K = g.K, inner = g.inner, outputs = g.outer * g.inner;
   if (outputs == 1) {  // one long reduction: fixed chunks in parallel, partials combined in order
