@@ -12,6 +12,10 @@
 #include <map>
 #include <memory>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 #include "ft/ft.hpp"
 
 #if FT_CUDA_ENABLED
@@ -30,6 +34,24 @@ void report(benchmark::State& state, double bytes, std::int64_t launches, ft::De
   state.counters["launches_per_iter"] = it > 0 ? static_cast<double>(launches) / it : 0;
   double bw = g_copy_bw[dev.is_cuda() ? 1 : 0];
   if (bw > 0) state.counters["of_copy_bw"] = benchmark::Counter(it * bytes / bw, benchmark::Counter::kIsRate);
+}
+
+// The copy yardstick: cudaMemcpyAsync on a GPU; on the CPU one memcpy a thread over its share.
+void copy(float* dst, const float* src, index_t n, ft::Device dev) {
+  if (dev.is_cuda()) {
+    ft::cuda::copy_bytes(dst, dev, src, dev, static_cast<std::size_t>(n) * 4);
+    return;
+  }
+#pragma omp parallel
+  {
+#if defined(_OPENMP)
+    const index_t parts = omp_get_num_threads(), part = omp_get_thread_num();
+#else
+    const index_t parts = 1, part = 0;
+#endif
+    const index_t b = n * part / parts, e = n * (part + 1) / parts;
+    std::memcpy(dst + b, src + b, static_cast<std::size_t>(e - b) * 4);
+  }
 }
 
 // Runs body once an iteration; GPU time from CUDA events on the library's stream.
@@ -106,9 +128,7 @@ void BM_copy(benchmark::State& state) {
   auto dev = device_of(state);
   auto& s = sum_operands(dev, kSumN);
   ft::Tensor<float, 1> dst = ft::zeros<float>({kSumN}, dev);
-  timed_loop(state, dev, 2.0 * kSumN * 4, [&] {
-    ft::cuda::copy_bytes(dst.data(), dev, s.a.data(), dev, static_cast<std::size_t>(kSumN) * 4);
-  });
+  timed_loop(state, dev, 2.0 * kSumN * 4, [&] { copy(dst.data(), s.a.data(), kSumN, dev); });
 }
 #if FT_CUDA_ENABLED
 void BM_sum_cub_precomputed(benchmark::State& state) {
@@ -161,7 +181,7 @@ double measure_copy_bw(ft::Device dev) {
   for (int r = 0; r < 5; ++r) {
     ft::cuda::synchronize();
     auto t0 = std::chrono::steady_clock::now();
-    ft::cuda::copy_bytes(dst.data(), dev, src.data(), dev, static_cast<std::size_t>(kSumN) * 4);
+    copy(dst.data(), src.data(), kSumN, dev);
     if (dev.is_cuda()) ft::cuda::synchronize();
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     best = std::max(best, 2.0 * kSumN * 4 / s);

@@ -20,7 +20,7 @@ enum class Kind { Softmax, LogSoftmax };
 namespace cpu {
 
 template <class F, class Read>
-void softmax(F* out, const Read& read, const exec::ReduceGeometry g, Kind kind) {
+FT_CPU_MULTIVERSION void softmax(F* out, const Read& read, const exec::ReduceGeometry g, Kind kind) {
   const index_t K = g.K, inner = g.inner, rows = g.outer * g.inner;
 #pragma omp parallel for schedule(static) if (rows * K > exec::cpu::kReduceChunk)
   for (index_t r = 0; r < rows; ++r) {
@@ -41,7 +41,7 @@ void softmax(F* out, const Read& read, const exec::ReduceGeometry g, Kind kind) 
 }
 
 template <class F, class Read>
-void layer_norm(F* out, F* mean, F* rstd, const Read& read, const F* w, const F* b, index_t rows, index_t K,
+FT_CPU_MULTIVERSION void layer_norm(F* out, F* mean, F* rstd, const Read& read, const F* w, const F* b, index_t rows, index_t K,
                 double eps) {
   using Red = red::Variance<F, false>;
 #pragma omp parallel for schedule(static) if (rows * K > exec::cpu::kReduceChunk)
@@ -78,6 +78,20 @@ F cross_entropy_row(const Read& read, index_t r, index_t C, std::int64_t t, doub
   const double lse = static_cast<double>(m) + std::log(s);
   const double xt = static_cast<double>(static_cast<F>(read(base + t)));
   return static_cast<F>(lse - (1.0 - smoothing) * xt - smoothing / static_cast<double>(C) * sum_x);
+}
+
+// Per-row losses in parallel, then their sum in row order: deterministic.
+template <class F, class Read>
+FT_CPU_MULTIVERSION void cross_entropy(F* out, const Read& read, const std::int64_t* target, index_t N, index_t C,
+                                       std::int64_t ignore_index, double smoothing, bool mean) {
+  std::unique_ptr<double[]> loss(new double[static_cast<std::size_t>(N > 0 ? N : 1)]);
+#pragma omp parallel for schedule(static) if (N * C > exec::cpu::kReduceChunk)
+  for (index_t r = 0; r < N; ++r)
+    loss[r] = target[r] == ignore_index ? 0.0
+                                        : static_cast<double>(cross_entropy_row<F>(read, r, C, target[r], smoothing));
+  double total = 0, count = 0;
+  for (index_t r = 0; r < N; ++r) total += loss[r], count += target[r] != ignore_index;
+  out[0] = static_cast<F>(mean ? total / count : total);
 }
 
 }  // namespace cpu
@@ -341,17 +355,7 @@ Tensor<float_promote_t<typename E::value_type>, 0> cross_entropy(const E& logits
   const std::int64_t* tp = t.data();
   rowwise::dispatch(
       logits, dev,
-      [&](const auto& read) {
-        std::unique_ptr<double[]> loss(new double[static_cast<std::size_t>(N > 0 ? N : 1)]);
-#pragma omp parallel for schedule(static) if (N * C > exec::cpu::kReduceChunk)
-        for (index_t r = 0; r < N; ++r)
-          loss[r] = tp[r] == opts.ignore_index
-                        ? 0.0
-                        : static_cast<double>(rowwise::cpu::cross_entropy_row<F>(read, r, C, tp[r], opts.label_smoothing));
-        double total = 0, count = 0;
-        for (index_t r = 0; r < N; ++r) total += loss[r], count += tp[r] != opts.ignore_index;
-        o[0] = static_cast<F>(mean ? total / count : total);
-      },
+      [&](const auto& read) { rowwise::cpu::cross_entropy(o, read, tp, N, C, opts.ignore_index, opts.label_smoothing, mean); },
       [&]<class I>(const auto& read) {
 #if FT_CUDA_ENABLED
         const unsigned blocks = rowwise::row_blocks((N + 7) / 8, dev);
