@@ -214,8 +214,8 @@ inline float vector_expf(float x) {
 }
 
 template <bool VectorExp>
-void hand_expr(float* __restrict out, const float* __restrict a, const float* __restrict b,
-               const float* __restrict c, const float* __restrict d, const float* __restrict e, index_t n) {
+void hand_expr(float* __restrict out, const float* __restrict a, const float* __restrict b, const float* __restrict c,
+               const float* __restrict d, const float* __restrict e, index_t n) {
 #pragma omp parallel for simd schedule(static)
   for (index_t i = 0; i < n; ++i) {
     const float ex = VectorExp ? vector_expf(-d[i]) : std::exp(-d[i]);
@@ -525,8 +525,8 @@ double measure_gpu_copy_bw() {
   auto& buf = copy_buffers(n, kGPU);
   const auto bytes = static_cast<std::size_t>(n) * sizeof(float);
   auto copy = [&] {
-    FT_CUDA_CHECK(cudaMemcpyAsync(buf.dst.data(), buf.src.data(), bytes, cudaMemcpyDeviceToDevice,
-                                  ft::cuda::current_stream()));
+    FT_CUDA_CHECK(
+        cudaMemcpyAsync(buf.dst.data(), buf.src.data(), bytes, cudaMemcpyDeviceToDevice, ft::cuda::current_stream()));
   };
   for (int i = 0; i < 5; ++i) copy();
   constexpr int kReps = 50;

@@ -201,8 +201,10 @@ int main(int argc, char** argv) {
     const char* dn = d ? "gpu" : "cpu";
     auto reg = [&](std::string name, auto fn) {
       auto* b = benchmark::RegisterBenchmark((std::string(dn) + "/" + name).c_str(), fn)->Unit(benchmark::kMillisecond);
-      if (d) b->UseManualTime();
-      else b->UseRealTime();
+      if (d)
+        b->UseManualTime();
+      else
+        b->UseRealTime();
       return b;
     };
     reg("sum_ab/fused", BM_sum_fused)->Args({d});

@@ -1,11 +1,10 @@
 // The main demo for now: shows what fusion buys on this machine. The same statement runs
 // fused (one launch) and as five separate statements (five launches and four temporaries,
 // as an eager framework runs it); the demo checks they agree and reports both timings.
-#include <ft/ft.hpp>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ft/ft.hpp>
 
 template <class F>
 double best_ms(ft::Device dev, F&& f, int reps = 5) {

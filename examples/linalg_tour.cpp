@@ -1,8 +1,7 @@
 // Reductions, row-wise composites and the library boundaries (matmul, conv, pooling) in one
 // small classifier forward pass. Prints each result and how many launches it took.
-#include <ft/ft.hpp>
-
 #include <cstdio>
+#include <ft/ft.hpp>
 #include <iostream>
 
 int main() {
@@ -19,13 +18,13 @@ int main() {
   auto b = ft::zeros<float>({10}, dev);
   ft::Tensor<float, 2> logits, p;
   ft::Tensor<std::int64_t, 1> t;
-  count("logits = linear(x, W, b)", [&] { logits = ft::linear(x, W, b); });     // GEMM + bias add
+  count("logits = linear(x, W, b)", [&] { logits = ft::linear(x, W, b); });  // GEMM + bias add
   count("p = softmax(logits, 1)", [&] { p = ft::softmax(logits, 1); });
   count("t = argmax(p, 1)", [&] { t = ft::argmax(p, 1); });
   float loss = 0;
   count("loss = cross_entropy(logits, t)", [&] { loss = ft::cross_entropy(logits, t).item(); });
   ft::Tensor<float, 1> s;
-  count("s = sum(x * x, 1)", [&] { s = ft::sum(x * x, 1); });                      // fused: one launch
+  count("s = sum(x * x, 1)", [&] { s = ft::sum(x * x, 1); });  // fused: one launch
   ft::Tensor<float, 2> centred;
   count("centred = x - max(x, 1, keepdim)", [&] { centred = x - ft::max(x, 1, ft::keepdim); });  // two
   std::printf("loss %.4f, |x| %.2f, mean(s) %.2f\n", loss, ft::eval(ft::norm(x)).item(), ft::eval(ft::mean(s)).item());
@@ -35,9 +34,8 @@ int main() {
   auto k = ft::randn<float>({8, 3, 3, 3}, dev, 6) * 0.2f;
   auto kb = ft::zeros<float>({8}, dev);
   ft::Tensor<float, 4> h;
-  count("h = max_pool2d(relu(conv2d(img, k, kb)), 2)", [&] {
-    h = ft::max_pool2d(ft::relu(ft::conv2d(img, k, kb, {.stride = 1, .padding = 1})), 2);
-  });
+  count("h = max_pool2d(relu(conv2d(img, k, kb)), 2)",
+        [&] { h = ft::max_pool2d(ft::relu(ft::conv2d(img, k, kb, {.stride = 1, .padding = 1})), 2); });
   auto ln = ft::layer_norm(h, 3);
   std::cout << "pooled shape " << h.shape() << ", per-sample mean after layer_norm "
             << ft::eval(ft::mean(ln.output.reshape({2, -1}), 1)) << "\n";

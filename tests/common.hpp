@@ -25,7 +25,7 @@ inline std::vector<Device> devices() {
 inline bool has_gpu() { return FT_CUDA_ENABLED && cuda::is_available(); }
 
 // A test that needs a GPU: doctest reports it as skipped (not passed) when there is none.
-#define FT_GPU_TEST_CASE(name) TEST_CASE(name * doctest::skip(!ft::test::has_gpu()))
+#define FT_GPU_TEST_CASE(name) TEST_CASE(name* doctest::skip(!ft::test::has_gpu()))
 
 // Values in double for an independent reference.
 template <class T, int R>
@@ -67,9 +67,12 @@ Tensor<T, static_cast<int>(R)> random_tensor(const index_t (&shape)[R], Device d
   std::mt19937 gen(seed);
   std::uniform_real_distribution<double> dist(lo, hi);
   for (index_t i = 0; i < t.numel(); ++i) {
-    if constexpr (std::is_floating_point_v<T>) t.data()[i] = static_cast<T>(dist(gen));
-    else if constexpr (std::is_same_v<T, bool>) t.data()[i] = dist(gen) > 0.5 * (lo + hi);
-    else t.data()[i] = static_cast<T>(std::floor(dist(gen)));
+    if constexpr (std::is_floating_point_v<T>)
+      t.data()[i] = static_cast<T>(dist(gen));
+    else if constexpr (std::is_same_v<T, bool>)
+      t.data()[i] = dist(gen) > 0.5 * (lo + hi);
+    else
+      t.data()[i] = static_cast<T>(std::floor(dist(gen)));
   }
   return t.to(device);
 }

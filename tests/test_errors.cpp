@@ -107,8 +107,9 @@ TEST_CASE("reshape to a shape with another number of elements throws") {
     CAPTURE(dev);
     auto a = ft::test::random_tensor<float>({4, 6}, dev, 209);
     CHECK_THROWS_AS(a.reshape({5, 5}), ft::Error);
-    CHECK(error_message([&] { (void)a.reshape({5, 5}); }) ==
-          "reshape: shape [5, 5] is invalid for input of shape [4, 6] (24 elements)");
+    CHECK(error_message([&] {
+            (void)a.reshape({5, 5});
+          }) == "reshape: shape [5, 5] is invalid for input of shape [4, 6] (24 elements)");
     CHECK(error_message([&] { (void)a.reshape({-1, 5}); }) == "reshape: shape [-1, 5] is invalid for input of size 24");
     check_mentions(error_message([&] { (void)a.reshape({-1, 0}); }), {"reshape", "[-1, 0]", "24"});
     CHECK(error_message([&] { (void)a.reshape({-2, -12}); }) == "reshape: invalid size -2 in [-2, -12]");
@@ -132,8 +133,9 @@ TEST_CASE("expand of a dim whose size is not 1 throws") {
     CAPTURE(dev);
     auto a = ft::test::random_tensor<float>({3, 4}, dev, 211);
     CHECK_THROWS_AS(a.expand({3, 5}), ft::Error);
-    CHECK(error_message([&] { (void)a.expand({3, 5}); }) ==
-          "expand: cannot expand [3, 4] to [3, 5]: dimension 1 has size 4, not 1");
+    CHECK(error_message([&] {
+            (void)a.expand({3, 5});
+          }) == "expand: cannot expand [3, 4] to [3, 5]: dimension 1 has size 4, not 1");
     check_mentions(error_message([&] { (void)a.expand({2, 6, 4}); }), {"expand", "[3, 4]", "[2, 6, 4]", "dimension 0"});
     check_mentions(error_message([&] { (void)a.expand({-1, 3, 4}); }), {"expand", "leading", "-1"});
   }
@@ -164,21 +166,27 @@ TEST_CASE("a dim out of range throws for transpose, permute, size, select, slice
     CAPTURE(dev);
     auto a = ft::test::random_tensor<float>({3, 4}, dev, 214);
     CHECK_THROWS_AS(a.transpose(0, 2), ft::Error);
-    CHECK(error_message([&] { (void)a.transpose(0, 2); }) == "transpose: dimension 2 is out of range for a tensor of rank 2");
-    CHECK(error_message([&] { (void)a.transpose(-3, 0); }) == "transpose: dimension -3 is out of range for a tensor of rank 2");
-    CHECK(error_message([&] { (void)a.permute({0, 2}); }) == "permute: dimension 2 is out of range for a tensor of rank 2");
+    CHECK(error_message([&] { (void)a.transpose(0, 2); }) ==
+          "transpose: dimension 2 is out of range for a tensor of rank 2");
+    CHECK(error_message([&] { (void)a.transpose(-3, 0); }) ==
+          "transpose: dimension -3 is out of range for a tensor of rank 2");
+    CHECK(error_message([&] {
+            (void)a.permute({0, 2});
+          }) == "permute: dimension 2 is out of range for a tensor of rank 2");
     CHECK(error_message([&] { (void)a.size(2); }) == "size: dimension 2 is out of range for a tensor of rank 2");
     CHECK(error_message([&] { (void)a.size(-3); }) == "size: dimension -3 is out of range for a tensor of rank 2");
     CHECK(error_message([&] { (void)a.stride(5); }) == "stride: dimension 5 is out of range for a tensor of rank 2");
     CHECK(error_message([&] { (void)a.select(2, 0); }) == "select: dimension 2 is out of range for a tensor of rank 2");
-    CHECK(error_message([&] { (void)a.slice(-3, 0, 1); }) == "slice: dimension -3 is out of range for a tensor of rank 2");
+    CHECK(error_message([&] { (void)a.slice(-3, 0, 1); }) ==
+          "slice: dimension -3 is out of range for a tensor of rank 2");
     check_mentions(error_message([&] { (void)a.unsqueeze(3); }), {"unsqueeze", "dimension 3", "out of range"});
     check_mentions(error_message([&] { (void)a.unsqueeze(-4); }), {"unsqueeze", "dimension -4", "out of range"});
     check_mentions(error_message([&] { (void)a.squeeze(2); }), {"squeeze", "dimension 2", "out of range"});
     // An index out of range along a valid dim.
     CHECK_THROWS_AS(a.select(0, 3), ft::Error);
     CHECK(error_message([&] { (void)a.select(0, 3); }) == "select: index 3 is out of range for dimension 0 of [3, 4]");
-    CHECK(error_message([&] { (void)a.select(1, -5); }) == "select: index -5 is out of range for dimension 1 of [3, 4]");
+    CHECK(error_message([&] { (void)a.select(1, -5); }) ==
+          "select: index -5 is out of range for dimension 1 of [3, 4]");
   }
 }
 
@@ -198,7 +206,9 @@ TEST_CASE("permute with a repeated dim throws") {
     CAPTURE(dev);
     auto a = ft::test::random_tensor<float>({2, 3, 4}, dev, 215);
     CHECK_THROWS_AS(a.permute({0, 0, 1}), ft::Error);
-    CHECK(error_message([&] { (void)a.permute({0, 0, 1}); }) == "permute: dimension 0 repeats in the permutation of [2, 3, 4]");
+    CHECK(error_message([&] {
+            (void)a.permute({0, 0, 1});
+          }) == "permute: dimension 0 repeats in the permutation of [2, 3, 4]");
     check_mentions(error_message([&] { (void)a.permute({2, 1, -1}); }), {"permute", "repeats", "[2, 3, 4]"});
   }
 }
@@ -208,7 +218,8 @@ TEST_CASE("item on a tensor without exactly one element throws") {
     CAPTURE(dev);
     auto a = ft::test::random_tensor<float>({2, 3}, dev, 216);
     CHECK_THROWS_AS(a.item(), ft::Error);
-    CHECK(error_message([&] { (void)a.item(); }) == "item: a tensor of shape [2, 3] has 6 elements; item() needs exactly one");
+    CHECK(error_message([&] { (void)a.item(); }) ==
+          "item: a tensor of shape [2, 3] has 6 elements; item() needs exactly one");
     CHECK(error_message([&] { (void)ft::zeros<std::int64_t>({0}, dev).item(); }) ==
           "item: a tensor of shape [0] has 0 elements; item() needs exactly one");
   }
@@ -218,8 +229,9 @@ TEST_CASE("from_vector with the wrong number of values throws") {
   for (ft::Device dev : ft::test::devices()) {
     CAPTURE(dev);
     CHECK_THROWS_AS(ft::from_vector<float>({1, 2, 3, 4, 5}, {2, 3}, dev), ft::Error);
-    CHECK(error_message([&] { (void)ft::from_vector<float>({1, 2, 3, 4, 5}, {2, 3}, dev); }) ==
-          "from_vector: got 5 values for shape [2, 3] (6 elements)");
+    CHECK(error_message([&] {
+            (void)ft::from_vector<float>({1, 2, 3, 4, 5}, {2, 3}, dev);
+          }) == "from_vector: got 5 values for shape [2, 3] (6 elements)");
     CHECK(error_message([&] { (void)ft::from_vector<std::int32_t>({1}, {0}, dev); }) ==
           "from_vector: got 1 values for shape [0] (0 elements)");
   }
@@ -245,8 +257,10 @@ TEST_CASE("moving to CUDA without a usable GPU throws") {
     CHECK_THROWS_AS(a.to(ft::kCUDA), ft::Error);
     std::string msg = error_message([&] { (void)a.to(ft::kCUDA); });
     check_mentions(msg, {"to: device cuda:0 requested"});
-    if constexpr (FT_CUDA_ENABLED) check_mentions(msg, {"no CUDA device is available"});
-    else check_mentions(msg, {"compiled without CUDA"});
+    if constexpr (FT_CUDA_ENABLED)
+      check_mentions(msg, {"no CUDA device is available"});
+    else
+      check_mentions(msg, {"compiled without CUDA"});
     // Factories on a missing GPU are ft::Errors too.
     CHECK_THROWS_AS(ft::zeros<float>({3}, ft::kCUDA), ft::Error);
     CHECK_THROWS_AS(ft::randn<float>({3}, ft::kCUDA), ft::Error);
@@ -255,7 +269,8 @@ TEST_CASE("moving to CUDA without a usable GPU throws") {
   } else {
     auto a = ft::test::random_tensor<float>({3}, ft::kCPU, 218);
     int n = ft::cuda::device_count();
-    check_mentions(error_message([&] { (void)a.to(ft::Device(ft::kCUDA, n)); }), {"to", "only", "CUDA device(s) exist"});
+    check_mentions(error_message([&] { (void)a.to(ft::Device(ft::kCUDA, n)); }),
+                   {"to", "only", "CUDA device(s) exist"});
   }
 }
 
@@ -272,7 +287,8 @@ TEST_CASE("gelu with an unknown approximate throws") {
     CAPTURE(dev);
     auto a = ft::test::random_tensor<float>({7}, dev, 222);
     CHECK_THROWS_AS((void)ft::gelu(a, "fast"), ft::Error);
-    CHECK(error_message([&] { (void)ft::gelu(a, "fast"); }) == "gelu: approximate must be \"none\" or \"tanh\", got \"fast\"");
+    CHECK(error_message([&] { (void)ft::gelu(a, "fast"); }) ==
+          "gelu: approximate must be \"none\" or \"tanh\", got \"fast\"");
     CHECK_NOTHROW((void)ft::gelu(a, "tanh"));
     CHECK_NOTHROW((void)ft::gelu(a, "none"));
   }

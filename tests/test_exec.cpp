@@ -34,7 +34,10 @@ TEST_CASE("building an expression launches nothing; evaluating it launches once"
     CAPTURE(dev);
     auto a = random_tensor<float>({7, 5}, dev, 1);
     auto b = random_tensor<float>({5}, dev, 2);
-    CHECK(launches_of(dev, [&] { auto e = ft::tanh(a * b + 1.0f) * ft::sigmoid(b); (void)e; }) == 0);
+    CHECK(launches_of(dev, [&] {
+            auto e = ft::tanh(a * b + 1.0f) * ft::sigmoid(b);
+            (void)e;
+          }) == 0);
     auto e = ft::tanh(a * b + 1.0f) * ft::sigmoid(b);
     CHECK(launches_of(dev, [&] { ft::Tensor<float, 2> y = e; }) == 1);
     CHECK(launches_of(dev, [&] { auto y = ft::eval(e); }) == 1);
@@ -162,7 +165,10 @@ TEST_CASE("odd and large sizes, and 0-size tensors, which launch nothing") {
       check_close(z, std::vector<double>(want.begin() + 1, want.end()));
     }
     auto e = ft::empty<float>({0, 5}, dev);
-    CHECK(launches_of(dev, [&] { ft::Tensor<float, 2> y = e * 2.0f + 1.0f; CHECK(y.numel() == 0); }) == 0);
+    CHECK(launches_of(dev, [&] {
+            ft::Tensor<float, 2> y = e * 2.0f + 1.0f;
+            CHECK(y.numel() == 0);
+          }) == 0);
   }
 }
 

@@ -58,15 +58,40 @@ TEST_CASE("every reduction along every dim, with and without keepdim, matches a 
     std::vector<Row> table{
         {"sum", ref_sum},
         {"mean", ref_mean},
-        {"prod", [](const auto& r) { double p = 1; for (double x : r) p *= x; return p; }},
+        {"prod",
+         [](const auto& r) {
+           double p = 1;
+           for (double x : r) p *= x;
+           return p;
+         }},
         {"max", [](const auto& r) { return *std::max_element(r.begin(), r.end()); }},
         {"min", [](const auto& r) { return *std::min_element(r.begin(), r.end()); }},
         {"var", [](const auto& r) { return ref_var(r, 1); }},
         {"std", [](const auto& r) { return std::sqrt(ref_var(r, 1)); }},
-        {"logsumexp", [](const auto& r) { double s = 0; for (double x : r) s += std::exp(x); return std::log(s); }},
-        {"norm1", [](const auto& r) { double s = 0; for (double x : r) s += std::fabs(x); return s; }},
-        {"norm2", [](const auto& r) { double s = 0; for (double x : r) s += x * x; return std::sqrt(s); }},
-        {"norminf", [](const auto& r) { double m = 0; for (double x : r) m = std::max(m, std::fabs(x)); return m; }},
+        {"logsumexp",
+         [](const auto& r) {
+           double s = 0;
+           for (double x : r) s += std::exp(x);
+           return std::log(s);
+         }},
+        {"norm1",
+         [](const auto& r) {
+           double s = 0;
+           for (double x : r) s += std::fabs(x);
+           return s;
+         }},
+        {"norm2",
+         [](const auto& r) {
+           double s = 0;
+           for (double x : r) s += x * x;
+           return std::sqrt(s);
+         }},
+        {"norminf",
+         [](const auto& r) {
+           double m = 0;
+           for (double x : r) m = std::max(m, std::fabs(x));
+           return m;
+         }},
     };
     auto run = [&](const std::string& n, int dim, bool keep) -> ft::Tensor<float, 3> {
       // every result reshaped to rank 3 [*, *, *] for comparison; one launch each
@@ -76,14 +101,18 @@ TEST_CASE("every reduction along every dim, with and without keepdim, matches a 
         return ft::eval(t.flatten()).reshape({1, 1, -1});
       };
       if (n == "sum") return dim < 0 ? go(ft::sum(a)) : keep ? go(ft::sum(a, dim, ft::keepdim)) : go(ft::sum(a, dim));
-      if (n == "mean") return dim < 0 ? go(ft::mean(a)) : keep ? go(ft::mean(a, dim, ft::keepdim)) : go(ft::mean(a, dim));
-      if (n == "prod") return dim < 0 ? go(ft::prod(a)) : keep ? go(ft::prod(a, dim, ft::keepdim)) : go(ft::prod(a, dim));
+      if (n == "mean")
+        return dim < 0 ? go(ft::mean(a)) : keep ? go(ft::mean(a, dim, ft::keepdim)) : go(ft::mean(a, dim));
+      if (n == "prod")
+        return dim < 0 ? go(ft::prod(a)) : keep ? go(ft::prod(a, dim, ft::keepdim)) : go(ft::prod(a, dim));
       if (n == "max") return dim < 0 ? go(ft::max(a)) : keep ? go(ft::max(a, dim, ft::keepdim)) : go(ft::max(a, dim));
       if (n == "min") return dim < 0 ? go(ft::min(a)) : keep ? go(ft::min(a, dim, ft::keepdim)) : go(ft::min(a, dim));
       if (n == "var") return dim < 0 ? go(ft::var(a)) : keep ? go(ft::var(a, dim, ft::keepdim)) : go(ft::var(a, dim));
       if (n == "std") return dim < 0 ? go(ft::std(a)) : keep ? go(ft::std(a, dim, ft::keepdim)) : go(ft::std(a, dim));
       if (n == "logsumexp")
-        return dim < 0 ? go(ft::logsumexp(a)) : keep ? go(ft::logsumexp(a, dim, ft::keepdim)) : go(ft::logsumexp(a, dim));
+        return dim < 0 ? go(ft::logsumexp(a))
+               : keep  ? go(ft::logsumexp(a, dim, ft::keepdim))
+                       : go(ft::logsumexp(a, dim));
       double p = n == "norm1" ? 1 : n == "norm2" ? 2 : INFINITY;
       return dim < 0 ? go(ft::norm(a, p)) : keep ? go(ft::norm(a, p, dim, ft::keepdim)) : go(ft::norm(a, p, dim));
     };
@@ -223,7 +252,10 @@ TEST_CASE("integer, bool and edge-case reductions") {
     CHECK_THROWS_AS(ft::max(e, 1), ft::Error);
     // a 0-size output launches nothing
     auto z = ft::empty<float>({0, 4}, dev);
-    CHECK(launches_of(dev, [&] { ft::Tensor<float, 1> s = ft::sum(z, 1); CHECK(s.numel() == 0); }) == 0);
+    CHECK(launches_of(dev, [&] {
+            ft::Tensor<float, 1> s = ft::sum(z, 1);
+            CHECK(s.numel() == 0);
+          }) == 0);
     // var with correction 0 is the population variance; a single element with correction 1 is NaN
     auto v = ft::from_vector<double>({1, 2, 3, 4}, {4}, dev);
     CHECK(ft::eval(ft::var(v, 0.0)).item() == doctest::Approx(1.25));

@@ -76,12 +76,15 @@ TEST_CASE("a copy of a tensor shares its storage") {
     CHECK(b.storage() == a.storage());
     CHECK(b.shape() == a.shape());
     CHECK(b.strides() == a.strides());
-    b = 5.0f;  // writes through b ...
+    b = 5.0f;                                                 // writes through b ...
     for (double v : ft::test::to_double(a)) CHECK(v == 5.0);  // ... and a sees it
     ft::Tensor<float, 2> c;
     c = a;  // copy assignment
     CHECK(c.data() == a.data());
-    CHECK(ft::test::launches_of(dev, [&] { ft::Tensor<float, 2> d = a; (void)d; }) == 0);
+    CHECK(ft::test::launches_of(dev, [&] {
+            ft::Tensor<float, 2> d = a;
+            (void)d;
+          }) == 0);
   }
 }
 
@@ -182,14 +185,12 @@ TEST_CASE("tensors of every dtype hold their values and report their dtype") {
 TEST_CASE("integer dtypes keep their full range") {
   for (ft::Device dev : ft::test::devices()) {
     CAPTURE(dev);
-    auto i64 = ft::from_vector<std::int64_t>({std::numeric_limits<std::int64_t>::min(), -1, 0,
-                                              std::numeric_limits<std::int64_t>::max()},
-                                             {4}, dev);
+    auto i64 = ft::from_vector<std::int64_t>(
+        {std::numeric_limits<std::int64_t>::min(), -1, 0, std::numeric_limits<std::int64_t>::max()}, {4}, dev);
     CHECK(i64.clone().to_vector() == std::vector<std::int64_t>{std::numeric_limits<std::int64_t>::min(), -1, 0,
                                                                std::numeric_limits<std::int64_t>::max()});
-    auto i32 = ft::from_vector<std::int32_t>({std::numeric_limits<std::int32_t>::min(), 7,
-                                              std::numeric_limits<std::int32_t>::max()},
-                                             {3}, dev);
+    auto i32 = ft::from_vector<std::int32_t>(
+        {std::numeric_limits<std::int32_t>::min(), 7, std::numeric_limits<std::int32_t>::max()}, {3}, dev);
     CHECK(i32.clone().to_vector() == std::vector<std::int32_t>{std::numeric_limits<std::int32_t>::min(), 7,
                                                                std::numeric_limits<std::int32_t>::max()});
     auto u8 = ft::from_vector<std::uint8_t>({0, 1, 128, 255}, {4}, dev);
@@ -254,7 +255,8 @@ TEST_CASE("arange counts from start towards end by step, as torch.arange") {
       for (index_t i = 0; i < n; ++i) want.push_back(static_cast<double>(start) + static_cast<double>(step) * i);
       ft::test::check_close(t, want, std::is_same_v<T, float> ? 1e-6 : 1e-12, 1e-6);
       // Every value is strictly before end in the direction of step.
-      for (double v : ft::test::to_double(t)) CHECK((step > 0 ? v < static_cast<double>(end) : v > static_cast<double>(end)));
+      for (double v : ft::test::to_double(t))
+        CHECK((step > 0 ? v < static_cast<double>(end) : v > static_cast<double>(end)));
     };
     check_arange(std::int64_t{0}, std::int64_t{7}, std::int64_t{1});
     check_arange(std::int64_t{-3}, std::int64_t{11}, std::int64_t{4});
@@ -290,7 +292,8 @@ TEST_CASE("linspace spaces values evenly with exact endpoints, as torch.linspace
       REQUIRE(f.numel() == steps);
       REQUIRE(d.numel() == steps);
       std::vector<double> want;
-      for (index_t i = 0; i < steps; ++i) want.push_back(-1.3 + (2.7 - -1.3) * static_cast<double>(i) / static_cast<double>(steps - 1));
+      for (index_t i = 0; i < steps; ++i)
+        want.push_back(-1.3 + (2.7 - -1.3) * static_cast<double>(i) / static_cast<double>(steps - 1));
       ft::test::check_close(f, want, 1e-6, 1e-6);
       ft::test::check_close(d, want, 1e-13, 1e-13);
       if (steps > 0) {
@@ -428,15 +431,15 @@ TEST_CASE("contiguous is free for a contiguous tensor and one launch otherwise")
 TEST_CASE("is_contiguous is true for row-major layouts whatever the strides of size-1 dims") {
   auto a = ft::empty<float>({4, 6, 5});
   CHECK(a.is_contiguous());
-  CHECK(a.slice(0, 1, 3).is_contiguous());         // a block of whole rows
-  CHECK_FALSE(a.slice(2, 0, 3).is_contiguous());   // part of each row
+  CHECK(a.slice(0, 1, 3).is_contiguous());        // a block of whole rows
+  CHECK_FALSE(a.slice(2, 0, 3).is_contiguous());  // part of each row
   CHECK_FALSE(a.slice(0, 0, 4, 2).is_contiguous());
   CHECK_FALSE(a.transpose(1, 2).is_contiguous());
   CHECK(a.unsqueeze(1).is_contiguous());
   CHECK(a.unsqueeze(3).is_contiguous());
-  CHECK(a.select(0, 2).unsqueeze(0).is_contiguous());  // [1, 6, 5]
+  CHECK(a.select(0, 2).unsqueeze(0).is_contiguous());                     // [1, 6, 5]
   CHECK_FALSE(a.select(1, 2).select(1, 3).unsqueeze(0).is_contiguous());  // [1, 4], stride 30
-  CHECK_FALSE(a.slice(2, 1, 2).is_contiguous());  // [4, 6, 1], strides [30, 5, 1]
+  CHECK_FALSE(a.slice(2, 1, 2).is_contiguous());                          // [4, 6, 1], strides [30, 5, 1]
   CHECK_FALSE(a.select(1, 2).is_contiguous());
   CHECK(a.slice(1, 2, 3).slice(0, 1, 2).is_contiguous());  // [1, 1, 5]
   auto e = ft::empty<float>({3, 1}).expand({3, 4});
@@ -646,12 +649,10 @@ TEST_CASE("AnyTensor::as returns the typed tensor sharing storage, or throws nam
 TEST_CASE("ft::visit calls the function with the typed tensor") {
   for (ft::Device dev : ft::test::devices()) {
     CAPTURE(dev);
-    std::vector<ft::AnyTensor> list{ft::test::random_tensor<float>({3, 7}, dev, 22),
-                                    ft::arange<std::int64_t>(7, dev),
-                                    ft::full<bool>({2, 1, 3}, false, dev),
-                                    ft::zeros<std::uint8_t>({1, 1, 1, 1, 1}, dev),
-                                    ft::zeros<double>(ft::Shape<0>{}, dev),
-                                    ft::ones<std::int32_t>({1, 2, 1, 2, 1, 2, 1, 2}, dev)};
+    std::vector<ft::AnyTensor> list{
+        ft::test::random_tensor<float>({3, 7}, dev, 22), ft::arange<std::int64_t>(7, dev),
+        ft::full<bool>({2, 1, 3}, false, dev),           ft::zeros<std::uint8_t>({1, 1, 1, 1, 1}, dev),
+        ft::zeros<double>(ft::Shape<0>{}, dev),          ft::ones<std::int32_t>({1, 2, 1, 2, 1, 2, 1, 2}, dev)};
     for (const ft::AnyTensor& any : list) {
       CAPTURE(any);
       index_t n = ft::visit(any, [](const auto& t) -> index_t { return t.numel(); });
@@ -747,8 +748,9 @@ TEST_CASE("print: long rows wrap at 80 columns like PyTorch") {
         "         48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59]])");
   // Eight float columns of width 7 fit on a line: (80 - 7) / (7 + 2).
   std::string s = printed(ft::linspace<float>(-1.5, 1.5, 9));
-  CHECK(s == "tensor([-1.5000, -1.1250, -0.7500, -0.3750,  0.0000,  0.3750,  0.7500,  1.1250,\n"
-             "         1.5000])");
+  CHECK(s ==
+        "tensor([-1.5000, -1.1250, -0.7500, -0.3750,  0.0000,  0.3750,  0.7500,  1.1250,\n"
+        "         1.5000])");
 }
 
 TEST_CASE("print: empty and undefined tensors") {

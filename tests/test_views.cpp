@@ -63,7 +63,8 @@ TEST_CASE("transpose swaps two dims, shares storage and costs no launch") {
     std::vector<double> got = ft::test::to_double(a);
     for (index_t i = 0; i < 3; ++i)
       for (index_t j = 0; j < 7; ++j)
-        for (index_t k = 0; k < 5; ++k) CHECK(got[static_cast<std::size_t>((i * 7 + j) * 5 + k)] == (k == 1 ? -7.0 : B(i, j, k)));
+        for (index_t k = 0; k < 5; ++k)
+          CHECK(got[static_cast<std::size_t>((i * 7 + j) * 5 + k)] == (k == 1 ? -7.0 : B(i, j, k)));
   }
 }
 
@@ -78,7 +79,8 @@ TEST_CASE("transpose of a large matrix reads every element in the transposed ord
     std::vector<double> got = ft::test::to_double(c);
     std::size_t bad = 0;
     for (index_t i = 0; i < 1009; ++i)
-      for (index_t j = 0; j < 997; ++j) bad += got[static_cast<std::size_t>(i * 997 + j)] != b[static_cast<std::size_t>(j * 1009 + i)];
+      for (index_t j = 0; j < 997; ++j)
+        bad += got[static_cast<std::size_t>(i * 997 + j)] != b[static_cast<std::size_t>(j * 1009 + i)];
     CHECK(bad == 0u);
   }
 }
@@ -113,7 +115,8 @@ TEST_CASE("permute reorders dims, takes negative dims and shares storage") {
     std::vector<double> got = ft::test::to_double(a);
     for (index_t i = 0; i < 3; ++i)
       for (index_t k = 0; k < 7; ++k)
-        for (index_t l = 0; l < 2; ++l) CHECK(got[static_cast<std::size_t>((i * 7 + k) * 2 + l)] == (k == 4 ? 0.5 : B(i, 0, k, l)));
+        for (index_t l = 0; l < 2; ++l)
+          CHECK(got[static_cast<std::size_t>((i * 7 + k) * 2 + l)] == (k == 4 ? 0.5 : B(i, 0, k, l)));
   }
 }
 
@@ -217,7 +220,8 @@ TEST_CASE("reshape of a non-contiguous tensor is a view when its strides allow o
     std::vector<double> got = ft::test::to_double(a);
     for (index_t i = 0; i < 4; ++i)
       for (index_t j = 0; j < 6; ++j)
-        for (index_t k = 0; k < 5; ++k) CHECK(got[static_cast<std::size_t>((i * 6 + j) * 5 + k)] == (k == 2 ? 3.0 : B(i, j, k)));
+        for (index_t k = 0; k < 5; ++k)
+          CHECK(got[static_cast<std::size_t>((i * 6 + j) * 5 + k)] == (k == 2 ? 3.0 : B(i, j, k)));
   }
 }
 
@@ -308,10 +312,10 @@ TEST_CASE("slice takes start:end:step with negative and out-of-range bounds clam
       CAPTURE(n);
       auto a = ft::test::random_tensor<float>({n}, dev, 110);
       std::vector<double> b = ft::test::to_double(a);
-      const index_t cases[][3] = {{0, 7, 1},     {2, 5, 1},   {1, 7, 2},      {-3, 7, 1},   {-3, -1, 1},
-                                  {0, 100, 3},   {-100, 3, 1}, {5, 2, 1},     {7, 7, 1},    {10, 20, 1},
-                                  {0, 7, 7},     {6, 7, 100}, {-1, 100, 1},   {-8, -7, 1},  {0, n, 1},
-                                  {1, n, 3},     {-n, n, 2},  {n - 1, n, 1},  {0, -n, 1},   {3, 1000000, 999}};
+      const index_t cases[][3] = {{0, 7, 1},   {2, 5, 1},    {1, 7, 2},     {-3, 7, 1},  {-3, -1, 1},
+                                  {0, 100, 3}, {-100, 3, 1}, {5, 2, 1},     {7, 7, 1},   {10, 20, 1},
+                                  {0, 7, 7},   {6, 7, 100},  {-1, 100, 1},  {-8, -7, 1}, {0, n, 1},
+                                  {1, n, 3},   {-n, n, 2},   {n - 1, n, 1}, {0, -n, 1},  {3, 1000000, 999}};
       for (const auto& c : cases) {
         CAPTURE(c[0]);
         CAPTURE(c[1]);
@@ -394,7 +398,8 @@ TEST_CASE("select drops a dim at an index, negative counting from the end") {
     std::vector<double> got = ft::test::to_double(a);
     for (index_t i = 0; i < 3; ++i)
       for (index_t j = 0; j < 7; ++j)
-        for (index_t k = 0; k < 5; ++k) CHECK(got[static_cast<std::size_t>((i * 7 + j) * 5 + k)] == (j == 3 ? 2.5 : B(i, j, k)));
+        for (index_t k = 0; k < 5; ++k)
+          CHECK(got[static_cast<std::size_t>((i * 7 + j) * 5 + k)] == (j == 3 ? 2.5 : B(i, j, k)));
   }
 }
 
@@ -541,7 +546,8 @@ TEST_CASE("an expression reading views gives the values of the views") {
     REQUIRE(z.shape() == ft::Shape<2>{5, 4});
     want.clear();
     for (index_t i = 0; i < 5; ++i)
-      for (index_t j = 0; j < 4; ++j) want.push_back(av[static_cast<std::size_t>(i * 7 + 2 * j)] + bv[static_cast<std::size_t>(4 + j)]);
+      for (index_t j = 0; j < 4; ++j)
+        want.push_back(av[static_cast<std::size_t>(i * 7 + 2 * j)] + bv[static_cast<std::size_t>(4 + j)]);
     ft::test::check_close(z, want);
 
     // Large strided operands on the parallel path.
@@ -570,7 +576,8 @@ TEST_CASE("assigning a scalar to a slice writes only those elements") {
     std::vector<double> got = ft::test::to_double(a);
     for (index_t i = 0; i < 5; ++i)
       for (index_t j = 0; j < 7; ++j)
-        CHECK(got[static_cast<std::size_t>(i * 7 + j)] == ((i == 1 || i == 2) ? 0.0 : b[static_cast<std::size_t>(i * 7 + j)]));
+        CHECK(got[static_cast<std::size_t>(i * 7 + j)] ==
+              ((i == 1 || i == 2) ? 0.0 : b[static_cast<std::size_t>(i * 7 + j)]));
 
     // A stepped slice of a million elements.
     auto big = ft::test::random_tensor<float>({1000003}, dev, 121);
@@ -598,7 +605,8 @@ TEST_CASE("assigning an expression to a strided slice writes only those elements
     std::vector<double> got = ft::test::to_double(a);
     for (index_t i = 0; i < 5; ++i)
       for (index_t j = 0; j < 7; ++j) {
-        double want = (j == 0 || j == 2) ? 2.0 * bv[static_cast<std::size_t>(i * 2 + j / 2)] : av[static_cast<std::size_t>(i * 7 + j)];
+        double want = (j == 0 || j == 2) ? 2.0 * bv[static_cast<std::size_t>(i * 2 + j / 2)]
+                                         : av[static_cast<std::size_t>(i * 7 + j)];
         CHECK(got[static_cast<std::size_t>(i * 7 + j)] == want);
       }
     // A broadcast row into a stepped slice of a transpose: a[1 + 3p][j] = row[p].
@@ -606,7 +614,8 @@ TEST_CASE("assigning an expression to a strided slice writes only those elements
     got = ft::test::to_double(a);
     for (index_t i = 0; i < 5; ++i)
       for (index_t j = 0; j < 7; ++j)
-        if (i == 1 || i == 4) CHECK(got[static_cast<std::size_t>(i * 7 + j)] == rv[static_cast<std::size_t>(i == 1 ? 0 : 1)]);
+        if (i == 1 || i == 4)
+          CHECK(got[static_cast<std::size_t>(i * 7 + j)] == rv[static_cast<std::size_t>(i == 1 ? 0 : 1)]);
   }
 }
 
@@ -663,7 +672,8 @@ TEST_CASE("an assignment reading its destination through another view behaves as
     a.slice(0, 1, 5) = a.slice(0, 0, 4) + 0.0f;  // shift rows down by one
     std::vector<double> want = b;
     for (index_t i = 1; i < 5; ++i)
-      for (index_t j = 0; j < 7; ++j) want[static_cast<std::size_t>(i * 7 + j)] = b[static_cast<std::size_t>((i - 1) * 7 + j)];
+      for (index_t j = 0; j < 7; ++j)
+        want[static_cast<std::size_t>(i * 7 + j)] = b[static_cast<std::size_t>((i - 1) * 7 + j)];
     CHECK(ft::test::to_double(a) == want);
 
     auto s = ft::test::random_tensor<float>({7, 7}, dev, 130);
@@ -672,7 +682,8 @@ TEST_CASE("an assignment reading its destination through another view behaves as
     want.assign(49, 0.0);
     for (index_t i = 0; i < 7; ++i)
       for (index_t j = 0; j < 7; ++j)
-        want[static_cast<std::size_t>(i * 7 + j)] = sv[static_cast<std::size_t>(j * 7 + i)] + sv[static_cast<std::size_t>(i * 7 + j)];
+        want[static_cast<std::size_t>(i * 7 + j)] =
+            sv[static_cast<std::size_t>(j * 7 + i)] + sv[static_cast<std::size_t>(i * 7 + j)];
     ft::test::check_close(s, want);
   }
 }

@@ -1,7 +1,6 @@
 // A downstream program: the snippet, built three ways by the consumer tests.
-#include <ft/ft.hpp>
-
 #include <cstdio>
+#include <ft/ft.hpp>
 
 int main() {
   auto a = ft::randn<float>({1000, 37}, ft::kCPU, 1);

@@ -76,7 +76,7 @@ class AnyTensor {
 template <class F>
 decltype(auto) visit(const AnyTensor& t, F&& f) {
   auto by_rank = [&]<class T>() -> decltype(auto) {
-    return [&]<int... Rs>(std::integer_sequence<int, Rs...>) -> decltype(auto) {
+    return [&]<int... Rs>(std::integer_sequence<int, Rs...>)->decltype(auto) {
       using Result = decltype(f(t.as<float, 0>()));
       if constexpr (std::is_void_v<Result>) {
         (void)((t.dim() == Rs ? (f(t.as<T, Rs>()), true) : false) || ...);
@@ -85,15 +85,22 @@ decltype(auto) visit(const AnyTensor& t, F&& f) {
         (void)((t.dim() == Rs ? (r = f(t.as<T, Rs>()), true) : false) || ...);
         return r;
       }
-    }(std::make_integer_sequence<int, kMaxRank + 1>{});
+    }
+    (std::make_integer_sequence<int, kMaxRank + 1>{});
   };
   switch (t.dtype()) {
-    case DType::Float32: return by_rank.template operator()<float>();
-    case DType::Float64: return by_rank.template operator()<double>();
-    case DType::Int32: return by_rank.template operator()<std::int32_t>();
-    case DType::Int64: return by_rank.template operator()<std::int64_t>();
-    case DType::UInt8: return by_rank.template operator()<std::uint8_t>();
-    default: return by_rank.template operator()<bool>();
+    case DType::Float32:
+      return by_rank.template operator()<float>();
+    case DType::Float64:
+      return by_rank.template operator()<double>();
+    case DType::Int32:
+      return by_rank.template operator()<std::int32_t>();
+    case DType::Int64:
+      return by_rank.template operator()<std::int64_t>();
+    case DType::UInt8:
+      return by_rank.template operator()<std::uint8_t>();
+    default:
+      return by_rank.template operator()<bool>();
   }
 }
 

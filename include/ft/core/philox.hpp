@@ -109,10 +109,14 @@ FT_HD FT_INLINE float det_cos_2pi(std::uint32_t x) {
   s = mul_rn(s, a2);
   s = fma_rn(s, a, a);
   switch (j & 3u) {
-    case 0: return c;
-    case 1: return -s;
-    case 2: return -c;
-    default: return s;
+    case 0:
+      return c;
+    case 1:
+      return -s;
+    case 2:
+      return -c;
+    default:
+      return s;
   }
 }
 

@@ -34,9 +34,12 @@ std::string format_value(T v, PrintFormat::Kind kind) {
     double d = static_cast<double>(v);
     if (std::isnan(d)) return "nan";
     if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
-    if (kind == PrintFormat::FloatInt) std::snprintf(buf, sizeof buf, "%.0f.", d);
-    else if (kind == PrintFormat::Sci) std::snprintf(buf, sizeof buf, "%.4e", d);
-    else std::snprintf(buf, sizeof buf, "%.4f", d);
+    if (kind == PrintFormat::FloatInt)
+      std::snprintf(buf, sizeof buf, "%.0f.", d);
+    else if (kind == PrintFormat::Sci)
+      std::snprintf(buf, sizeof buf, "%.4e", d);
+    else
+      std::snprintf(buf, sizeof buf, "%.4f", d);
   }
   return buf;
 }
@@ -53,8 +56,10 @@ void visit_shown(const Tensor<T, R>& t, bool summarise, F&& f) {
       for (index_t i = 0; i < n; ++i) {
         if (summarise && n > 2 * kPrintEdge && i == kPrintEdge) i = n - kPrintEdge;
         const T* q = p + i * t.strides()[d];
-        if (d == R - 1) f(*q);
-        else self(self, d + 1, q);
+        if (d == R - 1)
+          f(*q);
+        else
+          self(self, d + 1, q);
       }
     };
     rec(rec, 0, t.data());
@@ -78,9 +83,12 @@ PrintFormat choose_format(const Tensor<T, R>& t, bool summarise) {
       any = true;
     });
     bool wide = any && (max_abs / min_abs > 1000.0 || max_abs > 1e8);
-    if (all_int) fmt.kind = wide ? PrintFormat::Sci : PrintFormat::FloatInt;
-    else if (wide || (any && min_abs < 1e-4)) fmt.kind = PrintFormat::Sci;
-    else fmt.kind = PrintFormat::Fixed;
+    if (all_int)
+      fmt.kind = wide ? PrintFormat::Sci : PrintFormat::FloatInt;
+    else if (wide || (any && min_abs < 1e-4))
+      fmt.kind = PrintFormat::Sci;
+    else
+      fmt.kind = PrintFormat::Fixed;
   }
   // As PyTorch: a float column is as wide as its widest nonzero finite value.
   visit_shown(t, summarise, [&](T v) {
@@ -110,7 +118,8 @@ void print_rec(std::ostream& os, const Tensor<T, R>& t, const PrintFormat& fmt, 
     if (i > 0) {
       os << ',';
       if (d < R - 1) {
-        os << std::string(static_cast<std::size_t>(R - d - 1), '\n') << std::string(static_cast<std::size_t>(row_indent + 1), ' ');
+        os << std::string(static_cast<std::size_t>(R - d - 1), '\n')
+           << std::string(static_cast<std::size_t>(row_indent + 1), ' ');
       } else if (on_line == per_line) {
         os << '\n' << std::string(static_cast<std::size_t>(row_indent + 1), ' ');
         on_line = 0;
@@ -125,8 +134,10 @@ void print_rec(std::ostream& os, const Tensor<T, R>& t, const PrintFormat& fmt, 
       continue;
     }
     const T* q = p + i * t.strides()[d];
-    if (d == R - 1) item(q);
-    else print_rec(os, t, fmt, summarise, d + 1, q, indent);
+    if (d == R - 1)
+      item(q);
+    else
+      print_rec(os, t, fmt, summarise, d + 1, q, indent);
   }
   os << ']';
 }

@@ -40,8 +40,7 @@ struct Shape : Array<index_t, R> {
   constexpr Shape(const Array<index_t, R>& a) : Array<index_t, R>(a) {}  // NOLINT: implicit
   // Shape<2>{3, 4}; the count must equal the rank.
   constexpr Shape(std::initializer_list<index_t> dims) {
-    if (static_cast<int>(dims.size()) != R)
-      fail("Shape", "expected ", R, " extents, got ", dims.size());
+    if (static_cast<int>(dims.size()) != R) fail("Shape", "expected ", R, " extents, got ", dims.size());
     int i = 0;
     for (index_t d : dims) (*this)[i++] = d;
   }

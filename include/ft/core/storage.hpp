@@ -48,8 +48,6 @@ class StorageImpl {
 
 using Storage = std::shared_ptr<StorageImpl>;
 
-inline Storage make_storage(std::size_t bytes, Device device) {
-  return std::make_shared<StorageImpl>(bytes, device);
-}
+inline Storage make_storage(std::size_t bytes, Device device) { return std::make_shared<StorageImpl>(bytes, device); }
 
 }  // namespace ft

@@ -54,8 +54,7 @@ struct TensorReader {
 
 template <class T, int R>
 class Tensor {
-  static_assert(is_dtype_v<T>,
-                "ft::Tensor: element type must be float, double, int32_t, int64_t, uint8_t or bool");
+  static_assert(is_dtype_v<T>, "ft::Tensor: element type must be float, double, int32_t, int64_t, uint8_t or bool");
   static_assert(R >= 0 && R <= kMaxRank, "ft::Tensor: rank must be between 0 and 8");
 
  public:
@@ -75,8 +74,8 @@ class Tensor {
 
   // Evaluates an expression: one launch on the expression's device.
   template <class E>
-    requires detail::is_expression_node_v<E>
-  Tensor(const E& e)  // NOLINT: implicit, so `Tensor<float, 2> y = a * b;` evaluates
+  requires detail::is_expression_node_v<E> Tensor(
+      const E& e)  // NOLINT: implicit, so `Tensor<float, 2> y = a * b;` evaluates
   {
     static_assert(E::rank == R,
                   "ft::Tensor: the expression's rank differs from the tensor's; "
@@ -102,8 +101,7 @@ class Tensor {
   // Tensor = expression writes the values into this tensor's elements (one launch); the
   // expression broadcasts to this shape. An undefined tensor is allocated first.
   template <class E>
-    requires(detail::is_expression_node_v<E> || std::is_arithmetic_v<E>)
-  Tensor& operator=(const E& e) {
+  requires(detail::is_expression_node_v<E> || std::is_arithmetic_v<E>) Tensor& operator=(const E& e) {
     if constexpr (std::is_arithmetic_v<E>) {
       check(defined(), "assign", "cannot assign a scalar to an undefined tensor (its shape is unknown)");
     } else {
@@ -303,11 +301,11 @@ class Tensor {
   Tensor<T, 1> flatten() const { return reshape({-1}); }
 
  private:
-  template <class, int> friend class Tensor;
+  template <class, int>
+  friend class Tensor;
 
   static index_t checked_numel(const Shape<R>& s) {
-    for (int i = 0; i < R; ++i)
-      check(s[i] >= 0, "empty", "negative extent ", s[i], " in shape ", to_string(s));
+    for (int i = 0; i < R; ++i) check(s[i] >= 0, "empty", "negative extent ", s[i], " in shape ", to_string(s));
     return s.numel();
   }
   template <std::size_t N>
@@ -336,8 +334,8 @@ class Tensor {
             " is invalid for input of size ", numel());
       s[infer] = numel() / known;
     }
-    check(s.numel() == numel(), "reshape", "shape ", to_string(to_array(sizes)),
-          " is invalid for input of shape ", to_string(shape_), " (", numel(), " elements)");
+    check(s.numel() == numel(), "reshape", "shape ", to_string(to_array(sizes)), " is invalid for input of shape ",
+          to_string(shape_), " (", numel(), " elements)");
     return s;
   }
   // Strides that view this tensor's memory with shape `s`, if they exist: each run of old
@@ -415,8 +413,8 @@ Tensor<T, static_cast<int>(R)> from_vector(const std::vector<T>& values, const i
                                            Device device = kCPU) {
   if (device.is_cuda()) cuda::require_device(device, "from_vector");
   auto t = empty<T>(shape, kCPU);
-  check(static_cast<index_t>(values.size()) == t.numel(), "from_vector", "got ", values.size(),
-        " values for shape ", to_string(t.shape()), " (", t.numel(), " elements)");
+  check(static_cast<index_t>(values.size()) == t.numel(), "from_vector", "got ", values.size(), " values for shape ",
+        to_string(t.shape()), " (", t.numel(), " elements)");
   std::copy(values.begin(), values.end(), t.data());
   return t.to(device);
 }

@@ -20,8 +20,8 @@ namespace ft::cuda {
 // Throws ft::Error naming the call, the CUDA status and the source location.
 inline void check_status(cudaError_t status, const char* call, const char* file, int line) {
   if (status != cudaSuccess)
-    throw Error(detail::concat("CUDA error: ", call, " failed with ", cudaGetErrorName(status),
-                               " (", cudaGetErrorString(status), ") at ", file, ":", line));
+    throw Error(detail::concat("CUDA error: ", call, " failed with ", cudaGetErrorName(status), " (",
+                               cudaGetErrorString(status), ") at ", file, ":", line));
 }
 #define FT_CUDA_CHECK(call) ::ft::cuda::check_status((call), #call, __FILE__, __LINE__)
 
@@ -79,8 +79,7 @@ inline void require_device(Device d, const char* op) {
   if (n == 0) fail(op, "device ", d, " requested but no CUDA device is available (no GPU or driver)");
   if (d.index < 0 || d.index >= n) fail(op, "device ", d, " requested but only ", n, " CUDA device(s) exist");
 #else
-  fail(op, "device ", d,
-       " requested but this translation unit was compiled without CUDA (compile it with nvcc)");
+  fail(op, "device ", d, " requested but this translation unit was compiled without CUDA (compile it with nvcc)");
 #endif
 }
 

@@ -71,11 +71,15 @@ void run(const Tensor<T, R>& dst, const Ev& ev, const Plan& plan) {
   index_t n = dst.numel();
   TensorWriter<T, R> out{dst.data(), dst.strides(), dst.is_contiguous()};
   if (plan.dense) {
-    if (plan.index32) run_dense<std::int32_t, T, R>(dst.data(), ev, static_cast<std::int32_t>(n));
-    else run_dense<std::int64_t, T, R>(dst.data(), ev, n);
+    if (plan.index32)
+      run_dense<std::int32_t, T, R>(dst.data(), ev, static_cast<std::int32_t>(n));
+    else
+      run_dense<std::int64_t, T, R>(dst.data(), ev, n);
   } else {
-    if (plan.index32) run_strided<std::int32_t>(out, ev, static_cast<std::int32_t>(n), dst.shape());
-    else run_strided<std::int64_t>(out, ev, n, dst.shape());
+    if (plan.index32)
+      run_strided<std::int32_t>(out, ev, static_cast<std::int32_t>(n), dst.shape());
+    else
+      run_strided<std::int64_t>(out, ev, n, dst.shape());
   }
 }
 

@@ -103,8 +103,10 @@ template <class T, int R, class Ev>
 void run(const Tensor<T, R>& dst, const Ev& ev, const Plan& plan) {
   cuda::DeviceGuard guard(dst.device());
   stats::detail::record_launch(dst.device());
-  if (plan.index32) launch<std::int32_t>(dst, ev, plan);
-  else launch<std::int64_t>(dst, ev, plan);
+  if (plan.index32)
+    launch<std::int32_t>(dst, ev, plan);
+  else
+    launch<std::int64_t>(dst, ev, plan);
 }
 
 }  // namespace ft::exec::gpu

@@ -73,7 +73,8 @@ Tensor<T, static_cast<int>(R)> uniform(const index_t (&shape)[R], T low, T high,
 }
 // Standard normal values (Box–Muller on Philox); float results are bit-identical on CPU and GPU.
 template <class T, std::size_t R>
-Tensor<T, static_cast<int>(R)> randn(const index_t (&shape)[R], Device device = kCPU, std::uint64_t seed = next_seed()) {
+Tensor<T, static_cast<int>(R)> randn(const index_t (&shape)[R], Device device = kCPU,
+                                     std::uint64_t seed = next_seed()) {
   static_assert(std::is_floating_point_v<T>, "ft::randn: T must be float or double");
   return detail::generate<T>("randn", detail::to_shape(shape), device, gen::Normal<T>{seed, T(0), T(1)});
 }
@@ -90,8 +91,8 @@ Tensor<T, static_cast<int>(R)> randint(std::int64_t low, std::int64_t high, cons
 template <class T>
 Tensor<T, 1> arange(T start, T end, T step = T(1), Device device = kCPU) {
   check(step != T(0), "arange", "step must be nonzero");
-  check(end == start || ((end > start) == (step > T(0))), "arange", "the sign of step (", step,
-        ") cannot reach end (", end, ") from start (", start, ")");
+  check(end == start || ((end > start) == (step > T(0))), "arange", "the sign of step (", step, ") cannot reach end (",
+        end, ") from start (", start, ")");
   index_t n = static_cast<index_t>(std::ceil(static_cast<double>(end - start) / static_cast<double>(step)));
   if (n < 0) n = 0;
   return detail::generate<T>("arange", Shape<1>{n}, device, gen::Arange<T>{start, step});

@@ -38,11 +38,15 @@ struct FastDivmod {
 
   FT_HD FT_INLINE static U mulhi(U a, U b) {
 #if defined(__CUDA_ARCH__)
-    if constexpr (kBits == 32) return __umulhi(a, b);
-    else return __umul64hi(a, b);
+    if constexpr (kBits == 32)
+      return __umulhi(a, b);
+    else
+      return __umul64hi(a, b);
 #else
-    if constexpr (kBits == 32) return static_cast<U>((std::uint64_t(a) * b) >> 32);
-    else return static_cast<U>((static_cast<unsigned __int128>(a) * b) >> 64);
+    if constexpr (kBits == 32)
+      return static_cast<U>((std::uint64_t(a) * b) >> 32);
+    else
+      return static_cast<U>((static_cast<unsigned __int128>(a) * b) >> 64);
 #endif
   }
 

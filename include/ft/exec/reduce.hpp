@@ -61,7 +61,7 @@ struct ElementReader {
 namespace cpu {
 
 inline constexpr index_t kReduceChunk = 1 << 14;  // elements per partial of a long reduction
-inline constexpr int kLanes = 8;                   // independent accumulators: the loop vectorises
+inline constexpr int kLanes = 8;                  // independent accumulators: the loop vectorises
 
 // Combines x(k0) .. x(k1-1) in a fixed order: lane j takes k ≡ j (mod 8), lanes combine in order.
 template <class Acc, class Red, class F>
@@ -87,7 +87,8 @@ FT_CPU_MULTIVERSION void reduce(T* out, const Red& red, const Read read, const R
 #pragma omp parallel for schedule(static) if (chunks > 1)
     for (index_t c = 0; c < chunks; ++c) {
       index_t k0 = c * kReduceChunk, k1 = k0 + kReduceChunk < K ? k0 + kReduceChunk : K;
-      part[c] = reduce_range<Acc>(red, [&](index_t k) { return read(k); }, k0, k1);
+      part[c] = reduce_range<Acc>(
+          red, [&](index_t k) { return read(k); }, k0, k1);
     }
     Acc acc = part[0];
     for (index_t c = 1; c < chunks; ++c) acc = red.combine(acc, part[c]);
@@ -95,7 +96,8 @@ FT_CPU_MULTIVERSION void reduce(T* out, const Red& red, const Read read, const R
   } else if (inner == 1) {  // rows: one output per row
 #pragma omp parallel for schedule(static) if (outputs * K > kReduceChunk)
     for (index_t o = 0; o < outputs; ++o) {
-      Acc acc = reduce_range<Acc>(red, [&](index_t k) { return read(o * K + k); }, 0, K);
+      Acc acc = reduce_range<Acc>(
+          red, [&](index_t k) { return read(o * K + k); }, 0, K);
       out[o] = static_cast<T>(red.finalize(acc, K));
     }
   } else {  // columns: a tile of 64 outputs walks down k together (contiguous reads along i)
@@ -128,7 +130,9 @@ template <class Red>
 struct CombineOp {
   Red red;
   template <class Acc>
-  __device__ FT_INLINE Acc operator()(const Acc& a, const Acc& b) const { return red.combine(a, b); }
+  __device__ FT_INLINE Acc operator()(const Acc& a, const Acc& b) const {
+    return red.combine(a, b);
+  }
 };
 
 template <class I, int RI>
@@ -251,11 +255,13 @@ void reduce(T* out, Device dev, const Red& red, const Read& read, const ReduceGe
     auto* ticket = reinterpret_cast<unsigned*>(work.data());
     auto* partials = reinterpret_cast<Acc*>(work.data() + 16);
     FT_CUDA_CHECK(cudaMemsetAsync(ticket, 0, sizeof(unsigned), stream));
-    reduce_all_kernel<Acc, T><<<blocks, kReduceBlock, 0, stream>>>(out, red, read, static_cast<I>(g.K), partials, ticket);
+    reduce_all_kernel<Acc, T>
+        <<<blocks, kReduceBlock, 0, stream>>>(out, red, read, static_cast<I>(g.K), partials, ticket);
   } else if (g.inner == 1) {
     if (g.K <= 1024) {
-      reduce_rows_kernel<true, Acc, T><<<blocks_for((g.outer + kRowsPerWarpBlock - 1) / kRowsPerWarpBlock), kReduceBlock,
-                                         0, stream>>>(out, red, read, static_cast<I>(g.outer), static_cast<I>(g.K));
+      reduce_rows_kernel<true, Acc, T>
+          <<<blocks_for((g.outer + kRowsPerWarpBlock - 1) / kRowsPerWarpBlock), kReduceBlock, 0, stream>>>(
+              out, red, read, static_cast<I>(g.outer), static_cast<I>(g.K));
     } else {
       reduce_rows_kernel<false, Acc, T><<<blocks_for(g.outer), kReduceBlock, 0, stream>>>(
           out, red, read, static_cast<I>(g.outer), static_cast<I>(g.K));
@@ -286,10 +292,13 @@ void run_reduce(const Tensor<T, OR>& dst, const Node& node) {
     stats::detail::record_launch(kCPU);
     auto go = [&]<class I, bool D>() {
       ElementReader<I, RI, D, decltype(ev)> read{ev, e.shape()};
-      cpu::reduce(dst.data(), node.reducer(), [read](index_t L) { return read(static_cast<I>(L)); }, g);
+      cpu::reduce(
+          dst.data(), node.reducer(), [read](index_t L) { return read(static_cast<I>(L)); }, g);
     };
-    if (plan.dense) go.template operator()<std::int64_t, true>();
-    else go.template operator()<std::int64_t, false>();
+    if (plan.dense)
+      go.template operator()<std::int64_t, true>();
+    else
+      go.template operator()<std::int64_t, false>();
   } else {
 #if FT_CUDA_ENABLED
     cuda::DeviceGuard guard(dev);
@@ -300,11 +309,15 @@ void run_reduce(const Tensor<T, OR>& dst, const Node& node) {
       gpu::reduce<T, typename Node::reducer_type, decltype(read), I>(dst.data(), dev, node.reducer(), read, g);
     };
     if (plan.index32) {
-      if (plan.dense) go.template operator()<std::int32_t, true>();
-      else go.template operator()<std::int32_t, false>();
+      if (plan.dense)
+        go.template operator()<std::int32_t, true>();
+      else
+        go.template operator()<std::int32_t, false>();
     } else {
-      if (plan.dense) go.template operator()<std::int64_t, true>();
-      else go.template operator()<std::int64_t, false>();
+      if (plan.dense)
+        go.template operator()<std::int64_t, true>();
+      else
+        go.template operator()<std::int64_t, false>();
     }
 #else
     cuda::require_device(dev, node.reducer().name);

@@ -28,7 +28,9 @@ class Binary {
     decltype(std::declval<const A&>().evaluator(EvalContext{})) a;
     decltype(std::declval<const B&>().evaluator(EvalContext{})) b;
     template <class Ix>
-    FT_HD FT_INLINE value_type operator()(const Ix& ix) const { return op(a(ix), b(ix)); }
+    FT_HD FT_INLINE value_type operator()(const Ix& ix) const {
+      return op(a(ix), b(ix));
+    }
     template <int N, class I>
     FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
       auto x = a.template load<N>(i);

@@ -37,7 +37,9 @@ struct Scalar {
   struct Eval {
     T value;
     template <class Ix>
-    FT_HD FT_INLINE T operator()(const Ix&) const { return value; }
+    FT_HD FT_INLINE T operator()(const Ix&) const {
+      return value;
+    }
     template <int N, class I>
     FT_HD FT_INLINE Vec<T, N> load(I) const {
       Vec<T, N> r;
@@ -59,14 +61,15 @@ inline constexpr bool is_expression_node_v<Scalar<T>> = true;
 // Device of any node: none for scalars.
 template <class E>
 std::optional<Device> device_of(const E& e) {
-  if constexpr (requires { e.device_opt(); }) return e.device_opt();
-  else return e.device();
+  if constexpr (requires { e.device_opt(); })
+    return e.device_opt();
+  else
+    return e.device();
 }
 
 // The one device that all operands share, or an error naming the op and both devices.
 inline std::optional<Device> common_device(const char* op, std::optional<Device> a, std::optional<Device> b) {
-  if (a && b && !(*a == *b))
-    fail(op, "expected all operands on the same device, got ", *a, " and ", *b);
+  if (a && b && !(*a == *b)) fail(op, "expected all operands on the same device, got ", *a, " and ", *b);
   return a ? a : b;
 }
 
@@ -89,14 +92,14 @@ Shape<(RA > RB ? RA : RB)> broadcast_shapes(const char* op, const Shape<RA>& a, 
 // floating number next to an integral tensor gives float — PyTorch's rule for Python scalars.
 // A bool tensor next to an integral number gives int64, as torch does.
 template <class V, class S>
-using scalar_type_t = std::conditional_t<
-    std::is_floating_point_v<S> && !std::is_floating_point_v<V>, float,
-    std::conditional_t<std::is_same_v<V, bool> && !std::is_same_v<S, bool>, std::int64_t, V>>;
+using scalar_type_t =
+    std::conditional_t<std::is_floating_point_v<S> && !std::is_floating_point_v<V>, float,
+                       std::conditional_t<std::is_same_v<V, bool> && !std::is_same_v<S, bool>, std::int64_t, V>>;
 
 // The type of a number with no tensor beside it: float or int64, torch's defaults.
 template <class S>
-using default_type_t =
-    std::conditional_t<std::is_floating_point_v<S>, float, std::conditional_t<std::is_same_v<S, bool>, bool, std::int64_t>>;
+using default_type_t = std::conditional_t<std::is_floating_point_v<S>, float,
+                                          std::conditional_t<std::is_same_v<S, bool>, bool, std::int64_t>>;
 
 // Wraps a number as Scalar, taking its type from the other operand; passes expressions through.
 template <class Other, class X>

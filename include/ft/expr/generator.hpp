@@ -119,8 +119,10 @@ template <class T>
 struct Arange {
   T start, step;
   FT_HD FT_INLINE T operator()(index_t i) const {
-    if constexpr (std::is_floating_point_v<T>) return static_cast<T>(static_cast<double>(start) + static_cast<double>(step) * i);
-    else return static_cast<T>(start + step * static_cast<T>(i));
+    if constexpr (std::is_floating_point_v<T>)
+      return static_cast<T>(static_cast<double>(start) + static_cast<double>(step) * i);
+    else
+      return static_cast<T>(start + step * static_cast<T>(i));
   }
 };
 

@@ -11,7 +11,7 @@
 
 namespace ft::math {
 
-#define FT_MATH_UNARY(name, fname, dname) \
+#define FT_MATH_UNARY(name, fname, dname)                    \
   FT_HD FT_INLINE float name(float x) { return ::fname(x); } \
   FT_HD FT_INLINE double name(double x) { return ::dname(x); }
 
@@ -34,7 +34,7 @@ FT_MATH_UNARY(trunc, truncf, trunc)
 FT_MATH_UNARY(fabs, fabsf, fabs)
 #undef FT_MATH_UNARY
 
-#define FT_MATH_BINARY(name, fname, dname) \
+#define FT_MATH_BINARY(name, fname, dname)                               \
   FT_HD FT_INLINE float name(float x, float y) { return ::fname(x, y); } \
   FT_HD FT_INLINE double name(double x, double y) { return ::dname(x, y); }
 
@@ -55,7 +55,7 @@ FT_HD FT_INLINE float exp(float x) {
   int mag = bits & 0x7fffffff;
   mag = (mag > 0x42d00000 && mag <= 0x7f800000) ? 0x42d00000 : mag;  // |x| > 104 → ±104: inf or 0; NaN kept
   const float xc = std::bit_cast<float>((bits & static_cast<int>(0x80000000u)) | mag);
-  const float t = xc * 1.44269504088896341f;                // x·log2(e)
+  const float t = xc * 1.44269504088896341f;                 // x·log2(e)
   const int n = static_cast<int>(t + ::copysignf(0.5f, t));  // round half away from zero
   const float fn = static_cast<float>(n);
   const float r = (xc - fn * 0.693359375f) - fn * -2.12194440e-4f;  // x − n·ln2, ln2 in two parts

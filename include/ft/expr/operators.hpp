@@ -20,8 +20,7 @@ auto make_unary(Op op, const A& a) {
 
 // At least one side is an expression; a number on either side becomes a weak Scalar.
 template <class Op, Operand A, Operand B>
-  requires(Expression<A> || Expression<B>)
-auto make_binary(Op op, const A& a, const B& b) {
+requires(Expression<A> || Expression<B>) auto make_binary(Op op, const A& a, const B& b) {
   if constexpr (Expression<A> && Expression<B>) {
     return Binary<Op, A, B>(op, a, b);
   } else if constexpr (Expression<A>) {
@@ -34,9 +33,9 @@ auto make_binary(Op op, const A& a, const B& b) {
 }
 
 // ---- unary functions ----
-#define FT_UNARY_FN(fn, Op) \
-  template <Expression A>   \
-  auto fn(const A& a) {     \
+#define FT_UNARY_FN(fn, Op)         \
+  template <Expression A>           \
+  auto fn(const A& a) {             \
     return make_unary(op::Op{}, a); \
   }
 FT_UNARY_FN(neg, Neg)
@@ -90,8 +89,7 @@ auto softplus(const A& a, double beta = 1.0, double threshold = 20.0) {
 // gives float); min > max gives max everywhere, as torch.clamp. For tensor bounds use
 // maximum(minimum(x, hi), lo).
 template <Expression A, class Lo, class Hi>
-  requires(std::is_arithmetic_v<Lo> && std::is_arithmetic_v<Hi>)
-auto clamp(const A& a, Lo lo, Hi hi) {
+requires(std::is_arithmetic_v<Lo>&& std::is_arithmetic_v<Hi>) auto clamp(const A& a, Lo lo, Hi hi) {
   using C = detail::scalar_type_t<typename A::value_type, promote_t<Lo, Hi>>;
   return make_unary(op::Clamp<C>{static_cast<C>(lo), static_cast<C>(hi)}, a);
 }
@@ -102,12 +100,9 @@ auto cast(const A& a) {
 }
 
 // ---- binary functions ----
-#define FT_BINARY_FN(fn, Op)                         \
-  template <Operand A, Operand B>                    \
-    requires(Expression<A> || Expression<B>)         \
-  auto fn(const A& a, const B& b) {                  \
-    return make_binary(op::Op{}, a, b);              \
-  }
+#define FT_BINARY_FN(fn, Op)      \
+  template <Operand A, Operand B> \
+  requires(Expression<A> || Expression<B>) auto fn(const A& a, const B& b) { return make_binary(op::Op{}, a, b); }
 FT_BINARY_FN(add, Add)
 FT_BINARY_FN(sub, Sub)
 FT_BINARY_FN(mul, Mul)
@@ -138,11 +133,10 @@ auto operator!(const A& a) {
   return logical_not(a);
 }
 
-#define FT_BINARY_OPERATOR(sym, Op)                  \
-  template <Operand A, Operand B>                    \
-    requires(Expression<A> || Expression<B>)         \
-  auto operator sym(const A& a, const B& b) {        \
-    return make_binary(op::Op{}, a, b);              \
+#define FT_BINARY_OPERATOR(sym, Op)                                                    \
+  template <Operand A, Operand B>                                                      \
+  requires(Expression<A> || Expression<B>) auto operator sym(const A& a, const B& b) { \
+    return make_binary(op::Op{}, a, b);                                                \
   }
 FT_BINARY_OPERATOR(+, Add)
 FT_BINARY_OPERATOR(-, Sub)

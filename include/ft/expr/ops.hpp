@@ -13,15 +13,15 @@ namespace ft::op {
 
 // ---- unary ----
 // A floating unary op: promotes integral input to float, then applies `body`.
-#define FT_FLOAT_UNARY(Name, str, body)                 \
-  struct Name {                                         \
-    static constexpr const char* name = str;            \
-    template <class T>                                  \
-    FT_HD FT_INLINE auto operator()(T in) const {       \
-      using F = float_promote_t<T>;                     \
-      F x = static_cast<F>(in);                         \
-      return static_cast<F>(body);                      \
-    }                                                   \
+#define FT_FLOAT_UNARY(Name, str, body)           \
+  struct Name {                                   \
+    static constexpr const char* name = str;      \
+    template <class T>                            \
+    FT_HD FT_INLINE auto operator()(T in) const { \
+      using F = float_promote_t<T>;               \
+      F x = static_cast<F>(in);                   \
+      return static_cast<F>(body);                \
+    }                                             \
   };
 
 FT_FLOAT_UNARY(Exp, "exp", math::exp(x))
@@ -43,16 +43,16 @@ FT_FLOAT_UNARY(Silu, "silu", x / (F(1) + math::exp(-x)))
 #undef FT_FLOAT_UNARY
 
 // Ops that keep the input type (integral stays integral).
-#define FT_SAME_UNARY(Name, str, body)            \
-  struct Name {                                   \
-    static constexpr const char* name = str;      \
-    template <class T>                            \
-    FT_HD FT_INLINE T operator()(T x) const {     \
-      if constexpr (std::is_floating_point_v<T>)  \
-        return body;                              \
-      else                                        \
-        return x;                                 \
-    }                                             \
+#define FT_SAME_UNARY(Name, str, body)           \
+  struct Name {                                  \
+    static constexpr const char* name = str;     \
+    template <class T>                           \
+    FT_HD FT_INLINE T operator()(T x) const {    \
+      if constexpr (std::is_floating_point_v<T>) \
+        return body;                             \
+      else                                       \
+        return x;                                \
+    }                                            \
   };
 FT_SAME_UNARY(Floor, "floor", math::floor(x))
 FT_SAME_UNARY(Ceil, "ceil", math::ceil(x))
@@ -87,37 +87,48 @@ struct Abs {
   static constexpr const char* name = "abs";
   template <class T>
   FT_HD FT_INLINE T operator()(T x) const {
-    if constexpr (std::is_floating_point_v<T>) return math::fabs(x);
-    else if constexpr (std::is_unsigned_v<T>) return x;
-    else return x < 0 ? static_cast<T>(-x) : x;
+    if constexpr (std::is_floating_point_v<T>)
+      return math::fabs(x);
+    else if constexpr (std::is_unsigned_v<T>)
+      return x;
+    else
+      return x < 0 ? static_cast<T>(-x) : x;
   }
 };
 struct Square {
   static constexpr const char* name = "square";
   template <class T>
-  FT_HD FT_INLINE T operator()(T x) const { return static_cast<T>(x * x); }
+  FT_HD FT_INLINE T operator()(T x) const {
+    return static_cast<T>(x * x);
+  }
 };
 // NaN passes through (x < 0 is false for NaN), as torch.relu.
 struct Relu {
   static constexpr const char* name = "relu";
   template <class T>
   FT_HD FT_INLINE T operator()(T x) const {
-    if constexpr (std::is_unsigned_v<T> || std::is_same_v<T, bool>) return x;
-    else return x < T(0) ? T(0) : x;
+    if constexpr (std::is_unsigned_v<T> || std::is_same_v<T, bool>)
+      return x;
+    else
+      return x < T(0) ? T(0) : x;
   }
 };
 struct Sign {
   static constexpr const char* name = "sign";
   template <class T>
   FT_HD FT_INLINE T operator()(T x) const {
-    if constexpr (std::is_unsigned_v<T> || std::is_same_v<T, bool>) return static_cast<T>(x != T(0));
-    else return static_cast<T>((T(0) < x) - (x < T(0)));
+    if constexpr (std::is_unsigned_v<T> || std::is_same_v<T, bool>)
+      return static_cast<T>(x != T(0));
+    else
+      return static_cast<T>((T(0) < x) - (x < T(0)));
   }
 };
 struct LogicalNot {
   static constexpr const char* name = "logical_not";
   template <class T>
-  FT_HD FT_INLINE bool operator()(T x) const { return !static_cast<bool>(x); }
+  FT_HD FT_INLINE bool operator()(T x) const {
+    return !static_cast<bool>(x);
+  }
 };
 struct LeakyRelu {
   static constexpr const char* name = "leaky_relu";
@@ -168,23 +179,25 @@ template <class U>
 struct CastTo {
   static constexpr const char* name = "cast";
   template <class T>
-  FT_HD FT_INLINE U operator()(T x) const { return static_cast<U>(x); }
+  FT_HD FT_INLINE U operator()(T x) const {
+    return static_cast<U>(x);
+  }
 };
 
 // ---- binary: computed in the promoted type of the two inputs ----
-#define FT_ARITH_BINARY(Name, str, body)                       \
-  struct Name {                                                \
-    static constexpr const char* name = str;                   \
-    template <class A, class B>                                \
+#define FT_ARITH_BINARY(Name, str, body)                           \
+  struct Name {                                                    \
+    static constexpr const char* name = str;                       \
+    template <class A, class B>                                    \
     FT_HD FT_INLINE promote_t<A, B> operator()(A a_, B b_) const { \
-      using C = promote_t<A, B>;                               \
-      C a = static_cast<C>(a_), b = static_cast<C>(b_);        \
-      return static_cast<C>(body);                             \
-    }                                                          \
+      using C = promote_t<A, B>;                                   \
+      C a = static_cast<C>(a_), b = static_cast<C>(b_);            \
+      return static_cast<C>(body);                                 \
+    }                                                              \
   };
 FT_ARITH_BINARY(Add, "add", a + b)
 FT_ARITH_BINARY(Sub, "sub", a - b)
-FT_ARITH_BINARY(Mul, "mul", a * b)
+FT_ARITH_BINARY(Mul, "mul", a* b)
 // maximum/minimum propagate NaN, as torch.maximum/minimum
 FT_ARITH_BINARY(Maximum, "maximum", math::isnan(a) ? a : (math::isnan(b) ? b : (a > b ? a : b)))
 FT_ARITH_BINARY(Minimum, "minimum", math::isnan(a) ? a : (math::isnan(b) ? b : (a < b ? a : b)))
@@ -234,8 +247,10 @@ struct Fmod {
   FT_HD FT_INLINE promote_t<A, B> operator()(A a_, B b_) const {
     using C = promote_t<A, B>;
     C a = static_cast<C>(a_), b = static_cast<C>(b_);
-    if constexpr (std::is_floating_point_v<C>) return math::fmod(a, b);
-    else return b == 0 ? C(0) : static_cast<C>(a % b);
+    if constexpr (std::is_floating_point_v<C>)
+      return math::fmod(a, b);
+    else
+      return b == 0 ? C(0) : static_cast<C>(a % b);
   }
 };
 // Python's modulo (torch.remainder, operator%): the result has the sign of the divisor.
@@ -246,20 +261,22 @@ struct Remainder {
     using C = promote_t<A, B>;
     C a = static_cast<C>(a_), b = static_cast<C>(b_);
     C r = Fmod{}(a, b);
-    if constexpr (std::is_unsigned_v<C> || std::is_same_v<C, bool>) return r;
-    else return (r != C(0) && ((r < C(0)) != (b < C(0)))) ? static_cast<C>(r + b) : r;
+    if constexpr (std::is_unsigned_v<C> || std::is_same_v<C, bool>)
+      return r;
+    else
+      return (r != C(0) && ((r < C(0)) != (b < C(0)))) ? static_cast<C>(r + b) : r;
   }
 };
 
-#define FT_COMPARE(Name, str, expr)                    \
-  struct Name {                                        \
-    static constexpr const char* name = str;           \
-    template <class A, class B>                        \
+#define FT_COMPARE(Name, str, expr)                     \
+  struct Name {                                         \
+    static constexpr const char* name = str;            \
+    template <class A, class B>                         \
     FT_HD FT_INLINE bool operator()(A a_, B b_) const { \
-      using C = promote_t<A, B>;                       \
+      using C = promote_t<A, B>;                        \
       C a = static_cast<C>(a_), b = static_cast<C>(b_); \
-      return expr;                                     \
-    }                                                  \
+      return expr;                                      \
+    }                                                   \
   };
 FT_COMPARE(Eq, "eq", a == b)
 FT_COMPARE(Ne, "ne", a != b)
@@ -272,12 +289,16 @@ FT_COMPARE(Ge, "ge", a >= b)
 struct LogicalAnd {
   static constexpr const char* name = "logical_and";
   template <class A, class B>
-  FT_HD FT_INLINE bool operator()(A a, B b) const { return static_cast<bool>(a) && static_cast<bool>(b); }
+  FT_HD FT_INLINE bool operator()(A a, B b) const {
+    return static_cast<bool>(a) && static_cast<bool>(b);
+  }
 };
 struct LogicalOr {
   static constexpr const char* name = "logical_or";
   template <class A, class B>
-  FT_HD FT_INLINE bool operator()(A a, B b) const { return static_cast<bool>(a) || static_cast<bool>(b); }
+  FT_HD FT_INLINE bool operator()(A a, B b) const {
+    return static_cast<bool>(a) || static_cast<bool>(b);
+  }
 };
 
 }  // namespace ft::op

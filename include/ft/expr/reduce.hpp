@@ -29,13 +29,17 @@ namespace red {
 
 template <class T>
 FT_HD FT_INLINE T lowest() {
-  if constexpr (std::is_floating_point_v<T>) return -std::numeric_limits<T>::infinity();
-  else return std::numeric_limits<T>::lowest();
+  if constexpr (std::is_floating_point_v<T>)
+    return -std::numeric_limits<T>::infinity();
+  else
+    return std::numeric_limits<T>::lowest();
 }
 template <class T>
 FT_HD FT_INLINE T highest() {
-  if constexpr (std::is_floating_point_v<T>) return std::numeric_limits<T>::infinity();
-  else return std::numeric_limits<T>::max();
+  if constexpr (std::is_floating_point_v<T>)
+    return std::numeric_limits<T>::infinity();
+  else
+    return std::numeric_limits<T>::max();
 }
 
 // A sum or product of integers (or bools) is int64, as in torch.
@@ -49,17 +53,27 @@ struct Sum {
   using out_type = std::conditional_t<Final == 0, sum_t<V>, float_promote_t<V>>;
   static constexpr const char* name = Final == 0 ? "sum" : (Final == 1 ? "mean" : "norm");
   template <class Acc>
-  FT_HD FT_INLINE static Acc init() { return Acc(0); }
+  FT_HD FT_INLINE static Acc init() {
+    return Acc(0);
+  }
   template <class Acc>
-  FT_HD FT_INLINE static Acc accumulate(Acc a, V v, index_t) { return a + static_cast<Acc>(v); }
+  FT_HD FT_INLINE static Acc accumulate(Acc a, V v, index_t) {
+    return a + static_cast<Acc>(v);
+  }
   template <class Acc>
-  FT_HD FT_INLINE static Acc combine(Acc a, Acc b) { return a + b; }
+  FT_HD FT_INLINE static Acc combine(Acc a, Acc b) {
+    return a + b;
+  }
   template <class Acc>
   FT_HD FT_INLINE static out_type finalize(Acc a, index_t n) {
-    if constexpr (Final == 0) return static_cast<out_type>(a);
-    else if constexpr (Final == 1 && std::is_floating_point_v<Acc>) return static_cast<out_type>(a / static_cast<Acc>(n));
-    else if constexpr (Final == 1) return static_cast<out_type>(static_cast<double>(a) / static_cast<double>(n));
-    else return static_cast<out_type>(math::sqrt(static_cast<float_promote_t<Acc>>(a)));
+    if constexpr (Final == 0)
+      return static_cast<out_type>(a);
+    else if constexpr (Final == 1 && std::is_floating_point_v<Acc>)
+      return static_cast<out_type>(a / static_cast<Acc>(n));
+    else if constexpr (Final == 1)
+      return static_cast<out_type>(static_cast<double>(a) / static_cast<double>(n));
+    else
+      return static_cast<out_type>(math::sqrt(static_cast<float_promote_t<Acc>>(a)));
   }
 };
 
@@ -69,13 +83,21 @@ struct Prod {
   using out_type = sum_t<V>;
   static constexpr const char* name = "prod";
   template <class Acc>
-  FT_HD FT_INLINE static Acc init() { return Acc(1); }
+  FT_HD FT_INLINE static Acc init() {
+    return Acc(1);
+  }
   template <class Acc>
-  FT_HD FT_INLINE static Acc accumulate(Acc a, V v, index_t) { return a * static_cast<Acc>(v); }
+  FT_HD FT_INLINE static Acc accumulate(Acc a, V v, index_t) {
+    return a * static_cast<Acc>(v);
+  }
   template <class Acc>
-  FT_HD FT_INLINE static Acc combine(Acc a, Acc b) { return a * b; }
+  FT_HD FT_INLINE static Acc combine(Acc a, Acc b) {
+    return a * b;
+  }
   template <class Acc>
-  FT_HD FT_INLINE static out_type finalize(Acc a, index_t) { return static_cast<out_type>(a); }
+  FT_HD FT_INLINE static out_type finalize(Acc a, index_t) {
+    return static_cast<out_type>(a);
+  }
 };
 
 // max/min propagate NaN, as torch.max/min.
@@ -85,7 +107,9 @@ struct Extreme {
   using out_type = V;
   static constexpr const char* name = IsMax ? "max" : "min";
   template <class Acc>
-  FT_HD FT_INLINE static Acc init() { return IsMax ? lowest<V>() : highest<V>(); }
+  FT_HD FT_INLINE static Acc init() {
+    return IsMax ? lowest<V>() : highest<V>();
+  }
   template <class Acc>
   FT_HD FT_INLINE static Acc pick(Acc a, Acc b) {
     if (math::isnan(a)) return a;
@@ -93,11 +117,17 @@ struct Extreme {
     return IsMax ? (b > a ? b : a) : (b < a ? b : a);
   }
   template <class Acc>
-  FT_HD FT_INLINE static Acc accumulate(Acc a, V v, index_t) { return pick<Acc>(a, v); }
+  FT_HD FT_INLINE static Acc accumulate(Acc a, V v, index_t) {
+    return pick<Acc>(a, v);
+  }
   template <class Acc>
-  FT_HD FT_INLINE static Acc combine(Acc a, Acc b) { return pick<Acc>(a, b); }
+  FT_HD FT_INLINE static Acc combine(Acc a, Acc b) {
+    return pick<Acc>(a, b);
+  }
   template <class Acc>
-  FT_HD FT_INLINE static out_type finalize(Acc a, index_t) { return a; }
+  FT_HD FT_INLINE static out_type finalize(Acc a, index_t) {
+    return a;
+  }
 };
 
 // |x| summed (p = 1), x² summed then rooted (p = 2), or |x| maxed (p = inf); p is uniform
@@ -109,7 +139,9 @@ struct Norm {
   static constexpr const char* name = "norm";
   double p = 2;
   template <class Acc>
-  FT_HD FT_INLINE static Acc init() { return Acc(0); }
+  FT_HD FT_INLINE static Acc init() {
+    return Acc(0);
+  }
   template <class Acc>
   FT_HD FT_INLINE Acc accumulate(Acc a, V v, index_t) const {
     Acc x = static_cast<Acc>(v);
@@ -143,7 +175,9 @@ struct ArgExtreme {
   static constexpr const char* name = IsMax ? "argmax" : "argmin";
   using P = ValueIndex<V>;
   template <class Acc>
-  FT_HD FT_INLINE static Acc init() { return Acc{IsMax ? lowest<V>() : highest<V>(), -1}; }
+  FT_HD FT_INLINE static Acc init() {
+    return Acc{IsMax ? lowest<V>() : highest<V>(), -1};
+  }
   // true when b should replace a; ties keep the lower index
   FT_HD FT_INLINE static bool better(const P& a, const P& b) {
     if (b.index < 0) return false;
@@ -159,9 +193,13 @@ struct ArgExtreme {
     return better(a, b) ? b : a;
   }
   template <class Acc>
-  FT_HD FT_INLINE static Acc combine(Acc a, Acc b) { return better(a, b) ? b : a; }
+  FT_HD FT_INLINE static Acc combine(Acc a, Acc b) {
+    return better(a, b) ? b : a;
+  }
   template <class Acc>
-  FT_HD FT_INLINE static out_type finalize(Acc a, index_t) { return a.index < 0 ? 0 : a.index; }
+  FT_HD FT_INLINE static out_type finalize(Acc a, index_t) {
+    return a.index < 0 ? 0 : a.index;
+  }
 };
 
 template <class A>
@@ -178,7 +216,9 @@ struct Variance {
   static constexpr const char* name = Sqrt ? "std" : "var";
   double correction = 1;
   template <class Acc>
-  FT_HD FT_INLINE static Acc init() { return Acc{0, 0, 0}; }
+  FT_HD FT_INLINE static Acc init() {
+    return Acc{0, 0, 0};
+  }
   template <class Acc>
   FT_HD FT_INLINE static Acc accumulate(Acc a, V v, index_t) {
     using F = decltype(a.mean);
@@ -220,7 +260,9 @@ struct LogSumExp {
   using out_type = float_promote_t<V>;
   static constexpr const char* name = "logsumexp";
   template <class Acc>
-  FT_HD FT_INLINE static Acc init() { return Acc{-std::numeric_limits<decltype(Acc{}.max)>::infinity(), 0}; }
+  FT_HD FT_INLINE static Acc init() {
+    return Acc{-std::numeric_limits<decltype(Acc{}.max)>::infinity(), 0};
+  }
   template <class Acc>
   FT_HD FT_INLINE static Acc combine(Acc a, Acc b) {
     using F = decltype(a.max);
@@ -253,15 +295,21 @@ struct Logical {
   using out_type = bool;
   static constexpr const char* name = IsAll ? "all" : "any";
   template <class Acc>
-  FT_HD FT_INLINE static Acc init() { return IsAll; }
+  FT_HD FT_INLINE static Acc init() {
+    return IsAll;
+  }
   template <class Acc>
   FT_HD FT_INLINE static Acc accumulate(Acc a, V v, index_t) {
     return IsAll ? (a && static_cast<bool>(v)) : (a || static_cast<bool>(v));
   }
   template <class Acc>
-  FT_HD FT_INLINE static Acc combine(Acc a, Acc b) { return IsAll ? (a && b) : (a || b); }
+  FT_HD FT_INLINE static Acc combine(Acc a, Acc b) {
+    return IsAll ? (a && b) : (a || b);
+  }
   template <class Acc>
-  FT_HD FT_INLINE static out_type finalize(Acc a, index_t) { return a; }
+  FT_HD FT_INLINE static out_type finalize(Acc a, index_t) {
+    return a;
+  }
 };
 
 // The accumulator each reducer uses on the host (OnDevice = false) and on a GPU.
@@ -362,7 +410,9 @@ class Reduce {
   }
   auto evaluator(const EvalContext& ctx) const { return result().evaluator(ctx); }
   template <class F>
-  void for_each_leaf(F&& f) const { result().for_each_leaf(f); }
+  void for_each_leaf(F&& f) const {
+    result().for_each_leaf(f);
+  }
   // The value of a reduction over everything, copied to the host.
   value_type item() const { return result().item(); }
 
@@ -395,29 +445,37 @@ auto reduce_keep(Red red, const E& e, int dim) {
 }  // namespace detail
 
 namespace red {
-template <class V> using SumR = Sum<V, 0>;
-template <class V> using MeanR = Sum<V, 1>;
-template <class V> using MaxR = Extreme<V, true>;
-template <class V> using MinR = Extreme<V, false>;
-template <class V> using ArgMaxR = ArgExtreme<V, true>;
-template <class V> using ArgMinR = ArgExtreme<V, false>;
-template <class V> using AllR = Logical<V, true>;
-template <class V> using AnyR = Logical<V, false>;
+template <class V>
+using SumR = Sum<V, 0>;
+template <class V>
+using MeanR = Sum<V, 1>;
+template <class V>
+using MaxR = Extreme<V, true>;
+template <class V>
+using MinR = Extreme<V, false>;
+template <class V>
+using ArgMaxR = ArgExtreme<V, true>;
+template <class V>
+using ArgMinR = ArgExtreme<V, false>;
+template <class V>
+using AllR = Logical<V, true>;
+template <class V>
+using AnyR = Logical<V, false>;
 }  // namespace red
 
 // Each reduction: f(e) over everything (rank 0), f(e, dim) drops dim, f(e, dim, ft::keepdim) keeps it.
-#define FT_REDUCTION(fn, RED)                                                  \
-  template <Expression E>                                                      \
-  auto fn(const E& e) {                                                        \
-    return detail::reduce_all(red::RED<typename E::value_type>{}, e);          \
-  }                                                                            \
-  template <Expression E>                                                      \
-  auto fn(const E& e, int dim) {                                               \
-    return detail::reduce_dim(red::RED<typename E::value_type>{}, e, dim);     \
-  }                                                                            \
-  template <Expression E>                                                      \
-  auto fn(const E& e, int dim, KeepDim) {                                      \
-    return detail::reduce_keep(red::RED<typename E::value_type>{}, e, dim);    \
+#define FT_REDUCTION(fn, RED)                                               \
+  template <Expression E>                                                   \
+  auto fn(const E& e) {                                                     \
+    return detail::reduce_all(red::RED<typename E::value_type>{}, e);       \
+  }                                                                         \
+  template <Expression E>                                                   \
+  auto fn(const E& e, int dim) {                                            \
+    return detail::reduce_dim(red::RED<typename E::value_type>{}, e, dim);  \
+  }                                                                         \
+  template <Expression E>                                                   \
+  auto fn(const E& e, int dim, KeepDim) {                                   \
+    return detail::reduce_keep(red::RED<typename E::value_type>{}, e, dim); \
   }
 FT_REDUCTION(sum, SumR)
 FT_REDUCTION(mean, MeanR)
@@ -432,18 +490,18 @@ FT_REDUCTION(any, AnyR)
 #undef FT_REDUCTION
 
 // var/std with Bessel's correction by default (correction = 1, as torch.var).
-#define FT_VARIANCE(fn, SQRT)                                                                          \
-  template <Expression E>                                                                              \
-  auto fn(const E& e, double correction = 1) {                                                         \
-    return detail::reduce_all(red::Variance<typename E::value_type, SQRT>{correction}, e);             \
-  }                                                                                                    \
-  template <Expression E>                                                                              \
-  auto fn(const E& e, int dim, double correction = 1) {                                                \
-    return detail::reduce_dim(red::Variance<typename E::value_type, SQRT>{correction}, e, dim);        \
-  }                                                                                                    \
-  template <Expression E>                                                                              \
-  auto fn(const E& e, int dim, KeepDim, double correction = 1) {                                       \
-    return detail::reduce_keep(red::Variance<typename E::value_type, SQRT>{correction}, e, dim);       \
+#define FT_VARIANCE(fn, SQRT)                                                                    \
+  template <Expression E>                                                                        \
+  auto fn(const E& e, double correction = 1) {                                                   \
+    return detail::reduce_all(red::Variance<typename E::value_type, SQRT>{correction}, e);       \
+  }                                                                                              \
+  template <Expression E>                                                                        \
+  auto fn(const E& e, int dim, double correction = 1) {                                          \
+    return detail::reduce_dim(red::Variance<typename E::value_type, SQRT>{correction}, e, dim);  \
+  }                                                                                              \
+  template <Expression E>                                                                        \
+  auto fn(const E& e, int dim, KeepDim, double correction = 1) {                                 \
+    return detail::reduce_keep(red::Variance<typename E::value_type, SQRT>{correction}, e, dim); \
   }
 FT_VARIANCE(var, false)
 FT_VARIANCE(std, true)

@@ -20,7 +20,9 @@ class Unary {
     Op op;
     decltype(std::declval<const A&>().evaluator(EvalContext{})) a;
     template <class Ix>
-    FT_HD FT_INLINE value_type operator()(const Ix& ix) const { return op(a(ix)); }
+    FT_HD FT_INLINE value_type operator()(const Ix& ix) const {
+      return op(a(ix));
+    }
     template <int N, class I>
     FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
       auto x = a.template load<N>(i);
@@ -35,7 +37,9 @@ class Unary {
   Device device() const { return device_opt().value_or(kCPU); }
   Eval evaluator(const EvalContext& ctx) const { return {op_, a_.evaluator(ctx)}; }
   template <class F>
-  void for_each_leaf(F&& f) const { a_.for_each_leaf(f); }
+  void for_each_leaf(F&& f) const {
+    a_.for_each_leaf(f);
+  }
 
   const Op& op() const { return op_; }
   const A& operand() const { return a_; }

@@ -12,14 +12,16 @@ template <class C, class A, class B>
 class Where {
  public:
   using value_type = promote_t<typename A::value_type, typename B::value_type>;
-  static constexpr int rank =
-      C::rank > (A::rank > B::rank ? A::rank : B::rank) ? C::rank : (A::rank > B::rank ? A::rank : B::rank);
+  static constexpr int rank = C::rank > (A::rank > B::rank ? A::rank : B::rank)
+                                  ? C::rank
+                                  : (A::rank > B::rank ? A::rank : B::rank);
 
   Where(C c, A a, B b)
       : c_(std::move(c)),
         a_(std::move(a)),
         b_(std::move(b)),
-        shape_(detail::broadcast_shapes("where", c_.shape(), detail::broadcast_shapes("where", a_.shape(), b_.shape()))),
+        shape_(
+            detail::broadcast_shapes("where", c_.shape(), detail::broadcast_shapes("where", a_.shape(), b_.shape()))),
         device_(detail::common_device("where", detail::device_of(c_),
                                       detail::common_device("where", detail::device_of(a_), detail::device_of(b_)))) {}
 

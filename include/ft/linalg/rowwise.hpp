@@ -29,10 +29,12 @@ FT_CPU_MULTIVERSION void softmax(F* out, const Read& read, const exec::ReduceGeo
     // 8-lane passes (exec::cpu::reduce_range): the max, then the sum of exp(x − max) in double
     F m = exec::cpu::reduce_range<F>(red::Extreme<F, true>{}, x, 0, K);
     if (m == -std::numeric_limits<F>::infinity()) m = 0;  // a row of -inf: exp gives 0s, as torch
-    const double s = exec::cpu::reduce_range<double>(red::Sum<F, 0>{}, [&](index_t k) { return math::exp(x(k) - m); }, 0, K);
+    const double s = exec::cpu::reduce_range<double>(
+        red::Sum<F, 0>{}, [&](index_t k) { return math::exp(x(k) - m); }, 0, K);
     if (kind == Kind::Softmax) {
       const F inv = static_cast<F>(1.0 / s);
-      for (index_t k = 0; k < K; ++k) out[base + k * inner] = math::exp(static_cast<F>(read(base + k * inner)) - m) * inv;
+      for (index_t k = 0; k < K; ++k)
+        out[base + k * inner] = math::exp(static_cast<F>(read(base + k * inner)) - m) * inv;
     } else {
       const F log_s = static_cast<F>(std::log(s));  // (x − m) − log s: no rounding of m + log s
       for (index_t k = 0; k < K; ++k) out[base + k * inner] = (static_cast<F>(read(base + k * inner)) - m) - log_s;
@@ -41,12 +43,13 @@ FT_CPU_MULTIVERSION void softmax(F* out, const Read& read, const exec::ReduceGeo
 }
 
 template <class F, class Read>
-FT_CPU_MULTIVERSION void layer_norm(F* out, F* mean, F* rstd, const Read& read, const F* w, const F* b, index_t rows, index_t K,
-                double eps) {
+FT_CPU_MULTIVERSION void layer_norm(F* out, F* mean, F* rstd, const Read& read, const F* w, const F* b, index_t rows,
+                                    index_t K, double eps) {
   using Red = red::Variance<F, false>;
 #pragma omp parallel for schedule(static) if (rows * K > exec::cpu::kReduceChunk)
   for (index_t r = 0; r < rows; ++r) {
-    auto acc = exec::cpu::reduce_range<red::Welford<double>>(Red{}, [&](index_t k) { return static_cast<F>(read(r * K + k)); }, 0, K);
+    auto acc = exec::cpu::reduce_range<red::Welford<double>>(
+        Red{}, [&](index_t k) { return static_cast<F>(read(r * K + k)); }, 0, K);
     const double rs = 1.0 / std::sqrt(acc.m2 / static_cast<double>(K) + eps);  // biased variance, as torch
     const F mu = static_cast<F>(acc.mean), sd = static_cast<F>(rs);
     mean[r] = mu;
@@ -87,8 +90,8 @@ FT_CPU_MULTIVERSION void cross_entropy(F* out, const Read& read, const std::int6
   std::unique_ptr<double[]> loss(new double[static_cast<std::size_t>(N > 0 ? N : 1)]);
 #pragma omp parallel for schedule(static) if (N * C > exec::cpu::kReduceChunk)
   for (index_t r = 0; r < N; ++r)
-    loss[r] = target[r] == ignore_index ? 0.0
-                                        : static_cast<double>(cross_entropy_row<F>(read, r, C, target[r], smoothing));
+    loss[r] =
+        target[r] == ignore_index ? 0.0 : static_cast<double>(cross_entropy_row<F>(read, r, C, target[r], smoothing));
   double total = 0, count = 0;
   for (index_t r = 0; r < N; ++r) total += loss[r], count += target[r] != ignore_index;
   out[0] = static_cast<F>(mean ? total / count : total);
@@ -108,7 +111,9 @@ struct MaxOp {
 };
 struct AddOp {
   template <class F>
-  __device__ FT_INLINE F operator()(F a, F b) const { return a + b; }
+  __device__ FT_INLINE F operator()(F a, F b) const {
+    return a + b;
+  }
 };
 
 // One row a block: max, then the sum of exp(x − max), then the write; each pass re-reads the
@@ -204,7 +209,7 @@ __global__ void __launch_bounds__(kReduceBlock)
       sx += __shfl_xor_sync(0xffffffffu, sx, off);
     }
     F xt = (t >= 0 && t < static_cast<std::int64_t>(C)) ? static_cast<F>(read(base + static_cast<I>(t)))
-                                                         : std::numeric_limits<F>::quiet_NaN();  // bad class index
+                                                        : std::numeric_limits<F>::quiet_NaN();  // bad class index
     my_loss += static_cast<double>(m) + ::log(static_cast<double>(s)) - (1.0 - smoothing) * static_cast<double>(xt) -
                smoothing / static_cast<double>(C) * static_cast<double>(sx);
     my_count += 1;
@@ -248,8 +253,10 @@ void dispatch(const E& e, Device dev, CpuBody&& cpu_body, GpuBody&& gpu_body) {
       exec::ElementReader<std::int64_t, RI, D, decltype(ev)> read{ev, e.shape()};
       cpu_body([read](index_t L) { return read(static_cast<std::int64_t>(L)); });
     };
-    if (plan.dense) go.template operator()<true>();
-    else go.template operator()<false>();
+    if (plan.dense)
+      go.template operator()<true>();
+    else
+      go.template operator()<false>();
   } else {
 #if FT_CUDA_ENABLED
     cuda::DeviceGuard guard(dev);
@@ -261,11 +268,15 @@ void dispatch(const E& e, Device dev, CpuBody&& cpu_body, GpuBody&& gpu_body) {
       FT_CUDA_CHECK(cudaGetLastError());
     };
     if (plan.index32) {
-      if (plan.dense) go.template operator()<std::int32_t, true>();
-      else go.template operator()<std::int32_t, false>();
+      if (plan.dense)
+        go.template operator()<std::int32_t, true>();
+      else
+        go.template operator()<std::int32_t, false>();
     } else {
-      if (plan.dense) go.template operator()<std::int64_t, true>();
-      else go.template operator()<std::int64_t, false>();
+      if (plan.dense)
+        go.template operator()<std::int64_t, true>();
+      else
+        go.template operator()<std::int64_t, false>();
     }
 #else
     (void)gpu_body;
@@ -295,8 +306,9 @@ auto softmax_impl(const E& e, int dim, Kind kind, const char* op) {
       e, dev, [&](const auto& read) { cpu::softmax(o, read, g, kind); },
       [&]<class I>(const auto& read) {
 #if FT_CUDA_ENABLED
-        gpu::softmax_kernel<F><<<row_blocks(g.outer * g.inner, dev), exec::gpu::kReduceBlock, 0, cuda::current_stream()>>>(
-            o, read, static_cast<I>(g.outer * g.inner), static_cast<I>(g.K), static_cast<I>(g.inner), kind);
+        gpu::softmax_kernel<F>
+            <<<row_blocks(g.outer * g.inner, dev), exec::gpu::kReduceBlock, 0, cuda::current_stream()>>>(
+                o, read, static_cast<I>(g.outer * g.inner), static_cast<I>(g.K), static_cast<I>(g.inner), kind);
 #else
         (void)read;
 #endif
@@ -338,8 +350,8 @@ Tensor<float_promote_t<typename E::value_type>, 0> cross_entropy(const E& logits
   check(target.shape()[0] == s[0], "cross_entropy", "logits ", to_string(s), " and target ", to_string(target.shape()),
         " have different batch sizes");
   check(target.device() == dev, "cross_entropy", "logits on ", dev, " and target on ", target.device());
-  check(opts.label_smoothing >= 0 && opts.label_smoothing <= 1, "cross_entropy", "label_smoothing must be in [0, 1], got ",
-        opts.label_smoothing);
+  check(opts.label_smoothing >= 0 && opts.label_smoothing <= 1, "cross_entropy",
+        "label_smoothing must be in [0, 1], got ", opts.label_smoothing);
   check(s[1] > 0 || s[0] == 0, "cross_entropy", "logits ", to_string(s), " have no classes");
   const index_t N = s[0], C = s[1];
   Tensor<std::int64_t, 1> t = target.contiguous();
@@ -355,7 +367,9 @@ Tensor<float_promote_t<typename E::value_type>, 0> cross_entropy(const E& logits
   const std::int64_t* tp = t.data();
   rowwise::dispatch(
       logits, dev,
-      [&](const auto& read) { rowwise::cpu::cross_entropy(o, read, tp, N, C, opts.ignore_index, opts.label_smoothing, mean); },
+      [&](const auto& read) {
+        rowwise::cpu::cross_entropy(o, read, tp, N, C, opts.ignore_index, opts.label_smoothing, mean);
+      },
       [&]<class I>(const auto& read) {
 #if FT_CUDA_ENABLED
         const unsigned blocks = rowwise::row_blocks((N + 7) / 8, dev);
@@ -412,9 +426,9 @@ LayerNormResult<T, E::rank> layer_norm(const E& x, int normalized_dims, const Te
       x, dev, [&](const auto& read) { rowwise::cpu::layer_norm(out, mu, rs, read, wp, bp, rows, K, eps); },
       [&]<class I>(const auto& read) {
 #if FT_CUDA_ENABLED
-        rowwise::gpu::layer_norm_kernel<T><<<rowwise::row_blocks(rows, dev), exec::gpu::kReduceBlock, 0,
-                                             cuda::current_stream()>>>(out, mu, rs, read, wp, bp, static_cast<I>(rows),
-                                                                       static_cast<I>(K), eps);
+        rowwise::gpu::layer_norm_kernel<T>
+            <<<rowwise::row_blocks(rows, dev), exec::gpu::kReduceBlock, 0, cuda::current_stream()>>>(
+                out, mu, rs, read, wp, bp, static_cast<I>(rows), static_cast<I>(K), eps);
 #else
         (void)read;
 #endif
