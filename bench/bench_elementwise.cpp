@@ -188,30 +188,8 @@ double time_cpu_copy(F copy, float* dst, const float* src, index_t n, double sec
 
 // ---- hand-written loops: what the fused statement should compile to ----
 
-// exp(x) for float with no branches, so that a loop calling it vectorises (glibc's expf is a
-// scalar call that may set errno; its vector variants need -ffast-math). Cephes' reduction
-// x = k ln2 + r, |r| <= ln2/2, a degree-6 polynomial for e^r, and 2^k applied as two factors so
-// that subnormal results and overflow come out right: within 1 ulp of exp over [-110, 95]
-// (checked on every 16th float), NaN and +-inf pass through.
-inline float vector_expf(float x) {
-  const int bits = std::bit_cast<int>(x);
-  int mag = bits & 0x7fffffff;
-  mag = (mag > 0x42d00000 && mag <= 0x7f800000) ? 0x42d00000 : mag;  // |x| > 104 (0x42d00000): 0 or inf anyway
-  x = std::bit_cast<float>((bits & static_cast<int>(0x80000000u)) | mag);
-  const float kf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x log2(e)), 1.5 * 2^23 trick
-  int k = static_cast<int>(kf);
-  const float r = (x - kf * 0.693359375f) - kf * -2.12194440e-4f;  // x - k ln2, ln2 split in two
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * r * r + r + 1.0f;
-  k = k < -151 ? -151 : (k > 129 ? 129 : k);  // beyond these the result is 0 or inf
-  const int k1 = k / 2, k2 = k - k1;
-  return y * std::bit_cast<float>((k1 + 127) << 23) * std::bit_cast<float>((k2 + 127) << 23);
-}
+// The library's vectorisable exp (expr/math.hpp): what the fused loop calls for sigmoid.
+inline float vector_expf(float x) { return ft::math::exp(x); }
 
 template <bool VectorExp>
 void hand_expr(float* __restrict out, const float* __restrict a, const float* __restrict b, const float* __restrict c,

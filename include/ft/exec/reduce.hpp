@@ -276,29 +276,24 @@ void reduce(T* out, Device dev, const Red& red, const Read& read, const ReduceGe
 }  // namespace gpu
 #endif
 
-// Runs reduction `node` into the contiguous tensor `dst` of its shape: one launch.
-template <class T, int OR, class Node>
-void run_reduce(const Tensor<T, OR>& dst, const Node& node) {
-  using E = typename Node::input_type;
+// Runs `cpu_body(read)` or `gpu_body(read)` with the reader of the input expression that its
+// leaves allow (dense linear or coordinates; 32- or 64-bit on the GPU). Counts one launch.
+template <class E, class CpuBody, class GpuBody>
+void with_reader(const E& e, Device dev, CpuBody&& cpu_body, GpuBody&& gpu_body) {
   constexpr int RI = E::rank;
-  const E& e = node.input();
-  if (dst.numel() == 0) return;
-  const ReduceGeometry g = reduce_geometry(e.shape(), node.dim());
   Plan plan;
   plan_leaves(plan, e.shape().numel(), e);
   auto ev = e.evaluator(make_context(e.shape()));
-  const Device dev = dst.device();
   if (dev.is_cpu()) {
     stats::detail::record_launch(kCPU);
-    auto go = [&]<class I, bool D>() {
-      ElementReader<I, RI, D, decltype(ev)> read{ev, e.shape()};
-      cpu::reduce(
-          dst.data(), node.reducer(), [read](index_t L) { return read(static_cast<I>(L)); }, g);
+    auto go = [&]<bool D>() {
+      ElementReader<std::int64_t, RI, D, decltype(ev)> read{ev, e.shape()};
+      cpu_body([read](index_t L) { return read(static_cast<std::int64_t>(L)); });
     };
     if (plan.dense)
-      go.template operator()<std::int64_t, true>();
+      go.template operator()<true>();
     else
-      go.template operator()<std::int64_t, false>();
+      go.template operator()<false>();
   } else {
 #if FT_CUDA_ENABLED
     cuda::DeviceGuard guard(dev);
@@ -306,7 +301,8 @@ void run_reduce(const Tensor<T, OR>& dst, const Node& node) {
     auto go = [&]<class I, bool D>() {
       gpu::DeviceReader<I, RI, D, decltype(ev)> read{ev, {}};
       for (int d = 0; d < RI; ++d) read.un.div[d] = FastDivmod<I>(static_cast<I>(e.shape()[d]));
-      gpu::reduce<T, typename Node::reducer_type, decltype(read), I>(dst.data(), dev, node.reducer(), read, g);
+      gpu_body.template operator()<I>(read);
+      FT_CUDA_CHECK(cudaGetLastError());
     };
     if (plan.index32) {
       if (plan.dense)
@@ -320,9 +316,29 @@ void run_reduce(const Tensor<T, OR>& dst, const Node& node) {
         go.template operator()<std::int64_t, false>();
     }
 #else
-    cuda::require_device(dev, node.reducer().name);
+    (void)gpu_body;
+    cuda::require_device(dev, "reduce");
 #endif
   }
+}
+
+// Runs reduction `node` into the contiguous tensor `dst` of its shape: one launch.
+template <class T, int OR, class Node>
+void run_reduce(const Tensor<T, OR>& dst, const Node& node) {
+  if (dst.numel() == 0) return;
+  const auto& e = node.input();
+  const ReduceGeometry g = reduce_geometry(e.shape(), node.dim());
+  const Device dev = dst.device();
+  with_reader(
+      e, dev, [&](const auto& read) { cpu::reduce(dst.data(), node.reducer(), read, g); },
+      [&]<class I>(const auto& read) {
+#if FT_CUDA_ENABLED
+        gpu::reduce<T, typename Node::reducer_type, std::remove_cvref_t<decltype(read)>, I>(dst.data(), dev,
+                                                                                            node.reducer(), read, g);
+#else
+        (void)read;
+#endif
+      });
 }
 
 }  // namespace ft::exec

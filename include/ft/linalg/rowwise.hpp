@@ -239,52 +239,6 @@ __global__ void __launch_bounds__(kReduceBlock)
 }  // namespace gpu
 #endif
 
-// Runs `cpu_body(read)` or `gpu_body(read)` with the reader of the input expression that its
-// leaves allow (dense linear or coordinates; 32- or 64-bit on the GPU). Counts one launch.
-template <class E, class CpuBody, class GpuBody>
-void dispatch(const E& e, Device dev, CpuBody&& cpu_body, GpuBody&& gpu_body) {
-  constexpr int RI = E::rank;
-  exec::Plan plan;
-  exec::plan_leaves(plan, e.shape().numel(), e);
-  auto ev = e.evaluator(make_context(e.shape()));
-  if (dev.is_cpu()) {
-    stats::detail::record_launch(kCPU);
-    auto go = [&]<bool D>() {
-      exec::ElementReader<std::int64_t, RI, D, decltype(ev)> read{ev, e.shape()};
-      cpu_body([read](index_t L) { return read(static_cast<std::int64_t>(L)); });
-    };
-    if (plan.dense)
-      go.template operator()<true>();
-    else
-      go.template operator()<false>();
-  } else {
-#if FT_CUDA_ENABLED
-    cuda::DeviceGuard guard(dev);
-    stats::detail::record_launch(dev);
-    auto go = [&]<class I, bool D>() {
-      exec::gpu::DeviceReader<I, RI, D, decltype(ev)> read{ev, {}};
-      for (int d = 0; d < RI; ++d) read.un.div[d] = FastDivmod<I>(static_cast<I>(e.shape()[d]));
-      gpu_body.template operator()<I>(read);
-      FT_CUDA_CHECK(cudaGetLastError());
-    };
-    if (plan.index32) {
-      if (plan.dense)
-        go.template operator()<std::int32_t, true>();
-      else
-        go.template operator()<std::int32_t, false>();
-    } else {
-      if (plan.dense)
-        go.template operator()<std::int64_t, true>();
-      else
-        go.template operator()<std::int64_t, false>();
-    }
-#else
-    (void)gpu_body;
-    cuda::require_device(dev, "rowwise");
-#endif
-  }
-}
-
 #if FT_CUDA_ENABLED
 inline unsigned row_blocks(index_t rows, Device dev) {
   index_t cap = static_cast<index_t>(exec::gpu::sm_count(dev.index)) * 8;
@@ -302,7 +256,7 @@ auto softmax_impl(const E& e, int dim, Kind kind, const char* op) {
   if (out.numel() == 0) return out;
   const exec::ReduceGeometry g = exec::reduce_geometry(e.shape(), dim);
   F* o = out.data();
-  dispatch(
+  exec::with_reader(
       e, dev, [&](const auto& read) { cpu::softmax(o, read, g, kind); },
       [&]<class I>(const auto& read) {
 #if FT_CUDA_ENABLED
@@ -365,7 +319,7 @@ Tensor<float_promote_t<typename E::value_type>, 0> cross_entropy(const E& logits
   }
   F* o = out.data();
   const std::int64_t* tp = t.data();
-  rowwise::dispatch(
+  exec::with_reader(
       logits, dev,
       [&](const auto& read) {
         rowwise::cpu::cross_entropy(o, read, tp, N, C, opts.ignore_index, opts.label_smoothing, mean);
@@ -422,7 +376,7 @@ LayerNormResult<T, E::rank> layer_norm(const E& x, int normalized_dims, const Te
   if (rows * K == 0) return res;
   T *out = res.output.data(), *mu = res.mean.data(), *rs = res.rstd.data();
   const T *wp = w.defined() ? w.data() : nullptr, *bp = b.defined() ? b.data() : nullptr;
-  rowwise::dispatch(
+  exec::with_reader(
       x, dev, [&](const auto& read) { rowwise::cpu::layer_norm(out, mu, rs, read, wp, bp, rows, K, eps); },
       [&]<class I>(const auto& read) {
 #if FT_CUDA_ENABLED
