@@ -94,6 +94,13 @@ inline ConvGeometry conv_geometry(const char* op, const Shape<4>& x, const Shape
   return g;
 }
 
+// A backward primitive's grad_out must have the forward output's shape.
+inline void check_grad_out(const char* op, const ConvGeometry& g, const Shape<4>& dy, const Shape<4>& x,
+                           const Shape<4>& w) {
+  check(dy == g.out_shape(), op, "grad_out ", dy, " should have shape ", g.out_shape(), ", the output of input ", x,
+        " and weight ", w, " (stride ", g.stride, ", padding ", g.padding, ", dilation ", g.dilation, ")");
+}
+
 inline void check_conv_devices(const char* op, const char* a, Device da, const char* b, Device db) {
   check(da == db, op, a, " on ", da, " but ", b, " on ", db, "; move one with .to(device)");
 }
@@ -597,9 +604,7 @@ auto conv2d_backward_data(const G& grad_out, const W& w, const Shape<4>& x_shape
     const Device device = dy.device();
     check_conv_devices(op, "grad_out", device, "weight", wc.device());
     const ConvGeometry g = conv_geometry(op, x_shape, wc.shape(), options);
-    check(dy.shape() == g.out_shape(), op, "grad_out ", dy.shape(), " should have shape ", g.out_shape(),
-          ", the output of input ", x_shape, " and weight ", wc.shape(), " (stride ", g.stride, ", padding ", g.padding,
-          ", dilation ", g.dilation, ")");
+    check_grad_out(op, g, dy.shape(), x_shape, wc.shape());
     Tensor<T, 4> dx(x_shape, device);
     if (dx.numel() == 0) return dx;
     if (dy.numel() == 0) {  // no output channels: nothing flows back
@@ -632,9 +637,7 @@ auto conv2d_backward_weight(const X& x, const G& grad_out, const Shape<4>& w_sha
     const Device device = xc.device();
     check_conv_devices(op, "input", device, "grad_out", dy.device());
     const ConvGeometry g = conv_geometry(op, xc.shape(), w_shape, options);
-    check(dy.shape() == g.out_shape(), op, "grad_out ", dy.shape(), " should have shape ", g.out_shape(),
-          ", the output of input ", xc.shape(), " and weight ", w_shape, " (stride ", g.stride, ", padding ", g.padding,
-          ", dilation ", g.dilation, ")");
+    check_grad_out(op, g, dy.shape(), xc.shape(), w_shape);
     Tensor<T, 4> dw(w_shape, device);
     if (dw.numel() == 0) return dw;
     if (dy.numel() == 0 || xc.numel() == 0) {  // an empty batch: the gradient is zero
