@@ -91,41 +91,10 @@ auto eval_counted(ft::Device dev, const E& e, std::int64_t launches = 1) {
   return y;
 }
 
-// What one statement gave: its result read back, the reference, and the launches it took.
-struct Outcome {
-  std::string what;
-  std::vector<double> got, want;
-  std::int64_t launches = 0, cpu_launches = 0, expected_launches = 1;
-};
-
-template <class E>
-Outcome evaluate(ft::Device dev, std::string what, const E& e, std::vector<double> want, std::int64_t expected = 1) {
-  ft::stats::reset();
-  ft::Tensor<typename E::value_type, E::rank> y = e;
-  Outcome o{std::move(what), {}, std::move(want), ft::stats::launches(dev), ft::stats::launches(ft::kCPU), expected};
-  o.got = to_double(y);
-  return o;
-}
-
-template <class T, int R, class E>
-Outcome assign(ft::Device dev, std::string what, const ft::Tensor<T, R>& dst, const E& e, std::vector<double> want) {
-  ft::stats::reset();
-  ft::Tensor<T, R> d = dst;
-  d = e;
-  Outcome o{std::move(what), {}, std::move(want), ft::stats::launches(dev), ft::stats::launches(ft::kCPU), 1};
-  o.got = to_double(d);
-  return o;
-}
-
-void verify(const std::string& label, ft::Device dev, const std::vector<Outcome>& outcomes, double rtol, double atol) {
-  INFO(label);
-  for (const Outcome& o : outcomes) {
-    INFO(o.what);
-    CHECK(o.launches == o.expected_launches);
-    if (dev.is_cuda()) CHECK(o.cpu_launches == 0);
-    check_close(o.got, o.want, rtol, atol);
-  }
-}
+using ft::test::assign;
+using ft::test::evaluate;
+using ft::test::Outcome;
+using ft::test::verify;
 
 // Runs one table row on input dtype T: contiguous inputs of each size in `sizes` (and an
 // empty one, which launches nothing), a strided input view, a strided destination view and,
