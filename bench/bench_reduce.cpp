@@ -16,6 +16,7 @@
 #include <omp.h>
 #endif
 
+#include "bench_common.hpp"
 #include "ft/ft.hpp"
 
 #if FT_CUDA_ENABLED
@@ -25,71 +26,7 @@
 namespace {
 
 using ft::index_t;
-
-double g_copy_bw[2] = {0, 0};  // bytes/s read + written: [0] CPU, [1] GPU
-
-void report(benchmark::State& state, double bytes, std::int64_t launches, ft::Device dev) {
-  const double it = static_cast<double>(state.iterations());
-  state.SetBytesProcessed(static_cast<std::int64_t>(it * bytes));
-  state.counters["launches_per_iter"] = it > 0 ? static_cast<double>(launches) / it : 0;
-  double bw = g_copy_bw[dev.is_cuda() ? 1 : 0];
-  if (bw > 0) state.counters["of_copy_bw"] = benchmark::Counter(it * bytes / bw, benchmark::Counter::kIsRate);
-}
-
-// The copy yardstick: cudaMemcpyAsync on a GPU; on the CPU one memcpy a thread over its share.
-void copy(float* dst, const float* src, index_t n, ft::Device dev) {
-  if (dev.is_cuda()) {
-    ft::cuda::copy_bytes(dst, dev, src, dev, static_cast<std::size_t>(n) * 4);
-    return;
-  }
-#pragma omp parallel
-  {
-#if defined(_OPENMP)
-    const index_t parts = omp_get_num_threads(), part = omp_get_thread_num();
-#else
-    const index_t parts = 1, part = 0;
-#endif
-    const index_t b = n * part / parts, e = n * (part + 1) / parts;
-    std::memcpy(dst + b, src + b, static_cast<std::size_t>(e - b) * 4);
-  }
-}
-
-// Runs body once an iteration; GPU time from CUDA events on the library's stream.
-template <class F>
-void timed_loop(benchmark::State& state, ft::Device dev, double bytes, F&& body) {
-  body();  // warm up
-  if (dev.is_cuda()) ft::cuda::synchronize();
-  ft::stats::reset();
-#if FT_CUDA_ENABLED
-  if (dev.is_cuda()) {
-    cudaEvent_t start, stop;
-    cudaEventCreate(&start);
-    cudaEventCreate(&stop);
-    for (auto _ : state) {
-      cudaEventRecord(start, ft::cuda::current_stream());
-      body();
-      cudaEventRecord(stop, ft::cuda::current_stream());
-      cudaEventSynchronize(stop);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, start, stop);
-      state.SetIterationTime(ms / 1e3);
-    }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    report(state, bytes, ft::stats::launches(dev), dev);
-    return;
-  }
-#endif
-  for (auto _ : state) {
-    body();
-    benchmark::ClobberMemory();
-  }
-  report(state, bytes, ft::stats::launches(dev), dev);
-}
-
-ft::Device device_of(const benchmark::State& state) {
-  return state.range(0) ? ft::Device(ft::kCUDA) : ft::Device(ft::kCPU);
-}
+using namespace ft::bench;
 
 struct SumOperands {
   ft::Tensor<float, 1> a, b, prod;
@@ -173,22 +110,6 @@ void BM_cross_entropy(benchmark::State& state) {
   timed_loop(state, dev, 1.0 * rows * cols * 4 + rows * 8.0, [&] { r.loss = ft::cross_entropy(r.x, r.t); });
 }
 
-// The copy bandwidth every of_copy_bw divides by: the best of a few timed copies of 2^26 floats.
-double measure_copy_bw(ft::Device dev) {
-  auto src = ft::uniform<float>({kSumN}, -1.f, 1.f, dev, 9);
-  auto dst = ft::zeros<float>({kSumN}, dev);
-  double best = 0;
-  for (int r = 0; r < 5; ++r) {
-    ft::cuda::synchronize();
-    auto t0 = std::chrono::steady_clock::now();
-    copy(dst.data(), src.data(), kSumN, dev);
-    if (dev.is_cuda()) ft::cuda::synchronize();
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, 2.0 * kSumN * 4 / s);
-  }
-  return best;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -196,7 +117,7 @@ int main(int argc, char** argv) {
   std::vector<int> devs{0};
   if (ft::cuda::is_available()) devs.push_back(1);
   for (int d : devs) {
-    g_copy_bw[d] = measure_copy_bw(d ? ft::Device(ft::kCUDA) : ft::Device(ft::kCPU));
+    g_copy_bw[d] = measure_copy_bw(d ? ft::Device(ft::kCUDA) : ft::Device(ft::kCPU), kSumN);
     std::printf("copy bandwidth on %s: %.1f GB/s (read + written)\n", d ? "cuda:0" : "cpu", g_copy_bw[d] / 1e9);
     const char* dn = d ? "gpu" : "cpu";
     auto reg = [&](std::string name, auto fn) {

@@ -20,3 +20,4 @@
 #include "ft/linalg/matmul.hpp"
 #include "ft/linalg/pool.hpp"
 #include "ft/linalg/rowwise.hpp"
+#include "ft/autograd.hpp"

@@ -1,7 +1,9 @@
 // Storage: one reference-counted block of memory on one device.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <new>
 
@@ -39,8 +41,13 @@ class StorageImpl {
   void* data() const { return ptr_; }
   std::size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
+  // Bumped by every write through the library (assignment, compound ops, optimizer steps), so
+  // autograd can tell when a value it will recompute from was changed in place.
+  std::uint64_t version() const { return version_.load(std::memory_order_relaxed); }
+  void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
+  std::atomic<std::uint64_t> version_{0};
   void* ptr_ = nullptr;
   std::size_t bytes_ = 0;
   Device device_;

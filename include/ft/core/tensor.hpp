@@ -299,6 +299,16 @@ class Tensor {
     return Tensor<T, NR>(c.storage_, c.data_, s, contiguous_strides(s));
   }
   Tensor<T, 1> flatten() const { return reshape({-1}); }
+  // The same with a shape value (no -1 inference).
+  template <int NR>
+  Tensor<T, NR> reshape(const Shape<NR>& s) const {
+    check(s.numel() == numel(), "reshape", "shape ", to_string(s), " is invalid for input of shape ", to_string(shape_),
+          " (", numel(), " elements)");
+    Array<index_t, NR> st;
+    if (view_strides<NR>(s, st)) return Tensor<T, NR>(storage_, data_, s, st);
+    Tensor c = clone();
+    return Tensor<T, NR>(c.storage_, c.data_, s, contiguous_strides(s));
+  }
 
  private:
   template <class, int>

@@ -51,6 +51,22 @@ bool reads_through_other_map(const Tensor<T, R>& dst, const E& e) {
 
 namespace detail {
 
+// Throws unless `expr` can be written into `dst`: same device, shape broadcasting to dst's.
+template <class T, int R, class E>
+void check_assignable(const Tensor<T, R>& dst, const E& expr, const char* op) {
+  check(dst.defined(), op, "the destination tensor is undefined");
+  if (auto d = device_of(expr); d && !(*d == dst.device()))
+    fail(op, "expression on ", *d, " cannot be written to a tensor on ", dst.device(),
+         "; move one side with .to(device)");
+  const auto& s = expr.shape();
+  for (int i = 0; i < E::rank; ++i) {
+    index_t want = dst.shape()[R - E::rank + i];
+    if (s[i] != want && s[i] != 1)
+      fail(op, "cannot write an expression of shape ", to_string(s), " into a tensor of shape ", to_string(dst.shape()),
+           " (dim ", i, ")");
+  }
+}
+
 template <class T, int R, class E>
 void assign(const Tensor<T, R>& dst, const E& expr, const char* op) {
   if constexpr (std::is_arithmetic_v<E>) {
@@ -58,17 +74,9 @@ void assign(const Tensor<T, R>& dst, const E& expr, const char* op) {
   } else {
     static_assert(E::rank <= R,
                   "ft: cannot write an expression of higher rank into a tensor; reduce or reshape it first");
-    check(dst.defined(), op, "the destination tensor is undefined");
-    if (auto d = device_of(expr); d && !(*d == dst.device()))
-      fail(op, "expression on ", *d, " cannot be written to a tensor on ", dst.device(),
-           "; move one side with .to(device)");
+    check_assignable(dst, expr, op);
+    dst.storage()->bump_version();
     const auto& s = expr.shape();
-    for (int i = 0; i < E::rank; ++i) {
-      index_t want = dst.shape()[R - E::rank + i];
-      if (s[i] != want && s[i] != 1)
-        fail(op, "cannot write an expression of shape ", to_string(s), " into a tensor of shape ",
-             to_string(dst.shape()), " (dim ", i, ")");
-    }
     if constexpr (requires { expr.materialize_into(dst); }) {
       // A boundary node (a reduction) of the destination's exact shape runs straight into a
       // contiguous destination that its inputs do not read: one launch, no temporary.

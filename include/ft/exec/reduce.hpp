@@ -9,6 +9,7 @@
 #include "ft/core/stats.hpp"
 #include "ft/exec/launch.hpp"
 #include "ft/expr/reduce.hpp"
+#include "ft/expr/shape_ops.hpp"
 
 #if FT_CUDA_ENABLED
 #include <cub/block/block_reduce.cuh>
@@ -58,6 +59,27 @@ struct ElementReader {
   }
 };
 
+// Reads element L of the input taken in another order of its dimensions (the summed ones
+// gathered in the middle, see sum_to_geometry): input coordinate p is (L / vstride[p]) mod size[p].
+// The evaluator is built with a context that lets no leaf read by linear index.
+template <class I, int RI, class Ev>
+struct PermutedReader {
+  Ev ev;
+  Array<index_t, RI> vstride, size;
+  FT_HD FT_INLINE auto operator()(I L) const {
+    Index<I, RI, false> ix{};
+    ix.linear = L;
+    for (int p = 0; p < RI; ++p) ix.coord[p] = (L / static_cast<I>(vstride[p])) % static_cast<I>(size[p]);
+    return ev(ix);
+  }
+};
+
+// Writes a reduction's result, or adds it to what is there (a gradient accumulated in place).
+template <class T, class V>
+FT_HD FT_INLINE void put(T* out, index_t i, V v, bool add) {
+  out[i] = add ? static_cast<T>(out[i] + static_cast<T>(v)) : static_cast<T>(v);
+}
+
 namespace cpu {
 
 inline constexpr index_t kReduceChunk = 1 << 14;  // elements per partial of a long reduction
@@ -78,7 +100,7 @@ Acc reduce_range(const Red& red, F&& x, index_t k0, index_t k1) {
 }
 
 template <class T, class Red, class Read>
-FT_CPU_MULTIVERSION void reduce(T* out, const Red& red, const Read read, const ReduceGeometry g) {
+FT_CPU_MULTIVERSION void reduce(T* out, const Red& red, const Read read, const ReduceGeometry g, bool add = false) {
   using Acc = red::acc_t<Red, false>;
   const index_t K = g.K, inner = g.inner, outputs = g.outer * g.inner;
   if (outputs == 1) {  // one long reduction: fixed chunks in parallel, partials combined in order
@@ -92,13 +114,13 @@ FT_CPU_MULTIVERSION void reduce(T* out, const Red& red, const Read read, const R
     }
     Acc acc = part[0];
     for (index_t c = 1; c < chunks; ++c) acc = red.combine(acc, part[c]);
-    out[0] = static_cast<T>(red.finalize(acc, K));
+    put(out, 0, red.finalize(acc, K), add);
   } else if (inner == 1) {  // rows: one output per row
 #pragma omp parallel for schedule(static) if (outputs * K > kReduceChunk)
     for (index_t o = 0; o < outputs; ++o) {
       Acc acc = reduce_range<Acc>(
           red, [&](index_t k) { return read(o * K + k); }, 0, K);
-      out[o] = static_cast<T>(red.finalize(acc, K));
+      put(out, o, red.finalize(acc, K), add);
     }
   } else {  // columns: a tile of 64 outputs walks down k together (contiguous reads along i)
     constexpr index_t kTile = 64;
@@ -113,7 +135,7 @@ FT_CPU_MULTIVERSION void reduce(T* out, const Red& red, const Read read, const R
         const index_t base = (o * K + k) * inner + i0;
         for (index_t i = 0; i < width; ++i) acc[i] = red.accumulate(acc[i], read(base + i), k);
       }
-      for (index_t i = 0; i < width; ++i) out[o * inner + i0 + i] = static_cast<T>(red.finalize(acc[i], K));
+      for (index_t i = 0; i < width; ++i) put(out, o * inner + i0 + i, red.finalize(acc[i], K), add);
     }
   }
 }
@@ -164,12 +186,29 @@ struct DeviceReader {
   }
 };
 
+template <class I, int RI, class Ev>
+struct PermutedDeviceReader {
+  Ev ev;
+  FastDivmod<I> vstride[RI > 0 ? RI : 1], size[RI > 0 ? RI : 1];
+  __device__ FT_INLINE auto operator()(I L) const {
+    Index<I, RI, false> ix;
+    ix.linear = L;
+#pragma unroll
+    for (int p = 0; p < RI; ++p) {
+      I q, r;
+      size[p].divmod(vstride[p].div(L), q, r);
+      ix.coord[p] = r;
+    }
+    return ev(ix);
+  }
+};
+
 // Everything into one value, in one launch: each block reduces a grid-strided share and
 // writes a partial; the last block to finish (a ticket counter) combines the partials in
 // block order. Both trees are fixed by the launch shape, so the result is deterministic.
 template <class Acc, class T, class Red, class Read, class I>
 __global__ void __launch_bounds__(kReduceBlock)
-    reduce_all_kernel(T* out, Red red, Read read, I n, Acc* partials, unsigned* ticket) {
+    reduce_all_kernel(T* out, Red red, Read read, I n, Acc* partials, unsigned* ticket, bool add) {
   using BlockReduce = cub::BlockReduce<Acc, kReduceBlock>;
   __shared__ typename BlockReduce::TempStorage temp;
   __shared__ bool last;
@@ -192,14 +231,14 @@ __global__ void __launch_bounds__(kReduceBlock)
   __syncthreads();
   Acc total = BlockReduce(temp).Reduce(acc, CombineOp<Red>{red});
   if (threadIdx.x == 0) {
-    out[0] = static_cast<T>(red.finalize(total, static_cast<index_t>(n)));
+    put(out, 0, red.finalize(total, static_cast<index_t>(n)), add);
     *ticket = 0;
   }
 }
 
 // One row a block (long rows) or a warp (short rows), reduced over k in a fixed tree.
 template <bool WarpPerRow, class Acc, class T, class Red, class Read, class I>
-__global__ void __launch_bounds__(kReduceBlock) reduce_rows_kernel(T* out, Red red, Read read, I rows, I K) {
+__global__ void __launch_bounds__(kReduceBlock) reduce_rows_kernel(T* out, Red red, Read read, I rows, I K, bool add) {
   if constexpr (WarpPerRow) {
     using WarpReduce = cub::WarpReduce<Acc>;
     __shared__ typename WarpReduce::TempStorage temp[kRowsPerWarpBlock];
@@ -209,7 +248,7 @@ __global__ void __launch_bounds__(kReduceBlock) reduce_rows_kernel(T* out, Red r
       Acc acc = red.template init<Acc>();
       for (I k = lane; k < K; k += 32) acc = red.accumulate(acc, read(row * K + k), static_cast<index_t>(k));
       Acc total = WarpReduce(temp[warp]).Reduce(acc, CombineOp<Red>{red});
-      if (lane == 0) out[row] = static_cast<T>(red.finalize(total, static_cast<index_t>(K)));
+      if (lane == 0) put(out, row, red.finalize(total, static_cast<index_t>(K)), add);
     }
   } else {
     using BlockReduce = cub::BlockReduce<Acc, kReduceBlock>;
@@ -219,7 +258,7 @@ __global__ void __launch_bounds__(kReduceBlock) reduce_rows_kernel(T* out, Red r
       for (I k = threadIdx.x; k < K; k += kReduceBlock)
         acc = red.accumulate(acc, read(row * K + k), static_cast<index_t>(k));
       Acc total = BlockReduce(temp).Reduce(acc, CombineOp<Red>{red});
-      if (threadIdx.x == 0) out[row] = static_cast<T>(red.finalize(total, static_cast<index_t>(K)));
+      if (threadIdx.x == 0) put(out, row, red.finalize(total, static_cast<index_t>(K)), add);
       __syncthreads();  // temp is reused by the next row
     }
   }
@@ -227,19 +266,20 @@ __global__ void __launch_bounds__(kReduceBlock) reduce_rows_kernel(T* out, Red r
 
 // Reductions over an outer dimension: one thread per output walks down k (reads coalesce along i).
 template <class Acc, class T, class Red, class Read, class I>
-__global__ void __launch_bounds__(kReduceBlock) reduce_cols_kernel(T* out, Red red, Read read, I outer, I K, I inner) {
+__global__ void __launch_bounds__(kReduceBlock)
+    reduce_cols_kernel(T* out, Red red, Read read, I outer, I K, I inner, bool add) {
   const I outputs = outer * inner;
   for (I t = static_cast<I>(blockIdx.x) * kReduceBlock + threadIdx.x; t < outputs;
        t += static_cast<I>(gridDim.x) * kReduceBlock) {
     const I o = t / inner, i = t - o * inner;
     Acc acc = red.template init<Acc>();
     for (I k = 0; k < K; ++k) acc = red.accumulate(acc, read((o * K + k) * inner + i), static_cast<index_t>(k));
-    out[t] = static_cast<T>(red.finalize(acc, static_cast<index_t>(K)));
+    put(out, t, red.finalize(acc, static_cast<index_t>(K)), add);
   }
 }
 
 template <class T, class Red, class Read, class I>
-void reduce(T* out, Device dev, const Red& red, const Read& read, const ReduceGeometry& g) {
+void reduce(T* out, Device dev, const Red& red, const Read& read, const ReduceGeometry& g, bool add = false) {
   using Acc = red::acc_t<Red, true>;
   cudaStream_t stream = cuda::current_stream();
   const index_t outputs = g.outer * g.inner;
@@ -256,19 +296,19 @@ void reduce(T* out, Device dev, const Red& red, const Read& read, const ReduceGe
     auto* partials = reinterpret_cast<Acc*>(work.data() + 16);
     FT_CUDA_CHECK(cudaMemsetAsync(ticket, 0, sizeof(unsigned), stream));
     reduce_all_kernel<Acc, T>
-        <<<blocks, kReduceBlock, 0, stream>>>(out, red, read, static_cast<I>(g.K), partials, ticket);
+        <<<blocks, kReduceBlock, 0, stream>>>(out, red, read, static_cast<I>(g.K), partials, ticket, add);
   } else if (g.inner == 1) {
     if (g.K <= 1024) {
       reduce_rows_kernel<true, Acc, T>
           <<<blocks_for((g.outer + kRowsPerWarpBlock - 1) / kRowsPerWarpBlock), kReduceBlock, 0, stream>>>(
-              out, red, read, static_cast<I>(g.outer), static_cast<I>(g.K));
+              out, red, read, static_cast<I>(g.outer), static_cast<I>(g.K), add);
     } else {
       reduce_rows_kernel<false, Acc, T><<<blocks_for(g.outer), kReduceBlock, 0, stream>>>(
-          out, red, read, static_cast<I>(g.outer), static_cast<I>(g.K));
+          out, red, read, static_cast<I>(g.outer), static_cast<I>(g.K), add);
     }
   } else {
     reduce_cols_kernel<Acc, T><<<blocks_for((outputs + kReduceBlock - 1) / kReduceBlock), kReduceBlock, 0, stream>>>(
-        out, red, read, static_cast<I>(g.outer), static_cast<I>(g.K), static_cast<I>(g.inner));
+        out, red, read, static_cast<I>(g.outer), static_cast<I>(g.K), static_cast<I>(g.inner), add);
   }
   FT_CUDA_CHECK(cudaGetLastError());
 }
@@ -322,6 +362,74 @@ void with_reader(const E& e, Device dev, CpuBody&& cpu_body, GpuBody&& gpu_body)
   }
 }
 
+// The sum over several dimensions as one [outer, K, inner] reduction: the input's dimensions
+// are taken in the order (kept ones before the last summed one) (summed ones) (kept ones after
+// it), which keeps the output in row-major order of the kept dimensions.
+template <int RI>
+ReduceGeometry sum_to_geometry(const Shape<RI>& s, const bool (&summed)[RI > 0 ? RI : 1], Array<index_t, RI>& vstride) {
+  ReduceGeometry g;
+  int last = -1;
+  for (int d = 0; d < RI; ++d)
+    if (summed[d]) last = d;
+  int order[RI > 0 ? RI : 1], n = 0;
+  for (int d = 0; d < last; ++d)
+    if (!summed[d]) order[n++] = d, g.outer *= s[d];
+  for (int d = 0; d < RI; ++d)
+    if (summed[d]) order[n++] = d, g.K *= s[d];
+  for (int d = last + 1; d < RI; ++d) order[n++] = d, g.inner *= s[d];
+  index_t acc = 1;
+  for (int v = RI - 1; v >= 0; --v) {
+    vstride[order[v]] = acc;
+    acc *= s[order[v]] > 0 ? s[order[v]] : 1;
+  }
+  return g;
+}
+
+// Runs SumTo `node` into the contiguous `dst` of its shape: one launch.
+template <class T, int R, class Node>
+void run_sum_to(const Tensor<T, R>& dst, const Node& node, bool add = false) {
+  const auto& e = node.input();
+  using E = std::remove_cvref_t<decltype(e)>;
+  constexpr int RI = E::rank;
+  if (dst.numel() == 0) return;
+  const auto& s = e.shape();
+  bool summed[RI > 0 ? RI : 1] = {};
+  for (int j = 0; j < RI; ++j) summed[j] = j < RI - R || node.shape()[j - (RI - R)] == 1;
+  Array<index_t, RI> vstride;
+  const ReduceGeometry g = sum_to_geometry(s, summed, vstride);
+  const Device dev = dst.device();
+  using Red = red::Sum<typename E::value_type, 0>;
+  Plan plan;
+  plan_leaves(plan, s.numel(), e);
+  EvalContext ctx = make_context(s);
+  ctx.numel = -1;  // no leaf has this many elements, so each reads by coordinates
+  auto ev = e.evaluator(ctx);
+  stats::detail::record_launch(dev);
+  if (dev.is_cpu()) {
+    PermutedReader<std::int64_t, RI, decltype(ev)> read{ev, vstride, s};
+    cpu::reduce(
+        dst.data(), Red{}, [read](index_t L) { return read(static_cast<std::int64_t>(L)); }, g, add);
+  } else {
+#if FT_CUDA_ENABLED
+    cuda::DeviceGuard guard(dev);
+    auto go = [&]<class I>() {
+      gpu::PermutedDeviceReader<I, RI, decltype(ev)> read{ev, {}, {}};
+      for (int p = 0; p < RI; ++p) {
+        read.vstride[p] = FastDivmod<I>(static_cast<I>(vstride[p]));
+        read.size[p] = FastDivmod<I>(static_cast<I>(s[p] > 0 ? s[p] : 1));
+      }
+      gpu::reduce<T, Red, decltype(read), I>(dst.data(), dev, Red{}, read, g, add);
+    };
+    if (plan.index32)
+      go.template operator()<std::int32_t>();
+    else
+      go.template operator()<std::int64_t>();
+#else
+    cuda::require_device(dev, "sum_to");
+#endif
+  }
+}
+
 // Runs reduction `node` into the contiguous tensor `dst` of its shape: one launch.
 template <class T, int OR, class Node>
 void run_reduce(const Tensor<T, OR>& dst, const Node& node) {
@@ -349,6 +457,15 @@ template <class Red, class E, int OutRank>
 template <class T>
 void Reduce<Red, E, OutRank>::materialize_into(const Tensor<T, OutRank>& dst) const {
   exec::run_reduce(dst, *this);
+}
+
+template <class E, int R>
+template <class T>
+void SumTo<E, R>::materialize_into(const Tensor<T, R>& dst) const {
+  if constexpr (E::rank == R) {
+    if (!reduces_) return detail::assign(dst, e_, "sum_to");
+  }
+  exec::run_sum_to(dst, *this);  // (leading dimensions of size 1 are dropped by a trivial sum)
 }
 
 }  // namespace ft

@@ -52,6 +52,7 @@ class Binary {
   }
 
   const Op& op() const { return op_; }
+  static constexpr const char* op_name() { return Op::name; }
   const A& lhs() const { return a_; }
   const B& rhs() const { return b_; }
 
@@ -66,6 +67,8 @@ class Binary {
 namespace detail {
 template <class Op, class A, class B>
 inline constexpr bool is_expression_node_v<Binary<Op, A, B>> = true;
-}
+template <class Op, class A, class B>
+struct has_var<Binary<Op, A, B>> : std::bool_constant<has_var_v<A> || has_var_v<B>> {};
+}  // namespace detail
 
 }  // namespace ft

@@ -58,6 +58,13 @@ namespace detail {
 template <class T>
 inline constexpr bool is_expression_node_v<Scalar<T>> = true;
 
+// True when an expression reads an ft::Var (autograd/var.hpp): such expressions record a tape
+// node when they are materialised. Each node type forwards the question to its operands.
+template <class E>
+struct has_var : std::false_type {};
+template <class E>
+inline constexpr bool has_var_v = has_var<std::remove_cvref_t<E>>::value;
+
 // Device of any node: none for scalars.
 template <class E>
 std::optional<Device> device_of(const E& e) {

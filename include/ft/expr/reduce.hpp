@@ -413,6 +413,10 @@ class Reduce {
   void for_each_leaf(F&& f) const {
     result().for_each_leaf(f);
   }
+  // Supplies the value when it was computed elsewhere (autograd keeps a statement's result).
+  void seed_result(const Tensor<value_type, OutRank>& t) const {
+    cache_ = std::make_shared<Tensor<value_type, OutRank>>(t);
+  }
   // The value of a reduction over everything, copied to the host.
   value_type item() const { return result().item(); }
 
@@ -428,6 +432,8 @@ class Reduce {
 namespace detail {
 template <class Red, class E, int R>
 inline constexpr bool is_expression_node_v<Reduce<Red, E, R>> = true;
+template <class Red, class E, int R>
+struct has_var<Reduce<Red, E, R>> : has_var<E> {};
 
 template <class Red, Expression E>
 auto reduce_all(Red red, const E& e) {

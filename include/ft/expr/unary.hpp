@@ -42,6 +42,7 @@ class Unary {
   }
 
   const Op& op() const { return op_; }
+  static constexpr const char* op_name() { return Op::name; }
   const A& operand() const { return a_; }
 
  private:
@@ -52,6 +53,8 @@ class Unary {
 namespace detail {
 template <class Op, class A>
 inline constexpr bool is_expression_node_v<Unary<Op, A>> = true;
-}
+template <class Op, class A>
+struct has_var<Unary<Op, A>> : has_var<A> {};
+}  // namespace detail
 
 }  // namespace ft

@@ -56,6 +56,10 @@ class Where {
     b_.for_each_leaf(f);
   }
 
+  const C& condition() const { return c_; }
+  const A& lhs() const { return a_; }
+  const B& rhs() const { return b_; }
+
  private:
   C c_;
   A a_;
@@ -67,6 +71,8 @@ class Where {
 namespace detail {
 template <class C, class A, class B>
 inline constexpr bool is_expression_node_v<Where<C, A, B>> = true;
-}
+template <class C, class A, class B>
+struct has_var<Where<C, A, B>> : std::bool_constant<has_var_v<C> || has_var_v<A> || has_var_v<B>> {};
+}  // namespace detail
 
 }  // namespace ft

@@ -352,8 +352,10 @@ struct LayerNormResult {
 // weight and bias of those dimensions' shape (pass undefined tensors for none), as
 // torch.nn.functional.layer_norm. Also returns the mean and rstd of each row. One launch.
 template <Expression E, class T = float_promote_t<typename E::value_type>, int WR = 1>
-LayerNormResult<T, E::rank> layer_norm(const E& x, int normalized_dims, const Tensor<T, WR>& weight = {},
-                                       const Tensor<T, WR>& bias = {}, double eps = 1e-5) {
+requires(!detail::has_var_v<E>) LayerNormResult<T, E::rank> layer_norm(const E& x, int normalized_dims,
+                                                                       const Tensor<T, WR>& weight = {},
+                                                                       const Tensor<T, WR>& bias = {},
+                                                                       double eps = 1e-5) {
   constexpr int R = E::rank;
   static_assert(std::is_floating_point_v<T>, "ft::layer_norm: weight and bias must be float or double");
   check(normalized_dims >= 1 && normalized_dims <= R, "layer_norm", "normalized_dims must be in [1, ", R, "], got ",

@@ -1,0 +1,130 @@
+// One statement, one tape node. `ft::Var<float, 2> h = expr;` runs the expression as one fused
+// kernel and records a StatementNode that keeps the expression itself: its leaves (the Vars
+// and tensors it read, which exist anyway) and nothing computed inside it. Backward derives
+// each leaf's gradient expression from the expression's type (autograd/adjoint.hpp) and runs
+// it as one fused kernel accumulating into the leaf's gradient.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ft/autograd/adjoint.hpp"
+#include "ft/autograd/var.hpp"
+
+namespace ft::autograd {
+
+namespace detail {
+template <class E>
+struct is_reduce : std::false_type {};
+template <class Red, class E, int R>
+struct is_reduce<Reduce<Red, E, R>> : std::true_type {};
+
+// Calls f(storage) for every tensor the statement reads, through reductions to their inputs.
+template <class E, class F>
+void for_each_storage(const E& e, F&& f) {
+  if constexpr (ft::detail::is_var<E>::value) {
+    f(e.value().storage().get());
+  } else if constexpr (requires { e.storage(); }) {
+    f(e.storage().get());
+  } else if constexpr (requires { e.operand(); }) {
+    for_each_storage(e.operand(), f);
+  } else if constexpr (requires { e.condition(); }) {
+    for_each_storage(e.condition(), f);
+    for_each_storage(e.lhs(), f);
+    for_each_storage(e.rhs(), f);
+  } else if constexpr (requires { e.lhs(); }) {
+    for_each_storage(e.lhs(), f);
+    for_each_storage(e.rhs(), f);
+  } else if constexpr (requires { e.input(); }) {
+    for_each_storage(e.input(), f);
+  }
+}
+
+// The version of every storage a statement reads, to catch an in-place write between the
+// forward and the backward (the backward recomputes from these values).
+template <class E>
+std::vector<std::pair<const StorageImpl*, std::uint64_t>> versions_of(const E& e) {
+  std::vector<std::pair<const StorageImpl*, std::uint64_t>> v;
+  for_each_storage(e, [&](const StorageImpl* s) {
+    if (s) v.emplace_back(s, s->version());
+  });
+  return v;
+}
+}  // namespace detail
+
+template <class E, class T, int R>
+class StatementNode final : public Node {
+ public:
+  explicit StatementNode(const E& e) : expr_(e), versions_(detail::versions_of(e)) {
+    for_each_var(e, [&](const auto& v) {
+      if (v.requires_grad()) add_input(v.state_ptr());
+    });
+  }
+
+ protected:
+  std::string describe() const override { return autograd::describe(*expr_); }
+  void backward(VarState& out) override {
+    for (const auto& [storage, version] : versions_)
+      if (storage->version() != version)
+        fail("backward", "a tensor that ", name(), " reads was modified in place after the forward (version ", version,
+             ", now ", storage->version(),
+             "); its gradient would be wrong. Write to a copy (clone()) or do the update after backward");
+    const Tensor<T, R>& g = static_cast<VarImpl<T, R>&>(out).grad;
+    backprop(*expr_, g, [](const auto& var, const auto& gv) { var.state().accumulate(gv); });
+  }
+  void release_saved() override {
+    expr_.reset();
+    versions_.clear();
+  }
+
+ private:
+  std::optional<E> expr_;
+  std::vector<std::pair<const StorageImpl*, std::uint64_t>> versions_;
+};
+
+// Throws when `value` holds a NaN or an infinity (anomaly detection, after a forward).
+template <class T, int R>
+void check_forward_finite(const Tensor<T, R>& value, const std::string& what) {
+  if (has_non_finite(value))
+    fail("anomaly", "the forward of ", what, " produced a NaN or infinite value (shape ", to_string(value.shape()),
+         ")");
+}
+
+// True when some Var of the statement requires grad and recording is on.
+template <class E>
+bool records(const E& e) {
+  if (!is_grad_enabled()) return false;
+  bool any = false;
+  for_each_var(e, [&](const auto& v) { any = any || v.requires_grad(); });
+  return any;
+}
+
+}  // namespace ft::autograd
+
+namespace ft {
+
+template <class T, int R>
+template <class E>
+requires(detail::is_expression_node_v<E> && !std::is_same_v<E, Var<T, R>> &&
+         !std::is_same_v<E, Tensor<T, R>>) Var<T, R>::Var(const E& e) {
+  static_assert(E::rank == R,
+                "ft::Var: the expression's rank differs from the Var's; declare the Var with the expression's rank");
+  Tensor<T, R> v = evaluate(e);  // one fused launch
+  if constexpr (detail::has_var_v<E>) {
+    if (autograd::records(e)) {
+      if constexpr (autograd::detail::is_reduce<E>::value) {
+        // the statement's value is its top reduction's value: keep it for the adjoint rule
+        if constexpr (std::is_same_v<typename E::value_type, T>) e.seed_result(v);
+      }
+      auto node = std::make_shared<autograd::StatementNode<E, T, R>>(e);
+      if (autograd::is_anomaly_enabled()) autograd::check_forward_finite(v, node->name());
+      *this = from_node(std::move(v), std::move(node));
+      return;
+    }
+  }
+  *this = Var(std::move(v));
+}
+
+}  // namespace ft

@@ -1,0 +1,162 @@
+// gradcheck of every differentiable function the library has, in double on the CPU. The
+// cases live in one table (gradcheck_cases.hpp; the elementwise ops here, the reductions and
+// boundary ops in test_gradcheck_ops.cpp); the last test checks that every op of the op
+// table, every reducer and every boundary op has a case, so an op added without one shows.
+#include <set>
+
+#include "gradcheck_cases.hpp"
+
+using namespace ft::test::gradcheck_cases;
+
+namespace {
+std::vector<Case> elementwise_cases() {
+  using namespace ft;
+  using V2 = Var<double, 2>;
+  std::vector<Case> c;
+  // ---- unary ops ----
+  c.push_back(unary("exp", [](const auto& x) { return exp(x); }));
+  c.push_back(unary("exp2", [](const auto& x) { return exp2(x); }));
+  c.push_back(unary(
+      "log", [](const auto& x) { return log(x); }, 0.5, 2));
+  c.push_back(unary(
+      "log2", [](const auto& x) { return log2(x); }, 0.5, 2));
+  c.push_back(unary(
+      "log1p", [](const auto& x) { return log1p(x); }, -0.5, 2));
+  c.push_back(unary("expm1", [](const auto& x) { return expm1(x); }));
+  c.push_back(unary(
+      "sqrt", [](const auto& x) { return sqrt(x); }, 0.5, 2));
+  c.push_back(unary(
+      "rsqrt", [](const auto& x) { return rsqrt(x); }, 0.5, 2));
+  c.push_back(unary(
+      "reciprocal", [](const auto& x) { return reciprocal(x); }, 0.5, 2));
+  c.push_back(unary("sin", [](const auto& x) { return sin(x); }));
+  c.push_back(unary("cos", [](const auto& x) { return cos(x); }));
+  c.push_back(unary(
+      "tan", [](const auto& x) { return tan(x); }, -1, 1));
+  c.push_back(unary("tanh", [](const auto& x) { return tanh(x); }));
+  c.push_back(unary("sigmoid", [](const auto& x) { return sigmoid(x); }));
+  c.push_back(unary("erf", [](const auto& x) { return erf(x); }));
+  c.push_back(unary("silu", [](const auto& x) { return silu(x); }));
+  // zero almost everywhere: only the x term carries a gradient
+  c.push_back(unary("floor", [](const auto& x) { return floor(x * 3) + x; }));
+  c.push_back(unary("ceil", [](const auto& x) { return ceil(x * 3) + x; }));
+  c.push_back(unary("round", [](const auto& x) { return round(x * 3) + x; }));
+  c.push_back(unary("trunc", [](const auto& x) { return trunc(x * 3) + x; }));
+  c.push_back(unary("sign", [](const auto& x) { return sign(x) + x; }));
+  c.push_back(unary("gelu", [](const auto& x) { return gelu(x) + gelu(x, "tanh"); }));
+  c.push_back(unary("neg", [](const auto& x) { return -x; }));
+  c.push_back(unary("abs", [](const auto& x) { return abs(x); }));
+  c.push_back(unary("square", [](const auto& x) { return square(x); }));
+  c.push_back(unary("relu", [](const auto& x) { return relu(x); }));
+  c.push_back(unary("logical_not", [](const auto& x) { return where(logical_not(x > 0), x, x * 2); }));
+  c.push_back(unary("leaky_relu", [](const auto& x) { return leaky_relu(x, 0.2); }));
+  c.push_back(unary("elu", [](const auto& x) { return elu(x, 1.5); }));
+  c.push_back(unary("softplus", [](const auto& x) { return softplus(x) + softplus(x, 2.0, 1.0); }));
+  c.push_back(unary("clamp", [](const auto& x) { return clamp(x, -1.0, 1.0); }));
+  c.push_back(
+      unary("cast", [](const auto& x) { return cast<double>(cast<float>(x)); }, -2, 2, {.eps = 1e-2, .atol = 1e-3}));
+  c.push_back(unary("chain", [](const auto& x) {
+    return tanh(sigmoid(exp(sin(x) * 0.5) + cos(x)) * x - square(x) * 0.1) + relu(x) / (abs(x) + 1);
+  }));
+  // ---- binary ops, same shape ----
+  c.push_back(binary("add", {3, 4}, {3, 4}, [](const auto& a, const auto& b) { return a + b; }));
+  c.push_back(binary("sub", {3, 4}, {3, 4}, [](const auto& a, const auto& b) { return a - b; }));
+  c.push_back(binary("mul", {3, 4}, {3, 4}, [](const auto& a, const auto& b) { return a * b; }));
+  c.push_back(binary(
+      "div", {3, 4}, {3, 4}, [](const auto& a, const auto& b) { return a / b; }, -2, 2, 0.5, 2));
+  c.push_back(binary(
+      "pow", {3, 4}, {3, 4}, [](const auto& a, const auto& b) { return pow(a, b); }, 0.5, 2));
+  c.push_back(binary("maximum", {3, 4}, {3, 4}, [](const auto& a, const auto& b) { return maximum(a, b); }));
+  c.push_back(binary("minimum", {3, 4}, {3, 4}, [](const auto& a, const auto& b) { return minimum(a, b); }));
+  c.push_back(binary("atan2", {3, 4}, {3, 4}, [](const auto& a, const auto& b) { return atan2(a, b); }));
+  c.push_back(binary(
+      "fmod", {3, 4}, {3, 4}, [](const auto& a, const auto& b) { return fmod(a, b); }, -3, 3, 0.7, 1.3));
+  c.push_back(binary(
+      "remainder", {3, 4}, {3, 4}, [](const auto& a, const auto& b) { return remainder(a, b); }, -3, 3, 0.7, 1.3));
+  // comparisons and logical ops carry no gradient: they route it through where
+  c.push_back(binary("eq", {3, 4}, {3, 4}, [](const auto& a, const auto& b) { return where(a == b, a, b * 2); }));
+  c.push_back(binary("ne", {3, 4}, {3, 4}, [](const auto& a, const auto& b) { return where(a != b, a, b * 2); }));
+  c.push_back(binary("lt", {3, 4}, {3, 4}, [](const auto& a, const auto& b) { return where(a < b, a, b * 2); }));
+  c.push_back(binary("le", {3, 4}, {3, 4}, [](const auto& a, const auto& b) { return where(a <= b, a * b, b); }));
+  c.push_back(binary("gt", {3, 4}, {3, 4}, [](const auto& a, const auto& b) { return where(a > b, a * 3, b); }));
+  c.push_back(binary("ge", {3, 4}, {3, 4}, [](const auto& a, const auto& b) { return where(a >= b, a, b - a); }));
+  c.push_back(binary("logical_and", {3, 4}, {3, 4},
+                     [](const auto& a, const auto& b) { return where(logical_and(a > 0, b > 0), a * b, a + b); }));
+  c.push_back(binary("logical_or", {3, 4}, {3, 4},
+                     [](const auto& a, const auto& b) { return where(logical_or(a > 0, b > 0), a * b, a - b); }));
+  c.push_back(binary("where", {3, 4}, {3, 1}, [](const auto& a, const auto& b) { return where(a > b, a * b, b); }));
+  // ---- broadcasting, every pattern ----
+  auto mul_add = [](const auto& a, const auto& b) { return a * b + exp(b) - a / (square(b) + 1); };
+  c.push_back(binary("broadcast [3,4]x[4]", {3, 4}, {4}, mul_add));
+  c.push_back(binary("broadcast [3,4]x[3,1]", {3, 4}, {3, 1}, mul_add));
+  c.push_back(binary("broadcast [3,4]x[1,4]", {3, 4}, {1, 4}, mul_add));
+  c.push_back(binary("broadcast [3,4]x[1,1]", {3, 4}, {1, 1}, mul_add));
+  c.push_back(binary("broadcast [3,1]x[1,4]", {3, 1}, {1, 4}, mul_add));
+  c.push_back(binary("broadcast [2,3,4]x[3,1]", {2, 3, 4}, {3, 1}, mul_add));
+  c.push_back(binary("broadcast [4]x[2,3,4]", {4}, {2, 3, 4}, mul_add));
+  c.push_back(binary("broadcast [2,1,4]x[3,1]", {2, 1, 4}, {3, 1}, mul_add));
+  c.push_back(general("broadcast rank 0", {3, 4}, [](const V2& x) {
+    Var<double, 0> s(ft::full<double>({1}, 0.7).reshape(Shape<0>{}), ft::requires_grad);
+    return V2(x * s + s);
+  }));
+  c.push_back(unary("scalars", [](const auto& x) { return pow(x, 3.0) + pow(2.0, x) + 1.5 / (x * x + 1) - 2 * x; }));
+  return c;
+}
+const bool registered = [] {
+  for (auto& k : elementwise_cases()) registry().push_back(std::move(k));
+  return true;
+}();
+}  // namespace
+
+TEST_CASE("gradcheck passes for every differentiable function") {
+  for (const Case& k : registry()) {
+    CAPTURE(k.name);
+    ft::GradcheckResult r;
+    CHECK_NOTHROW(r = k.run());
+    CHECK_MESSAGE(r.ok, k.name << "\n" << r.report);
+  }
+}
+
+namespace {
+template <class... Ops>
+void unary_names(ft::op::List<Ops...>, std::vector<std::string>& out) {
+  static_assert(((ft::autograd::UnaryGrad<Ops>::rule != ft::autograd::Rule::missing) && ...),
+                "every unary op needs an adjoint rule (autograd/adjoint.hpp)");
+  (out.push_back(Ops::name), ...);
+}
+template <class... Ops>
+void binary_names(ft::op::List<Ops...>, std::vector<std::string>& out) {
+  static_assert(((ft::autograd::BinaryGrad<Ops>::rule != ft::autograd::Rule::missing) && ...),
+                "every binary op needs an adjoint rule (autograd/adjoint.hpp)");
+  (out.push_back(Ops::name), ...);
+}
+template <class... Reds>
+void reducer_names(ft::op::List<Reds...>, std::vector<std::string>& out) {
+  static_assert(((ft::autograd::ReduceGrad<Reds>::rule != ft::autograd::Rule::missing) && ...),
+                "every reducer needs an adjoint rule (autograd/adjoint.hpp)");
+  (out.push_back(Reds::name), ...);
+}
+}  // namespace
+
+TEST_CASE("every op has an adjoint rule and a gradcheck case") {
+  using namespace ft::red;
+  std::vector<std::string> names;
+  unary_names(ft::op::UnaryOps{}, names);
+  binary_names(ft::op::BinaryOps{}, names);
+  reducer_names(ft::op::List<SumR<double>, MeanR<double>, Prod<double>, MaxR<double>, MinR<double>, ArgMaxR<double>,
+                             ArgMinR<double>, Norm<double>, Variance<double, false>, Variance<double, true>,
+                             LogSumExp<double>, AllR<double>, AnyR<double>>{},
+                names);
+  for (const char* boundary : {"softmax", "log_softmax", "layer_norm", "cross_entropy", "matmul", "linear", "conv2d",
+                               "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "where", "sum_to", "views"})
+    names.push_back(boundary);
+  std::set<std::string> covered;
+  for (const Case& k : registry()) covered.insert(k.name.substr(0, k.name.find(' ')));
+  for (const auto& n : names) {
+    CAPTURE(n);
+    CHECK_MESSAGE(covered.count(n) == 1, "no gradcheck case for op '" << n << "'");
+  }
+  // the missing-rule detector itself: an op the table does not know has no rule
+  struct NewOp {};
+  static_assert(ft::autograd::UnaryGrad<NewOp>::rule == ft::autograd::Rule::missing);
+}

@@ -1,0 +1,144 @@
+// gradcheck cases of the reductions, row-wise composites, matmul/linear, conv2d, pooling and
+// views of Vars (run by test_gradcheck.cpp with the elementwise ones).
+#include "gradcheck_cases.hpp"
+
+using namespace ft::test::gradcheck_cases;
+
+namespace {
+std::vector<Case> op_cases() {
+  using namespace ft;
+  using V2 = Var<double, 2>;
+  std::vector<Case> c;
+  // ---- reductions: over all, along a dim, keepdim ----
+  c.push_back(general("sum", {3, 4},
+                      [](const V2& x) { return Var<double, 2>(sum(x * x) + sum(x, 0) + sum(exp(x), 1, keepdim)); }));
+  c.push_back(general("mean", {3, 4},
+                      [](const V2& x) { return Var<double, 2>(mean(x * x) + mean(x, 0) + mean(exp(x), 1, keepdim)); }));
+  c.push_back(general(
+      "prod", {3, 4}, [](const V2& x) { return Var<double, 2>(prod(x) + prod(x, 0) + prod(x, 1, keepdim)); }, 0.5,
+      1.5));
+  c.push_back(general("max", {3, 4},
+                      [](const V2& x) { return Var<double, 2>(max(x) + max(x, 0) + (x - max(x, 1, keepdim)) * 2); }));
+  c.push_back(
+      general("min", {3, 4}, [](const V2& x) { return Var<double, 2>(min(x * x) + min(x, 0) + min(x, 1, keepdim)); }));
+  c.push_back(general("norm", {3, 4}, [](const V2& x) {
+    return Var<double, 2>(norm(x) + norm(x, 1, 0) + norm(x, INFINITY, 1, keepdim) * x);
+  }));
+  c.push_back(general("var", {3, 4},
+                      [](const V2& x) { return Var<double, 2>(var(x) + var(x, 0) + var(x, 1, keepdim, 0.0) * x); }));
+  c.push_back(general("std", {3, 4}, [](const V2& x) {
+    return Var<double, 2>(ft::std(x) + ft::std(x, 0) + ft::std(x, 1, keepdim) * x);
+  }));
+  c.push_back(general("logsumexp", {3, 4}, [](const V2& x) {
+    return Var<double, 2>(logsumexp(x) + logsumexp(x, 0) + exp(x - logsumexp(x, 1, keepdim)));
+  }));
+  c.push_back(general("argmax", {3, 4}, [](const V2& x) { return V2(x * cast<double>(argmax(x, 1, keepdim))); }));
+  c.push_back(general("argmin", {3, 4}, [](const V2& x) { return V2(x * cast<double>(argmin(x, 0))); }));
+  c.push_back(general("all", {3, 4}, [](const V2& x) { return V2(x + cast<double>(all(x > -1, 1, keepdim))); }));
+  c.push_back(general("any", {3, 4}, [](const V2& x) { return V2(x - cast<double>(any(x > 1, 0))); }));
+  c.push_back(general("sum_to", {2, 3, 4}, [](const Var<double, 3>& x) {
+    return Var<double, 2>(sum_to(x * x, Shape<2>{3, 1}));
+  }));
+  // ---- row-wise composites ----
+  c.push_back(general("softmax", {3, 4}, [](const V2& x) { return V2(softmax(x, 1) * 3 + softmax(x * 2, 0)); }));
+  c.push_back(general("log_softmax", {3, 4}, [](const V2& x) { return V2(log_softmax(x, 1) + log_softmax(x, 0)); }));
+  c.push_back({"layer_norm", [] {
+                 auto x = leaf({2, 3, 4}, 41);
+                 auto w = leaf({3, 4}, 42);
+                 auto b = leaf({3, 4}, 43);
+                 auto w1 = leaf({4}, 44);
+                 return gradcheck(
+                     [](const auto& x, const auto& w, const auto& b, const auto& w1) {
+                       auto a = layer_norm(x, 2, w, b);
+                       auto c = layer_norm(x * 2, 1, w1);
+                       auto d = layer_norm(x, 1);
+                       return Var<double, 3>(a + c * 2 + d);
+                     },
+                     x, w, b, w1);
+               }});
+  c.push_back({"cross_entropy", [] {
+                 auto x = leaf({5, 4}, 51);
+                 auto t = ft::from_vector<std::int64_t>({0, 3, -100, 1, 2}, {5});
+                 auto t3 = ft::from_vector<std::int64_t>({0, 3, 2, 1, 3}, {5});
+                 return gradcheck(
+                     [t, t3](const auto& x) {
+                       auto a = cross_entropy(x, t);
+                       auto b = cross_entropy(x * 2, t, {.label_smoothing = 0.1});
+                       auto d = cross_entropy(x, t3, {.ignore_index = 3, .reduction = Reduction::Sum});
+                       return Var<double, 0>(a + b + d);
+                     },
+                     x);
+               }});
+  // ---- matmul in every rank combination, transposed views, linear ----
+  auto mm = [](std::string n, const auto& sa, const auto& sb) {
+    return binary("matmul " + n, sa, sb, [](const auto& a, const auto& b) { return matmul(a, b); });
+  };
+  const index_t s4[] = {4}, s34[] = {3, 4}, s45[] = {4, 5}, s234[] = {2, 3, 4}, s245[] = {2, 4, 5}, s145[] = {1, 4, 5};
+  c.push_back(mm("1x1", s4, s4));
+  c.push_back(mm("1x2", s4, s45));
+  c.push_back(mm("2x1", s34, s4));
+  c.push_back(mm("2x2", s34, s45));
+  c.push_back(mm("3x3", s234, s245));
+  c.push_back(mm("3x3 batch broadcast", s234, s145));
+  c.push_back(mm("3x2", s234, s45));
+  c.push_back(mm("2x3", s34, s245));
+  c.push_back(mm("1x3", s4, s245));
+  c.push_back(mm("3x1", s234, s4));
+  c.push_back(binary("matmul transposed", {4, 3}, {5, 4},
+                     [](const auto& a, const auto& b) { return matmul(a.transpose(0, 1), b.transpose(0, 1)); }));
+  c.push_back(binary("matmul of expressions", {3, 4}, {4, 5},
+                     [](const auto& a, const auto& b) { return matmul(tanh(a), b * 2) + 1; }));
+  c.push_back({"linear", [] {
+                 auto x = leaf({2, 3, 4}, 61);
+                 auto w = leaf({5, 4}, 62);
+                 auto b = leaf({5}, 63);
+                 auto x1 = leaf({4}, 64);
+                 return gradcheck(
+                     [](const auto& x, const auto& w, const auto& b, const auto& x1) {
+                       auto y3 = linear(x, w, b);
+                       auto y2 = linear(x.select(0, 1), w);
+                       auto y1 = linear(x1, w, b);
+                       return Var<double, 3>(relu(y3) + y2 * 2 + y1);
+                     },
+                     x, w, b, x1);
+               }});
+  // ---- convolution and pooling ----
+  auto conv = [](std::string n, Conv2dOptions o, index_t cin, index_t cout) {
+    return Case{"conv2d " + n, [=] {
+                  auto x = leaf({2, cin, 5, 6}, 71);
+                  auto w = leaf({cout, cin / o.groups, 3, 2}, 72);
+                  auto b = leaf({cout}, 73);
+                  return gradcheck([o](const auto& x, const auto& w, const auto& b) { return conv2d(x, w, b, o); }, x,
+                                   w, b);
+                }};
+  };
+  c.push_back(conv("plain", {}, 2, 3));
+  c.push_back(conv("stride padding", {.stride = {2, 1}, .padding = {1, 2}}, 2, 3));
+  c.push_back(conv("dilation", {.dilation = 2}, 2, 2));
+  c.push_back(conv("groups", {.padding = 1, .groups = 2}, 4, 6));
+  c.push_back(general("max_pool2d", {2, 2, 5, 6}, [](const Var<double, 4>& x) {
+    return Var<double, 0>(sum(max_pool2d(x, 2)) + sum(square(max_pool2d(x * 2, {3, 2}, {2, 2}, {1, 1}, 1, true))));
+  }));
+  c.push_back(general("avg_pool2d", {2, 2, 5, 6},
+                      [](const Var<double, 4>& x) { return Var<double, 4>(avg_pool2d(x, 2) * 2); }));
+  c.push_back(general("avg_pool2d padded", {2, 2, 5, 6}, [](const Var<double, 4>& x) {
+    return avg_pool2d(x, {3, 3}, {2, 2}, {1, 1}, true, false);
+  }));
+  c.push_back(general("adaptive_avg_pool2d", {2, 2, 5, 7}, [](const Var<double, 4>& x) {
+    return adaptive_avg_pool2d(x, {2, 3});
+  }));
+  // ---- views of Vars ----
+  c.push_back(general("views", {2, 3, 4}, [](const Var<double, 3>& x) {
+    auto a = x.transpose(0, 2).permute({1, 0, 2});                            // [3, 4, 2]
+    auto b = x.reshape({6, 4}).flatten().reshape({4, 3, 2}).transpose(0, 1);  // [3, 4, 2]
+    auto s = x.slice(2, 1, 4, 2).select(0, 1).unsqueeze(2);                   // [3, 2, 1]
+    auto z = x.select(0, 0).unsqueeze(0).squeeze(0).expand({2, 3, 4});
+    return Var<double, 3>(a * b + s.transpose(1, 2).expand({3, 4, 2}) + z.permute({1, 2, 0}));
+  }));
+  return c;
+}
+const bool registered = [] {
+  for (auto& k : op_cases()) registry().push_back(std::move(k));
+  return true;
+}();
+}  // namespace
