@@ -90,8 +90,10 @@ int main(int argc, char** argv) {
     g_copy_bw[d] = measure_copy_bw(d ? ft::Device(ft::kCUDA) : ft::Device(ft::kCPU));
     std::printf("copy bandwidth on %s: %.1f GB/s (read + written)\n", d ? "cuda:0" : "cpu", g_copy_bw[d] / 1e9);
     const std::string dn = d ? "gpu" : "cpu";
-    for (auto [name, fn] : {std::pair{"/fwd_bwd_10op/fused_statement", BM_fwd_bwd<fused>},
-                            std::pair{"/fwd_bwd_10op/op_by_op", BM_fwd_bwd<op_by_op>}}) {
+    using Bench = void (*)(benchmark::State&);
+    const std::pair<const char*, Bench> benches[] = {{"/fwd_bwd_10op/fused_statement", BM_fwd_bwd<fused>},
+                                                     {"/fwd_bwd_10op/op_by_op", BM_fwd_bwd<op_by_op>}};
+    for (auto [name, fn] : benches) {
       auto* b = benchmark::RegisterBenchmark((dn + name).c_str(), fn)->Args({d})->Unit(benchmark::kMillisecond);
       if (d)
         b->UseManualTime();

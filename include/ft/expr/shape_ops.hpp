@@ -33,7 +33,7 @@ class Unsqueeze {
       if constexpr (D) {  // every leaf has the output's layout: the linear index is valid below too
         return e(ix);
       } else {
-        Index<I, OR - 1, false> c;
+        Index<I, OR - 1, false> c{};
         c.linear = ix.linear;
         const int skip = OR - 1 - from_right;
         for (int d = 0, j = 0; d < OR; ++d)
