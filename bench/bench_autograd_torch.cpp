@@ -6,6 +6,7 @@
 
 namespace {
 
+template <bool Transcendental>
 void BM_libtorch(benchmark::State& state) {
   const std::int64_t n = std::int64_t(1) << 24;
   torch::manual_seed(1);
@@ -15,7 +16,8 @@ void BM_libtorch(benchmark::State& state) {
   auto body = [&] {
     x.mutable_grad().reset();
     w.mutable_grad().reset();
-    auto y = torch::tanh(x * w + torch::sin(x)) * torch::sigmoid(w) - torch::exp(x * 0.5) + w;
+    auto y = Transcendental ? torch::tanh(x * w + torch::sin(x)) * torch::sigmoid(w) - torch::exp(x * 0.5) + w
+                            : torch::sigmoid(x * w + x) * w - torch::exp(x * 0.5) + (w * x) * 2.0;
     y.backward(seed);
   };
   body();
@@ -26,6 +28,13 @@ void BM_libtorch(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * (3.0 + 2 * 4.0) * n * 4));
   state.counters["threads"] = torch::get_num_threads();
 }
-BENCHMARK(BM_libtorch)->Name("cpu/fwd_bwd_10op/libtorch")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_libtorch<false>)
+    ->Name("cpu/fwd_bwd_10op/exp_family/libtorch")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_libtorch<true>)
+    ->Name("cpu/fwd_bwd_10op/transcendental/libtorch")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
