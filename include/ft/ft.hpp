@@ -1,6 +1,7 @@
 // The one umbrella header: everything fusedtensor offers.
 #pragma once
 
+#include "ft/autograd.hpp"
 #include "ft/core/any_tensor.hpp"
 #include "ft/core/config.hpp"
 #include "ft/core/device.hpp"
@@ -20,4 +21,3 @@
 #include "ft/linalg/matmul.hpp"
 #include "ft/linalg/pool.hpp"
 #include "ft/linalg/rowwise.hpp"
-#include "ft/autograd.hpp"
