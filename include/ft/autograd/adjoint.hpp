@@ -444,24 +444,30 @@ void backprop(const E& e, const G& g, F&& f) {
 }
 
 // ---- the Vars a statement reads, and its op chain for messages ----
+// Calls f(child) for each operand of node e (none for a leaf): the one place that knows how
+// the node kinds hold their operands.
+template <class E, class F>
+void for_each_operand(const E& e, F&& f) {
+  if constexpr (requires { e.operand(); }) {
+    f(e.operand());
+  } else if constexpr (requires { e.condition(); }) {
+    f(e.condition());
+    f(e.lhs());
+    f(e.rhs());
+  } else if constexpr (requires { e.lhs(); }) {
+    f(e.lhs());
+    f(e.rhs());
+  } else if constexpr (requires { e.input(); }) {
+    f(e.input());
+  }
+}
+
 template <class E, class F>
 void for_each_var(const E& e, F&& f) {
-  if constexpr (ft::detail::has_var_v<E>) {
-    if constexpr (ft::detail::is_var<E>::value) {
-      f(e);
-    } else if constexpr (requires { e.operand(); }) {
-      for_each_var(e.operand(), f);
-    } else if constexpr (requires { e.condition(); }) {
-      for_each_var(e.condition(), f);
-      for_each_var(e.lhs(), f);
-      for_each_var(e.rhs(), f);
-    } else if constexpr (requires { e.lhs(); }) {
-      for_each_var(e.lhs(), f);
-      for_each_var(e.rhs(), f);
-    } else {
-      for_each_var(e.input(), f);
-    }
-  }
+  if constexpr (ft::detail::is_var<E>::value)
+    f(e);
+  else if constexpr (ft::detail::has_var_v<E>)
+    for_each_operand(e, [&](const auto& c) { for_each_var(c, f); });
 }
 
 template <class E>

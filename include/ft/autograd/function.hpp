@@ -24,29 +24,22 @@ template <class T, int R, class Bwd>
 class FunctionNode final : public Node {
  public:
   FunctionNode(std::string name, Bwd bwd, std::vector<std::shared_ptr<VarState>> inputs,
-               std::vector<std::pair<const StorageImpl*, std::uint64_t>> versions)
-      : name_(std::move(name)), bwd_(std::move(bwd)), versions_(std::move(versions)) {
+               const std::vector<const StorageImpl*>& saved)
+      : name_(std::move(name)), bwd_(std::move(bwd)) {
     for (auto& in : inputs) add_input(std::move(in));
+    for (const auto* s : saved) save_version(s);
   }
 
  protected:
   std::string describe() const override { return name_; }
   void backward(VarState& out) override {
-    for (const auto& [storage, version] : versions_)
-      if (storage->version() != version)
-        fail("backward", "an input of ", name_, " was modified in place after the forward (version ", version, ", now ",
-             storage->version(), "); its gradient would be wrong");
     (*bwd_)(static_cast<const Tensor<T, R>&>(static_cast<VarImpl<T, R>&>(out).grad));
   }
-  void release_saved() override {
-    bwd_.reset();
-    versions_.clear();
-  }
+  void release_saved() override { bwd_.reset(); }
 
  private:
   std::string name_;
   std::optional<Bwd> bwd_;
-  std::vector<std::pair<const StorageImpl*, std::uint64_t>> versions_;
 };
 
 // Adds `g` to v's gradient when v requires grad (for use inside a backward).
@@ -63,16 +56,14 @@ Var<T, R> record(std::string name, Tensor<T, R> value, Bwd bwd, const Vs&... inp
   ((any = any || (inputs.defined() && inputs.requires_grad())), ...);
   if (!is_grad_enabled() || !any) return Var<T, R>(std::move(value));
   std::vector<std::shared_ptr<VarState>> in;
-  std::vector<std::pair<const StorageImpl*, std::uint64_t>> versions;
+  std::vector<const StorageImpl*> saved;
   auto add = [&](const auto& v) {
     if (!v.defined()) return;
     if (v.requires_grad()) in.push_back(v.state_ptr());
-    auto* s = v.value().storage().get();
-    versions.emplace_back(s, s->version());
+    saved.push_back(v.value().storage().get());
   };
   (add(inputs), ...);
-  auto node =
-      std::make_shared<FunctionNode<T, R, Bwd>>(std::move(name), std::move(bwd), std::move(in), std::move(versions));
+  auto node = std::make_shared<FunctionNode<T, R, Bwd>>(std::move(name), std::move(bwd), std::move(in), saved);
   if (is_anomaly_enabled()) check_forward_finite(value, node->name());
   return Var<T, R>::from_node(std::move(value), std::move(node));
 }
@@ -156,8 +147,7 @@ void accumulate_into_view(const Var<T, R>& v, View&& view, const G& g) {
     st.grad = Tensor<T, R>(v.shape(), v.device());
     st.grad = T(0);
   }
-  auto part = view(st.grad);
-  part = part + g;
+  add_into(view(st.grad), g, false);
 }
 }  // namespace autograd::detail
 

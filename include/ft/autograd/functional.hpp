@@ -27,13 +27,9 @@ template <class T, int R, int RS, class G>
 void accumulate_reshaped(const Var<T, R>& v, const Shape<RS>& s, const G& g) {
   if (!v.requires_grad()) return;
   auto& st = v.state();
-  if (!st.grad.defined()) {
-    st.grad = Tensor<T, R>(v.shape(), v.device());
-    st.grad.reshape(s) = g;
-  } else {
-    Tensor<T, RS> view = st.grad.reshape(s);
-    view = view + g;
-  }
+  const bool fresh = !st.grad.defined();
+  if (fresh) st.grad = Tensor<T, R>(v.shape(), v.device());
+  add_into(st.grad.reshape(s), g, fresh);
 }
 
 // t as [batch, rows, cols]: a matrix gains a batch of 1, a vector becomes a row (left

@@ -24,40 +24,20 @@ struct is_reduce<Reduce<Red, E, R>> : std::true_type {};
 // Calls f(storage) for every tensor the statement reads, through reductions to their inputs.
 template <class E, class F>
 void for_each_storage(const E& e, F&& f) {
-  if constexpr (ft::detail::is_var<E>::value) {
+  if constexpr (ft::detail::is_var<E>::value)
     f(e.value().storage().get());
-  } else if constexpr (requires { e.storage(); }) {
+  else if constexpr (requires { e.storage(); })
     f(e.storage().get());
-  } else if constexpr (requires { e.operand(); }) {
-    for_each_storage(e.operand(), f);
-  } else if constexpr (requires { e.condition(); }) {
-    for_each_storage(e.condition(), f);
-    for_each_storage(e.lhs(), f);
-    for_each_storage(e.rhs(), f);
-  } else if constexpr (requires { e.lhs(); }) {
-    for_each_storage(e.lhs(), f);
-    for_each_storage(e.rhs(), f);
-  } else if constexpr (requires { e.input(); }) {
-    for_each_storage(e.input(), f);
-  }
-}
-
-// The version of every storage a statement reads, to catch an in-place write between the
-// forward and the backward (the backward recomputes from these values).
-template <class E>
-std::vector<std::pair<const StorageImpl*, std::uint64_t>> versions_of(const E& e) {
-  std::vector<std::pair<const StorageImpl*, std::uint64_t>> v;
-  for_each_storage(e, [&](const StorageImpl* s) {
-    if (s) v.emplace_back(s, s->version());
-  });
-  return v;
+  else
+    for_each_operand(e, [&](const auto& c) { for_each_storage(c, f); });
 }
 }  // namespace detail
 
 template <class E, class T, int R>
 class StatementNode final : public Node {
  public:
-  explicit StatementNode(const E& e) : expr_(e), versions_(detail::versions_of(e)) {
+  explicit StatementNode(const E& e) : expr_(e) {
+    detail::for_each_storage(e, [&](const StorageImpl* s) { save_version(s); });
     for_each_var(e, [&](const auto& v) {
       if (v.requires_grad()) add_input(v.state_ptr());
     });
@@ -66,22 +46,13 @@ class StatementNode final : public Node {
  protected:
   std::string describe() const override { return autograd::describe(*expr_); }
   void backward(VarState& out) override {
-    for (const auto& [storage, version] : versions_)
-      if (storage->version() != version)
-        fail("backward", "a tensor that ", name(), " reads was modified in place after the forward (version ", version,
-             ", now ", storage->version(),
-             "); its gradient would be wrong. Write to a copy (clone()) or do the update after backward");
     const Tensor<T, R>& g = static_cast<VarImpl<T, R>&>(out).grad;
     backprop(*expr_, g, [](const auto& var, const auto& gv) { var.state().accumulate(gv); });
   }
-  void release_saved() override {
-    expr_.reset();
-    versions_.clear();
-  }
+  void release_saved() override { expr_.reset(); }
 
  private:
   std::optional<E> expr_;
-  std::vector<std::pair<const StorageImpl*, std::uint64_t>> versions_;
 };
 
 // Throws when `value` holds a NaN or an infinity (anomaly detection, after a forward).

@@ -90,6 +90,7 @@ class Node {
     name();  // described while the saved state still exists
     release_saved();
     inputs_.clear();
+    versions_.clear();
     released_ = true;
   }
 
@@ -98,11 +99,17 @@ class Node {
   virtual void backward(VarState& out) = 0;
   virtual void release_saved() = 0;
   void add_input(std::shared_ptr<VarState> s) { inputs_.push_back(std::move(s)); }
+  // Remembers the version of a storage the backward will read, to catch an in-place write
+  // between the forward and the backward (the gradient would be computed from changed values).
+  void save_version(const StorageImpl* s) {
+    if (s) versions_.emplace_back(s, s->version());
+  }
 
  private:
   mutable std::string name_;
   std::uint64_t sequence_;
   std::vector<std::shared_ptr<VarState>> inputs_;
+  std::vector<std::pair<const StorageImpl*, std::uint64_t>> versions_;
   bool released_ = false;
 };
 
@@ -177,6 +184,21 @@ class AddTo {
   bool fresh_;
 };
 
+// dst += g, or dst = g when dst is fresh (not read): one launch. Every gradient accumulation
+// goes through here, also into views of a gradient (boundary ops, views of Vars).
+template <class T, int R, class G>
+void add_into(const Tensor<T, R>& dst, const G& g, bool fresh) {
+  if constexpr (is_sum_to<G>::value && G::rank == R) {
+    if (g.reduces() && g.shape() == dst.shape() && dst.is_contiguous()) {
+      ft::detail::check_assignable(dst, g, "backward");
+      dst.storage()->bump_version();
+      exec::run_sum_to(dst, g, !fresh);
+      return;
+    }
+  }
+  ft::detail::assign(dst, AddTo<T, R, G>(dst, g, fresh), "backward");
+}
+
 template <class T, int R>
 class VarImpl final : public VarState {
  public:
@@ -194,20 +216,12 @@ class VarImpl final : public VarState {
 
   // grad += g (g broadcasts to the value's shape) in one launch; the first accumulation
   // writes g without reading (no zero fill), and a broadcast operand's sum runs straight into
-  // the gradient. One kernel type serves both cases (compile time).
+  // the gradient.
   template <class G>
   void accumulate(const G& g) {
     const bool fresh = !grad.defined();
     if (fresh) grad = Tensor<T, R>(value.shape(), value.device());
-    if constexpr (is_sum_to<G>::value && G::rank == R) {
-      if (g.reduces() && g.shape() == grad.shape()) {
-        ft::detail::check_assignable(grad, g, "backward");
-        grad.storage()->bump_version();
-        exec::run_sum_to(grad, g, !fresh);
-        return;
-      }
-    }
-    ft::detail::assign(grad, AddTo<T, R, G>(grad, g, fresh), "backward");
+    add_into(grad, g, fresh);
   }
 };
 
@@ -215,6 +229,11 @@ inline void Node::run_backward(VarState& out) {
   check(!released_, "backward", "the graph of ", name(),
         " was already freed by an earlier backward; pass {.retain_graph = true} to the first backward to "
         "run backward through it again");
+  for (const auto& [storage, version] : versions_)
+    if (storage->version() != version)
+      fail("backward", "a tensor that ", name(), " reads was modified in place after the forward (version ", version,
+           ", now ", storage->version(),
+           "); its gradient would be wrong. Write to a copy (clone()) or do the update after backward");
   backward(out);
   if (is_anomaly_enabled())
     for (const auto& in : inputs_) in->check_grad_finite(name_);
