@@ -194,6 +194,27 @@ TEST_CASE("sin, cos, tan, tanh and erf match <cmath> in float and double") {
   }
 }
 
+// The CPU's float sin/cos/tanh are inline polynomials (expr/math.hpp): ulp-accurate over a
+// wide range, signed zeros kept, NaN (not a meaningless value) beyond |x| = 2^40.
+TEST_CASE("float sin, cos and tanh on the CPU: large arguments, signed zeros, the NaN limit") {
+  const std::vector<float> xs{-0.0f, 0.0f, 1e-30f, 0.3f, -0.62f, 0.63f, 3.14159265f, 1e3f, -12345.678f, 6.0e6f, 1e9f};
+  auto x = ft::from_vector<float>(xs, {static_cast<index_t>(xs.size())});
+  const auto s = ft::eval(ft::sin(x)).to_vector(), c = ft::eval(ft::cos(x)).to_vector(),
+             t = ft::eval(ft::tanh(x)).to_vector();
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    CAPTURE(xs[i]);
+    const double abs_tol = std::fabs(xs[i]) > 1e7f ? 2e-7 : 1e-12;  // the reduction's error at 1e9
+    CHECK(std::fabs(s[i] - std::sin(double(xs[i]))) <= 2 * std::ldexp(1.0, -24) * std::fabs(std::sin(double(xs[i]))) + abs_tol);
+    CHECK(std::fabs(c[i] - std::cos(double(xs[i]))) <= 2 * std::ldexp(1.0, -24) * std::fabs(std::cos(double(xs[i]))) + abs_tol);
+    CHECK(std::fabs(t[i] - std::tanh(double(xs[i]))) <= 2 * std::ldexp(1.0, -24) * std::fabs(std::tanh(double(xs[i]))) + 1e-12);
+  }
+  CHECK(std::signbit(s[0]));
+  CHECK(std::signbit(t[0]));
+  auto big = ft::from_vector<float>({2e12f, -3e38f}, {2});
+  for (float v : ft::eval(ft::sin(big)).to_vector()) CHECK(std::isnan(v));
+  for (float v : ft::eval(ft::cos(big)).to_vector()) CHECK(std::isnan(v));
+}
+
 // The activations, with torch.nn.functional's definitions written out in double.
 TEST_CASE("sigmoid, relu, leaky_relu, elu, gelu, silu and softplus match torch's definitions") {
   const double s2pi = std::sqrt(2.0 / 3.14159265358979323846);

@@ -2,7 +2,8 @@
 //
 // backprop(e, g, f) walks the statement `e` from the root with g = ∂L/∂e (an expression of
 // e's rank whose shape broadcasts to e's) and calls f(var, g_var) at each Var leaf, where
-// g_var is that leaf's gradient *expression*. Nothing is evaluated here: the rules compose
+// g_var is that leaf's gradient *expression*; it returns the tuple of f's results, one an
+// occurrence of a Var in the statement, in the order of the walk. Nothing is evaluated here: the rules compose
 // types (mul: dA = g·b, dB = g·a; exp: dA = g·exp(a); where: g routed by the condition;
 // broadcast: sum_to; reduction: g expanded back), so each leaf's gradient is one fused kernel
 // that recomputes what it needs from the statement's leaves. The table of unary and binary
@@ -10,6 +11,7 @@
 #pragma once
 
 #include <string>
+#include <tuple>
 #include <type_traits>
 
 #include "ft/autograd/var.hpp"
@@ -225,7 +227,7 @@ struct Adjoint {
 };
 
 template <class E, class G, class F>
-void backprop(const E& e, const G& g, F&& f);
+auto backprop(const E& e, const G& g, F&& f);
 
 namespace detail {
 // The gradient of an operand of shape `s` from an expression over the parent's shape: summed
@@ -242,56 +244,82 @@ auto fit(const G& g, const Shape<R>& s) {
 template <class T, int R>
 struct Adjoint<Var<T, R>> {
   template <class G, class F>
-  static void apply(const Var<T, R>& v, const G& g, F&& f) {
-    if (v.requires_grad()) f(v, g);
+  static auto apply(const Var<T, R>& v, const G& g, F&& f) {
+    return std::make_tuple(f(v, g));
   }
 };
 
 template <class Op, class A>
 struct Adjoint<Unary<Op, A>> {
   template <class G, class F>
-  static void apply(const Unary<Op, A>& u, const G& g, F&& f) {
+  static auto apply(const Unary<Op, A>& u, const G& g, F&& f) {
     constexpr Rule rule = UnaryGrad<Op>::rule;
     static_assert(rule != Rule::missing,
                   "ft::autograd: this unary op has no adjoint rule; specialise ft::autograd::UnaryGrad<Op> "
                   "(see autograd/adjoint.hpp) or compute it under an ft::NoGradGuard");
-    if constexpr (rule == Rule::differentiable) backprop(u.operand(), UnaryGrad<Op>::grad(u.op(), g, u.operand()), f);
+    if constexpr (rule == Rule::differentiable)
+      return backprop(u.operand(), UnaryGrad<Op>::grad(u.op(), g, u.operand()), f);
+    else
+      return std::tuple<>{};
   }
 };
 
 template <class Op, class A, class B>
 struct Adjoint<Binary<Op, A, B>> {
   template <class G, class F>
-  static void apply(const Binary<Op, A, B>& n, const G& g, F&& f) {
+  static auto apply(const Binary<Op, A, B>& n, const G& g, F&& f) {
     constexpr Rule rule = BinaryGrad<Op>::rule;
     static_assert(rule != Rule::missing,
                   "ft::autograd: this binary op has no adjoint rule; specialise ft::autograd::BinaryGrad<Op> "
                   "(see autograd/adjoint.hpp) or compute it under an ft::NoGradGuard");
-    if constexpr (rule == Rule::differentiable) {
-      if constexpr (ft::detail::has_var_v<A>)
-        backprop(n.lhs(), detail::fit(BinaryGrad<Op>::lhs(g, n.lhs(), n.rhs()), n.lhs().shape()), f);
-      if constexpr (ft::detail::has_var_v<B>)
-        backprop(n.rhs(), detail::fit(BinaryGrad<Op>::rhs(g, n.lhs(), n.rhs()), n.rhs().shape()), f);
-    }
+    if constexpr (rule == Rule::differentiable)
+      return std::tuple_cat(lhs(n, g, f), rhs(n, g, f));
+    else
+      return std::tuple<>{};
+  }
+  template <class G, class F>
+  static auto lhs(const Binary<Op, A, B>& n, const G& g, F& f) {
+    if constexpr (ft::detail::has_var_v<A>)
+      return backprop(n.lhs(), detail::fit(BinaryGrad<Op>::lhs(g, n.lhs(), n.rhs()), n.lhs().shape()), f);
+    else
+      return std::tuple<>{};
+  }
+  template <class G, class F>
+  static auto rhs(const Binary<Op, A, B>& n, const G& g, F& f) {
+    if constexpr (ft::detail::has_var_v<B>)
+      return backprop(n.rhs(), detail::fit(BinaryGrad<Op>::rhs(g, n.lhs(), n.rhs()), n.rhs().shape()), f);
+    else
+      return std::tuple<>{};
   }
 };
 
 template <class C, class A, class B>
 struct Adjoint<Where<C, A, B>> {
   template <class G, class F>
-  static void apply(const Where<C, A, B>& n, const G& g, F&& f) {
+  static auto apply(const Where<C, A, B>& n, const G& g, F&& f) {
+    return std::tuple_cat(lhs(n, g, f), rhs(n, g, f));
+  }
+  template <class G, class F>
+  static auto lhs(const Where<C, A, B>& n, const G& g, F& f) {
     if constexpr (ft::detail::has_var_v<A>)
-      backprop(n.lhs(), detail::fit(where(n.condition(), g, 0), n.lhs().shape()), f);
+      return backprop(n.lhs(), detail::fit(where(n.condition(), g, 0), n.lhs().shape()), f);
+    else
+      return std::tuple<>{};
+  }
+  template <class G, class F>
+  static auto rhs(const Where<C, A, B>& n, const G& g, F& f) {
     if constexpr (ft::detail::has_var_v<B>)
-      backprop(n.rhs(), detail::fit(where(n.condition(), 0, g), n.rhs().shape()), f);
+      return backprop(n.rhs(), detail::fit(where(n.condition(), 0, g), n.rhs().shape()), f);
+    else
+      return std::tuple<>{};
   }
 };
 
 template <class E, int R>
 struct Adjoint<SumTo<E, R>> {
   template <class G, class F>
-  static void apply(const SumTo<E, R>& n, const G& g, F&& f) {
-    backprop(n.input(), ft::detail::raise_rank<E::rank>(g), f);
+  static auto apply(const SumTo<E, R>& n, const G& g, F&& f) {
+    return backprop(n.input(), ft::detail::raise_rank<E::rank>(g), f);
   }
 };
 
@@ -422,24 +450,26 @@ struct ReduceGrad<red::Logical<V, A>> {
 template <class Red, class E, int OR>
 struct Adjoint<Reduce<Red, E, OR>> {
   template <class G, class F>
-  static void apply(const Reduce<Red, E, OR>& r, const G& g, F&& f) {
+  static auto apply(const Reduce<Red, E, OR>& r, const G& g, F&& f) {
     constexpr Rule rule = ReduceGrad<Red>::rule;
     static_assert(rule != Rule::missing, "ft::autograd: this reduction has no adjoint rule");
-    if constexpr (rule == Rule::differentiable) {
-      auto gi = ReduceGrad<Red>::grad(r, detail::expand(r, g));
-      backprop(r.input(), ft::detail::raise_rank<E::rank>(gi), f);
-    }
+    if constexpr (rule == Rule::differentiable)
+      return backprop(r.input(), ft::detail::raise_rank<E::rank>(ReduceGrad<Red>::grad(r, detail::expand(r, g))), f);
+    else
+      return std::tuple<>{};
   }
 };
 
 template <class E, class G, class F>
-void backprop(const E& e, const G& g, F&& f) {
+auto backprop(const E& e, const G& g, F&& f) {
   if constexpr (ft::detail::has_var_v<E>) {
     static_assert(G::rank == E::rank, "ft::autograd: internal error, a gradient's rank differs from its node's");
     static_assert(
         requires { Adjoint<E>::apply(e, g, f); },
         "ft::autograd: no adjoint rule for this expression node; compute it under an ft::NoGradGuard");
-    Adjoint<E>::apply(e, g, f);
+    return Adjoint<E>::apply(e, g, f);
+  } else {
+    return std::tuple<>{};
   }
 }
 

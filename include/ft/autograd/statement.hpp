@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ft/autograd/adjoint.hpp"
+#include "ft/autograd/fused_backward.hpp"
 #include "ft/autograd/var.hpp"
 
 namespace ft::autograd {
@@ -47,7 +48,7 @@ class StatementNode final : public Node {
   std::string describe() const override { return autograd::describe(*expr_); }
   void backward(VarState& out) override {
     const Tensor<T, R>& g = static_cast<VarImpl<T, R>&>(out).grad;
-    backprop(*expr_, g, [](const auto& var, const auto& gv) { var.state().accumulate(gv); });
+    accumulate_all(backprop(*expr_, g, [](const auto& var, const auto& gv) { return occurrence(var, gv); }));
   }
   void release_saved() override { expr_.reset(); }
 

@@ -149,17 +149,22 @@ class AddTo {
   struct Eval {
     TensorReader<T, R> dst;
     decltype(std::declval<const G&>().evaluator(EvalContext{})) g;
-    bool fresh;
+    T fresh;  // 1: dst is not read. A T, not a bool, so that the CPU loop vectorises the select
     template <class Ix>
     FT_HD FT_INLINE T operator()(const Ix& ix) const {
-      T v = static_cast<T>(g(ix));
-      return fresh ? v : static_cast<T>(dst(ix) + v);
+      const T v = static_cast<T>(g(ix));
+      if constexpr (std::is_floating_point_v<T>) {
+        const T d = dst(ix);  // read unconditionally (discarded when fresh): no masked load
+        return fresh != T(0) ? v : static_cast<T>(d + v);
+      } else {
+        return fresh != T(0) ? v : static_cast<T>(dst(ix) + v);
+      }
     }
     template <int N, class I>
     FT_HD FT_INLINE Vec<T, N> load(I i) const {
       auto x = g.template load<N>(i);
       Vec<T, N> r;
-      if (fresh) {
+      if (fresh != T(0)) {
         for (int k = 0; k < N; ++k) r.v[k] = static_cast<T>(x.v[k]);
       } else {
         auto d = dst.template load<N>(i);
@@ -171,7 +176,9 @@ class AddTo {
   const Shape<R>& shape() const { return dst_.shape(); }
   std::optional<Device> device_opt() const { return dst_.device(); }
   Device device() const { return dst_.device(); }
-  Eval evaluator(const EvalContext& ctx) const { return {dst_.evaluator(ctx), g_.evaluator(ctx), fresh_}; }
+  Eval evaluator(const EvalContext& ctx) const {
+    return {dst_.evaluator(ctx), g_.evaluator(ctx), static_cast<T>(fresh_)};
+  }
   template <class F>
   void for_each_leaf(F&& f) const {
     if (!fresh_) dst_.for_each_leaf(f);
@@ -343,8 +350,9 @@ class Var {
   bool requires_grad() const { return defined() && impl_->requires_grad; }
   // Leaves only, as torch's requires_grad_().
   Var& set_requires_grad(bool on) {
-    check(is_leaf(), "set_requires_grad", "only a leaf Var's requires_grad can be changed; this one is the result of ",
-          impl_->grad_fn->name(), " (use detach() for a leaf copy)");
+    if (!is_leaf())
+      fail("set_requires_grad", "only a leaf Var's requires_grad can be changed; this one is the result of ",
+           impl_->grad_fn->name(), " (use detach() for a leaf copy)");
     state().requires_grad = on;
     return *this;
   }

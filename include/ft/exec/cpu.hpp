@@ -30,15 +30,29 @@ FT_CPU_MULTIVERSION void run_dense(T* __restrict__ out, Ev ev, I n) {
   for (I i = 0; i < n; ++i) out[i] = static_cast<T>(ev(Index<I, R, true>{i}));
 }
 
+// Calls body(ix) for each dense index: the loop of a kernel whose body writes several outputs
+// itself (autograd's multi-output gradient kernels).
+template <class I, int R, class Body>
+FT_CPU_MULTIVERSION void each_dense(const Body& body, I n) {
+#pragma omp parallel if (n > kParallelGrain)
+  {
+    // a thread-local copy whose address does not escape: the stores cannot alias its fields,
+    // so the leaf pointers stay in registers and the loop vectorises
+    const Body b = body;
+#pragma omp for simd schedule(static)
+    for (I i = 0; i < n; ++i) b(Index<I, R, true>{i});
+  }
+}
+
 // Each thread takes a contiguous range of output elements and walks it row by row: the
 // coordinates of the outer dimensions change once per row (one division per range), and
 // the inner loop over the last dimension is simple enough for the compiler to hoist each
-// leaf's row offset and vectorise.
-template <class I, class T, int R, class Ev>
-FT_CPU_MULTIVERSION void run_strided(const TensorWriter<T, R> out, const Ev ev, I n, const Shape<R> shape) {
+// leaf's row offset and vectorise. body(ix) computes and stores element ix.
+template <class I, int R, class Body>
+FT_CPU_MULTIVERSION void each_strided(const Body body, I n, const Shape<R> shape) {
   const I inner = R > 0 ? static_cast<I>(shape[R - 1]) : 1;
   const int parts = n > kParallelGrain ? num_threads() : 1;
-#pragma omp parallel for schedule(static) num_threads(parts) if (parts > 1) firstprivate(out, ev, shape)
+#pragma omp parallel for schedule(static) num_threads(parts) if (parts > 1) firstprivate(body, shape)
   for (int part = 0; part < parts; ++part) {
     const I begin = static_cast<I>(n / parts * part + (part < n % parts ? part : n % parts));
     const I end = begin + static_cast<I>(n / parts + (part < n % parts ? 1 : 0));
@@ -51,7 +65,7 @@ FT_CPU_MULTIVERSION void run_strided(const TensorWriter<T, R> out, const Ev ev, 
       for (I j = j0; j < j1; ++j) {
         if constexpr (R > 0) ix.coord[R - 1] = j;
         ix.linear = row_start + (j - j0);
-        out[ix] = static_cast<T>(ev(ix));
+        body(ix);
       }
       row_start += j1 - j0;
       if constexpr (R > 0) {  // next row: carry into the outer dimensions
@@ -65,6 +79,17 @@ FT_CPU_MULTIVERSION void run_strided(const TensorWriter<T, R> out, const Ev ev, 
   }
 }
 
+// out[ix] = ev(ix): the body of a one-output strided kernel.
+template <class T, int R, class Ev>
+struct StoreTo {
+  TensorWriter<T, R> out;
+  Ev ev;
+  template <class Ix>
+  FT_INLINE void operator()(const Ix& ix) const {
+    out[ix] = static_cast<T>(ev(ix));
+  }
+};
+
 template <class T, int R, class Ev>
 void run(const Tensor<T, R>& dst, const Ev& ev, const Plan& plan) {
   stats::detail::record_launch(kCPU);
@@ -75,7 +100,18 @@ void run(const Tensor<T, R>& dst, const Ev& ev, const Plan& plan) {
   if (plan.dense)
     run_dense<std::int64_t, T, R>(dst.data(), ev, n);
   else
-    run_strided<std::int64_t>(out, ev, n, dst.shape());
+    each_strided<std::int64_t>(StoreTo<T, R, Ev>{out, ev}, n, dst.shape());
+}
+
+// Runs a multi-output kernel body over `shape` on the CPU: one launch.
+template <int R, class Body>
+void run_each(const Body& body, const Shape<R>& shape, bool dense) {
+  stats::detail::record_launch(kCPU);
+  const index_t n = shape.numel();
+  if (dense)
+    each_dense<std::int64_t, R>(body, n);
+  else
+    each_strided<std::int64_t>(body, n, shape);
 }
 
 }  // namespace ft::exec::cpu

@@ -42,25 +42,54 @@ __global__ void __launch_bounds__(kBlock) dense_kernel(T* __restrict__ out, Ev e
   }
 }
 
+// The coordinates of linear index i by fast division.
+template <class I, int R>
+__device__ FT_INLINE Index<I, R, false> unravel_fast(I i, const Divisors<I, R>& div) {
+  Index<I, R, false> ix;
+  ix.linear = i;
+  I rest = i;
+#pragma unroll
+  for (int d = R - 1; d > 0; --d) {
+    I q, r;
+    div.d[d].divmod(rest, q, r);
+    ix.coord[d] = r;
+    rest = q;
+  }
+  if constexpr (R > 0) ix.coord[0] = rest;
+  return ix;
+}
+
 // Broadcast or strided leaves: coordinates from the linear index by fast division, once per
 // element, shared by every leaf.
 template <class I, class T, int R, class Ev>
 __global__ void __launch_bounds__(kBlock) strided_kernel(TensorWriter<T, R> out, Ev ev, I n, Divisors<I, R> div) {
   const I stride = static_cast<I>(gridDim.x) * kBlock;
   for (I i = static_cast<I>(blockIdx.x) * kBlock + static_cast<I>(threadIdx.x); i < n; i += stride) {
-    Index<I, R, false> ix;
-    ix.linear = i;
-    I rest = i;
-#pragma unroll
-    for (int d = R - 1; d > 0; --d) {
-      I q, r;
-      div.d[d].divmod(rest, q, r);
-      ix.coord[d] = r;
-      rest = q;
-    }
-    if constexpr (R > 0) ix.coord[0] = rest;
+    const auto ix = unravel_fast<I, R>(i, div);
     out[ix] = static_cast<T>(ev(ix));
   }
+}
+
+// A multi-output kernel: body(ix) (or body.template step<N>(i) for N elements from i, each
+// leaf and output read with one 16-byte access) computes and stores every output at ix.
+template <int N, class I, int R, class Body>
+__global__ void __launch_bounds__(kBlock) each_dense_kernel(Body body, I n) {
+  const I stride = static_cast<I>(gridDim.x) * kBlock;
+  const I first = static_cast<I>(blockIdx.x) * kBlock + static_cast<I>(threadIdx.x);
+  I tail = 0;
+  if constexpr (N > 1) {
+    const I nvec = n / N;
+    for (I v = first; v < nvec; v += stride) body.template step<N>(v * N);
+    tail = nvec * N;
+  }
+  for (I i = tail + first; i < n; i += stride) body(Index<I, R, true>{i});
+}
+
+template <class I, int R, class Body>
+__global__ void __launch_bounds__(kBlock) each_strided_kernel(Body body, I n, Divisors<I, R> div) {
+  const I stride = static_cast<I>(gridDim.x) * kBlock;
+  for (I i = static_cast<I>(blockIdx.x) * kBlock + static_cast<I>(threadIdx.x); i < n; i += stride)
+    body(unravel_fast<I, R>(i, div));
 }
 
 inline int sm_count(int device) {
@@ -97,6 +126,35 @@ void launch(const Tensor<T, R>& dst, const Ev& ev, const Plan& plan) {
     strided_kernel<I, T, R><<<grid_for(n, dev), kBlock, 0, stream>>>(out, ev, n, div);
   }
   FT_CUDA_CHECK(cudaGetLastError());
+}
+
+template <int N, class I, int R, class Body>
+void launch_each(const Body& body, const Shape<R>& shape, const Plan& plan, int dev) {
+  const I n = static_cast<I>(shape.numel());
+  cudaStream_t stream = cuda::current_stream();
+  if (plan.dense) {
+    if (N > 1 && plan.aligned16 && n >= N)
+      each_dense_kernel<N, I, R><<<grid_for(n / N, dev), kBlock, 0, stream>>>(body, n);
+    else
+      each_dense_kernel<1, I, R><<<grid_for(n, dev), kBlock, 0, stream>>>(body, n);
+  } else {
+    Divisors<I, R> div;
+    for (int d = 0; d < R; ++d) div.d[d] = FastDivmod<I>(static_cast<I>(shape[d]));
+    each_strided_kernel<I, R><<<grid_for(n, dev), kBlock, 0, stream>>>(body, n, div);
+  }
+  FT_CUDA_CHECK(cudaGetLastError());
+}
+
+// Runs a multi-output kernel body over `shape` on `device`: one launch. N: elements a thread
+// step in the dense path (1 when the outputs' element sizes differ).
+template <int N, int R, class Body>
+void run_each(const Body& body, const Shape<R>& shape, Device device, const Plan& plan) {
+  cuda::DeviceGuard guard(device);
+  stats::detail::record_launch(device);
+  if (plan.index32)
+    launch_each<N, std::int32_t, R>(body, shape, plan, device.index);
+  else
+    launch_each<N, std::int64_t, R>(body, shape, plan, device.index);
 }
 
 template <class T, int R, class Ev>

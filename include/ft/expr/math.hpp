@@ -6,6 +6,7 @@
 
 #include <bit>
 #include <cmath>
+#include <limits>
 
 #include "ft/core/config.hpp"
 
@@ -22,10 +23,10 @@ FT_MATH_UNARY(log2, log2f, log2)
 FT_MATH_UNARY(log1p, log1pf, log1p)
 FT_MATH_UNARY(expm1, expm1f, expm1)
 FT_MATH_UNARY(sqrt, sqrtf, sqrt)
-FT_MATH_UNARY(sin, sinf, sin)
-FT_MATH_UNARY(cos, cosf, cos)
+FT_HD FT_INLINE double sin(double x) { return ::sin(x); }
+FT_HD FT_INLINE double cos(double x) { return ::cos(x); }
+FT_HD FT_INLINE double tanh(double x) { return ::tanh(x); }
 FT_MATH_UNARY(tan, tanf, tan)
-FT_MATH_UNARY(tanh, tanhf, tanh)
 FT_MATH_UNARY(erf, erff, erf)
 FT_MATH_UNARY(floor, floorf, floor)
 FT_MATH_UNARY(ceil, ceilf, ceil)
@@ -69,6 +70,67 @@ FT_HD FT_INLINE float exp(float x) {
   // 2^n as two factors (|n| ≤ 150), so that overflow gives inf and tiny results stay denormal
   const int n1 = n >> 1, n2 = n - n1;
   return p * std::bit_cast<float>((n1 + 127) << 23) * std::bit_cast<float>((n2 + 127) << 23);
+#endif
+}
+
+// tanhf: the host uses an odd polynomial for |x| < 0.625 and 1 − 2/(e^{2|x|} + 1) above
+// (both computed, one selected: no branch), through the vectorisable exp above.
+FT_HD FT_INLINE float tanh(float x) {
+#if defined(__CUDA_ARCH__)
+  return ::tanhf(x);
+#else
+  const float ax = ::fabsf(x);
+  const float z = x * x;
+  float p = -5.70498872745e-3f;
+  p = p * z + 2.06390887954e-2f;
+  p = p * z - 5.37397155531e-2f;
+  p = p * z + 1.33314422036e-1f;
+  p = p * z - 3.33332819422e-1f;
+  const float small = ::copysignf(p * z * x + x, x);  // keeps −0
+  const float large = ::copysignf(1.0f - 2.0f / (exp(2.0f * ax) + 1.0f), x);
+  // an integer blend: with a float select GCC sinks exp into a branch and stops vectorising
+  const int use_small = -static_cast<int>(ax < 0.625f);
+  return std::bit_cast<float>((std::bit_cast<int>(small) & use_small) | (std::bit_cast<int>(large) & ~use_small));
+#endif
+}
+
+namespace detail {
+// sinf (quadrant 0) and cosf (quadrant 1) on the host: x − q·π/2 reduced in double, then the
+// Cephes minimax polynomials on [−π/4, π/4], selected by the quadrant without a branch. The
+// results are within 1.5 ulp for |x| < 2^22·π/2 (measured); beyond, the reduction's error grows
+// as |x|·1e-16 (1e-7 absolute at |x| = 1e9); for |x| > 2^40 it would be meaningless, and the
+// result is NaN instead of a wrong number.
+FT_INLINE float sin_quadrant(float x, int shift) {
+  const double xd = x;
+  const double q = ::rint(xd * 0.63661977236758134308);  // x·2/π to the nearest integer
+  // π/2 in two parts (the first with 31 significant bits: q·first is exact for |q| < 2^22)
+  const float r = static_cast<float>((xd - q * 1.5707963267341256) - q * 6.077100506506192e-11);
+  double qm = q - 4.0 * ::floor(q * 0.25);  // q mod 4, exactly
+  qm = qm == qm ? qm : 0.0;                 // x = ±inf or NaN: r is NaN anyway
+  const int n = static_cast<int>(qm) + shift;
+  const float z = r * r;
+  const float s = ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f) * z * r + r;
+  const float c =
+      ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z - 0.5f * z + 1.0f;
+  float v = (n & 1) ? c : s;
+  v = (n & 2) ? -v : v;
+  v = ::fabsf(x) > 1.09951163e12f ? std::numeric_limits<float>::quiet_NaN() : v;
+  return x == 0.0f ? (shift ? 1.0f : x) : v;  // sin(−0) = −0
+}
+}  // namespace detail
+
+FT_HD FT_INLINE float sin(float x) {
+#if defined(__CUDA_ARCH__)
+  return ::sinf(x);
+#else
+  return detail::sin_quadrant(x, 0);
+#endif
+}
+FT_HD FT_INLINE float cos(float x) {
+#if defined(__CUDA_ARCH__)
+  return ::cosf(x);
+#else
+  return detail::sin_quadrant(x, 1);
 #endif
 }
 
