@@ -1,10 +1,10 @@
 // Autograd (issue #4): forward + backward of 10-op elementwise statements on 2^24 floats,
 //
-//   exp_family:      y = sigmoid(x·w + x)·w − exp(0.5·x) + 2·(w·x)     (ops the CPU vectorises)
-//   transcendental:  y = tanh(x·w + sin(x))·sigmoid(w) − exp(0.5·x) + w (sin, tanh: scalar libm)
+//   exp_family:      y = sigmoid(x·w + x)·w − exp(0.5·x) + 2·(w·x)
+//   transcendental:  y = tanh(x·w + sin(x))·sigmoid(w) − exp(0.5·x) + w (the costlier ops)
 //
 // then y.backward(seed),
-// written as one statement (one tape node; backward is one fused kernel a leaf) against the
+// written as one statement (one tape node; backward is one multi-output kernel) against the
 // same written as 10 statements (one node an op, every intermediate kept: PyTorch's eager
 // tape), and, when LibTorch is found, against LibTorch on the CPU (bench_autograd_torch.cpp).
 //

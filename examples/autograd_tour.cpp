@@ -1,5 +1,5 @@
 // Autograd in a few statements: each statement over Vars is one fused forward kernel and one
-// tape node; backward runs one fused kernel per leaf. Prints the gradients, the launches each
+// tape node; backward runs one multi-output kernel for its same-shaped leaves. Prints the gradients, the launches each
 // step took, and a gradcheck of a small function.
 #include <ft/ft.hpp>
 #include <iostream>
@@ -14,7 +14,8 @@ int main() {
   loss.backward();
   std::cout << "loss " << loss.item() << ", |dW| " << ft::norm(W.grad()).item() << ", db " << b.grad() << "\n";
 
-  // one statement, one launch forward; its backward is one fused kernel a leaf
+  // one statement, one launch forward; its backward: one kernel for both occurrences of a,
+  // one fused reduction for the broadcast c
   ft::Var<float, 2> a(ft::randn<float>({256, 256}, ft::kCPU, 3), ft::requires_grad);
   ft::Var<float, 1> c(ft::randn<float>({256}, ft::kCPU, 4), ft::requires_grad);
   ft::stats::reset();
@@ -23,7 +24,7 @@ int main() {
   auto seed = ft::ones<float>({256, 256});
   ft::stats::reset();
   h.backward(seed);
-  std::cout << "backward: " << ft::stats::launches(ft::kCPU) << " launches (a read twice, c summed over the rows)\n";
+  std::cout << "backward: " << ft::stats::launches(ft::kCPU) << " launches (a's two occurrences in one kernel, c summed over the rows)\n";
 
   // dynamic control flow: the tape records what ran
   ft::Var<double, 1> v(ft::from_vector<double>({1.0, 2.0}, {2}), ft::requires_grad);
