@@ -24,7 +24,8 @@ int main() {
   auto seed = ft::ones<float>({256, 256});
   ft::stats::reset();
   h.backward(seed);
-  std::cout << "backward: " << ft::stats::launches(ft::kCPU) << " launches (a's two occurrences in one kernel, c summed over the rows)\n";
+  std::cout << "backward: " << ft::stats::launches(ft::kCPU)
+            << " launches (a's two occurrences in one kernel, c summed over the rows)\n";
 
   // dynamic control flow: the tape records what ran
   ft::Var<double, 1> v(ft::from_vector<double>({1.0, 2.0}, {2}), ft::requires_grad);

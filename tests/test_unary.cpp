@@ -204,9 +204,12 @@ TEST_CASE("float sin, cos and tanh on the CPU: large arguments, signed zeros, th
   for (std::size_t i = 0; i < xs.size(); ++i) {
     CAPTURE(xs[i]);
     const double abs_tol = std::fabs(xs[i]) > 1e7f ? 2e-7 : 1e-12;  // the reduction's error at 1e9
-    CHECK(std::fabs(s[i] - std::sin(double(xs[i]))) <= 2 * std::ldexp(1.0, -24) * std::fabs(std::sin(double(xs[i]))) + abs_tol);
-    CHECK(std::fabs(c[i] - std::cos(double(xs[i]))) <= 2 * std::ldexp(1.0, -24) * std::fabs(std::cos(double(xs[i]))) + abs_tol);
-    CHECK(std::fabs(t[i] - std::tanh(double(xs[i]))) <= 2 * std::ldexp(1.0, -24) * std::fabs(std::tanh(double(xs[i]))) + 1e-12);
+    CHECK(std::fabs(s[i] - std::sin(double(xs[i]))) <=
+          2 * std::ldexp(1.0, -24) * std::fabs(std::sin(double(xs[i]))) + abs_tol);
+    CHECK(std::fabs(c[i] - std::cos(double(xs[i]))) <=
+          2 * std::ldexp(1.0, -24) * std::fabs(std::cos(double(xs[i]))) + abs_tol);
+    CHECK(std::fabs(t[i] - std::tanh(double(xs[i]))) <=
+          2 * std::ldexp(1.0, -24) * std::fabs(std::tanh(double(xs[i]))) + 1e-12);
   }
   CHECK(std::signbit(s[0]));
   CHECK(std::signbit(t[0]));
