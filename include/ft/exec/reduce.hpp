@@ -157,32 +157,16 @@ struct CombineOp {
   }
 };
 
-template <class I, int RI>
-struct Unraveler {
-  FastDivmod<I> div[RI > 0 ? RI : 1];
-};
-
 // Reads element L of the input on the device: linear when dense, else coordinates by fast division.
 template <class I, int RI, bool Dense, class Ev>
 struct DeviceReader {
   Ev ev;
-  Unraveler<I, RI> un;
+  Divisors<I, RI> un;
   __device__ FT_INLINE auto operator()(I L) const {
-    if constexpr (Dense) {
+    if constexpr (Dense)
       return ev(Index<I, RI, true>{L});
-    } else {
-      Index<I, RI, false> ix;
-      ix.linear = L;
-#pragma unroll
-      for (int d = RI - 1; d > 0; --d) {
-        I q, r;
-        un.div[d].divmod(L, q, r);
-        ix.coord[d] = r;
-        L = q;
-      }
-      if constexpr (RI > 0) ix.coord[0] = L;
-      return ev(ix);
-    }
+    else
+      return ev(unravel_fast<I, RI>(L, un));
   }
 };
 
@@ -340,7 +324,7 @@ void with_reader(const E& e, Device dev, CpuBody&& cpu_body, GpuBody&& gpu_body)
     stats::detail::record_launch(dev);
     auto go = [&]<class I, bool D>() {
       gpu::DeviceReader<I, RI, D, decltype(ev)> read{ev, {}};
-      for (int d = 0; d < RI; ++d) read.un.div[d] = FastDivmod<I>(static_cast<I>(e.shape()[d]));
+      for (int d = 0; d < RI; ++d) read.un.d[d] = FastDivmod<I>(static_cast<I>(e.shape()[d]));
       gpu_body.template operator()<I>(read);
       FT_CUDA_CHECK(cudaGetLastError());
     };
