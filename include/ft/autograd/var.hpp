@@ -153,12 +153,8 @@ class AddTo {
     template <class Ix>
     FT_HD FT_INLINE T operator()(const Ix& ix) const {
       const T v = static_cast<T>(g(ix));
-      if constexpr (std::is_floating_point_v<T>) {
-        const T d = dst(ix);  // read unconditionally (discarded when fresh): no masked load
-        return fresh != T(0) ? v : static_cast<T>(d + v);
-      } else {
-        return fresh != T(0) ? v : static_cast<T>(dst(ix) + v);
-      }
+      const T d = dst(ix);  // read unconditionally (discarded when fresh): no masked load
+      return fresh != T(0) ? v : static_cast<T>(d + v);
     }
     template <int N, class I>
     FT_HD FT_INLINE Vec<T, N> load(I i) const {
