@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "ft/core/any_tensor.hpp"
 #include "ft/core/print.hpp"
 #include "ft/core/tensor.hpp"
 #include "ft/exec/assign.hpp"
@@ -122,6 +123,10 @@ class VarState {
   bool retains_grad = false;  // keep .grad() of a non-leaf after backward
   virtual bool has_grad() const = 0;
   virtual void drop_grad() = 0;
+  // The value and the gradient (undefined when none) with their type known at run time, sharing
+  // storage: what optimizers, state dicts and parameter lists work with.
+  virtual AnyTensor any_value() const = 0;
+  virtual AnyTensor any_grad() const = 0;
   // Throws when the gradient holds a NaN or an infinity (anomaly detection).
   virtual void check_grad_finite(const std::string& where) const = 0;
 };
@@ -211,6 +216,8 @@ class VarImpl final : public VarState {
 
   bool has_grad() const override { return grad.defined(); }
   void drop_grad() override { grad = Tensor<T, R>(); }
+  AnyTensor any_value() const override { return value; }
+  AnyTensor any_grad() const override { return grad.defined() ? AnyTensor(grad) : AnyTensor(); }
   void check_grad_finite(const std::string& where) const override {
     if (has_non_finite(grad))
       fail("anomaly", "the backward of ", where, " produced a NaN or infinite gradient for an input of shape ",
@@ -420,6 +427,12 @@ class Var {
     return *impl_;
   }
   const std::shared_ptr<autograd::VarImpl<T, R>>& state_ptr() const { return impl_; }
+  // Another handle to the Var whose state this is (parameter lists hold states type-erased).
+  static Var from_state(std::shared_ptr<autograd::VarImpl<T, R>> state) {
+    Var v;
+    v.impl_ = std::move(state);
+    return v;
+  }
   // A Var produced by `node` with value `v`.
   static Var from_node(Tensor<T, R> v, std::shared_ptr<autograd::Node> node) {
     Var out(std::move(v));

@@ -83,7 +83,8 @@ void run_outputs(const Outputs<Output<T, Ev>...>& body, const Shape<R>& shape, D
   } else {
 #if FT_CUDA_ENABLED
     // one 16-byte access an output per step when the outputs' elements have one size
-    constexpr std::size_t first = (sizeof(T), ...);
+    constexpr std::size_t sizes[] = {sizeof(T)...};
+    constexpr std::size_t first = sizes[0];
     constexpr int N = ((sizeof(T) == first) && ...) ? static_cast<int>(16 / first) : 1;
     gpu::run_each<N>(body, shape, device, plan);
 #else

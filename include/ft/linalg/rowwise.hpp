@@ -283,7 +283,10 @@ auto log_softmax(const E& e, int dim) {
   return rowwise::softmax_impl(e, dim, rowwise::Kind::LogSoftmax, "log_softmax");
 }
 
-enum class Reduction { Mean, Sum };
+// How a loss combines its per-element values, as PyTorch's `reduction`: their mean, their sum,
+// or none (the per-element losses; ft::nn::functional's losses take it as a template argument,
+// since it changes the result's rank).
+enum class Reduction { Mean, Sum, None };
 
 struct CrossEntropyOptions {
   std::int64_t ignore_index = -100;
@@ -292,8 +295,8 @@ struct CrossEntropyOptions {
 };
 
 // cross_entropy(logits [N, C], target [N] of class indices): log_softmax and the gather fused,
-// averaged over the rows whose target is not ignore_index (torch.nn.functional.cross_entropy).
-// A rank-0 tensor; one launch.
+// averaged over the rows whose target is not ignore_index (torch.nn.functional.cross_entropy),
+// or summed (Reduction::Sum). A rank-0 tensor; one launch. Reduction::None is an error here.
 template <Expression E>
 Tensor<float_promote_t<typename E::value_type>, 0> cross_entropy(const E& logits, const Tensor<std::int64_t, 1>& target,
                                                                  CrossEntropyOptions opts = {}) {
@@ -304,6 +307,9 @@ Tensor<float_promote_t<typename E::value_type>, 0> cross_entropy(const E& logits
   check(target.shape()[0] == s[0], "cross_entropy", "logits ", to_string(s), " and target ", to_string(target.shape()),
         " have different batch sizes");
   check(target.device() == dev, "cross_entropy", "logits on ", dev, " and target on ", target.device());
+  check(opts.reduction != Reduction::None, "cross_entropy",
+        "reduction None (per-row losses) is not a rank-0 result; use "
+        "ft::nn::functional::cross_entropy<ft::Reduction::None>(logits, target, options)");
   check(opts.label_smoothing >= 0 && opts.label_smoothing <= 1, "cross_entropy",
         "label_smoothing must be in [0, 1], got ", opts.label_smoothing);
   check(s[1] > 0 || s[0] == 0, "cross_entropy", "logits ", to_string(s), " have no classes");

@@ -1,0 +1,217 @@
+// One launch over many tensors: the optimizer step's executor.
+//
+// An entry is NL same-sized contiguous arrays (a parameter, its gradient, its optimizer
+// state) plus that entry's scalars H (learning rate, bias corrections...). f(h, p, i) updates
+// element i of entry p (p[k] is the entry's k-th array). The entries are cut into chunks;
+// on the CPU one parallel loop covers all chunks, on a GPU one kernel does (one block per
+// chunk) after the table of pointers is copied to the device: one launch for the whole
+// model, whatever the number of parameters.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "ft/core/config.hpp"
+#include "ft/core/stats.hpp"
+#include "ft/core/tensor.hpp"
+#include "ft/cuda/runtime.hpp"
+
+namespace ft::exec {
+
+template <class T, int NL, class H>
+struct TensorEntry {
+  T* ptr[NL];
+  index_t n;
+  H hyper;
+};
+
+struct TensorChunk {
+  std::int32_t entry;
+  index_t begin, end;
+};
+
+inline constexpr index_t kMultiTensorChunk = 1 << 16;
+
+inline std::vector<TensorChunk> make_chunks(const std::vector<index_t>& sizes, index_t chunk) {
+  std::vector<TensorChunk> out;
+  for (std::size_t e = 0; e < sizes.size(); ++e)
+    for (index_t b = 0; b < sizes[e]; b += chunk)
+      out.push_back({static_cast<std::int32_t>(e), b, std::min(sizes[e], b + chunk)});
+  return out;
+}
+
+namespace cpu {
+template <class T, int NL, class H, class F>
+void multi_tensor_apply(const std::vector<TensorEntry<T, NL, H>>& entries, const std::vector<TensorChunk>& chunks,
+                        const F& f) {
+  const auto nchunks = static_cast<std::int64_t>(chunks.size());
+#pragma omp parallel for schedule(dynamic, 1) if (nchunks > 1)
+  for (std::int64_t c = 0; c < nchunks; ++c) {
+    const TensorChunk ch = chunks[static_cast<std::size_t>(c)];
+    const auto& e = entries[static_cast<std::size_t>(ch.entry)];
+    T* p[NL];
+    for (int k = 0; k < NL; ++k) p[k] = e.ptr[k];
+    const H h = e.hyper;
+#pragma omp simd
+    for (index_t i = ch.begin; i < ch.end; ++i) f(h, p, i);
+  }
+}
+
+// partials[c] = the sum (or max) over chunk c of f(h, p, i), in double.
+template <class T, int NL, class H, class F>
+void multi_tensor_reduce(const std::vector<TensorEntry<T, NL, H>>& entries, const std::vector<TensorChunk>& chunks,
+                         const F& f, bool is_max, double* partials) {
+  const auto nchunks = static_cast<std::int64_t>(chunks.size());
+#pragma omp parallel for schedule(dynamic, 1) if (nchunks > 1)
+  for (std::int64_t c = 0; c < nchunks; ++c) {
+    const TensorChunk ch = chunks[static_cast<std::size_t>(c)];
+    const auto& e = entries[static_cast<std::size_t>(ch.entry)];
+    T* p[NL];
+    for (int k = 0; k < NL; ++k) p[k] = e.ptr[k];
+    const H h = e.hyper;
+    double acc = 0;
+    if (is_max) {
+      for (index_t i = ch.begin; i < ch.end; ++i) {
+        const double v = f(h, p, i);
+        acc = (v > acc || v != v) ? v : acc;  // NaN propagates
+      }
+    } else {
+#pragma omp simd reduction(+ : acc)
+      for (index_t i = ch.begin; i < ch.end; ++i) acc += f(h, p, i);
+    }
+    partials[c] = acc;
+  }
+}
+}  // namespace cpu
+
+#if FT_CUDA_ENABLED
+namespace gpu {
+template <class T, int NL, class H, class F>
+__global__ void __launch_bounds__(256)
+    multi_tensor_kernel(const TensorEntry<T, NL, H>* entries, const TensorChunk* chunks, F f) {
+  const TensorChunk ch = chunks[blockIdx.x];
+  const TensorEntry<T, NL, H>& e = entries[ch.entry];
+  T* p[NL];
+#pragma unroll
+  for (int k = 0; k < NL; ++k) p[k] = e.ptr[k];
+  const H h = e.hyper;
+  for (index_t i = ch.begin + threadIdx.x; i < ch.end; i += blockDim.x) f(h, p, i);
+}
+
+template <class T, int NL, class H, class F>
+__global__ void __launch_bounds__(256)
+    multi_tensor_reduce_kernel(const TensorEntry<T, NL, H>* entries, const TensorChunk* chunks, F f, bool is_max,
+                               double* partials) {
+  __shared__ double warp_acc[8];
+  const TensorChunk ch = chunks[blockIdx.x];
+  const TensorEntry<T, NL, H>& e = entries[ch.entry];
+  T* p[NL];
+#pragma unroll
+  for (int k = 0; k < NL; ++k) p[k] = e.ptr[k];
+  const H h = e.hyper;
+  auto combine = [is_max](double a, double b) { return is_max ? ((b > a || b != b) ? b : a) : a + b; };
+  double acc = 0;
+  for (index_t i = ch.begin + threadIdx.x; i < ch.end; i += blockDim.x) acc = combine(acc, f(h, p, i));
+  for (int o = 16; o > 0; o >>= 1) acc = combine(acc, __shfl_down_sync(0xffffffffu, acc, o));
+  if ((threadIdx.x & 31) == 0) warp_acc[threadIdx.x >> 5] = acc;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double r = 0;
+    for (int w = 0; w < 8; ++w) r = combine(r, warp_acc[w]);
+    partials[blockIdx.x] = r;
+  }
+}
+
+// The entries and chunks in one device block (freed in stream order when the tensor goes).
+template <class T, int NL, class H>
+Tensor<std::uint8_t, 1> upload_table(Device device, const std::vector<TensorEntry<T, NL, H>>& entries,
+                                     const std::vector<TensorChunk>& chunks, std::size_t& chunk_offset) {
+  const std::size_t eb = entries.size() * sizeof(TensorEntry<T, NL, H>);
+  chunk_offset = (eb + 15) / 16 * 16;
+  const std::size_t bytes = chunk_offset + chunks.size() * sizeof(TensorChunk);
+  std::vector<unsigned char> host(bytes);
+  std::memcpy(host.data(), entries.data(), eb);
+  std::memcpy(host.data() + chunk_offset, chunks.data(), chunks.size() * sizeof(TensorChunk));
+  Tensor<std::uint8_t, 1> table(Shape<1>{static_cast<index_t>(bytes)}, device);
+  cuda::copy_bytes(table.data(), device, host.data(), kCPU, bytes);
+  return table;
+}
+
+template <class T, int NL, class H, class F>
+void multi_tensor_apply(Device device, const std::vector<TensorEntry<T, NL, H>>& entries,
+                        const std::vector<TensorChunk>& chunks, const F& f) {
+  cuda::DeviceGuard guard(device);
+  std::size_t off = 0;
+  auto table = upload_table(device, entries, chunks, off);
+  const auto* e = reinterpret_cast<const TensorEntry<T, NL, H>*>(table.data());
+  const auto* c = reinterpret_cast<const TensorChunk*>(table.data() + off);
+  multi_tensor_kernel<T, NL, H, F><<<static_cast<unsigned>(chunks.size()), 256, 0, cuda::current_stream()>>>(e, c, f);
+  FT_CUDA_CHECK(cudaGetLastError());
+}
+
+template <class T, int NL, class H, class F>
+void multi_tensor_reduce(Device device, const std::vector<TensorEntry<T, NL, H>>& entries,
+                         const std::vector<TensorChunk>& chunks, const F& f, bool is_max, double* partials) {
+  cuda::DeviceGuard guard(device);
+  std::size_t off = 0;
+  auto table = upload_table(device, entries, chunks, off);
+  Tensor<double, 1> out(Shape<1>{static_cast<index_t>(chunks.size())}, device);
+  const auto* e = reinterpret_cast<const TensorEntry<T, NL, H>*>(table.data());
+  const auto* c = reinterpret_cast<const TensorChunk*>(table.data() + off);
+  multi_tensor_reduce_kernel<T, NL, H, F>
+      <<<static_cast<unsigned>(chunks.size()), 256, 0, cuda::current_stream()>>>(e, c, f, is_max, out.data());
+  FT_CUDA_CHECK(cudaGetLastError());
+  cuda::copy_bytes(partials, kCPU, out.data(), device, chunks.size() * sizeof(double));
+}
+}  // namespace gpu
+#endif
+
+// Runs f over every element of every entry on `device`: one launch (none when empty).
+template <class T, int NL, class H, class F>
+void multi_tensor_apply(Device device, const std::vector<TensorEntry<T, NL, H>>& entries, const F& f) {
+  std::vector<index_t> sizes;
+  for (const auto& e : entries) sizes.push_back(e.n);
+  const auto chunks = make_chunks(sizes, kMultiTensorChunk);
+  if (chunks.empty()) return;
+  stats::detail::record_launch(device);
+  if (device.is_cpu()) {
+    cpu::multi_tensor_apply(entries, chunks, f);
+  } else {
+#if FT_CUDA_ENABLED
+    gpu::multi_tensor_apply(device, entries, chunks, f);
+#else
+    cuda::require_device(device, "multi_tensor_apply");
+#endif
+  }
+}
+
+// The sum (or, with is_max, the maximum) over every element of every entry of f(h, p, i)
+// (a double), on `device`: one launch; the per-chunk partials are combined on the host in
+// chunk order, so the result is deterministic.
+template <class T, int NL, class H, class F>
+double multi_tensor_reduce(Device device, const std::vector<TensorEntry<T, NL, H>>& entries, const F& f,
+                           bool is_max = false) {
+  std::vector<index_t> sizes;
+  for (const auto& e : entries) sizes.push_back(e.n);
+  const auto chunks = make_chunks(sizes, kMultiTensorChunk);
+  if (chunks.empty()) return 0.0;
+  std::vector<double> partials(chunks.size());
+  stats::detail::record_launch(device);
+  if (device.is_cpu()) {
+    cpu::multi_tensor_reduce(entries, chunks, f, is_max, partials.data());
+  } else {
+#if FT_CUDA_ENABLED
+    gpu::multi_tensor_reduce(device, entries, chunks, f, is_max, partials.data());
+#else
+    cuda::require_device(device, "multi_tensor_reduce");
+#endif
+  }
+  double r = 0;
+  for (double v : partials) r = is_max ? ((v > r || v != v) ? v : r) : r + v;
+  return r;
+}
+
+}  // namespace ft::exec

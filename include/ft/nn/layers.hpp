@@ -1,0 +1,533 @@
+// The layers of ft::nn, as torch.nn's: same names, arguments, parameter names and default
+// initialisation. forward() returns an expression where the layer is elementwise (bias
+// addition, activations, Dropout), so it fuses into the next statement; layers with a
+// boundary op (GEMM, convolution, pooling, normalisation) return a Var.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "ft/autograd/functional.hpp"
+#include "ft/core/philox.hpp"
+#include "ft/nn/init.hpp"
+#include "ft/nn/module.hpp"
+
+namespace ft::nn {
+
+namespace detail {
+// A parameter with its initial value: a leaf that requires grad.
+template <class T, int R>
+Var<T, R> parameter(const Tensor<T, R>& init) {
+  return Var<T, R>(init, requires_grad);
+}
+template <class X>
+using value_t = float_promote_t<typename X::value_type>;
+}  // namespace detail
+
+// ---- Linear: y = x·Wᵀ + b ----
+// weight [out, in] ~ kaiming_uniform(a = √5) = U(±1/√in); bias [out] ~ U(±1/√in).
+template <class T = float>
+class Linear : public Module<Linear<T>> {
+ public:
+  Var<T, 2> weight;
+  Var<T, 1> bias;  // undefined without bias
+
+  Linear() = default;
+  Linear(index_t in_features, index_t out_features, bool has_bias = true, Device device = kCPU) {
+    check(in_features >= 0 && out_features >= 0, "Linear", "negative size (", in_features, ", ", out_features, ")");
+    Tensor<T, 2> w(Shape<2>{out_features, in_features}, device);
+    init::kaiming_uniform_(w, std::sqrt(5.0));
+    weight = detail::parameter(w);
+    if (has_bias) {
+      const double bound = in_features > 0 ? 1.0 / std::sqrt(static_cast<double>(in_features)) : 0.0;
+      Tensor<T, 1> b(Shape<1>{out_features}, device);
+      init::uniform_(b, -bound, bound);
+      bias = detail::parameter(b);
+    }
+  }
+  index_t in_features() const { return weight.size(1); }
+  index_t out_features() const { return weight.size(0); }
+
+  template <class V>
+  void visit(V&& v) {
+    v("weight", weight);
+    v("bias", bias);
+  }
+  // x [..., in] → [..., out]: the GEMM, plus the bias as a lazy broadcast that fuses into
+  // whatever reads the result (an activation, a loss).
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::linear(autograd::to_var(x), weight) + bias_or_zero();
+  }
+
+ private:
+  Var<T, 1> bias_or_zero() {
+    if (bias.defined()) return bias;
+    if (!zero_.defined() || zero_.device() != weight.device() || zero_.size(0) != weight.size(0))
+      zero_ = Var<T, 1>(ft::zeros<T>(Shape<1>{weight.size(0)}, weight.device()));
+    return zero_;
+  }
+  Var<T, 1> zero_;  // a constant: the bias of a Linear without one
+};
+
+// ---- Conv2d ----
+// weight [out, in/groups, kh, kw] ~ kaiming_uniform(a = √5); bias [out] ~ U(±1/√fan_in).
+template <class T = float>
+class Conv2d : public Module<Conv2d<T>> {
+ public:
+  Var<T, 4> weight;
+  Var<T, 1> bias;
+  Conv2dOptions options;
+
+  Conv2d() = default;
+  Conv2d(index_t in_channels, index_t out_channels, Pair kernel_size, Conv2dOptions opts = {}, bool has_bias = true,
+         Device device = kCPU)
+      : options(opts) {
+    check(opts.groups > 0 && in_channels % opts.groups == 0 && out_channels % opts.groups == 0, "Conv2d",
+          "in_channels (", in_channels, ") and out_channels (", out_channels, ") must be divisible by groups (",
+          opts.groups, ")");
+    Tensor<T, 4> w(Shape<4>{out_channels, in_channels / opts.groups, kernel_size.h, kernel_size.w}, device);
+    init::kaiming_uniform_(w, std::sqrt(5.0));
+    weight = detail::parameter(w);
+    if (has_bias) {
+      const index_t fan_in = init::calculate_fan_in_and_fan_out(w).first;
+      const double bound = fan_in > 0 ? 1.0 / std::sqrt(static_cast<double>(fan_in)) : 0.0;
+      Tensor<T, 1> b(Shape<1>{out_channels}, device);
+      init::uniform_(b, -bound, bound);
+      bias = detail::parameter(b);
+    }
+  }
+  template <class V>
+  void visit(V&& v) {
+    v("weight", weight);
+    v("bias", bias);
+  }
+  template <Expression X>
+  Var<T, 4> forward(const X& x) {
+    auto vx = autograd::to_var(x);
+    return bias.defined() ? ft::conv2d(vx, weight, bias, options) : ft::conv2d(vx, weight, options);
+  }
+};
+
+// ---- pooling ----
+class MaxPool2d : public Stateless<MaxPool2d> {
+ public:
+  Pair kernel_size, stride, padding, dilation;
+  bool ceil_mode;
+  // stride defaults to kernel_size, as PyTorch's stride=None.
+  explicit MaxPool2d(Pair kernel, std::optional<Pair> stride_ = std::nullopt, Pair padding_ = 0, Pair dilation_ = 1,
+                     bool ceil = false)
+      : kernel_size(kernel),
+        stride(stride_.value_or(kernel)),
+        padding(padding_),
+        dilation(dilation_),
+        ceil_mode(ceil) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode);
+  }
+};
+
+class AvgPool2d : public Stateless<AvgPool2d> {
+ public:
+  Pair kernel_size, stride, padding;
+  bool ceil_mode, count_include_pad;
+  explicit AvgPool2d(Pair kernel, std::optional<Pair> stride_ = std::nullopt, Pair padding_ = 0, bool ceil = false,
+                     bool include_pad = true)
+      : kernel_size(kernel),
+        stride(stride_.value_or(kernel)),
+        padding(padding_),
+        ceil_mode(ceil),
+        count_include_pad(include_pad) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad);
+  }
+};
+
+class AdaptiveAvgPool2d : public Stateless<AdaptiveAvgPool2d> {
+ public:
+  Pair output_size;
+  explicit AdaptiveAvgPool2d(Pair size) : output_size(size) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::adaptive_avg_pool2d(x, output_size);
+  }
+};
+
+// ---- normalisation ----
+struct BatchNormOptions {
+  double eps = 1e-5;
+  std::optional<double> momentum = 0.1;  // nullopt: the cumulative average (PyTorch's momentum=None)
+  bool affine = true;
+  bool track_running_stats = true;
+};
+
+// Batch normalisation over the channel dimension 1 of [N, C, ...] with Rank the input rank
+// (BatchNorm1d: [N, C] or [N, C, L]; BatchNorm2d: [N, C, H, W]). In training the batch's
+// mean and biased variance normalise, and the running statistics move by `momentum` (the
+// variance unbiased, as PyTorch); in eval the running statistics normalise. weight = 1,
+// bias = 0, running_mean = 0, running_var = 1 initially.
+template <class T, int MinRank, int MaxRank>
+class BatchNorm : public Module<BatchNorm<T, MinRank, MaxRank>> {
+ public:
+  Var<T, 1> weight, bias;
+  Tensor<T, 1> running_mean, running_var;
+  Tensor<std::int64_t, 0> num_batches_tracked;
+  BatchNormOptions options;
+
+  BatchNorm() = default;
+  explicit BatchNorm(index_t num_features, BatchNormOptions opts = {}, Device device = kCPU) : options(opts) {
+    if (opts.affine) {
+      weight = detail::parameter(ft::ones<T>({num_features}, device));
+      bias = detail::parameter(ft::zeros<T>({num_features}, device));
+    }
+    if (opts.track_running_stats) {
+      running_mean = ft::zeros<T>({num_features}, device);
+      running_var = ft::ones<T>({num_features}, device);
+      num_batches_tracked = ft::zeros<std::int64_t>(Shape<0>{}, device);
+    }
+    features_ = num_features;
+  }
+  index_t num_features() const { return features_; }
+
+  template <class V>
+  void visit(V&& v) {
+    v("weight", weight);
+    v("bias", bias);
+    v("running_mean", running_mean);
+    v("running_var", running_var);
+    v("num_batches_tracked", num_batches_tracked);
+  }
+
+  template <Expression X>
+  Var<T, X::rank> forward(const X& x) {
+    constexpr int R = X::rank;
+    static_assert(R >= MinRank && R <= MaxRank,
+                  "ft::nn::BatchNorm: wrong input rank (BatchNorm1d: [N, C] or [N, C, L]; "
+                  "BatchNorm2d: [N, C, H, W])");
+    auto xv = autograd::to_var(x);
+    const index_t N = xv.size(0), C = xv.size(1);
+    check(C == features_, "BatchNorm", "input ", to_string(xv.shape()), " has ", C, " channels, the layer expects ",
+          features_);
+    const index_t L = N * C > 0 ? xv.numel() / (N * C) : 0;
+    Var<T, 3> x3 = xv.reshape({N, C, L});
+    const bool batch_stats = this->is_training() || !running_mean.defined();
+    Var<T, 3> y3;
+    if (batch_stats) {
+      check(N * L > 1 || !this->is_training(), "BatchNorm",
+            "expected more than 1 value per channel when training, got input ", to_string(xv.shape()));
+      Var<T, 3> mu = ft::mean(ft::mean(x3, 2, keepdim), 0, keepdim);
+      Var<T, 3> var = ft::mean(ft::mean(ft::square(x3 - mu), 2, keepdim), 0, keepdim);
+      if (this->is_training() && running_mean.defined()) update_running(mu.value(), var.value(), N * L);
+      y3 = affine(x3, mu, var);
+    } else {
+      y3 = affine(x3, Var<T, 3>(running_mean.reshape({1, C, 1})), Var<T, 3>(running_var.reshape({1, C, 1})));
+    }
+    index_t sizes[R];
+    for (int d = 0; d < R; ++d) sizes[d] = xv.size(d);
+    return y3.reshape(sizes);
+  }
+
+ private:
+  Var<T, 3> affine(const Var<T, 3>& x3, const Var<T, 3>& mu, const Var<T, 3>& var) {
+    const index_t C = x3.size(1);
+    auto xhat = (x3 - mu) * ft::rsqrt(var + static_cast<T>(options.eps));
+    if (weight.defined()) return xhat * weight.reshape({1, C, 1}) + bias.reshape({1, C, 1});
+    return xhat;
+  }
+  void update_running(const Tensor<T, 3>& mu, const Tensor<T, 3>& var, index_t n) {
+    NoGradGuard no_grad;
+    const index_t C = mu.size(1);
+    num_batches_tracked = num_batches_tracked + std::int64_t(1);
+    const double m =
+        options.momentum ? *options.momentum : 1.0 / static_cast<double>(num_batches_tracked.to(kCPU).item());
+    const double unbias = n > 1 ? static_cast<double>(n) / static_cast<double>(n - 1) : 1.0;
+    running_mean = running_mean * static_cast<T>(1 - m) + mu.reshape({C}) * static_cast<T>(m);
+    running_var = running_var * static_cast<T>(1 - m) + var.reshape({C}) * static_cast<T>(m * unbias);
+  }
+  index_t features_ = 0;
+};
+template <class T = float>
+using BatchNorm1d = BatchNorm<T, 2, 3>;
+template <class T = float>
+using BatchNorm2d = BatchNorm<T, 4, 4>;
+
+// Layer normalisation over the last N dimensions (normalized_shape has N sizes).
+template <class T = float, int N = 1>
+class LayerNorm : public Module<LayerNorm<T, N>> {
+ public:
+  Var<T, N> weight, bias;
+  double eps = 1e-5;
+
+  LayerNorm() = default;
+  explicit LayerNorm(const index_t (&normalized_shape)[N], double eps_ = 1e-5, bool elementwise_affine = true,
+                     bool has_bias = true, Device device = kCPU)
+      : eps(eps_) {
+    init(normalized_shape, elementwise_affine, has_bias, device);
+  }
+  explicit LayerNorm(index_t normalized_size, double eps_ = 1e-5, bool elementwise_affine = true, bool has_bias = true,
+                     Device device = kCPU) requires(N == 1)
+      : eps(eps_) {
+    const index_t shape[1] = {normalized_size};
+    init(shape, elementwise_affine, has_bias, device);
+  }
+
+  template <class V>
+  void visit(V&& v) {
+    v("weight", weight);
+    v("bias", bias);
+  }
+  template <Expression X>
+  Var<T, X::rank> forward(const X& x) {
+    return ft::layer_norm(autograd::to_var(x), N, weight, bias, eps);
+  }
+
+ private:
+  void init(const index_t (&shape)[N], bool affine, bool has_bias, Device device) {
+    if (!affine) return;
+    weight = detail::parameter(ft::ones<T>(shape, device));
+    if (has_bias) bias = detail::parameter(ft::zeros<T>(shape, device));
+  }
+};
+
+// ---- Dropout ----
+namespace detail {
+// The dropout mask: 1/(1-p) where a Philox uniform is ≥ p, else 0; all ones when p is 0.
+template <class T>
+struct DropoutMask {
+  std::uint64_t seed;
+  float p;
+  T scale;
+  FT_HD FT_INLINE T operator()(index_t i) const {
+    if (p <= 0.0f) return T(1);
+    philox::U32x4 w = philox::philox4x32_10(static_cast<std::uint64_t>(i), seed);
+    return philox::uniform_float(w.v[0]) >= p ? scale : T(0);
+  }
+};
+}  // namespace detail
+
+namespace functional {
+// x with each element zeroed with probability p and the rest scaled by 1/(1-p), in
+// training; x itself otherwise. A lazy expression: the mask is generated inside the kernel
+// that reads it (and regenerated in the backward), never stored. Reproducible by seed.
+template <Expression X>
+auto dropout(const X& x, double p = 0.5, bool training = true, std::uint64_t seed = next_seed()) {
+  check(p >= 0 && p <= 1, "dropout", "p must be in [0, 1], got ", p);
+  using T = detail::value_t<X>;
+  const bool active = training && p > 0;
+  const T scale = p < 1 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
+  detail::DropoutMask<T> mask{seed, active ? static_cast<float>(p) : 0.0f, active ? scale : T(1)};
+  if (active && p >= 1) mask.p = 2.0f;  // every element dropped (a uniform is < 1 < 2)
+  return x * Generator<detail::DropoutMask<T>, X::rank>(mask, x.shape(), x.device());
+}
+}  // namespace functional
+
+// Each call draws a new mask: seed_i = the module's seed mixed with the call count.
+class Dropout : public Stateless<Dropout> {
+ public:
+  double p;
+  explicit Dropout(double p_ = 0.5, std::uint64_t seed = next_seed()) : p(p_), seed_(seed) {
+    check(p >= 0 && p <= 1, "Dropout", "p must be in [0, 1], got ", p);
+  }
+  template <Expression X>
+  auto forward(const X& x) {
+    const std::uint64_t s = seed_ ^ (0x9E3779B97F4A7C15ull * ++calls_);
+    return functional::dropout(x, p, this->is_training(), s);
+  }
+  // Restarts the sequence of masks (as re-seeding).
+  void manual_seed(std::uint64_t seed) {
+    seed_ = seed;
+    calls_ = 0;
+  }
+
+ private:
+  std::uint64_t seed_;
+  std::uint64_t calls_ = 0;
+};
+
+// ---- Embedding ----
+namespace detail {
+template <class T>
+struct EmbeddingGather {
+  const std::int64_t* idx;
+  const T* weight;
+  index_t dim;
+  FT_HD FT_INLINE T operator()(index_t i) const { return weight[idx[i / dim] * dim + i % dim]; }
+};
+// Row v of the weight's gradient: Σ over the positions p that read row v of g[p, :];
+// positions[offsets[v] .. offsets[v+1]) lists them (a counting sort of the indices).
+// Deterministic, no atomics.
+template <class T>
+struct EmbeddingGradRows {
+  const std::int64_t* offsets;
+  const std::int64_t* positions;
+  const T* g;
+  index_t dim;
+  FT_HD FT_INLINE T operator()(index_t i) const {
+    const index_t v = i / dim, d = i % dim;
+    T s = T(0);
+    for (std::int64_t k = offsets[v]; k < offsets[v + 1]; ++k) s += g[positions[k] * dim + d];
+    return s;
+  }
+};
+}  // namespace detail
+
+// A lookup table [num_embeddings, embedding_dim] ~ N(0, 1), padding_idx's row zero and
+// without gradient.
+template <class T = float>
+class Embedding : public Module<Embedding<T>> {
+ public:
+  Var<T, 2> weight;
+  std::optional<std::int64_t> padding_idx;
+
+  Embedding() = default;
+  Embedding(index_t num_embeddings, index_t embedding_dim, std::optional<std::int64_t> padding = std::nullopt,
+            Device device = kCPU) {
+    if (padding && *padding < 0) padding = *padding + num_embeddings;
+    check(!padding || (*padding >= 0 && *padding < num_embeddings), "Embedding", "padding_idx must be within [",
+          -num_embeddings, ", ", num_embeddings, ")");
+    padding_idx = padding;
+    Tensor<T, 2> w(Shape<2>{num_embeddings, embedding_dim}, device);
+    init::normal_(w);
+    if (padding) w.select(0, *padding) = T(0);
+    weight = detail::parameter(w);
+  }
+  template <class V>
+  void visit(V&& v) {
+    v("weight", weight);
+  }
+
+  // indices [...] → [..., embedding_dim]: one gather launch; the backward is one launch
+  // after a counting sort of the indices on the host.
+  template <int R>
+  Var<T, R + 1> forward(const Tensor<std::int64_t, R>& indices) {
+    const Device dev = weight.device();
+    check(indices.device() == dev, "Embedding", "indices on ", indices.device(), " and weight on ", dev);
+    const index_t V = weight.size(0), D = weight.size(1);
+    Tensor<std::int64_t, R> idx = indices.contiguous();
+    if (idx.numel() > 0) {
+      const bool bad = ft::any(ft::logical_or(idx < std::int64_t(0), idx >= static_cast<std::int64_t>(V))).item();
+      check(!bad, "Embedding", "an index of ", to_string(idx.shape()), " is out of range for ", V, " embeddings");
+    }
+    Shape<R + 1> os;
+    for (int d = 0; d < R; ++d) os[d] = idx.size(d);
+    os[R] = D;
+    Tensor<T, 2> w = weight.value().contiguous();
+    Tensor<T, R + 1> out(os, dev);
+    out = Generator<detail::EmbeddingGather<T>, R + 1>({idx.data(), w.data(), D}, os, dev);
+    auto bwd = [wv = weight, idx, V, D, pad = padding_idx](const Tensor<T, R + 1>& g) {
+      // counting sort of the indices (host): offsets [V + 1], positions [n]
+      std::vector<std::int64_t> host = idx.to(kCPU).to_vector();
+      std::vector<std::int64_t> offsets(static_cast<std::size_t>(V) + 1, 0), positions(host.size());
+      for (std::int64_t v : host)
+        if (!pad || v != *pad) ++offsets[static_cast<std::size_t>(v) + 1];
+      for (index_t v = 0; v < V; ++v) offsets[v + 1] += offsets[v];
+      std::vector<std::int64_t> next(offsets.begin(), offsets.end() - 1);
+      for (std::size_t p = 0; p < host.size(); ++p)
+        if (!pad || host[p] != *pad)
+          positions[static_cast<std::size_t>(next[host[p]]++)] = static_cast<std::int64_t>(p);
+      const Device d = g.device();
+      auto off = ft::from_vector(offsets, {V + 1}, d);
+      auto pos = ft::from_vector(positions.empty() ? std::vector<std::int64_t>{0} : positions,
+                                 {positions.empty() ? index_t(1) : static_cast<index_t>(positions.size())}, d);
+      Tensor<T, R + 1> gc = g.contiguous();
+      wv.state().accumulate(
+          Generator<detail::EmbeddingGradRows<T>, 2>({off.data(), pos.data(), gc.data(), D}, Shape<2>{V, D}, d));
+    };
+    return autograd::record("embedding", out, std::move(bwd), weight);
+  }
+};
+
+// ---- shape and identity ----
+// Flattens every dimension after the first: [N, ...] → [N, ∏ rest] (PyTorch's nn.Flatten()).
+class Flatten : public Stateless<Flatten> {
+ public:
+  template <Expression X>
+  auto forward(const X& x) {
+    static_assert(X::rank >= 1, "ft::nn::Flatten: the input needs a batch dimension");
+    if constexpr (ft::detail::has_var_v<X>) {
+      auto v = autograd::to_var(x);
+      return v.reshape({v.size(0), -1});
+    } else {
+      Tensor<typename X::value_type, X::rank> t(x.shape(), x.device());
+      t = x;
+      return t.reshape({t.size(0), -1});
+    }
+  }
+};
+
+class Identity : public Stateless<Identity> {
+ public:
+  template <Expression X>
+  X forward(const X& x) {
+    return x;
+  }
+};
+
+// ---- activations (lazy expressions) ----
+struct ReLU : Stateless<ReLU> {
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::relu(x);
+  }
+};
+struct LeakyReLU : Stateless<LeakyReLU> {
+  double negative_slope = 0.01;
+  LeakyReLU() = default;
+  explicit LeakyReLU(double slope) : negative_slope(slope) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::leaky_relu(x, negative_slope);
+  }
+};
+struct GELU : Stateless<GELU> {
+  std::string_view approximate = "none";  // or "tanh"
+  GELU() = default;
+  explicit GELU(std::string_view approx) : approximate(approx) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::gelu(x, approximate);
+  }
+};
+struct SiLU : Stateless<SiLU> {
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::silu(x);
+  }
+};
+struct Tanh : Stateless<Tanh> {
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::tanh(x);
+  }
+};
+struct Sigmoid : Stateless<Sigmoid> {
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::sigmoid(x);
+  }
+};
+struct Softmax : Stateless<Softmax> {
+  int dim = -1;
+  Softmax() = default;
+  explicit Softmax(int d) : dim(d) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::softmax(x, dim);
+  }
+};
+struct LogSoftmax : Stateless<LogSoftmax> {
+  int dim = -1;
+  LogSoftmax() = default;
+  explicit LogSoftmax(int d) : dim(d) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::log_softmax(x, dim);
+  }
+};
+
+}  // namespace ft::nn

@@ -1,0 +1,441 @@
+// Loss functions with torch.nn.functional's semantics (ft::nn::functional) and their module
+// forms (ft::nn): mse, l1, smooth_l1, huber, cross_entropy, nll, binary_cross_entropy and
+// binary_cross_entropy_with_logits.
+//
+// Input and target may be tensors, Vars or expressions. Most losses are one expression: the
+// per-element loss and its reduction run as one fused kernel and, when an operand reads a Var,
+// record one tape node whose backward is derived at compile time (one fused kernel a leaf).
+// The result is a Var when an operand reads a Var (so `loss.backward()` works), a tensor
+// otherwise. Reduction::Mean and Sum give a rank-0 result and are passed at run time, as in
+// PyTorch; Reduction::None (the per-element losses) changes the result's rank, so it is a
+// template argument: `mse_loss<ft::Reduction::None>(input, target)` (any reduction may be
+// given that way).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include "ft/autograd/adjoint.hpp"
+#include "ft/autograd/functional.hpp"
+#include "ft/autograd/statement.hpp"
+#include "ft/core/error.hpp"
+#include "ft/expr/generator.hpp"
+#include "ft/expr/math.hpp"
+#include "ft/expr/operators.hpp"
+#include "ft/expr/reduce.hpp"
+#include "ft/linalg/rowwise.hpp"
+
+namespace ft::nn {
+
+namespace detail {
+
+template <class... Xs>
+inline constexpr bool any_var_v = (ft::detail::has_var_v<Xs> || ...);
+
+// A loss's result: a Var when an operand reads a Var, else a tensor.
+template <class T, int R, bool IsVar>
+using loss_result_t = std::conditional_t<IsVar, Var<T, R>, Tensor<T, R>>;
+
+// The loss's element type: the operands' promoted type, floating (as torch).
+template <class X, class... Xs>
+struct promote_all {
+  using type = typename X::value_type;
+};
+template <class X, class Y, class... Xs>
+struct promote_all<X, Y, Xs...> {
+  using type = promote_t<typename X::value_type, typename promote_all<Y, Xs...>::type>;
+};
+template <class... Xs>
+using loss_value_t = float_promote_t<typename promote_all<Xs...>::type>;
+
+template <class E>
+std::string shape_and_device(const E& e) {
+  auto d = ft::detail::device_of(e);
+  return d ? ft::detail::concat(to_string(e.shape()), " on ", *d) : to_string(e.shape());
+}
+
+// Input and target of an elementwise loss: the same shape, on the same device.
+template <class I, class Tg>
+void check_loss_operands(const char* op, const I& input, const Tg& target) {
+  static_assert(I::rank == Tg::rank,
+                "ft::nn: a loss's input and target must have the same rank (PyTorch's broadcasting of a target of "
+                "another shape is not supported: reshape or expand the target)");
+  auto di = ft::detail::device_of(input), dt = ft::detail::device_of(target);
+  if (!(input.shape() == target.shape()) || (di && dt && !(*di == *dt)))
+    fail(op, "input ", shape_and_device(input), " and target ", shape_and_device(target),
+         " must have the same shape and device");
+}
+
+// Reduction::None at run time: the per-element result's rank is only known at compile time.
+inline void check_reduced(const char* op, Reduction reduction) {
+  check(reduction != Reduction::None, op,
+        "reduction None gives the per-element losses, whose rank is fixed at compile time: pass it as a template "
+        "argument, ft::nn::functional::",
+        op, "<ft::Reduction::None>(input, target, ...)");
+}
+
+// The per-element losses `e` reduced as Red: one launch; over Vars, one tape node.
+template <Reduction Red, class T, bool IsVar, class E>
+auto reduce_loss(const E& e) {
+  if constexpr (Red == Reduction::None)
+    return loss_result_t<T, E::rank, IsVar>(e);
+  else if constexpr (Red == Reduction::Sum)
+    return loss_result_t<T, 0, IsVar>(ft::sum(e));
+  else
+    return loss_result_t<T, 0, IsVar>(ft::mean(e));
+}
+
+// The class indices of a [N, C] input's rows as an int64 tensor (an expression is evaluated),
+// checked against the input: N rows, the same device, and (on the CPU, where it costs no
+// synchronisation) every index that is not ignore_index in [0, C).
+template <class I, class Tg>
+Tensor<std::int64_t, 1> class_targets(const char* op, const I& input, const Tg& target, std::int64_t ignore_index) {
+  static_assert(I::rank == 2, "ft::nn: this loss's input must be [batch, classes]");
+  static_assert(Tg::rank == 1, "ft::nn: this loss's target must be [batch] class indices");
+  static_assert(std::is_integral_v<typename Tg::value_type> && !std::is_same_v<typename Tg::value_type, bool>,
+                "ft::nn: this loss's target must hold class indices (int64)");
+  Tensor<std::int64_t, 1> t;
+  if constexpr (std::is_same_v<Tg, Tensor<std::int64_t, 1>>)
+    t = target;
+  else
+    t = Tensor<std::int64_t, 1>(cast<std::int64_t>(target));
+  const auto di = ft::detail::device_of(input);
+  if (t.size(0) != input.shape()[0] || (di && !(*di == t.device())))
+    fail(op, "input ", shape_and_device(input), " and target ", shape_and_device(t),
+         " must have the same batch size and device");
+  if (t.device().is_cpu()) {
+    const index_t C = input.shape()[1];
+    const auto v = t.to_vector();
+    for (std::size_t r = 0; r < v.size(); ++r)
+      if (v[r] != ignore_index && (v[r] < 0 || v[r] >= C))
+        fail(op, "target ", v[r], " at row ", r, " is out of range for ", C, " classes");
+  }
+  return t;
+}
+
+// [1, C] class indices 0 … C−1 (generated, never stored) beside [N, 1] targets: the one-hot mask.
+template <class I>
+auto class_indices(const I& input) {
+  const index_t C = input.shape()[1];
+  return Generator<gen::Arange<std::int64_t>, 1>(gen::Arange<std::int64_t>{0, 1}, Shape<1>{C},
+                                                 ft::detail::device_of(input).value_or(kCPU));
+}
+
+// −(t·log x + (1 − t)·log(1 − x)), each log clamped at −100, as torch's binary_cross_entropy.
+// An op of its own so that its gradient is torch's (below), finite at x = 0 and x = 1.
+struct BinaryCrossEntropyOp {
+  static constexpr const char* name = "binary_cross_entropy";
+  template <class A, class B>
+  FT_HD FT_INLINE float_promote_t<promote_t<A, B>> operator()(A x_, B t_) const {
+    using F = float_promote_t<promote_t<A, B>>;
+    const F x = static_cast<F>(x_), t = static_cast<F>(t_);
+    F log_x = math::log(x), log_1mx = math::log1p(-x);
+    log_x = log_x < F(-100) ? F(-100) : log_x;  // NaN stays NaN, as std::max(NaN, −100)
+    log_1mx = log_1mx < F(-100) ? F(-100) : log_1mx;
+    return (t - F(1)) * log_1mx - t * log_x;
+  }
+};
+
+}  // namespace detail
+
+}  // namespace ft::nn
+
+namespace ft::autograd {
+// torch's binary_cross_entropy_backward: dx = g·(x − t) / max(x·(1 − x), 1e-12);
+// binary_cross_entropy_target_backward: dt = g·(log(1 − x) − log x).
+template <>
+struct BinaryGrad<nn::detail::BinaryCrossEntropyOp> {
+  static constexpr Rule rule = Rule::differentiable;
+  template <class G, class A, class B>
+  static auto lhs(const G& g, const A& x, const B& t) {
+    return g * (x - t) / ft::maximum((1 - x) * x, 1e-12);
+  }
+  template <class G, class A, class B>
+  static auto rhs(const G& g, const A& x, const B&) {
+    return g * (ft::log1p(-x) - ft::log(x));
+  }
+};
+}  // namespace ft::autograd
+
+namespace ft::nn::functional {
+
+// ---- elementwise losses: (input − target)² | |input − target| | smooth L1 | Huber ----
+
+// mean((input − target)²), or its sum or the per-element values. One launch.
+template <Reduction Red, Expression I, Expression Tg>
+auto mse_loss(const I& input, const Tg& target) {
+  detail::check_loss_operands("mse_loss", input, target);
+  return detail::reduce_loss<Red, detail::loss_value_t<I, Tg>, detail::any_var_v<I, Tg>>(square(input - target));
+}
+template <Expression I, Expression Tg>
+auto mse_loss(const I& input, const Tg& target, Reduction reduction = Reduction::Mean) {
+  detail::check_reduced("mse_loss", reduction);
+  if (reduction == Reduction::Sum) return mse_loss<Reduction::Sum>(input, target);
+  return mse_loss<Reduction::Mean>(input, target);
+}
+
+// |input − target|; its gradient is sign(input − target) (0 at a tie), as torch.
+template <Reduction Red, Expression I, Expression Tg>
+auto l1_loss(const I& input, const Tg& target) {
+  detail::check_loss_operands("l1_loss", input, target);
+  return detail::reduce_loss<Red, detail::loss_value_t<I, Tg>, detail::any_var_v<I, Tg>>(abs(input - target));
+}
+template <Expression I, Expression Tg>
+auto l1_loss(const I& input, const Tg& target, Reduction reduction = Reduction::Mean) {
+  detail::check_reduced("l1_loss", reduction);
+  if (reduction == Reduction::Sum) return l1_loss<Reduction::Sum>(input, target);
+  return l1_loss<Reduction::Mean>(input, target);
+}
+
+// z = |input − target|: 0.5·z²/β below β, z − 0.5·β above; β = 0 is the L1 loss, as torch.
+template <Reduction Red, Expression I, Expression Tg>
+auto smooth_l1_loss(const I& input, const Tg& target, double beta = 1.0) {
+  detail::check_loss_operands("smooth_l1_loss", input, target);
+  check(beta >= 0, "smooth_l1_loss", "beta must be non-negative, got ", beta);
+  using T = detail::loss_value_t<I, Tg>;
+  constexpr bool V = detail::any_var_v<I, Tg>;
+  auto d = input - target;
+  // β = 0 separately: the quadratic branch would divide by zero (a NaN in the gradient)
+  if (beta == 0) return detail::reduce_loss<Red, T, V>(abs(d));
+  return detail::reduce_loss<Red, T, V>(where(abs(d) < beta, square(d) * 0.5 / beta, abs(d) - 0.5 * beta));
+}
+template <Expression I, Expression Tg>
+auto smooth_l1_loss(const I& input, const Tg& target, Reduction reduction = Reduction::Mean, double beta = 1.0) {
+  detail::check_reduced("smooth_l1_loss", reduction);
+  if (reduction == Reduction::Sum) return smooth_l1_loss<Reduction::Sum>(input, target, beta);
+  return smooth_l1_loss<Reduction::Mean>(input, target, beta);
+}
+
+// z = |input − target|: 0.5·z² below δ, δ·(z − 0.5·δ) above.
+template <Reduction Red, Expression I, Expression Tg>
+auto huber_loss(const I& input, const Tg& target, double delta = 1.0) {
+  detail::check_loss_operands("huber_loss", input, target);
+  check(delta > 0, "huber_loss", "delta must be positive, got ", delta);
+  auto d = input - target;
+  return detail::reduce_loss<Red, detail::loss_value_t<I, Tg>, detail::any_var_v<I, Tg>>(
+      where(abs(d) < delta, square(d) * 0.5, (abs(d) - 0.5 * delta) * delta));
+}
+template <Expression I, Expression Tg>
+auto huber_loss(const I& input, const Tg& target, Reduction reduction = Reduction::Mean, double delta = 1.0) {
+  detail::check_reduced("huber_loss", reduction);
+  if (reduction == Reduction::Sum) return huber_loss<Reduction::Sum>(input, target, delta);
+  return huber_loss<Reduction::Mean>(input, target, delta);
+}
+
+// ---- classification: input [N, C], target [N] class indices (an int64 tensor or expression) ----
+
+// −(1 − ε)·log_softmax(x)[n, t_n] − ε/C·Σ_c log_softmax(x)[n, c] a row, 0 for the rows whose
+// target is ignore_index; Mean averages over the rows counted. Mean and Sum are the fused
+// ft::cross_entropy (one launch; over Vars, one node whose backward is one kernel); None is
+// log_softmax (one launch) and one fused masked row sum. options.reduction is replaced by Red.
+template <Reduction Red, Expression I, Expression Tg>
+auto cross_entropy(const I& input, const Tg& target, CrossEntropyOptions options = {}) {
+  auto t = detail::class_targets("cross_entropy", input, target, options.ignore_index);
+  options.reduction = Red;
+  if constexpr (Red != Reduction::None) {
+    return ft::cross_entropy(input, t, options);
+  } else {
+    using T = detail::loss_value_t<I>;
+    constexpr bool V = detail::any_var_v<I>;
+    const double eps = options.label_smoothing;
+    check(eps >= 0 && eps <= 1, "cross_entropy", "label_smoothing must be in [0, 1], got ", eps);
+    const double C = static_cast<double>(input.shape()[1]);
+    auto lp = ft::log_softmax(input, 1);
+    auto t2 = t.unsqueeze(1);
+    auto classes = detail::class_indices(input);
+    auto valid = t2 != options.ignore_index;
+    // ε = 0 apart: the other classes' terms are not read, as torch (a −inf there is no NaN)
+    if (eps == 0) return detail::loss_result_t<T, 1, V>(ft::sum(where(logical_and(classes == t2, valid), -lp, 0), 1));
+    return detail::loss_result_t<T, 1, V>(
+        ft::sum(where(valid, where(classes == t2, lp * -(1 - eps + eps / C), lp * -(eps / C)), 0), 1));
+  }
+}
+template <Expression I, Expression Tg>
+auto cross_entropy(const I& input, const Tg& target, CrossEntropyOptions options = {}) {
+  detail::check_reduced("cross_entropy", options.reduction);
+  if (options.reduction == Reduction::Sum) return cross_entropy<Reduction::Sum>(input, target, options);
+  return cross_entropy<Reduction::Mean>(input, target, options);
+}
+
+// −input[n, t_n] a row (input holds log-probabilities), 0 for the rows whose target is
+// ignore_index; Mean averages over the rows counted (NaN when none is). One fused masked sum
+// (Mean: and one launch counting the rows).
+template <Reduction Red, Expression I, Expression Tg>
+auto nll_loss(const I& input, const Tg& target, std::int64_t ignore_index = -100) {
+  auto t = detail::class_targets("nll_loss", input, target, ignore_index);
+  using T = detail::loss_value_t<I>;
+  constexpr bool V = detail::any_var_v<I>;
+  auto t2 = t.unsqueeze(1);
+  auto picked = where(logical_and(detail::class_indices(input) == t2, t2 != ignore_index), -input, 0);
+  if constexpr (Red == Reduction::None) {
+    return detail::loss_result_t<T, 1, V>(ft::sum(picked, 1));
+  } else if constexpr (Red == Reduction::Sum) {
+    return detail::loss_result_t<T, 0, V>(ft::sum(picked));
+  } else {
+    Tensor<T, 0> counted = ft::sum(cast<T>(t != ignore_index));
+    return detail::loss_result_t<T, 0, V>(ft::sum(picked / counted));
+  }
+}
+template <Expression I, Expression Tg>
+auto nll_loss(const I& input, const Tg& target, Reduction reduction = Reduction::Mean,
+              std::int64_t ignore_index = -100) {
+  detail::check_reduced("nll_loss", reduction);
+  if (reduction == Reduction::Sum) return nll_loss<Reduction::Sum>(input, target, ignore_index);
+  return nll_loss<Reduction::Mean>(input, target, ignore_index);
+}
+
+// ---- binary: probabilities, or logits (stable) ----
+
+// −(t·log x + (1 − t)·log(1 − x)) with x in [0, 1] and each log clamped at −100, as torch (an x
+// outside [0, 1] gives NaN here instead of torch's error). One launch.
+template <Reduction Red, Expression I, Expression Tg>
+auto binary_cross_entropy(const I& input, const Tg& target) {
+  detail::check_loss_operands("binary_cross_entropy", input, target);
+  return detail::reduce_loss<Red, detail::loss_value_t<I, Tg>, detail::any_var_v<I, Tg>>(
+      make_binary(detail::BinaryCrossEntropyOp{}, input, target));
+}
+template <Expression I, Expression Tg>
+auto binary_cross_entropy(const I& input, const Tg& target, Reduction reduction = Reduction::Mean) {
+  detail::check_reduced("binary_cross_entropy", reduction);
+  if (reduction == Reduction::Sum) return binary_cross_entropy<Reduction::Sum>(input, target);
+  return binary_cross_entropy<Reduction::Mean>(input, target);
+}
+
+// (1 − t)·x + max(−x, 0) + log(1 + e^−|x|) = −t·log σ(x) − (1 − t)·log(1 − σ(x)), stable for
+// any x. With pos_weight p (broadcast to the input, e.g. [C]), the log σ(x) term is weighted by
+// 1 + (p − 1)·t. One launch.
+template <Reduction Red, Expression I, Expression Tg>
+auto binary_cross_entropy_with_logits(const I& input, const Tg& target) {
+  detail::check_loss_operands("binary_cross_entropy_with_logits", input, target);
+  return detail::reduce_loss<Red, detail::loss_value_t<I, Tg>, detail::any_var_v<I, Tg>>(
+      (1 - target) * input + (maximum(-input, 0) + log1p(exp(-abs(input)))));
+}
+template <Reduction Red, Expression I, Expression Tg, Expression PW>
+auto binary_cross_entropy_with_logits(const I& input, const Tg& target, const PW& pos_weight) {
+  detail::check_loss_operands("binary_cross_entropy_with_logits", input, target);
+  auto di = ft::detail::device_of(input), dp = ft::detail::device_of(pos_weight);
+  if (dp && di && !(*dp == *di))
+    fail("binary_cross_entropy_with_logits", "pos_weight ", detail::shape_and_device(pos_weight), " and input ",
+         detail::shape_and_device(input), " must be on the same device");
+  static_assert(PW::rank <= I::rank,
+                "ft::nn::functional::binary_cross_entropy_with_logits: pos_weight must broadcast "
+                "to the input's shape ([C] for an [N, C] input)");
+  for (int d = 0; d < PW::rank; ++d) {
+    const index_t p = pos_weight.shape()[d], n = input.shape()[I::rank - PW::rank + d];
+    if (p != 1 && p != n)
+      fail("binary_cross_entropy_with_logits", "pos_weight ", to_string(pos_weight.shape()),
+           " does not broadcast to the input's shape ", to_string(input.shape()));
+  }
+  return detail::reduce_loss<Red, detail::loss_value_t<I, Tg, PW>, detail::any_var_v<I, Tg, PW>>(
+      (1 - target) * input + ((pos_weight - 1) * target + 1) * (maximum(-input, 0) + log1p(exp(-abs(input)))));
+}
+template <Expression I, Expression Tg>
+auto binary_cross_entropy_with_logits(const I& input, const Tg& target, Reduction reduction = Reduction::Mean) {
+  detail::check_reduced("binary_cross_entropy_with_logits", reduction);
+  if (reduction == Reduction::Sum) return binary_cross_entropy_with_logits<Reduction::Sum>(input, target);
+  return binary_cross_entropy_with_logits<Reduction::Mean>(input, target);
+}
+template <Expression I, Expression Tg, Expression PW>
+auto binary_cross_entropy_with_logits(const I& input, const Tg& target, Reduction reduction, const PW& pos_weight) {
+  detail::check_reduced("binary_cross_entropy_with_logits", reduction);
+  if (reduction == Reduction::Sum) return binary_cross_entropy_with_logits<Reduction::Sum>(input, target, pos_weight);
+  return binary_cross_entropy_with_logits<Reduction::Mean>(input, target, pos_weight);
+}
+
+}  // namespace ft::nn::functional
+
+// ---- module forms: the options, and forward(input, target) = the functional loss ----
+// Their reduction is Mean or Sum (a rank-0 loss); for the per-element losses call the
+// functional form with Reduction::None as a template argument.
+namespace ft::nn {
+
+#define FT_LOSS_CALL                                        \
+  template <Expression I, Expression Tg>                    \
+  auto operator()(const I& input, const Tg& target) const { \
+    return forward(input, target);                          \
+  }
+
+struct MSELoss {
+  Reduction reduction = Reduction::Mean;
+  template <Expression I, Expression Tg>
+  auto forward(const I& input, const Tg& target) const {
+    return functional::mse_loss(input, target, reduction);
+  }
+  FT_LOSS_CALL
+};
+
+struct L1Loss {
+  Reduction reduction = Reduction::Mean;
+  template <Expression I, Expression Tg>
+  auto forward(const I& input, const Tg& target) const {
+    return functional::l1_loss(input, target, reduction);
+  }
+  FT_LOSS_CALL
+};
+
+struct SmoothL1Loss {
+  Reduction reduction = Reduction::Mean;
+  double beta = 1.0;
+  template <Expression I, Expression Tg>
+  auto forward(const I& input, const Tg& target) const {
+    return functional::smooth_l1_loss(input, target, reduction, beta);
+  }
+  FT_LOSS_CALL
+};
+
+struct HuberLoss {
+  Reduction reduction = Reduction::Mean;
+  double delta = 1.0;
+  template <Expression I, Expression Tg>
+  auto forward(const I& input, const Tg& target) const {
+    return functional::huber_loss(input, target, reduction, delta);
+  }
+  FT_LOSS_CALL
+};
+
+struct CrossEntropyLoss {
+  std::int64_t ignore_index = -100;
+  double label_smoothing = 0.0;
+  Reduction reduction = Reduction::Mean;
+  template <Expression I, Expression Tg>
+  auto forward(const I& input, const Tg& target) const {
+    return functional::cross_entropy(input, target, CrossEntropyOptions{ignore_index, label_smoothing, reduction});
+  }
+  FT_LOSS_CALL
+};
+
+struct NLLLoss {
+  std::int64_t ignore_index = -100;
+  Reduction reduction = Reduction::Mean;
+  template <Expression I, Expression Tg>
+  auto forward(const I& input, const Tg& target) const {
+    return functional::nll_loss(input, target, reduction, ignore_index);
+  }
+  FT_LOSS_CALL
+};
+
+struct BCELoss {
+  Reduction reduction = Reduction::Mean;
+  template <Expression I, Expression Tg>
+  auto forward(const I& input, const Tg& target) const {
+    return functional::binary_cross_entropy(input, target, reduction);
+  }
+  FT_LOSS_CALL
+};
+
+// pos_weight: undefined for none, else broadcast to the input ([C] for an [N, C] input).
+struct BCEWithLogitsLoss {
+  Reduction reduction = Reduction::Mean;
+  Tensor<float, 1> pos_weight = {};
+  template <Expression I, Expression Tg>
+  auto forward(const I& input, const Tg& target) const {
+    if (pos_weight.defined()) return functional::binary_cross_entropy_with_logits(input, target, reduction, pos_weight);
+    return functional::binary_cross_entropy_with_logits(input, target, reduction);
+  }
+  FT_LOSS_CALL
+};
+
+#undef FT_LOSS_CALL
+
+}  // namespace ft::nn

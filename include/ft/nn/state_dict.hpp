@@ -1,0 +1,66 @@
+// ft::nn::StateDict: named tensors in insertion order (PyTorch's OrderedDict of a
+// state_dict()). Modules write their parameters and buffers into one; optimizers their
+// per-parameter state and hyper-parameters; io saves and loads them.
+#pragma once
+
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "ft/core/any_tensor.hpp"
+#include "ft/exec/assign.hpp"
+
+namespace ft::nn {
+
+class StateDict {
+ public:
+  using value_type = std::pair<std::string, AnyTensor>;
+
+  // Adds or replaces an entry (a replaced entry keeps its position).
+  void insert(const std::string& key, const AnyTensor& t) {
+    auto it = index_.find(key);
+    if (it != index_.end()) {
+      items_[it->second].second = t;
+      return;
+    }
+    index_.emplace(key, items_.size());
+    items_.emplace_back(key, t);
+  }
+  bool contains(const std::string& key) const { return index_.count(key) != 0; }
+  const AnyTensor& at(const std::string& key) const {
+    auto it = index_.find(key);
+    if (it == index_.end()) fail("state_dict", "no entry named \"", key, "\"");
+    return items_[it->second].second;
+  }
+  const AnyTensor& operator[](const std::string& key) const { return at(key); }
+  std::size_t size() const { return items_.size(); }
+  bool empty() const { return items_.empty(); }
+  std::vector<std::string> keys() const {
+    std::vector<std::string> k;
+    for (const auto& [name, t] : items_) k.push_back(name);
+    return k;
+  }
+  auto begin() const { return items_.begin(); }
+  auto end() const { return items_.end(); }
+
+ private:
+  std::vector<value_type> items_;
+  std::unordered_map<std::string, std::size_t> index_;
+};
+
+// dst = src for two tensors of one dtype and shape (any devices): loading a state dict entry
+// into a live tensor, so every handle to it sees the loaded values.
+inline void copy_into(const AnyTensor& dst, const AnyTensor& src, const std::string& what) {
+  check(dst.defined() && src.defined(), "load_state_dict", what, ": undefined tensor");
+  if (dst.dtype() != src.dtype() || dst.shape() != src.shape())
+    fail("load_state_dict", what, ": the loaded tensor is ", src.dtype(), " ", src.shape_string(), ", the model's is ",
+         dst.dtype(), " ", dst.shape_string());
+  visit(dst, [&](auto d) {
+    using T = typename decltype(d)::value_type;
+    constexpr int R = decltype(d)::rank;
+    std::move(d) = src.as<T, R>().to(d.device());
+  });
+}
+
+}  // namespace ft::nn
