@@ -11,9 +11,10 @@
 // Counters: launches_per_iter (ft::stats::launches), peak_MB (the most bytes the case held
 // during one step: parameters, gradients, Adam state, the batch, activations, and scratch it
 // created; bytes live before the case was built are not counted), extra_MB (the part of the
-// peak beyond what was live just before the step), fwd_ms / bwd_ms / opt_ms (medians of the three phases
-// timed apart) with their launches, items_per_second (samples; adam_100: values) and, for adam_100, bytes/s of its
-// logical traffic (param, grad, exp_avg, exp_avg_sq read; param, exp_avg, exp_avg_sq written).
+// peak beyond what was live just before the step), fwd_ms / bwd_ms / opt_ms (medians of the
+// three phases timed apart) with their launches, items_per_second (samples; adam_100: values)
+// and, for adam_100, bytes/s of its logical traffic (param, grad, exp_avg, exp_avg_sq read;
+// param, exp_avg, exp_avg_sq written).
 //
 // `bench_nn --peak_rss` instead runs each case (ft and LibTorch) in a child process of its own
 // and prints the growth of its resident set over a few steps (getrusage/VmHWM): the one peak
