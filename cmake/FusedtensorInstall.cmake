@@ -4,6 +4,8 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/ft DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(FILES ${PROJECT_SOURCE_DIR}/data/digits.csv.gz ${PROJECT_SOURCE_DIR}/data/README.md
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/fusedtensor)
 install(TARGETS fusedtensor EXPORT fusedtensorTargets)
 install(EXPORT fusedtensorTargets NAMESPACE ft:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fusedtensor)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/fusedtensorConfig.cmake.in

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <new>
 
@@ -27,8 +28,16 @@ class StorageImpl {
     }
     stats::detail::record_alloc(device_, static_cast<std::int64_t>(bytes_));
   }
+  // Memory owned by someone else (a DLPack producer, a pinned-memory pool): `release(ptr)` runs
+  // when the last handle goes, instead of the library's own deallocation.
+  StorageImpl(void* ptr, std::size_t bytes, Device device, std::function<void(void*)> release)
+      : ptr_(ptr), bytes_(bytes), device_(device), release_(std::move(release)) {
+    stats::detail::record_alloc(device_, static_cast<std::int64_t>(bytes_));
+  }
   ~StorageImpl() {
-    if (device_.is_cpu()) {
+    if (release_) {
+      release_(ptr_);
+    } else if (device_.is_cpu()) {
       ::operator delete(ptr_, std::align_val_t(kCpuAlignment));
     } else {
       cuda::deallocate(ptr_, device_);
@@ -51,10 +60,15 @@ class StorageImpl {
   void* ptr_ = nullptr;
   std::size_t bytes_ = 0;
   Device device_;
+  std::function<void(void*)> release_;
 };
 
 using Storage = std::shared_ptr<StorageImpl>;
 
 inline Storage make_storage(std::size_t bytes, Device device) { return std::make_shared<StorageImpl>(bytes, device); }
+// Storage over memory the library did not allocate; `release` frees it (or returns it to a pool).
+inline Storage wrap_storage(void* ptr, std::size_t bytes, Device device, std::function<void(void*)> release) {
+  return std::make_shared<StorageImpl>(ptr, bytes, device, std::move(release));
+}
 
 }  // namespace ft
