@@ -1,5 +1,6 @@
 // A downstream program: the snippet, built three ways by the consumer tests.
 #include <cstdio>
+#include <ft/data.hpp>
 #include <ft/ft.hpp>
 
 int main() {
@@ -10,6 +11,15 @@ int main() {
   if (ft::stats::launches(ft::kCPU) != 1) return 1;
   ft::Tensor<float, 2> t = a.transpose(0, 1).contiguous();
   auto v = y.to_vector();
+#ifdef FT_HAVE_ZLIB
+  // Through CMake, the digits are found where the library is (source tree or install prefix).
+  ft::data::Digits digits;
+  ft::data::DataLoader loader(digits, {.batch_size = 256, .shuffle = true, .num_workers = 1});
+  long long images = 0;
+  for (auto& [x, label] : loader) images += x.size(0);
+  if (images != 1797) return 1;
+  std::printf("digits: %lld images from %s\n", images, ft::data::Digits::default_path().c_str());
+#endif
   std::printf("consumer ok: %zu values, t is [%lld, %lld]\n", v.size(), static_cast<long long>(t.size(0)),
               static_cast<long long>(t.size(1)));
   return 0;
