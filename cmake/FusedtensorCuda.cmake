@@ -27,6 +27,17 @@ if(FT_ENABLE_CUDA)
 endif()
 message(STATUS "fusedtensor: CUDA ${FT_HAS_CUDA}")
 
+# FT_GPU_VISIBLE: a GPU answers `nvidia-smi -L` at configure time. The nvcc copies of benches
+# and training examples (slow to compile, useless without a GPU) default to it.
+set(FT_GPU_VISIBLE OFF)
+find_program(FT_NVIDIA_SMI nvidia-smi)
+if(FT_HAS_CUDA AND FT_NVIDIA_SMI)
+  execute_process(COMMAND ${FT_NVIDIA_SMI} -L RESULT_VARIABLE smi_rc OUTPUT_QUIET ERROR_QUIET)
+  if(smi_rc EQUAL 0)
+    set(FT_GPU_VISIBLE ON)
+  endif()
+endif()
+
 # ft_add_cuda_copy(<target> <sources...>): an executable whose sources are the given C++
 # files compiled by nvcc (a generated .cu that includes each one).
 function(ft_add_cuda_copy target)

@@ -288,6 +288,8 @@ TEST_CASE("read_idx rejects bad magic numbers, ranks, types and sizes") {
         std::string::npos);
   CHECK(err(idx_bytes(0x08, {1}, {1, 2})).find("but 2 follow") != std::string::npos);
   CHECK(err(idx_bytes(0x0D, {0xffffffffu, 0xffffffffu, 0xffffffffu}, {})).find("more than") != std::string::npos);
+  // no elements, but strides that overflow (found by fuzz_idx)
+  CHECK(err(idx_bytes(0x08, {0, 0xffffffffu, 0xffffffffu}, {})).find("too many elements") != std::string::npos);
   // every prefix of a valid file is rejected, never read past its end
   auto valid = idx_bytes(0x0C, {2, 3}, std::vector<std::uint8_t>(24, 7));
   for (std::size_t n = 0; n < valid.size(); ++n)

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <limits>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -314,8 +315,16 @@ class Tensor {
   template <class, int>
   friend class Tensor;
 
+  // The element count, after checking that no extent is negative and that neither the count
+  // nor a stride (the product of the extents, zeros skipped) overflows.
   static index_t checked_numel(const Shape<R>& s) {
-    for (int i = 0; i < R; ++i) check(s[i] >= 0, "empty", "negative extent ", s[i], " in shape ", to_string(s));
+    index_t strided = 1;
+    for (int i = 0; i < R; ++i) {
+      check(s[i] >= 0, "empty", "negative extent ", s[i], " in shape ", to_string(s));
+      if (s[i] > 0 && (__builtin_mul_overflow(strided, s[i], &strided) ||
+                       strided > std::numeric_limits<index_t>::max() / static_cast<index_t>(sizeof(T))))
+        fail("empty", "shape ", to_string(s), " has too many elements to address");
+    }
     return s.numel();
   }
   template <std::size_t N>

@@ -19,11 +19,15 @@
 
 namespace ft::cuda {
 
-// A pool of page-locked host blocks. Storages handed out keep the pool alive and return their
-// block to it when released; blocks are freed when the pool and every storage are gone.
+// A pool of host blocks, page-locked when asked for and a CUDA device is usable. Storages handed out keep the pool
+// alive and return their block to it when released; blocks are freed when the pool and every storage are gone.
 class PinnedPool : public std::enable_shared_from_this<PinnedPool> {
  public:
-  static std::shared_ptr<PinnedPool> create() { return std::shared_ptr<PinnedPool>(new PinnedPool()); }
+  // page_locked = false keeps ordinary memory but still recycles it: a batch-sized block from
+  // the pool costs no page faults, where a fresh allocation of that size is a new mapping.
+  static std::shared_ptr<PinnedPool> create(bool page_locked = true) {
+    return std::shared_ptr<PinnedPool>(new PinnedPool(page_locked));
+  }
   ~PinnedPool() {
     for (auto& [bytes, blocks] : free_)
       for (void* p : blocks) release_block(p, pinned_);
@@ -56,7 +60,7 @@ class PinnedPool : public std::enable_shared_from_this<PinnedPool> {
   bool pinned() const { return pinned_; }
 
  private:
-  PinnedPool() : pinned_(is_available()) {}
+  explicit PinnedPool(bool page_locked) : pinned_(page_locked && is_available()) {}
 
   static constexpr std::size_t kGranule = 64 * 1024;  // batches of one loader round to the same block size
   static constexpr std::size_t kMaxFreeBlocks = 64;   // bounds what an idle pool holds

@@ -48,7 +48,7 @@ class DataLoader {
     check(options_.prefetch_factor > 0, "DataLoader", "prefetch_factor must be positive, got ",
           options_.prefetch_factor);
     if (options_.device.is_cuda()) cuda::require_device(options_.device, "DataLoader");
-    if (options_.pin_memory || options_.device.is_cuda()) pool_ = cuda::PinnedPool::create();
+    pool_ = cuda::PinnedPool::create(options_.pin_memory || options_.device.is_cuda());
   }
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
@@ -129,7 +129,7 @@ class DataLoader {
         : dataset_(std::move(dataset)), options_(options), order_(std::move(order)), pool_(std::move(pool)) {
       const index_t n = static_cast<index_t>(order_.size()), b = options_.batch_size;
       batches_ = options_.drop_last ? n / b : (n + b - 1) / b;
-      if (pool_) alloc_ = [p = pool_](std::size_t bytes) { return p->allocate(bytes); };
+      alloc_ = [p = pool_](std::size_t bytes) { return p->allocate(bytes); };
       if (options_.device.is_cuda()) copier_.emplace(options_.device);
       capacity_ = static_cast<index_t>(options_.num_workers) * options_.prefetch_factor;
       for (int w = 0; w < options_.num_workers; ++w) workers_.emplace_back([this] { work(); });
