@@ -1,0 +1,295 @@
+// ft::utils::SummaryWriter: TensorBoard event files, as torch.utils.tensorboard writes them,
+// with no protobuf dependency (the few messages are encoded by hand, utils/protobuf.hpp).
+//
+//   ft::utils::SummaryWriter writer("runs/exp1");
+//   writer.add_scalar("train/loss", loss, step);
+//   writer.add_histogram("fc1.weight", model.fc1.weight.value(), step);
+//   // tensorboard --logdir runs
+//
+// A file is a sequence of TFRecords: u64 length, masked CRC-32C of the length, the data (one
+// serialized Event), masked CRC-32C of the data. The first event carries file_version.
+#pragma once
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ft/core/any_tensor.hpp"
+#include "ft/utils/crc32c.hpp"
+#include "ft/utils/protobuf.hpp"
+
+namespace ft::utils {
+
+// TensorBoard's HistogramProto: bucket i counts values in (bucket_limit[i-1], bucket_limit[i]].
+struct Histogram {
+  double min = 0, max = 0, num = 0, sum = 0, sum_squares = 0;
+  std::vector<double> bucket_limit, bucket;
+};
+
+// PyTorch's default_bins ("tensorflow"): ±1e-12 · 1.1^k up to 1e20, and 0.
+inline const std::vector<double>& tensorflow_bins() {
+  static const std::vector<double> edges = [] {
+    std::vector<double> pos;
+    for (double v = 1e-12; v < 1e20; v *= 1.1) pos.push_back(v);
+    std::vector<double> e;
+    for (auto it = pos.rbegin(); it != pos.rend(); ++it) e.push_back(-*it);
+    e.push_back(0);
+    e.insert(e.end(), pos.begin(), pos.end());
+    return e;
+  }();
+  return edges;
+}
+
+// np.histogram over `edges` (the last bin closed), trimmed to the non-empty range with one empty
+// bucket in front, as torch.utils.tensorboard.summary.make_histogram.
+inline Histogram make_histogram(const std::vector<double>& values, const std::vector<double>& edges) {
+  Histogram h;
+  if (values.empty()) return h;
+  h.min = *std::min_element(values.begin(), values.end());
+  h.max = *std::max_element(values.begin(), values.end());
+  h.num = static_cast<double>(values.size());
+  for (double v : values) h.sum += v, h.sum_squares += v * v;
+  std::vector<double> counts(edges.size() - 1, 0.0);
+  for (double v : values) {
+    if (!(v >= edges.front() && v <= edges.back())) continue;  // outside the edges (or NaN): not counted
+    auto bin = static_cast<std::size_t>(std::upper_bound(edges.begin(), edges.end(), v) - edges.begin()) - 1;
+    counts[std::min(bin, counts.size() - 1)] += 1;
+  }
+  std::size_t first = counts.size(), last = 0;
+  for (std::size_t i = 0; i < counts.size(); ++i)
+    if (counts[i] > 0) first = std::min(first, i), last = i;
+  if (first == counts.size()) return h;
+  h.bucket_limit.push_back(edges[first]);
+  h.bucket.push_back(0);
+  for (std::size_t i = first; i <= last; ++i) {
+    h.bucket_limit.push_back(edges[i + 1]);
+    h.bucket.push_back(counts[i]);
+  }
+  return h;
+}
+
+namespace detail {
+
+inline std::string encode_histogram(const Histogram& h) {
+  std::string m;
+  pb::double_field(m, 1, h.min);
+  pb::double_field(m, 2, h.max);
+  pb::double_field(m, 3, h.num);
+  pb::double_field(m, 4, h.sum);
+  pb::double_field(m, 5, h.sum_squares);
+  auto packed = [&](std::uint32_t field, const std::vector<double>& v) {
+    std::string p(v.size() * 8, '\0');
+    if (!v.empty()) std::memcpy(p.data(), v.data(), p.size());
+    pb::bytes_field(m, field, p);
+  };
+  packed(6, h.bucket_limit);
+  packed(7, h.bucket);
+  return m;
+}
+
+// One append-only event file.
+class EventFile {
+ public:
+  explicit EventFile(const std::filesystem::path& dir) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) fail("SummaryWriter", "cannot create the log directory \"", dir.string(), "\": ", ec.message());
+    char host[256] = "localhost";
+    (void)gethostname(host, sizeof(host) - 1);
+    static std::atomic<int> counter{0};
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    path_ =
+        (dir / ("events.out.tfevents." + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now).count()) +
+                "." + host + "." + std::to_string(getpid()) + "." + std::to_string(counter++)))
+            .string();
+    file_ = std::fopen(path_.c_str(), "wb");
+    if (!file_) fail("SummaryWriter", "cannot create the event file \"", path_, "\"");
+    std::string event;
+    pb::double_field(event, 1, wall_time());
+    pb::bytes_field(event, 3, "brain.Event:2");
+    append(event);
+    flush();
+  }
+  ~EventFile() {
+    try {
+      flush();
+    } catch (const Error&) {  // a destructor must not throw; flush() reports the same error when called
+    }
+    std::fclose(file_);
+  }
+  EventFile(const EventFile&) = delete;
+  EventFile& operator=(const EventFile&) = delete;
+
+  static double wall_time() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  }
+  // Frames one serialized Event as a TFRecord into the buffer.
+  void append(const std::string& event) {
+    char len[8];
+    const std::uint64_t n = event.size();
+    std::memcpy(len, &n, 8);
+    auto put_crc = [&](std::uint32_t c) {
+      char b[4];
+      std::memcpy(b, &c, 4);
+      buffer_.append(b, 4);
+    };
+    buffer_.append(len, 8);
+    put_crc(masked_crc32c(len, 8));
+    buffer_.append(event);
+    put_crc(masked_crc32c(event.data(), event.size()));
+    ++pending_;
+  }
+  void flush() {
+    if (!buffer_.empty()) {
+      if (std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size())
+        fail("SummaryWriter", "write to \"", path_, "\" failed (disk full?)");
+      buffer_.clear();
+    }
+    if (std::fflush(file_) != 0) fail("SummaryWriter", "flush of \"", path_, "\" failed");
+    pending_ = 0;
+  }
+  int pending() const { return pending_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::FILE* file_ = nullptr;
+  std::string buffer_;
+  int pending_ = 0;
+};
+
+}  // namespace detail
+
+struct SummaryWriterOptions {
+  int max_queue = 10;       // events buffered before they are written (PyTorch's max_queue)
+  double flush_secs = 120;  // ... or seconds since the last write (PyTorch's flush_secs)
+};
+
+class SummaryWriter {
+ public:
+  explicit SummaryWriter(std::string logdir, SummaryWriterOptions options = {})
+      : logdir_(std::move(logdir)), options_(options), file_(std::make_unique<detail::EventFile>(logdir_)) {}
+  ~SummaryWriter() = default;
+
+  const std::string& log_dir() const { return logdir_; }
+  const std::string& file_path() const { return file_->path(); }
+
+  void add_scalar(const std::string& tag, double value, std::int64_t step, std::optional<double> wall_time = {}) {
+    std::string v;
+    pb::bytes_field(v, 1, tag);
+    pb::float_field(v, 2, static_cast<float>(value));  // Summary.Value.simple_value, as PyTorch writes
+    write(*file_, v, step, wall_time);
+  }
+  // One run per key, in <logdir>/<main_tag>_<key>, each with the scalar under main_tag: the
+  // curves share one chart (torch's add_scalars).
+  void add_scalars(const std::string& main_tag, const std::map<std::string, double>& values, std::int64_t step,
+                   std::optional<double> wall_time = {}) {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, value] : values) {
+      auto& f = children_[key];
+      if (!f) f = std::make_unique<detail::EventFile>(std::filesystem::path(logdir_) / (main_tag + "_" + key));
+      std::string v;
+      pb::bytes_field(v, 1, main_tag);
+      pb::float_field(v, 2, static_cast<float>(value));
+      write_locked(*f, v, step, wall_time);
+    }
+  }
+  // The values of a tensor of any dtype and device. bins: 0 = PyTorch's "tensorflow" default
+  // (exponential buckets), n > 0 = n equal buckets between the minimum and the maximum.
+  void add_histogram(const std::string& tag, const AnyTensor& t, std::int64_t step, int bins = 0,
+                     std::optional<double> wall_time = {}) {
+    check(t.defined(), "SummaryWriter::add_histogram", "tag \"", tag, "\": the tensor is undefined");
+    std::vector<double> values;
+    values.reserve(static_cast<std::size_t>(t.numel()));
+    visit(t, [&](auto typed) {
+      for (auto x : typed.to_vector()) values.push_back(static_cast<double>(x));
+    });
+    std::vector<double> edges;
+    if (bins <= 0) {
+      edges = tensorflow_bins();
+    } else if (!values.empty()) {
+      double lo = *std::min_element(values.begin(), values.end()), hi = *std::max_element(values.begin(), values.end());
+      if (lo == hi) lo -= 0.5, hi += 0.5;  // numpy's range for constant input
+      for (int i = 0; i <= bins; ++i) edges.push_back(lo + (hi - lo) * i / bins);
+    } else {
+      edges = {0, 1};
+    }
+    add_histogram_raw(tag, make_histogram(values, edges), step, wall_time);
+  }
+  void add_histogram_raw(const std::string& tag, const Histogram& h, std::int64_t step,
+                         std::optional<double> wall_time = {}) {
+    std::string v;
+    pb::bytes_field(v, 1, tag);
+    pb::bytes_field(v, 5, detail::encode_histogram(h));
+    write(*file_, v, step, wall_time);
+  }
+  // Text (Markdown) under "<tag>/text_summary", as torch's add_text: a DT_STRING tensor of
+  // shape [1] with the "text" plugin's metadata.
+  void add_text(const std::string& tag, const std::string& text, std::int64_t step,
+                std::optional<double> wall_time = {}) {
+    std::string plugin, metadata, shape, dim, tensor, v;
+    pb::bytes_field(plugin, 1, "text");
+    pb::bytes_field(plugin, 2, "");  // TextPluginData{version = 0} serialises to nothing
+    pb::bytes_field(metadata, 1, plugin);
+    pb::uint_field(dim, 1, 1);
+    pb::bytes_field(shape, 2, dim);
+    pb::uint_field(tensor, 1, 7);  // DT_STRING
+    pb::bytes_field(tensor, 2, shape);
+    pb::bytes_field(tensor, 8, text);
+    pb::bytes_field(v, 1, tag + "/text_summary");
+    pb::bytes_field(v, 8, tensor);
+    pb::bytes_field(v, 9, metadata);
+    write(*file_, v, step, wall_time);
+  }
+  void flush() {
+    std::lock_guard lock(mutex_);
+    file_->flush();
+    for (auto& [key, f] : children_) f->flush();
+    last_flush_ = std::chrono::steady_clock::now();
+  }
+  void close() { flush(); }
+
+ private:
+  void write(detail::EventFile& f, const std::string& value, std::int64_t step, std::optional<double> wall_time) {
+    std::lock_guard lock(mutex_);
+    write_locked(f, value, step, wall_time);
+  }
+  void write_locked(detail::EventFile& f, const std::string& value, std::int64_t step,
+                    std::optional<double> wall_time) {
+    std::string summary, event;
+    pb::bytes_field(summary, 1, value);
+    pb::double_field(event, 1, wall_time ? *wall_time : detail::EventFile::wall_time());
+    pb::uint_field(event, 2, static_cast<std::uint64_t>(step));
+    pb::bytes_field(event, 5, summary);
+    f.append(event);
+    const auto now = std::chrono::steady_clock::now();
+    if (f.pending() >= options_.max_queue ||
+        std::chrono::duration<double>(now - last_flush_).count() >= options_.flush_secs) {
+      f.flush();
+      last_flush_ = now;
+    }
+  }
+
+  std::string logdir_;
+  SummaryWriterOptions options_;
+  std::mutex mutex_;
+  std::unique_ptr<detail::EventFile> file_;
+  std::map<std::string, std::unique_ptr<detail::EventFile>> children_;
+  std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace ft::utils
