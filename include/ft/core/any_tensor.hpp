@@ -104,6 +104,35 @@ decltype(auto) visit(const AnyTensor& t, F&& f) {
   }
 }
 
+// Calls f.template operator()<T, R>() for a dtype and rank known at run time (rank 0..8), e.g.
+// to create the typed tensor a file describes.
+template <class F>
+AnyTensor with_dtype_rank(DType dtype, int rank, F&& f) {
+  check(rank >= 0 && rank <= kMaxRank, "with_dtype_rank", "rank ", rank, " is outside 0..", kMaxRank);
+  auto by_rank = [&]<class T>() {
+    AnyTensor r;
+    [&]<int... Rs>(std::integer_sequence<int, Rs...>) {
+      (void)((rank == Rs ? (r = f.template operator()<T, Rs>(), true) : false) || ...);
+    }
+    (std::make_integer_sequence<int, kMaxRank + 1>{});
+    return r;
+  };
+  switch (dtype) {
+    case DType::Float32:
+      return by_rank.template operator()<float>();
+    case DType::Float64:
+      return by_rank.template operator()<double>();
+    case DType::Int32:
+      return by_rank.template operator()<std::int32_t>();
+    case DType::Int64:
+      return by_rank.template operator()<std::int64_t>();
+    case DType::UInt8:
+      return by_rank.template operator()<std::uint8_t>();
+    default:
+      return by_rank.template operator()<bool>();
+  }
+}
+
 inline std::ostream& operator<<(std::ostream& os, const AnyTensor& t) {
   return os << "AnyTensor(" << t.dtype() << ", " << t.shape_string() << ", " << t.device() << ")";
 }

@@ -18,33 +18,6 @@
 
 namespace ft::data {
 
-namespace detail {
-
-// Calls f.template operator()<T, R>() for a run-time dtype and rank (1..kMaxRank).
-template <class F>
-AnyTensor with_dtype_rank(DType dtype, int rank, F&& f) {
-  auto by_rank = [&]<class T>() {
-    AnyTensor r;
-    [&]<int... Rs>(std::integer_sequence<int, Rs...>) {
-      (void)((rank == Rs + 1 ? (r = f.template operator()<T, Rs + 1>(), true) : false) || ...);
-    }
-    (std::make_integer_sequence<int, kMaxRank>{});
-    return r;
-  };
-  switch (dtype) {
-    case DType::UInt8:
-      return by_rank.template operator()<std::uint8_t>();
-    case DType::Int32:
-      return by_rank.template operator()<std::int32_t>();
-    case DType::Float32:
-      return by_rank.template operator()<float>();
-    default:
-      return by_rank.template operator()<double>();
-  }
-}
-
-}  // namespace detail
-
 // Decodes an IDX file: 2 zero bytes, a type code, the rank, big-endian u32 dimensions, then
 // big-endian elements. Types: 0x08 uint8, 0x09 int8 (as int32), 0x0B int16 (as int32),
 // 0x0C int32, 0x0D float32, 0x0E float64. Every size is checked against the data's length.
@@ -105,7 +78,7 @@ inline AnyTensor read_idx(std::span<const std::uint8_t> b, const std::string& na
     for (std::size_t k = 0; k < elem; ++k) v = (v << 8) | data[i * elem + k];
     return v;
   };
-  return detail::with_dtype_rank(dtype, rank, [&]<class T, int R>() -> AnyTensor {
+  return with_dtype_rank(dtype, rank, [&]<class T, int R>() -> AnyTensor {
     Shape<R> s;
     for (int d = 0; d < R; ++d) s[d] = shape[static_cast<std::size_t>(d)];
     Tensor<T, R> t(s);

@@ -1,0 +1,30 @@
+"""Writes the reference files of tests/test_io.cpp with the real packages (run with the
+pyenv python3 that has numpy 2.x and safetensors 0.8; the outputs are committed):
+    python3 tests/data/make_io_data.py"""
+import os
+import numpy as np
+from safetensors.numpy import save_file
+
+here = os.path.dirname(os.path.abspath(__file__))
+p = lambda name: os.path.join(here, name)
+
+# every dtype, ranks 0..3, an empty tensor, one metadata key (the package orders metadata
+# keys by hash, so only one key gives reproducible bytes)
+save_file({
+    "weight": np.arange(6, dtype=np.float32).reshape(2, 3) / 4,
+    "bias": np.array([-1.5, 2.25], dtype=np.float64),
+    "steps": np.array(7, dtype=np.int64),
+    "index": np.array([[1, -2], [3, -4]], dtype=np.int32),
+    "pixels": np.array([0, 127, 255], dtype=np.uint8),
+    "mask": np.array([[[True, False]]]),
+    "empty": np.zeros((0, 3), dtype=np.float32),
+}, p("reference.safetensors"), metadata={"format": "pt"})
+
+np.save(p("f4_2x3.npy"), np.arange(6, dtype=np.float32).reshape(2, 3) / 4)
+np.save(p("i8_scalar.npy"), np.array(-42, dtype=np.int64))
+np.save(p("b1_vector.npy"), np.array([True, False, True]))
+np.save(p("u1_empty.npy"), np.zeros((2, 0), dtype=np.uint8))
+np.save(p("f8_bigendian.npy"), np.array([1.5, -2.0, 3.25], dtype=">f8"))
+np.save(p("i4_fortran.npy"), np.asfortranarray(np.arange(6, dtype=np.int32).reshape(2, 3)))
+with open(p("f4_v2.npy"), "wb") as f:  # the 2.0 header (4-byte length)
+    np.lib.format.write_array(f, np.array([1.0, 2.0], dtype=np.float32), version=(2, 0))
