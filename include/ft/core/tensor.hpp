@@ -323,9 +323,13 @@ class Tensor {
       check(s[i] >= 0, "empty", "negative extent ", s[i], " in shape ", to_string(s));
       if (s[i] > 0 && (__builtin_mul_overflow(strided, s[i], &strided) ||
                        strided > std::numeric_limits<index_t>::max() / static_cast<index_t>(sizeof(T))))
-        fail("empty", "shape ", to_string(s), " has too many elements to address");
+        too_many_elements(s);
     }
     return s.numel();
+  }
+  // Out of line: inlined, the message building upsets GCC 12's flow analysis (false warnings).
+  [[noreturn, gnu::noinline, gnu::cold]] static void too_many_elements(const Shape<R>& s) {
+    fail("empty", "shape ", to_string(s), " has too many elements to address");
   }
   template <std::size_t N>
   static Array<index_t, static_cast<int>(N)> to_array(const index_t (&a)[N]) {
