@@ -72,6 +72,29 @@ class AnyTensor {
   std::vector<index_t> strides_;
 };
 
+namespace detail {
+
+// g.template operator()<T>() for the element type T of a run-time dtype.
+template <class G>
+decltype(auto) by_dtype(DType dtype, G& g) {
+  switch (dtype) {
+    case DType::Float32:
+      return g.template operator()<float>();
+    case DType::Float64:
+      return g.template operator()<double>();
+    case DType::Int32:
+      return g.template operator()<std::int32_t>();
+    case DType::Int64:
+      return g.template operator()<std::int64_t>();
+    case DType::UInt8:
+      return g.template operator()<std::uint8_t>();
+    default:
+      return g.template operator()<bool>();
+  }
+}
+
+}  // namespace detail
+
 // Calls f(Tensor<T, R>) with the typed tensor, for the dtypes and ranks 0..kMaxRank.
 template <class F>
 decltype(auto) visit(const AnyTensor& t, F&& f) {
@@ -88,20 +111,7 @@ decltype(auto) visit(const AnyTensor& t, F&& f) {
     }
     (std::make_integer_sequence<int, kMaxRank + 1>{});
   };
-  switch (t.dtype()) {
-    case DType::Float32:
-      return by_rank.template operator()<float>();
-    case DType::Float64:
-      return by_rank.template operator()<double>();
-    case DType::Int32:
-      return by_rank.template operator()<std::int32_t>();
-    case DType::Int64:
-      return by_rank.template operator()<std::int64_t>();
-    case DType::UInt8:
-      return by_rank.template operator()<std::uint8_t>();
-    default:
-      return by_rank.template operator()<bool>();
-  }
+  return detail::by_dtype(t.dtype(), by_rank);
 }
 
 // Calls f.template operator()<T, R>() for a dtype and rank known at run time (rank 0..8), e.g.
@@ -117,20 +127,7 @@ AnyTensor with_dtype_rank(DType dtype, int rank, F&& f) {
     (std::make_integer_sequence<int, kMaxRank + 1>{});
     return r;
   };
-  switch (dtype) {
-    case DType::Float32:
-      return by_rank.template operator()<float>();
-    case DType::Float64:
-      return by_rank.template operator()<double>();
-    case DType::Int32:
-      return by_rank.template operator()<std::int32_t>();
-    case DType::Int64:
-      return by_rank.template operator()<std::int64_t>();
-    case DType::UInt8:
-      return by_rank.template operator()<std::uint8_t>();
-    default:
-      return by_rank.template operator()<bool>();
-  }
+  return detail::by_dtype(dtype, by_rank);
 }
 
 inline std::ostream& operator<<(std::ostream& os, const AnyTensor& t) {
