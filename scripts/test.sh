@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite (the command CI runs): installs what is missing, configures with CUDA
-# when nvcc exists, builds tests, benchmarks and examples, runs ctest.
+# when nvcc exists, builds tests, benchmarks (a quick compile check: time them from a default
+# build) and examples, runs ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 build=${BUILD_DIR:-build}
 jobs=${JOBS:-$(nproc)}
 start=$(date +%s)
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFT_BENCH_COMPILE_CHECK=ON
 cmake --build "$build" -j "$jobs"
 echo "build took $(($(date +%s) - start)) s; slowest translation units:"
 # .ninja_log: start_ms end_ms mtime target hash — print the five slowest object files
