@@ -141,7 +141,10 @@ inline std::vector<std::uint8_t> to_npy_bytes(const AnyTensor& t) {
   check(t.defined(), "save_npy", "the tensor is undefined");
   AnyTensor host = visit(t, [](auto typed) -> AnyTensor { return typed.to(kCPU).contiguous(); });
   std::string shape = "(";
-  for (std::size_t d = 0; d < host.shape().size(); ++d) shape += (d ? ", " : "") + std::to_string(host.shape()[d]);
+  for (std::size_t d = 0; d < host.shape().size(); ++d) {
+    if (d) shape += ", ";
+    shape += std::to_string(host.shape()[d]);
+  }
   shape += host.shape().size() == 1 ? ",)" : ")";
   std::string header = std::string("{'descr': '") + detail::npy_descr(host.dtype()) +
                        "', 'fortran_order': False, 'shape': " + shape + ", }";

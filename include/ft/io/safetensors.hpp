@@ -96,7 +96,10 @@ inline std::vector<std::uint8_t> to_safetensors_bytes(const nn::StateDict& tenso
   for (std::size_t i = 0; i < order.size(); ++i) {
     const auto& [name, t] = order[i];
     header += json::quote(name) + ":{\"dtype\":\"" + detail::safetensors_dtype(t.dtype()) + "\",\"shape\":[";
-    for (std::size_t d = 0; d < t.shape().size(); ++d) header += (d ? "," : "") + std::to_string(t.shape()[d]);
+    for (std::size_t d = 0; d < t.shape().size(); ++d) {  // appended piecewise: `"," + str` trips GCC 12's -Wrestrict
+      if (d) header += ',';
+      header += std::to_string(t.shape()[d]);
+    }
     header += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + t.nbytes()) + "]}";
     header += i + 1 < order.size() ? "," : "";
     offset += t.nbytes();
