@@ -3,12 +3,11 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdio>
-#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "ft/core/error.hpp"
+#include "ft/io/file.hpp"
 
 #if defined(FT_HAVE_ZLIB)
 #include <zlib.h>
@@ -20,19 +19,9 @@ namespace ft::data {
 // are 47 MB; digits 0.5 MB).
 inline constexpr std::uintmax_t kMaxDataBytes = std::uintmax_t{4} << 30;
 
-// The bytes of a file; ft::Error naming the file when it cannot be read.
+// The bytes of a file; ft::Error naming the file when it cannot be read or is too large.
 inline std::vector<std::uint8_t> read_file(const std::string& path, const char* op) {
-  std::error_code ec;
-  const std::uintmax_t size = std::filesystem::file_size(path, ec);
-  if (ec) fail(op, "cannot read \"", path, "\": ", ec.message());
-  if (size > kMaxDataBytes) fail(op, "\"", path, "\" is ", size, " bytes, more than the limit of ", kMaxDataBytes);
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) fail(op, "cannot open \"", path, "\"");
-  const std::size_t got = bytes.empty() ? 0 : std::fread(bytes.data(), 1, bytes.size(), f);
-  std::fclose(f);
-  if (got != bytes.size()) fail(op, "\"", path, "\": read ", got, " of ", bytes.size(), " bytes");
-  return bytes;
+  return io::read_file(path, op, kMaxDataBytes);
 }
 
 inline bool is_gzip(const std::vector<std::uint8_t>& b) { return b.size() >= 2 && b[0] == 0x1f && b[1] == 0x8b; }
