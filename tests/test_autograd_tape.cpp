@@ -152,3 +152,35 @@ TEST_CASE("user-defined differentiable functions and ops") {
   auto r2 = ft::gradcheck([](const auto& v) { return ft::autograd::apply<Cube>(ft::tanh(v)); }, x);
   CHECK_MESSAGE(r2.ok, r2.report);
 }
+
+TEST_CASE("a retained gradient does not leak into the next backward (torch's retain_grad)") {
+  ft::Var<double, 1> x(ft::from_vector<double>({1, 2}, {2}), ft::requires_grad);
+  ft::Var<double, 1> h = x * 3.0;
+  h.retain_grad();
+  ft::Var<double, 0> l = ft::sum(h * h);
+  l.backward({.retain_graph = true});
+  check_close(h.grad(), {6, 12}, 0, 0);
+  l.backward();
+  check_close(x.grad(), {36, 72}, 0, 0);  // torch: tensor([36., 72.])
+  check_close(h.grad(), {12, 24}, 0, 0);  // the retained gradient accumulates
+
+  // two losses sharing h: torch gives x.grad = [21, 39], h.grad = [7, 13]
+  ft::Var<double, 1> x2(ft::from_vector<double>({1, 2}, {2}), ft::requires_grad);
+  ft::Var<double, 1> h2 = x2 * 3.0;
+  h2.retain_grad();
+  ft::Var<double, 0> l1 = ft::sum(h2);
+  l1.backward({.retain_graph = true});
+  ft::Var<double, 0> l2 = ft::sum(h2 * h2);
+  l2.backward();
+  check_close(x2.grad(), {21, 39}, 0, 0);
+  check_close(h2.grad(), {7, 13}, 0, 0);
+
+  // a retained root: the seed is passed on once, and the root's own gradient accumulates
+  ft::Var<double, 1> x3(ft::from_vector<double>({1, 2}, {2}), ft::requires_grad);
+  ft::Var<double, 0> l3 = ft::sum(x3 * x3);
+  l3.retain_grad();
+  l3.backward({.retain_graph = true});
+  l3.backward();
+  check_close(x3.grad(), {4, 8}, 0, 0);
+  CHECK(l3.grad().item() == 2.0);
+}

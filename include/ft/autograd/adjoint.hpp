@@ -423,7 +423,7 @@ struct ReduceGrad<red::Variance<V, Sqrt>> {
   static auto grad(const N& r, const G& ge) {
     const auto& x = r.input();
     auto mu = detail::like(r, red::MeanR<typename N::input_type::value_type>{}, x);
-    const double denom = detail::count(r) - r.reducer().correction;
+    const double denom = detail::count(r) - r.reducer().correction;  // not clamped at 0: torch's backward
     if constexpr (Sqrt)
       return ge * (x - mu) / (detail::expanded_result(r) * denom);
     else

@@ -190,7 +190,7 @@ requires(ft::detail::has_var_v<E>) auto log_softmax(const E& e, int dim) {
 // softmax is recomputed from a logsumexp inside the one fused kernel: no [N, C] intermediate.
 template <Expression E>
 requires(ft::detail::has_var_v<E>) auto cross_entropy(const E& logits, const Tensor<std::int64_t, 1>& target,
-                                                      CrossEntropyOptions opts = {}) {
+                                                      const CrossEntropyOptions& opts = {}) {
   auto vx = autograd::to_var(logits);
   using T = typename decltype(vx)::value_type;
   Tensor<T, 0> loss = cross_entropy(vx.value(), target, opts);

@@ -148,6 +148,7 @@ void run_fused(const Occs& occ, const Stripped& stripped, std::index_sequence<K.
   std::array<bool, n> add{std::get<K>(occ).leaf->grad.defined()...};
   for (std::size_t k = n; k-- > 0;)
     for (std::size_t j = k + 1; j < n; ++j) add[k] = add[k] || leaf[j] == leaf[k];
+  ft::detail::EvaluationScope scope;
   exec::Plan plan;
   const std::tuple outs{output_of(std::get<K>(occ), std::get<K>(stripped), add[K], plan)...};
   const auto& first = std::get<0>(occ).leaf->value;

@@ -37,7 +37,9 @@ void for_each_storage(const E& e, F&& f) {
 template <class E, class T, int R>
 class StatementNode final : public Node {
  public:
-  explicit StatementNode(const E& e) : expr_(e) {
+  // `forward`: the temporaries the forward computed (the statement's reductions), read again
+  // by the backward instead of being recomputed.
+  StatementNode(const E& e, ft::detail::Temporaries forward) : expr_(e), forward_(std::move(forward)) {
     detail::for_each_storage(e, [&](const StorageImpl* s) { save_version(s); });
     for_each_var(e, [&](const auto& v) {
       if (v.requires_grad()) add_input(v.state_ptr());
@@ -48,12 +50,17 @@ class StatementNode final : public Node {
   std::string describe() const override { return autograd::describe(*expr_); }
   void backward(VarState& out) override {
     const Tensor<T, R>& g = static_cast<VarImpl<T, R>&>(out).grad;
+    ft::detail::EvaluationScope scope(ft::detail::EvaluationScope::fresh, &forward_);
     accumulate_all(backprop(*expr_, g, [](const auto& var, const auto& gv) { return occurrence(var, gv); }));
   }
-  void release_saved() override { expr_.reset(); }
+  void release_saved() override {
+    expr_.reset();
+    forward_.clear();
+  }
 
  private:
   std::optional<E> expr_;
+  ft::detail::Temporaries forward_;
 };
 
 // Throws when `value` holds a NaN or an infinity (anomaly detection, after a forward).
@@ -83,14 +90,15 @@ requires(detail::is_expression_node_v<E> && !std::is_same_v<E, Var<T, R>> &&
          !std::is_same_v<E, Tensor<T, R>>) Var<T, R>::Var(const E& e) {
   static_assert(E::rank == R,
                 "ft::Var: the expression's rank differs from the Var's; declare the Var with the expression's rank");
+  detail::EvaluationScope scope(detail::EvaluationScope::fresh);
   Tensor<T, R> v = evaluate(e);  // one fused launch
   if constexpr (detail::has_var_v<E>) {
     if (autograd::records(e)) {
       if constexpr (autograd::detail::is_reduce<E>::value) {
         // the statement's value is its top reduction's value: keep it for the adjoint rule
-        if constexpr (std::is_same_v<typename E::value_type, T>) e.seed_result(v);
+        if constexpr (std::is_same_v<typename E::value_type, T>) scope.temporaries().put(e.id(), v);
       }
-      auto node = std::make_shared<autograd::StatementNode<E, T, R>>(e);
+      auto node = std::make_shared<autograd::StatementNode<E, T, R>>(e, scope.take());
       if (autograd::is_anomaly_enabled()) autograd::check_forward_finite(v, node->name());
       *this = from_node(std::move(v), std::move(node));
       return;

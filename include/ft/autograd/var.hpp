@@ -123,6 +123,10 @@ class VarState {
   bool retains_grad = false;  // keep .grad() of a non-leaf after backward
   virtual bool has_grad() const = 0;
   virtual void drop_grad() = 0;
+  // A retained non-leaf gradient is set aside while a backward runs, so that the gradient this
+  // backward passes upstream is its own contribution only, then the two are added.
+  virtual void stash_retained() = 0;
+  virtual void merge_retained() = 0;
   // The value and the gradient (undefined when none) with their type known at run time, sharing
   // storage: what optimizers, state dicts and parameter lists work with.
   virtual AnyTensor any_value() const = 0;
@@ -213,9 +217,20 @@ class VarImpl final : public VarState {
   explicit VarImpl(Tensor<T, R> v) : value(std::move(v)) {}
   Tensor<T, R> value;
   Tensor<T, R> grad;
+  Tensor<T, R> retained;  // a retained non-leaf gradient, set aside during a backward
 
   bool has_grad() const override { return grad.defined(); }
   void drop_grad() override { grad = Tensor<T, R>(); }
+  void stash_retained() override {
+    retained = std::move(grad);
+    grad = Tensor<T, R>();
+  }
+  void merge_retained() override {
+    if (!retained.defined()) return;
+    if (grad.defined()) retained = ft::eval(retained + grad);  // out of place: grad may be the caller's seed
+    grad = std::move(retained);
+    retained = Tensor<T, R>();
+  }
   AnyTensor any_value() const override { return value; }
   AnyTensor any_grad() const override { return grad.defined() ? AnyTensor(grad) : AnyTensor(); }
   void check_grad_finite(const std::string& where) const override {
@@ -250,8 +265,10 @@ inline void Node::run_backward(VarState& out) {
 }
 
 // Reverse tape order from `root`: every node reachable from it, latest first. A node's inputs
-// were all produced before it, so this is a reverse topological order.
-inline void run_backward(const std::shared_ptr<VarState>& root, bool retain_graph) {
+// were all produced before it, so this is a reverse topological order. `seed` accumulates the
+// root's gradient once retained gradients are set aside.
+template <class Seed>
+void run_backward(const std::shared_ptr<VarState>& root, bool retain_graph, Seed&& seed) {
   // owning handles: releasing a node drops its inputs, which may be their last owner
   std::vector<std::shared_ptr<VarState>> states;
   std::unordered_set<VarState*> seen{root.get()};
@@ -266,6 +283,19 @@ inline void run_backward(const std::shared_ptr<VarState>& root, bool retain_grap
   }
   std::sort(states.begin(), states.end(),
             [](const auto& a, const auto& b) { return a->grad_fn->sequence() > b->grad_fn->sequence(); });
+  std::vector<VarState*> retaining;
+  for (const auto& s : states)
+    if (s->retains_grad) {
+      s->stash_retained();
+      retaining.push_back(s.get());
+    }
+  struct Merge {  // also when a backward throws: the retained gradients are not lost
+    std::vector<VarState*>& states;
+    ~Merge() {
+      for (VarState* s : states) s->merge_retained();
+    }
+  } merge{retaining};
+  seed();
   for (const auto& s : states) {
     Node& node = *s->grad_fn;
     if (!s->has_grad()) continue;  // no gradient reached this statement
@@ -401,11 +431,12 @@ class Var {
           to_string(value().shape()), " on ", value().device());
     check(s.requires_grad, "backward", "this Var does not require grad: no leaf it was computed from requires grad",
           autograd::is_grad_enabled() ? "" : " (it was computed under a NoGradGuard)");
-    if (is_leaf() || s.grad.defined())
-      s.accumulate(seed);
-    else
-      s.grad = seed;  // the output's own gradient is only read: no copy
-    autograd::run_backward(impl_, opts.retain_graph);
+    autograd::run_backward(impl_, opts.retain_graph, [&] {
+      if (is_leaf() || s.grad.defined())
+        s.accumulate(seed);
+      else
+        s.grad = seed;  // the output's own gradient is only read: no copy
+    });
   }
 
   // ---- the Expression interface: a Var reads as its value ----

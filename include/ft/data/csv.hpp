@@ -34,12 +34,13 @@ class CsvDataset {
  public:
   using sample_type = Example<Tensor<float, 1>, Tensor<Target, 0>>;
 
-  CsvDataset(const std::string& path, CsvOptions options = {}) {
+  CsvDataset(const std::string& path, const CsvOptions& options = {}) {
     const std::vector<std::uint8_t> bytes = read_maybe_gzip(path, "CsvDataset");
     parse(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), options, path);
   }
   // Parses CSV text already in memory; `name` is used in error messages.
-  static CsvDataset from_string(std::string_view text, CsvOptions options = {}, const std::string& name = "<memory>") {
+  static CsvDataset from_string(std::string_view text, const CsvOptions& options = {},
+                                const std::string& name = "<memory>") {
     CsvDataset ds;
     ds.parse(text, options, name);
     return ds;

@@ -41,7 +41,7 @@ class DataLoader {
   using Sample = sample_t<D>;
   using Batch = batch_t<Sample>;
 
-  explicit DataLoader(D dataset, DataLoaderOptions options = {})
+  explicit DataLoader(D dataset, const DataLoaderOptions& options = {})
       : dataset_(std::make_shared<const D>(std::move(dataset))), options_(options) {
     check(options_.batch_size > 0, "DataLoader", "batch_size must be positive, got ", options_.batch_size);
     check(options_.num_workers >= 0, "DataLoader", "num_workers must be non-negative, got ", options_.num_workers);

@@ -10,6 +10,8 @@
 #include "ft/exec/cuda.hpp"
 #include "ft/exec/launch.hpp"
 #include "ft/expr/expression.hpp"
+#include "ft/expr/ops.hpp"
+#include "ft/expr/temporaries.hpp"
 
 namespace ft {
 
@@ -19,6 +21,7 @@ namespace exec {
 template <class T, int R, class E>
 void run(const Tensor<T, R>& dst, const E& e) {
   if (dst.numel() == 0) return;  // nothing to compute: no launch
+  ft::detail::EvaluationScope scope;
   Plan plan = make_plan(dst, e);
   auto ev = e.evaluator(make_context(dst.shape()));
   if (dst.device().is_cpu()) {
@@ -51,6 +54,13 @@ bool reads_through_other_map(const Tensor<T, R>& dst, const E& e) {
 
 namespace detail {
 
+// PyTorch's can_cast for writing into an existing tensor: no floating → integral/bool, no
+// integral → bool; widening and same-category narrowing (int64 → int32) are allowed.
+template <class From, class To>
+inline constexpr bool can_assign_v =
+    (std::is_floating_point_v<To> || !std::is_floating_point_v<From>) &&
+    (!std::is_same_v<To, bool> || std::is_same_v<From, bool>);
+
 // Throws unless `expr` can be written into `dst`: same device, shape broadcasting to dst's.
 template <class T, int R, class E>
 void check_assignable(const Tensor<T, R>& dst, const E& expr, const char* op) {
@@ -58,6 +68,10 @@ void check_assignable(const Tensor<T, R>& dst, const E& expr, const char* op) {
   if (auto d = device_of(expr); d && !(*d == dst.device()))
     fail(op, "expression on ", *d, " cannot be written to a tensor on ", dst.device(),
          "; move one side with .to(device)");
+  for (int d = 0; d < R; ++d)
+    if (dst.shape()[d] > 1 && dst.strides()[d] == 0)  // an expanded view: torch refuses it too
+      fail(op, "more than one element of the written-to tensor of shape ", to_string(dst.shape()), " (strides ",
+           to_string(dst.strides()), ") refers to a single memory location; clone() it before writing");
   const auto& s = expr.shape();
   for (int i = 0; i < E::rank; ++i) {
     index_t want = dst.shape()[R - E::rank + i];
@@ -70,11 +84,15 @@ void check_assignable(const Tensor<T, R>& dst, const E& expr, const char* op) {
 template <class T, int R, class E>
 void assign(const Tensor<T, R>& dst, const E& expr, const char* op) {
   if constexpr (std::is_arithmetic_v<E>) {
-    assign(dst, Scalar<T>{static_cast<T>(expr)}, op);
+    assign(dst, Scalar<T>{op::CastTo<T>{}(expr)}, op);  // a number fills, converted as ft::cast does
   } else {
     static_assert(E::rank <= R,
                   "ft: cannot write an expression of higher rank into a tensor; reduce or reshape it first");
+    static_assert(can_assign_v<typename E::value_type, T>,
+                  "ft: writing a floating expression into an integer or bool tensor (or an integer one into a bool "
+                  "tensor) would narrow it implicitly, which PyTorch refuses too; convert with ft::cast<T>(expr)");
     check_assignable(dst, expr, op);
+    EvaluationScope scope;  // the statement's temporaries (reductions inside it) live until it is written
     dst.storage()->bump_version();
     const auto& s = expr.shape();
     if constexpr (requires { expr.materialize_into(dst); }) {

@@ -305,6 +305,7 @@ void reduce(T* out, Device dev, const Red& red, const Read& read, const ReduceGe
 template <class E, class CpuBody, class GpuBody>
 void with_reader(const E& e, Device dev, CpuBody&& cpu_body, GpuBody&& gpu_body) {
   constexpr int RI = E::rank;
+  ft::detail::EvaluationScope scope;  // joins the statement's evaluation, or opens one
   Plan plan;
   plan_leaves(plan, e.shape().numel(), e);
   auto ev = e.evaluator(make_context(e.shape()));
@@ -376,6 +377,7 @@ void run_sum_to(const Tensor<T, R>& dst, const Node& node, bool add = false) {
   using E = std::remove_cvref_t<decltype(e)>;
   constexpr int RI = E::rank;
   if (dst.numel() == 0) return;
+  ft::detail::EvaluationScope scope;
   const auto& s = e.shape();
   bool summed[RI > 0 ? RI : 1] = {};
   for (int j = 0; j < RI; ++j) summed[j] = j < RI - R || node.shape()[j - (RI - R)] == 1;

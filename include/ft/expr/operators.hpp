@@ -18,11 +18,36 @@ auto make_unary(Op op, const A& a) {
   return Unary<Op, A>(op, a);
 }
 
+namespace detail {
+// bool < integral < floating: the categories of PyTorch's type promotion.
+template <class T>
+inline constexpr int category_v = std::is_same_v<T, bool> ? 0 : (std::is_floating_point_v<T> ? 2 : 1);
+
+// PyTorch's rule for a zero-dim tensor beside a dimensioned one: it decides the result type
+// only when its category is higher (float32[3] + float64[] is float32, int32[3] + float64[] is
+// float64). Otherwise it is read in the other operand's type.
+template <class Other, class Z>
+auto zero_dim_operand(const Z& z) {
+  using D = typename Other::value_type;
+  using V = typename Z::value_type;
+  if constexpr (Z::rank == 0 && Other::rank > 0 && !std::is_same_v<V, D> && category_v<V> <= category_v<D>)
+    return Unary<op::CastTo<D>, Z>(op::CastTo<D>{}, z);
+  else
+    return z;
+}
+}  // namespace detail
+
 // At least one side is an expression; a number on either side becomes a weak Scalar.
 template <class Op, Operand A, Operand B>
 requires(Expression<A> || Expression<B>) auto make_binary(Op op, const A& a, const B& b) {
   if constexpr (Expression<A> && Expression<B>) {
-    return Binary<Op, A, B>(op, a, b);
+    if constexpr ((A::rank == 0) != (B::rank == 0)) {
+      auto za = detail::zero_dim_operand<B>(a);
+      auto zb = detail::zero_dim_operand<A>(b);
+      return Binary<Op, decltype(za), decltype(zb)>(op, za, zb);
+    } else {
+      return Binary<Op, A, B>(op, a, b);
+    }
   } else if constexpr (Expression<A>) {
     auto s = detail::as_operand<A>(b);
     return Binary<Op, A, decltype(s)>(op, a, s);
@@ -155,7 +180,13 @@ FT_BINARY_OPERATOR(>=, Ge)
 template <Expression C, Operand A, Operand B>
 auto where(const C& c, const A& a, const B& b) {
   if constexpr (Expression<A> && Expression<B>) {
-    return Where<C, A, B>(c, a, b);
+    if constexpr ((A::rank == 0) != (B::rank == 0)) {
+      auto za = detail::zero_dim_operand<B>(a);
+      auto zb = detail::zero_dim_operand<A>(b);
+      return Where<C, decltype(za), decltype(zb)>(c, za, zb);
+    } else {
+      return Where<C, A, B>(c, a, b);
+    }
   } else if constexpr (Expression<A>) {
     auto sb = detail::as_operand<A>(b);
     return Where<C, A, decltype(sb)>(c, a, sb);

@@ -3,6 +3,8 @@
 // floating functions are computed in float, as PyTorch does.
 #pragma once
 
+#include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "ft/core/config.hpp"
@@ -95,11 +97,14 @@ struct Abs {
       return x < 0 ? static_cast<T>(-x) : x;
   }
 };
+// square(bool) is int64, as torch.square
 struct Square {
   static constexpr const char* name = "square";
   template <class T>
-  FT_HD FT_INLINE T operator()(T x) const {
-    return static_cast<T>(x * x);
+  FT_HD FT_INLINE auto operator()(T in) const {
+    using R = std::conditional_t<std::is_same_v<T, bool>, std::int64_t, T>;
+    const R x = static_cast<R>(in);
+    return static_cast<R>(x * x);
   }
 };
 // NaN passes through (x < 0 is false for NaN), as torch.relu.
@@ -175,12 +180,22 @@ struct Clamp {
     return y > hi ? hi : y;
   }
 };
+// A floating value outside the integer type's range (or NaN) converts to the type's lowest
+// value, as x86's conversion instructions (and so PyTorch on the CPU) do; uint8 goes through
+// int64 and wraps, as torch. Defined on every device: C++'s own conversion is undefined there.
 template <class U>
 struct CastTo {
   static constexpr const char* name = "cast";
   template <class T>
   FT_HD FT_INLINE U operator()(T x) const {
-    return static_cast<U>(x);
+    if constexpr (std::is_floating_point_v<T> && std::is_unsigned_v<U> && !std::is_same_v<U, bool>) {
+      return static_cast<U>(CastTo<std::int64_t>{}(x));
+    } else if constexpr (std::is_floating_point_v<T> && std::is_integral_v<U> && !std::is_same_v<U, bool>) {
+      const T lo = static_cast<T>(std::numeric_limits<U>::lowest());  // -2^(bits-1): exact in T
+      return x >= lo && x < -lo ? static_cast<U>(x) : std::numeric_limits<U>::lowest();
+    } else {
+      return static_cast<U>(x);
+    }
   }
 };
 
@@ -220,15 +235,19 @@ struct Pow {
     C a = static_cast<C>(a_), b = static_cast<C>(b_);
     if constexpr (std::is_floating_point_v<C>) {
       return math::pow(a, b);
+    } else if constexpr (std::is_same_v<C, bool>) {
+      return b ? a : true;
     } else {  // integer power by squaring; negative exponents give 0 unless |a| == 1
       if (b < 0) return a == 1 ? C(1) : (a == C(-1) ? ((b & 1) ? C(-1) : C(1)) : C(0));
-      C r = 1;
+      // in the unsigned type: an overflowing power wraps (as torch) instead of being undefined
+      using U = std::make_unsigned_t<C>;
+      U r = 1, x = static_cast<U>(a);
       while (b) {
-        if (b & 1) r = static_cast<C>(r * a);
-        a = static_cast<C>(a * a);
+        if (b & 1) r = static_cast<U>(r * x);
         b = static_cast<C>(b >> 1);
+        if (b) x = static_cast<U>(x * x);  // no squaring after the last bit
       }
-      return r;
+      return static_cast<C>(r);
     }
   }
 };

@@ -9,13 +9,13 @@
 
 #include <cmath>
 #include <limits>
-#include <memory>
 #include <optional>
 #include <type_traits>
 
 #include "ft/expr/expression.hpp"
 #include "ft/expr/math.hpp"
 #include "ft/expr/operators.hpp"
+#include "ft/expr/temporaries.hpp"
 
 namespace ft {
 
@@ -241,8 +241,9 @@ struct Variance {
   template <class Acc>
   FT_HD FT_INLINE out_type finalize(Acc a, index_t) const {
     using F = decltype(a.mean);
+    // torch divides by max(0, N − correction): inf past it, NaN only for 0/0
     F denom = static_cast<F>(a.n) - static_cast<F>(correction);
-    F v = denom > F(0) ? a.m2 / denom : std::numeric_limits<F>::quiet_NaN();
+    F v = a.m2 / (denom > F(0) ? denom : F(0));
     if constexpr (Sqrt) v = math::sqrt(v);
     return static_cast<out_type>(v);
   }
@@ -399,26 +400,27 @@ class Reduce {
   template <class T>
   void materialize_into(const Tensor<T, OutRank>& dst) const;
 
-  // Inside a larger expression the reduction is a leaf: evaluated once, on first use.
+  // Inside a larger expression the reduction is a leaf: its value is a temporary of the
+  // evaluation in progress (expr/temporaries.hpp), computed on first use.
   const Tensor<value_type, OutRank>& result() const {
-    if (!cache_) {
-      auto t = std::make_shared<Tensor<value_type, OutRank>>(shape_, device());
-      materialize_into(*t);
-      cache_ = t;
-    }
-    return *cache_;
+    return detail::temporary<Tensor<value_type, OutRank>>(id_, Red::name, [&] {
+      Tensor<value_type, OutRank> t(shape_, device());
+      materialize_into(t);
+      return t;
+    });
   }
   auto evaluator(const EvalContext& ctx) const { return result().evaluator(ctx); }
   template <class F>
   void for_each_leaf(F&& f) const {
     result().for_each_leaf(f);
   }
-  // Supplies the value when it was computed elsewhere (autograd keeps a statement's result).
-  void seed_result(const Tensor<value_type, OutRank>& t) const {
-    cache_ = std::make_shared<Tensor<value_type, OutRank>>(t);
+  // Identity of this node and its copies within an evaluation.
+  std::uint64_t id() const { return id_; }
+  // The value of a reduction over everything, copied to the host: evaluated now, each call.
+  value_type item() const {
+    detail::EvaluationScope scope(detail::EvaluationScope::fresh);
+    return result().item();
   }
-  // The value of a reduction over everything, copied to the host.
-  value_type item() const { return result().item(); }
 
  private:
   Red red_;
@@ -426,7 +428,7 @@ class Reduce {
   int dim_;
   bool keepdim_;
   Shape<OutRank> shape_{};
-  mutable std::shared_ptr<Tensor<value_type, OutRank>> cache_;
+  std::uint64_t id_ = detail::next_node_id();
 };
 
 namespace detail {

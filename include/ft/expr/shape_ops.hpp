@@ -4,11 +4,11 @@
 // broadcast from (the gradient of a broadcast operand).
 #pragma once
 
-#include <memory>
 #include <optional>
 #include <utility>
 
 #include "ft/expr/expression.hpp"
+#include "ft/expr/temporaries.hpp"
 
 namespace ft {
 
@@ -89,19 +89,27 @@ class SumTo {
       }
       if (summed && s[j] != 1) reduces_ = true;
     }
+    // A rank-reducing SumTo is always read from its sum: E's evaluator takes E's rank of index.
+    if constexpr (E::rank != R) reduces_ = true;
   }
 
   struct Eval {
     decltype(std::declval<const E&>().evaluator(EvalContext{})) e;
     TensorReader<value_type, R> sum;
-    bool pass;  // nothing summed: read E itself (uniform across a launch)
+    bool pass;  // nothing summed: read E itself (uniform across a launch; only when E has rank R)
     template <class Ix>
     FT_HD FT_INLINE value_type operator()(const Ix& ix) const {
-      return pass ? e(ix) : sum(ix);
+      if constexpr (E::rank == R)
+        return pass ? e(ix) : sum(ix);
+      else
+        return sum(ix);
     }
     template <int N, class I>
     FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
-      return pass ? e.template load<N>(i) : sum.template load<N>(i);
+      if constexpr (E::rank == R)
+        return pass ? e.template load<N>(i) : sum.template load<N>(i);
+      else
+        return sum.template load<N>(i);
     }
   };
 
@@ -117,15 +125,15 @@ class SumTo {
   void materialize_into(const Tensor<T, R>& dst) const;
 
   const Tensor<value_type, R>& result() const {
-    if (!cache_) {
-      auto t = std::make_shared<Tensor<value_type, R>>(shape_, device());
-      materialize_into(*t);
-      cache_ = t;
-    }
-    return *cache_;
+    return detail::temporary<Tensor<value_type, R>>(id_, "sum_to", [&] {
+      Tensor<value_type, R> t(shape_, device());
+      materialize_into(t);
+      return t;
+    });
   }
   Eval evaluator(const EvalContext& ctx) const {
-    if (!reduces_) return {e_.evaluator(ctx), {}, true};
+    if constexpr (E::rank == R)
+      if (!reduces_) return {e_.evaluator(ctx), {}, true};
     return {e_.evaluator(ctx), result().evaluator(ctx), false};
   }
   template <class F>
@@ -135,12 +143,13 @@ class SumTo {
     else
       e_.for_each_leaf(f);
   }
+  std::uint64_t id() const { return id_; }
 
  private:
   E e_;
   Shape<R> shape_{};
   bool reduces_ = false;
-  mutable std::shared_ptr<Tensor<value_type, R>> cache_;
+  std::uint64_t id_ = detail::next_node_id();
 };
 
 namespace detail {

@@ -299,7 +299,7 @@ struct CrossEntropyOptions {
 // or summed (Reduction::Sum). A rank-0 tensor; one launch. Reduction::None is an error here.
 template <Expression E>
 Tensor<float_promote_t<typename E::value_type>, 0> cross_entropy(const E& logits, const Tensor<std::int64_t, 1>& target,
-                                                                 CrossEntropyOptions opts = {}) {
+                                                                 const CrossEntropyOptions& opts = {}) {
   static_assert(E::rank == 2, "ft::cross_entropy: logits must be [batch, classes]");
   using F = float_promote_t<typename E::value_type>;
   const auto& s = logits.shape();

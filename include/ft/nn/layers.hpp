@@ -83,8 +83,8 @@ class Conv2d : public Module<Conv2d<T>> {
   Conv2dOptions options;
 
   Conv2d() = default;
-  Conv2d(index_t in_channels, index_t out_channels, Pair kernel_size, Conv2dOptions opts = {}, bool has_bias = true,
-         Device device = kCPU)
+  Conv2d(index_t in_channels, index_t out_channels, Pair kernel_size, const Conv2dOptions& opts = {},
+         bool has_bias = true, Device device = kCPU)
       : options(opts) {
     check(opts.groups > 0 && in_channels % opts.groups == 0 && out_channels % opts.groups == 0, "Conv2d",
           "in_channels (", in_channels, ") and out_channels (", out_channels, ") must be divisible by groups (",
@@ -180,7 +180,7 @@ class BatchNorm : public Module<BatchNorm<T, MinRank, MaxRank>> {
   BatchNormOptions options;
 
   BatchNorm() = default;
-  explicit BatchNorm(index_t num_features, BatchNormOptions opts = {}, Device device = kCPU) : options(opts) {
+  explicit BatchNorm(index_t num_features, const BatchNormOptions& opts = {}, Device device = kCPU) : options(opts) {
     if (opts.affine) {
       weight = detail::parameter(ft::ones<T>({num_features}, device));
       bias = detail::parameter(ft::zeros<T>({num_features}, device));

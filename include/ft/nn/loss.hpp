@@ -230,11 +230,12 @@ auto huber_loss(const I& input, const Tg& target, Reduction reduction = Reductio
 // ft::cross_entropy (one launch; over Vars, one node whose backward is one kernel); None is
 // log_softmax (one launch) and one fused masked row sum. options.reduction is replaced by Red.
 template <Reduction Red, Expression I, Expression Tg>
-auto cross_entropy(const I& input, const Tg& target, CrossEntropyOptions options = {}) {
+auto cross_entropy(const I& input, const Tg& target, const CrossEntropyOptions& options = {}) {
   auto t = detail::class_targets("cross_entropy", input, target, options.ignore_index);
-  options.reduction = Red;
   if constexpr (Red != Reduction::None) {
-    return ft::cross_entropy(input, t, options);
+    CrossEntropyOptions reduced = options;
+    reduced.reduction = Red;
+    return ft::cross_entropy(input, t, reduced);
   } else {
     using T = detail::loss_value_t<I>;
     constexpr bool V = detail::any_var_v<I>;
@@ -252,7 +253,7 @@ auto cross_entropy(const I& input, const Tg& target, CrossEntropyOptions options
   }
 }
 template <Expression I, Expression Tg>
-auto cross_entropy(const I& input, const Tg& target, CrossEntropyOptions options = {}) {
+auto cross_entropy(const I& input, const Tg& target, const CrossEntropyOptions& options = {}) {
   detail::check_reduced("cross_entropy", options.reduction);
   if (options.reduction == Reduction::Sum) return cross_entropy<Reduction::Sum>(input, target, options);
   return cross_entropy<Reduction::Mean>(input, target, options);

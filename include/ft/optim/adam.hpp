@@ -119,8 +119,8 @@ class AdamBase : public OptimizerBase<Derived, Options, AdamState> {
 class Adam : public detail::AdamBase<Adam, AdamOptions, false> {
  public:
   static constexpr const char* kName = "Adam";
-  Adam(ParameterList params, AdamOptions defaults = {}) : AdamBase(std::move(params), defaults) {}
-  Adam(std::vector<ParamGroup<AdamOptions>> groups, AdamOptions defaults = {})
+  Adam(ParameterList params, const AdamOptions& defaults = {}) : AdamBase(std::move(params), defaults) {}
+  Adam(std::vector<ParamGroup<AdamOptions>> groups, const AdamOptions& defaults = {})
       : AdamBase(std::move(groups), defaults) {}
 };
 
@@ -128,8 +128,8 @@ class Adam : public detail::AdamBase<Adam, AdamOptions, false> {
 class AdamW : public detail::AdamBase<AdamW, AdamWOptions, true> {
  public:
   static constexpr const char* kName = "AdamW";
-  AdamW(ParameterList params, AdamWOptions defaults = {}) : AdamBase(std::move(params), defaults) {}
-  AdamW(std::vector<ParamGroup<AdamWOptions>> groups, AdamWOptions defaults = {})
+  AdamW(ParameterList params, const AdamWOptions& defaults = {}) : AdamBase(std::move(params), defaults) {}
+  AdamW(std::vector<ParamGroup<AdamWOptions>> groups, const AdamWOptions& defaults = {})
       : AdamBase(std::move(groups), defaults) {}
 };
 

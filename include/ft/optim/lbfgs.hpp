@@ -35,7 +35,7 @@ class LBFGS : public Optimizer {
  public:
   using Vec = std::vector<double>;
 
-  LBFGS(ParameterList params, LBFGSOptions options = {}) : params_(std::move(params)), options_(options) {
+  LBFGS(ParameterList params, const LBFGSOptions& options = {}) : params_(std::move(params)), options_(options) {
     check(options_.lr >= 0, "LBFGS", "invalid learning rate ", options_.lr);
     check(options_.max_iter > 0 && options_.history_size > 0, "LBFGS", "max_iter and history_size must be positive");
     if (!options_.max_eval) options_.max_eval = options_.max_iter * 5 / 4;

@@ -288,7 +288,7 @@ struct LinearLROptions {
 // computed recursively as PyTorch does.
 class LinearLR : public LRScheduler {
  public:
-  explicit LinearLR(Optimizer& opt, LinearLROptions o = {}) : LRScheduler(opt, "LinearLR"), o_(o) {
+  explicit LinearLR(Optimizer& opt, const LinearLROptions& o = {}) : LRScheduler(opt, "LinearLR"), o_(o) {
     check(o.start_factor > 0 && o.start_factor <= 1, "LinearLR", "start_factor must be in (0, 1], got ",
           o.start_factor);
     check(o.end_factor >= 0 && o.end_factor <= 1, "LinearLR", "end_factor must be in [0, 1], got ", o.end_factor);
@@ -338,7 +338,7 @@ class OneCycleLR : public LRScheduler {
  public:
   static constexpr const char* kName = "OneCycleLR";
 
-  OneCycleLR(Optimizer& opt, PerGroup max_lr, OneCycleLROptions o = {})
+  OneCycleLR(Optimizer& opt, PerGroup max_lr, const OneCycleLROptions& o = {})
       : LRScheduler(opt, kName), anneal_(o.anneal_strategy), cycle_momentum_(o.cycle_momentum) {
     if (o.total_steps) {
       check(*o.total_steps > 0, kName, "expected a positive total_steps, got ", *o.total_steps);
@@ -551,7 +551,7 @@ class ReduceLROnPlateau {
  public:
   static constexpr const char* kName = "ReduceLROnPlateau";
 
-  explicit ReduceLROnPlateau(Optimizer& opt, ReduceLROnPlateauOptions o = {})
+  explicit ReduceLROnPlateau(Optimizer& opt, const ReduceLROnPlateauOptions& o = {})
       : opt_(opt), o_(o), min_lrs_(o.min_lr.expand(opt.num_param_groups(), kName, "min_lr")) {
     check(o.factor < 1.0, kName, "factor must be < 1, got ", o.factor);
     best_ = mode_worse();

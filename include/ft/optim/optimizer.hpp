@@ -132,10 +132,10 @@ class OptimizerBase : public Optimizer {
  public:
   using options_type = Options;
 
-  OptimizerBase(ParameterList params, Options defaults) : defaults_(defaults) {
+  OptimizerBase(ParameterList params, const Options& defaults) : defaults_(defaults) {
     add_param_group({std::move(params), defaults});
   }
-  OptimizerBase(std::vector<ParamGroup<Options>> groups, Options defaults) : defaults_(defaults) {
+  OptimizerBase(std::vector<ParamGroup<Options>> groups, const Options& defaults) : defaults_(defaults) {
     for (auto& g : groups) add_param_group(std::move(g));
   }
 

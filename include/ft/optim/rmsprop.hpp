@@ -32,8 +32,8 @@ class RMSprop : public OptimizerBase<RMSprop, RMSpropOptions, RMSpropState> {
  public:
   static constexpr const char* kName = "RMSprop";
   static constexpr int kLists = 5;  // param, grad, square_avg, momentum_buffer, grad_avg
-  RMSprop(ParameterList params, RMSpropOptions defaults = {}) : OptimizerBase(std::move(params), defaults) {}
-  RMSprop(std::vector<ParamGroup<RMSpropOptions>> groups, RMSpropOptions defaults = {})
+  RMSprop(ParameterList params, const RMSpropOptions& defaults = {}) : OptimizerBase(std::move(params), defaults) {}
+  RMSprop(std::vector<ParamGroup<RMSpropOptions>> groups, const RMSpropOptions& defaults = {})
       : OptimizerBase(std::move(groups), defaults) {}
 
   std::optional<double> momentum(std::size_t g = 0) const override { return param_groups().at(g).options.momentum; }
@@ -124,8 +124,8 @@ class Adagrad : public OptimizerBase<Adagrad, AdagradOptions, AdagradState> {
  public:
   static constexpr const char* kName = "Adagrad";
   static constexpr int kLists = 3;  // param, grad, sum
-  Adagrad(ParameterList params, AdagradOptions defaults = {}) : OptimizerBase(std::move(params), defaults) {}
-  Adagrad(std::vector<ParamGroup<AdagradOptions>> groups, AdagradOptions defaults = {})
+  Adagrad(ParameterList params, const AdagradOptions& defaults = {}) : OptimizerBase(std::move(params), defaults) {}
+  Adagrad(std::vector<ParamGroup<AdagradOptions>> groups, const AdagradOptions& defaults = {})
       : OptimizerBase(std::move(groups), defaults) {}
 
   static void validate(const AdagradOptions& o) {

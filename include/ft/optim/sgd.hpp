@@ -34,8 +34,8 @@ class SGD : public OptimizerBase<SGD, SGDOptions, SGDState> {
   static constexpr const char* kName = "SGD";
   static constexpr int kLists = 3;  // param, grad, momentum_buffer
 
-  SGD(ParameterList params, SGDOptions defaults = {}) : OptimizerBase(std::move(params), defaults) {}
-  SGD(std::vector<ParamGroup<SGDOptions>> groups, SGDOptions defaults = {})
+  SGD(ParameterList params, const SGDOptions& defaults = {}) : OptimizerBase(std::move(params), defaults) {}
+  SGD(std::vector<ParamGroup<SGDOptions>> groups, const SGDOptions& defaults = {})
       : OptimizerBase(std::move(groups), defaults) {}
 
   std::optional<double> momentum(std::size_t g = 0) const override { return param_groups().at(g).options.momentum; }

@@ -35,7 +35,7 @@ struct ProgressBarOptions {
 
 class ProgressBar {
  public:
-  explicit ProgressBar(std::int64_t total, ProgressBarOptions options = {}) : total_(total), o_(std::move(options)) {
+  explicit ProgressBar(std::int64_t total, const ProgressBarOptions& options = {}) : total_(total), o_(options) {
     if (!o_.clock)
       o_.clock = [] {
         return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();

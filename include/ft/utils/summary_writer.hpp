@@ -181,7 +181,7 @@ struct SummaryWriterOptions {
 
 class SummaryWriter {
  public:
-  explicit SummaryWriter(std::string logdir, SummaryWriterOptions options = {})
+  explicit SummaryWriter(std::string logdir, const SummaryWriterOptions& options = {})
       : logdir_(std::move(logdir)), options_(options), file_(std::make_unique<detail::EventFile>(logdir_)) {}
   ~SummaryWriter() = default;
 
