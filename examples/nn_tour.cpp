@@ -57,7 +57,7 @@ int main() {
     sgd.zero_grad();
     ft::Var<float, 0> loss = ft::nn::functional::cross_entropy(cnn(images), labels);
     loss.backward();
-    ft::nn::utils::clip_grad_norm_(cnn.parameters(), 5.0);
+    ft::nn::clip_grad_norm_(cnn.parameters(), 5.0);
     sgd.step();
     schedule.step();
     if (step % 10 == 0) std::printf("CNN step %2d: loss %.4f, lr %.4f\n", step, loss.value().item(), sgd.lr());

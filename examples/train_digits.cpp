@@ -105,8 +105,8 @@ double fit(const char* name, Model& model, Train& train, Test& test, const Setti
     writer.add_scalar("train/lr", opt.lr(), step);
     for (const auto& [pname, p] : model.named_parameters()) writer.add_histogram("weights/" + pname, p.value(), step);
   }
-  ft::save_checkpoint(s.logdir + "/" + name + ".ckpt", model, opt,
-                      {{"epochs", std::to_string(s.epochs)}, {"test_accuracy", std::to_string(test_acc)}});
+  ft::io::save_checkpoint(s.logdir + "/" + name + ".ckpt", model, opt,
+                          {{"epochs", std::to_string(s.epochs)}, {"test_accuracy", std::to_string(test_acc)}});
   return test_acc;
 }
 

@@ -3,8 +3,8 @@
 #include <doctest/doctest.h>
 
 #include "common.hpp"
-#include "ft/dlpack.hpp"
 #include "ft/ft.hpp"
+#include "ft/io/dlpack.hpp"
 
 namespace {
 
@@ -30,7 +30,7 @@ struct Foreign {
 TEST_CASE("to_dlpack then from_dlpack shares memory both ways, and the deleter runs once") {
   auto t = ft::arange<float>(0, 12).reshape({3, 4});
   auto before = t.storage().use_count();
-  DLManagedTensor* m = ft::to_dlpack(t);
+  DLManagedTensor* m = ft::io::to_dlpack(t);
   CHECK(m->dl_tensor.data == t.data());
   CHECK(m->dl_tensor.ndim == 2);
   CHECK(m->dl_tensor.shape[0] == 3);
@@ -38,7 +38,7 @@ TEST_CASE("to_dlpack then from_dlpack shares memory both ways, and the deleter r
   CHECK(m->dl_tensor.device.device_type == kDLCPU);
   CHECK(t.storage().use_count() == before + 1);  // the capsule keeps the storage alive
   {
-    ft::Tensor<float, 2> u = ft::from_dlpack<float, 2>(m);
+    ft::Tensor<float, 2> u = ft::io::from_dlpack<float, 2>(m);
     CHECK(u.data() == t.data());
     u = u * 2.0f;  // written through the DLPack view, seen by the original
     CHECK(t.to_vector()[5] == 10.0f);
@@ -53,7 +53,7 @@ TEST_CASE("from_dlpack imports a foreign tensor without copying, honouring strid
   f->managed.dl_tensor.byte_offset = 0;
   float* raw = f->data.data();
   {
-    ft::AnyTensor a = ft::from_dlpack(&f->managed);
+    ft::AnyTensor a = ft::io::from_dlpack(&f->managed);
     auto t = a.as<float, 2>();
     CHECK(t.data() == raw);
     CHECK(t.to_vector() == std::vector<float>{0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11});
@@ -66,18 +66,18 @@ TEST_CASE("from_dlpack imports a foreign tensor without copying, honouring strid
   g->managed.dl_tensor.strides = nullptr;  // compact row-major
   g->shape[0] = 2, g->shape[1] = 2;
   g->managed.dl_tensor.byte_offset = 4 * sizeof(float);
-  CHECK(ft::from_dlpack<float, 2>(&g->managed).to_vector() == std::vector<float>{4, 5, 6, 7});
+  CHECK(ft::io::from_dlpack<float, 2>(&g->managed).to_vector() == std::vector<float>{4, 5, 6, 7});
   CHECK(Foreign::deleted == 2);
 }
 
 TEST_CASE("DLPack dtypes: all six map both ways, versioned capsules carry version 1.0") {
   auto check_dtype = [](const ft::AnyTensor& t, std::uint8_t code, std::uint8_t bits) {
-    DLManagedTensorVersioned* m = ft::to_dlpack_versioned(t);
+    DLManagedTensorVersioned* m = ft::io::to_dlpack_versioned(t);
     CHECK(m->version.major == 1);
     CHECK(m->dl_tensor.dtype.code == code);
     CHECK(m->dl_tensor.dtype.bits == bits);
     CHECK(m->dl_tensor.dtype.lanes == 1);
-    ft::AnyTensor back = ft::from_dlpack(m);
+    ft::AnyTensor back = ft::io::from_dlpack(m);
     CHECK(back.dtype() == t.dtype());
     CHECK(back.data() == t.data());
   };
@@ -88,7 +88,7 @@ TEST_CASE("DLPack dtypes: all six map both ways, versioned capsules carry versio
   check_dtype(ft::zeros<std::uint8_t>({2}), kDLUInt, 8);
   check_dtype(ft::zeros<bool>({2}), kDLBool, 8);
   auto scalar = ft::full<double>({1}, 2.5).reshape(ft::Shape<0>{});
-  CHECK(ft::from_dlpack<double, 0>(ft::to_dlpack(scalar)).item() == 2.5);
+  CHECK(ft::io::from_dlpack<double, 0>(ft::io::to_dlpack(scalar)).item() == 2.5);
 }
 
 TEST_CASE("from_dlpack rejects what it cannot represent, and leaves ownership with the caller") {
@@ -96,41 +96,42 @@ TEST_CASE("from_dlpack rejects what it cannot represent, and leaves ownership wi
   auto* f = new Foreign();
   auto& dl = f->managed.dl_tensor;
   dl.dtype = {kDLFloat, 16, 1};
-  CHECK_THROWS_WITH_AS(ft::from_dlpack(&f->managed), doctest::Contains("code 2, 16 bits"), ft::Error);
+  CHECK_THROWS_WITH_AS(ft::io::from_dlpack(&f->managed), doctest::Contains("code 2, 16 bits"), ft::Error);
   dl.dtype = {kDLComplex, 64, 1};
-  CHECK_THROWS_WITH_AS(ft::from_dlpack(&f->managed), doctest::Contains("unsupported dtype"), ft::Error);
+  CHECK_THROWS_WITH_AS(ft::io::from_dlpack(&f->managed), doctest::Contains("unsupported dtype"), ft::Error);
   dl.dtype = {kDLFloat, 32, 4};
-  CHECK_THROWS_WITH_AS(ft::from_dlpack(&f->managed), doctest::Contains("4 lanes"), ft::Error);
+  CHECK_THROWS_WITH_AS(ft::io::from_dlpack(&f->managed), doctest::Contains("4 lanes"), ft::Error);
   dl.dtype = {kDLFloat, 32, 1};
   dl.device = {kDLOpenCL, 0};
-  CHECK_THROWS_WITH_AS(ft::from_dlpack(&f->managed), doctest::Contains("device type 4"), ft::Error);
+  CHECK_THROWS_WITH_AS(ft::io::from_dlpack(&f->managed), doctest::Contains("device type 4"), ft::Error);
   dl.device = {kDLCPU, 0};
   f->strides[1] = -1;
-  CHECK_THROWS_WITH_AS(ft::from_dlpack(&f->managed), doctest::Contains("negative stride"), ft::Error);
+  CHECK_THROWS_WITH_AS(ft::io::from_dlpack(&f->managed), doctest::Contains("negative stride"), ft::Error);
   f->strides[1] = 1;
   dl.ndim = 9;
-  CHECK_THROWS_WITH_AS(ft::from_dlpack(&f->managed), doctest::Contains("ndim 9"), ft::Error);
+  CHECK_THROWS_WITH_AS(ft::io::from_dlpack(&f->managed), doctest::Contains("ndim 9"), ft::Error);
   dl.ndim = 2;
-  CHECK_THROWS_WITH_AS((ft::from_dlpack<double, 2>(&f->managed)), doctest::Contains("requested float64"), ft::Error);
+  CHECK_THROWS_WITH_AS((ft::io::from_dlpack<double, 2>(&f->managed)), doctest::Contains("requested float64"),
+                       ft::Error);
   CHECK(Foreign::deleted == 0);  // every failure left the tensor with its producer
   if (!ft::test::has_gpu()) {
     dl.device = {kDLCUDA, 0};
-    CHECK_THROWS_WITH_AS(ft::from_dlpack(&f->managed), doctest::Contains("from_dlpack"), ft::Error);
+    CHECK_THROWS_WITH_AS(ft::io::from_dlpack(&f->managed), doctest::Contains("from_dlpack"), ft::Error);
   }
   f->managed.deleter(&f->managed);
   CHECK(Foreign::deleted == 1);
-  DLManagedTensorVersioned* ro = ft::to_dlpack_versioned(ft::zeros<float>({2}));
+  DLManagedTensorVersioned* ro = ft::io::to_dlpack_versioned(ft::zeros<float>({2}));
   ro->flags |= DLPACK_FLAG_BITMASK_READ_ONLY;
-  CHECK_THROWS_WITH_AS(ft::from_dlpack(ro), doctest::Contains("read-only"), ft::Error);
+  CHECK_THROWS_WITH_AS(ft::io::from_dlpack(ro), doctest::Contains("read-only"), ft::Error);
   ro->deleter(ro);
 }
 
 FT_GPU_TEST_CASE("DLPack on CUDA: device tensors export as kDLCUDA and import without copying") {
   auto t = ft::arange<float>(0, 8, 1, ft::Device(ft::kCUDA, 0));
-  DLManagedTensor* m = ft::to_dlpack(t);
+  DLManagedTensor* m = ft::io::to_dlpack(t);
   CHECK(m->dl_tensor.device.device_type == kDLCUDA);
   CHECK(m->dl_tensor.device.device_id == 0);
-  ft::Tensor<float, 1> u = ft::from_dlpack<float, 1>(m);
+  ft::Tensor<float, 1> u = ft::io::from_dlpack<float, 1>(m);
   CHECK(u.device() == ft::Device(ft::kCUDA, 0));
   CHECK(u.data() == t.data());
   CHECK(u.to_vector() == t.to_vector());

@@ -199,11 +199,11 @@ TEST_CASE("checkpoints restore a model and its optimizer exactly, with the extra
     o.step();
   };
   step(model, opt);
-  ft::save_checkpoint(path, model, opt, {{"epoch", "1"}});
+  ft::io::save_checkpoint(path, model, opt, {{"epoch", "1"}});
 
   ft::nn::Linear<float> copy(4, 3);
   ft::optim::Adam copy_opt(copy.parameters(), {.lr = 0.5});
-  auto extra = ft::load_checkpoint(path, copy, copy_opt);
+  auto extra = ft::io::load_checkpoint(path, copy, copy_opt);
   CHECK(extra == std::map<std::string, std::string>{{"epoch", "1"}});
   CHECK(copy_opt.lr() == doctest::Approx(0.01));
   step(model, opt);  // the next step of both is the same: moments and step counts were restored
@@ -211,15 +211,15 @@ TEST_CASE("checkpoints restore a model and its optimizer exactly, with the extra
   CHECK(copy.weight.value().to_vector() == model.weight.value().to_vector());
   CHECK(copy.bias.value().to_vector() == model.bias.value().to_vector());
 
-  auto c = ft::read_checkpoint(path);
+  auto c = ft::io::read_checkpoint(path);
   CHECK(c.model.contains("weight"));
   CHECK(!c.optimizer.empty());
   ft::io::save_safetensors((dir / "plain.safetensors").string(), c.model);
   CHECK(error_of([&] {
-          ft::read_checkpoint((dir / "plain.safetensors").string());
+          ft::io::read_checkpoint((dir / "plain.safetensors").string());
         }).find("not a fusedtensor checkpoint") != std::string::npos);
   ft::nn::Linear<float> wrong(5, 3);
-  CHECK(error_of([&] { ft::load_checkpoint(path, wrong, copy_opt); }).find("weight") != std::string::npos);
+  CHECK(error_of([&] { ft::io::load_checkpoint(path, wrong, copy_opt); }).find("weight") != std::string::npos);
   fs::remove_all(dir);
 }
 

@@ -168,7 +168,7 @@ TEST_CASE("clip_grad_norm_ and clip_grad_value_ match PyTorch, one launch each w
       ft::test::check_close(p.w.grad(), g.values("clip.grad.weight"));
       double total = 0;
       const auto launches = ft::test::launches_of(dev, [&] {
-        total = ft::nn::utils::clip_grad_norm_({p.w, p.b}, 0.5, c.norm_type);
+        total = ft::nn::clip_grad_norm_({p.w, p.b}, 0.5, c.norm_type);
       });
       CHECK(launches == 2);  // the norm over both gradients, then the scale
       CHECK(total == doctest::Approx(g.scalar(std::string(c.name) + ".total")).epsilon(1e-5));
@@ -178,10 +178,10 @@ TEST_CASE("clip_grad_norm_ and clip_grad_value_ match PyTorch, one launch each w
     Problem p(dev);
     ft::Var<float, 0> l = p.loss();
     l.backward();
-    CHECK(ft::test::launches_of(dev, [&] { ft::nn::utils::clip_grad_value_({p.w, p.b}, 0.1); }) == 1);
+    CHECK(ft::test::launches_of(dev, [&] { ft::nn::clip_grad_value_({p.w, p.b}, 0.1); }) == 1);
     ft::test::check_close(p.w.grad(), g.values("clip_value.weight"));
     ft::test::check_close(p.b.grad(), g.values("clip_value.bias"));
-    CHECK_THROWS_AS(ft::nn::utils::clip_grad_norm_({p.w}, 1.0, 3.0), ft::Error);
+    CHECK_THROWS_AS(ft::nn::clip_grad_norm_({p.w}, 1.0, 3.0), ft::Error);
   }
 }
 
@@ -204,7 +204,7 @@ TEST_CASE("an optimizer step is one launch for all parameters") {
     CHECK(ft::test::launches_of(dev, [&] { adam.step(); }) == 1);
     CHECK(ft::test::launches_of(dev, [&] { adam.step(); }) == 1);
     CHECK(ft::test::launches_of(dev, [&] { sgd.step(); }) == 1);
-    CHECK(ft::test::launches_of(dev, [&] { ft::nn::utils::clip_grad_norm_(list, 1.0); }) <= 2);
+    CHECK(ft::test::launches_of(dev, [&] { ft::nn::clip_grad_norm_(list, 1.0); }) <= 2);
     // a parameter without a gradient is skipped, as PyTorch skips grad None
     params[3].zero_grad();
     const auto before = params[3].value().to_vector();

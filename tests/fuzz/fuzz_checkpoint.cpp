@@ -8,7 +8,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   try {
-    auto c = ft::read_checkpoint(std::span<const std::uint8_t>(data, size), "fuzz.ckpt");
+    auto c = ft::io::read_checkpoint(std::span<const std::uint8_t>(data, size), "fuzz.ckpt");
     (void)c.model.size();
   } catch (const ft::Error&) {
   }

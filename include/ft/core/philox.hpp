@@ -4,6 +4,8 @@
 // and the GPU produce bit-identical float numbers.
 #pragma once
 
+#include <math.h>  // ::sqrt, ::log, ::cos: the same names on the host and in device code
+
 #include <cstdint>
 #include <cstring>
 

@@ -2,8 +2,8 @@
 // file ("model.<name>", "optimizer.<name>", the metadata in "__metadata__"), so Python can
 // read it too. Written to a temporary file and renamed: a crash never leaves half a checkpoint.
 //
-//   ft::save_checkpoint("ckpt.safetensors", model, opt, {{"epoch", "3"}});
-//   auto extra = ft::load_checkpoint("ckpt.safetensors", model, opt);   // extra["epoch"] == "3"
+//   ft::io::save_checkpoint("ckpt.safetensors", model, opt, {{"epoch", "3"}});
+//   auto extra = ft::io::load_checkpoint("ckpt.safetensors", model, opt);   // extra["epoch"] == "3"
 #pragma once
 
 #include <map>
@@ -13,7 +13,7 @@
 #include "ft/io/safetensors.hpp"
 #include "ft/nn/state_dict.hpp"
 
-namespace ft {
+namespace ft::io {
 
 inline constexpr const char* kCheckpointFormat = "fusedtensor-checkpoint/1";
 
@@ -24,7 +24,7 @@ struct Checkpoint {
 
 // Splits a safetensors file's contents into a checkpoint; a file that is not one is an ft::Error.
 inline Checkpoint read_checkpoint(std::span<const std::uint8_t> bytes, const std::string& name, Device device = kCPU) {
-  io::SafetensorsFile f = io::from_safetensors_bytes(bytes, name, device);
+  SafetensorsFile f = from_safetensors_bytes(bytes, name, device);
   auto format = f.metadata.find("format");
   if (format == f.metadata.end() || format->second != kCheckpointFormat)
     fail("load_checkpoint", "\"", name,
@@ -71,4 +71,4 @@ std::map<std::string, std::string> load_checkpoint(const std::string& path, Mode
   return c.extra;
 }
 
-}  // namespace ft
+}  // namespace ft::io

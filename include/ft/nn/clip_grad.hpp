@@ -8,7 +8,7 @@
 #include "ft/exec/multi_tensor.hpp"
 #include "ft/nn/parameter.hpp"
 
-namespace ft::nn::utils {
+namespace ft::nn {
 
 namespace detail {
 template <class T>
@@ -103,4 +103,4 @@ inline void clip_grad_value_(const ParameterList& params, double clip_value) {
   clamp.template operator()<double>();
 }
 
-}  // namespace ft::nn::utils
+}  // namespace ft::nn

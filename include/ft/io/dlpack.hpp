@@ -1,7 +1,7 @@
 // DLPack exchange with PyTorch, CuPy, JAX ...: zero copy in both directions.
 //
-//   DLManagedTensor* m = ft::to_dlpack(t);     // the consumer calls m->deleter(m) when done
-//   ft::AnyTensor u = ft::from_dlpack(m);      // takes ownership: the producer's deleter runs
+//   DLManagedTensor* m = ft::io::to_dlpack(t);     // the consumer calls m->deleter(m) when done
+//   ft::AnyTensor u = ft::io::from_dlpack(m);      // takes ownership: the producer's deleter runs
 //                                              // when the last handle to u's storage goes
 // from_dlpack takes ownership only when it succeeds; on ft::Error the caller still owns it.
 #pragma once
@@ -13,7 +13,7 @@
 #include "ft/cuda/runtime.hpp"
 #include "ft/dlpack/dlpack.h"
 
-namespace ft {
+namespace ft::io {
 
 namespace detail {
 
@@ -156,4 +156,4 @@ Tensor<T, R> from_dlpack(Managed* m) {
   return from_dlpack(m).template as<T, R>();
 }
 
-}  // namespace ft
+}  // namespace ft::io
