@@ -5,8 +5,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <random>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "ft/ft.hpp"
@@ -83,6 +86,40 @@ std::int64_t launches_of(Device d, F&& f) {
   stats::reset();
   f();
   return stats::launches(d);
+}
+
+// Checks the launches since the last stats::reset(): `expected` on `dev`, none on the CPU
+// when `dev` is a GPU. Not a template, like every function holding assertions here, so that
+// the assertions compile once rather than once per op (these files are also built by nvcc).
+inline void expect_launches(Device dev, std::int64_t expected) {
+  CHECK(stats::launches(dev) == expected);
+  if (dev.is_cuda()) CHECK(stats::launches(kCPU) == 0);
+}
+
+// The message of the ft::Error that f() throws, else "no error" or "not an ft::Error: …" (which
+// fail the callers' checks of the message).
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("not an ft::Error: ") + e.what();
+  }
+  return "no error";
+}
+
+// Tolerances (rtol, atol) for a result of type V: float_rtol for float, 1e-12 for double,
+// exact for integers and bool.
+template <class V>
+std::pair<double, double> tolerance(double float_rtol = 1e-5) {
+  if constexpr (std::is_same_v<V, float>)
+    return {float_rtol, 1e-6};
+  else if constexpr (std::is_same_v<V, double>)
+    return {1e-12, 1e-12};
+  else
+    return {0.0, 0.0};
 }
 
 // What one statement gave: its result read back, the reference, and the launches it took.

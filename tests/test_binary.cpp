@@ -18,7 +18,9 @@ namespace {
 
 using ft::index_t;
 using ft::test::check_close;
+using ft::test::expect_launches;
 using ft::test::to_double;
+using ft::test::tolerance;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -77,24 +79,6 @@ struct BinaryOp {
 template <class Want = TableDtype, class Expr, class Ref>
 BinaryOp<Want, Expr, Ref> binary(const char* name, Expr expr, Ref ref, Domain a = {}, Domain b = {}) {
   return {name, expr, ref, a, b};
-}
-
-template <class V>
-std::pair<double, double> tolerance() {
-  if constexpr (std::is_same_v<V, float>)
-    return {1e-5, 1e-6};
-  else if constexpr (std::is_same_v<V, double>)
-    return {1e-12, 1e-12};
-  else
-    return {0.0, 0.0};
-}
-
-// Checks the launches since the last stats::reset(): `expected` on `dev`, none on the CPU
-// when `dev` is a GPU. Not a template, like every function holding assertions here, so that
-// the assertions compile once rather than once per op (these files are also built by nvcc).
-void expect_launches(ft::Device dev, std::int64_t expected) {
-  CHECK(ft::stats::launches(dev) == expected);
-  if (dev.is_cuda()) CHECK(ft::stats::launches(ft::kCPU) == 0);
 }
 
 // `Tensor<V, R> y = e;`: `launches` launches (1, or 0 for an empty tensor).

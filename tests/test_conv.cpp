@@ -14,6 +14,7 @@ using ft::index_t;
 using ft::Pair;
 using ft::Shape;
 using ft::test::check_close;
+using ft::test::error_of;
 using ft::test::launches_of;
 using ft::test::random_tensor;
 using ft::test::to_double;
@@ -322,22 +323,6 @@ TEST_CASE("conv2d and its gradients are bit-identical run after run") {
     CHECK(ft::conv2d_backward_bias(gy).to_vector() == ft::conv2d_backward_bias(gy).to_vector());
   }
 }
-
-namespace {
-
-// The message of the ft::Error that f throws.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const ft::Error& e) {
-    return e.what();
-  }
-  FAIL_CHECK("threw no ft::Error");
-  return {};
-}
-
-}  // namespace
 
 TEST_CASE("bad conv2d arguments throw an ft::Error naming the op and the shapes, before any launch") {
   for (ft::Device dev : ft::test::devices()) {

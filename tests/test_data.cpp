@@ -272,12 +272,7 @@ TEST_CASE("read_idx decodes every IDX element type, big-endian") {
 
 TEST_CASE("read_idx rejects bad magic numbers, ranks, types and sizes") {
   auto err = [](std::vector<std::uint8_t> b) {
-    try {
-      ft::data::read_idx(std::span<const std::uint8_t>(b), "f.idx");
-    } catch (const ft::Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
+    return ft::test::error_of([&] { ft::data::read_idx(std::span<const std::uint8_t>(b), "f.idx"); });
   };
   CHECK(err({0, 0}).find("too short") != std::string::npos);
   CHECK(err({1, 0, 8, 1, 0, 0, 0, 0}).find("bad magic number at offset 0") != std::string::npos);

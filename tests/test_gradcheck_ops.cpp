@@ -135,6 +135,33 @@ std::vector<Case> op_cases() {
     auto z = x.select(0, 0).unsqueeze(0).squeeze(0).expand({2, 3, 4});
     return Var<double, 3>(a * b + s.transpose(1, 2).expand({3, 4, 2}) + z.permute({1, 2, 0}));
   }));
+  // ---- losses (nn/loss.hpp): the loss family's own op, and each functional loss ----
+  namespace F = ft::nn::functional;
+  using ft::Reduction;
+  const index_t s3x4[] = {3, 4};
+  c.push_back(binary(
+      "binary_cross_entropy", s3x4, s3x4,
+      [](const auto& x, const auto& t) {
+        return F::binary_cross_entropy(x, t) + F::binary_cross_entropy<Reduction::Sum>(x * 0.5, t);
+      },
+      0.05, 0.95, 0.0, 1.0));
+  c.push_back(binary("mse_loss", s3x4, s3x4, [](const auto& x, const auto& t) {
+    return F::mse_loss(x, t) + F::mse_loss<Reduction::Sum>(x, t * 2);
+  }));
+  c.push_back(binary("l1_loss", s3x4, s3x4, [](const auto& x, const auto& t) { return F::l1_loss(x, t); }));
+  c.push_back(binary("smooth_l1_loss", s3x4, s3x4, [](const auto& x, const auto& t) {
+    return F::smooth_l1_loss(x, t, Reduction::Mean, 0.5) + F::huber_loss(x, t, Reduction::Sum, 0.7);
+  }));
+  c.push_back(binary("binary_cross_entropy_with_logits", s3x4, s3x4, [](const auto& x, const auto& t) {
+    auto pos_weight = ft::from_vector<double>({0.5, 1, 2, 3}, {4});
+    return F::binary_cross_entropy_with_logits(x, t) +
+           F::binary_cross_entropy_with_logits(x, t * 0.5, Reduction::Sum, pos_weight);
+  }));
+  c.push_back(general("nll_loss", {5, 4}, [](const V2& x) {
+    auto t = ft::from_vector<std::int64_t>({0, 3, -100, 1, 2}, {5});
+    return Var<double, 0>(F::nll_loss(ft::log_softmax(x, 1), t) + F::nll_loss<Reduction::Sum>(x, t) +
+                          ft::sum(F::cross_entropy<Reduction::None>(x, t, {.label_smoothing = 0.2})));
+  }));
   return c;
 }
 const bool registered = [] {

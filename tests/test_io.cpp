@@ -19,6 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using Bytes = std::vector<std::uint8_t>;
+using ft::test::error_of;
 
 std::string data_file(const std::string& name) { return std::string(FT_TEST_DATA_DIR) + "/" + name; }
 
@@ -45,17 +46,6 @@ ft::nn::StateDict reference_tensors() {
 template <class T, int R>
 std::vector<T> values(const ft::nn::StateDict& sd, const std::string& key) {
   return sd.at(key).as<T, R>().to_vector();
-}
-
-// The ft::Error message of f(), or "no error".
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const ft::Error& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 }  // namespace

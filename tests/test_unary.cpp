@@ -16,8 +16,10 @@ namespace {
 
 using ft::index_t;
 using ft::test::check_close;
+using ft::test::expect_launches;
 using ft::test::random_tensor;
 using ft::test::to_double;
+using ft::test::tolerance;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -52,25 +54,6 @@ std::vector<double> reference(const Op& op, const ft::Tensor<T, R>& x) {
   std::vector<double> r;
   for (double v : to_double(x)) r.push_back(static_cast<double>(op.ref(v)));
   return r;
-}
-
-// Tolerances for a result of type V: the row's rtol for float, 1e-12 for double, exact for integers and bool.
-template <class V>
-std::pair<double, double> tolerance(double float_rtol) {
-  if constexpr (std::is_same_v<V, float>)
-    return {float_rtol, 1e-6};
-  else if constexpr (std::is_same_v<V, double>)
-    return {1e-12, 1e-12};
-  else
-    return {0.0, 0.0};
-}
-
-// Checks the launches since the last stats::reset(): `expected` on `dev`, none on the CPU
-// when `dev` is a GPU. Not a template, like every function holding assertions here, so that
-// the assertions compile once rather than once per op (these files are also built by nvcc).
-void expect_launches(ft::Device dev, std::int64_t expected) {
-  CHECK(ft::stats::launches(dev) == expected);
-  if (dev.is_cuda()) CHECK(ft::stats::launches(ft::kCPU) == 0);
 }
 
 // `y = e` into a defined tensor (a view, say): exactly one launch.

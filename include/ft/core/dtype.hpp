@@ -1,6 +1,7 @@
 // Element types: the runtime tag, its name and the compile-time traits.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <ostream>
 #include <type_traits>
@@ -31,38 +32,41 @@ constexpr DType dtype_of() {
     return DType::Bool;
 }
 
-constexpr const char* dtype_name(DType t) {
-  switch (t) {
-    case DType::Float32:
-      return "float32";
-    case DType::Float64:
-      return "float64";
-    case DType::Int32:
-      return "int32";
-    case DType::Int64:
-      return "int64";
-    case DType::UInt8:
-      return "uint8";
-    case DType::Bool:
-      return "bool";
-  }
-  return "?";
+// Everything a dtype is called: its name, its size and its codes in the file formats the
+// library reads and writes. One row per dtype, in the enum's order; io/ looks names up here.
+struct DTypeInfo {
+  DType dtype;
+  const char* name;          // PyTorch's
+  std::size_t size;          // bytes
+  const char* safetensors;   // the safetensors header's "dtype"
+  int safetensors_order;     // the Python package's dtype order (it writes tensors by it, descending)
+  const char* numpy;         // numpy's descr without its byte-order mark
+  std::uint8_t dlpack_code;  // DLDataTypeCode: 0 int, 1 uint, 2 float, 6 bool (bits = 8 * size)
+};
+inline constexpr DTypeInfo kDTypes[] = {
+    {DType::Float32, "float32", 4, "F32", 3, "f4", 2}, {DType::Float64, "float64", 8, "F64", 4, "f8", 2},
+    {DType::Int32, "int32", 4, "I32", 2, "i4", 0},     {DType::Int64, "int64", 8, "I64", 5, "i8", 0},
+    {DType::UInt8, "uint8", 1, "U8", 1, "u1", 1},      {DType::Bool, "bool", 1, "BOOL", 0, "b1", 6},
+};
+
+constexpr const DTypeInfo& dtype_info(DType t) { return kDTypes[static_cast<int>(t)]; }
+static_assert([] {
+  int i = 0;
+  for (const DTypeInfo& d : kDTypes)
+    if (static_cast<int>(d.dtype) != i++) return false;
+  return true;
+}());
+
+// The dtype whose row satisfies `pred` (a name read from a file), or null.
+template <class Pred>
+constexpr const DTypeInfo* find_dtype(Pred pred) {
+  for (const DTypeInfo& d : kDTypes)
+    if (pred(d)) return &d;
+  return nullptr;
 }
 
-constexpr std::size_t dtype_size(DType t) {
-  switch (t) {
-    case DType::Float32:
-    case DType::Int32:
-      return 4;
-    case DType::Float64:
-    case DType::Int64:
-      return 8;
-    case DType::UInt8:
-    case DType::Bool:
-      return 1;
-  }
-  return 0;
-}
+constexpr const char* dtype_name(DType t) { return dtype_info(t).name; }
+constexpr std::size_t dtype_size(DType t) { return dtype_info(t).size; }
 
 inline std::ostream& operator<<(std::ostream& os, DType t) { return os << dtype_name(t); }
 

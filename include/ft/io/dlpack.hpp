@@ -18,32 +18,15 @@ namespace ft::io {
 namespace detail {
 
 inline DLDataType dlpack_dtype(DType t) {
-  switch (t) {
-    case DType::Float32:
-      return {kDLFloat, 32, 1};
-    case DType::Float64:
-      return {kDLFloat, 64, 1};
-    case DType::Int32:
-      return {kDLInt, 32, 1};
-    case DType::Int64:
-      return {kDLInt, 64, 1};
-    case DType::UInt8:
-      return {kDLUInt, 8, 1};
-    case DType::Bool:
-      return {kDLBool, 8, 1};
-  }
-  return {};
+  return {dtype_info(t).dlpack_code, static_cast<std::uint8_t>(8 * dtype_size(t)), 1};
 }
 
+static_assert(kDLInt == 0 && kDLUInt == 1 && kDLFloat == 2 && kDLBool == 6, "DTypeInfo::dlpack_code");
+
 inline DType dtype_from_dlpack(DLDataType t) {
-  if (t.lanes == 1) {
-    if (t.code == kDLFloat && t.bits == 32) return DType::Float32;
-    if (t.code == kDLFloat && t.bits == 64) return DType::Float64;
-    if (t.code == kDLInt && t.bits == 32) return DType::Int32;
-    if (t.code == kDLInt && t.bits == 64) return DType::Int64;
-    if (t.code == kDLUInt && t.bits == 8) return DType::UInt8;
-    if (t.code == kDLBool && t.bits == 8) return DType::Bool;
-  }
+  const DTypeInfo* known =
+      find_dtype([&](const DTypeInfo& i) { return t.lanes == 1 && t.code == i.dlpack_code && t.bits == 8 * i.size; });
+  if (known) return known->dtype;
   fail("from_dlpack", "unsupported dtype (code ", int(t.code), ", ", int(t.bits), " bits, ", t.lanes,
        " lanes); fusedtensor has float32/64, int32/64, uint8 and bool");
 }

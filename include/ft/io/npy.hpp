@@ -22,23 +22,8 @@ namespace ft::io {
 
 namespace detail {
 
-inline const char* npy_descr(DType t) {
-  switch (t) {
-    case DType::Float32:
-      return "<f4";
-    case DType::Float64:
-      return "<f8";
-    case DType::Int32:
-      return "<i4";
-    case DType::Int64:
-      return "<i8";
-    case DType::UInt8:
-      return "|u1";
-    case DType::Bool:
-      return "|b1";
-  }
-  return "?";
-}
+// numpy's descr: '<' (little-endian) or '|' (one byte) and the type code, "<f4".
+inline std::string npy_descr(DType t) { return (dtype_size(t) == 1 ? "|" : "<") + std::string(dtype_info(t).numpy); }
 
 // The parts of the header dict that matter, parsed from its Python literal.
 struct NpyHeader {
@@ -79,13 +64,10 @@ inline NpyHeader parse_npy_header(std::string_view h, std::size_t base, ByteRead
     ws();
     if (key == "descr") {
       const std::string d = str();
-      static const std::pair<const char*, DType> kTypes[] = {{"f4", DType::Float32}, {"f8", DType::Float64},
-                                                             {"i4", DType::Int32},   {"i8", DType::Int64},
-                                                             {"u1", DType::UInt8},   {"b1", DType::Bool}};
-      bool known = false;
+      const DTypeInfo* known = nullptr;
       if (d.size() == 3 && (d[0] == '<' || d[0] == '>' || d[0] == '|' || d[0] == '='))
-        for (const auto& [code, t] : kTypes)
-          if (d.substr(1) == code) known = true, out.dtype = t;
+        known = find_dtype([&](const DTypeInfo& i) { return d.substr(1) == i.numpy; });
+      if (known) out.dtype = known->dtype;
       if (!known) err("dtype '" + d + "' is not supported (float32/64, int32/64, uint8, bool)");
       out.swap = d[0] == '>' && dtype_size(out.dtype) > 1;
       have_descr = true;

@@ -28,41 +28,9 @@ struct SafetensorsFile {
 
 namespace detail {
 
-inline const char* safetensors_dtype(DType t) {
-  switch (t) {
-    case DType::Float32:
-      return "F32";
-    case DType::Float64:
-      return "F64";
-    case DType::Int32:
-      return "I32";
-    case DType::Int64:
-      return "I64";
-    case DType::UInt8:
-      return "U8";
-    case DType::Bool:
-      return "BOOL";
-  }
-  return "?";
-}
+inline const char* safetensors_dtype(DType t) { return dtype_info(t).safetensors; }
 // The Python package orders tensors by its dtype enum, descending, then by name.
-inline int safetensors_rank(DType t) {
-  switch (t) {
-    case DType::Bool:
-      return 0;
-    case DType::UInt8:
-      return 1;
-    case DType::Int32:
-      return 2;
-    case DType::Float32:
-      return 3;
-    case DType::Float64:
-      return 4;
-    case DType::Int64:
-      return 5;
-  }
-  return -1;
-}
+inline int safetensors_rank(DType t) { return dtype_info(t).safetensors_order; }
 
 // A contiguous host copy of any tensor (GPU or strided), as an AnyTensor.
 inline AnyTensor host_contiguous(const AnyTensor& t) {
@@ -173,11 +141,8 @@ inline SafetensorsFile from_safetensors_bytes(std::span<const std::uint8_t> byte
     if (!dt || !shape || !offs)
       parser.error_at(v.offset, "tensor \"" + key + "\" needs \"dtype\", \"shape\" and \"data_offsets\"");
     Entry e{key, DType::Float32, {}, 0, 0};
-    static const std::pair<const char*, DType> kTypes[] = {{"F32", DType::Float32}, {"F64", DType::Float64},
-                                                           {"I32", DType::Int32},   {"I64", DType::Int64},
-                                                           {"U8", DType::UInt8},    {"BOOL", DType::Bool}};
-    bool known = false;
-    for (const auto& [tn, t] : kTypes) known = known || (dt->text == tn && (e.dtype = t, true));
+    const DTypeInfo* known = find_dtype([&](const DTypeInfo& i) { return dt->text == i.safetensors; });
+    if (known) e.dtype = known->dtype;
     if (dt->kind != json::Value::String || !known)
       parser.error_at(dt->offset, "tensor \"" + key + "\" has dtype \"" + dt->text +
                                       "\", which fusedtensor does not support (F32, F64, I32, I64, U8, BOOL)");

@@ -75,6 +75,15 @@ inline void check_reduced(const char* op, Reduction reduction) {
         op, "<ft::Reduction::None>(input, target, ...)");
 }
 
+// A run-time Mean or Sum as the template argument of `call`: call.operator()<Reduction::Mean or
+// Sum>(); None is an error (check_reduced).
+template <class Call>
+auto with_reduction(const char* op, Reduction reduction, const Call& call) {
+  check_reduced(op, reduction);
+  if (reduction == Reduction::Sum) return call.template operator()<Reduction::Sum>();
+  return call.template operator()<Reduction::Mean>();
+}
+
 // The per-element losses `e` reduced as Red: one launch; over Vars, one tape node.
 template <Reduction Red, class T, bool IsVar, class E>
 auto reduce_loss(const E& e) {
@@ -122,9 +131,15 @@ auto class_indices(const I& input) {
                                                  ft::detail::device_of(input).value_or(kCPU));
 }
 
+}  // namespace detail
+
+}  // namespace ft::nn
+
+// ---- the loss family's own ops: forward functor, op list and adjoint side by side ----
+namespace ft::op {
 // −(t·log x + (1 − t)·log(1 − x)), each log clamped at −100, as torch's binary_cross_entropy.
 // An op of its own so that its gradient is torch's (below), finite at x = 0 and x = 1.
-struct BinaryCrossEntropyOp {
+struct BinaryCrossEntropy {
   static constexpr const char* name = "binary_cross_entropy";
   template <class A, class B>
   FT_HD FT_INLINE float_promote_t<promote_t<A, B>> operator()(A x_, B t_) const {
@@ -137,15 +152,15 @@ struct BinaryCrossEntropyOp {
   }
 };
 
-}  // namespace detail
-
-}  // namespace ft::nn
+// The ops of this family, for the op-completeness test (tests/test_gradcheck.cpp).
+using LossOps = List<BinaryCrossEntropy>;
+}  // namespace ft::op
 
 namespace ft::autograd {
 // torch's binary_cross_entropy_backward: dx = g·(x − t) / max(x·(1 − x), 1e-12);
 // binary_cross_entropy_target_backward: dt = g·(log(1 − x) − log x).
 template <>
-struct BinaryGrad<nn::detail::BinaryCrossEntropyOp> {
+struct BinaryGrad<op::BinaryCrossEntropy> {
   static constexpr Rule rule = Rule::differentiable;
   template <class G, class A, class B>
   static auto lhs(const G& g, const A& x, const B& t) {
@@ -170,9 +185,7 @@ auto mse_loss(const I& input, const Tg& target) {
 }
 template <Expression I, Expression Tg>
 auto mse_loss(const I& input, const Tg& target, Reduction reduction = Reduction::Mean) {
-  detail::check_reduced("mse_loss", reduction);
-  if (reduction == Reduction::Sum) return mse_loss<Reduction::Sum>(input, target);
-  return mse_loss<Reduction::Mean>(input, target);
+  return detail::with_reduction("mse_loss", reduction, [&]<Reduction R>() { return mse_loss<R>(input, target); });
 }
 
 // |input − target|; its gradient is sign(input − target) (0 at a tie), as torch.
@@ -183,9 +196,7 @@ auto l1_loss(const I& input, const Tg& target) {
 }
 template <Expression I, Expression Tg>
 auto l1_loss(const I& input, const Tg& target, Reduction reduction = Reduction::Mean) {
-  detail::check_reduced("l1_loss", reduction);
-  if (reduction == Reduction::Sum) return l1_loss<Reduction::Sum>(input, target);
-  return l1_loss<Reduction::Mean>(input, target);
+  return detail::with_reduction("l1_loss", reduction, [&]<Reduction R>() { return l1_loss<R>(input, target); });
 }
 
 // z = |input − target|: 0.5·z²/β below β, z − 0.5·β above; β = 0 is the L1 loss, as torch.
@@ -202,9 +213,8 @@ auto smooth_l1_loss(const I& input, const Tg& target, double beta = 1.0) {
 }
 template <Expression I, Expression Tg>
 auto smooth_l1_loss(const I& input, const Tg& target, Reduction reduction = Reduction::Mean, double beta = 1.0) {
-  detail::check_reduced("smooth_l1_loss", reduction);
-  if (reduction == Reduction::Sum) return smooth_l1_loss<Reduction::Sum>(input, target, beta);
-  return smooth_l1_loss<Reduction::Mean>(input, target, beta);
+  return detail::with_reduction("smooth_l1_loss", reduction,
+                                [&]<Reduction R>() { return smooth_l1_loss<R>(input, target, beta); });
 }
 
 // z = |input − target|: 0.5·z² below δ, δ·(z − 0.5·δ) above.
@@ -218,9 +228,8 @@ auto huber_loss(const I& input, const Tg& target, double delta = 1.0) {
 }
 template <Expression I, Expression Tg>
 auto huber_loss(const I& input, const Tg& target, Reduction reduction = Reduction::Mean, double delta = 1.0) {
-  detail::check_reduced("huber_loss", reduction);
-  if (reduction == Reduction::Sum) return huber_loss<Reduction::Sum>(input, target, delta);
-  return huber_loss<Reduction::Mean>(input, target, delta);
+  return detail::with_reduction("huber_loss", reduction,
+                                [&]<Reduction R>() { return huber_loss<R>(input, target, delta); });
 }
 
 // ---- classification: input [N, C], target [N] class indices (an int64 tensor or expression) ----
@@ -254,9 +263,8 @@ auto cross_entropy(const I& input, const Tg& target, const CrossEntropyOptions& 
 }
 template <Expression I, Expression Tg>
 auto cross_entropy(const I& input, const Tg& target, const CrossEntropyOptions& options = {}) {
-  detail::check_reduced("cross_entropy", options.reduction);
-  if (options.reduction == Reduction::Sum) return cross_entropy<Reduction::Sum>(input, target, options);
-  return cross_entropy<Reduction::Mean>(input, target, options);
+  return detail::with_reduction("cross_entropy", options.reduction,
+                                [&]<Reduction R>() { return cross_entropy<R>(input, target, options); });
 }
 
 // −input[n, t_n] a row (input holds log-probabilities), 0 for the rows whose target is
@@ -281,9 +289,8 @@ auto nll_loss(const I& input, const Tg& target, std::int64_t ignore_index = -100
 template <Expression I, Expression Tg>
 auto nll_loss(const I& input, const Tg& target, Reduction reduction = Reduction::Mean,
               std::int64_t ignore_index = -100) {
-  detail::check_reduced("nll_loss", reduction);
-  if (reduction == Reduction::Sum) return nll_loss<Reduction::Sum>(input, target, ignore_index);
-  return nll_loss<Reduction::Mean>(input, target, ignore_index);
+  return detail::with_reduction("nll_loss", reduction,
+                                [&]<Reduction R>() { return nll_loss<R>(input, target, ignore_index); });
 }
 
 // ---- binary: probabilities, or logits (stable) ----
@@ -294,13 +301,12 @@ template <Reduction Red, Expression I, Expression Tg>
 auto binary_cross_entropy(const I& input, const Tg& target) {
   detail::check_loss_operands("binary_cross_entropy", input, target);
   return detail::reduce_loss<Red, detail::loss_value_t<I, Tg>, detail::any_var_v<I, Tg>>(
-      make_binary(detail::BinaryCrossEntropyOp{}, input, target));
+      make_binary(op::BinaryCrossEntropy{}, input, target));
 }
 template <Expression I, Expression Tg>
 auto binary_cross_entropy(const I& input, const Tg& target, Reduction reduction = Reduction::Mean) {
-  detail::check_reduced("binary_cross_entropy", reduction);
-  if (reduction == Reduction::Sum) return binary_cross_entropy<Reduction::Sum>(input, target);
-  return binary_cross_entropy<Reduction::Mean>(input, target);
+  return detail::with_reduction("binary_cross_entropy", reduction,
+                                [&]<Reduction R>() { return binary_cross_entropy<R>(input, target); });
 }
 
 // (1 − t)·x + max(−x, 0) + log(1 + e^−|x|) = −t·log σ(x) − (1 − t)·log(1 − σ(x)), stable for
@@ -333,15 +339,14 @@ auto binary_cross_entropy_with_logits(const I& input, const Tg& target, const PW
 }
 template <Expression I, Expression Tg>
 auto binary_cross_entropy_with_logits(const I& input, const Tg& target, Reduction reduction = Reduction::Mean) {
-  detail::check_reduced("binary_cross_entropy_with_logits", reduction);
-  if (reduction == Reduction::Sum) return binary_cross_entropy_with_logits<Reduction::Sum>(input, target);
-  return binary_cross_entropy_with_logits<Reduction::Mean>(input, target);
+  return detail::with_reduction("binary_cross_entropy_with_logits", reduction,
+                                [&]<Reduction R>() { return binary_cross_entropy_with_logits<R>(input, target); });
 }
 template <Expression I, Expression Tg, Expression PW>
 auto binary_cross_entropy_with_logits(const I& input, const Tg& target, Reduction reduction, const PW& pos_weight) {
-  detail::check_reduced("binary_cross_entropy_with_logits", reduction);
-  if (reduction == Reduction::Sum) return binary_cross_entropy_with_logits<Reduction::Sum>(input, target, pos_weight);
-  return binary_cross_entropy_with_logits<Reduction::Mean>(input, target, pos_weight);
+  return detail::with_reduction("binary_cross_entropy_with_logits", reduction, [&]<Reduction R>() {
+    return binary_cross_entropy_with_logits<R>(input, target, pos_weight);
+  });
 }
 
 }  // namespace ft::nn::functional
