@@ -1,30 +1,26 @@
-// ft::Var<T, R>: a tensor value that autograd tracks, the tape node that produced it, the
-// thread-local recording state (NoGradGuard, anomaly detection) and the backward engine.
+// ft::Var<T, R>: a tensor value that autograd tracks (a handle: copying it shares the value,
+// the gradient and the link to the node), NoGradGuard and anomaly detection. The tape node and
+// the backward engine are in autograd/engine.hpp, gradient accumulation in accumulate.hpp.
 //
-// A Var is a handle, as a Python name is: copying it shares the value, the gradient and the
-// link to the node. Vars are leaves of expressions like tensors; materialising an expression
-// that reads a Var (`ft::Var<float, 2> h = ft::relu(x * w + b);`) runs one fused kernel and
-// records one node (autograd/statement.hpp) whose backward is derived from the expression's type.
+// Vars are leaves of expressions like tensors; materialising an expression that reads a Var
+// (`ft::Var<float, 2> h = ft::relu(x * w + b);`) runs one fused kernel and records one node
+// (autograd/statement.hpp) whose backward is derived from the expression's type.
 #pragma once
 
-#include <algorithm>
-#include <atomic>
-#include <cmath>
-#include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
+#include "ft/autograd/accumulate.hpp"
+#include "ft/autograd/engine.hpp"
 #include "ft/core/any_tensor.hpp"
 #include "ft/core/print.hpp"
 #include "ft/core/tensor.hpp"
 #include "ft/exec/assign.hpp"
-#include "ft/exec/reduce.hpp"
 #include "ft/expr/operators.hpp"
-#include "ft/expr/shape_ops.hpp"
 
 namespace ft {
 
@@ -36,180 +32,6 @@ template <class T, int R>
 class Var;
 
 namespace autograd {
-template <class T, int R, class G>
-class AddTo;
-}
-namespace detail {
-template <class T, int R, class G>
-inline constexpr bool is_expression_node_v<autograd::AddTo<T, R, G>> = true;
-}
-
-namespace autograd {
-
-// ---- thread-local recording state ----
-struct ThreadState {
-  bool grad_enabled = true;
-  std::uint64_t next_sequence = 0;  // the tape position of the next recorded node
-};
-inline ThreadState& thread_state() {
-  thread_local ThreadState state;
-  return state;
-}
-inline bool is_grad_enabled() { return thread_state().grad_enabled; }
-inline void set_grad_enabled(bool on) { thread_state().grad_enabled = on; }
-
-inline std::atomic<bool>& anomaly_flag() {
-  static std::atomic<bool> on{false};
-  return on;
-}
-inline bool is_anomaly_enabled() { return anomaly_flag().load(std::memory_order_relaxed); }
-
-class VarState;
-
-// One recorded statement (or boundary op, or user function): it reads the gradient of its
-// output and accumulates the gradients of the Vars it read.
-class Node {
- public:
-  Node() : sequence_(thread_state().next_sequence++) {}
-  virtual ~Node() = default;
-  Node(const Node&) = delete;
-  Node& operator=(const Node&) = delete;
-
-  // What the node computed, as an op chain: "tanh(add(mul(Var[4, 3], Var[4, 3]), Var[4, 3]))".
-  const std::string& name() const {
-    if (name_.empty()) name_ = describe();
-    return name_;
-  }
-  // Position on the tape: a node is recorded after every node it reads from.
-  std::uint64_t sequence() const { return sequence_; }
-  const std::vector<std::shared_ptr<VarState>>& inputs() const { return inputs_; }
-  bool released() const { return released_; }
-
-  void run_backward(VarState& out);
-  // Frees what the node keeps for backward (retain_graph = false).
-  void release() {
-    name();  // described while the saved state still exists
-    release_saved();
-    inputs_.clear();
-    versions_.clear();
-    released_ = true;
-  }
-
- protected:
-  virtual std::string describe() const = 0;
-  virtual void backward(VarState& out) = 0;
-  virtual void release_saved() = 0;
-  void add_input(std::shared_ptr<VarState> s) { inputs_.push_back(std::move(s)); }
-  // Remembers the version of a storage the backward will read, to catch an in-place write
-  // between the forward and the backward (the gradient would be computed from changed values).
-  void save_version(const StorageImpl* s) {
-    if (s) versions_.emplace_back(s, s->version());
-  }
-
- private:
-  mutable std::string name_;
-  std::uint64_t sequence_;
-  std::vector<std::shared_ptr<VarState>> inputs_;
-  std::vector<std::pair<const StorageImpl*, std::uint64_t>> versions_;
-  bool released_ = false;
-};
-
-// The type-erased part of a Var that the backward engine walks.
-class VarState {
- public:
-  virtual ~VarState() = default;
-  std::shared_ptr<Node> grad_fn;  // null for a leaf
-  bool requires_grad = false;
-  bool retains_grad = false;  // keep .grad() of a non-leaf after backward
-  virtual bool has_grad() const = 0;
-  virtual void drop_grad() = 0;
-  // A retained non-leaf gradient is set aside while a backward runs, so that the gradient this
-  // backward passes upstream is its own contribution only, then the two are added.
-  virtual void stash_retained() = 0;
-  virtual void merge_retained() = 0;
-  // The value and the gradient (undefined when none) with their type known at run time, sharing
-  // storage: what optimizers, state dicts and parameter lists work with.
-  virtual AnyTensor any_value() const = 0;
-  virtual AnyTensor any_grad() const = 0;
-  // Throws when the gradient holds a NaN or an infinity (anomaly detection).
-  virtual void check_grad_finite(const std::string& where) const = 0;
-};
-
-// True when any element of `t` is NaN or infinite: one fused reduction.
-template <class T, int R>
-bool has_non_finite(const Tensor<T, R>& t) {
-  if (!t.defined() || t.numel() == 0) return false;
-  return ft::any(!(ft::abs(t) <= std::numeric_limits<T>::max())).item();
-}
-
-template <class G>
-struct is_sum_to : std::false_type {};
-template <class E, int RR>
-struct is_sum_to<SumTo<E, RR>> : std::true_type {};
-
-// dst + g, or g alone when dst is fresh (then dst is not read): the accumulation kernel.
-template <class T, int R, class G>
-class AddTo {
- public:
-  using value_type = T;
-  static constexpr int rank = R;
-  AddTo(const Tensor<T, R>& dst, const G& g, bool fresh) : dst_(dst), g_(g), fresh_(fresh) {}
-
-  struct Eval {
-    TensorReader<T, R> dst;
-    decltype(std::declval<const G&>().evaluator(EvalContext{})) g;
-    T fresh;  // 1: dst is not read. A T, not a bool, so that the CPU loop vectorises the select
-    template <class Ix>
-    FT_HD FT_INLINE T operator()(const Ix& ix) const {
-      const T v = static_cast<T>(g(ix));
-      const T d = dst(ix);  // read unconditionally (discarded when fresh): no masked load
-      return fresh != T(0) ? v : static_cast<T>(d + v);
-    }
-    template <int N, class I>
-    FT_HD FT_INLINE Vec<T, N> load(I i) const {
-      auto x = g.template load<N>(i);
-      Vec<T, N> r;
-      if (fresh != T(0)) {
-        for (int k = 0; k < N; ++k) r.v[k] = static_cast<T>(x.v[k]);
-      } else {
-        auto d = dst.template load<N>(i);
-        for (int k = 0; k < N; ++k) r.v[k] = static_cast<T>(d.v[k] + static_cast<T>(x.v[k]));
-      }
-      return r;
-    }
-  };
-  const Shape<R>& shape() const { return dst_.shape(); }
-  std::optional<Device> device_opt() const { return dst_.device(); }
-  Device device() const { return dst_.device(); }
-  Eval evaluator(const EvalContext& ctx) const {
-    return {dst_.evaluator(ctx), g_.evaluator(ctx), static_cast<T>(fresh_)};
-  }
-  template <class F>
-  void for_each_leaf(F&& f) const {
-    if (!fresh_) dst_.for_each_leaf(f);
-    g_.for_each_leaf(f);
-  }
-
- private:
-  Tensor<T, R> dst_;
-  G g_;
-  bool fresh_;
-};
-
-// dst += g, or dst = g when dst is fresh (not read): one launch. Every gradient accumulation
-// goes through here, also into views of a gradient (boundary ops, views of Vars).
-template <class T, int R, class G>
-void add_into(const Tensor<T, R>& dst, const G& g, bool fresh) {
-  if constexpr (is_sum_to<G>::value && G::rank == R) {
-    if (g.reduces() && g.shape() == dst.shape() && dst.is_contiguous()) {
-      ft::detail::check_assignable(dst, g, "backward");
-      dst.storage()->bump_version();
-      exec::run_sum_to(dst, g, !fresh);
-      return;
-    }
-  }
-  ft::detail::assign(dst, AddTo<T, R, G>(dst, g, fresh), "backward");
-}
 
 template <class T, int R>
 class VarImpl final : public VarState {
@@ -249,61 +71,6 @@ class VarImpl final : public VarState {
     add_into(grad, g, fresh);
   }
 };
-
-inline void Node::run_backward(VarState& out) {
-  check(!released_, "backward", "the graph of ", name(),
-        " was already freed by an earlier backward; pass {.retain_graph = true} to the first backward to "
-        "run backward through it again");
-  for (const auto& [storage, version] : versions_)
-    if (storage->version() != version)
-      fail("backward", "a tensor that ", name(), " reads was modified in place after the forward (version ", version,
-           ", now ", storage->version(),
-           "); its gradient would be wrong. Write to a copy (clone()) or do the update after backward");
-  backward(out);
-  if (is_anomaly_enabled())
-    for (const auto& in : inputs_) in->check_grad_finite(name_);
-}
-
-// Reverse tape order from `root`: every node reachable from it, latest first. A node's inputs
-// were all produced before it, so this is a reverse topological order. `seed` accumulates the
-// root's gradient once retained gradients are set aside.
-template <class Seed>
-void run_backward(const std::shared_ptr<VarState>& root, bool retain_graph, Seed&& seed) {
-  // owning handles: releasing a node drops its inputs, which may be their last owner
-  std::vector<std::shared_ptr<VarState>> states;
-  std::unordered_set<VarState*> seen{root.get()};
-  std::vector<std::shared_ptr<VarState>> stack{root};
-  while (!stack.empty()) {
-    auto s = std::move(stack.back());
-    stack.pop_back();
-    if (!s->grad_fn) continue;
-    for (const auto& in : s->grad_fn->inputs())
-      if (seen.insert(in.get()).second) stack.push_back(in);
-    states.push_back(std::move(s));
-  }
-  std::sort(states.begin(), states.end(),
-            [](const auto& a, const auto& b) { return a->grad_fn->sequence() > b->grad_fn->sequence(); });
-  std::vector<VarState*> retaining;
-  for (const auto& s : states)
-    if (s->retains_grad) {
-      s->stash_retained();
-      retaining.push_back(s.get());
-    }
-  struct Merge {  // also when a backward throws: the retained gradients are not lost
-    std::vector<VarState*>& states;
-    ~Merge() {
-      for (VarState* s : states) s->merge_retained();
-    }
-  } merge{retaining};
-  seed();
-  for (const auto& s : states) {
-    Node& node = *s->grad_fn;
-    if (!s->has_grad()) continue;  // no gradient reached this statement
-    node.run_backward(*s);
-    if (!s->retains_grad) s->drop_grad();
-    if (!retain_graph) node.release();
-  }
-}
 
 }  // namespace autograd
 

@@ -1,0 +1,222 @@
+// conv2d on the CPU: im2col (one OpenMP loop over the batch's channel planes) + the
+// strided-batched GEMM of linalg/gemm.hpp, the groups as the GEMM's batch; col2im (one loop)
+// for the data gradient; the bias gradient as one loop.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <type_traits>
+
+#include "ft/core/config.hpp"
+#include "ft/core/device.hpp"
+#include "ft/core/error.hpp"
+#include "ft/core/shape.hpp"
+#include "ft/core/tensor.hpp"
+#include "ft/exec/cpu.hpp"
+#include "ft/expr/expression.hpp"
+#include "ft/linalg/conv_geometry.hpp"
+#include "ft/linalg/gemm.hpp"
+#include "ft/linalg/nchw.hpp"
+
+namespace ft {
+
+namespace linalg::testing {
+// The batch is processed in chunks of samples whose im2col matrices fit in this many bytes;
+// tests lower it to run the chunked path on small tensors.
+inline std::atomic<std::size_t> im2col_bytes{std::size_t(64) << 20};
+}  // namespace linalg::testing
+
+namespace linalg::detail {
+
+// ---- CPU: im2col + GEMM ----
+
+template <class T>
+index_t im2col_chunk(const ConvGeometry& g) {
+  const index_t per_sample = std::max<index_t>(g.k() * g.p() * static_cast<index_t>(sizeof(T)), 1);
+  const auto budget = static_cast<index_t>(testing::im2col_bytes.load(std::memory_order_relaxed));
+  return std::clamp<index_t>(budget / per_sample, 1, std::max<index_t>(g.n, 1));
+}
+
+// The calling thread's im2col buffer, kept from call to call and grown on demand (to at most
+// testing::im2col_bytes, or one sample's matrix when that is larger), as oneDNN keeps its
+// scratchpad: a fresh buffer of tens of MB a call costs more in page faults than the
+// convolution's own memory traffic, and a chunk of the whole batch lets im2col and the GEMM each
+// run once (alternating the OpenMP and BLAS thread pools sample by sample costs more again).
+template <class T>
+T* im2col_buffer(const ConvGeometry& g, index_t chunk) {
+  thread_local Tensor<T, 1> buffer;
+  const index_t need = chunk * g.k() * g.p();
+  if (!buffer.defined() || buffer.numel() < need) {
+    buffer = Tensor<T, 1>();  // free the old one first
+    buffer = Tensor<T, 1>(Shape<1>{need}, kCPU);
+  }
+  return buffer.data();
+}
+
+// The outputs o in [0, n_out) that read input o·s + off inside [0, n_in) form the range [lo, hi).
+inline void valid_range(index_t n_in, index_t n_out, index_t s, index_t off, index_t& lo, index_t& hi) {
+  lo = off >= 0 ? 0 : (-off + s - 1) / s;
+  hi = n_in - off > 0 ? (n_in - 1 - off) / s + 1 : 0;
+  lo = std::min(lo, n_out);
+  hi = std::clamp(hi, lo, n_out);
+}
+
+// col[n][(c·kH + i)·kW + j][oh·oW + ow] = x[n0 + n][c][oh·sH − pH + i·dH][ow·sW − pW + j·dW]
+// (0 in the padding) for the nb samples from n0. One loop over the (sample, channel) planes.
+template <class T>
+void im2col(const ConvGeometry& g, const T* x, T* col, index_t n0, index_t nb) {
+  stats::detail::record_launch(kCPU);
+  const index_t planes = nb * g.c, plane_rows = g.kh * g.kw * g.p();
+#pragma omp parallel for schedule(static) if (planes * plane_rows > exec::cpu::kParallelGrain)
+  for (index_t q = 0; q < planes; ++q) {
+    const T* src = x + (n0 * g.c + q) * g.h * g.w;
+    T* dst = col + q * plane_rows;
+    for (index_t i = 0; i < g.kh; ++i) {
+      index_t oh0, oh1;
+      const index_t off_h = i * g.dilation.h - g.padding.h;
+      valid_range(g.h, g.oh, g.stride.h, off_h, oh0, oh1);
+      for (index_t j = 0; j < g.kw; ++j, dst += g.p()) {
+        index_t ow0, ow1;
+        const index_t off_w = j * g.dilation.w - g.padding.w;
+        valid_range(g.w, g.ow, g.stride.w, off_w, ow0, ow1);
+        for (index_t oh = 0; oh < g.oh; ++oh) {
+          T* row = dst + oh * g.ow;
+          if (oh < oh0 || oh >= oh1) {
+            std::fill(row, row + g.ow, T(0));
+            continue;
+          }
+          const T* in = src + (oh * g.stride.h + off_h) * g.w + off_w;
+          std::fill(row, row + ow0, T(0));
+          if (g.stride.w == 1) {
+            std::copy(in + ow0, in + ow1, row + ow0);
+          } else {
+            for (index_t ow = ow0; ow < ow1; ++ow) row[ow] = in[ow * g.stride.w];
+          }
+          std::fill(row + ow1, row + g.ow, T(0));
+        }
+      }
+    }
+  }
+}
+
+// The adjoint of im2col: dx[n0 + n][c] = Σ over the col entries that read each pixel, summed in
+// a fixed (i, j, oh, ow) order. One loop over planes; each plane is written by one thread.
+template <class T>
+void col2im(const ConvGeometry& g, const T* col, T* dx, index_t n0, index_t nb) {
+  stats::detail::record_launch(kCPU);
+  const index_t planes = nb * g.c, plane_rows = g.kh * g.kw * g.p();
+#pragma omp parallel for schedule(static) if (planes * plane_rows > exec::cpu::kParallelGrain)
+  for (index_t q = 0; q < planes; ++q) {
+    T* dst = dx + (n0 * g.c + q) * g.h * g.w;
+    const T* src = col + q * plane_rows;
+    std::fill(dst, dst + g.h * g.w, T(0));
+    for (index_t i = 0; i < g.kh; ++i) {
+      index_t oh0, oh1;
+      const index_t off_h = i * g.dilation.h - g.padding.h;
+      valid_range(g.h, g.oh, g.stride.h, off_h, oh0, oh1);
+      for (index_t j = 0; j < g.kw; ++j, src += g.p()) {
+        index_t ow0, ow1;
+        const index_t off_w = j * g.dilation.w - g.padding.w;
+        valid_range(g.w, g.ow, g.stride.w, off_w, ow0, ow1);
+        for (index_t oh = oh0; oh < oh1; ++oh) {
+          T* out = dst + (oh * g.stride.h + off_h) * g.w + off_w;
+          const T* row = src + oh * g.ow;
+          for (index_t ow = ow0; ow < ow1; ++ow) out[ow * g.stride.w] += row[ow];
+        }
+      }
+    }
+  }
+}
+
+// y[n, group] = W[group] · col[n, group] (+ y when accumulate): one strided-batched GEMM per
+// group over the samples, or per sample over the groups, whichever makes fewer calls.
+template <class T>
+void conv2d_cpu(const ConvGeometry& g, const T* x, const T* w, T* y, bool accumulate) {
+  const index_t G = g.groups, og = g.og(), kg = g.kg(), P = g.p(), K = g.k();
+  const T beta = accumulate ? T(1) : T(0);
+  const index_t chunk = im2col_chunk<T>(g);
+  T* col = g.pointwise() ? nullptr : im2col_buffer<T>(g, chunk);
+  for (index_t n0 = 0; n0 < g.n; n0 += chunk) {
+    const index_t nb = std::min(chunk, g.n - n0);
+    const T* cols = g.pointwise() ? x + n0 * K * P : col;
+    if (!g.pointwise()) im2col(g, x, col, n0, nb);
+    T* out = y + n0 * g.o * P;
+    if (G <= nb) {
+      for (index_t gi = 0; gi < G; ++gi)
+        gemm<T>(kCPU, false, false, og, P, kg, T(1), w + gi * og * kg, kg, 0, cols + gi * kg * P, P, K * P, beta,
+                out + gi * og * P, P, g.o * P, nb);
+    } else {
+      for (index_t n = 0; n < nb; ++n)
+        gemm<T>(kCPU, false, false, og, P, kg, T(1), w, kg, og * kg, cols + n * K * P, P, kg * P, beta,
+                out + n * g.o * P, P, og * P, G);
+    }
+  }
+}
+
+// dcol[n, group] = W[group]ᵀ · dy[n, group], then col2im (for a pointwise kernel the GEMM
+// writes dx directly).
+template <class T>
+void conv2d_backward_data_cpu(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+  const index_t G = g.groups, og = g.og(), kg = g.kg(), P = g.p(), K = g.k();
+  const index_t chunk = im2col_chunk<T>(g);
+  T* col = g.pointwise() ? nullptr : im2col_buffer<T>(g, chunk);
+  for (index_t n0 = 0; n0 < g.n; n0 += chunk) {
+    const index_t nb = std::min(chunk, g.n - n0);
+    T* dcol = g.pointwise() ? dx + n0 * K * P : col;
+    const T* gy = dy + n0 * g.o * P;
+    if (G <= nb) {
+      for (index_t gi = 0; gi < G; ++gi)
+        gemm<T>(kCPU, true, false, kg, P, og, T(1), w + gi * og * kg, kg, 0, gy + gi * og * P, P, g.o * P, T(0),
+                dcol + gi * kg * P, P, K * P, nb);
+    } else {
+      for (index_t n = 0; n < nb; ++n)
+        gemm<T>(kCPU, true, false, kg, P, og, T(1), w, kg, og * kg, gy + n * g.o * P, P, og * P, T(0), dcol + n * K * P,
+                P, kg * P, G);
+    }
+    if (!g.pointwise()) col2im(g, col, dx, n0, nb);
+  }
+}
+
+// dW[group] = Σ_n dy[n, group] · col[n, group]ᵀ, accumulated sample after sample (a fixed
+// order: the result is the same run after run): one GEMM per sample, batched over the groups.
+template <class T>
+void conv2d_backward_weight_cpu(const ConvGeometry& g, const T* x, const T* dy, T* dw) {
+  const index_t G = g.groups, og = g.og(), kg = g.kg(), P = g.p(), K = g.k();
+  const index_t chunk = im2col_chunk<T>(g);
+  T* col = g.pointwise() ? nullptr : im2col_buffer<T>(g, chunk);
+  for (index_t n0 = 0; n0 < g.n; n0 += chunk) {
+    const index_t nb = std::min(chunk, g.n - n0);
+    const T* cols = g.pointwise() ? x + n0 * K * P : col;
+    if (!g.pointwise()) im2col(g, x, col, n0, nb);
+    for (index_t n = 0; n < nb; ++n)
+      gemm<T>(kCPU, false, true, og, kg, P, T(1), dy + (n0 + n) * g.o * P, P, og * P, cols + n * K * P, P, kg * P,
+              n0 + n == 0 ? T(0) : T(1), dw, kg, og * kg, G);
+  }
+}
+
+// db[o] = Σ_{n, pixel} dy[n, o, pixel] in double, in a fixed order (8 interleaved partial sums a
+// row, which the compiler vectorises, added in a fixed tree); one loop over channels.
+template <class T>
+void conv2d_backward_bias_cpu(const T* dy, T* db, index_t n, index_t o, index_t p) {
+  stats::detail::record_launch(kCPU);
+  constexpr int kLanes = 8;
+#pragma omp parallel for schedule(static) if (n * o * p > exec::cpu::kParallelGrain)
+  for (index_t c = 0; c < o; ++c) {
+    double acc[kLanes] = {};
+    for (index_t b = 0; b < n; ++b) {
+      const T* row = dy + (b * o + c) * p;
+      index_t i = 0;
+      for (; i + kLanes <= p; i += kLanes)
+        for (int l = 0; l < kLanes; ++l) acc[l] += static_cast<double>(row[i + l]);
+      for (int l = 0; i < p; ++i, ++l) acc[l] += static_cast<double>(row[i]);
+    }
+    for (int w = kLanes / 2; w > 0; w /= 2)
+      for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
+    db[c] = static_cast<T>(acc[0]);
+  }
+}
+
+}  // namespace linalg::detail
+
+}  // namespace ft
