@@ -7,6 +7,9 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/ft DESTINATION ${CMAKE_INSTALL_I
 install(FILES ${PROJECT_SOURCE_DIR}/data/digits.csv.gz ${PROJECT_SOURCE_DIR}/data/README.md
   DESTINATION ${CMAKE_INSTALL_DATADIR}/fusedtensor)
 install(TARGETS fusedtensor EXPORT fusedtensorTargets)
+if(FT_HAS_CUDA)
+  install(TARGETS fusedtensor_cuda EXPORT fusedtensorTargets)
+endif()
 install(EXPORT fusedtensorTargets NAMESPACE ft:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fusedtensor)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/fusedtensorConfig.cmake.in
   ${PROJECT_BINARY_DIR}/fusedtensorConfig.cmake

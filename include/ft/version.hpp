@@ -24,7 +24,7 @@
 #define FT_VERSION_PATCH 0
 #define FT_VERSION_STRING "0.1.0"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 struct VersionInfo {
   std::string library = FT_VERSION_STRING;
@@ -72,10 +72,12 @@ inline VersionInfo version_info() {
 #else
   v.compiler = "unknown";
 #endif
-#if FT_CUDA_ENABLED
-  v.cuda_compiled = true;
+#if FT_CUDA_KERNELS
   v.compiler = "nvcc " + std::to_string(__CUDACC_VER_MAJOR__) + "." + std::to_string(__CUDACC_VER_MINOR__) + " with " +
                v.compiler;
+#endif
+#if FT_CUDA_ENABLED
+  v.cuda_compiled = true;
   (void)cudaRuntimeGetVersion(&v.cuda_runtime);
   (void)cudaDriverGetVersion(&v.cuda_driver);
   int major = 0, minor = 0, patch = 0;
@@ -135,4 +137,4 @@ inline std::string to_string(const VersionInfo& v) {
   return s.str();
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

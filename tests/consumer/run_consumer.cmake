@@ -23,5 +23,23 @@ elseif(MODE STREQUAL "find_package")
       -DCMAKE_PREFIX_PATH=${work}/prefix -DCMAKE_BUILD_TYPE=Release)
   run(${CMAKE_COMMAND} --build ${work}/build)
   file(COPY ${work}/build/consumer DESTINATION ${work})
+elseif(MODE STREQUAL "mixed")
+  # g++ and nvcc files in one CUDA program (tests/consumer/mixed): it builds and trains on the
+  # CPU here; a file of the other configuration must fail to link against it
+  run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer/mixed -B ${work}/build -G Ninja
+      -DFUSEDTENSOR_DIR=${SOURCE_DIR} -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER=${CUDA_COMPILER}
+      -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHITECTURES})
+  run(${CMAKE_COMMAND} --build ${work}/build --target consumer_mixed)
+  file(COPY ${work}/build/consumer_mixed DESTINATION ${work})
+  file(RENAME ${work}/consumer_mixed ${work}/consumer)
+  execute_process(COMMAND ${CMAKE_COMMAND} --build ${work}/build --target mismatch
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "a file built for the CPU configuration linked against the CUDA configuration's model.cu")
+  endif()
+  if(NOT "${out}${err}" MATCHES "undefined reference to `make_model\\(ft::abi_cpu::Device\\)'")
+    message(FATAL_ERROR "mismatch failed for another reason than the configurations' names:\n${out}${err}")
+  endif()
+  message("mismatched configurations fail to link, as they should")
 endif()
 run(${work}/consumer)

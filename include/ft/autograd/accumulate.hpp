@@ -8,13 +8,14 @@
 #include <type_traits>
 #include <utility>
 
+#include "ft/core/config.hpp"
 #include "ft/core/tensor.hpp"
 #include "ft/exec/assign.hpp"
 #include "ft/exec/reduce.hpp"
 #include "ft/expr/operators.hpp"
 #include "ft/expr/shape_ops.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 namespace autograd {
 template <class T, int R, class G>
 class AddTo;
@@ -23,9 +24,9 @@ namespace detail {
 template <class T, int R, class G>
 inline constexpr bool is_expression_node_v<autograd::AddTo<T, R, G>> = true;
 }
-}  // namespace ft
+}  // namespace ft::inline FT_ABI
 
-namespace ft::autograd {
+namespace ft::inline FT_ABI::autograd {
 
 // True when any element of `t` is NaN or infinite: one fused reduction.
 template <class T, int R>
@@ -103,4 +104,4 @@ void add_into(const Tensor<T, R>& dst, const G& g, bool fresh) {
   ft::detail::assign(dst, AddTo<T, R, G>(dst, g, fresh), "backward");
 }
 
-}  // namespace ft::autograd
+}  // namespace ft::inline FT_ABI::autograd

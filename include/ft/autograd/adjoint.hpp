@@ -15,12 +15,13 @@
 #include <type_traits>
 
 #include "ft/autograd/var.hpp"
+#include "ft/core/config.hpp"
 #include "ft/expr/generator.hpp"
 #include "ft/expr/operators.hpp"
 #include "ft/expr/reduce.hpp"
 #include "ft/expr/shape_ops.hpp"
 
-namespace ft::autograd {
+namespace ft::inline FT_ABI::autograd {
 
 // How an op's gradient is defined: by a rule, not at all (comparisons, logical ops, casts to
 // integers: their results carry no gradient), or as zero almost everywhere (floor, sign …:
@@ -528,4 +529,4 @@ std::string describe(const E& e) {
   }
 }
 
-}  // namespace ft::autograd
+}  // namespace ft::inline FT_ABI::autograd

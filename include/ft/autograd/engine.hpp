@@ -13,10 +13,11 @@
 #include <vector>
 
 #include "ft/core/any_tensor.hpp"
+#include "ft/core/config.hpp"
 #include "ft/core/error.hpp"
 #include "ft/core/storage.hpp"
 
-namespace ft::autograd {
+namespace ft::inline FT_ABI::autograd {
 
 // ---- thread-local recording state ----
 struct ThreadState {
@@ -162,4 +163,4 @@ void run_backward(const std::shared_ptr<VarState>& root, bool retain_graph, Seed
   }
 }
 
-}  // namespace ft::autograd
+}  // namespace ft::inline FT_ABI::autograd

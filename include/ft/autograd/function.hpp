@@ -15,8 +15,9 @@
 
 #include "ft/autograd/statement.hpp"
 #include "ft/autograd/var.hpp"
+#include "ft/core/config.hpp"
 
-namespace ft::autograd {
+namespace ft::inline FT_ABI::autograd {
 
 // A node that calls `bwd(grad_out)`; bwd accumulates into its inputs itself (accumulate()).
 // It holds what bwd captured (the input Vars: saved state) until backward releases it.
@@ -79,9 +80,9 @@ auto to_var(const X& x) {
     return Var<T, X::rank>(x);
 }
 
-}  // namespace ft::autograd
+}  // namespace ft::inline FT_ABI::autograd
 
-namespace ft::autograd {
+namespace ft::inline FT_ABI::autograd {
 
 // ---- user-defined differentiable functions, as torch.autograd.Function ----
 //
@@ -132,10 +133,10 @@ auto apply(const Xs&... xs) {
   return std::apply([&](const auto&... v) { return record(F::name, out, std::move(bwd), v...); }, vars);
 }
 
-}  // namespace ft::autograd
+}  // namespace ft::inline FT_ABI::autograd
 
 // ---- views of Vars ----
-namespace ft {
+namespace ft::inline FT_ABI {
 
 namespace autograd::detail {
 // Adds g into the part of v's gradient that `view` selects (a zero gradient is made first).
@@ -229,4 +230,4 @@ Var<T, static_cast<int>(N)> Var<T, R>::expand(const index_t (&sizes)[N]) const {
   return autograd::record("expand", value().expand(sizes), std::move(bwd), *this);
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

@@ -9,13 +9,14 @@
 #include <cstdint>
 
 #include "ft/autograd/function.hpp"
+#include "ft/core/config.hpp"
 #include "ft/expr/generator.hpp"
 #include "ft/linalg/conv.hpp"
 #include "ft/linalg/matmul.hpp"
 #include "ft/linalg/pool.hpp"
 #include "ft/linalg/rowwise.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 namespace autograd::detail {
 template <class... Xs>
@@ -246,4 +247,4 @@ requires(ft::detail::has_var_v<E>) Var<T, E::rank> layer_norm(const E& x, int no
   return autograd::record("layer_norm", res.output, std::move(bwd), vx, weight, bias);
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

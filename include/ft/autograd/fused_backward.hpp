@@ -18,9 +18,10 @@
 
 #include "ft/autograd/adjoint.hpp"
 #include "ft/autograd/var.hpp"
+#include "ft/core/config.hpp"
 #include "ft/exec/multi.hpp"
 
-namespace ft::autograd {
+namespace ft::inline FT_ABI::autograd {
 
 // One occurrence of a leaf in a statement and its gradient expression from there.
 template <class T, int R, class G>
@@ -188,4 +189,4 @@ void accumulate_all(const std::tuple<O...>& occ) {
   }
 }
 
-}  // namespace ft::autograd
+}  // namespace ft::inline FT_ABI::autograd

@@ -20,9 +20,10 @@
 
 #include "ft/autograd/statement.hpp"
 #include "ft/autograd/var.hpp"
+#include "ft/core/config.hpp"
 #include "ft/exec/factories.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 struct GradcheckOptions {
   double eps = 1e-6;   // finite-difference step
@@ -144,4 +145,4 @@ GradcheckResult gradcheck(F&& f, const Args&... args) {
   }
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

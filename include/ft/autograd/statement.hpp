@@ -13,8 +13,9 @@
 #include "ft/autograd/adjoint.hpp"
 #include "ft/autograd/fused_backward.hpp"
 #include "ft/autograd/var.hpp"
+#include "ft/core/config.hpp"
 
-namespace ft::autograd {
+namespace ft::inline FT_ABI::autograd {
 
 namespace detail {
 template <class E>
@@ -80,9 +81,9 @@ bool records(const E& e) {
   return any;
 }
 
-}  // namespace ft::autograd
+}  // namespace ft::inline FT_ABI::autograd
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 template <class T, int R>
 template <class E>
@@ -107,4 +108,4 @@ requires(detail::is_expression_node_v<E> && !std::is_same_v<E, Var<T, R>> &&
   *this = Var(std::move(v));
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

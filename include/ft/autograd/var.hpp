@@ -17,12 +17,13 @@
 #include "ft/autograd/accumulate.hpp"
 #include "ft/autograd/engine.hpp"
 #include "ft/core/any_tensor.hpp"
+#include "ft/core/config.hpp"
 #include "ft/core/print.hpp"
 #include "ft/core/tensor.hpp"
 #include "ft/exec/assign.hpp"
 #include "ft/expr/operators.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 struct RequiresGrad {};
 // Tag for a leaf Var whose gradient is wanted: `ft::Var<float, 2> W(init, ft::requires_grad);`.
@@ -274,4 +275,4 @@ std::ostream& operator<<(std::ostream& os, const Var<T, R>& v) {
   return os;
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

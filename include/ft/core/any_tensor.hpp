@@ -5,10 +5,11 @@
 #include <ostream>
 #include <vector>
 
+#include "ft/core/config.hpp"
 #include "ft/core/dtype.hpp"
 #include "ft/core/tensor.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 class AnyTensor {
  public:
@@ -134,4 +135,4 @@ inline std::ostream& operator<<(std::ostream& os, const AnyTensor& t) {
   return os << "AnyTensor(" << t.dtype() << ", " << t.shape_string() << ", " << t.device() << ")";
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

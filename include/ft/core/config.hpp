@@ -4,15 +4,47 @@
 #include <cstddef>
 #include <cstdint>
 
+// CUDA is a property of the build, not of a file. FT_CUDA=1 (the CMake target ft::ft_cuda
+// defines it for every file of a target; by hand, -DFT_CUDA=1) gives every translation unit,
+// g++ or nvcc, the same types and the CUDA runtime, cuBLAS and cuDNN: a g++ file can hold CUDA
+// tensors and Vars, copy them, call cuBLAS/cuDNN, save them. Kernels are compiled by nvcc only
+// (FT_CUDA_KERNELS): a g++ file's fused GPU statement calls the launcher that one of the
+// program's nvcc files instantiated, and throws ft::Error saying so when none did. Under nvcc
+// FT_CUDA defaults to 1, elsewhere to 0.
+#if !defined(FT_CUDA)
+#if defined(__CUDACC__)
+#define FT_CUDA 1
+#else
+#define FT_CUDA 0
+#endif
+#endif
+#if defined(__CUDACC__) && !FT_CUDA
+#error "fusedtensor: a file compiled by nvcc needs FT_CUDA=1 (link ft::ft_cuda, or leave FT_CUDA undefined)"
+#endif
+#define FT_CUDA_ENABLED FT_CUDA
+#if defined(__CUDACC__)
+#define FT_CUDA_KERNELS 1
+#else
+#define FT_CUDA_KERNELS 0
+#endif
+
 // FT_HD marks code that runs on both sides: host and device under nvcc, plain host otherwise.
 #if defined(__CUDACC__)
 #define FT_HD __host__ __device__
 #define FT_HOST __host__
-#define FT_CUDA_ENABLED 1
 #else
 #define FT_HD
 #define FT_HOST
-#define FT_CUDA_ENABLED 0
+#endif
+
+// Every name of the library lives in an inline namespace named after the configuration (ft::
+// abi_cuda or ft::abi_cpu; users never write it), so that files built with different
+// configurations cannot silently share one definition of an inline function: passing a tensor
+// between them fails to link instead.
+#if FT_CUDA
+#define FT_ABI abi_cuda
+#else
+#define FT_ABI abi_cpu
 #endif
 
 // Forces inlining of the small evaluator calls that make up a fused kernel body.
@@ -45,7 +77,7 @@
 #define FT_VERSION_MINOR 1
 #define FT_VERSION_PATCH 0
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 // Element counts, extents and strides are signed 64-bit, as in PyTorch.
 using index_t = std::int64_t;
@@ -53,4 +85,4 @@ using index_t = std::int64_t;
 // The largest rank a tensor may have; bounds the small fixed-size arrays kernels carry.
 inline constexpr int kMaxRank = 8;
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

@@ -4,7 +4,9 @@
 #include <functional>
 #include <ostream>
 
-namespace ft {
+#include "ft/core/config.hpp"
+
+namespace ft::inline FT_ABI {
 
 enum class DeviceType : int { CPU = 0, CUDA = 1 };
 
@@ -31,4 +33,4 @@ inline std::ostream& operator<<(std::ostream& os, Device d) {
   return os << "cuda:" << d.index;
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

@@ -6,7 +6,9 @@
 #include <ostream>
 #include <type_traits>
 
-namespace ft {
+#include "ft/core/config.hpp"
+
+namespace ft::inline FT_ABI {
 
 enum class DType : int { Float32, Float64, Int32, Int64, UInt8, Bool };
 
@@ -81,4 +83,4 @@ using promote_t = std::conditional_t<std::is_same_v<A, bool>, B,
 template <class T>
 using float_promote_t = std::conditional_t<std::is_floating_point_v<T>, T, float>;
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

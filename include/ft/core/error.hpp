@@ -6,7 +6,9 @@
 #include <string>
 #include <utility>
 
-namespace ft {
+#include "ft/core/config.hpp"
+
+namespace ft::inline FT_ABI {
 
 // Every runtime failure of the library is an ft::Error; the message starts with the op name.
 class Error : public std::runtime_error {
@@ -36,4 +38,4 @@ void check(bool ok, const char* op, Parts&&... parts) {
   if (!ok) fail(op, std::forward<Parts>(parts)...);
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

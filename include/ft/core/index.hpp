@@ -5,7 +5,7 @@
 #include "ft/core/device.hpp"
 #include "ft/core/shape.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 // Position of one output element. I is int32_t or int64_t (the 32-bit path when sizes allow).
 // Dense: every leaf is contiguous with the output's shape, so `linear` alone is valid and
@@ -57,4 +57,4 @@ struct LeafInfo {
   const index_t* strides;
 };
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

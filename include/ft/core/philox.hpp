@@ -11,7 +11,7 @@
 
 #include "ft/core/config.hpp"
 
-namespace ft::philox {
+namespace ft::inline FT_ABI::philox {
 
 struct U32x4 {
   std::uint32_t v[4];
@@ -136,4 +136,4 @@ FT_HD FT_INLINE double normal_double(const U32x4& w) {
   return ::sqrt(-2.0 * ::log(u)) * ::cos(6.283185307179586476925 * t);
 }
 
-}  // namespace ft::philox
+}  // namespace ft::inline FT_ABI::philox

@@ -9,9 +9,10 @@
 #include <type_traits>
 #include <vector>
 
+#include "ft/core/config.hpp"
 #include "ft/core/tensor.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 namespace detail {
 
@@ -169,4 +170,4 @@ std::ostream& operator<<(std::ostream& os, const Tensor<T, R>& tensor) {
   return os << ')';
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

@@ -8,7 +8,7 @@
 #include "ft/core/config.hpp"
 #include "ft/core/error.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 // std::array is not usable in device code without relaxed constexpr; this one is.
 template <class T, int N>
@@ -84,4 +84,4 @@ inline int wrap_dim(int d, int rank, const char* op) {
   return d < 0 ? d + r : d;
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

@@ -4,9 +4,10 @@
 #include <atomic>
 #include <cstdint>
 
+#include "ft/core/config.hpp"
 #include "ft/core/device.hpp"
 
-namespace ft::stats {
+namespace ft::inline FT_ABI::stats {
 
 namespace detail {
 
@@ -63,4 +64,4 @@ inline void reset() {
   for (int i = 0; i < detail::kMaxDevices; ++i) clear(detail::counters(Device(kCUDA, i)));
 }
 
-}  // namespace ft::stats
+}  // namespace ft::inline FT_ABI::stats

@@ -8,11 +8,12 @@
 #include <memory>
 #include <new>
 
+#include "ft/core/config.hpp"
 #include "ft/core/device.hpp"
 #include "ft/core/stats.hpp"
 #include "ft/cuda/runtime.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 inline constexpr std::size_t kCpuAlignment = 64;  // one cache line; also every SIMD width
 
@@ -71,4 +72,4 @@ inline Storage wrap_storage(void* ptr, std::size_t bytes, Device device, std::fu
   return std::make_shared<StorageImpl>(ptr, bytes, device, std::move(release));
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

@@ -16,7 +16,7 @@
 #include "ft/core/shape.hpp"
 #include "ft/core/storage.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 template <class T, int R>
 class Tensor;
@@ -442,4 +442,4 @@ Tensor<T, static_cast<int>(R)> from_vector(const std::vector<T>& values, const i
   return t.to(device);
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

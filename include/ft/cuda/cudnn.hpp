@@ -20,7 +20,7 @@
 #include "ft/core/error.hpp"
 #include "ft/cuda/runtime.hpp"
 
-namespace ft::cuda {
+namespace ft::inline FT_ABI::cuda {
 
 // Throws ft::Error naming the call, cuDNN's status string and the source location.
 inline void check_cudnn(cudnnStatus_t status, const char* call, const char* file, int line) {
@@ -43,6 +43,6 @@ inline cudnnHandle_t cudnn_handle(Device d) {
   return h;
 }
 
-}  // namespace ft::cuda
+}  // namespace ft::inline FT_ABI::cuda
 
 #endif

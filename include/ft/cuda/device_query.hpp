@@ -9,7 +9,7 @@
 #include "ft/core/error.hpp"
 #include "ft/cuda/runtime.hpp"
 
-namespace ft::cuda {
+namespace ft::inline FT_ABI::cuda {
 
 struct DeviceProperties {
   int index = 0;
@@ -100,4 +100,4 @@ inline std::string availability_reason() {
 
 #endif
 
-}  // namespace ft::cuda
+}  // namespace ft::inline FT_ABI::cuda

@@ -13,11 +13,12 @@
 #include <utility>
 #include <vector>
 
+#include "ft/core/config.hpp"
 #include "ft/core/storage.hpp"
 #include "ft/core/tensor.hpp"
 #include "ft/cuda/runtime.hpp"
 
-namespace ft::cuda {
+namespace ft::inline FT_ABI::cuda {
 
 // A pool of host blocks, page-locked when asked for and a CUDA device is usable. Storages handed out keep the pool
 // alive and return their block to it when released; blocks are freed when the pool and every storage are gone.
@@ -206,4 +207,4 @@ class AsyncCopier {
   Device device_;
 };
 
-}  // namespace ft::cuda
+}  // namespace ft::inline FT_ABI::cuda

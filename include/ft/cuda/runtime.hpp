@@ -13,7 +13,7 @@
 #include <cuda_runtime.h>
 #endif
 
-namespace ft::cuda {
+namespace ft::inline FT_ABI::cuda {
 
 #if FT_CUDA_ENABLED
 
@@ -140,4 +140,4 @@ inline void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_de
 #endif
 }
 
-}  // namespace ft::cuda
+}  // namespace ft::inline FT_ABI::cuda

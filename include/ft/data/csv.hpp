@@ -12,11 +12,12 @@
 #include <type_traits>
 #include <vector>
 
+#include "ft/core/config.hpp"
 #include "ft/core/tensor.hpp"
 #include "ft/data/dataset.hpp"
 #include "ft/data/read.hpp"
 
-namespace ft::data {
+namespace ft::inline FT_ABI::data {
 
 struct CsvOptions {
   char delimiter = ',';
@@ -135,4 +136,4 @@ class CsvDataset {
   Tensor<Target, 1> targets_;
 };
 
-}  // namespace ft::data
+}  // namespace ft::inline FT_ABI::data

@@ -19,10 +19,11 @@
 #include <thread>
 #include <vector>
 
+#include "ft/core/config.hpp"
 #include "ft/cuda/pinned.hpp"
 #include "ft/data/dataset.hpp"
 
-namespace ft::data {
+namespace ft::inline FT_ABI::data {
 
 struct DataLoaderOptions {
   index_t batch_size = 1;
@@ -226,4 +227,4 @@ class DataLoader {
   std::uint64_t epoch_ = 0;
 };
 
-}  // namespace ft::data
+}  // namespace ft::inline FT_ABI::data

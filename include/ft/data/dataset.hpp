@@ -17,10 +17,11 @@
 #include <utility>
 #include <vector>
 
+#include "ft/core/config.hpp"
 #include "ft/core/tensor.hpp"
 #include "ft/cuda/runtime.hpp"
 
-namespace ft::data {
+namespace ft::inline FT_ABI::data {
 
 // A sample of a supervised data set: LibTorch's torch::data::Example.
 template <class Data, class Target>
@@ -332,4 +333,4 @@ std::vector<Subset<D>> random_split(const D& dataset, const std::vector<double>&
   return parts;
 }
 
-}  // namespace ft::data
+}  // namespace ft::inline FT_ABI::data

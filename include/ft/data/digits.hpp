@@ -12,10 +12,11 @@
 #include <string>
 #include <utility>
 
+#include "ft/core/config.hpp"
 #include "ft/data/csv.hpp"
 #include "ft/data/dataset.hpp"
 
-namespace ft::data {
+namespace ft::inline FT_ABI::data {
 
 class Digits {
  public:
@@ -80,4 +81,4 @@ std::pair<Subset<D>, Subset<D>> train_test_split(const D& dataset, double test_f
   return {parts[0], parts[1]};
 }
 
-}  // namespace ft::data
+}  // namespace ft::inline FT_ABI::data

@@ -13,10 +13,11 @@
 #include <vector>
 
 #include "ft/core/any_tensor.hpp"
+#include "ft/core/config.hpp"
 #include "ft/data/dataset.hpp"
 #include "ft/data/read.hpp"
 
-namespace ft::data {
+namespace ft::inline FT_ABI::data {
 
 // Decodes an IDX file: 2 zero bytes, a type code, the rank, big-endian u32 dimensions, then
 // big-endian elements. Types: 0x08 uint8, 0x09 int8 (as int32), 0x0B int16 (as int32),
@@ -176,4 +177,4 @@ class MNIST {
   Tensor<std::int64_t, 1> targets_;
 };
 
-}  // namespace ft::data
+}  // namespace ft::inline FT_ABI::data

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "ft/core/config.hpp"
 #include "ft/core/error.hpp"
 #include "ft/io/file.hpp"
 
@@ -13,7 +14,7 @@
 #include <zlib.h>
 #endif
 
-namespace ft::data {
+namespace ft::inline FT_ABI::data {
 
 // The largest file or decompressed stream the data readers accept (MNIST's training images
 // are 47 MB; digits 0.5 MB).
@@ -73,4 +74,4 @@ inline std::vector<std::uint8_t> read_maybe_gzip(const std::string& path, const 
   return is_gzip(bytes) ? gunzip(bytes, path, op) : bytes;
 }
 
-}  // namespace ft::data
+}  // namespace ft::inline FT_ABI::data

@@ -5,6 +5,7 @@
 
 #include <type_traits>
 
+#include "ft/core/config.hpp"
 #include "ft/core/tensor.hpp"
 #include "ft/exec/cpu.hpp"
 #include "ft/exec/cuda.hpp"
@@ -13,7 +14,7 @@
 #include "ft/expr/ops.hpp"
 #include "ft/expr/temporaries.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 namespace exec {
 
@@ -127,4 +128,4 @@ auto eval(const E& e) {
   return out;
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

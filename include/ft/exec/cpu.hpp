@@ -1,6 +1,7 @@
 // The CPU executor: one OpenMP parallel loop per statement.
 #pragma once
 
+#include "ft/core/config.hpp"
 #include "ft/core/stats.hpp"
 #include "ft/exec/launch.hpp"
 
@@ -8,7 +9,7 @@
 #include <omp.h>
 #endif
 
-namespace ft::exec::cpu {
+namespace ft::inline FT_ABI::exec::cpu {
 
 // Below this many elements the loop runs on the calling thread: a parallel region costs
 // a few microseconds, more than the work.
@@ -114,4 +115,4 @@ void run_each(const Body& body, const Shape<R>& shape, bool dense) {
     each_strided<std::int64_t>(body, n, shape);
 }
 
-}  // namespace ft::exec::cpu
+}  // namespace ft::inline FT_ABI::exec::cpu

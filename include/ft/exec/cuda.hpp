@@ -1,4 +1,5 @@
-// The CUDA executor: one kernel per statement. Included only by nvcc.
+// The CUDA executor: one kernel per statement. The kernels compile under nvcc only; every file
+// of a CUDA build calls run / run_each, which reach them through cuda::launch_kernel.
 #pragma once
 
 #include "ft/core/config.hpp"
@@ -8,18 +9,46 @@
 #include <cuda_runtime.h>
 
 #include "ft/core/stats.hpp"
+#include "ft/cuda/kernels.hpp"
 #include "ft/cuda/runtime.hpp"
 #include "ft/exec/fast_divmod.hpp"
 #include "ft/exec/launch.hpp"
 
-namespace ft::exec::gpu {
+namespace ft::inline FT_ABI::exec::gpu {
 
 inline constexpr int kBlock = 256;  // 8 warps: full occupancy at 8 blocks/SM, small tail
+
+// The two kernels every statement uses: an expression into a tensor, and a multi-output body.
+template <class T, int R, class Ev>
+struct EvalKernel {
+  static void launch(const Tensor<T, R>& dst, const Ev& ev, const Plan& plan);
+};
+template <int N, int R, class Body>
+struct EachKernel {
+  static void launch(const Body& body, const Shape<R>& shape, int device, const Plan& plan);
+};
+
+inline int sm_count(int device) {
+  static int cached[64] = {};
+  if (device < 0 || device >= 64) device = 0;
+  if (!cached[device]) FT_CUDA_CHECK(cudaDeviceGetAttribute(&cached[device], cudaDevAttrMultiProcessorCount, device));
+  return cached[device];
+}
+
+// Enough blocks to fill every SM several times over; the grid-stride loops cover the rest.
+inline unsigned grid_for(index_t work, int device) {
+  index_t blocks = (work + kBlock - 1) / kBlock;
+  index_t cap = static_cast<index_t>(sm_count(device)) * 32;
+  if (blocks > cap) blocks = cap;
+  return static_cast<unsigned>(blocks > 0 ? blocks : 1);
+}
 
 template <class I, int R>
 struct Divisors {
   FastDivmod<I> d[R > 0 ? R : 1];
 };
+
+#if FT_CUDA_KERNELS
 
 // Same-shape contiguous leaves: linear index, N elements a thread per step so that each
 // leaf is read with one 16-byte load (N = 16 / sizeof(output element)).
@@ -92,21 +121,6 @@ __global__ void __launch_bounds__(kBlock) each_strided_kernel(Body body, I n, Di
     body(unravel_fast<I, R>(i, div));
 }
 
-inline int sm_count(int device) {
-  static int cached[64] = {};
-  if (device < 0 || device >= 64) device = 0;
-  if (!cached[device]) FT_CUDA_CHECK(cudaDeviceGetAttribute(&cached[device], cudaDevAttrMultiProcessorCount, device));
-  return cached[device];
-}
-
-// Enough blocks to fill every SM several times over; the grid-stride loops cover the rest.
-inline unsigned grid_for(index_t work, int device) {
-  index_t blocks = (work + kBlock - 1) / kBlock;
-  index_t cap = static_cast<index_t>(sm_count(device)) * 32;
-  if (blocks > cap) blocks = cap;
-  return static_cast<unsigned>(blocks > 0 ? blocks : 1);
-}
-
 template <class I, class T, int R, class Ev>
 void launch(const Tensor<T, R>& dst, const Ev& ev, const Plan& plan) {
   const I n = static_cast<I>(dst.numel());
@@ -145,28 +159,40 @@ void launch_each(const Body& body, const Shape<R>& shape, const Plan& plan, int 
   FT_CUDA_CHECK(cudaGetLastError());
 }
 
+template <int N, int R, class Body>
+void EachKernel<N, R, Body>::launch(const Body& body, const Shape<R>& shape, int device, const Plan& plan) {
+  if (plan.index32)
+    launch_each<N, std::int32_t, R>(body, shape, plan, device);
+  else
+    launch_each<N, std::int64_t, R>(body, shape, plan, device);
+}
+
+template <class T, int R, class Ev>
+void EvalKernel<T, R, Ev>::launch(const Tensor<T, R>& dst, const Ev& ev, const Plan& plan) {
+  if (plan.index32)
+    gpu::launch<std::int32_t>(dst, ev, plan);
+  else
+    gpu::launch<std::int64_t>(dst, ev, plan);
+}
+
+#endif  // FT_CUDA_KERNELS
+
 // Runs a multi-output kernel body over `shape` on `device`: one launch. N: elements a thread
 // step in the dense path (1 when the outputs' element sizes differ).
 template <int N, int R, class Body>
 void run_each(const Body& body, const Shape<R>& shape, Device device, const Plan& plan) {
   cuda::DeviceGuard guard(device);
   stats::detail::record_launch(device);
-  if (plan.index32)
-    launch_each<N, std::int32_t, R>(body, shape, plan, device.index);
-  else
-    launch_each<N, std::int64_t, R>(body, shape, plan, device.index);
+  cuda::launch_kernel<EachKernel<N, R, Body>>("eval", body, shape, device.index, plan);
 }
 
 template <class T, int R, class Ev>
 void run(const Tensor<T, R>& dst, const Ev& ev, const Plan& plan) {
   cuda::DeviceGuard guard(dst.device());
   stats::detail::record_launch(dst.device());
-  if (plan.index32)
-    launch<std::int32_t>(dst, ev, plan);
-  else
-    launch<std::int64_t>(dst, ev, plan);
+  cuda::launch_kernel<EvalKernel<T, R, Ev>>("eval", dst, ev, plan);
 }
 
-}  // namespace ft::exec::gpu
+}  // namespace ft::inline FT_ABI::exec::gpu
 
 #endif

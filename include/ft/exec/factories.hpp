@@ -6,10 +6,11 @@
 #include <cmath>
 #include <cstdint>
 
+#include "ft/core/config.hpp"
 #include "ft/exec/assign.hpp"
 #include "ft/expr/generator.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 namespace detail {
 template <std::size_t R>
@@ -110,4 +111,4 @@ Tensor<T, 1> linspace(double start, double end, index_t steps, Device device = k
   return detail::generate<T>("linspace", Shape<1>{steps}, device, gen::Linspace<T>{start, end, step, steps});
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

@@ -8,7 +8,7 @@
 
 #include "ft/core/config.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 template <class I>
 struct FastDivmod {
@@ -60,4 +60,4 @@ struct FastDivmod {
   }
 };
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

@@ -6,10 +6,11 @@
 #include <cstdint>
 #include <limits>
 
+#include "ft/core/config.hpp"
 #include "ft/core/index.hpp"
 #include "ft/core/tensor.hpp"
 
-namespace ft::exec {
+namespace ft::inline FT_ABI::exec {
 
 // Where an output element goes: the linear index when the output is contiguous, else its strides.
 template <class T, int R>
@@ -94,4 +95,4 @@ void unravel(I i, const Shape<R>& shape, Array<I, R>& coord) {
   }
 }
 
-}  // namespace ft::exec
+}  // namespace ft::inline FT_ABI::exec

@@ -9,12 +9,13 @@
 
 #include <type_traits>
 
+#include "ft/core/config.hpp"
 #include "ft/core/index.hpp"
 #include "ft/exec/cpu.hpp"
 #include "ft/exec/cuda.hpp"
 #include "ft/exec/launch.hpp"
 
-namespace ft::exec {
+namespace ft::inline FT_ABI::exec {
 
 template <class T, class Ev>
 struct Output {
@@ -93,4 +94,4 @@ void run_outputs(const Outputs<Output<T, Ev>...>& body, const Shape<R>& shape, D
   }
 }
 
-}  // namespace ft::exec
+}  // namespace ft::inline FT_ABI::exec

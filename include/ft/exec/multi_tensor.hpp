@@ -17,9 +17,10 @@
 #include "ft/core/config.hpp"
 #include "ft/core/stats.hpp"
 #include "ft/core/tensor.hpp"
+#include "ft/cuda/kernels.hpp"
 #include "ft/cuda/runtime.hpp"
 
-namespace ft::exec {
+namespace ft::inline FT_ABI::exec {
 
 template <class T, int NL, class H>
 struct TensorEntry {
@@ -89,6 +90,18 @@ void multi_tensor_reduce(const std::vector<TensorEntry<T, NL, H>>& entries, cons
 
 #if FT_CUDA_ENABLED
 namespace gpu {
+// The two kernels over chunks of several tensors: f on every element, and a per-chunk reduction.
+template <class T, int NL, class H, class F>
+struct MultiTensorApplyKernel {
+  static void launch(const TensorEntry<T, NL, H>* entries, const TensorChunk* chunks, unsigned n, const F& f);
+};
+template <class T, int NL, class H, class F>
+struct MultiTensorReduceKernel {
+  static void launch(const TensorEntry<T, NL, H>* entries, const TensorChunk* chunks, unsigned n, const F& f,
+                     bool is_max, double* partials);
+};
+
+#if FT_CUDA_KERNELS
 template <class T, int NL, class H, class F>
 __global__ void __launch_bounds__(256)
     multi_tensor_kernel(const TensorEntry<T, NL, H>* entries, const TensorChunk* chunks, F f) {
@@ -125,6 +138,20 @@ __global__ void __launch_bounds__(256)
   }
 }
 
+template <class T, int NL, class H, class F>
+void MultiTensorApplyKernel<T, NL, H, F>::launch(const TensorEntry<T, NL, H>* entries, const TensorChunk* chunks,
+                                                 unsigned n, const F& f) {
+  multi_tensor_kernel<T, NL, H, F><<<n, 256, 0, cuda::current_stream()>>>(entries, chunks, f);
+  FT_CUDA_CHECK(cudaGetLastError());
+}
+template <class T, int NL, class H, class F>
+void MultiTensorReduceKernel<T, NL, H, F>::launch(const TensorEntry<T, NL, H>* entries, const TensorChunk* chunks,
+                                                  unsigned n, const F& f, bool is_max, double* partials) {
+  multi_tensor_reduce_kernel<T, NL, H, F><<<n, 256, 0, cuda::current_stream()>>>(entries, chunks, f, is_max, partials);
+  FT_CUDA_CHECK(cudaGetLastError());
+}
+#endif  // FT_CUDA_KERNELS
+
 // The entries and chunks in one device block (freed in stream order when the tensor goes).
 template <class T, int NL, class H>
 Tensor<std::uint8_t, 1> upload_table(Device device, const std::vector<TensorEntry<T, NL, H>>& entries,
@@ -148,8 +175,8 @@ void multi_tensor_apply(Device device, const std::vector<TensorEntry<T, NL, H>>&
   auto table = upload_table(device, entries, chunks, off);
   const auto* e = reinterpret_cast<const TensorEntry<T, NL, H>*>(table.data());
   const auto* c = reinterpret_cast<const TensorChunk*>(table.data() + off);
-  multi_tensor_kernel<T, NL, H, F><<<static_cast<unsigned>(chunks.size()), 256, 0, cuda::current_stream()>>>(e, c, f);
-  FT_CUDA_CHECK(cudaGetLastError());
+  cuda::launch_kernel<MultiTensorApplyKernel<T, NL, H, F>>("multi_tensor_apply", e, c,
+                                                           static_cast<unsigned>(chunks.size()), f);
 }
 
 template <class T, int NL, class H, class F>
@@ -161,9 +188,8 @@ void multi_tensor_reduce(Device device, const std::vector<TensorEntry<T, NL, H>>
   Tensor<double, 1> out(Shape<1>{static_cast<index_t>(chunks.size())}, device);
   const auto* e = reinterpret_cast<const TensorEntry<T, NL, H>*>(table.data());
   const auto* c = reinterpret_cast<const TensorChunk*>(table.data() + off);
-  multi_tensor_reduce_kernel<T, NL, H, F>
-      <<<static_cast<unsigned>(chunks.size()), 256, 0, cuda::current_stream()>>>(e, c, f, is_max, out.data());
-  FT_CUDA_CHECK(cudaGetLastError());
+  cuda::launch_kernel<MultiTensorReduceKernel<T, NL, H, F>>(
+      "multi_tensor_reduce", e, c, static_cast<unsigned>(chunks.size()), f, is_max, out.data());
   cuda::copy_bytes(partials, kCPU, out.data(), device, chunks.size() * sizeof(double));
 }
 }  // namespace gpu
@@ -214,4 +240,4 @@ double multi_tensor_reduce(Device device, const std::vector<TensorEntry<T, NL, H
   return r;
 }
 
-}  // namespace ft::exec
+}  // namespace ft::inline FT_ABI::exec

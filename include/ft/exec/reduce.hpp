@@ -6,20 +6,23 @@
 
 #include <memory>
 
+#include "ft/core/config.hpp"
 #include "ft/core/stats.hpp"
 #include "ft/exec/launch.hpp"
 #include "ft/expr/reduce.hpp"
 #include "ft/expr/shape_ops.hpp"
 
 #if FT_CUDA_ENABLED
-#include <cub/block/block_reduce.cuh>
-#include <cub/warp/warp_reduce.cuh>
-
+#include "ft/cuda/kernels.hpp"
 #include "ft/exec/cuda.hpp"
 #include "ft/exec/fast_divmod.hpp"
 #endif
+#if FT_CUDA_KERNELS
+#include <cub/block/block_reduce.cuh>
+#include <cub/warp/warp_reduce.cuh>
+#endif
 
-namespace ft::exec {
+namespace ft::inline FT_ABI::exec {
 
 struct ReduceGeometry {
   index_t outer = 1, K = 1, inner = 1;
@@ -148,21 +151,24 @@ namespace gpu {
 inline constexpr int kReduceBlock = 256;  // threads a block; 8 warps
 inline constexpr int kRowsPerWarpBlock = kReduceBlock / 32;
 
-template <class Red>
-struct CombineOp {
-  Red red;
-  template <class Acc>
-  __device__ FT_INLINE Acc operator()(const Acc& a, const Acc& b) const {
-    return red.combine(a, b);
-  }
+// The reduction kernels of one (output type, reducer, reader, index type), behind one launcher.
+template <class T, class Red, class Read, class I>
+struct ReduceKernel {
+  static void launch(T* out, Device dev, const Red& red, const Read& read, const ReduceGeometry& g, bool add);
 };
+
+// Runs the reduction `red` of the elements `read` gives into `out` ([outer, inner] of g): one launch.
+template <class T, class Red, class Read, class I>
+void reduce(T* out, Device dev, const Red& red, const Read& read, const ReduceGeometry& g, bool add = false) {
+  cuda::launch_kernel<ReduceKernel<T, Red, Read, I>>("reduce", out, dev, red, read, g, add);
+}
 
 // Reads element L of the input on the device: linear when dense, else coordinates by fast division.
 template <class I, int RI, bool Dense, class Ev>
 struct DeviceReader {
   Ev ev;
   Divisors<I, RI> un;
-  __device__ FT_INLINE auto operator()(I L) const {
+  FT_HD FT_INLINE auto operator()(I L) const {
     if constexpr (Dense)
       return ev(Index<I, RI, true>{L});
     else
@@ -174,7 +180,7 @@ template <class I, int RI, class Ev>
 struct PermutedDeviceReader {
   Ev ev;
   FastDivmod<I> vstride[RI > 0 ? RI : 1], size[RI > 0 ? RI : 1];
-  __device__ FT_INLINE auto operator()(I L) const {
+  FT_HD FT_INLINE auto operator()(I L) const {
     Index<I, RI, false> ix;
     ix.linear = L;
 #pragma unroll
@@ -184,6 +190,16 @@ struct PermutedDeviceReader {
       ix.coord[p] = r;
     }
     return ev(ix);
+  }
+};
+
+#if FT_CUDA_KERNELS
+template <class Red>
+struct CombineOp {
+  Red red;
+  template <class Acc>
+  __device__ FT_INLINE Acc operator()(const Acc& a, const Acc& b) const {
+    return red.combine(a, b);
   }
 };
 
@@ -263,7 +279,8 @@ __global__ void __launch_bounds__(kReduceBlock)
 }
 
 template <class T, class Red, class Read, class I>
-void reduce(T* out, Device dev, const Red& red, const Read& read, const ReduceGeometry& g, bool add = false) {
+void ReduceKernel<T, Red, Read, I>::launch(T* out, Device dev, const Red& red, const Read& read,
+                                           const ReduceGeometry& g, bool add) {
   using Acc = red::acc_t<Red, true>;
   cudaStream_t stream = cuda::current_stream();
   const index_t outputs = g.outer * g.inner;
@@ -296,6 +313,7 @@ void reduce(T* out, Device dev, const Red& red, const Read& read, const ReduceGe
   }
   FT_CUDA_CHECK(cudaGetLastError());
 }
+#endif  // FT_CUDA_KERNELS
 
 }  // namespace gpu
 #endif
@@ -435,9 +453,9 @@ void run_reduce(const Tensor<T, OR>& dst, const Node& node) {
       });
 }
 
-}  // namespace ft::exec
+}  // namespace ft::inline FT_ABI::exec
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 template <class Red, class E, int OutRank>
 template <class T>
@@ -454,4 +472,4 @@ void SumTo<E, R>::materialize_into(const Tensor<T, R>& dst) const {
   exec::run_sum_to(dst, *this);  // (leading dimensions of size 1 are dropped by a trivial sum)
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

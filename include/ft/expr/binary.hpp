@@ -4,9 +4,10 @@
 #include <optional>
 #include <utility>
 
+#include "ft/core/config.hpp"
 #include "ft/expr/expression.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 template <class Op, class A, class B>
 class Binary {
@@ -71,4 +72,4 @@ template <class Op, class A, class B>
 struct has_var<Binary<Op, A, B>> : std::bool_constant<has_var_v<A> || has_var_v<B>> {};
 }  // namespace detail
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

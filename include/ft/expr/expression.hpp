@@ -6,12 +6,13 @@
 #include <type_traits>
 #include <utility>
 
+#include "ft/core/config.hpp"
 #include "ft/core/device.hpp"
 #include "ft/core/index.hpp"
 #include "ft/core/shape.hpp"
 #include "ft/core/tensor.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 // What every node and every Tensor provides. The evaluator is the trivially copyable reader
 // passed by value into the kernel; for_each_leaf lets the executor inspect the tensors read.
@@ -120,4 +121,4 @@ auto as_operand(const X& x) {
 }
 }  // namespace detail
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

@@ -5,10 +5,11 @@
 #include <cstdint>
 #include <optional>
 
+#include "ft/core/config.hpp"
 #include "ft/core/philox.hpp"
 #include "ft/expr/expression.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 template <class F, int R>
 class Generator {
@@ -141,4 +142,4 @@ struct Linspace {
 
 }  // namespace gen
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

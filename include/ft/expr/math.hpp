@@ -10,7 +10,7 @@
 
 #include "ft/core/config.hpp"
 
-namespace ft::math {
+namespace ft::inline FT_ABI::math {
 
 #define FT_MATH_UNARY(name, fname, dname)                    \
   FT_HD FT_INLINE float name(float x) { return ::fname(x); } \
@@ -154,4 +154,4 @@ FT_HD FT_INLINE bool isnan(T x) {
   return x != x;
 }
 
-}  // namespace ft::math
+}  // namespace ft::inline FT_ABI::math

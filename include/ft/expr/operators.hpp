@@ -5,13 +5,14 @@
 #include <string_view>
 #include <type_traits>
 
+#include "ft/core/config.hpp"
 #include "ft/expr/binary.hpp"
 #include "ft/expr/expression.hpp"
 #include "ft/expr/ops.hpp"
 #include "ft/expr/unary.hpp"
 #include "ft/expr/where.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 template <class Op, Expression A>
 auto make_unary(Op op, const A& a) {
@@ -218,4 +219,4 @@ FT_COMPOUND(/=, div)
 FT_COMPOUND(%=, remainder)
 #undef FT_COMPOUND
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

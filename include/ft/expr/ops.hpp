@@ -11,7 +11,7 @@
 #include "ft/core/dtype.hpp"
 #include "ft/expr/math.hpp"
 
-namespace ft::op {
+namespace ft::inline FT_ABI::op {
 
 // ---- unary ----
 // A floating unary op: promotes integral input to float, then applies `body`.
@@ -320,9 +320,9 @@ struct LogicalOr {
   }
 };
 
-}  // namespace ft::op
+}  // namespace ft::inline FT_ABI::op
 
-namespace ft::op {
+namespace ft::inline FT_ABI::op {
 
 // Every op of the table above, so that tests can walk them (autograd checks each has an
 // adjoint rule and a gradcheck case). A new op is added here too.
@@ -334,4 +334,4 @@ using UnaryOps = List<Exp, Exp2, Log, Log2, Log1p, Expm1, Sqrt, Rsqrt, Reciproca
 using BinaryOps = List<Add, Sub, Mul, Maximum, Minimum, Div, Pow, Atan2, Fmod, Remainder, Eq, Ne, Lt, Le, Gt, Ge,
                        LogicalAnd, LogicalOr>;
 
-}  // namespace ft::op
+}  // namespace ft::inline FT_ABI::op

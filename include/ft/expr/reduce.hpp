@@ -12,12 +12,13 @@
 #include <optional>
 #include <type_traits>
 
+#include "ft/core/config.hpp"
 #include "ft/expr/expression.hpp"
 #include "ft/expr/math.hpp"
 #include "ft/expr/operators.hpp"
 #include "ft/expr/temporaries.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 struct KeepDim {};
 inline constexpr KeepDim keepdim{};
@@ -536,4 +537,4 @@ auto norm(const E& e, double p, int dim, KeepDim) {
   return detail::reduce_keep(red::Norm<typename E::value_type>{detail::check_norm_p(p)}, e, dim);
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

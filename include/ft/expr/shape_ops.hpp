@@ -7,10 +7,11 @@
 #include <optional>
 #include <utility>
 
+#include "ft/core/config.hpp"
 #include "ft/expr/expression.hpp"
 #include "ft/expr/temporaries.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 // E with a dimension of size 1 inserted at `dim`; reads E's element at the remaining coordinates.
 template <class E>
@@ -187,4 +188,4 @@ auto sum_to(const E& e, const Shape<R>& shape) {
   return SumTo<E, R>(e, shape);
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

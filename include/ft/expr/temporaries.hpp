@@ -15,9 +15,10 @@
 #include <utility>
 #include <vector>
 
+#include "ft/core/config.hpp"
 #include "ft/core/error.hpp"
 
-namespace ft::detail {
+namespace ft::inline FT_ABI::detail {
 
 // A fresh identity for a boundary node; copies keep it.
 inline std::uint64_t next_node_id() {
@@ -103,4 +104,4 @@ const Value& temporary(std::uint64_t id, const char* op, Make&& make) {
   return t.put(id, make());
 }
 
-}  // namespace ft::detail
+}  // namespace ft::inline FT_ABI::detail

@@ -4,9 +4,10 @@
 #include <optional>
 #include <utility>
 
+#include "ft/core/config.hpp"
 #include "ft/expr/expression.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 template <class Op, class A>
 class Unary {
@@ -57,4 +58,4 @@ template <class Op, class A>
 struct has_var<Unary<Op, A>> : has_var<A> {};
 }  // namespace detail
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

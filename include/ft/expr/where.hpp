@@ -4,9 +4,10 @@
 #include <optional>
 #include <utility>
 
+#include "ft/core/config.hpp"
 #include "ft/expr/expression.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 template <class C, class A, class B>
 class Where {
@@ -75,4 +76,4 @@ template <class C, class A, class B>
 struct has_var<Where<C, A, B>> : std::bool_constant<has_var_v<C> || has_var_v<A> || has_var_v<B>> {};
 }  // namespace detail
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

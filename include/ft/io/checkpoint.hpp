@@ -10,10 +10,11 @@
 #include <span>
 #include <string>
 
+#include "ft/core/config.hpp"
 #include "ft/io/safetensors.hpp"
 #include "ft/nn/state_dict.hpp"
 
-namespace ft::io {
+namespace ft::inline FT_ABI::io {
 
 inline constexpr const char* kCheckpointFormat = "fusedtensor-checkpoint/1";
 
@@ -71,4 +72,4 @@ std::map<std::string, std::string> load_checkpoint(const std::string& path, Mode
   return c.extra;
 }
 
-}  // namespace ft::io
+}  // namespace ft::inline FT_ABI::io

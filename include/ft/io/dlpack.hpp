@@ -10,10 +10,11 @@
 #include <string>
 
 #include "ft/core/any_tensor.hpp"
+#include "ft/core/config.hpp"
 #include "ft/cuda/runtime.hpp"
 #include "ft/dlpack/dlpack.h"
 
-namespace ft::io {
+namespace ft::inline FT_ABI::io {
 
 namespace detail {
 
@@ -139,4 +140,4 @@ Tensor<T, R> from_dlpack(Managed* m) {
   return from_dlpack(m).template as<T, R>();
 }
 
-}  // namespace ft::io
+}  // namespace ft::inline FT_ABI::io

@@ -19,9 +19,10 @@
 #include <string_view>
 #include <vector>
 
+#include "ft/core/config.hpp"
 #include "ft/core/error.hpp"
 
-namespace ft::io {
+namespace ft::inline FT_ABI::io {
 
 // The largest file a loader reads whole (a larger one is an ft::Error, not an allocation).
 inline constexpr std::uintmax_t kMaxFileBytes = std::uintmax_t{64} << 30;
@@ -118,4 +119,4 @@ inline void write_all(std::FILE* f, const void* data, std::size_t n) {
   if (n && std::fwrite(data, 1, n, f) != n) throw Error(std::string("fwrite: ") + std::strerror(errno));
 }
 
-}  // namespace ft::io
+}  // namespace ft::inline FT_ABI::io

@@ -12,9 +12,10 @@
 #include <utility>
 #include <vector>
 
+#include "ft/core/config.hpp"
 #include "ft/core/error.hpp"
 
-namespace ft::io::json {
+namespace ft::inline FT_ABI::io::json {
 
 struct Value {
   enum Kind { Null, Bool, Number, String, Array, Object } kind = Null;
@@ -239,4 +240,4 @@ inline std::string quote(std::string_view s) {
   return out + "\"";
 }
 
-}  // namespace ft::io::json
+}  // namespace ft::inline FT_ABI::io::json

@@ -15,10 +15,11 @@
 #include <vector>
 
 #include "ft/core/any_tensor.hpp"
+#include "ft/core/config.hpp"
 #include "ft/exec/assign.hpp"
 #include "ft/io/file.hpp"
 
-namespace ft::io {
+namespace ft::inline FT_ABI::io {
 
 namespace detail {
 
@@ -209,4 +210,4 @@ inline AnyTensor load_npy(const std::string& path, Device device = kCPU) {
   return from_npy_bytes(bytes, path, device);
 }
 
-}  // namespace ft::io
+}  // namespace ft::inline FT_ABI::io

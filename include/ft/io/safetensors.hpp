@@ -15,11 +15,12 @@
 #include <vector>
 
 #include "ft/core/any_tensor.hpp"
+#include "ft/core/config.hpp"
 #include "ft/io/file.hpp"
 #include "ft/io/json.hpp"
 #include "ft/nn/state_dict.hpp"
 
-namespace ft::io {
+namespace ft::inline FT_ABI::io {
 
 struct SafetensorsFile {
   nn::StateDict tensors;                        // in the order of their data in the file
@@ -214,4 +215,4 @@ inline nn::StateDict load_safetensors(const std::string& path, Device device = k
   return read_safetensors(path, device).tensors;
 }
 
-}  // namespace ft::io
+}  // namespace ft::inline FT_ABI::io

@@ -20,7 +20,7 @@
 #include "ft/linalg/conv_cuda.hpp"
 #include "ft/linalg/conv_geometry.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 namespace linalg::detail {
 
@@ -183,4 +183,4 @@ auto conv2d_backward_bias(const G& grad_out) {
   }
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

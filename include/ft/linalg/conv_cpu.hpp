@@ -19,7 +19,7 @@
 #include "ft/linalg/gemm.hpp"
 #include "ft/linalg/nchw.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 namespace linalg::testing {
 // The batch is processed in chunks of samples whose im2col matrices fit in this many bytes;
@@ -219,4 +219,4 @@ void conv2d_backward_bias_cpu(const T* dy, T* db, index_t n, index_t o, index_t 
 
 }  // namespace linalg::detail
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

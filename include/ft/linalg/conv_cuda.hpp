@@ -21,12 +21,14 @@
 #include "ft/cuda/cudnn.hpp"
 #include "ft/expr/expression.hpp"
 #include "ft/linalg/conv_geometry.hpp"
+#include "ft/linalg/gemm.hpp"
 #if FT_CUDA_ENABLED
+#include "ft/cuda/kernels.hpp"
 #include "ft/cuda/runtime.hpp"
 #include "ft/exec/cuda.hpp"
 #endif
 
-namespace ft::linalg::detail {
+namespace ft::inline FT_ABI::linalg::detail {
 
 // ---- CUDA: cuDNN ----
 
@@ -203,6 +205,12 @@ void conv2d_cudnn(const char* op, CudnnConvKind kind, const ConvGeometry& g, Dev
 
 #if FT_CUDA_ENABLED
 
+template <class T>
+struct ConvBiasGradKernel {
+  static void launch(const T* dy, T* db, index_t n, index_t o, index_t p);
+};
+
+#if FT_CUDA_KERNELS
 // db[c] = Σ_{n, pixel} dy[n, c, pixel]: one block a channel, each thread a strided partial in
 // double, then a fixed-shape tree in shared memory (deterministic: no atomics).
 template <class T>
@@ -232,16 +240,21 @@ __global__ void __launch_bounds__(exec::gpu::kBlock)
   }
   if (threadIdx.x == 0) db[c] = static_cast<T>(partial[0]);
 }
+template <class T>
+void ConvBiasGradKernel<T>::launch(const T* dy, T* db, index_t n, index_t o, index_t p) {
+  conv_bias_grad_kernel<T><<<static_cast<unsigned>(o), exec::gpu::kBlock, 0, cuda::current_stream()>>>(dy, db, n, o, p);
+  FT_CUDA_CHECK(cudaGetLastError());
+}
+#endif  // FT_CUDA_KERNELS
 
 template <class T>
 void conv2d_backward_bias_cuda(Device device, const T* dy, T* db, index_t n, index_t o, index_t p) {
   cuda::DeviceGuard guard(device);
   check(o <= INT_MAX, "conv2d_backward_bias", o, " channels exceed the grid's limit");
   stats::detail::record_launch(device);
-  conv_bias_grad_kernel<T><<<static_cast<unsigned>(o), exec::gpu::kBlock, 0, cuda::current_stream()>>>(dy, db, n, o, p);
-  FT_CUDA_CHECK(cudaGetLastError());
+  cuda::launch_kernel<ConvBiasGradKernel<T>>("conv2d_backward_bias", dy, db, n, o, p);
 }
 
 #endif  // FT_CUDA_ENABLED
 
-}  // namespace ft::linalg::detail
+}  // namespace ft::inline FT_ABI::linalg::detail

@@ -13,7 +13,7 @@
 #include "ft/expr/expression.hpp"
 #include "ft/linalg/nchw.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 // torch.nn.functional.conv2d's options; each Pair takes one number or {height, width}:
 // ft::conv2d(x, w, b, {.stride = 2, .padding = {1, 2}}).
@@ -95,4 +95,4 @@ constexpr bool conv_operands_ok() {
 
 }  // namespace linalg::detail
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

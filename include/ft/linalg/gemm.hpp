@@ -29,6 +29,8 @@
 #if FT_CUDA_ENABLED
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+
+#include "ft/cuda/kernels.hpp"
 #endif
 
 // x86-64 with GCC or Clang: the blocked kernel picks AVX-512, AVX2+FMA or SSE2 at run time,
@@ -39,7 +41,7 @@
 #define FT_GEMM_X86_DISPATCH 0
 #endif
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 namespace detail {
 inline std::atomic<bool>& allow_tf32_flag() {
@@ -53,21 +55,21 @@ inline std::atomic<bool>& allow_tf32_flag() {
 inline void set_allow_tf32(bool allow) { detail::allow_tf32_flag().store(allow); }
 inline bool allow_tf32() { return detail::allow_tf32_flag().load(); }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI
 
 #if FT_CUDA_ENABLED
-namespace ft::cuda {
+namespace ft::inline FT_ABI::cuda {
 // Throws ft::Error naming the call, the cuBLAS status and the source location.
 inline void check_cublas(cublasStatus_t status, const char* call, const char* file, int line) {
   if (status != CUBLAS_STATUS_SUCCESS)
     throw Error(ft::detail::concat("cuBLAS error: ", call, " failed with ", cublasGetStatusName(status), " (",
                                    cublasGetStatusString(status), ") at ", file, ":", line));
 }
-}  // namespace ft::cuda
+}  // namespace ft::inline FT_ABI::cuda
 #define FT_CUBLAS_CHECK(call) ::ft::cuda::check_cublas((call), #call, __FILE__, __LINE__)
 #endif
 
-namespace ft::linalg::detail {
+namespace ft::inline FT_ABI::linalg::detail {
 
 // ---------------------------------------------------------------------------------------
 // The blocked CPU kernel (Goto/BLIS layout): C is cut into NC-wide column panels and KC-deep
@@ -440,6 +442,11 @@ inline cublasHandle_t cublas_handle(Device d) {
 
 // C ← beta·C over the batch (the k == 0 case, which cuBLAS does not promise to handle).
 template <class T>
+struct ScaleKernel {
+  static void launch(unsigned blocks, T* c, index_t m, index_t n, index_t ldc, index_t stride_c, index_t total, T beta);
+};
+#if FT_CUDA_KERNELS
+template <class T>
 __global__ void scale_kernel(T* c, index_t m, index_t n, index_t ldc, index_t stride_c, index_t total, T beta) {
   for (index_t i = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<index_t>(gridDim.x) * blockDim.x) {
@@ -448,6 +455,13 @@ __global__ void scale_kernel(T* c, index_t m, index_t n, index_t ldc, index_t st
     out = beta == T(0) ? T(0) : beta * out;
   }
 }
+template <class T>
+void ScaleKernel<T>::launch(unsigned blocks, T* c, index_t m, index_t n, index_t ldc, index_t stride_c, index_t total,
+                            T beta) {
+  scale_kernel<T><<<blocks, 256, 0, cuda::current_stream()>>>(c, m, n, ldc, stride_c, total, beta);
+  FT_CUDA_CHECK(cudaGetLastError());
+}
+#endif
 
 template <class T>
 void gemm_cublas(Device device, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
@@ -457,8 +471,7 @@ void gemm_cublas(Device device, bool trans_a, bool trans_b, index_t m, index_t n
   if (k == 0) {
     const index_t total = m * n * batch;
     const unsigned blocks = static_cast<unsigned>(std::min<index_t>((total + 255) / 256, 4096));
-    scale_kernel<T><<<blocks, 256, 0, cuda::current_stream()>>>(c, m, n, ldc, stride_c, total, beta);
-    FT_CUDA_CHECK(cudaGetLastError());
+    cuda::launch_kernel<ScaleKernel<T>>("matmul", blocks, c, m, n, ldc, stride_c, total, beta);
     return;
   }
   for (index_t v : {m, n, k, lda, ldb, ldc, batch})
@@ -520,4 +533,4 @@ void gemm(Device device, bool trans_a, bool trans_b, index_t m, index_t n, index
   gemm_blocked<T>(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch);
 }
 
-}  // namespace ft::linalg::detail
+}  // namespace ft::inline FT_ABI::linalg::detail

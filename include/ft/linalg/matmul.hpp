@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "ft/core/config.hpp"
 #include "ft/core/error.hpp"
 #include "ft/core/shape.hpp"
 #include "ft/core/tensor.hpp"
@@ -17,7 +18,7 @@
 #include "ft/expr/operators.hpp"
 #include "ft/linalg/gemm.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 namespace linalg::detail {
 
@@ -224,4 +225,4 @@ auto linear(const X& x, const W& weight, const Bias& bias) {
   }
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

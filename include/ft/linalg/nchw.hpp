@@ -16,11 +16,12 @@
 #include "ft/expr/expression.hpp"
 
 #if FT_CUDA_ENABLED
+#include "ft/cuda/kernels.hpp"
 #include "ft/cuda/runtime.hpp"
 #include "ft/exec/cuda.hpp"
 #endif
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 // A height and a width: `2` means {2, 2}, `{1, 2}` means height 1, width 2.
 struct Pair {
@@ -59,10 +60,21 @@ inline std::string hw(index_t h, index_t w) { return ft::detail::concat(h, "x", 
 
 #if FT_CUDA_ENABLED
 template <class F>
+struct ForEachElementKernel {
+  static void launch(const F& f, index_t n, int device);
+};
+#if FT_CUDA_KERNELS
+template <class F>
 __global__ void __launch_bounds__(exec::gpu::kBlock) for_each_element_kernel(F f, index_t n) {
   const index_t stride = static_cast<index_t>(gridDim.x) * exec::gpu::kBlock;
   for (index_t i = static_cast<index_t>(blockIdx.x) * exec::gpu::kBlock + threadIdx.x; i < n; i += stride) f(i);
 }
+template <class F>
+void ForEachElementKernel<F>::launch(const F& f, index_t n, int device) {
+  for_each_element_kernel<<<exec::gpu::grid_for(n, device), exec::gpu::kBlock, 0, cuda::current_stream()>>>(f, n);
+  FT_CUDA_CHECK(cudaGetLastError());
+}
+#endif
 #endif
 
 // Calls f(i) for every i in [0, n) on `device`: one OpenMP loop (parallel when n·cost is worth
@@ -81,12 +93,11 @@ void for_each_element(Device device, index_t n, const F& f, index_t cost = 1) {
   }
 #if FT_CUDA_ENABLED
   cuda::DeviceGuard guard(device);
-  for_each_element_kernel<<<exec::gpu::grid_for(n, device.index), exec::gpu::kBlock, 0, cuda::current_stream()>>>(f, n);
-  FT_CUDA_CHECK(cudaGetLastError());
+  cuda::launch_kernel<ForEachElementKernel<F>>("for_each_element", f, n, device.index);
 #else
   cuda::require_device(device, "for_each_element");
 #endif
 }
 
 }  // namespace linalg::detail
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

@@ -19,7 +19,7 @@
 #include "ft/expr/expression.hpp"
 #include "ft/linalg/nchw.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 // max_pool2d_with_indices' result: the pooled values and, for each, the flat index h·W + w of
 // its maximum in its input plane (PyTorch's return_indices), which max_pool2d_backward reads.
@@ -459,4 +459,4 @@ Tensor<typename G::value_type, 4> adaptive_avg_pool2d_backward(const G& grad_out
   }
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

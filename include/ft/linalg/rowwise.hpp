@@ -7,10 +7,12 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <type_traits>
 
+#include "ft/core/config.hpp"
 #include "ft/exec/reduce.hpp"
 
-namespace ft {
+namespace ft::inline FT_ABI {
 
 namespace rowwise {
 
@@ -104,6 +106,24 @@ FT_CPU_MULTIVERSION void cross_entropy(F* out, const Read& read, const std::int6
 namespace gpu {
 
 using exec::gpu::kReduceBlock;
+
+// The kernels, one row (or a warp a row) at a time, each behind one launcher.
+template <class F, class Read, class I>
+struct SoftmaxKernel {
+  static void launch(unsigned blocks, F* out, const Read& read, I rows, I K, I inner, Kind kind);
+};
+template <class F, class Read, class I>
+struct LayerNormKernel {
+  static void launch(unsigned blocks, F* out, F* mean, F* rstd, const Read& read, const F* w, const F* b, I rows, I K,
+                     double eps);
+};
+template <class F, class Read, class I>
+struct CrossEntropyKernel {
+  static void launch(unsigned blocks, F* out, const Read& read, const std::int64_t* target, I rows, I C,
+                     std::int64_t ignore_index, double smoothing, bool mean, double* partials, unsigned* ticket);
+};
+
+#if FT_CUDA_KERNELS
 
 template <class F>
 struct MaxOp {
@@ -236,6 +256,27 @@ __global__ void __launch_bounds__(kReduceBlock)
   }
 }
 
+template <class F, class Read, class I>
+void SoftmaxKernel<F, Read, I>::launch(unsigned blocks, F* out, const Read& read, I rows, I K, I inner, Kind kind) {
+  softmax_kernel<F><<<blocks, kReduceBlock, 0, cuda::current_stream()>>>(out, read, rows, K, inner, kind);
+  FT_CUDA_CHECK(cudaGetLastError());
+}
+template <class F, class Read, class I>
+void LayerNormKernel<F, Read, I>::launch(unsigned blocks, F* out, F* mean, F* rstd, const Read& read, const F* w,
+                                         const F* b, I rows, I K, double eps) {
+  layer_norm_kernel<F><<<blocks, kReduceBlock, 0, cuda::current_stream()>>>(out, mean, rstd, read, w, b, rows, K, eps);
+  FT_CUDA_CHECK(cudaGetLastError());
+}
+template <class F, class Read, class I>
+void CrossEntropyKernel<F, Read, I>::launch(unsigned blocks, F* out, const Read& read, const std::int64_t* target,
+                                            I rows, I C, std::int64_t ignore_index, double smoothing, bool mean,
+                                            double* partials, unsigned* ticket) {
+  cross_entropy_kernel<F><<<blocks, kReduceBlock, 0, cuda::current_stream()>>>(out, read, target, rows, C, ignore_index,
+                                                                               smoothing, mean, partials, ticket);
+  FT_CUDA_CHECK(cudaGetLastError());
+}
+#endif  // FT_CUDA_KERNELS
+
 }  // namespace gpu
 #endif
 
@@ -260,9 +301,9 @@ auto softmax_impl(const E& e, int dim, Kind kind, const char* op) {
       e, dev, [&](const auto& read) { cpu::softmax(o, read, g, kind); },
       [&]<class I>(const auto& read) {
 #if FT_CUDA_ENABLED
-        gpu::softmax_kernel<F>
-            <<<row_blocks(g.outer * g.inner, dev), exec::gpu::kReduceBlock, 0, cuda::current_stream()>>>(
-                o, read, static_cast<I>(g.outer * g.inner), static_cast<I>(g.K), static_cast<I>(g.inner), kind);
+        cuda::launch_kernel<gpu::SoftmaxKernel<F, std::remove_cvref_t<decltype(read)>, I>>(
+            op, row_blocks(g.outer * g.inner, dev), o, read, static_cast<I>(g.outer * g.inner), static_cast<I>(g.K),
+            static_cast<I>(g.inner), kind);
 #else
         (void)read;
 #endif
@@ -337,9 +378,9 @@ Tensor<float_promote_t<typename E::value_type>, 0> cross_entropy(const E& logits
         auto* ticket = reinterpret_cast<unsigned*>(work.data());
         auto* partials = reinterpret_cast<double*>(work.data() + 16);
         FT_CUDA_CHECK(cudaMemsetAsync(ticket, 0, sizeof(unsigned), cuda::current_stream()));
-        rowwise::gpu::cross_entropy_kernel<F><<<blocks, exec::gpu::kReduceBlock, 0, cuda::current_stream()>>>(
-            o, read, tp, static_cast<I>(N), static_cast<I>(C), opts.ignore_index, opts.label_smoothing, mean, partials,
-            ticket);
+        cuda::launch_kernel<rowwise::gpu::CrossEntropyKernel<F, std::remove_cvref_t<decltype(read)>, I>>(
+            "cross_entropy", blocks, o, read, tp, static_cast<I>(N), static_cast<I>(C), opts.ignore_index,
+            opts.label_smoothing, mean, partials, ticket);
 #else
         (void)read;
 #endif
@@ -388,9 +429,9 @@ requires(!detail::has_var_v<E>) LayerNormResult<T, E::rank> layer_norm(const E& 
       x, dev, [&](const auto& read) { rowwise::cpu::layer_norm(out, mu, rs, read, wp, bp, rows, K, eps); },
       [&]<class I>(const auto& read) {
 #if FT_CUDA_ENABLED
-        rowwise::gpu::layer_norm_kernel<T>
-            <<<rowwise::row_blocks(rows, dev), exec::gpu::kReduceBlock, 0, cuda::current_stream()>>>(
-                out, mu, rs, read, wp, bp, static_cast<I>(rows), static_cast<I>(K), eps);
+        cuda::launch_kernel<rowwise::gpu::LayerNormKernel<T, std::remove_cvref_t<decltype(read)>, I>>(
+            "layer_norm", rowwise::row_blocks(rows, dev), out, mu, rs, read, wp, bp, static_cast<I>(rows),
+            static_cast<I>(K), eps);
 #else
         (void)read;
 #endif
@@ -398,4 +439,4 @@ requires(!detail::has_var_v<E>) LayerNormResult<T, E::rank> layer_norm(const E& 
   return res;
 }
 
-}  // namespace ft
+}  // namespace ft::inline FT_ABI

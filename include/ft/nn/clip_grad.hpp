@@ -5,10 +5,11 @@
 #include <cmath>
 #include <limits>
 
+#include "ft/core/config.hpp"
 #include "ft/exec/multi_tensor.hpp"
 #include "ft/nn/parameter.hpp"
 
-namespace ft::nn {
+namespace ft::inline FT_ABI::nn {
 
 namespace detail {
 template <class T>
@@ -103,4 +104,4 @@ inline void clip_grad_value_(const ParameterList& params, double clip_value) {
   clamp.template operator()<double>();
 }
 
-}  // namespace ft::nn
+}  // namespace ft::inline FT_ABI::nn

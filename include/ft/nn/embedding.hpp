@@ -9,6 +9,7 @@
 
 #include "ft/autograd/function.hpp"
 #include "ft/autograd/var.hpp"
+#include "ft/core/config.hpp"
 #include "ft/core/error.hpp"
 #include "ft/core/tensor.hpp"
 #include "ft/exec/reduce.hpp"
@@ -17,7 +18,7 @@
 #include "ft/nn/init.hpp"
 #include "ft/nn/module.hpp"
 
-namespace ft::nn {
+namespace ft::inline FT_ABI::nn {
 
 namespace detail {
 template <class T>
@@ -122,4 +123,4 @@ class Embedding : public Module<Embedding<T>> {
   }
 };
 
-}  // namespace ft::nn
+}  // namespace ft::inline FT_ABI::nn

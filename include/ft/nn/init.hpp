@@ -8,9 +8,10 @@
 #include <utility>
 
 #include "ft/autograd/var.hpp"
+#include "ft/core/config.hpp"
 #include "ft/exec/factories.hpp"
 
-namespace ft::nn::init {
+namespace ft::inline FT_ABI::nn::init {
 
 enum class FanMode { FanIn, FanOut };
 enum class Nonlinearity { Linear, Conv, Sigmoid, Tanh, Relu, LeakyRelu, Selu };
@@ -120,4 +121,4 @@ FT_INIT_ON_VAR(kaiming_uniform_)
 FT_INIT_ON_VAR(kaiming_normal_)
 #undef FT_INIT_ON_VAR
 
-}  // namespace ft::nn::init
+}  // namespace ft::inline FT_ABI::nn::init

@@ -11,12 +11,13 @@
 #include <vector>
 
 #include "ft/autograd/functional.hpp"
+#include "ft/core/config.hpp"
 #include "ft/core/philox.hpp"
 #include "ft/nn/embedding.hpp"
 #include "ft/nn/init.hpp"
 #include "ft/nn/module.hpp"
 
-namespace ft::nn {
+namespace ft::inline FT_ABI::nn {
 
 namespace detail {
 // A parameter with its initial value: a leaf that requires grad.
@@ -438,4 +439,4 @@ struct LogSoftmax : Stateless<LogSoftmax> {
   }
 };
 
-}  // namespace ft::nn
+}  // namespace ft::inline FT_ABI::nn

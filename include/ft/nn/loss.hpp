@@ -19,6 +19,7 @@
 #include "ft/autograd/adjoint.hpp"
 #include "ft/autograd/functional.hpp"
 #include "ft/autograd/statement.hpp"
+#include "ft/core/config.hpp"
 #include "ft/core/error.hpp"
 #include "ft/expr/generator.hpp"
 #include "ft/expr/math.hpp"
@@ -26,7 +27,7 @@
 #include "ft/expr/reduce.hpp"
 #include "ft/linalg/rowwise.hpp"
 
-namespace ft::nn {
+namespace ft::inline FT_ABI::nn {
 
 namespace detail {
 
@@ -133,10 +134,10 @@ auto class_indices(const I& input) {
 
 }  // namespace detail
 
-}  // namespace ft::nn
+}  // namespace ft::inline FT_ABI::nn
 
 // ---- the loss family's own ops: forward functor, op list and adjoint side by side ----
-namespace ft::op {
+namespace ft::inline FT_ABI::op {
 // −(t·log x + (1 − t)·log(1 − x)), each log clamped at −100, as torch's binary_cross_entropy.
 // An op of its own so that its gradient is torch's (below), finite at x = 0 and x = 1.
 struct BinaryCrossEntropy {
@@ -154,9 +155,9 @@ struct BinaryCrossEntropy {
 
 // The ops of this family, for the op-completeness test (tests/test_gradcheck.cpp).
 using LossOps = List<BinaryCrossEntropy>;
-}  // namespace ft::op
+}  // namespace ft::inline FT_ABI::op
 
-namespace ft::autograd {
+namespace ft::inline FT_ABI::autograd {
 // torch's binary_cross_entropy_backward: dx = g·(x − t) / max(x·(1 − x), 1e-12);
 // binary_cross_entropy_target_backward: dt = g·(log(1 − x) − log x).
 template <>
@@ -171,9 +172,9 @@ struct BinaryGrad<op::BinaryCrossEntropy> {
     return g * (ft::log1p(-x) - ft::log(x));
   }
 };
-}  // namespace ft::autograd
+}  // namespace ft::inline FT_ABI::autograd
 
-namespace ft::nn::functional {
+namespace ft::inline FT_ABI::nn::functional {
 
 // ---- elementwise losses: (input − target)² | |input − target| | smooth L1 | Huber ----
 
@@ -349,12 +350,12 @@ auto binary_cross_entropy_with_logits(const I& input, const Tg& target, Reductio
   });
 }
 
-}  // namespace ft::nn::functional
+}  // namespace ft::inline FT_ABI::nn::functional
 
 // ---- module forms: the options, and forward(input, target) = the functional loss ----
 // Their reduction is Mean or Sum (a rank-0 loss); for the per-element losses call the
 // functional form with Reduction::None as a template argument.
-namespace ft::nn {
+namespace ft::inline FT_ABI::nn {
 
 #define FT_LOSS_CALL                                        \
   template <Expression I, Expression Tg>                    \
@@ -444,4 +445,4 @@ struct BCEWithLogitsLoss {
 
 #undef FT_LOSS_CALL
 
-}  // namespace ft::nn
+}  // namespace ft::inline FT_ABI::nn

@@ -25,10 +25,11 @@
 #include <vector>
 
 #include "ft/autograd/var.hpp"
+#include "ft/core/config.hpp"
 #include "ft/nn/parameter.hpp"
 #include "ft/nn/state_dict.hpp"
 
-namespace ft::nn {
+namespace ft::inline FT_ABI::nn {
 
 namespace detail {
 
@@ -278,4 +279,4 @@ class ModuleList : public Module<ModuleList<M>> {
   std::vector<M> mods_;
 };
 
-}  // namespace ft::nn
+}  // namespace ft::inline FT_ABI::nn

@@ -10,8 +10,9 @@
 
 #include "ft/autograd/var.hpp"
 #include "ft/core/any_tensor.hpp"
+#include "ft/core/config.hpp"
 
-namespace ft::nn {
+namespace ft::inline FT_ABI::nn {
 
 class Parameter {
  public:
@@ -67,4 +68,4 @@ class Parameter {
 
 using ParameterList = std::vector<Parameter>;
 
-}  // namespace ft::nn
+}  // namespace ft::inline FT_ABI::nn

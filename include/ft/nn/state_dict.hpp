@@ -9,9 +9,10 @@
 #include <vector>
 
 #include "ft/core/any_tensor.hpp"
+#include "ft/core/config.hpp"
 #include "ft/exec/assign.hpp"
 
-namespace ft::nn {
+namespace ft::inline FT_ABI::nn {
 
 class StateDict {
  public:
@@ -63,4 +64,4 @@ inline void copy_into(const AnyTensor& dst, const AnyTensor& src, const std::str
   });
 }
 
-}  // namespace ft::nn
+}  // namespace ft::inline FT_ABI::nn

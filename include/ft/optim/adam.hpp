@@ -3,9 +3,10 @@
 
 #include <cmath>
 
+#include "ft/core/config.hpp"
 #include "ft/optim/optimizer.hpp"
 
-namespace ft::optim {
+namespace ft::inline FT_ABI::optim {
 
 namespace detail {
 template <double DefaultWeightDecay>
@@ -133,4 +134,4 @@ class AdamW : public detail::AdamBase<AdamW, AdamWOptions, true> {
       : AdamBase(std::move(groups), defaults) {}
 };
 
-}  // namespace ft::optim
+}  // namespace ft::inline FT_ABI::optim

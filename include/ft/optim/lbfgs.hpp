@@ -15,9 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "ft/core/config.hpp"
 #include "ft/optim/optimizer.hpp"
 
-namespace ft::optim {
+namespace ft::inline FT_ABI::optim {
 
 enum class LineSearch { None, StrongWolfe };
 
@@ -347,4 +348,4 @@ class LBFGS : public Optimizer {
   std::deque<double> ro_;
 };
 
-}  // namespace ft::optim
+}  // namespace ft::inline FT_ABI::optim

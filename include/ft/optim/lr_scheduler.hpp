@@ -25,10 +25,11 @@
 #include <utility>
 #include <vector>
 
+#include "ft/core/config.hpp"
 #include "ft/core/error.hpp"
 #include "ft/optim/optimizer.hpp"
 
-namespace ft::optim {
+namespace ft::inline FT_ABI::optim {
 
 // One value for every parameter group, or one per group (PyTorch's "float or list" arguments).
 class PerGroup {
@@ -634,4 +635,4 @@ class ReduceLROnPlateau {
   int last_epoch_ = 0;
 };
 
-}  // namespace ft::optim
+}  // namespace ft::inline FT_ABI::optim

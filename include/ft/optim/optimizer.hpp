@@ -12,11 +12,12 @@
 #include <utility>
 #include <vector>
 
+#include "ft/core/config.hpp"
 #include "ft/exec/multi_tensor.hpp"
 #include "ft/nn/parameter.hpp"
 #include "ft/nn/state_dict.hpp"
 
-namespace ft::optim {
+namespace ft::inline FT_ABI::optim {
 
 using nn::Parameter;
 using nn::ParameterList;
@@ -276,4 +277,4 @@ class OptimizerBase : public Optimizer {
   std::unordered_set<const void*> owners_;
 };
 
-}  // namespace ft::optim
+}  // namespace ft::inline FT_ABI::optim

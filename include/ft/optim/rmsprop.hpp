@@ -1,9 +1,10 @@
 // RMSprop (with momentum and the centered variant) and Adagrad, as torch.optim's (1.13).
 #pragma once
 
+#include "ft/core/config.hpp"
 #include "ft/optim/optimizer.hpp"
 
-namespace ft::optim {
+namespace ft::inline FT_ABI::optim {
 
 struct RMSpropOptions {
   double lr = 1e-2;
@@ -165,4 +166,4 @@ class Adagrad : public OptimizerBase<Adagrad, AdagradOptions, AdagradState> {
   }
 };
 
-}  // namespace ft::optim
+}  // namespace ft::inline FT_ABI::optim

@@ -2,9 +2,10 @@
 // torch.optim.SGD (1.13's algorithm, step for step).
 #pragma once
 
+#include "ft/core/config.hpp"
 #include "ft/optim/optimizer.hpp"
 
-namespace ft::optim {
+namespace ft::inline FT_ABI::optim {
 
 struct SGDOptions {
   double lr = 1e-3;
@@ -85,4 +86,4 @@ void SGD::prepare(SGDState& s, const SGDOptions& o, const AnyTensor& value, Entr
              first};
 }
 
-}  // namespace ft::optim
+}  // namespace ft::inline FT_ABI::optim

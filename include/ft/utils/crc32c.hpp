@@ -5,7 +5,9 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace ft::utils {
+#include "ft/core/config.hpp"
+
+namespace ft::inline FT_ABI::utils {
 
 namespace detail {
 
@@ -48,4 +50,4 @@ inline std::uint32_t masked_crc32c(const void* data, std::size_t n) {
   return ((c >> 15) | (c << 17)) + 0xa282ead8u;
 }
 
-}  // namespace ft::utils
+}  // namespace ft::inline FT_ABI::utils

@@ -12,11 +12,12 @@
 #include <string_view>
 #include <vector>
 
+#include "ft/core/config.hpp"
 #include "ft/utils/crc32c.hpp"
 #include "ft/utils/protobuf.hpp"
 #include "ft/utils/summary_writer.hpp"
 
-namespace ft::utils {
+namespace ft::inline FT_ABI::utils {
 
 struct SummaryValue {
   std::string tag;
@@ -179,4 +180,4 @@ inline std::vector<Event> read_events(const std::string& path) {
   return decode_events(bytes, path);
 }
 
-}  // namespace ft::utils
+}  // namespace ft::inline FT_ABI::utils

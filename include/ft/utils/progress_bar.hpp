@@ -21,7 +21,9 @@
 #include <utility>
 #include <vector>
 
-namespace ft::utils {
+#include "ft/core/config.hpp"
+
+namespace ft::inline FT_ABI::utils {
 
 struct ProgressBarOptions {
   std::string desc{};               // printed before the bar
@@ -149,4 +151,4 @@ class ProgressBar {
   std::vector<std::pair<std::string, double>> postfix_;
 };
 
-}  // namespace ft::utils
+}  // namespace ft::inline FT_ABI::utils

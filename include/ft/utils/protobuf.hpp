@@ -7,9 +7,10 @@
 #include <string>
 #include <string_view>
 
+#include "ft/core/config.hpp"
 #include "ft/core/error.hpp"
 
-namespace ft::utils::pb {
+namespace ft::inline FT_ABI::utils::pb {
 
 enum Wire : std::uint32_t { kVarint = 0, kFixed64 = 1, kBytes = 2, kFixed32 = 5 };
 
@@ -121,4 +122,4 @@ class Reader {
   const std::string& name_;
 };
 
-}  // namespace ft::utils::pb
+}  // namespace ft::inline FT_ABI::utils::pb

@@ -29,10 +29,11 @@
 #include <vector>
 
 #include "ft/core/any_tensor.hpp"
+#include "ft/core/config.hpp"
 #include "ft/utils/crc32c.hpp"
 #include "ft/utils/protobuf.hpp"
 
-namespace ft::utils {
+namespace ft::inline FT_ABI::utils {
 
 // TensorBoard's HistogramProto: bucket i counts values in (bucket_limit[i-1], bucket_limit[i]].
 struct Histogram {
@@ -292,4 +293,4 @@ class SummaryWriter {
   std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();
 };
 
-}  // namespace ft::utils
+}  // namespace ft::inline FT_ABI::utils
