@@ -12,7 +12,7 @@
 #include <omp.h>
 #endif
 
-#include "ft/ft.hpp"
+#include "ft/tensor.hpp"
 
 namespace ft::bench {
 

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "ft/ft.hpp"
+#include "ft/tensor.hpp"
 
 #if defined(_OPENMP)
 #include <omp.h>

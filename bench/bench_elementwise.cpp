@@ -26,7 +26,7 @@
 #include <utility>
 #include <vector>
 
-#include "ft/ft.hpp"
+#include "ft/tensor.hpp"
 
 #if defined(_OPENMP)
 #include <omp.h>

@@ -20,7 +20,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "ft/ft.hpp"
+#include "ft/tensor.hpp"
 
 #if defined(_OPENMP)
 #include <omp.h>

@@ -17,7 +17,7 @@
 #endif
 
 #include "bench_common.hpp"
-#include "ft/ft.hpp"
+#include "ft/tensor.hpp"
 
 #if FT_CUDA_ENABLED
 #include <cub/device/device_reduce.cuh>

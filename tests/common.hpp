@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "ft/ft.hpp"
+#include "ft/tensor.hpp"
 
 namespace ft::test {
 

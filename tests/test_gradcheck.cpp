@@ -4,6 +4,7 @@
 // table, every reducer and every boundary op has a case, so an op added without one shows.
 #include <set>
 
+#include "ft/nn/loss.hpp"
 #include "gradcheck_cases.hpp"
 
 using namespace ft::test::gradcheck_cases;

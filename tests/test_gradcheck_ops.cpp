@@ -1,5 +1,6 @@
 // gradcheck cases of the reductions, row-wise composites, matmul/linear, conv2d, pooling and
 // views of Vars (run by test_gradcheck.cpp with the elementwise ones).
+#include "ft/nn/loss.hpp"
 #include "gradcheck_cases.hpp"
 
 using namespace ft::test::gradcheck_cases;

@@ -4,6 +4,7 @@
 // constants like {a, a, 0, 0} into {a, a, a, a} (nn::Conv2d{6, 16, 5} got padding (1, 0)), and
 // tests at -O1 or without AVX-512 cannot see it. The library takes options by const reference.
 #include "common.hpp"
+#include "ft/ft.hpp"  // the whole library, as users include it
 
 namespace {
 void check_pair(const ft::Pair& p, ft::index_t h, ft::index_t w) {

@@ -1,30 +1,10 @@
-// The one umbrella header: everything fusedtensor offers.
+// The one umbrella header: everything fusedtensor offers. ft/tensor.hpp is its core (tensors,
+// ops, linear algebra, autograd); ft/nn.hpp, optim.hpp, data.hpp, io.hpp and utils.hpp the rest.
 #pragma once
 
-#include "ft/autograd.hpp"
-#include "ft/core/any_tensor.hpp"
-#include "ft/core/config.hpp"
-#include "ft/core/device.hpp"
-#include "ft/core/dtype.hpp"
-#include "ft/core/error.hpp"
-#include "ft/core/print.hpp"
-#include "ft/core/shape.hpp"
-#include "ft/core/stats.hpp"
-#include "ft/core/tensor.hpp"
-#include "ft/cuda/device_query.hpp"
-#include "ft/cuda/runtime.hpp"
 #include "ft/data.hpp"
-#include "ft/exec/assign.hpp"
-#include "ft/exec/factories.hpp"
-#include "ft/exec/fast_divmod.hpp"
-#include "ft/exec/reduce.hpp"
-#include "ft/expr/operators.hpp"
 #include "ft/io.hpp"
-#include "ft/linalg/conv.hpp"
-#include "ft/linalg/matmul.hpp"
-#include "ft/linalg/pool.hpp"
-#include "ft/linalg/rowwise.hpp"
 #include "ft/nn.hpp"
 #include "ft/optim.hpp"
+#include "ft/tensor.hpp"
 #include "ft/utils.hpp"
-#include "ft/version.hpp"
