@@ -58,9 +58,9 @@ namespace detail {
 // PyTorch's can_cast for writing into an existing tensor: no floating → integral/bool, no
 // integral → bool; widening and same-category narrowing (int64 → int32) are allowed.
 template <class From, class To>
-inline constexpr bool can_assign_v =
-    (std::is_floating_point_v<To> || !std::is_floating_point_v<From>) &&
-    (!std::is_same_v<To, bool> || std::is_same_v<From, bool>);
+inline constexpr bool can_assign_v = std::is_floating_point_v<To> ||
+                                     (std::is_same_v<To, bool> ? std::is_same_v<From, bool>
+                                                               : !std::is_floating_point_v<From>);
 
 // Throws unless `expr` can be written into `dst`: same device, shape broadcasting to dst's.
 template <class T, int R, class E>
