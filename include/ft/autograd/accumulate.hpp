@@ -12,8 +12,8 @@
 #include "ft/core/tensor.hpp"
 #include "ft/exec/assign.hpp"
 #include "ft/exec/reduce.hpp"
-#include "ft/expr/operators.hpp"
 #include "ft/expr/shape_ops.hpp"
+#include "ft/ops/elementwise.hpp"
 
 namespace ft::inline FT_ABI {
 namespace autograd {

@@ -139,6 +139,20 @@ auto apply(const Xs&... xs) {
 namespace ft::inline FT_ABI {
 
 namespace autograd::detail {
+template <class... Xs>
+inline constexpr bool any_var_v = (ft::detail::has_var_v<Xs> || ...);
+
+// Adds `g`, an expression of shape `s` (the Var's elements in row-major order), to v's gradient:
+// written through a reshaped view of the gradient, so nothing is copied.
+template <class T, int R, int RS, class G>
+void accumulate_reshaped(const Var<T, R>& v, const Shape<RS>& s, const G& g) {
+  if (!v.requires_grad()) return;
+  auto& st = v.state();
+  const bool fresh = !st.grad.defined();
+  if (fresh) st.grad = Tensor<T, R>(v.shape(), v.device());
+  add_into(st.grad.reshape(s), g, fresh);
+}
+
 // Adds g into the part of v's gradient that `view` selects (a zero gradient is made first).
 template <class T, int R, class View, class G>
 void accumulate_into_view(const Var<T, R>& v, View&& view, const G& g) {

@@ -21,7 +21,7 @@
 #include "ft/core/print.hpp"
 #include "ft/core/tensor.hpp"
 #include "ft/exec/assign.hpp"
-#include "ft/expr/operators.hpp"
+#include "ft/ops/elementwise.hpp"
 
 namespace ft::inline FT_ABI {
 

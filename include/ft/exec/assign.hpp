@@ -11,8 +11,8 @@
 #include "ft/exec/cuda.hpp"
 #include "ft/exec/launch.hpp"
 #include "ft/expr/expression.hpp"
-#include "ft/expr/ops.hpp"
 #include "ft/expr/temporaries.hpp"
+#include "ft/ops/common.hpp"
 
 namespace ft::inline FT_ABI {
 

@@ -9,8 +9,8 @@
 #include "ft/core/config.hpp"
 #include "ft/core/stats.hpp"
 #include "ft/exec/launch.hpp"
-#include "ft/expr/reduce.hpp"
 #include "ft/expr/shape_ops.hpp"
+#include "ft/ops/reduction.hpp"
 
 #if FT_CUDA_ENABLED
 #include "ft/cuda/kernels.hpp"

@@ -6,11 +6,14 @@
 // CUDA: cuDNN 9's legacy convolution calls; the algorithm comes from cuDNN's heuristics and is
 // cached with its workspace size per (shape, options, dtype, device, TF32 flag); the workspace
 // comes from the library's stream-ordered allocator.
+//
+// The file ends with conv2d on Vars: one tape node whose backward runs the three primitives.
 #pragma once
 
 #include <algorithm>
 #include <type_traits>
 
+#include "ft/autograd/function.hpp"
 #include "ft/core/config.hpp"
 #include "ft/core/error.hpp"
 #include "ft/core/tensor.hpp"
@@ -181,6 +184,43 @@ auto conv2d_backward_bias(const G& grad_out) {
     }
     return db;
   }
+}
+
+}  // namespace ft::inline FT_ABI
+
+// ---- on Vars: backward-data, backward-filter and the bias sum ----
+namespace ft::inline FT_ABI {
+
+// ---- conv2d ----
+namespace autograd::detail {
+template <class VX, class VW, class VB>
+auto conv2d_var(const VX& vx, const VW& vw, const VB* vb, const Conv2dOptions& options) {
+  using T = typename VX::value_type;
+  Tensor<T, 4> y = vb ? conv2d(vx.value(), vw.value(), vb->value(), options) : conv2d(vx.value(), vw.value(), options);
+  VB b = vb ? *vb : VB();
+  auto bwd = [vx, vw, b, options](const Tensor<T, 4>& g) {
+    if (vx.requires_grad()) vx.state().accumulate(conv2d_backward_data(g, vw.value(), vx.shape(), options));
+    if (vw.requires_grad()) vw.state().accumulate(conv2d_backward_weight(vx.value(), g, vw.shape(), options));
+    if (b.defined() && b.requires_grad()) b.state().accumulate(conv2d_backward_bias(g));
+  };
+  return record("conv2d", y, std::move(bwd), vx, vw, b);
+}
+}  // namespace autograd::detail
+
+template <Expression X, Expression W>
+requires(autograd::detail::any_var_v<X, W>) auto conv2d(const X& x, const W& w, const Conv2dOptions& options = {}) {
+  auto vx = autograd::to_var(x);
+  auto vw = autograd::to_var(w);
+  using VB = Var<typename decltype(vx)::value_type, 1>;
+  return autograd::detail::conv2d_var(vx, vw, static_cast<const VB*>(nullptr), options);
+}
+template <Expression X, Expression W, Expression B>
+requires(autograd::detail::any_var_v<X, W, B>) auto conv2d(const X& x, const W& w, const B& bias,
+                                                           const Conv2dOptions& options = {}) {
+  auto vx = autograd::to_var(x);
+  auto vw = autograd::to_var(w);
+  auto vb = autograd::to_var(bias);
+  return autograd::detail::conv2d_var(vx, vw, &vb, options);
 }
 
 }  // namespace ft::inline FT_ABI

@@ -4,19 +4,22 @@
 // are (a transpose flag and a leading dimension, no copy), and the result is a new tensor
 // that the enclosing expression reads as a leaf: relu(matmul(x, W) + b) is the GEMM plus
 // one fused kernel.
+//
+// The file ends with the overloads on Vars: one tape node each, whose backward is two GEMMs.
 #pragma once
 
 #include <algorithm>
 #include <type_traits>
 
+#include "ft/autograd/function.hpp"
 #include "ft/core/config.hpp"
 #include "ft/core/error.hpp"
 #include "ft/core/shape.hpp"
 #include "ft/core/tensor.hpp"
 #include "ft/exec/assign.hpp"
 #include "ft/expr/expression.hpp"
-#include "ft/expr/operators.hpp"
 #include "ft/linalg/gemm.hpp"
+#include "ft/ops/elementwise.hpp"
 
 namespace ft::inline FT_ABI {
 
@@ -223,6 +226,75 @@ auto linear(const X& x, const W& weight, const Bias& bias) {
            to_string(sw), " is on ", weight.device(), "; move one with .to(device)");
     return linear(x, weight) + bias;
   }
+}
+
+}  // namespace ft::inline FT_ABI
+
+// ---- on Vars: the forward records one node; its backward is two GEMMs ----
+namespace ft::inline FT_ABI {
+
+namespace autograd::detail {
+// t as [batch, rows, cols]: a matrix gains a batch of 1, a vector becomes a row (left
+// operand) or a column (right operand).
+template <class T, int R>
+Tensor<T, 3> as_batch(const Tensor<T, R>& t, bool left) {
+  if constexpr (R == 1)
+    return left ? t.reshape({1, 1, t.size(0)}) : t.reshape({1, t.size(0), 1});
+  else if constexpr (R == 2)
+    return t.unsqueeze(0);
+  else
+    return t;
+}
+
+// The gradient of a matmul operand of shape `s` from its batched product d: summed over the
+// batch where the operand was broadcast along it.
+template <class T, int R>
+void accumulate_from_batch(const Var<T, R>& v, const Tensor<T, 3>& d) {
+  if (!v.requires_grad()) return;
+  const Shape<R>& s = v.shape();
+  if (d.size(0) > 1 && (R < 3 || s[0] == 1))
+    accumulate_reshaped(v, Shape<2>{d.size(1), d.size(2)}, ft::sum(d, 0));
+  else
+    accumulate_reshaped(v, d.shape(), d);
+}
+}  // namespace autograd::detail
+
+// ---- matmul and linear ----
+template <Expression A, Expression B>
+requires(autograd::detail::any_var_v<A, B>) auto matmul(const A& a, const B& b) {
+  auto va = autograd::to_var(a);
+  auto vb = autograd::to_var(b);
+  auto y = matmul(va.value(), vb.value());
+  using Y = decltype(y);
+  using T = typename Y::value_type;
+  auto bwd = [va, vb](const Tensor<T, Y::rank>& g) {
+    auto a3 = autograd::detail::as_batch(va.value(), true), b3 = autograd::detail::as_batch(vb.value(), false);
+    const index_t batch = std::max(a3.size(0), b3.size(0));
+    auto g3 = g.contiguous().reshape(Shape<3>{batch, a3.size(1), b3.size(2)});
+    if (va.requires_grad()) autograd::detail::accumulate_from_batch(va, matmul(g3, b3.transpose(1, 2)));
+    if (vb.requires_grad()) autograd::detail::accumulate_from_batch(vb, matmul(a3.transpose(1, 2), g3));
+  };
+  return autograd::record("matmul", y, std::move(bwd), va, vb);
+}
+
+// x·Wᵀ; the three-argument linear adds the bias to this lazily, so it fuses downstream.
+template <Expression X, Expression W>
+requires(autograd::detail::any_var_v<X, W>) auto linear(const X& x, const W& weight) {
+  auto vx = autograd::to_var(x);
+  auto vw = autograd::to_var(weight);
+  auto y = linear(vx.value(), vw.value());
+  using Y = decltype(y);
+  using T = typename Y::value_type;
+  auto bwd = [vx, vw](const Tensor<T, Y::rank>& g) {
+    const index_t out = vw.size(0), in = vw.size(1);
+    if (vx.requires_grad()) autograd::detail::accumulate_reshaped(vx, vx.shape(), matmul(g, vw.value()));
+    if (vw.requires_grad()) {
+      auto g2 = g.contiguous().reshape(Shape<2>{g.numel() / out, out});
+      auto x2 = vx.value().contiguous().reshape(Shape<2>{vx.numel() / in, in});
+      autograd::detail::accumulate_reshaped(vw, vw.shape(), matmul(g2.transpose(0, 1), x2));
+    }
+  };
+  return autograd::record("linear", y, std::move(bwd), vx, vw);
 }
 
 }  // namespace ft::inline FT_ABI

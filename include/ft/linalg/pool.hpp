@@ -3,6 +3,8 @@
 // on a GPU, running the same per-element body. The backward passes are gathers: every input
 // element sums the gradients of the windows that read it, in a fixed order — deterministic,
 // no atomics.
+//
+// The file ends with the pooling ops on Vars: one tape node each, whose backward is the gather.
 #pragma once
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "ft/autograd/function.hpp"
 #include "ft/core/config.hpp"
 #include "ft/core/error.hpp"
 #include "ft/core/shape.hpp"
@@ -457,6 +460,47 @@ Tensor<typename G::value_type, 4> adaptive_avg_pool2d_backward(const G& grad_out
                      AdaptiveAvgPoolBackward<T>{dy.data(), dx.data(), g, PlaneCoords(g.h, g.w)}, cost);
     return dx;
   }
+}
+
+}  // namespace ft::inline FT_ABI
+
+// ---- on Vars: the backward is the pooling gather ----
+namespace ft::inline FT_ABI {
+
+// ---- pooling ----
+template <Expression X>
+requires(ft::detail::has_var_v<X>) auto max_pool2d(const X& x, Pair kernel, Pair stride, Pair padding = 0,
+                                                   Pair dilation = 1, bool ceil_mode = false) {
+  auto vx = autograd::to_var(x);
+  using T = typename decltype(vx)::value_type;
+  auto r = max_pool2d_with_indices(vx.value(), kernel, stride, padding, dilation, ceil_mode);
+  auto bwd = [vx, idx = r.indices, kernel, stride, padding, dilation, ceil_mode](const Tensor<T, 4>& g) {
+    vx.state().accumulate(max_pool2d_backward(g, idx, vx.shape(), kernel, stride, padding, dilation, ceil_mode));
+  };
+  return autograd::record("max_pool2d", r.output, std::move(bwd), vx);
+}
+template <Expression X>
+requires(ft::detail::has_var_v<X>) auto max_pool2d(const X& x, Pair kernel) { return max_pool2d(x, kernel, kernel); }
+template <Expression X>
+requires(ft::detail::has_var_v<X>) auto avg_pool2d(const X& x, Pair kernel, Pair stride, Pair padding = 0,
+                                                   bool ceil_mode = false, bool count_include_pad = true) {
+  auto vx = autograd::to_var(x);
+  using T = typename decltype(vx)::value_type;
+  auto y = avg_pool2d(vx.value(), kernel, stride, padding, ceil_mode, count_include_pad);
+  auto bwd = [vx, kernel, stride, padding, ceil_mode, count_include_pad](const Tensor<T, 4>& g) {
+    vx.state().accumulate(avg_pool2d_backward(g, vx.shape(), kernel, stride, padding, ceil_mode, count_include_pad));
+  };
+  return autograd::record("avg_pool2d", y, std::move(bwd), vx);
+}
+template <Expression X>
+requires(ft::detail::has_var_v<X>) auto avg_pool2d(const X& x, Pair kernel) { return avg_pool2d(x, kernel, kernel); }
+template <Expression X>
+requires(ft::detail::has_var_v<X>) auto adaptive_avg_pool2d(const X& x, Pair output_size) {
+  auto vx = autograd::to_var(x);
+  using T = typename decltype(vx)::value_type;
+  auto y = adaptive_avg_pool2d(vx.value(), output_size);
+  auto bwd = [vx](const Tensor<T, 4>& g) { vx.state().accumulate(adaptive_avg_pool2d_backward(g, vx.shape())); };
+  return autograd::record("adaptive_avg_pool2d", y, std::move(bwd), vx);
 }
 
 }  // namespace ft::inline FT_ABI

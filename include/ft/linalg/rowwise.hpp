@@ -2,6 +2,9 @@
 // Each reads its (fused) input expression directly: a row is the elements that differ only
 // along `dim`, i.e. the input viewed as [outer, K, inner] as in exec/reduce.hpp. All are
 // numerically stable (the row maximum is subtracted before exp) and deterministic.
+//
+// The file ends with the overloads on Vars: one tape node each, whose backward is one fused
+// expression.
 #pragma once
 
 #include <cmath>
@@ -9,8 +12,10 @@
 #include <memory>
 #include <type_traits>
 
+#include "ft/autograd/function.hpp"
 #include "ft/core/config.hpp"
 #include "ft/exec/reduce.hpp"
+#include "ft/expr/generator.hpp"
 
 namespace ft::inline FT_ABI {
 
@@ -437,6 +442,94 @@ requires(!detail::has_var_v<E>) LayerNormResult<T, E::rank> layer_norm(const E& 
 #endif
       });
   return res;
+}
+
+}  // namespace ft::inline FT_ABI
+
+// ---- on Vars: each backward is one fused expression ----
+namespace ft::inline FT_ABI {
+
+// ---- row-wise composites ----
+// softmax: dx = y·(g − Σ g·y) along dim (one reduction, one fused kernel).
+template <Expression E>
+requires(ft::detail::has_var_v<E>) auto softmax(const E& e, int dim) {
+  auto vx = autograd::to_var(e);
+  using T = typename decltype(vx)::value_type;
+  Tensor<T, E::rank> y = softmax(vx.value(), dim);
+  dim = wrap_dim(dim, E::rank, "softmax");
+  auto bwd = [vx, y, dim](const Tensor<T, E::rank>& g) { vx.state().accumulate(y * (g - sum(g * y, dim, keepdim))); };
+  return autograd::record("softmax", y, std::move(bwd), vx);
+}
+// log_softmax: dx = g − exp(y)·Σ g along dim.
+template <Expression E>
+requires(ft::detail::has_var_v<E>) auto log_softmax(const E& e, int dim) {
+  auto vx = autograd::to_var(e);
+  using T = typename decltype(vx)::value_type;
+  Tensor<T, E::rank> y = log_softmax(vx.value(), dim);
+  dim = wrap_dim(dim, E::rank, "log_softmax");
+  auto bwd = [vx, y, dim](const Tensor<T, E::rank>& g) { vx.state().accumulate(g - exp(y) * sum(g, dim, keepdim)); };
+  return autograd::record("log_softmax", y, std::move(bwd), vx);
+}
+
+// cross_entropy: dlogits = (softmax(x) − q)·scale on the rows whose target is not ignored,
+// with q the (smoothed) one-hot target and scale = g / (rows counted) for the mean. The
+// softmax is recomputed from a logsumexp inside the one fused kernel: no [N, C] intermediate.
+template <Expression E>
+requires(ft::detail::has_var_v<E>) auto cross_entropy(const E& logits, const Tensor<std::int64_t, 1>& target,
+                                                      const CrossEntropyOptions& opts = {}) {
+  auto vx = autograd::to_var(logits);
+  using T = typename decltype(vx)::value_type;
+  Tensor<T, 0> loss = cross_entropy(vx.value(), target, opts);
+  auto bwd = [vx, target, opts](const Tensor<T, 0>& g) {
+    const auto& x = vx.value();
+    const index_t C = x.size(1);
+    const Device dev = x.device();
+    auto t = target.unsqueeze(1);
+    auto valid = t != opts.ignore_index;
+    Generator<gen::Arange<std::int64_t>, 1> classes(gen::Arange<std::int64_t>{0, 1}, Shape<1>{C}, dev);
+    const double eps = opts.label_smoothing;
+    auto q = where(classes == t, 1.0 - eps + eps / static_cast<double>(C), eps / static_cast<double>(C));
+    auto p = exp(x - logsumexp(x, 1, keepdim));
+    auto counted = cast<T>(sum(target != opts.ignore_index));
+    auto scale = where(Scalar<bool>{opts.reduction == Reduction::Mean}, g / counted, g);
+    vx.state().accumulate(where(valid, (p - q) * scale, 0));
+  };
+  return autograd::record("cross_entropy", loss, std::move(bwd), vx);
+}
+
+// layer_norm with Var weight and bias (pass undefined Vars for none):
+// dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) with ĝ = g·w; dw = Σ g·x̂, db = Σ g over the rows.
+template <Expression E, class T = float_promote_t<typename E::value_type>, int WR = 1>
+requires(ft::detail::has_var_v<E>) Var<T, E::rank> layer_norm(const E& x, int normalized_dims,
+                                                              const Var<T, WR>& weight = {},
+                                                              const Var<T, WR>& bias = {}, double eps = 1e-5) {
+  constexpr int R = E::rank;
+  auto vx = autograd::to_var(x);
+  auto res = layer_norm(vx.value(), normalized_dims, weight.defined() ? weight.value() : Tensor<T, WR>(),
+                        bias.defined() ? bias.value() : Tensor<T, WR>(), eps);
+  const index_t rows = res.mean.size(0), K = rows > 0 ? vx.numel() / rows : 0;
+  auto bwd = [vx, weight, bias, mean = res.mean, rstd = res.rstd, rows, K](const Tensor<T, R>& g) {
+    auto x2 = vx.value().contiguous().reshape(Shape<2>{rows, K});
+    auto g2 = g.contiguous().reshape(Shape<2>{rows, K});
+    auto mu = mean.unsqueeze(1);
+    auto rs = rstd.unsqueeze(1);
+    auto xhat = (x2 - mu) * rs;
+    auto input_grad = [&](const auto& gh) {
+      autograd::detail::accumulate_reshaped(
+          vx, Shape<2>{rows, K}, rs * (gh - ft::mean(gh, 1, keepdim) - xhat * ft::mean(gh * xhat, 1, keepdim)));
+    };
+    if (vx.requires_grad()) {
+      if (weight.defined())
+        input_grad(g2 * weight.value().contiguous().reshape(Shape<2>{1, K}));
+      else
+        input_grad(g2);
+    }
+    if (weight.defined() && weight.requires_grad())
+      autograd::detail::accumulate_reshaped(weight, Shape<1>{K}, ft::sum(g2 * xhat, 0));
+    if (bias.defined() && bias.requires_grad())
+      autograd::detail::accumulate_reshaped(bias, Shape<1>{K}, ft::sum(g2, 0));
+  };
+  return autograd::record("layer_norm", res.output, std::move(bwd), vx, weight, bias);
 }
 
 }  // namespace ft::inline FT_ABI

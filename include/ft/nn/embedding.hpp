@@ -14,9 +14,9 @@
 #include "ft/core/tensor.hpp"
 #include "ft/exec/reduce.hpp"
 #include "ft/expr/generator.hpp"
-#include "ft/expr/operators.hpp"
 #include "ft/nn/init.hpp"
 #include "ft/nn/module.hpp"
+#include "ft/ops/elementwise.hpp"
 
 namespace ft::inline FT_ABI::nn {
 

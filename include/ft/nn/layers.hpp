@@ -10,9 +10,12 @@
 #include <string_view>
 #include <vector>
 
-#include "ft/autograd/functional.hpp"
 #include "ft/core/config.hpp"
 #include "ft/core/philox.hpp"
+#include "ft/linalg/conv.hpp"
+#include "ft/linalg/matmul.hpp"
+#include "ft/linalg/pool.hpp"
+#include "ft/linalg/rowwise.hpp"
 #include "ft/nn/embedding.hpp"
 #include "ft/nn/init.hpp"
 #include "ft/nn/module.hpp"

@@ -17,15 +17,14 @@
 #include <type_traits>
 
 #include "ft/autograd/adjoint.hpp"
-#include "ft/autograd/functional.hpp"
 #include "ft/autograd/statement.hpp"
 #include "ft/core/config.hpp"
 #include "ft/core/error.hpp"
 #include "ft/expr/generator.hpp"
 #include "ft/expr/math.hpp"
-#include "ft/expr/operators.hpp"
-#include "ft/expr/reduce.hpp"
 #include "ft/linalg/rowwise.hpp"
+#include "ft/ops/elementwise.hpp"
+#include "ft/ops/reduction.hpp"
 
 namespace ft::inline FT_ABI::nn {
 
