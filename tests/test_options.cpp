@@ -5,6 +5,7 @@
 // tests at -O1 or without AVX-512 cannot see it. The library takes options by const reference.
 #include "common.hpp"
 #include "ft/ft.hpp"  // the whole library, as users include it
+#include "generator_bits.hpp"
 
 namespace {
 void check_pair(const ft::Pair& p, ft::index_t h, ft::index_t w) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "generator_bits.hpp"
 
 using ft::index_t;
 

@@ -8,6 +8,7 @@
 #include "ft/core/config.hpp"
 #include "ft/core/philox.hpp"
 #include "ft/expr/expression.hpp"
+#include "ft/expr/math.hpp"
 
 namespace ft::inline FT_ABI {
 
@@ -82,7 +83,7 @@ struct Uniform {
     if constexpr (std::is_same_v<T, float>) {
       return philox::fma_rn(philox::uniform_float(w.v[0]), philox::add_rn(high, -low), low);
     } else {
-      return low + (high - low) * philox::uniform_double(w.v[0], w.v[1]);
+      return math::fma(high - low, philox::uniform_double(w.v[0], w.v[1]), low);
     }
   }
 };
@@ -97,7 +98,7 @@ struct Normal {
     if constexpr (std::is_same_v<T, float>) {
       return philox::fma_rn(philox::normal_float(w.v[0], w.v[1]), std, mean);
     } else {
-      return mean + std * philox::normal_double(w);
+      return math::fma(std, philox::normal_double(w), mean);
     }
   }
 };
@@ -115,13 +116,14 @@ struct RandInt {
   }
 };
 
-// start + i·step, computed in double for floating types, exactly for integers.
+// start + i·step, computed in double (one fma: the same bits on every device) for floating
+// types, exactly for integers.
 template <class T>
 struct Arange {
   T start, step;
   FT_HD FT_INLINE T operator()(index_t i) const {
     if constexpr (std::is_floating_point_v<T>)
-      return static_cast<T>(static_cast<double>(start) + static_cast<double>(step) * i);
+      return static_cast<T>(math::fma(static_cast<double>(step), static_cast<double>(i), static_cast<double>(start)));
     else
       return static_cast<T>(start + step * static_cast<T>(i));
   }
@@ -135,7 +137,8 @@ struct Linspace {
   index_t steps;
   FT_HD FT_INLINE T operator()(index_t i) const {
     if (steps == 1) return static_cast<T>(start);
-    double v = i < steps / 2 ? start + step * static_cast<double>(i) : end - step * static_cast<double>(steps - 1 - i);
+    double v = i < steps / 2 ? math::fma(step, static_cast<double>(i), start)
+                             : math::fma(-step, static_cast<double>(steps - 1 - i), end);
     return static_cast<T>(v);
   }
 };

@@ -40,6 +40,11 @@ FT_MATH_UNARY(fabs, fabsf, fabs)
   FT_HD FT_INLINE double name(double x, double y) { return ::dname(x, y); }
 
 FT_MATH_BINARY(pow, powf, pow)
+// x·y + z rounded once, on every device and at every -march: where a value must be
+// bit-identical across the CPU's ISA clones and the GPU, a product and a sum are written
+// as one fma, so no compiler's contraction choice (nvcc contracts, g++ may) changes it.
+FT_HD FT_INLINE float fma(float x, float y, float z) { return ::fmaf(x, y, z); }
+FT_HD FT_INLINE double fma(double x, double y, double z) { return ::fma(x, y, z); }
 FT_MATH_BINARY(atan2, atan2f, atan2)
 FT_MATH_BINARY(fmod, fmodf, fmod)
 #undef FT_MATH_BINARY
