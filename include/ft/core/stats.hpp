@@ -11,13 +11,14 @@ namespace ft::inline FT_ABI::stats {
 
 namespace detail {
 
-inline constexpr int kMaxDevices = 16;  // CUDA devices tracked per process
+using ft::kMaxDevices;  // CUDA devices tracked per process (core/device.hpp)
 
 struct Counters {
   std::atomic<std::int64_t> launches{0};
   std::atomic<std::int64_t> allocations{0};
   std::atomic<std::int64_t> bytes_in_use{0};
   std::atomic<std::int64_t> peak_bytes{0};
+  std::atomic<std::int64_t> host_syncs{0};
 };
 
 inline Counters& counters(Device d) {
@@ -28,6 +29,7 @@ inline Counters& counters(Device d) {
 }
 
 inline void record_launch(Device d) { counters(d).launches.fetch_add(1, std::memory_order_relaxed); }
+inline void record_host_sync(Device d) { counters(d).host_syncs.fetch_add(1, std::memory_order_relaxed); }
 
 inline void record_alloc(Device d, std::int64_t bytes) {
   Counters& c = counters(d);
@@ -53,11 +55,17 @@ inline std::int64_t bytes_in_use(Device d) { return detail::counters(d).bytes_in
 // The most bytes held at once since the last reset().
 inline std::int64_t peak_bytes(Device d) { return detail::counters(d).peak_bytes.load(); }
 
-// Zeroes launch and allocation counts on every device; the peak restarts from what is in use.
+// Times the host waited for this device's work since the last reset(): a stream synchronise,
+// a copy to or from host memory, an item(). On the CPU the same call sites are counted (an
+// item() of a CPU tensor), so a test on a CPU-only machine sees what a GPU step would wait for.
+inline std::int64_t host_syncs(Device d) { return detail::counters(d).host_syncs.load(); }
+
+// Zeroes launch, allocation and host-sync counts on every device; the peak restarts from what is in use.
 inline void reset() {
   auto clear = [](detail::Counters& c) {
     c.launches = 0;
     c.allocations = 0;
+    c.host_syncs = 0;
     c.peak_bytes = c.bytes_in_use.load();
   };
   clear(detail::counters(kCPU));

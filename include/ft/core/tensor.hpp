@@ -171,6 +171,7 @@ class Tensor {
     check(numel() == 1, "item", "a tensor of shape ", to_string(shape_), " has ", numel(),
           " elements; item() needs exactly one");
     T v{};
+    if (device().is_cpu()) stats::detail::record_host_sync(kCPU);  // on a GPU, copy_bytes counts it
     cuda::copy_bytes(&v, kCPU, data_, device(), sizeof(T));
     return v;
   }

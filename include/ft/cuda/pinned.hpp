@@ -112,14 +112,19 @@ class AsyncCopier {
   explicit AsyncCopier(Device device) : device_(device) {
     if (device.is_cuda()) require_device(device, "DataLoader");
   }
+  // Never throws: every status is ignored (the driver may already be shut down at exit).
   ~AsyncCopier() {
 #if FT_CUDA_ENABLED
     if (stream_) {
-      DeviceGuard guard(device_);
+      int previous = 0;
+      const bool have_device = cudaGetDevice(&previous) == cudaSuccess;
+      if (have_device && previous != device_.index) (void)cudaSetDevice(device_.index);
       (void)cudaStreamSynchronize(stream_);
       for (auto& f : in_flight_) (void)cudaEventDestroy(f.done);
       for (cudaEvent_t e : spare_events_) (void)cudaEventDestroy(e);
       (void)cudaStreamDestroy(stream_);
+      if (have_device && previous != device_.index) (void)cudaSetDevice(previous);
+      (void)cudaGetLastError();
     }
 #endif
   }
@@ -138,10 +143,10 @@ class AsyncCopier {
       ensure_stream();
       Tensor<T, R> src = host.contiguous();
       // allocate on the copy stream, so the allocation is ordered before the copy into it
-      cudaStream_t compute = current_stream();
-      set_stream(stream_);
-      Tensor<T, R> dst(src.shape(), device_);
-      set_stream(compute);
+      Tensor<T, R> dst = [&] {
+        StreamGuard on_copy_stream(stream_);
+        return Tensor<T, R>(src.shape(), device_);
+      }();
       FT_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), static_cast<std::size_t>(src.numel()) * sizeof(T),
                                     cudaMemcpyHostToDevice, stream_));
       pending_.push_back(src.storage());
@@ -189,12 +194,9 @@ class AsyncCopier {
   void retire() {
     constexpr std::size_t kMaxInFlight = 4;
     while (!in_flight_.empty()) {
-      cudaError_t s = cudaEventQuery(in_flight_.front().done);
-      if (s == cudaErrorNotReady && in_flight_.size() <= kMaxInFlight) return;
-      if (s == cudaErrorNotReady)
-        FT_CUDA_CHECK(cudaEventSynchronize(in_flight_.front().done));
-      else
-        FT_CUDA_CHECK(s);
+      const bool done = FT_CUDA_QUERY(cudaEventQuery(in_flight_.front().done));
+      if (!done && in_flight_.size() <= kMaxInFlight) return;
+      if (!done) FT_CUDA_CHECK(cudaEventSynchronize(in_flight_.front().done));
       spare_events_.push_back(in_flight_.front().done);
       in_flight_.pop_front();
     }

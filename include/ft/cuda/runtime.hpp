@@ -8,6 +8,7 @@
 #include "ft/core/config.hpp"
 #include "ft/core/device.hpp"
 #include "ft/core/error.hpp"
+#include "ft/core/stats.hpp"
 
 #if FT_CUDA_ENABLED
 #include <cuda_runtime.h>
@@ -17,12 +18,29 @@ namespace ft::inline FT_ABI::cuda {
 
 #if FT_CUDA_ENABLED
 
-// Throws ft::Error naming the call, the CUDA status and the source location.
+// Throws ft::Error naming the call, the CUDA status and the source location. The runtime keeps
+// a failed call's status as the thread's last error; it is cleared here, so that a caught error
+// (an out-of-memory the caller handles) does not make the next good launch's
+// cudaGetLastError() throw. (A sticky error of a broken context cannot be cleared and stays.)
 inline void check_status(cudaError_t status, const char* call, const char* file, int line) {
-  if (status != cudaSuccess)
+  if (status != cudaSuccess) {
+    (void)cudaGetLastError();
     throw Error(detail::concat("CUDA error: ", call, " failed with ", cudaGetErrorName(status), " (",
                                cudaGetErrorString(status), ") at ", file, ":", line));
+  }
 }
+
+// A query's cudaErrorNotReady (cudaEventQuery, cudaStreamQuery) is an answer, not an error:
+// returns whether the work is done, throws on a real error, and leaves no last error behind.
+inline bool query_done(cudaError_t status, const char* call, const char* file, int line) {
+  if (status == cudaErrorNotReady) {
+    if (cudaPeekAtLastError() == cudaErrorNotReady) (void)cudaGetLastError();
+    return false;
+  }
+  check_status(status, call, file, line);
+  return true;
+}
+#define FT_CUDA_QUERY(call) ::ft::cuda::query_done((call), #call, __FILE__, __LINE__)
 #define FT_CUDA_CHECK(call) ::ft::cuda::check_status((call), #call, __FILE__, __LINE__)
 
 inline cudaStream_t& current_stream_ref() {
@@ -32,6 +50,19 @@ inline cudaStream_t& current_stream_ref() {
 // The stream every fusedtensor launch, allocation and copy on this thread is ordered on.
 inline cudaStream_t current_stream() { return current_stream_ref(); }
 inline void set_stream(cudaStream_t s) { current_stream_ref() = s; }
+
+// Makes `s` the current stream for the scope and restores the previous one after, also when
+// the scope is left by an exception.
+class StreamGuard {
+ public:
+  explicit StreamGuard(cudaStream_t s) : previous_(current_stream()) { set_stream(s); }
+  ~StreamGuard() { set_stream(previous_); }
+  StreamGuard(const StreamGuard&) = delete;
+  StreamGuard& operator=(const StreamGuard&) = delete;
+
+ private:
+  cudaStream_t previous_;
+};
 
 inline int device_count() {
   int n = 0;
@@ -61,7 +92,13 @@ class DeviceGuard {
   bool changed_ = false;
 };
 
-inline void synchronize() { FT_CUDA_CHECK(cudaStreamSynchronize(current_stream())); }
+// Waits for the current stream (counted in stats::host_syncs).
+inline void synchronize() {
+  int device = 0;
+  FT_CUDA_CHECK(cudaGetDevice(&device));
+  stats::detail::record_host_sync(Device(DeviceType::CUDA, device));
+  FT_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
+}
 
 #else
 
@@ -78,6 +115,8 @@ inline void require_device(Device d, const char* op) {
   int n = device_count();
   if (n == 0) fail(op, "device ", d, " requested but no CUDA device is available (no GPU or driver)");
   if (d.index < 0 || d.index >= n) fail(op, "device ", d, " requested but only ", n, " CUDA device(s) exist");
+  if (d.index >= kMaxDevices)
+    fail(op, "device ", d, " requested but fusedtensor supports at most ", kMaxDevices, " CUDA devices a process");
 #else
   fail(op, "device ", d, " requested but this translation unit was compiled without CUDA (compile it with nvcc)");
 #endif
@@ -89,8 +128,8 @@ inline void* allocate(std::size_t bytes, Device d) {
   require_device(d, "allocate");
 #if FT_CUDA_ENABLED
   DeviceGuard guard(d);
-  static thread_local bool pool_ready[64] = {};
-  if (d.index < 64 && !pool_ready[d.index]) {
+  static thread_local bool pool_ready[kMaxDevices] = {};
+  if (!pool_ready[d.index]) {
     cudaMemPool_t pool;
     FT_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, d.index));
     unsigned long long threshold = ~0ull;

@@ -2,6 +2,8 @@
 // of a CUDA build calls run / run_each, which reach them through cuda::launch_kernel.
 #pragma once
 
+#include <atomic>
+
 #include "ft/core/config.hpp"
 
 #if FT_CUDA_ENABLED
@@ -28,11 +30,18 @@ struct EachKernel {
   static void launch(const Body& body, const Shape<R>& shape, int device, const Plan& plan);
 };
 
+// The device's SM count, queried once; threads may race to fill the cache (they store the same
+// value), so it is atomic.
 inline int sm_count(int device) {
-  static int cached[64] = {};
-  if (device < 0 || device >= 64) device = 0;
-  if (!cached[device]) FT_CUDA_CHECK(cudaDeviceGetAttribute(&cached[device], cudaDevAttrMultiProcessorCount, device));
-  return cached[device];
+  static std::atomic<int> cached[kMaxDevices] = {};
+  check(device >= 0 && device < kMaxDevices, "launch", "CUDA device ", device, " is beyond the ", kMaxDevices,
+        " devices fusedtensor supports");
+  int n = cached[device].load(std::memory_order_relaxed);
+  if (n == 0) {
+    FT_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
+    cached[device].store(n, std::memory_order_relaxed);
+  }
+  return n;
 }
 
 // Enough blocks to fill every SM several times over; the grid-stride loops cover the rest.

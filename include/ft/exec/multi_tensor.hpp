@@ -4,14 +4,15 @@
 // state) plus that entry's scalars H (learning rate, bias corrections...). f(h, p, i) updates
 // element i of entry p (p[k] is the entry's k-th array). The entries are cut into chunks;
 // on the CPU one parallel loop covers all chunks, on a GPU one kernel does (one block per
-// chunk) after the table of pointers is copied to the device: one launch for the whole
-// model, whatever the number of parameters.
+// chunk) with the table of pointers as its parameter: one launch for a model whose table fits
+// a parameter block (24 KiB: about 250 chunks of 2^16 elements), and no host synchronisation.
 #pragma once
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "ft/core/config.hpp"
@@ -90,23 +91,59 @@ void multi_tensor_reduce(const std::vector<TensorEntry<T, NL, H>>& entries, cons
 
 #if FT_CUDA_ENABLED
 namespace gpu {
+// The chunks of one launch and the entries they name, passed as the kernel's parameter (sm_70+
+// with CUDA ≥ 12.1 accepts 32,764 bytes of parameters): no table is copied to the device, so a
+// step does not wait for the host. A table larger than one parameter block is covered by
+// several launches, each a run of whole chunks in order.
+inline constexpr std::size_t kParamTableBytes = 24 * 1024;
+
+template <class T, int NL, class H>
+struct ChunkTable {
+  using Entry = TensorEntry<T, NL, H>;
+  // each chunk brings at most one new entry
+  static constexpr int kChunks = static_cast<int>(kParamTableBytes / (sizeof(Entry) + sizeof(TensorChunk)));
+  static_assert(kChunks >= 1, "ft::multi_tensor_apply: an entry's scalars do not fit a kernel parameter");
+  Entry entries[kChunks];
+  TensorChunk chunks[kChunks];  // .entry indexes `entries`
+};
+
+// Calls launch(table, n) for consecutive runs of the chunks, each run at most kChunks long.
+template <class T, int NL, class H, class Launch>
+void for_each_table(const std::vector<TensorEntry<T, NL, H>>& entries, const std::vector<TensorChunk>& chunks,
+                    const Launch& launch) {
+  using Table = ChunkTable<T, NL, H>;
+  auto table = std::make_unique<Table>();
+  int n = 0, ne = 0, last_entry = -1;
+  for (const TensorChunk& ch : chunks) {
+    if (n == Table::kChunks) {
+      launch(*table, n);
+      n = ne = 0;
+      last_entry = -1;
+    }
+    if (ch.entry != last_entry) {
+      table->entries[ne++] = entries[static_cast<std::size_t>(ch.entry)];
+      last_entry = ch.entry;
+    }
+    table->chunks[n++] = {ne - 1, ch.begin, ch.end};
+  }
+  if (n > 0) launch(*table, n);
+}
+
 // The two kernels over chunks of several tensors: f on every element, and a per-chunk reduction.
 template <class T, int NL, class H, class F>
 struct MultiTensorApplyKernel {
-  static void launch(const TensorEntry<T, NL, H>* entries, const TensorChunk* chunks, unsigned n, const F& f);
+  static void launch(const ChunkTable<T, NL, H>& table, unsigned n, const F& f);
 };
 template <class T, int NL, class H, class F>
 struct MultiTensorReduceKernel {
-  static void launch(const TensorEntry<T, NL, H>* entries, const TensorChunk* chunks, unsigned n, const F& f,
-                     bool is_max, double* partials);
+  static void launch(const ChunkTable<T, NL, H>& table, unsigned n, const F& f, bool is_max, double* partials);
 };
 
 #if FT_CUDA_KERNELS
 template <class T, int NL, class H, class F>
-__global__ void __launch_bounds__(256)
-    multi_tensor_kernel(const TensorEntry<T, NL, H>* entries, const TensorChunk* chunks, F f) {
-  const TensorChunk ch = chunks[blockIdx.x];
-  const TensorEntry<T, NL, H>& e = entries[ch.entry];
+__global__ void __launch_bounds__(256) multi_tensor_kernel(const __grid_constant__ ChunkTable<T, NL, H> table, F f) {
+  const TensorChunk ch = table.chunks[blockIdx.x];
+  const TensorEntry<T, NL, H>& e = table.entries[ch.entry];
   T* p[NL];
 #pragma unroll
   for (int k = 0; k < NL; ++k) p[k] = e.ptr[k];
@@ -116,11 +153,10 @@ __global__ void __launch_bounds__(256)
 
 template <class T, int NL, class H, class F>
 __global__ void __launch_bounds__(256)
-    multi_tensor_reduce_kernel(const TensorEntry<T, NL, H>* entries, const TensorChunk* chunks, F f, bool is_max,
-                               double* partials) {
+    multi_tensor_reduce_kernel(const __grid_constant__ ChunkTable<T, NL, H> table, F f, bool is_max, double* partials) {
   __shared__ double warp_acc[8];
-  const TensorChunk ch = chunks[blockIdx.x];
-  const TensorEntry<T, NL, H>& e = entries[ch.entry];
+  const TensorChunk ch = table.chunks[blockIdx.x];
+  const TensorEntry<T, NL, H>& e = table.entries[ch.entry];
   T* p[NL];
 #pragma unroll
   for (int k = 0; k < NL; ++k) p[k] = e.ptr[k];
@@ -139,57 +175,41 @@ __global__ void __launch_bounds__(256)
 }
 
 template <class T, int NL, class H, class F>
-void MultiTensorApplyKernel<T, NL, H, F>::launch(const TensorEntry<T, NL, H>* entries, const TensorChunk* chunks,
-                                                 unsigned n, const F& f) {
-  multi_tensor_kernel<T, NL, H, F><<<n, 256, 0, cuda::current_stream()>>>(entries, chunks, f);
+void MultiTensorApplyKernel<T, NL, H, F>::launch(const ChunkTable<T, NL, H>& table, unsigned n, const F& f) {
+  multi_tensor_kernel<T, NL, H, F><<<n, 256, 0, cuda::current_stream()>>>(table, f);
   FT_CUDA_CHECK(cudaGetLastError());
 }
 template <class T, int NL, class H, class F>
-void MultiTensorReduceKernel<T, NL, H, F>::launch(const TensorEntry<T, NL, H>* entries, const TensorChunk* chunks,
-                                                  unsigned n, const F& f, bool is_max, double* partials) {
-  multi_tensor_reduce_kernel<T, NL, H, F><<<n, 256, 0, cuda::current_stream()>>>(entries, chunks, f, is_max, partials);
+void MultiTensorReduceKernel<T, NL, H, F>::launch(const ChunkTable<T, NL, H>& table, unsigned n, const F& f,
+                                                  bool is_max, double* partials) {
+  multi_tensor_reduce_kernel<T, NL, H, F><<<n, 256, 0, cuda::current_stream()>>>(table, f, is_max, partials);
   FT_CUDA_CHECK(cudaGetLastError());
 }
 #endif  // FT_CUDA_KERNELS
-
-// The entries and chunks in one device block (freed in stream order when the tensor goes).
-template <class T, int NL, class H>
-Tensor<std::uint8_t, 1> upload_table(Device device, const std::vector<TensorEntry<T, NL, H>>& entries,
-                                     const std::vector<TensorChunk>& chunks, std::size_t& chunk_offset) {
-  const std::size_t eb = entries.size() * sizeof(TensorEntry<T, NL, H>);
-  chunk_offset = (eb + 15) / 16 * 16;
-  const std::size_t bytes = chunk_offset + chunks.size() * sizeof(TensorChunk);
-  std::vector<unsigned char> host(bytes);
-  std::memcpy(host.data(), entries.data(), eb);
-  std::memcpy(host.data() + chunk_offset, chunks.data(), chunks.size() * sizeof(TensorChunk));
-  Tensor<std::uint8_t, 1> table(Shape<1>{static_cast<index_t>(bytes)}, device);
-  cuda::copy_bytes(table.data(), device, host.data(), kCPU, bytes);
-  return table;
-}
 
 template <class T, int NL, class H, class F>
 void multi_tensor_apply(Device device, const std::vector<TensorEntry<T, NL, H>>& entries,
                         const std::vector<TensorChunk>& chunks, const F& f) {
   cuda::DeviceGuard guard(device);
-  std::size_t off = 0;
-  auto table = upload_table(device, entries, chunks, off);
-  const auto* e = reinterpret_cast<const TensorEntry<T, NL, H>*>(table.data());
-  const auto* c = reinterpret_cast<const TensorChunk*>(table.data() + off);
-  cuda::launch_kernel<MultiTensorApplyKernel<T, NL, H, F>>("multi_tensor_apply", e, c,
-                                                           static_cast<unsigned>(chunks.size()), f);
+  for_each_table(entries, chunks, [&](const ChunkTable<T, NL, H>& table, int n) {
+    stats::detail::record_launch(device);
+    cuda::launch_kernel<MultiTensorApplyKernel<T, NL, H, F>>("multi_tensor_apply", table, static_cast<unsigned>(n), f);
+  });
 }
 
+// The per-chunk partials, copied to the host: the caller needs the value now, so this waits.
 template <class T, int NL, class H, class F>
 void multi_tensor_reduce(Device device, const std::vector<TensorEntry<T, NL, H>>& entries,
                          const std::vector<TensorChunk>& chunks, const F& f, bool is_max, double* partials) {
   cuda::DeviceGuard guard(device);
-  std::size_t off = 0;
-  auto table = upload_table(device, entries, chunks, off);
   Tensor<double, 1> out(Shape<1>{static_cast<index_t>(chunks.size())}, device);
-  const auto* e = reinterpret_cast<const TensorEntry<T, NL, H>*>(table.data());
-  const auto* c = reinterpret_cast<const TensorChunk*>(table.data() + off);
-  cuda::launch_kernel<MultiTensorReduceKernel<T, NL, H, F>>(
-      "multi_tensor_reduce", e, c, static_cast<unsigned>(chunks.size()), f, is_max, out.data());
+  index_t done = 0;
+  for_each_table(entries, chunks, [&](const ChunkTable<T, NL, H>& table, int n) {
+    stats::detail::record_launch(device);
+    cuda::launch_kernel<MultiTensorReduceKernel<T, NL, H, F>>("multi_tensor_reduce", table, static_cast<unsigned>(n), f,
+                                                              is_max, out.data() + done);
+    done += n;
+  });
   cuda::copy_bytes(partials, kCPU, out.data(), device, chunks.size() * sizeof(double));
 }
 }  // namespace gpu
@@ -202,8 +222,8 @@ void multi_tensor_apply(Device device, const std::vector<TensorEntry<T, NL, H>>&
   for (const auto& e : entries) sizes.push_back(e.n);
   const auto chunks = make_chunks(sizes, kMultiTensorChunk);
   if (chunks.empty()) return;
-  stats::detail::record_launch(device);
   if (device.is_cpu()) {
+    stats::detail::record_launch(device);
     cpu::multi_tensor_apply(entries, chunks, f);
   } else {
 #if FT_CUDA_ENABLED
@@ -225,8 +245,8 @@ double multi_tensor_reduce(Device device, const std::vector<TensorEntry<T, NL, H
   const auto chunks = make_chunks(sizes, kMultiTensorChunk);
   if (chunks.empty()) return 0.0;
   std::vector<double> partials(chunks.size());
-  stats::detail::record_launch(device);
   if (device.is_cpu()) {
+    stats::detail::record_launch(device);
     cpu::multi_tensor_reduce(entries, chunks, f, is_max, partials.data());
   } else {
 #if FT_CUDA_ENABLED

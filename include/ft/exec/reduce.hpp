@@ -183,7 +183,9 @@ struct PermutedDeviceReader {
   FT_HD FT_INLINE auto operator()(I L) const {
     Index<I, RI, false> ix;
     ix.linear = L;
+#if defined(__CUDACC__)
 #pragma unroll
+#endif
     for (int p = 0; p < RI; ++p) {
       I q, r;
       size[p].divmod(vstride[p].div(L), q, r);
@@ -203,9 +205,29 @@ struct CombineOp {
   }
 };
 
+// A partial written by another block, read from L2 (never from this SM's L1, which may hold a
+// stale line): __ldcg for a number, word by word for an accumulator struct.
+template <class T>
+__device__ FT_INLINE T load_from_l2(const T* p) {
+  if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+    return __ldcg(p);
+  } else if constexpr (sizeof(T) % 4 == 0 && alignof(T) >= 4) {
+    T r;
+    auto* dst = reinterpret_cast<unsigned*>(&r);
+    const auto* src = reinterpret_cast<const unsigned*>(p);
+    for (unsigned w = 0; w < sizeof(T) / 4; ++w) dst[w] = __ldcg(src + w);
+    return r;
+  } else {
+    return *static_cast<const volatile T*>(p);  // bool: a volatile load also bypasses L1
+  }
+}
+
 // Everything into one value, in one launch: each block reduces a grid-strided share and
 // writes a partial; the last block to finish (a ticket counter) combines the partials in
 // block order. Both trees are fixed by the launch shape, so the result is deterministic.
+// Memory order (the CUDA programming guide's pattern): a block's thread 0 stores its partial,
+// fences (release), then takes a ticket; the thread that takes the last ticket fences again
+// (acquire) before __syncthreads hands the result to its block, which reads the partials from L2.
 template <class Acc, class T, class Red, class Read, class I>
 __global__ void __launch_bounds__(kReduceBlock)
     reduce_all_kernel(T* out, Red red, Read read, I n, Acc* partials, unsigned* ticket, bool add) {
@@ -220,14 +242,15 @@ __global__ void __launch_bounds__(kReduceBlock)
   if (threadIdx.x == 0) {
     partials[blockIdx.x] = block;
     __threadfence();
-    last = atomicAdd(ticket, 1u) == gridDim.x - 1;
+    const bool is_last = atomicAdd(ticket, 1u) == gridDim.x - 1;
+    if (is_last) __threadfence();
+    last = is_last;
   }
   __syncthreads();
   if (!last) return;
-  __threadfence();
   acc = red.template init<Acc>();
   for (unsigned b = threadIdx.x; b < gridDim.x; b += kReduceBlock)
-    acc = red.combine(acc, partials[b]);  // written by other blocks before their ticket
+    acc = red.combine(acc, load_from_l2(partials + b));  // written by other blocks before their ticket
   __syncthreads();
   Acc total = BlockReduce(temp).Reduce(acc, CombineOp<Red>{red});
   if (threadIdx.x == 0) {

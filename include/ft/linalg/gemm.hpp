@@ -433,8 +433,10 @@ void gemm_cblas(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
 // One cuBLAS handle per device and thread, created on first use and kept for the process
 // (destroying it at exit could run after the driver has shut down).
 inline cublasHandle_t cublas_handle(Device d) {
-  thread_local cublasHandle_t handles[stats::detail::kMaxDevices] = {};
-  cublasHandle_t& h = handles[(d.index >= 0 && d.index < stats::detail::kMaxDevices) ? d.index : 0];
+  thread_local cublasHandle_t handles[kMaxDevices] = {};
+  check(d.index >= 0 && d.index < kMaxDevices, "matmul", "device ", d, " is beyond the ", kMaxDevices,
+        " CUDA devices fusedtensor supports");
+  cublasHandle_t& h = handles[d.index];
   if (!h) FT_CUBLAS_CHECK(cublasCreate(&h));
   FT_CUBLAS_CHECK(cublasSetStream(h, cuda::current_stream()));
   return h;
