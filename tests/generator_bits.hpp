@@ -13,13 +13,14 @@ TEST_CASE("arange, linspace, uniform and randn<double> round once (fma): the sam
   const std::int64_t n = 1000;
   const auto a = ft::arange<double>(0.1, 0.1 + 0.37 * n - 0.1, 0.37).to_vector();
   REQUIRE(a.size() == static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) REQUIRE(a[static_cast<std::size_t>(i)] == std::fma(0.37, static_cast<double>(i), 0.1));
+  for (std::int64_t i = 0; i < n; ++i)
+    REQUIRE(a[static_cast<std::size_t>(i)] == std::fma(0.37, static_cast<double>(i), 0.1));
 
   const auto l = ft::linspace<double>(-1.3, 2.9, n).to_vector();
   const double step = (2.9 - -1.3) / static_cast<double>(n - 1);
   for (std::int64_t i = 0; i < n; ++i) {
-    const double want = i < n / 2 ? std::fma(step, static_cast<double>(i), -1.3)
-                                  : std::fma(-step, static_cast<double>(n - 1 - i), 2.9);
+    const double want =
+        i < n / 2 ? std::fma(step, static_cast<double>(i), -1.3) : std::fma(-step, static_cast<double>(n - 1 - i), 2.9);
     REQUIRE(l[static_cast<std::size_t>(i)] == want);
   }
 

@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "ft/autograd/adjoint.hpp"
+#include "ft/autograd/function.hpp"
 #include "ft/autograd/statement.hpp"
 #include "ft/core/config.hpp"
 #include "ft/core/error.hpp"
@@ -30,8 +31,7 @@ namespace ft::inline FT_ABI::nn {
 
 namespace detail {
 
-template <class... Xs>
-inline constexpr bool any_var_v = (ft::detail::has_var_v<Xs> || ...);
+using autograd::detail::any_var_v;  // true when an operand reads a Var (autograd/function.hpp)
 
 // A loss's result: a Var when an operand reads a Var, else a tensor.
 template <class T, int R, bool IsVar>
