@@ -13,11 +13,11 @@ enum class DeviceType : int { CPU = 0, CUDA = 1 };
 inline constexpr DeviceType kCPU = DeviceType::CPU;
 inline constexpr DeviceType kCUDA = DeviceType::CUDA;
 
-// A device type and index; converts implicitly from kCPU / kCUDA (index 0), like torch.device.
 // The most CUDA devices a process may use: every per-device table (statistics, cuBLAS handles,
 // SM counts, memory pools) has this many entries, and require_device rejects a higher index.
 inline constexpr int kMaxDevices = 16;
 
+// A device type and index; converts implicitly from kCPU / kCUDA (index 0), like torch.device.
 struct Device {
   DeviceType type = DeviceType::CPU;
   int index = 0;

@@ -11,8 +11,6 @@ namespace ft::inline FT_ABI::stats {
 
 namespace detail {
 
-using ft::kMaxDevices;  // CUDA devices tracked per process (core/device.hpp)
-
 struct Counters {
   std::atomic<std::int64_t> launches{0};
   std::atomic<std::int64_t> allocations{0};
@@ -69,7 +67,7 @@ inline void reset() {
     c.peak_bytes = c.bytes_in_use.load();
   };
   clear(detail::counters(kCPU));
-  for (int i = 0; i < detail::kMaxDevices; ++i) clear(detail::counters(Device(kCUDA, i)));
+  for (int i = 0; i < kMaxDevices; ++i) clear(detail::counters(Device(kCUDA, i)));
 }
 
 }  // namespace ft::inline FT_ABI::stats
