@@ -222,3 +222,76 @@ FT_GPU_TEST_CASE("CPU and GPU agree on a composite statement") {
   auto gpu = f(a.to(ft::kCUDA), b.to(ft::kCUDA));
   check_close(to_double(gpu), to_double(cpu), 1e-5, 1e-6);
 }
+
+#if FT_CUDA_ENABLED
+// Issue #14 item 3: one current stream per device, blocks freed on the stream they were
+// allocated on after the freeing stream's work, and an exception-safe stream swap.
+FT_GPU_TEST_CASE("streams: per-device current stream, ordered frees across streams") {
+  const ft::Device g0(ft::kCUDA, 0);
+  ft::cuda::DeviceGuard on_g0(g0);
+  cudaStream_t side = nullptr, compute = nullptr;
+  FT_CUDA_CHECK(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+  FT_CUDA_CHECK(cudaStreamCreateWithFlags(&compute, cudaStreamNonBlocking));
+  {
+    ft::cuda::StreamGuard on_side(side);
+    CHECK(ft::cuda::current_stream() == side);
+    CHECK(ft::cuda::current_stream(g0) == side);
+    if (ft::cuda::device_count() > 1) CHECK(ft::cuda::current_stream(ft::Device(ft::kCUDA, 1)) == nullptr);
+    auto t = ft::zeros<float>({16}, g0);
+    CHECK(t.storage()->stream() == side);
+  }
+  CHECK(ft::cuda::current_stream(g0) == nullptr);
+  CHECK_THROWS_AS(([&] {
+                    ft::cuda::StreamGuard on_side(side);
+                    throw ft::Error("leave the scope by an exception");
+                  }()),
+                  ft::Error);
+  CHECK(ft::cuda::current_stream(g0) == nullptr);
+
+  // x is allocated on `side`, read by a long statement on `compute` and dropped at once; a new
+  // block allocated on `side` (which the pool may hand x's memory) is overwritten at once. The
+  // free must wait for the read on `compute`, or y would see 7s.
+  constexpr index_t n = index_t{1} << 24;
+  for (int round = 0; round < 8; ++round) {
+    ft::Tensor<float, 1> y;
+    {
+      ft::cuda::StreamGuard on_compute(compute);
+      ft::Tensor<float, 1> x = [&] {
+        ft::cuda::StreamGuard on_side(side);
+        return ft::full<float>({n}, 1.0f, g0);
+      }();
+      FT_CUDA_CHECK(cudaStreamSynchronize(side));                            // x is written before compute reads it
+      y = ft::eval(ft::exp(ft::log(ft::sqrt(x * x + 0.0f) + 1.0f)) - 1.0f);  // 1 everywhere
+    }  // x freed here, with `compute` current: ordered after y's statement
+    {
+      ft::cuda::StreamGuard on_side(side);
+      auto z = ft::full<float>({n}, 7.0f, g0);
+      (void)z;
+    }
+    FT_CUDA_CHECK(cudaDeviceSynchronize());
+    auto v = y.to_vector();
+    std::size_t wrong = 0;
+    for (float e : v) wrong += std::fabs(e - 1.0f) > 1e-5f;
+    REQUIRE(wrong == 0);
+  }
+  FT_CUDA_CHECK(cudaStreamDestroy(side));
+  FT_CUDA_CHECK(cudaStreamDestroy(compute));
+}
+
+// Issue #14 item 2: a copy between two GPUs waits for the source's stream and the source's
+// stream waits for the copy. Needs two devices.
+TEST_CASE("peer copies are ordered both ways" * doctest::skip(ft::cuda::device_count() < 2)) {
+  const ft::Device g0(ft::kCUDA, 0), g1(ft::kCUDA, 1);
+  constexpr index_t n = index_t{1} << 24;
+  for (int round = 0; round < 4; ++round) {
+    auto a = ft::full<float>({n}, 1.0f, g0);
+    ft::Tensor<float, 1> b = ft::eval(ft::exp(ft::log(a + 1.0f)));  // still running on g0's stream
+    auto c = b.to(g1);                                              // must see the 2s
+    b = ft::full<float>({n}, 5.0f, g0);                             // must not overtake the copy
+    auto v = c.to_vector();
+    std::size_t wrong = 0;
+    for (float e : v) wrong += std::fabs(e - 2.0f) > 1e-5f;
+    REQUIRE(wrong == 0);
+  }
+}
+#endif

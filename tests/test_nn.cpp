@@ -126,6 +126,33 @@ TEST_CASE("BatchNorm matches PyTorch in training (with running statistics) and e
   }
 }
 
+// momentum = None: running statistics are the cumulative average of the batches' statistics
+// (the variance unbiased), and the factor 1 / num_batches_tracked is not read on the host.
+TEST_CASE("BatchNorm with momentum None keeps the cumulative average and waits for nothing") {
+  for (ft::Device dev : ft::test::devices()) {
+    ft::nn::BatchNorm1d<float> bn(3, {.momentum = std::nullopt}, dev);
+    std::vector<double> mean_sum(3, 0.0), var_sum(3, 0.0);
+    constexpr int kBatches = 3, kRows = 8;
+    for (int k = 0; k < kBatches; ++k) {
+      auto x = ft::randn<float>({kRows, 3}, dev, 40 + k);
+      const auto h = x.to_vector();
+      for (int c = 0; c < 3; ++c) {
+        double m = 0, v = 0;
+        for (int r = 0; r < kRows; ++r) m += h[r * 3 + c] / kRows;
+        for (int r = 0; r < kRows; ++r) v += (h[r * 3 + c] - m) * (h[r * 3 + c] - m) / (kRows - 1);
+        mean_sum[c] += m / kBatches;
+        var_sum[c] += v / kBatches;
+      }
+      const auto syncs = ft::stats::host_syncs(dev);
+      ft::Var<float, 2> y = bn(x);
+      CHECK(ft::stats::host_syncs(dev) == syncs);
+    }
+    CHECK(bn.num_batches_tracked.item() == kBatches);
+    ft::test::check_close(bn.running_mean, mean_sum, 1e-5, 1e-6);
+    ft::test::check_close(bn.running_var, var_sum, 1e-5, 1e-6);
+  }
+}
+
 TEST_CASE("LayerNorm, Embedding, Flatten and Identity match PyTorch") {
   for (ft::Device dev : ft::test::devices()) {
     ft::nn::LayerNorm<float, 2> ln({4, 5}, 1e-5, true, true, dev);

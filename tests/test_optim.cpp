@@ -166,12 +166,14 @@ TEST_CASE("clip_grad_norm_ and clip_grad_value_ match PyTorch, one launch each w
       ft::Var<float, 0> l = p.loss();
       l.backward();
       ft::test::check_close(p.w.grad(), g.values("clip.grad.weight"));
-      double total = 0;
+      ft::Tensor<double, 0> total;
       const auto launches = ft::test::launches_of(dev, [&] {
         total = ft::nn::clip_grad_norm_({p.w, p.b}, 0.5, c.norm_type);
       });
-      CHECK(launches == 2);  // the norm over both gradients, then the scale
-      CHECK(total == doctest::Approx(g.scalar(std::string(c.name) + ".total")).epsilon(1e-5));
+      CHECK(launches == 3);                    // the partial norms over both gradients, their combination, the scale
+      CHECK(ft::stats::host_syncs(dev) == 0);  // since launches_of's reset
+      CHECK(total.device() == dev);
+      CHECK(total.item() == doctest::Approx(g.scalar(std::string(c.name) + ".total")).epsilon(1e-5));
       ft::test::check_close(p.w.grad(), g.values(std::string(c.name) + ".weight"));
       ft::test::check_close(p.b.grad(), g.values(std::string(c.name) + ".bias"));
     }
@@ -204,7 +206,7 @@ TEST_CASE("an optimizer step is one launch for all parameters") {
     CHECK(ft::test::launches_of(dev, [&] { adam.step(); }) == 1);
     CHECK(ft::test::launches_of(dev, [&] { adam.step(); }) == 1);
     CHECK(ft::test::launches_of(dev, [&] { sgd.step(); }) == 1);
-    CHECK(ft::test::launches_of(dev, [&] { ft::nn::clip_grad_norm_(list, 1.0); }) <= 2);
+    CHECK(ft::test::launches_of(dev, [&] { ft::nn::clip_grad_norm_(list, 1.0); }) == 3);
     // a parameter without a gradient is skipped, as PyTorch skips grad None
     params[3].zero_grad();
     const auto before = params[3].value().to_vector();
@@ -369,4 +371,125 @@ TEST_CASE("an MLP and a CNN training step make the host wait for nothing") {
     (void)l.item();  // reading a value back is a wait: the counter sees it
     CHECK(ft::stats::host_syncs(dev) >= 1);
   }
+}
+
+// Embedding's index check reports from the gather (at once on the CPU, at the next
+// synchronisation on a GPU) and its backward sorts on the device: no wait in a step.
+TEST_CASE("Embedding checks its indices without a host wait; its sorted backward matches a reference") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    ft::manual_seed(5);
+    constexpr ft::index_t V = 50, D = 8;
+    constexpr std::int64_t pad = 3;
+    ft::nn::Embedding<float> emb(V, D, pad, dev);
+    auto idx = ft::randint<std::int64_t>(0, V, {6, 40}, dev, 9);
+    ft::stats::reset();
+    ft::Var<float, 3> y = emb(idx);
+    ft::Var<float, 0> loss = ft::sum(ft::square(y));
+    loss.backward();
+    CHECK(ft::stats::host_syncs(dev) == 0);
+    const auto w = emb.weight.value().to_vector();
+    const auto ix = idx.to_vector();
+    std::vector<double> want(static_cast<std::size_t>(V * D), 0.0);
+    for (std::size_t p = 0; p < ix.size(); ++p)
+      if (ix[p] != pad)
+        for (ft::index_t d = 0; d < D; ++d) want[ix[p] * D + d] += 2.0 * w[ix[p] * D + d];
+    ft::test::check_close(emb.weight.grad(), want, 1e-5, 1e-6);
+    const auto first = emb.weight.grad().to_vector();
+    emb.weight.zero_grad();
+    ft::Var<float, 0> again = ft::sum(ft::square(emb(idx)));
+    again.backward();
+    CHECK(emb.weight.grad().to_vector() == first);  // deterministic: the same bits
+
+    auto bad = ft::full<std::int64_t>({4}, V, dev);
+    if (dev.is_cpu()) {
+      CHECK_THROWS_WITH_AS(emb(bad), doctest::Contains("out of range for 50 embeddings"), ft::Error);
+    } else {
+#if FT_CUDA_ENABLED
+      ft::cuda::DeviceGuard on_dev(dev);
+      ft::Var<float, 2> z;
+      CHECK_NOTHROW(z = emb(bad));  // reported by the kernel, not waited for
+      CHECK_THROWS_WITH_AS(ft::cuda::synchronize(), doctest::Contains("out of range for 50 embeddings"), ft::Error);
+      CHECK_NOTHROW(ft::cuda::synchronize());  // reported once
+#endif
+    }
+  }
+}
+
+// ---- CUDA graphs (cuda::Graph) ----
+TEST_CASE("cuda::Graph refuses the CPU, an empty replay and an unbegun capture") {
+  ft::cuda::Graph graph;
+  CHECK_FALSE(graph.captured());
+  CHECK_THROWS_WITH_AS(graph.capture_begin(ft::kCPU), doctest::Contains("captures the work of a GPU"), ft::Error);
+  CHECK_THROWS_WITH_AS(graph.replay(), doctest::Contains("nothing was captured"), ft::Error);
+  CHECK_THROWS_WITH_AS(graph.capture_end(), doctest::Contains("no capture was begun"), ft::Error);
+  CHECK_FALSE(ft::cuda::capturing());
+  if (!ft::test::has_gpu()) {
+    // no GPU here, or a build without CUDA: an ft::Error that says which
+    CHECK_THROWS_AS(graph.capture(ft::kCUDA, [] {}), ft::Error);
+    CHECK_FALSE(ft::cuda::capturing());
+  }
+}
+
+FT_GPU_TEST_CASE("cuda::Graph replays an SGD training step in one launch, with the eager step's values") {
+  const ft::Device dev = ft::kCUDA;
+  auto join = [](ft::nn::ParameterList a, const ft::nn::ParameterList& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  ft::manual_seed(3);
+  ft::nn::Linear<float> a1(20, 32, true, dev), a2(32, 4, true, dev);
+  ft::manual_seed(3);
+  ft::nn::Linear<float> b1(20, 32, true, dev), b2(32, 4, true, dev);
+  REQUIRE(a1.weight.value().to_vector() == b1.weight.value().to_vector());
+  ft::optim::SGD eager(join(a1.parameters(), a2.parameters()), {.lr = 1e-2, .momentum = 0.9});
+  ft::optim::SGD graphed(join(b1.parameters(), b2.parameters()), {.lr = 1e-2, .momentum = 0.9});
+  auto step = [](ft::nn::Linear<float>& l1, ft::nn::Linear<float>& l2, ft::optim::SGD& opt,
+                 const ft::Tensor<float, 2>& in, const ft::Tensor<std::int64_t, 1>& t) {
+    opt.zero_grad();
+    ft::Var<float, 0> loss = ft::nn::functional::cross_entropy(l2(ft::relu(l1(in))), t);
+    loss.backward();
+    opt.step();
+    return loss;
+  };
+  auto batch_x = [&](int k) { return ft::randn<float>({16, 20}, dev, 100 + static_cast<std::uint64_t>(k)); };
+  auto batch_t = [&](int k) { return ft::randint<std::int64_t>(0, 4, {16}, dev, 200 + static_cast<std::uint64_t>(k)); };
+  // the static inputs of the graph, refilled in place before each replay
+  auto x = ft::zeros<float>({16, 20}, dev);
+  auto target = ft::zeros<std::int64_t>({16}, dev);
+  std::move(x) = batch_x(0);
+  std::move(target) = batch_t(0);
+  step(a1, a2, eager, batch_x(0), batch_t(0));  // warm-up: momentum buffers, plans
+  step(b1, b2, graphed, x, target);
+
+  ft::cuda::Graph graph;
+  ft::Var<float, 0> graphed_loss;
+  graph.capture(dev, [&] { graphed_loss = step(b1, b2, graphed, x, target); });
+  REQUIRE(graph.captured());
+  CHECK_FALSE(ft::cuda::capturing());
+  CHECK(ft::cuda::current_stream(dev) == nullptr);  // the caller's stream is back
+  for (int k = 1; k <= 4; ++k) {
+    CAPTURE(k);
+    ft::Var<float, 0> eager_loss = step(a1, a2, eager, batch_x(k), batch_t(k));
+    std::move(x) = batch_x(k);
+    std::move(target) = batch_t(k);
+    CHECK(ft::test::launches_of(dev, [&] { graph.replay(); }) == 1);
+    CHECK(graphed_loss.value().item() == eager_loss.value().item());
+    CHECK(b1.weight.value().to_vector() == a1.weight.value().to_vector());
+    CHECK(b2.bias.value().to_vector() == a2.bias.value().to_vector());
+  }
+
+  // what a graph cannot hold is an ft::Error, and the failed capture leaves nothing behind
+  ft::cuda::Graph bad;
+  CHECK_THROWS_WITH_AS(bad.capture(dev, [&] { (void)step(b1, b2, graphed, x, target).value().item(); }),
+                       doctest::Contains("inside a CUDA graph capture"), ft::Error);
+  CHECK_FALSE(bad.captured());
+  CHECK_FALSE(ft::cuda::capturing());
+  CHECK(ft::cuda::current_stream(dev) == nullptr);
+  ft::optim::Adam adam(join(b1.parameters(), b2.parameters()), {.lr = 1e-3});
+  CHECK_THROWS_WITH_AS(bad.capture(dev, [&] { adam.step(); }), doctest::Contains("inside a CUDA graph capture"),
+                       ft::Error);
+  // eager work runs as before, and the graph still replays
+  graph.replay();
+  CHECK(std::isfinite(graphed_loss.value().item()));
 }

@@ -14,6 +14,7 @@
 #include "ft/core/stats.hpp"
 #include "ft/core/tensor.hpp"
 #include "ft/cuda/device_query.hpp"
+#include "ft/cuda/graph.hpp"
 #include "ft/cuda/runtime.hpp"
 #include "ft/exec/assign.hpp"
 #include "ft/exec/factories.hpp"

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <new>
+#include <vector>
 
 #include "ft/core/config.hpp"
 #include "ft/core/device.hpp"
@@ -26,6 +27,10 @@ class StorageImpl {
       ptr_ = ::operator new(rounded, std::align_val_t(kCpuAlignment));
     } else {
       ptr_ = cuda::allocate(rounded, device);
+      stream_ = cuda::current_stream(device);
+#if FT_CUDA_ENABLED
+      if (cuda::capturing(device)) capture_ = cuda::capture_state().id;
+#endif
     }
     stats::detail::record_alloc(device_, static_cast<std::int64_t>(bytes_));
   }
@@ -41,7 +46,7 @@ class StorageImpl {
     } else if (device_.is_cpu()) {
       ::operator delete(ptr_, std::align_val_t(kCpuAlignment));
     } else {
-      cuda::deallocate(ptr_, device_);
+      cuda::deallocate(ptr_, device_, stream_, used_on_, capture_);
     }
     stats::detail::record_free(device_, static_cast<std::int64_t>(bytes_));
   }
@@ -55,6 +60,17 @@ class StorageImpl {
   // autograd can tell when a value it will recompute from was changed in place.
   std::uint64_t version() const { return version_.load(std::memory_order_relaxed); }
   void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
+  // The stream the block was allocated on (and will be freed on); CUDA blocks only.
+  cuda::Stream stream() const { return stream_; }
+  // Marks the block as used by work on `s`, a stream of its device other than the one it was
+  // allocated on and the one current when it is freed: the free then waits for the work given
+  // to `s` until that moment (torch.Tensor.record_stream). Not thread-safe with itself.
+  void record_stream(cuda::Stream s) {
+    if (s == stream_ || !device_.is_cuda()) return;
+    for (cuda::Stream u : used_on_)
+      if (u == s) return;
+    used_on_.push_back(s);
+  }
 
  private:
   std::atomic<std::uint64_t> version_{0};
@@ -62,6 +78,9 @@ class StorageImpl {
   std::size_t bytes_ = 0;
   Device device_;
   std::function<void(void*)> release_;
+  cuda::Stream stream_ = nullptr;
+  std::vector<cuda::Stream> used_on_;
+  std::uint64_t capture_ = 0;  // the CUDA graph capture that allocated the block, if any
 };
 
 using Storage = std::shared_ptr<StorageImpl>;

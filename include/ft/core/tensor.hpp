@@ -140,6 +140,12 @@ class Tensor {
   static constexpr DType dtype() { return dtype_of<T>(); }
   T* data() const { return data_; }
   const Storage& storage() const { return storage_; }
+  // Tells the allocator that work on `stream` (a CUDA stream of this tensor's device other
+  // than the current one) uses this tensor, so its memory is not reused before that work is done
+  // (torch.Tensor.record_stream). No-op on the CPU.
+  void record_stream(cuda::Stream stream) const {
+    if (storage_) storage_->record_stream(stream);
+  }
 
   bool is_contiguous() const {
     if (numel() == 0) return true;

@@ -25,8 +25,8 @@ namespace ft::inline FT_ABI::cuda {
 // Throws ft::Error naming the call, cuDNN's status string and the source location.
 inline void check_cudnn(cudnnStatus_t status, const char* call, const char* file, int line) {
   if (status != CUDNN_STATUS_SUCCESS)
-    throw Error(
-        detail::concat("cuDNN error: ", call, " failed with ", cudnnGetErrorString(status), " at ", file, ":", line));
+    throw Error(ft::detail::concat("cuDNN error: ", call, " failed with ", cudnnGetErrorString(status), " at ", file,
+                                   ":", line));
 }
 #define FT_CUDNN_CHECK(call) ::ft::cuda::check_cudnn((call), #call, __FILE__, __LINE__)
 
@@ -34,9 +34,8 @@ inline void check_cudnn(cudnnStatus_t status, const char* call, const char* file
 // (destroying it at exit could run after the driver has shut down), set to current_stream().
 // A handle is not thread-safe, hence one per thread; the caller makes `d` current.
 inline cudnnHandle_t cudnn_handle(Device d) {
-  constexpr int kMaxHandles = 64;  // devices per process, as the allocator's pool table
-  thread_local cudnnHandle_t handles[kMaxHandles] = {};
-  if (d.index < 0 || d.index >= kMaxHandles) fail("cudnn", "device ", d, " is beyond the ", kMaxHandles, " supported");
+  thread_local cudnnHandle_t handles[kMaxDevices] = {};
+  if (d.index < 0 || d.index >= kMaxDevices) fail("cudnn", "device ", d, " is beyond the ", kMaxDevices, " supported");
   cudnnHandle_t& h = handles[d.index];
   if (!h) FT_CUDNN_CHECK(cudnnCreate(&h));
   FT_CUDNN_CHECK(cudnnSetStream(h, current_stream()));

@@ -112,17 +112,22 @@ class AsyncCopier {
   explicit AsyncCopier(Device device) : device_(device) {
     if (device.is_cuda()) require_device(device, "DataLoader");
   }
-  // Never throws: every status is ignored (the driver may already be shut down at exit).
+  // Waits for the copies it issued (their host buffers are released here). Never throws: every
+  // status is ignored (the driver may already be shut down at exit). The side stream stays: the
+  // copied batches were allocated on it and are freed on it.
   ~AsyncCopier() {
 #if FT_CUDA_ENABLED
     if (stream_) {
       int previous = 0;
       const bool have_device = cudaGetDevice(&previous) == cudaSuccess;
       if (have_device && previous != device_.index) (void)cudaSetDevice(device_.index);
-      (void)cudaStreamSynchronize(stream_);
+      cudaEvent_t all = nullptr;
+      if (cudaEventCreateWithFlags(&all, cudaEventDisableTiming) == cudaSuccess) {
+        if (cudaEventRecord(all, stream_) == cudaSuccess) (void)cudaEventSynchronize(all);
+        (void)cudaEventDestroy(all);
+      }
       for (auto& f : in_flight_) (void)cudaEventDestroy(f.done);
       for (cudaEvent_t e : spare_events_) (void)cudaEventDestroy(e);
-      (void)cudaStreamDestroy(stream_);
       if (have_device && previous != device_.index) (void)cudaSetDevice(previous);
       (void)cudaGetLastError();
     }
@@ -178,7 +183,7 @@ class AsyncCopier {
     std::vector<Storage> hosts;  // source buffers: reused only after `done`
   };
   void ensure_stream() {
-    if (!stream_) FT_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    if (!stream_) stream_ = side_stream(device_);
   }
   cudaEvent_t take_event() {
     if (!spare_events_.empty()) {

@@ -46,11 +46,19 @@ struct Outputs<Output<T, Ev>, Rest...> {
   FT_HD FT_INLINE void operator()(const Ix& ix) const {
     const T v = static_cast<T>(head.ev(ix));
     tail(ix);
+    T& o = head.ptr[ix.linear];
+#if defined(__CUDA_ARCH__)
+    // a GPU thread reads a fresh output's memory never (compute-sanitizer's initcheck)
+    if (head.add != T(0))
+      o = static_cast<T>(o + v);
+    else
+      o = v;
+#else
     // read unconditionally and select: a conditional load would stop the CPU loop from
     // vectorising (a fresh output's bytes are read and discarded)
-    T& o = head.ptr[ix.linear];
     const T prev = o;
     o = head.add != T(0) ? static_cast<T>(prev + v) : v;
+#endif
   }
   // N elements from i (dense, 16-byte aligned leaves and outputs).
   template <int N, class I>

@@ -20,6 +20,7 @@
 #include "ft/core/tensor.hpp"
 #include "ft/cuda/kernels.hpp"
 #include "ft/cuda/runtime.hpp"
+#include "ft/exec/factories.hpp"
 
 namespace ft::inline FT_ABI::exec {
 
@@ -197,20 +198,18 @@ void multi_tensor_apply(Device device, const std::vector<TensorEntry<T, NL, H>>&
   });
 }
 
-// The per-chunk partials, copied to the host: the caller needs the value now, so this waits.
+// The per-chunk partials into `partials` (on the device): nothing waits for them.
 template <class T, int NL, class H, class F>
 void multi_tensor_reduce(Device device, const std::vector<TensorEntry<T, NL, H>>& entries,
                          const std::vector<TensorChunk>& chunks, const F& f, bool is_max, double* partials) {
   cuda::DeviceGuard guard(device);
-  Tensor<double, 1> out(Shape<1>{static_cast<index_t>(chunks.size())}, device);
   index_t done = 0;
   for_each_table(entries, chunks, [&](const ChunkTable<T, NL, H>& table, int n) {
     stats::detail::record_launch(device);
     cuda::launch_kernel<MultiTensorReduceKernel<T, NL, H, F>>("multi_tensor_reduce", table, static_cast<unsigned>(n), f,
-                                                              is_max, out.data() + done);
+                                                              is_max, partials + done);
     done += n;
   });
-  cuda::copy_bytes(partials, kCPU, out.data(), device, chunks.size() * sizeof(double));
 }
 }  // namespace gpu
 #endif
@@ -234,17 +233,17 @@ void multi_tensor_apply(Device device, const std::vector<TensorEntry<T, NL, H>>&
   }
 }
 
-// The sum (or, with is_max, the maximum) over every element of every entry of f(h, p, i)
-// (a double), on `device`: one launch; the per-chunk partials are combined on the host in
-// chunk order, so the result is deterministic.
+// The partial sums (or, with is_max, maxima) of f(h, p, i) (a double) over every element of
+// every entry, one per chunk in chunk order, on `device`: one launch, and the host does not wait
+// (combine them with ft::sum / ft::max, deterministic). No entries: one partial, 0.
 template <class T, int NL, class H, class F>
-double multi_tensor_reduce(Device device, const std::vector<TensorEntry<T, NL, H>>& entries, const F& f,
-                           bool is_max = false) {
+Tensor<double, 1> multi_tensor_reduce(Device device, const std::vector<TensorEntry<T, NL, H>>& entries, const F& f,
+                                      bool is_max = false) {
   std::vector<index_t> sizes;
   for (const auto& e : entries) sizes.push_back(e.n);
   const auto chunks = make_chunks(sizes, kMultiTensorChunk);
-  if (chunks.empty()) return 0.0;
-  std::vector<double> partials(chunks.size());
+  if (chunks.empty()) return ft::zeros<double>({1}, device);
+  Tensor<double, 1> partials(Shape<1>{static_cast<index_t>(chunks.size())}, device);
   if (device.is_cpu()) {
     stats::detail::record_launch(device);
     cpu::multi_tensor_reduce(entries, chunks, f, is_max, partials.data());
@@ -255,9 +254,7 @@ double multi_tensor_reduce(Device device, const std::vector<TensorEntry<T, NL, H
     cuda::require_device(device, "multi_tensor_reduce");
 #endif
   }
-  double r = 0;
-  for (double v : partials) r = is_max ? ((v > r || v != v) ? v : r) : r + v;
-  return r;
+  return partials;
 }
 
 }  // namespace ft::inline FT_ABI::exec

@@ -61,17 +61,25 @@ inline constexpr std::size_t kMaxCudnnWorkspace = std::size_t(1) << 30;
 
 // The first of cuDNN's heuristic choices that succeeds, keeps the requested math (no TF32
 // unless ft::allow_tf32()), fits the workspace cap and, for the backward passes, is
-// deterministic (bit-identical gradients run after run); failing that, the first that succeeds.
+// deterministic (bit-identical gradients run after run); failing that, the first that keeps
+// the math and the cap but not determinism; never one that breaks the math or the cap (none:
+// nullptr, and the caller throws).
 template <class Perf>
 const Perf* pick_cudnn_algo(const Perf* perf, int count, cudnnMathType_t math, bool need_deterministic) {
-  for (int i = 0; i < count; ++i) {
-    const Perf& p = perf[i];
-    if (p.status == CUDNN_STATUS_SUCCESS && p.mathType == math && p.memory <= kMaxCudnnWorkspace &&
-        (!need_deterministic || p.determinism == CUDNN_DETERMINISTIC))
-      return &p;
-  }
+  // The descriptor keeps `math` whatever the choice reports: an FMA descriptor runs an algorithm
+  // reported with DEFAULT_MATH in FMA; a DEFAULT one may use tensor cores (TF32 allowed) but
+  // never down-converts to half precision.
+  auto math_ok = [&](cudnnMathType_t m) {
+    if (m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return false;
+    return m == math || (math == CUDNN_FMA_MATH ? m == CUDNN_DEFAULT_MATH : m == CUDNN_TENSOR_OP_MATH);
+  };
+  auto usable = [&](const Perf& p) {
+    return p.status == CUDNN_STATUS_SUCCESS && math_ok(p.mathType) && p.memory <= kMaxCudnnWorkspace;
+  };
   for (int i = 0; i < count; ++i)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS) return &perf[i];
+    if (usable(perf[i]) && (!need_deterministic || perf[i].determinism == CUDNN_DETERMINISTIC)) return &perf[i];
+  for (int i = 0; i < count; ++i)
+    if (usable(perf[i])) return &perf[i];
   return nullptr;
 }
 
@@ -93,6 +101,10 @@ const CudnnConvPlan& cudnn_conv_plan(const char* op, cudnnHandle_t handle, const
   for (index_t v : {g.n, g.c, g.h, g.w, g.o, g.oh, g.ow, g.stride.h, g.stride.w, g.padding.h, g.padding.w, g.dilation.h,
                     g.dilation.w, g.groups})
     check(v <= INT_MAX, op, "a size of ", v, " exceeds cuDNN's 32-bit limit");
+  // cuDNN's legacy API indexes a tensor with 32-bit integers: larger ones must be split by batch
+  for (index_t numel : {g.n * g.c * g.h * g.w, g.n * g.o * g.oh * g.ow, g.o * g.cg * g.kh * g.kw})
+    check(numel <= INT_MAX, op, "a tensor of ", numel, " elements (input ", g.in_shape(),
+          ") exceeds cuDNN's limit of 2^31 - 1 elements; split the batch");
   auto plan = std::make_unique<CudnnConvPlan>();
   const cudnnDataType_t type = f32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
   auto i32 = [](index_t v) { return static_cast<int>(v); };
@@ -113,42 +125,37 @@ const CudnnConvPlan& cudnn_conv_plan(const char* op, cudnnHandle_t handle, const
   const cudnnMathType_t math = f32 && !tf32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
   FT_CUDNN_CHECK(cudnnSetConvolutionMathType(plan->conv, math));
 
-  cudnnMathType_t chosen_math = math;
   if (kind == CudnnConvKind::forward) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int count = 0;
     FT_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle, plan->x, plan->w, plan->conv, plan->y,
                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
     const auto* p = pick_cudnn_algo(perf, count, math, false);
-    check(p != nullptr, op, "cuDNN offers no forward algorithm for input ", g.in_shape(), ", weight ",
-          g.weight_shape());
+    check(p != nullptr, op, "cuDNN offers no forward algorithm within the workspace cap and math type for input ",
+          g.in_shape(), ", weight ", g.weight_shape());
     plan->algo = static_cast<int>(p->algo);
-    chosen_math = p->mathType;
   } else if (kind == CudnnConvKind::backward_data) {
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int count = 0;
     FT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle, plan->w, plan->y, plan->conv, plan->x,
                                                                CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
     const auto* p = pick_cudnn_algo(perf, count, math, true);
-    check(p != nullptr, op, "cuDNN offers no backward-data algorithm for input ", g.in_shape(), ", weight ",
-          g.weight_shape());
+    check(p != nullptr, op, "cuDNN offers no backward-data algorithm within the workspace cap and math type for input ",
+          g.in_shape(), ", weight ", g.weight_shape());
     plan->algo = static_cast<int>(p->algo);
-    chosen_math = p->mathType;
   } else {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int count = 0;
     FT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
         handle, plan->x, plan->y, plan->conv, plan->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));
     const auto* p = pick_cudnn_algo(perf, count, math, true);
-    check(p != nullptr, op, "cuDNN offers no backward-filter algorithm for input ", g.in_shape(), ", weight ",
-          g.weight_shape());
+    check(p != nullptr, op,
+          "cuDNN offers no backward-filter algorithm within the workspace cap and math type for input ", g.in_shape(),
+          ", weight ", g.weight_shape());
     plan->algo = static_cast<int>(p->algo);
-    chosen_math = p->mathType;
   }
   // cuDNN decides tensor-core use from the algorithm and the descriptor's math type together;
-  // a fallback choice with another math type keeps ours, so TF32 never sneaks in.
-  if (chosen_math == math || math != CUDNN_FMA_MATH)
-    FT_CUDNN_CHECK(cudnnSetConvolutionMathType(plan->conv, chosen_math));
+  // the descriptor keeps ours, so TF32 never sneaks in.
 
   if (kind == CudnnConvKind::forward) {
     FT_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle, plan->x, plan->w, plan->conv, plan->y,

@@ -1,10 +1,15 @@
-// Embedding lookup (torch.nn.functional.embedding and nn.Embedding): the forward is one gather
-// launch; the backward sums the gradient rows of each index after a counting sort of the
-// indices on the host, so it is one launch, deterministic, without atomics.
+// Embedding lookup (torch.nn.functional.embedding and nn.Embedding). The forward is one gather
+// launch that also checks the indices: a bad one is reported through the device's report word
+// (cuda::report) and thrown as an ft::Error at once on the CPU, at the next synchronisation on
+// a GPU, so a training step never waits for the check. The backward sums the gradient rows of
+// each index after sorting the indices with their positions (a counting sort on the CPU, CUB's
+// stable radix sort on a GPU): deterministic, no atomics, no host synchronisation.
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "ft/autograd/function.hpp"
@@ -12,45 +17,134 @@
 #include "ft/core/config.hpp"
 #include "ft/core/error.hpp"
 #include "ft/core/tensor.hpp"
+#include "ft/cuda/kernels.hpp"
+#include "ft/cuda/runtime.hpp"
 #include "ft/exec/reduce.hpp"
 #include "ft/expr/generator.hpp"
 #include "ft/nn/init.hpp"
 #include "ft/nn/module.hpp"
 #include "ft/ops/elementwise.hpp"
 
+#if FT_CUDA_KERNELS
+#include <cub/device/device_radix_sort.cuh>
+#endif
+
 namespace ft::inline FT_ABI::nn {
 
 namespace detail {
+// Element i of the output [n, dim]: weight[idx[i / dim], i % dim]; an index outside [0, V)
+// reports `code` and reads as 0.
 template <class T>
 struct EmbeddingGather {
   const std::int64_t* idx;
   const T* weight;
-  index_t dim;
-  FT_HD FT_INLINE T operator()(index_t i) const { return weight[idx[i / dim] * dim + i % dim]; }
+  index_t dim, V;
+  int* report_word;
+  int code;
+  FT_HD FT_INLINE T operator()(index_t i) const {
+    const std::int64_t v = idx[i / dim];
+    if (v < 0 || v >= V) {
+      cuda::report(report_word, code);
+      return T(0);
+    }
+    return weight[v * dim + i % dim];
+  }
 };
-// Row v of the weight's gradient: Σ over the positions p that read row v of g[p, :];
-// positions[offsets[v] .. offsets[v+1]) lists them (a counting sort of the indices).
-// Deterministic, no atomics.
+// offsets[v] for v in [0, V]: the first position of the sorted indices holding v or more
+// (a binary search); the positions reading row v are then sorted_pos[offsets[v] .. offsets[v+1]).
+struct EmbeddingOffsets {
+  const std::int64_t* sorted;
+  index_t n;
+  FT_HD FT_INLINE std::int64_t operator()(index_t v) const {
+    index_t lo = 0, hi = n;
+    while (lo < hi) {
+      const index_t mid = lo + (hi - lo) / 2;
+      if (sorted[mid] < v)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    return lo;
+  }
+};
+// Row v of the weight's gradient: Σ over the positions p that read row v of g[p, :], in
+// increasing p (the sorts are stable); the padding row gets none. Deterministic, no atomics.
 template <class T>
 struct EmbeddingGradRows {
   const std::int64_t* offsets;
   const std::int64_t* positions;
   const T* g;
   index_t dim;
+  std::int64_t pad;  // −1: none
   FT_HD FT_INLINE T operator()(index_t i) const {
     const index_t v = i / dim, d = i % dim;
     T s = T(0);
+    if (v == pad) return s;
     for (std::int64_t k = offsets[v]; k < offsets[v + 1]; ++k) s += g[positions[k] * dim + d];
     return s;
   }
 };
+
+#if FT_CUDA_ENABLED
+// Sorts n indices with their positions 0..n−1 (stable: equal indices keep increasing
+// positions), on the device's current stream: CUB's radix sort over all 64 bits.
+struct EmbeddingSortKernel {
+  static void launch(const std::int64_t* keys, std::int64_t* sorted_keys, std::int64_t* sorted_pos, int n, Device d);
+};
+#if FT_CUDA_KERNELS
+inline void EmbeddingSortKernel::launch(const std::int64_t* keys, std::int64_t* sorted_keys, std::int64_t* sorted_pos,
+                                        int n, Device d) {
+  cuda::DeviceGuard guard(d);
+  cudaStream_t stream = cuda::current_stream();
+  Tensor<std::int64_t, 1> positions = ft::arange<std::int64_t>(n, d);
+  std::size_t temp_bytes = 0;
+  FT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, keys, sorted_keys, positions.data(), sorted_pos, n,
+                                                0, 64, stream));
+  Tensor<std::uint8_t, 1> temp(Shape<1>{static_cast<index_t>(temp_bytes) + 1}, d);
+  FT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp.data(), temp_bytes, keys, sorted_keys, positions.data(),
+                                                sorted_pos, n, 0, 64, stream));
+}
+#endif
+#endif
+
+// The positions 0..n−1 of `idx` grouped by index value (stable) and the offsets [V + 1] of each
+// value's group, on idx's device. Bad indices (reported by the forward) fall in no group.
+inline std::pair<Tensor<std::int64_t, 1>, Tensor<std::int64_t, 1>> group_positions(const std::int64_t* idx, index_t n,
+                                                                                   index_t V, Device dev) {
+  if (dev.is_cpu()) {
+    std::vector<std::int64_t> offsets(static_cast<std::size_t>(V) + 1, 0), positions;
+    positions.reserve(static_cast<std::size_t>(n));
+    for (index_t p = 0; p < n; ++p)
+      if (idx[p] >= 0 && idx[p] < V) ++offsets[static_cast<std::size_t>(idx[p]) + 1];
+    for (index_t v = 0; v < V; ++v) offsets[v + 1] += offsets[v];
+    positions.resize(static_cast<std::size_t>(offsets[V]));
+    std::vector<std::int64_t> next(offsets.begin(), offsets.end() - 1);
+    for (index_t p = 0; p < n; ++p)
+      if (idx[p] >= 0 && idx[p] < V) positions[static_cast<std::size_t>(next[idx[p]]++)] = p;
+    if (positions.empty()) positions.push_back(0);
+    return {ft::from_vector(offsets, {V + 1}, dev),
+            ft::from_vector(positions, {static_cast<index_t>(positions.size())}, dev)};
+  }
+#if FT_CUDA_ENABLED
+  check(n <= std::numeric_limits<int>::max(), "Embedding", "the backward sorts at most 2^31 − 1 indices, got ", n);
+  Tensor<std::int64_t, 1> sorted(Shape<1>{n}, dev), positions(Shape<1>{n}, dev);
+  stats::detail::record_launch(dev);
+  cuda::launch_kernel<EmbeddingSortKernel>("Embedding", idx, sorted.data(), positions.data(), static_cast<int>(n), dev);
+  Tensor<std::int64_t, 1> offsets(Shape<1>{V + 1}, dev);
+  offsets = Generator<EmbeddingOffsets, 1>({sorted.data(), n}, Shape<1>{V + 1}, dev);
+  return {offsets, positions};
+#else
+  cuda::require_device(dev, "Embedding");
+  return {};
+#endif
+}
 }  // namespace detail
 
 namespace functional {
 
 // The rows of `weight` [num_embeddings, embedding_dim] that `indices` [...] name:
-// [..., embedding_dim]. Rows at padding_idx get no gradient. One gather launch; the backward
-// is one launch after a counting sort of the indices on the host.
+// [..., embedding_dim]. Rows at padding_idx get no gradient. One gather launch, which checks
+// the indices (see the top of this file); the backward does not wait for the host either.
 template <class T, int R>
 Var<T, R + 1> embedding(const Tensor<std::int64_t, R>& indices, const Var<T, 2>& weight,
                         std::optional<std::int64_t> padding_idx = std::nullopt) {
@@ -58,33 +152,22 @@ Var<T, R + 1> embedding(const Tensor<std::int64_t, R>& indices, const Var<T, 2>&
   check(indices.device() == dev, "Embedding", "indices on ", indices.device(), " and weight on ", dev);
   const index_t V = weight.size(0), D = weight.size(1);
   Tensor<std::int64_t, R> idx = indices.contiguous();
-  if (idx.numel() > 0) {
-    const bool bad = ft::any(ft::logical_or(idx < std::int64_t(0), idx >= static_cast<std::int64_t>(V))).item();
-    check(!bad, "Embedding", "an index of ", to_string(idx.shape()), " is out of range for ", V, " embeddings");
-  }
   Shape<R + 1> os;
   for (int d = 0; d < R; ++d) os[d] = idx.size(d);
   os[R] = D;
   Tensor<T, 2> w = weight.value().contiguous();
   Tensor<T, R + 1> out(os, dev);
-  out = Generator<ft::nn::detail::EmbeddingGather<T>, R + 1>({idx.data(), w.data(), D}, os, dev);
+  const int code = cuda::check_code(ft::detail::concat("Embedding: an index of the indices ", to_string(idx.shape()),
+                                                       " is out of range for ", V, " embeddings"));
+  out = Generator<ft::nn::detail::EmbeddingGather<T>, R + 1>({idx.data(), w.data(), D, V, cuda::report_word(dev), code},
+                                                             os, dev);
+  if (dev.is_cpu()) cuda::check_reports(dev);  // the CPU statement has finished
   auto bwd = [wv = weight, idx, V, D, pad = padding_idx](const Tensor<T, R + 1>& g) {
-    // counting sort of the indices (host): offsets [V + 1], positions [n]
-    std::vector<std::int64_t> host = idx.to(kCPU).to_vector();
-    std::vector<std::int64_t> offsets(static_cast<std::size_t>(V) + 1, 0), positions(host.size());
-    for (std::int64_t v : host)
-      if (!pad || v != *pad) ++offsets[static_cast<std::size_t>(v) + 1];
-    for (index_t v = 0; v < V; ++v) offsets[v + 1] += offsets[v];
-    std::vector<std::int64_t> next(offsets.begin(), offsets.end() - 1);
-    for (std::size_t p = 0; p < host.size(); ++p)
-      if (!pad || host[p] != *pad) positions[static_cast<std::size_t>(next[host[p]]++)] = static_cast<std::int64_t>(p);
     const Device d = g.device();
-    auto off = ft::from_vector(offsets, {V + 1}, d);
-    auto pos = ft::from_vector(positions.empty() ? std::vector<std::int64_t>{0} : positions,
-                               {positions.empty() ? index_t(1) : static_cast<index_t>(positions.size())}, d);
+    auto [offsets, positions] = ft::nn::detail::group_positions(idx.data(), idx.numel(), V, d);
     Tensor<T, R + 1> gc = g.contiguous();
-    wv.state().accumulate(
-        Generator<ft::nn::detail::EmbeddingGradRows<T>, 2>({off.data(), pos.data(), gc.data(), D}, Shape<2>{V, D}, d));
+    wv.state().accumulate(Generator<ft::nn::detail::EmbeddingGradRows<T>, 2>(
+        {offsets.data(), positions.data(), gc.data(), D, pad ? *pad : std::int64_t(-1)}, Shape<2>{V, D}, d));
   };
   return autograd::record("embedding", out, std::move(bwd), weight);
 }

@@ -248,11 +248,18 @@ class BatchNorm : public Module<BatchNorm<T, MinRank, MaxRank>> {
     NoGradGuard no_grad;
     const index_t C = mu.size(1);
     num_batches_tracked = num_batches_tracked + std::int64_t(1);
-    const double m =
-        options.momentum ? *options.momentum : 1.0 / static_cast<double>(num_batches_tracked.to(kCPU).item());
     const double unbias = n > 1 ? static_cast<double>(n) / static_cast<double>(n - 1) : 1.0;
-    running_mean = running_mean * static_cast<T>(1 - m) + mu.reshape({C}) * static_cast<T>(m);
-    running_var = running_var * static_cast<T>(1 - m) + var.reshape({C}) * static_cast<T>(m * unbias);
+    if (options.momentum) {
+      const double m = *options.momentum;
+      running_mean = running_mean * static_cast<T>(1 - m) + mu.reshape({C}) * static_cast<T>(m);
+      running_var = running_var * static_cast<T>(1 - m) + var.reshape({C}) * static_cast<T>(m * unbias);
+    } else {
+      // momentum None: the cumulative average, with the factor 1 / num_batches_tracked read on
+      // the device inside the statements (PyTorch reads it on the host, a synchronisation)
+      auto m = 1.0 / ft::cast<double>(num_batches_tracked);
+      running_mean = running_mean * ft::cast<T>(1.0 - m) + mu.reshape({C}) * ft::cast<T>(m);
+      running_var = running_var * ft::cast<T>(1.0 - m) + var.reshape({C}) * ft::cast<T>(m * unbias);
+    }
   }
   index_t features_ = 0;
 };

@@ -96,6 +96,7 @@ class AdamBase : public OptimizerBase<Derived, Options, AdamState> {
     const T fresh = ensure_state<T>(s.exp_avg, value);
     ensure_state<T>(s.exp_avg_sq, value);
     const T fresh_max = ensure_state<T>(s.max_exp_avg_sq, value, o.amsgrad);
+    cuda::require_not_capturing(Derived::kName, "a step (its bias corrections come from the host's step count)");
     const double t = static_cast<double>(++s.step);
     const double bc1 = 1 - std::pow(o.betas.first, t), bc2 = 1 - std::pow(o.betas.second, t);
     e.ptr[2] = data_of<T>(s.exp_avg);

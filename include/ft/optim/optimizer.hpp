@@ -91,6 +91,7 @@ inline AnyTensor empty_like_flat(const AnyTensor& p) {
 template <class T>
 T ensure_state(AnyTensor& t, const AnyTensor& like, bool wanted = true) {
   if (!wanted || t.defined()) return T(0);
+  cuda::require_not_capturing("optimizer step", "the first step (it creates the optimizer's state)");
   t = empty_like_flat(like);
   return T(1);
 }

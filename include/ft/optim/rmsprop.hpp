@@ -155,6 +155,8 @@ class Adagrad : public OptimizerBase<Adagrad, AdagradOptions, AdagradState> {
   template <class T>
   void prepare(AdagradState& s, const AdagradOptions& o, const AnyTensor& value, Entry<T>& e) {
     const T fresh = detail::ensure_state<T>(s.sum, value);
+    if (o.lr_decay != 0)
+      cuda::require_not_capturing(kName, "a step with lr_decay (its learning rate comes from the host's step count)");
     const double t = static_cast<double>(++s.step);
     e.ptr[2] = detail::data_of<T>(s.sum);
     e.hyper = {static_cast<T>(o.lr / (1 + (t - 1) * o.lr_decay)),
