@@ -416,6 +416,23 @@ TEST_CASE("Embedding checks its indices without a host wait; its sorted backward
   }
 }
 
+FT_GPU_TEST_CASE("cross_entropy and nll_loss on a GPU report a bad target at the next synchronisation") {
+#if FT_CUDA_ENABLED
+  ft::cuda::DeviceGuard on_gpu(ft::kCUDA);
+  auto x = ft::randn<float>({4, 5}, ft::kCUDA, 3);
+  auto bad = ft::full<std::int64_t>({4}, 7, ft::kCUDA);
+  CHECK_NOTHROW((void)ft::nn::functional::cross_entropy(x, bad));  // mean: the row-wise kernel
+  CHECK_THROWS_WITH_AS(ft::cuda::synchronize(), doctest::Contains("out of range for 5 classes"), ft::Error);
+  CHECK_NOTHROW((void)ft::nn::functional::cross_entropy<ft::Reduction::None>(x, bad));
+  CHECK_THROWS_WITH_AS(ft::cuda::synchronize(), doctest::Contains("out of range for 5 classes"), ft::Error);
+  CHECK_NOTHROW((void)ft::nn::functional::nll_loss(x, bad));
+  CHECK_THROWS_WITH_AS(ft::cuda::synchronize(), doctest::Contains("nll_loss"), ft::Error);
+  auto good = ft::full<std::int64_t>({4}, 4, ft::kCUDA);
+  (void)ft::nn::functional::nll_loss(x, good);
+  CHECK_NOTHROW(ft::cuda::synchronize());
+#endif
+}
+
 // ---- CUDA graphs (cuda::Graph) ----
 TEST_CASE("cuda::Graph refuses the CPU, an empty replay and an unbegun capture") {
   ft::cuda::Graph graph;

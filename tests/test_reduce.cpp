@@ -292,3 +292,99 @@ FT_GPU_TEST_CASE("CPU and GPU reductions agree") {
   CHECK(ft::eval(ft::argmax(g, 1)).to_vector() == ft::eval(ft::argmax(a, 1)).to_vector());
   CHECK(ft::eval(ft::sum(g)).item() == doctest::Approx(ft::eval(ft::sum(a)).item()).epsilon(1e-5));
 }
+
+TEST_CASE("reductions of few long rows and of long columns split over blocks: one launch, the same bits every run") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    // [3, 2^20] along dim 1: on a GPU each row is cut into pieces whose partials combine in order
+    const index_t n = index_t(1) << 20;
+    auto r = ft::randn<float>({3, n}, dev, 11);
+    auto rv = to_double(r);
+    std::vector<double> row_sum(3, 0.0), row_max(3, -INFINITY);
+    std::vector<std::int64_t> row_argmax(3, 0);
+    for (index_t i = 0; i < 3; ++i)
+      for (index_t k = 0; k < n; ++k) {
+        const double x = rv[i * n + k];
+        row_sum[i] += x;
+        if (x > row_max[i]) row_max[i] = x, row_argmax[i] = k;
+      }
+    ft::Tensor<float, 1> s, m;
+    ft::Tensor<std::int64_t, 1> am;
+    CHECK(launches_of(dev, [&] { s = ft::sum(r, 1); }) == 1);
+    CHECK(launches_of(dev, [&] { m = ft::max(r, 1); }) == 1);
+    CHECK(launches_of(dev, [&] { am = ft::argmax(r, 1); }) == 1);
+    check_close(s, row_sum, 1e-5, 1e-3);
+    check_close(m, row_max, 0, 0);
+    CHECK(am.to_vector() == row_argmax);  // the index of a piece's element is its index in the row
+    CHECK(ft::eval(ft::sum(r, 1)).to_vector() == s.to_vector());
+
+    // [4096, 64] along dim 0 (a bias gradient), [20000, 3] along dim 0 and [5, 3000, 37] along
+    // dim 1: on a GPU the rows are cut into chunks whose partials combine in order
+    auto c = random_tensor<float>({4096, 64}, dev, 12);
+    auto cv = to_double(c);
+    std::vector<double> col_sum(64, 0.0), col_max(64, -INFINITY), col_mean(64, 0.0), col_var(64, 0.0);
+    std::vector<std::int64_t> col_argmin(64, 0);
+    for (index_t j = 0; j < 64; ++j) {
+      double lo = INFINITY;
+      for (index_t k = 0; k < 4096; ++k) {
+        const double x = cv[k * 64 + j];
+        col_sum[j] += x;
+        col_max[j] = std::max(col_max[j], x);
+        if (x < lo) lo = x, col_argmin[j] = k;
+      }
+      col_mean[j] = col_sum[j] / 4096;
+      for (index_t k = 0; k < 4096; ++k) col_var[j] += (cv[k * 64 + j] - col_mean[j]) * (cv[k * 64 + j] - col_mean[j]);
+      col_var[j] /= 4095;
+    }
+    ft::Tensor<float, 1> cs, cm, cvar;
+    ft::Tensor<std::int64_t, 1> cam;
+    CHECK(launches_of(dev, [&] { cs = ft::sum(c, 0); }) == 1);
+    CHECK(launches_of(dev, [&] { cm = ft::max(c, 0); }) == 1);
+    CHECK(launches_of(dev, [&] { cvar = ft::var(c, 0); }) == 1);
+    CHECK(launches_of(dev, [&] { cam = ft::argmin(c, 0); }) == 1);
+    check_close(cs, col_sum, 1e-5, 1e-4);
+    check_close(cm, col_max, 0, 0);
+    check_close(cvar, col_var, 1e-5, 1e-6);
+    CHECK(cam.to_vector() == col_argmin);
+    CHECK(ft::eval(ft::sum(c, 0)).to_vector() == cs.to_vector());
+    CHECK(ft::eval(ft::var(c, 0)).to_vector() == cvar.to_vector());
+
+    auto narrow = random_tensor<float>({20000, 3}, dev, 13);
+    auto nv = to_double(narrow);
+    std::vector<double> narrow_sum(3, 0.0);
+    for (index_t k = 0; k < 20000; ++k)
+      for (index_t j = 0; j < 3; ++j) narrow_sum[j] += nv[k * 3 + j];
+    ft::Tensor<float, 1> ns;
+    CHECK(launches_of(dev, [&] { ns = ft::sum(narrow, 0); }) == 1);
+    check_close(ns, narrow_sum, 1e-5, 1e-3);
+    CHECK(ft::eval(ft::sum(narrow, 0)).to_vector() == ns.to_vector());
+
+    auto mid = random_tensor<float>({5, 3000, 37}, dev, 14);
+    auto mv = to_double(mid);
+    ft::Tensor<float, 2> ms;
+    CHECK(launches_of(dev, [&] { ms = ft::sum(mid, 1); }) == 1);
+    check_close(ms, ref_reduce(mv, {5, 3000, 37}, 1, ref_sum), 1e-5, 1e-3);
+    CHECK(ft::eval(ft::sum(mid, 1)).to_vector() == ms.to_vector());
+  }
+}
+
+TEST_CASE("a bias gradient (a column reduction [4096, 64] -> [64]) is one launch and accumulates") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto x = random_tensor<float>({4096, 64}, dev, 15);
+    auto g = random_tensor<float>({4096, 64}, dev, 16);
+    auto gv = to_double(g);
+    ft::Var<float, 1> b(ft::zeros<float>({64}, dev), ft::requires_grad);
+    std::vector<double> col_sum(64, 0.0);
+    for (index_t k = 0; k < 4096; ++k)
+      for (index_t j = 0; j < 64; ++j) col_sum[j] += gv[k * 64 + j];
+    for (int round = 1; round <= 2; ++round) {  // the second backward adds to the gradient
+      CAPTURE(round);
+      ft::Var<float, 2> y = x + b;
+      CHECK(launches_of(dev, [&] { y.backward(g); }) == 1);
+      std::vector<double> want(64);
+      for (index_t j = 0; j < 64; ++j) want[j] = round * col_sum[j];
+      check_close(b.grad(), want, 1e-5, 1e-4);
+    }
+  }
+}

@@ -23,6 +23,23 @@ std::vector<double> ref_softmax(const std::vector<double>& v, index_t outer, ind
     }
   return out;
 }
+
+// cross_entropy of logits v [N, C] against targets t (-100 ignored), with label smoothing eps, in
+// double: the mean over the rows counted, or the sum
+double ref_cross_entropy(const std::vector<double>& v, const std::vector<std::int64_t>& t, index_t N, index_t C,
+                         double eps, bool mean) {
+  double total = 0, count = 0;
+  for (index_t r = 0; r < N; ++r) {
+    if (t[r] == -100) continue;
+    double m = -INFINITY, s = 0, sx = 0;
+    for (index_t c = 0; c < C; ++c) m = std::max(m, v[r * C + c]);
+    for (index_t c = 0; c < C; ++c) s += std::exp(v[r * C + c] - m), sx += v[r * C + c];
+    const double lse = m + std::log(s);
+    total += (1 - eps) * (lse - v[r * C + t[r]]) + eps / C * (C * lse - sx);
+    count += 1;
+  }
+  return mean ? total / count : total;
+}
 }  // namespace
 
 TEST_CASE("softmax and log_softmax along every dim match a double loop in one launch") {
@@ -125,27 +142,89 @@ TEST_CASE("cross_entropy: mean and sum, ignore_index and label smoothing, as tor
     target = ft::from_vector<std::int64_t>(tv, {N}, dev);
     for (double eps : {0.0, 0.1}) {
       CAPTURE(eps);
-      double total = 0, count = 0;
-      for (index_t r = 0; r < N; ++r) {
-        if (tv[r] == -100) continue;
-        double m = -INFINITY, s = 0, sx = 0;
-        for (index_t c = 0; c < C; ++c) m = std::max(m, lv[r * C + c]);
-        for (index_t c = 0; c < C; ++c) s += std::exp(lv[r * C + c] - m), sx += lv[r * C + c];
-        double lse = m + std::log(s);
-        total += (1 - eps) * (lse - lv[r * C + tv[r]]) + eps / C * (C * lse - sx);
-        count += 1;
-      }
       ft::Tensor<float, 0> mean_loss, sum_loss;
       CHECK(launches_of(dev, [&] { mean_loss = ft::cross_entropy(logits, target, {.label_smoothing = eps}); }) == 1);
       sum_loss = ft::cross_entropy(logits, target, {.label_smoothing = eps, .reduction = ft::Reduction::Sum});
-      CHECK(mean_loss.item() == doctest::Approx(total / count).epsilon(1e-5));
-      CHECK(sum_loss.item() == doctest::Approx(total).epsilon(1e-5));
+      CHECK(mean_loss.item() == doctest::Approx(ref_cross_entropy(lv, tv, N, C, eps, true)).epsilon(1e-5));
+      CHECK(sum_loss.item() == doctest::Approx(ref_cross_entropy(lv, tv, N, C, eps, false)).epsilon(1e-5));
     }
     // determinism
     auto l0 = ft::cross_entropy(logits, target).item();
     CHECK(ft::cross_entropy(logits, target).item() == l0);
     CHECK_THROWS_AS(ft::cross_entropy(logits, ft::zeros<std::int64_t>({N + 1}, dev)), ft::Error);
     if (dev.is_cpu()) CHECK_THROWS_AS(ft::cross_entropy(logits, ft::full<std::int64_t>({N}, C, dev)), ft::Error);
+  }
+}
+
+TEST_CASE("softmax and cross_entropy with 10, 1000 and 5000 classes: one launch, the same bits every run") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    const index_t N = 37;
+    for (index_t C : {10, 1000, 5000}) {  // a warp a row on a GPU up to 1024, then a block a row
+      CAPTURE(C);
+      auto x = random_tensor<float>({N, C}, dev, static_cast<unsigned>(20 + C), -6, 6);
+      auto xv = to_double(x);
+      ft::Tensor<float, 2> p, lp;
+      CHECK(launches_of(dev, [&] { p = ft::softmax(x, 1); }) == 1);
+      CHECK(launches_of(dev, [&] { lp = ft::log_softmax(x, 1); }) == 1);
+      check_close(p, ref_softmax(xv, N, C, 1, false), 1e-5, 1e-7);
+      check_close(lp, ref_softmax(xv, N, C, 1, true), 1e-5, 1e-5);
+      CHECK(ft::softmax(x, 1).to_vector() == p.to_vector());
+      CHECK(ft::log_softmax(x, 1).to_vector() == lp.to_vector());
+
+      auto tv = ft::randint<std::int64_t>(0, C, {N}, dev, 21).to_vector();
+      tv[3] = tv[30] = -100;  // ignored rows
+      auto target = ft::from_vector<std::int64_t>(tv, {N}, dev);
+      for (double eps : {0.0, 0.1}) {
+        CAPTURE(eps);
+        ft::Tensor<float, 0> mean_loss, sum_loss;
+        CHECK(launches_of(dev, [&] { mean_loss = ft::cross_entropy(x, target, {.label_smoothing = eps}); }) == 1);
+        CHECK(launches_of(dev, [&] {
+                sum_loss = ft::cross_entropy(x, target, {.label_smoothing = eps, .reduction = ft::Reduction::Sum});
+              }) == 1);
+        CHECK(mean_loss.item() == doctest::Approx(ref_cross_entropy(xv, tv, N, C, eps, true)).epsilon(1e-5));
+        CHECK(sum_loss.item() == doctest::Approx(ref_cross_entropy(xv, tv, N, C, eps, false)).epsilon(1e-5));
+        CHECK(ft::cross_entropy(x, target, {.label_smoothing = eps}).item() == mean_loss.item());
+      }
+    }
+    // a long row along a non-last dim: [2, 3000, 3] along dim 1 (rows strided by 3)
+    auto y = random_tensor<float>({2, 3000, 3}, dev, 22, -6, 6);
+    ft::Tensor<float, 3> py;
+    CHECK(launches_of(dev, [&] { py = ft::softmax(y, 1); }) == 1);
+    check_close(py, ref_softmax(to_double(y), 2, 3000, 3, false), 1e-5, 1e-7);
+  }
+}
+
+TEST_CASE("layer_norm with 64 and 4096 features: one launch, the same bits every run") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    for (index_t K : {64, 4096}) {  // a warp a row on a GPU, then a block a row
+      CAPTURE(K);
+      const index_t rows = 50;
+      auto x = random_tensor<float>({rows, K}, dev, static_cast<unsigned>(30 + K), -3, 3);
+      auto w = random_tensor<float>({K}, dev, 31);
+      auto b = random_tensor<float>({K}, dev, 32);
+      auto xv = to_double(x), wv = to_double(w), bv = to_double(b);
+      ft::LayerNormResult<float, 2> r;
+      CHECK(launches_of(dev, [&] { r = ft::layer_norm(x, 1, w, b, 1e-5); }) == 1);
+      std::vector<double> want(rows * K), mean(rows), rstd(rows);
+      for (index_t i = 0; i < rows; ++i) {
+        double m = 0, v = 0;
+        for (index_t k = 0; k < K; ++k) m += xv[i * K + k];
+        m /= K;
+        for (index_t k = 0; k < K; ++k) v += (xv[i * K + k] - m) * (xv[i * K + k] - m);
+        mean[i] = m;
+        rstd[i] = 1 / std::sqrt(v / K + 1e-5);
+        for (index_t k = 0; k < K; ++k) want[i * K + k] = (xv[i * K + k] - m) * rstd[i] * wv[k] + bv[k];
+      }
+      check_close(r.output, want, 1e-5, 2e-5);
+      check_close(r.mean, mean, 1e-5, 1e-5);
+      check_close(r.rstd, rstd, 1e-5, 1e-6);
+      auto again = ft::layer_norm(x, 1, w, b, 1e-5);
+      CHECK(again.output.to_vector() == r.output.to_vector());
+      CHECK(again.mean.to_vector() == r.mean.to_vector());
+      CHECK(again.rstd.to_vector() == r.rstd.to_vector());
+    }
   }
 }
 

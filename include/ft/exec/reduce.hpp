@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 
 #include "ft/core/config.hpp"
 #include "ft/core/stats.hpp"
@@ -150,6 +151,9 @@ namespace gpu {
 
 inline constexpr int kReduceBlock = 256;  // threads a block; 8 warps
 inline constexpr int kRowsPerWarpBlock = kReduceBlock / 32;
+// Rows up to this long take a warp each (at most 32 elements a lane), longer ones a block (as
+// PyTorch's warp softmax); also the cut for the row-wise composites (linalg/rowwise.hpp).
+inline constexpr index_t kWarpRowMax = 1024;
 
 // The reduction kernels of one (output type, reducer, reader, index type), behind one launcher.
 template <class T, class Red, class Read, class I>
@@ -183,7 +187,7 @@ struct PermutedDeviceReader {
   FT_HD FT_INLINE auto operator()(I L) const {
     Index<I, RI, false> ix;
     ix.linear = L;
-#if defined(__CUDACC__)
+#if defined(__CUDA_ARCH__)  // device code: g++ (nvcc's host pass too) knows no such pragma
 #pragma unroll
 #endif
     for (int p = 0; p < RI; ++p) {
@@ -220,6 +224,37 @@ __device__ FT_INLINE T load_from_l2(const T* p) {
   } else {
     return *static_cast<const volatile T*>(p);  // bool: a volatile load also bypasses L1
   }
+}
+
+// The scratch of a reduction split over blocks: `tickets` counters, zeroed on the stream (the
+// kernel's last block also puts its counter back to 0), and `parts` partials, in one block from
+// the stream-ordered pool, released after the launch in stream order.
+template <class Acc>
+struct SplitScratch {
+  static_assert(alignof(Acc) <= 16, "a partial must fit the 16-byte alignment of the partials");
+  Tensor<std::uint8_t, 1> work;
+  unsigned* tickets;
+  Acc* partials;
+  SplitScratch(Device dev, index_t n_tickets, index_t parts, cudaStream_t stream) {
+    const index_t ticket_bytes = (n_tickets * static_cast<index_t>(sizeof(unsigned)) + 15) / 16 * 16;
+    work = Tensor<std::uint8_t, 1>(Shape<1>{ticket_bytes + parts * static_cast<index_t>(sizeof(Acc))}, dev);
+    tickets = reinterpret_cast<unsigned*>(work.data());
+    partials = reinterpret_cast<Acc*>(work.data() + ticket_bytes);
+    FT_CUDA_CHECK(cudaMemsetAsync(tickets, 0, static_cast<std::size_t>(n_tickets) * sizeof(unsigned), stream));
+  }
+};
+
+// A split reduction launches about this many blocks (enough to fill a GPU: an H200 holds 132 SMs
+// × 8 blocks of 256 threads), and no block takes fewer than `least` elements of a reduction.
+inline constexpr index_t kSplitBlocks = 1024;
+inline constexpr index_t kSplitLeast = 16;  // elements a thread at least: a partial and a ticket are worth it
+
+// Pieces each of `n` reductions of length `len` is cut into. Depends only on the shape, so the
+// partition and the combine order (hence the bits of the result) are the same on every GPU.
+inline index_t split_count(index_t n, index_t len, index_t least) {
+  const index_t by_len = (len + least - 1) / least, by_grid = (kSplitBlocks + n - 1) / n;
+  const index_t s = by_len < by_grid ? by_len : by_grid;
+  return s > 1 ? s : 1;
 }
 
 // Everything into one value, in one launch: each block reduces a grid-strided share and
@@ -287,7 +322,45 @@ __global__ void __launch_bounds__(kReduceBlock) reduce_rows_kernel(T* out, Red r
   }
 }
 
-// Reductions over an outer dimension: one thread per output walks down k (reads coalesce along i).
+// Few long rows: row blockIdx.x is cut into gridDim.y pieces of `chunk` elements (piece p takes
+// k in [p·chunk, (p + 1)·chunk)); a block reduces its piece in a fixed tree and stores it as
+// partial p of the row. The row's last block (a ticket a row, the memory order of
+// reduce_all_kernel) combines the pieces in piece order: strided over its threads, then its tree.
+template <class Acc, class T, class Red, class Read, class I>
+__global__ void __launch_bounds__(kReduceBlock)
+    reduce_split_rows_kernel(T* out, Red red, Read read, I K, I chunk, Acc* partials, unsigned* tickets, bool add) {
+  using BlockReduce = cub::BlockReduce<Acc, kReduceBlock>;
+  __shared__ typename BlockReduce::TempStorage temp;
+  __shared__ bool last;
+  const I row = static_cast<I>(blockIdx.x);
+  const unsigned pieces = gridDim.y;
+  Acc* row_partials = partials + static_cast<index_t>(blockIdx.x) * pieces;
+  const I k0 = static_cast<I>(blockIdx.y) * chunk, k1 = k0 + chunk < K ? k0 + chunk : K;
+  Acc acc = red.template init<Acc>();
+  for (I k = k0 + static_cast<I>(threadIdx.x); k < k1; k += kReduceBlock)
+    acc = red.accumulate(acc, read(row * K + k), static_cast<index_t>(k));
+  Acc piece = BlockReduce(temp).Reduce(acc, CombineOp<Red>{red});
+  if (threadIdx.x == 0) {
+    row_partials[blockIdx.y] = piece;
+    __threadfence();
+    const bool is_last = atomicAdd(tickets + blockIdx.x, 1u) == pieces - 1;
+    if (is_last) __threadfence();
+    last = is_last;
+  }
+  __syncthreads();
+  if (!last) return;
+  acc = red.template init<Acc>();
+  for (unsigned p = threadIdx.x; p < pieces; p += kReduceBlock) acc = red.combine(acc, load_from_l2(row_partials + p));
+  __syncthreads();  // temp is reused
+  Acc total = BlockReduce(temp).Reduce(acc, CombineOp<Red>{red});
+  if (threadIdx.x == 0) {
+    put(out, row, red.finalize(total, static_cast<index_t>(K)), add);
+    tickets[blockIdx.x] = 0;
+  }
+}
+
+// Short reductions over an outer dimension (K < kTiledColumnMin): one thread per output walks
+// down k (reads coalesce along i).
 template <class Acc, class T, class Red, class Read, class I>
 __global__ void __launch_bounds__(kReduceBlock)
     reduce_cols_kernel(T* out, Red red, Read read, I outer, I K, I inner, bool add) {
@@ -298,6 +371,74 @@ __global__ void __launch_bounds__(kReduceBlock)
     Acc acc = red.template init<Acc>();
     for (I k = 0; k < K; ++k) acc = red.accumulate(acc, read((o * K + k) * inner + i), static_cast<index_t>(k));
     put(out, t, red.finalize(acc, static_cast<index_t>(K)), add);
+  }
+}
+
+inline constexpr index_t kTiledColumnMin = 32;  // columns this long or longer take reduce_tiled_cols_kernel
+
+// Longer reductions over an outer dimension ([B·T, C] -> [C]: a bias gradient). A tile is W
+// consecutive outputs (o, i0 … i0 + W − 1), W = min(32, inner rounded up to a power of 2); the
+// block's thread (y, x) = (threadIdx.x / W, threadIdx.x % W) takes column i0 + x and, of the rows
+// of chunk blockIdx.y (k in [c·chunk, (c + 1)·chunk)), every R-th from k = c·chunk + y, R = 256 / W
+// (loads coalesce along x). The R row lanes of a column combine in a fixed tree in shared memory.
+// With one chunk that is the output; otherwise it is the chunk's partial of the tile, and the
+// tile's last block (a ticket a tile) combines the chunks in order: lane y takes chunks y, y + R …,
+// then the same tree. Blocks stride over the tiles (a grid-stride loop), so any grid is correct.
+template <class Acc, class T, class Red, class Read, class I>
+__global__ void __launch_bounds__(kReduceBlock)
+    reduce_tiled_cols_kernel(T* out, Red red, Read read, I K, I inner, int log2w, I tiles_per_outer, I tiles, I chunk,
+                             Acc* partials, unsigned* tickets, bool add) {
+  __shared__ alignas(Acc) unsigned char lanes_raw[kReduceBlock * sizeof(Acc)];  // raw: Acc may have constructors
+  __shared__ bool last;
+  Acc* lanes = reinterpret_cast<Acc*>(lanes_raw);
+  const unsigned W = 1u << log2w, R = kReduceBlock >> log2w;
+  const unsigned x = threadIdx.x & (W - 1), y = threadIdx.x >> log2w;
+  const unsigned chunks = gridDim.y;
+  // lane (y, x) holds v; returns the combine of column x's R lanes, in every thread of the column
+  auto column_tree = [&](Acc v) {
+    lanes[threadIdx.x] = v;
+    __syncthreads();
+    for (unsigned s = R / 2; s > 0; s /= 2) {
+      if (y < s) lanes[threadIdx.x] = red.combine(lanes[threadIdx.x], lanes[threadIdx.x + s * W]);
+      __syncthreads();
+    }
+    return lanes[x];
+  };
+  const I k0 = static_cast<I>(blockIdx.y) * chunk, k1 = k0 + chunk < K ? k0 + chunk : K;
+  for (I tile = static_cast<I>(blockIdx.x); tile < tiles; tile += static_cast<I>(gridDim.x)) {
+    const I o = tile / tiles_per_outer, i = (tile - o * tiles_per_outer) * static_cast<I>(W) + static_cast<I>(x);
+    const bool in_range = i < inner;  // the last tile of a row of outputs may be partial
+    Acc acc = red.template init<Acc>();
+    if (in_range)
+      for (I k = k0 + static_cast<I>(y); k < k1; k += static_cast<I>(R))
+        acc = red.accumulate(acc, read((o * K + k) * inner + i), static_cast<index_t>(k));
+    acc = column_tree(acc);
+    if (chunks == 1) {
+      if (y == 0 && in_range) put(out, o * inner + i, red.finalize(acc, static_cast<index_t>(K)), add);
+    } else {
+      Acc* tile_partials = partials + static_cast<index_t>(tile) * chunks * W;
+      if (y == 0 && in_range) {
+        tile_partials[blockIdx.y * W + x] = acc;
+        __threadfence();  // every writer fences (as PyTorch's reductions), and thread 0 again after the barrier
+      }
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        __threadfence();
+        const bool is_last = atomicAdd(tickets + tile, 1u) == chunks - 1;
+        if (is_last) __threadfence();
+        last = is_last;
+      }
+      __syncthreads();
+      if (last) {  // uniform across the block: column_tree's barriers are safe
+        acc = red.template init<Acc>();
+        if (in_range)
+          for (unsigned c = y; c < chunks; c += R) acc = red.combine(acc, load_from_l2(tile_partials + c * W + x));
+        acc = column_tree(acc);
+        if (y == 0 && in_range) put(out, o * inner + i, red.finalize(acc, static_cast<index_t>(K)), add);
+        if (threadIdx.x == 0) tickets[tile] = 0;
+      }
+    }
+    __syncthreads();  // lanes and `last` are reused by the next tile
   }
 }
 
@@ -314,25 +455,41 @@ void ReduceKernel<T, Red, Read, I>::launch(T* out, Device dev, const Red& red, c
   };
   if (outputs == 1) {
     const unsigned blocks = blocks_for((g.K + kReduceBlock * 4 - 1) / (kReduceBlock * 4));
-    // partials and the ticket counter live in one small block from the stream-ordered pool
-    Tensor<std::uint8_t, 1> work(Shape<1>{static_cast<index_t>(blocks * sizeof(Acc) + 16)}, dev);
-    auto* ticket = reinterpret_cast<unsigned*>(work.data());
-    auto* partials = reinterpret_cast<Acc*>(work.data() + 16);
-    FT_CUDA_CHECK(cudaMemsetAsync(ticket, 0, sizeof(unsigned), stream));
-    reduce_all_kernel<Acc, T>
-        <<<blocks, kReduceBlock, 0, stream>>>(out, red, read, static_cast<I>(g.K), partials, ticket, add);
+    SplitScratch<Acc> scratch(dev, 1, blocks, stream);
+    reduce_all_kernel<Acc, T><<<blocks, kReduceBlock, 0, stream>>>(out, red, read, static_cast<I>(g.K),
+                                                                   scratch.partials, scratch.tickets, add);
   } else if (g.inner == 1) {
-    if (g.K <= 1024) {
+    if (g.K <= kWarpRowMax) {
       reduce_rows_kernel<true, Acc, T>
           <<<blocks_for((g.outer + kRowsPerWarpBlock - 1) / kRowsPerWarpBlock), kReduceBlock, 0, stream>>>(
               out, red, read, static_cast<I>(g.outer), static_cast<I>(g.K), add);
-    } else {
+    } else if (const index_t pieces = split_count(g.outer, g.K, kSplitLeast * kReduceBlock); pieces == 1) {
+      // enough rows to fill the GPU a block each
       reduce_rows_kernel<false, Acc, T><<<blocks_for(g.outer), kReduceBlock, 0, stream>>>(
           out, red, read, static_cast<I>(g.outer), static_cast<I>(g.K), add);
+    } else {  // few long rows ([3, 10^6]): pieces > 1 only when outer < kSplitBlocks (a grid.x)
+      SplitScratch<Acc> scratch(dev, g.outer, g.outer * pieces, stream);
+      const dim3 grid(static_cast<unsigned>(g.outer), static_cast<unsigned>(pieces));
+      reduce_split_rows_kernel<Acc, T><<<grid, kReduceBlock, 0, stream>>>(out, red, read, static_cast<I>(g.K),
+                                                                          static_cast<I>((g.K + pieces - 1) / pieces),
+                                                                          scratch.partials, scratch.tickets, add);
     }
-  } else {
+  } else if (g.K < kTiledColumnMin) {
     reduce_cols_kernel<Acc, T><<<blocks_for((outputs + kReduceBlock - 1) / kReduceBlock), kReduceBlock, 0, stream>>>(
         out, red, read, static_cast<I>(g.outer), static_cast<I>(g.K), static_cast<I>(g.inner), add);
+  } else {
+    int log2w = 1;  // inner >= 2 here
+    while (log2w < 5 && (index_t(1) << log2w) < g.inner) ++log2w;
+    const index_t W = index_t(1) << log2w, R = kReduceBlock / W;
+    const index_t tiles_per_outer = (g.inner + W - 1) / W, tiles = g.outer * tiles_per_outer;
+    const index_t chunks = split_count(tiles, g.K, kSplitLeast * R);  // > 1 only when tiles < kSplitBlocks
+    const dim3 grid(blocks_for(tiles), static_cast<unsigned>(chunks));
+    std::optional<SplitScratch<Acc>> scratch;
+    if (chunks > 1) scratch.emplace(dev, tiles, tiles * chunks * W, stream);
+    reduce_tiled_cols_kernel<Acc, T><<<grid, kReduceBlock, 0, stream>>>(
+        out, red, read, static_cast<I>(g.K), static_cast<I>(g.inner), log2w, static_cast<I>(tiles_per_outer),
+        static_cast<I>(tiles), static_cast<I>((g.K + chunks - 1) / chunks), scratch ? scratch->partials : nullptr,
+        scratch ? scratch->tickets : nullptr, add);
   }
   FT_CUDA_CHECK(cudaGetLastError());
 }

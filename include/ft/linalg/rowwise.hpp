@@ -8,6 +8,8 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <type_traits>
@@ -111,24 +113,33 @@ FT_CPU_MULTIVERSION void cross_entropy(F* out, const Read& read, const std::int6
 namespace gpu {
 
 using exec::gpu::kReduceBlock;
+using exec::gpu::kWarpRowMax;
+inline constexpr int kWarps = kReduceBlock / 32;  // rows a block in the warp-a-row kernels
 
-// The kernels, one row (or a warp a row) at a time, each behind one launcher.
+// The kernels, each behind one launcher, which picks a warp a row (8 rows a block) for rows of
+// at most kWarpRowMax elements and a block a row for longer ones: one launch either way.
 template <class F, class Read, class I>
 struct SoftmaxKernel {
-  static void launch(unsigned blocks, F* out, const Read& read, I rows, I K, I inner, Kind kind);
+  static void launch(Device dev, F* out, const Read& read, I rows, I K, I inner, Kind kind);
 };
 template <class F, class Read, class I>
 struct LayerNormKernel {
-  static void launch(unsigned blocks, F* out, F* mean, F* rstd, const Read& read, const F* w, const F* b, I rows, I K,
+  static void launch(Device dev, F* out, F* mean, F* rstd, const Read& read, const F* w, const F* b, I rows, I K,
                      double eps);
 };
 template <class F, class Read, class I>
 struct CrossEntropyKernel {
-  static void launch(unsigned blocks, F* out, const Read& read, const std::int64_t* target, I rows, I C,
-                     std::int64_t ignore_index, double smoothing, bool mean, double* partials, unsigned* ticket);
+  static void launch(Device dev, F* out, const Read& read, const std::int64_t* target, I rows, I C,
+                     std::int64_t ignore_index, double smoothing, bool mean, int* report_word, int code);
 };
 
 #if FT_CUDA_KERNELS
+
+// Blocks for `units` rows (or groups of 8 rows), at most 8 a SM: the kernels stride over the rest.
+inline unsigned row_blocks(index_t units, Device dev) {
+  index_t cap = static_cast<index_t>(exec::gpu::sm_count(dev.index)) * 8;
+  return static_cast<unsigned>(units < 1 ? 1 : (units < cap ? units : cap));
+}
 
 template <class F>
 struct MaxOp {
@@ -141,8 +152,29 @@ struct AddOp {
   }
 };
 
-// One row a block: max, then the sum of exp(x − max), then the write; each pass re-reads the
-// fused input (recomputing is cheaper than storing).
+// A warp shuffle of any trivially copyable value, one 4-byte word at a time.
+template <class T, class Shuffle>
+__device__ FT_INLINE T shuffle_words(T v, Shuffle shuffle) {
+  static_assert(sizeof(T) % 4 == 0, "a shuffled value is made of whole 4-byte words");
+  unsigned w[sizeof(T) / 4];
+  memcpy(w, &v, sizeof(T));
+  for (unsigned& x : w) x = shuffle(x);
+  memcpy(&v, w, sizeof(T));
+  return v;
+}
+
+// The 32 lanes' values combined in a fixed tree (lane l takes lane l + 16, then l + 8 … into
+// lane 0) and lane 0's result handed to every lane, so all lanes hold the same bits. The whole
+// warp calls it.
+template <class T, class Op>
+__device__ FT_INLINE T warp_all_reduce(T v, Op op) {
+  for (unsigned offset = 16; offset > 0; offset /= 2)
+    v = op(v, shuffle_words(v, [offset](unsigned x) { return __shfl_down_sync(0xffffffffu, x, offset); }));
+  return shuffle_words(v, [](unsigned x) { return __shfl_sync(0xffffffffu, x, 0); });
+}
+
+// Long rows: a block a row (rows blockIdx.x, + gridDim.x …): max, then the sum of exp(x − max),
+// then the write; each pass re-reads the fused input (recomputing is cheaper than storing).
 template <class F, class Read, class I>
 __global__ void __launch_bounds__(kReduceBlock) softmax_kernel(F* out, Read read, I rows, I K, I inner, Kind kind) {
   using BlockReduce = cub::BlockReduce<F, kReduceBlock>;
@@ -175,6 +207,41 @@ __global__ void __launch_bounds__(kReduceBlock) softmax_kernel(F* out, Read read
   }
 }
 
+// Short rows: a warp a row (warp w of block b takes rows 8b + w, then + 8·gridDim.x …), lane l
+// the elements k = l, l + 32 …; the max and the sum are warp trees; the same passes as above.
+// A row along a non-last dim (inner > 1) is read with stride inner, as in the block kernel.
+template <class F, class Read, class I>
+__global__ void __launch_bounds__(kReduceBlock)
+    softmax_warp_kernel(F* out, Read read, I rows, I K, I inner, Kind kind) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (I r = static_cast<I>(blockIdx.x) * kWarps + warp; r < rows; r += static_cast<I>(gridDim.x) * kWarps) {
+    const I o = r / inner, i = r - o * inner, base = o * K * inner + i;
+    F m = -std::numeric_limits<F>::infinity();
+    for (I k = lane; k < K; k += 32) m = MaxOp<F>{}(m, static_cast<F>(read(base + k * inner)));
+    m = warp_all_reduce(m, MaxOp<F>{});
+    if (m == -std::numeric_limits<F>::infinity()) m = 0;  // a row of -inf: exp gives 0s, as torch
+    F s = 0;
+    for (I k = lane; k < K; k += 32) s += math::exp(static_cast<F>(read(base + k * inner)) - m);
+    s = warp_all_reduce(s, AddOp{});
+    if (kind == Kind::Softmax) {
+      const F inv = F(1) / s;
+      for (I k = lane; k < K; k += 32)
+        out[base + k * inner] = math::exp(static_cast<F>(read(base + k * inner)) - m) * inv;
+    } else {
+      const F log_s = math::log(s);
+      for (I k = lane; k < K; k += 32) out[base + k * inner] = (static_cast<F>(read(base + k * inner)) - m) - log_s;
+    }
+  }
+}
+
+// 1 / sqrt(biased variance + eps) of a row's Welford accumulator, in double.
+template <class F>
+__device__ FT_INLINE F layer_norm_rstd(const red::Welford<F>& acc, index_t K, double eps) {
+  return static_cast<F>(1.0 / ::sqrt(static_cast<double>(acc.m2) / static_cast<double>(K) + eps));
+}
+
+// Long rows: a block a row (rows blockIdx.x, + gridDim.x …): Welford over the row in a block
+// tree, then the normalised write.
 template <class F, class Read, class I>
 __global__ void __launch_bounds__(kReduceBlock)
     layer_norm_kernel(F* out, F* mean, F* rstd, Read read, const F* w, const F* b, I rows, I K, double eps) {
@@ -189,7 +256,7 @@ __global__ void __launch_bounds__(kReduceBlock)
     acc = BlockReduce(temp).Reduce(acc, exec::gpu::CombineOp<Red>{Red{}});
     if (threadIdx.x == 0) {
       shared_mu = acc.mean;
-      shared_rs = static_cast<F>(1.0 / ::sqrt(static_cast<double>(acc.m2) / static_cast<double>(K) + eps));
+      shared_rs = layer_norm_rstd(acc, K, eps);
       mean[r] = shared_mu;
       rstd[r] = shared_rs;
     }
@@ -205,15 +272,74 @@ __global__ void __launch_bounds__(kReduceBlock)
   }
 }
 
-// A warp a row computes its loss; each block sums its warps' losses in warp order, and the
-// last block to finish sums the blocks' partials in block order: one launch, deterministic.
+// Short rows: a warp a row (rows 8b + w, then + 8·gridDim.x …), lane l the elements l, l + 32 …;
+// Welford per lane, combined in the warp tree (every lane gets lane 0's mean and m2).
+template <class F, class Read, class I>
+__global__ void __launch_bounds__(kReduceBlock)
+    layer_norm_warp_kernel(F* out, F* mean, F* rstd, Read read, const F* w, const F* b, I rows, I K, double eps) {
+  using Red = red::Variance<F, false>;
+  using Acc = red::Welford<F>;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (I r = static_cast<I>(blockIdx.x) * kWarps + warp; r < rows; r += static_cast<I>(gridDim.x) * kWarps) {
+    Acc acc{0, 0, 0};
+    for (I k = lane; k < K; k += 32) acc = Red::accumulate(acc, static_cast<F>(read(r * K + k)), k);
+    acc = warp_all_reduce(acc, exec::gpu::CombineOp<Red>{Red{}});
+    const F mu = acc.mean, rs = layer_norm_rstd(acc, K, eps);
+    if (lane == 0) {
+      mean[r] = mu;
+      rstd[r] = rs;
+    }
+    for (I k = lane; k < K; k += 32) {
+      F y = (static_cast<F>(read(r * K + k)) - mu) * rs;
+      if (w) y *= w[k];
+      if (b) y += b[k];
+      out[r * K + k] = y;
+    }
+  }
+}
+
+// The loss of a row from its max m, Σ exp(x − m), Σ x and x_t: lse − (1 − ε)·x_t − ε/C·Σ x.
+template <class F>
+__device__ FT_INLINE double row_loss(F m, F exp_sum, F x_sum, F xt, index_t C, double smoothing) {
+  return static_cast<double>(m) + ::log(static_cast<double>(exp_sum)) - (1.0 - smoothing) * static_cast<double>(xt) -
+         smoothing / static_cast<double>(C) * static_cast<double>(x_sum);
+}
+
+// x_t of row `base`; a class index out of range is reported (cuda::report: an ft::Error at the
+// next synchronisation) and gives NaN.
+template <class F, class Read, class I>
+__device__ FT_INLINE F target_logit(const Read& read, I base, std::int64_t t, I C, int* report_word, int code) {
+  if (t >= 0 && t < static_cast<std::int64_t>(C)) return static_cast<F>(read(base + static_cast<I>(t)));
+  cuda::report(report_word, code);
+  return std::numeric_limits<F>::quiet_NaN();
+}
+
+// Thread 0 of every block: stores the block's (loss, count) as its partial and takes a ticket;
+// the thread with the last ticket adds the partials in block order (the memory order of
+// exec::gpu::reduce_all_kernel) and writes the mean or the sum.
+template <class F>
+__device__ void cross_entropy_finish(F* out, double loss, double count, bool mean, double* partials, unsigned* ticket) {
+  partials[2 * blockIdx.x] = loss;
+  partials[2 * blockIdx.x + 1] = count;
+  __threadfence();
+  if (atomicAdd(ticket, 1u) != gridDim.x - 1) return;
+  __threadfence();
+  double total = 0, counted = 0;
+  for (unsigned b = 0; b < gridDim.x; ++b) {
+    total += exec::gpu::load_from_l2(partials + 2 * b);  // written by other blocks before their ticket
+    counted += exec::gpu::load_from_l2(partials + 2 * b + 1);
+  }
+  out[0] = static_cast<F>(mean ? total / counted : total);
+  *ticket = 0;
+}
+
+// Short rows: a warp a row computes its loss; each block sums its warps' losses in warp order,
+// then cross_entropy_finish: one launch, deterministic.
 template <class F, class Read, class I>
 __global__ void __launch_bounds__(kReduceBlock)
     cross_entropy_kernel(F* out, Read read, const std::int64_t* target, I rows, I C, std::int64_t ignore_index,
-                         double smoothing, bool mean, double* partials, unsigned* ticket) {
-  constexpr int kWarps = kReduceBlock / 32;
+                         double smoothing, bool mean, double* partials, unsigned* ticket, int* report_word, int code) {
   __shared__ double warp_loss[kWarps], warp_count[kWarps];
-  __shared__ bool last;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   double my_loss = 0, my_count = 0;
   for (I r = static_cast<I>(blockIdx.x) * kWarps + warp; r < rows; r += static_cast<I>(gridDim.x) * kWarps) {
@@ -233,10 +359,7 @@ __global__ void __launch_bounds__(kReduceBlock)
       s += __shfl_xor_sync(0xffffffffu, s, off);
       sx += __shfl_xor_sync(0xffffffffu, sx, off);
     }
-    F xt = (t >= 0 && t < static_cast<std::int64_t>(C)) ? static_cast<F>(read(base + static_cast<I>(t)))
-                                                        : std::numeric_limits<F>::quiet_NaN();  // bad class index
-    my_loss += static_cast<double>(m) + ::log(static_cast<double>(s)) - (1.0 - smoothing) * static_cast<double>(xt) -
-               smoothing / static_cast<double>(C) * static_cast<double>(sx);
+    my_loss += row_loss(m, s, sx, target_logit<F>(read, base, t, C, report_word, code), C, smoothing);
     my_count += 1;
   }
   if (lane == 0) {
@@ -247,49 +370,102 @@ __global__ void __launch_bounds__(kReduceBlock)
   if (threadIdx.x == 0) {
     double bl = 0, bc = 0;
     for (int w = 0; w < kWarps; ++w) bl += warp_loss[w], bc += warp_count[w];
-    partials[2 * blockIdx.x] = bl;
-    partials[2 * blockIdx.x + 1] = bc;
-    __threadfence();
-    last = atomicAdd(ticket, 1u) == gridDim.x - 1;
-    if (last) {
-      __threadfence();
-      double total = 0, count = 0;
-      for (unsigned b = 0; b < gridDim.x; ++b) total += partials[2 * b], count += partials[2 * b + 1];
-      out[0] = static_cast<F>(mean ? total / count : total);
-      *ticket = 0;
-    }
+    cross_entropy_finish(out, bl, bc, mean, partials, ticket);
   }
 }
 
+template <class F>
+struct ExpSum {
+  F exp_sum, x_sum;  // Σ exp(x − m) and Σ x over (a share of) a row
+};
+struct ExpSumAdd {
+  template <class F>
+  __device__ FT_INLINE ExpSum<F> operator()(const ExpSum<F>& a, const ExpSum<F>& b) const {
+    return {a.exp_sum + b.exp_sum, a.x_sum + b.x_sum};
+  }
+};
+
+// Long rows: a block a row (rows blockIdx.x, + gridDim.x …): the max and the two sums in block
+// trees; thread 0 adds the block's row losses in row order, then cross_entropy_finish.
 template <class F, class Read, class I>
-void SoftmaxKernel<F, Read, I>::launch(unsigned blocks, F* out, const Read& read, I rows, I K, I inner, Kind kind) {
-  softmax_kernel<F><<<blocks, kReduceBlock, 0, cuda::current_stream()>>>(out, read, rows, K, inner, kind);
+__global__ void __launch_bounds__(kReduceBlock)
+    cross_entropy_block_kernel(F* out, Read read, const std::int64_t* target, I rows, I C, std::int64_t ignore_index,
+                               double smoothing, bool mean, double* partials, unsigned* ticket, int* report_word,
+                               int code) {
+  using MaxReduce = cub::BlockReduce<F, kReduceBlock>;
+  using SumReduce = cub::BlockReduce<ExpSum<F>, kReduceBlock>;
+  __shared__ typename MaxReduce::TempStorage max_temp;
+  __shared__ typename SumReduce::TempStorage sum_temp;
+  __shared__ F shared_m;
+  double loss = 0, count = 0;  // thread 0's
+  for (I r = blockIdx.x; r < rows; r += gridDim.x) {
+    const std::int64_t t = target[r];
+    if (t == ignore_index) continue;  // the whole block skips the row
+    const I base = r * C;
+    F m = -std::numeric_limits<F>::infinity();
+    for (I c = threadIdx.x; c < C; c += kReduceBlock) m = MaxOp<F>{}(m, static_cast<F>(read(base + c)));
+    m = MaxReduce(max_temp).Reduce(m, MaxOp<F>{});
+    if (threadIdx.x == 0) shared_m = m;
+    __syncthreads();
+    m = shared_m;
+    ExpSum<F> part{0, 0};
+    for (I c = threadIdx.x; c < C; c += kReduceBlock) {
+      const F x = static_cast<F>(read(base + c));
+      part.exp_sum += math::exp(x - m);
+      part.x_sum += x;
+    }
+    const ExpSum<F> sums = SumReduce(sum_temp).Reduce(part, ExpSumAdd{});
+    if (threadIdx.x == 0) {
+      loss += row_loss(m, sums.exp_sum, sums.x_sum, target_logit<F>(read, base, t, C, report_word, code), C, smoothing);
+      count += 1;
+    }
+    __syncthreads();  // shared_m and the temporaries are reused by the next row
+  }
+  if (threadIdx.x == 0) cross_entropy_finish(out, loss, count, mean, partials, ticket);
+}
+
+template <class F, class Read, class I>
+void SoftmaxKernel<F, Read, I>::launch(Device dev, F* out, const Read& read, I rows, I K, I inner, Kind kind) {
+  cudaStream_t stream = cuda::current_stream();
+  if (K <= kWarpRowMax)
+    softmax_warp_kernel<F>
+        <<<row_blocks((rows + kWarps - 1) / kWarps, dev), kReduceBlock, 0, stream>>>(out, read, rows, K, inner, kind);
+  else
+    softmax_kernel<F><<<row_blocks(rows, dev), kReduceBlock, 0, stream>>>(out, read, rows, K, inner, kind);
   FT_CUDA_CHECK(cudaGetLastError());
 }
 template <class F, class Read, class I>
-void LayerNormKernel<F, Read, I>::launch(unsigned blocks, F* out, F* mean, F* rstd, const Read& read, const F* w,
-                                         const F* b, I rows, I K, double eps) {
-  layer_norm_kernel<F><<<blocks, kReduceBlock, 0, cuda::current_stream()>>>(out, mean, rstd, read, w, b, rows, K, eps);
+void LayerNormKernel<F, Read, I>::launch(Device dev, F* out, F* mean, F* rstd, const Read& read, const F* w, const F* b,
+                                         I rows, I K, double eps) {
+  cudaStream_t stream = cuda::current_stream();
+  if (K <= kWarpRowMax)
+    layer_norm_warp_kernel<F><<<row_blocks((rows + kWarps - 1) / kWarps, dev), kReduceBlock, 0, stream>>>(
+        out, mean, rstd, read, w, b, rows, K, eps);
+  else
+    layer_norm_kernel<F><<<row_blocks(rows, dev), kReduceBlock, 0, stream>>>(out, mean, rstd, read, w, b, rows, K, eps);
   FT_CUDA_CHECK(cudaGetLastError());
 }
 template <class F, class Read, class I>
-void CrossEntropyKernel<F, Read, I>::launch(unsigned blocks, F* out, const Read& read, const std::int64_t* target,
-                                            I rows, I C, std::int64_t ignore_index, double smoothing, bool mean,
-                                            double* partials, unsigned* ticket) {
-  cross_entropy_kernel<F><<<blocks, kReduceBlock, 0, cuda::current_stream()>>>(out, read, target, rows, C, ignore_index,
-                                                                               smoothing, mean, partials, ticket);
+void CrossEntropyKernel<F, Read, I>::launch(Device dev, F* out, const Read& read, const std::int64_t* target, I rows,
+                                            I C, std::int64_t ignore_index, double smoothing, bool mean,
+                                            int* report_word, int code) {
+  cudaStream_t stream = cuda::current_stream();
+  const bool warp_rows = C <= kWarpRowMax;
+  const unsigned blocks = row_blocks(warp_rows ? (rows + kWarps - 1) / kWarps : rows, dev);
+  exec::gpu::SplitScratch<double> scratch(dev, 1, 2 * static_cast<index_t>(blocks), stream);  // (loss, count) a block
+  if (warp_rows)
+    cross_entropy_kernel<F><<<blocks, kReduceBlock, 0, stream>>>(out, read, target, rows, C, ignore_index, smoothing,
+                                                                 mean, scratch.partials, scratch.tickets, report_word,
+                                                                 code);
+  else
+    cross_entropy_block_kernel<F><<<blocks, kReduceBlock, 0, stream>>>(out, read, target, rows, C, ignore_index,
+                                                                       smoothing, mean, scratch.partials,
+                                                                       scratch.tickets, report_word, code);
   FT_CUDA_CHECK(cudaGetLastError());
 }
 #endif  // FT_CUDA_KERNELS
 
 }  // namespace gpu
-#endif
-
-#if FT_CUDA_ENABLED
-inline unsigned row_blocks(index_t rows, Device dev) {
-  index_t cap = static_cast<index_t>(exec::gpu::sm_count(dev.index)) * 8;
-  return static_cast<unsigned>(rows < 1 ? 1 : (rows < cap ? rows : cap));
-}
 #endif
 
 template <Expression E>
@@ -307,8 +483,7 @@ auto softmax_impl(const E& e, int dim, Kind kind, const char* op) {
       [&]<class I>(const auto& read) {
 #if FT_CUDA_ENABLED
         cuda::launch_kernel<gpu::SoftmaxKernel<F, std::remove_cvref_t<decltype(read)>, I>>(
-            op, row_blocks(g.outer * g.inner, dev), o, read, static_cast<I>(g.outer * g.inner), static_cast<I>(g.K),
-            static_cast<I>(g.inner), kind);
+            op, dev, o, read, static_cast<I>(g.outer * g.inner), static_cast<I>(g.K), static_cast<I>(g.inner), kind);
 #else
         (void)read;
 #endif
@@ -363,7 +538,7 @@ Tensor<float_promote_t<typename E::value_type>, 0> cross_entropy(const E& logits
   Tensor<std::int64_t, 1> t = target.contiguous();
   Tensor<F, 0> out(Shape<0>{}, dev);
   const bool mean = opts.reduction == Reduction::Mean;
-  if (dev.is_cpu()) {  // class indices are checked here; a GPU kernel gives NaN for a bad one
+  if (dev.is_cpu()) {  // class indices are checked here; a GPU kernel reports a bad one (cuda::report)
     const std::int64_t* tp = t.data();
     for (index_t r = 0; r < N; ++r)
       if (tp[r] != opts.ignore_index && (tp[r] < 0 || tp[r] >= C))
@@ -378,14 +553,10 @@ Tensor<float_promote_t<typename E::value_type>, 0> cross_entropy(const E& logits
       },
       [&]<class I>(const auto& read) {
 #if FT_CUDA_ENABLED
-        const unsigned blocks = rowwise::row_blocks((N + 7) / 8, dev);
-        Tensor<std::uint8_t, 1> work(Shape<1>{static_cast<index_t>(16 + 2 * sizeof(double) * blocks)}, dev);
-        auto* ticket = reinterpret_cast<unsigned*>(work.data());
-        auto* partials = reinterpret_cast<double*>(work.data() + 16);
-        FT_CUDA_CHECK(cudaMemsetAsync(ticket, 0, sizeof(unsigned), cuda::current_stream()));
         cuda::launch_kernel<rowwise::gpu::CrossEntropyKernel<F, std::remove_cvref_t<decltype(read)>, I>>(
-            "cross_entropy", blocks, o, read, tp, static_cast<I>(N), static_cast<I>(C), opts.ignore_index,
-            opts.label_smoothing, mean, partials, ticket);
+            "cross_entropy", dev, o, read, tp, static_cast<I>(N), static_cast<I>(C), opts.ignore_index,
+            opts.label_smoothing, mean, cuda::report_word(dev),
+            cuda::check_code(ft::detail::concat("cross_entropy: a target is out of range for ", C, " classes")));
 #else
         (void)read;
 #endif
@@ -435,8 +606,7 @@ requires(!detail::has_var_v<E>) LayerNormResult<T, E::rank> layer_norm(const E& 
       [&]<class I>(const auto& read) {
 #if FT_CUDA_ENABLED
         cuda::launch_kernel<rowwise::gpu::LayerNormKernel<T, std::remove_cvref_t<decltype(read)>, I>>(
-            "layer_norm", rowwise::row_blocks(rows, dev), out, mu, rs, read, wp, bp, static_cast<I>(rows),
-            static_cast<I>(K), eps);
+            "layer_norm", dev, out, mu, rs, read, wp, bp, static_cast<I>(rows), static_cast<I>(K), eps);
 #else
         (void)read;
 #endif

@@ -97,7 +97,34 @@ auto reduce_loss(const E& e) {
 
 // The class indices of a [N, C] input's rows as an int64 tensor (an expression is evaluated),
 // checked against the input: N rows, the same device, and (on the CPU, where it costs no
-// synchronisation) every index that is not ignore_index in [0, C).
+// synchronisation) every index that is not ignore_index in [0, C); on a GPU the kernels check
+// them (cross_entropy's) or check_targets_on_device does.
+// Reads the targets, reporting one out of [0, C) that is not ignore_index (cuda::report).
+struct CheckedTarget {
+  const std::int64_t* t;
+  index_t C;
+  std::int64_t ignore_index;
+  int* report_word;
+  int code;
+  FT_HD FT_INLINE bool operator()(index_t i) const {
+    const std::int64_t v = t[i];
+    const bool bad = v != ignore_index && (v < 0 || v >= C);
+    if (bad) cuda::report(report_word, code);
+    return bad;
+  }
+};
+// On a GPU, the targets' range check without a host wait: one small launch whose kernel reports
+// a bad index, thrown as an ft::Error at the next synchronisation (the CPU checked them at once).
+inline void check_targets_on_device(const char* op, const Tensor<std::int64_t, 1>& t, index_t C,
+                                    std::int64_t ignore_index) {
+  const Device dev = t.device();
+  if (dev.is_cpu() || t.numel() == 0) return;
+  const int code = cuda::check_code(ft::detail::concat(op, ": a target is out of range for ", C, " classes"));
+  Tensor<bool, 0> any_bad = ft::any(Generator<CheckedTarget, 1>(
+      CheckedTarget{t.data(), C, ignore_index, cuda::report_word(dev), code}, Shape<1>{t.size(0)}, dev));
+  (void)any_bad;
+}
+
 template <class I, class Tg>
 Tensor<std::int64_t, 1> class_targets(const char* op, const I& input, const Tg& target, std::int64_t ignore_index) {
   static_assert(I::rank == 2, "ft::nn: this loss's input must be [batch, classes]");
@@ -251,6 +278,7 @@ auto cross_entropy(const I& input, const Tg& target, const CrossEntropyOptions& 
     const double eps = options.label_smoothing;
     check(eps >= 0 && eps <= 1, "cross_entropy", "label_smoothing must be in [0, 1], got ", eps);
     const double C = static_cast<double>(input.shape()[1]);
+    detail::check_targets_on_device("cross_entropy", t, input.shape()[1], options.ignore_index);
     auto lp = ft::log_softmax(input, 1);
     auto t2 = t.unsqueeze(1);
     auto classes = detail::class_indices(input);
@@ -273,6 +301,7 @@ auto cross_entropy(const I& input, const Tg& target, const CrossEntropyOptions& 
 template <Reduction Red, Expression I, Expression Tg>
 auto nll_loss(const I& input, const Tg& target, std::int64_t ignore_index = -100) {
   auto t = detail::class_targets("nll_loss", input, target, ignore_index);
+  detail::check_targets_on_device("nll_loss", t, input.shape()[1], ignore_index);
   using T = detail::loss_value_t<I>;
   constexpr bool V = detail::any_var_v<I>;
   auto t2 = t.unsqueeze(1);
