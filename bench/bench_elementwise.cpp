@@ -1,5 +1,6 @@
 // Elementwise fusion (issue #2): a fused statement against the same work done one op at a
-// time, against a plain copy of the same bytes, and against Eigen's Tensor module.
+// time, against a plain copy of the same bytes, and against Eigen's Tensor module (CPU) or
+// cub::DeviceTransform (GPU: the same op as one CCCL call on the same operands).
 //
 //   1. expr:      out = a * b + c * sigmoid(d) - e      (5 reads + 1 write an element)
 //   2. bcast:     out = x + row, x [4096, 4096], row [4096]
@@ -30,6 +31,10 @@
 
 #if defined(_OPENMP)
 #include <omp.h>
+#endif
+
+#if FT_CUDA_KERNELS
+#include <cub/device/device_transform.cuh>
 #endif
 
 #if defined(FT_BENCH_HAVE_EIGEN) && FT_BENCH_HAVE_EIGEN && !FT_CUDA_ENABLED
@@ -471,6 +476,29 @@ void BM_gpu_expr_five_stmt_alloc(benchmark::State& state) {
   });
 }
 
+#if FT_CUDA_KERNELS
+// The library-free anchor of gpu/expr/fused: the same five-input op (the library's sigmoid
+// functor, so the arithmetic is the same) as one cub::DeviceTransform::Transform call, CCCL's
+// tuned elementwise kernel, over the same operands.
+struct ExprOp {
+  ft::op::Sigmoid sigmoid;
+  __device__ float operator()(float a, float b, float c, float d, float e) const { return a * b + c * sigmoid(d) - e; }
+};
+
+void cub_expr(const float* a, const float* b, const float* c, const float* d, const float* e, float* out, index_t n) {
+  // int items: 32-bit offsets, as the fused kernel's 32-bit index path at these sizes
+  FT_CUDA_CHECK(cub::DeviceTransform::Transform(::cuda::std::make_tuple(a, b, c, d, e), out, static_cast<int>(n),
+                                                ExprOp{}, ft::cuda::current_stream()));
+}
+
+void BM_gpu_expr_cub_transform(benchmark::State& state) {
+  const index_t n = state.range(0);
+  auto& o = expr_operands(n, kGPU);
+  gpu_loop(state, expr_bytes(n),
+           [&] { cub_expr(o.a.data(), o.b.data(), o.c.data(), o.d.data(), o.e.data(), o.out.data(), n); });
+}
+#endif
+
 // Device-to-device copy of N floats: N read and N written.
 void BM_gpu_copy(benchmark::State& state) {
   const index_t n = state.range(0);
@@ -546,6 +574,14 @@ void verify(ft::Device dev) {
   expect_close("hand loop with vector_expf", max_abs_diff(vexp, ref));
   Vec fused = the_expr(a.to(dev), b.to(dev), c.to(dev), d.to(dev), e.to(dev));
   expect_close("fused expr", max_abs_diff(fused.to(ft::kCPU), ref));
+#if FT_CUDA_KERNELS
+  if (dev.is_cuda()) {
+    const Vec ad = a.to(dev), bd = b.to(dev), cd = c.to(dev), dd = d.to(dev), ed = e.to(dev);
+    Vec out = ft::zeros<float>({n}, dev);
+    cub_expr(ad.data(), bd.data(), cd.data(), dd.data(), ed.data(), out.data(), n);
+    expect_close("cub::DeviceTransform expr", max_abs_diff(out.to(ft::kCPU), ref));
+  }
+#endif
 #if FT_BENCH_EIGEN
   if (dev.is_cpu()) {
     Vec eig = ft::zeros<float>({n});
@@ -611,6 +647,9 @@ void register_benchmarks() {
       for (index_t n : sizes) b->Arg(n);
   };
   gpu("gpu/expr/fused", BM_gpu_expr_fused, true);
+#if FT_CUDA_KERNELS
+  gpu("gpu/expr/cub_transform", BM_gpu_expr_cub_transform, true);
+#endif
   gpu("gpu/expr/five_stmt", BM_gpu_expr_five_stmt, true);
   gpu("gpu/expr/five_stmt_alloc", BM_gpu_expr_five_stmt_alloc, true);
   gpu("gpu/bcast/fused", BM_gpu_bcast_fused, false);

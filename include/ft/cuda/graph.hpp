@@ -66,13 +66,14 @@ class Graph {
     DeviceGuard guard(device);
     device_ = device;
     previous_ = current_stream(device);
-    stream_ = capture_stream(device);
-    stream_wait(stream_, previous_, device.index);  // the region may read tensors made before it
+    stream_ = own_stream(device, OwnStream::capture);  // outlives the graph's blocks
+    stream_wait(stream_, previous_, device.index);     // the region may read tensors made before it
     FT_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
     static std::atomic<std::uint64_t> next_id{1};
     CaptureState& cs = capture_state();
     cs.device = device.index;
     cs.id = next_id.fetch_add(1);
+    cs.origin = previous_;
     set_stream(device, stream_);
     capturing_ = true;
 #endif
@@ -128,17 +129,6 @@ class Graph {
 
  private:
 #if FT_CUDA_ENABLED
-  // One capture stream a device for the process, never destroyed: the blocks allocated during a
-  // capture are freed on it, possibly after the Graph is gone.
-  static cudaStream_t capture_stream(Device d) {
-    static std::once_flag made[kMaxDevices];
-    static cudaStream_t streams[kMaxDevices] = {};
-    std::call_once(made[d.index], [&] {
-      DeviceGuard guard(d);
-      FT_CUDA_CHECK(cudaStreamCreateWithFlags(&streams[d.index], cudaStreamNonBlocking));
-    });
-    return streams[d.index];
-  }
   // Restores the stream, leaves capture mode and frees what was released during the capture.
   void finish_capture() noexcept {
     set_stream(device_, previous_);
@@ -147,6 +137,7 @@ class Graph {
     cs.deferred.clear();
     cs.id = 0;
     cs.device = -1;
+    cs.origin = nullptr;
     capturing_ = false;
     for (const DeferredFree& f : deferred) deallocate(f.ptr, f.device, f.stream);
     (void)cudaGetLastError();

@@ -59,6 +59,7 @@ template <class K, class... Args>
 void launch_kernel(const char* op, Args&&... args) {
 #if FT_CUDA_KERNELS
   static_cast<void>(&ft::detail::kernel_registered<K>);  // odr-used: registered at start-up
+  static_cast<void>(op);                                 // named only in the g++ files' error
   K::launch(std::forward<Args>(args)...);
 #else
   // decltype does not odr-use K::launch: this file needs no definition of it

@@ -108,7 +108,8 @@ struct DeferredFree {
 };
 struct CaptureState {
   int device = -1;
-  std::uint64_t id = 0;  // 0: none
+  std::uint64_t id = 0;           // 0: none
+  cudaStream_t origin = nullptr;  // the stream current when the capture began
   std::vector<DeferredFree> deferred;
 };
 inline CaptureState& capture_state() {
@@ -350,19 +351,25 @@ inline void deallocate(void* p, Device d, Stream stream, std::span<const Stream>
 }
 
 #if FT_CUDA_ENABLED
-// A non-blocking side stream of `d` for the process, created on first use and never destroyed:
-// the blocks allocated on it (batches the DataLoader copies) may outlive whoever copied them,
-// and a block is freed on the stream it was allocated on.
-inline cudaStream_t side_stream(Device d) {
-  require_device(d, "side_stream");
-  static std::once_flag made[kMaxDevices];
-  static cudaStream_t streams[kMaxDevices] = {};
-  std::call_once(made[d.index], [&] {
+// The library's own non-blocking streams, one of each kind a device for the process, created on
+// first use and never destroyed: the blocks allocated on them (batches the DataLoader copies,
+// a CUDA graph's allocations) may outlive whoever used them, and a block is freed on the
+// stream it was allocated on.
+enum class OwnStream { side, capture };
+inline cudaStream_t own_stream(Device d, OwnStream kind) {
+  require_device(d, "stream");
+  constexpr int kKinds = 2;
+  static std::once_flag made[kKinds][kMaxDevices];
+  static cudaStream_t streams[kKinds][kMaxDevices] = {};
+  const int k = static_cast<int>(kind);
+  std::call_once(made[k][d.index], [&] {
     DeviceGuard guard(d);
-    FT_CUDA_CHECK(cudaStreamCreateWithFlags(&streams[d.index], cudaStreamNonBlocking));
+    FT_CUDA_CHECK(cudaStreamCreateWithFlags(&streams[k][d.index], cudaStreamNonBlocking));
   });
-  return streams[d.index];
+  return streams[k][d.index];
 }
+// The side stream of `d`: the DataLoader's host-to-device copies.
+inline cudaStream_t side_stream(Device d) { return own_stream(d, OwnStream::side); }
 #endif
 
 // Copies `bytes` between any two devices; returns once the data is at `dst` (host reads are

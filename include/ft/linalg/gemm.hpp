@@ -8,6 +8,7 @@
 #include <atomic>
 #include <climits>
 #include <cstring>
+#include <map>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -430,15 +431,35 @@ void gemm_cblas(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
 #endif
 
 #if FT_CUDA_ENABLED
+// cuBLAS's workspace for the work on `stream` of device `d` on this thread: 32 MiB (Hopper's
+// recommendation), allocated once and kept for the process. Setting it ourselves keeps cuBLAS
+// from allocating during a CUDA graph capture; one per stream keeps two streams' GEMMs from
+// sharing scratch memory while both run. A capture uses the workspace of the stream it began
+// from: its replays run on the caller's stream, in order with that stream's other GEMMs.
+inline void* cublas_workspace(Device d, cudaStream_t stream, std::size_t bytes) {
+  if (cuda::capturing(d)) stream = cuda::capture_state().origin;
+  thread_local std::map<std::pair<int, cudaStream_t>, void*> workspaces;
+  void*& w = workspaces[{d.index, stream}];
+  if (!w) {
+    cuda::require_not_capturing("matmul", "the first cuBLAS call (it allocates cuBLAS's workspace)");
+    FT_CUDA_CHECK(cudaMalloc(&w, bytes));
+  }
+  return w;
+}
+
 // One cuBLAS handle per device and thread, created on first use and kept for the process
-// (destroying it at exit could run after the driver has shut down).
+// (destroying it at exit could run after the driver has shut down), bound to the current
+// stream and that stream's workspace.
 inline cublasHandle_t cublas_handle(Device d) {
   thread_local cublasHandle_t handles[kMaxDevices] = {};
   check(d.index >= 0 && d.index < kMaxDevices, "matmul", "device ", d, " is beyond the ", kMaxDevices,
         " CUDA devices fusedtensor supports");
   cublasHandle_t& h = handles[d.index];
   if (!h) FT_CUBLAS_CHECK(cublasCreate(&h));
-  FT_CUBLAS_CHECK(cublasSetStream(h, cuda::current_stream()));
+  const cudaStream_t stream = cuda::current_stream();
+  constexpr std::size_t kWorkspace = std::size_t(32) << 20;
+  FT_CUBLAS_CHECK(cublasSetStream(h, stream));
+  FT_CUBLAS_CHECK(cublasSetWorkspace(h, cublas_workspace(d, stream, kWorkspace), kWorkspace));
   return h;
 }
 
