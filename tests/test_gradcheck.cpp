@@ -56,6 +56,17 @@ std::vector<Case> elementwise_cases() {
   c.push_back(unary("clamp", [](const auto& x) { return clamp(x, -1.0, 1.0); }));
   c.push_back(
       unary("cast", [](const auto& x) { return cast<double>(cast<float>(x)); }, -2, 2, {.eps = 1e-2, .atol = 1e-3}));
+  // compositions (ops/composite.hpp): differentiated through their parts; kinks kept out of reach
+  c.push_back(unary(
+      "hardtanh", [](const auto& x) { return hardtanh(x, -0.9, 0.8); }, -2, 2));
+  c.push_back(unary(
+      "relu6", [](const auto& x) { return relu6(x * 4 + 3); }, -2, 2));
+  c.push_back(unary(
+      "hardsigmoid", [](const auto& x) { return hardsigmoid(x * 4); }, -2, 2));
+  c.push_back(unary(
+      "hardswish", [](const auto& x) { return hardswish(x * 4); }, -2, 2));
+  c.push_back(unary("mish", [](const auto& x) { return mish(x * 3); }));
+  c.push_back(unary("lerp (scalar weight)", [](const auto& x) { return lerp(x, exp(x), 0.3) + lerp(x, x * x, 0.8); }));
   c.push_back(unary("chain", [](const auto& x) {
     return tanh(sigmoid(exp(sin(x) * 0.5) + cos(x)) * x - square(x) * 0.1) + relu(x) / (abs(x) + 1);
   }));
@@ -86,6 +97,13 @@ std::vector<Case> elementwise_cases() {
   c.push_back(binary("logical_or", {3, 4}, {3, 4},
                      [](const auto& a, const auto& b) { return where(logical_or(a > 0, b > 0), a * b, a - b); }));
   c.push_back(binary("where", {3, 4}, {3, 1}, [](const auto& a, const auto& b) { return where(a > b, a * b, b); }));
+  c.push_back(binary("logaddexp", {3, 4}, {3, 4}, [](const auto& a, const auto& b) { return logaddexp(a * 3, b); }));
+  c.push_back(binary(
+      "lerp", {3, 4}, {4}, [](const auto& a, const auto& w) { return lerp(a, square(a), w); }, -2, 2, 0, 1));
+  c.push_back(binary("addcmul", {3, 4}, {3, 1},
+                     [](const auto& a, const auto& b) { return addcmul(a, b, a * b, 0.5) + addcmul(b, a, a); }));
+  c.push_back(binary(
+      "addcdiv", {3, 4}, {3, 4}, [](const auto& a, const auto& b) { return addcdiv(a, a, b, -2.0); }, -2, 2, 0.5, 2));
   // ---- broadcasting, every pattern ----
   auto mul_add = [](const auto& a, const auto& b) { return a * b + exp(b) - a / (square(b) + 1); };
   c.push_back(binary("broadcast [3,4]x[4]", {3, 4}, {4}, mul_add));

@@ -206,6 +206,16 @@ TEST_CASE("activation modules match PyTorch") {
     check_layer<2>("softmax", softmax, dev);
     check_layer<2>("log_softmax", log_softmax, dev);
     check_layer<3>("softmax_last", softmax_last, dev);
+    ft::nn::Hardtanh hardtanh(-0.5, 2.0);
+    ft::nn::ReLU6 relu6;
+    ft::nn::Hardsigmoid hardsigmoid;
+    ft::nn::Hardswish hardswish;
+    ft::nn::Mish mish;
+    check_layer<2>("hardtanh", hardtanh, dev);
+    check_layer<2>("relu6", relu6, dev);
+    check_layer<2>("hardsigmoid", hardsigmoid, dev);
+    check_layer<2>("hardswish", hardswish, dev);
+    check_layer<2>("mish", mish, dev);
   }
 }
 

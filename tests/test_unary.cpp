@@ -1,6 +1,7 @@
 // Every unary op against a reference computed in double with <cmath> on the same input
 // values, on every device, one launch per statement. The ops sit in tables, one per family,
 // so that a missing op is visible at a glance.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -202,7 +203,7 @@ TEST_CASE("float sin, cos and tanh on the CPU: large arguments, signed zeros, th
 }
 
 // The activations, with torch.nn.functional's definitions written out in double.
-TEST_CASE("sigmoid, relu, leaky_relu, elu, gelu, silu and softplus match torch's definitions") {
+TEST_CASE("the activations match torch's definitions (and the compositions hardtanh … mish)") {
   const double s2pi = std::sqrt(2.0 / 3.14159265358979323846);
   // clang-format off
   const auto table = std::tuple{
@@ -228,6 +229,19 @@ TEST_CASE("sigmoid, relu, leaky_relu, elu, gelu, silu and softplus match torch's
             [](double v) { return v > 20 ? v : std::log1p(std::exp(v)); }, -30, 30),
       unary("softplus (beta 2, threshold 5)", [](const auto& x) { return ft::softplus(x, 2.0, 5.0); },
             [](double v) { return 2 * v > 5 ? v : std::log1p(std::exp(2 * v)) / 2; }, -5, 5),
+      // compositions (ops/composite.hpp)
+      unary("hardtanh", [](const auto& x) { return ft::hardtanh(x); },
+            [](double v) { return std::clamp(v, -1.0, 1.0); }, -3, 3),
+      unary("hardtanh (-0.5, 2)", [](const auto& x) { return ft::hardtanh(x, -0.5, 2.0); },
+            [](double v) { return std::clamp(v, -0.5, 2.0); }, -3, 3),
+      unary("relu6", [](const auto& x) { return ft::relu6(x); }, [](double v) { return std::clamp(v, 0.0, 6.0); },
+            -3, 9),
+      unary("hardsigmoid", [](const auto& x) { return ft::hardsigmoid(x); },
+            [](double v) { return std::clamp(v + 3, 0.0, 6.0) / 6; }, -5, 5),
+      unary("hardswish", [](const auto& x) { return ft::hardswish(x); },
+            [](double v) { return v * std::clamp(v + 3, 0.0, 6.0) / 6; }, -5, 5),
+      unary("mish", [](const auto& x) { return ft::mish(x); },
+            [](double v) { return v * std::tanh(v > 20 ? v : std::log1p(std::exp(v))); }, -20, 30),
   };
   // clang-format on
   for (ft::Device dev : ft::test::devices()) {
@@ -602,4 +616,46 @@ TEST_CASE("gelu rejects an unknown approximate argument with ft::Error") {
   CHECK_THROWS_AS(ft::gelu(x, "erf"), ft::Error);
   CHECK_NOTHROW(ft::gelu(x, "none"));
   CHECK_NOTHROW(ft::gelu(x, "tanh"));
+}
+
+// lerp, addcmul, addcdiv, logaddexp (ops/composite.hpp): torch's definitions in double, one
+// launch each, and torch's edge cases.
+TEST_CASE("lerp, addcmul, addcdiv and logaddexp match torch's definitions in one launch") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto a = ft::test::random_tensor<float>({7, 33}, dev, 31, -3, 3);
+    auto b = ft::test::random_tensor<float>({7, 33}, dev, 32, -3, 3);
+    auto w = ft::test::random_tensor<float>({33}, dev, 33, -0.5, 1.5);
+    auto d = ft::test::random_tensor<float>({7, 1}, dev, 34, 0.5, 2);
+    const auto av = to_double(a), bv = to_double(b), wv = to_double(w), dv = to_double(d);
+    std::vector<double> lerp_t(av.size()), lerp_s(av.size()), cmul(av.size()), cdiv(av.size()), lae(av.size());
+    for (std::size_t i = 0; i < av.size(); ++i) {
+      const double x = av[i], y = bv[i], t = wv[i % 33], z = dv[i / 33];
+      lerp_t[i] = t < 0.5 ? x + t * (y - x) : y - (y - x) * (1 - t);
+      lerp_s[i] = y - (y - x) * (1 - 0.75);
+      cmul[i] = x + 0.5 * y * z;
+      cdiv[i] = x - 2.0 * y / z;
+      lae[i] = std::max(x, y) + std::log1p(std::exp(-std::fabs(x - y)));
+    }
+    ft::Tensor<float, 2> out;
+    CHECK(ft::test::launches_of(dev, [&] { out = ft::lerp(a, b, w); }) == 1);
+    check_close(out, lerp_t, 1e-5, 1e-6);
+    check_close(ft::eval(ft::lerp(a, b, 0.75)), lerp_s, 1e-5, 1e-6);
+    CHECK(ft::test::launches_of(dev, [&] { out = ft::addcmul(a, b, d, 0.5); }) == 1);
+    check_close(out, cmul, 1e-5, 1e-6);
+    check_close(ft::eval(ft::addcdiv(a, b, d, -2.0)), cdiv, 1e-5, 1e-6);
+    CHECK(ft::test::launches_of(dev, [&] { out = ft::logaddexp(a, b); }) == 1);
+    check_close(out, lae, 1e-5, 1e-6);
+    // torch: logaddexp of equal infinities is that infinity; lerp at weight 1 is end exactly
+    const float inf = std::numeric_limits<float>::infinity();
+    auto e = ft::from_vector<float>({inf, -inf, inf, 1e30f}, {4}, dev);
+    auto f = ft::from_vector<float>({inf, -inf, -inf, 1e30f}, {4}, dev);
+    const auto l = ft::eval(ft::logaddexp(e, f)).to_vector();
+    CHECK(l[0] == inf);
+    CHECK(l[1] == -inf);
+    CHECK(l[2] == inf);
+    CHECK(l[3] == doctest::Approx(1e30f));
+    CHECK(ft::eval(ft::lerp(a, b, 1.0)).to_vector() == b.to_vector());
+  }
+  CHECK_THROWS_AS(ft::hardtanh(ft::zeros<float>({2}), 1.0, -1.0), ft::Error);
 }

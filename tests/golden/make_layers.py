@@ -71,6 +71,11 @@ CASES = [
     ("softmax", lambda: nn.Softmax(dim=1), ACT, ()),
     ("log_softmax", lambda: nn.LogSoftmax(dim=1), ACT, ()),
     ("softmax_last", lambda: nn.Softmax(dim=-1), randn(2, 3, 5, scale=2.0), ()),
+    ("hardtanh", lambda: nn.Hardtanh(-0.5, 2.0), ACT, ()),
+    ("relu6", lambda: nn.ReLU6(), randn(4, 6, scale=4.0), ()),
+    ("hardsigmoid", lambda: nn.Hardsigmoid(), ACT, ()),
+    ("hardswish", lambda: nn.Hardswish(), ACT, ()),
+    ("mish", lambda: nn.Mish(), ACT, ()),
 ]
 
 

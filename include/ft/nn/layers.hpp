@@ -424,6 +424,39 @@ struct Tanh : Stateless<Tanh> {
     return ft::tanh(x);
   }
 };
+struct Hardtanh : Stateless<Hardtanh> {
+  double min_val = -1.0, max_val = 1.0;
+  Hardtanh() = default;
+  Hardtanh(double lo, double hi) : min_val(lo), max_val(hi) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::hardtanh(x, min_val, max_val);
+  }
+};
+struct ReLU6 : Stateless<ReLU6> {
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::relu6(x);
+  }
+};
+struct Hardsigmoid : Stateless<Hardsigmoid> {
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::hardsigmoid(x);
+  }
+};
+struct Hardswish : Stateless<Hardswish> {
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::hardswish(x);
+  }
+};
+struct Mish : Stateless<Mish> {
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::mish(x);
+  }
+};
 struct Sigmoid : Stateless<Sigmoid> {
   template <Expression X>
   auto forward(const X& x) {

@@ -7,6 +7,7 @@
 #include "ft/ops/arithmetic.hpp"
 #include "ft/ops/common.hpp"
 #include "ft/ops/comparison.hpp"
+#include "ft/ops/composite.hpp"
 #include "ft/ops/unary_math.hpp"
 
 namespace ft::inline FT_ABI::op {

@@ -1,0 +1,89 @@
+// Ops that are compositions of the primitive ones (torch's definitions written out): they fuse
+// into the statement that uses them and are differentiated through their parts, so they need no
+// functor or adjoint rule of their own. Activations: hardtanh, relu6, hardsigmoid, hardswish,
+// mish. Math: lerp, addcmul, addcdiv, logaddexp.
+//
+// The gradient at a kink is the parts' one: hardtanh's (clamp's) passes the gradient at x = min
+// and x = max where torch's hardtanh_backward gives 0 there; elsewhere they agree.
+#pragma once
+
+#include <limits>
+#include <type_traits>
+
+#include "ft/core/config.hpp"
+#include "ft/ops/activation.hpp"
+#include "ft/ops/arithmetic.hpp"
+#include "ft/ops/comparison.hpp"
+#include "ft/ops/unary_math.hpp"
+
+namespace ft::inline FT_ABI {
+
+// ---- activations ----
+
+// torch.nn.functional.hardtanh: x clamped to [min_val, max_val].
+template <Expression A>
+auto hardtanh(const A& x, double min_val = -1.0, double max_val = 1.0) {
+  check(min_val <= max_val, "hardtanh", "min_val ", min_val, " must not exceed max_val ", max_val);
+  return clamp(x, min_val, max_val);
+}
+
+// torch.nn.functional.relu6: min(max(x, 0), 6).
+template <Expression A>
+auto relu6(const A& x) {
+  return clamp(x, 0.0, 6.0);
+}
+
+// torch.nn.functional.hardsigmoid: relu6(x + 3) / 6.
+template <Expression A>
+auto hardsigmoid(const A& x) {
+  return clamp(x + 3.0, 0.0, 6.0) / 6.0;
+}
+
+// torch.nn.functional.hardswish: x · relu6(x + 3) / 6.
+template <Expression A>
+auto hardswish(const A& x) {
+  return x * (clamp(x + 3.0, 0.0, 6.0) / 6.0);
+}
+
+// torch.nn.functional.mish: x · tanh(softplus(x)).
+template <Expression A>
+auto mish(const A& x) {
+  return x * tanh(softplus(x));
+}
+
+// ---- math ----
+
+// torch.lerp(start, end, weight): start + weight·(end − start), written as end − (end − start)·
+// (1 − weight) for weight ≥ 0.5 as torch does (exact at weight = 1). `weight` is an expression
+// or a number.
+template <Expression A, Expression B, class W>
+requires(Expression<W> || std::is_arithmetic_v<W>) auto lerp(const A& start, const B& end, const W& weight) {
+  if constexpr (Expression<W>) {
+    return where(weight < 0.5, start + weight * (end - start), end - (end - start) * (1.0 - weight));
+  } else {
+    const double w = static_cast<double>(weight);
+    return where(Scalar<bool>{w < 0.5}, start + w * (end - start), end - (end - start) * (1.0 - w));
+  }
+}
+
+// torch.addcmul(input, a, b, value): input + value·a·b.
+template <Expression T, Expression A, Expression B>
+auto addcmul(const T& input, const A& a, const B& b, double value = 1.0) {
+  return input + value * (a * b);
+}
+
+// torch.addcdiv(input, a, b, value): input + value·a / b.
+template <Expression T, Expression A, Expression B>
+auto addcdiv(const T& input, const A& a, const B& b, double value = 1.0) {
+  return input + value * (a / b);
+}
+
+// torch.logaddexp(a, b): log(e^a + e^b) = max(a, b) + log1p(e^{−|a − b|}) without overflow;
+// two equal infinities give that infinity (a − b would be NaN).
+template <Expression A, Expression B>
+auto logaddexp(const A& a, const B& b) {
+  return where(logical_and(abs(a) == std::numeric_limits<double>::infinity(), a == b), a,
+               maximum(a, b) + log1p(exp(-abs(a - b))));
+}
+
+}  // namespace ft::inline FT_ABI
