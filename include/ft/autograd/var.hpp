@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -33,6 +34,36 @@ template <class T, int R>
 class Var;
 
 namespace autograd {
+
+// The implicit seed of a loss's backward: a rank-0 1 on the loss's device. On a GPU it is a
+// device-to-device copy of a 1 kept for the device, so a backward neither makes the host wait
+// nor copies from the host (a CUDA graph can capture it); the kept 1 is made by the first
+// backward on the device (a host copy: warm up before a capture, as for the optimizers).
+template <class T>
+Tensor<T, 0> unit_seed(Device d) {
+  Tensor<T, 0> seed(Shape<0>{}, d);
+  if (d.is_cpu()) {
+    seed.data()[0] = T(1);
+    return seed;
+  }
+  static std::mutex mutex;
+  static Tensor<T, 0>* kept[kMaxDevices] = {};  // never freed: they outlive the CUDA runtime
+  Tensor<T, 0>* one = nullptr;
+  {
+    std::lock_guard lock(mutex);
+    check(d.index >= 0 && d.index < kMaxDevices, "backward", "CUDA device ", d.index, " is beyond the ", kMaxDevices,
+          " devices fusedtensor supports");
+    Tensor<T, 0>*& slot = kept[d.index];
+    if (!slot) {
+      Tensor<T, 0> host(Shape<0>{}, kCPU);
+      host.data()[0] = T(1);
+      slot = new Tensor<T, 0>(host.to(d));
+    }
+    one = slot;
+  }
+  cuda::copy_bytes(seed.data(), d, one->data(), d, sizeof(T));
+  return seed;
+}
 
 template <class T, int R>
 class VarImpl final : public VarState {
@@ -187,9 +218,7 @@ class Var {
     static_assert(R == 0,
                   "ft::Var::backward(): only a rank-0 Var (a loss) has an implicit seed; "
                   "pass the gradient of the output: v.backward(seed)");
-    Tensor<T, 0> seed(Shape<0>{}, kCPU);
-    seed.data()[0] = T(1);
-    backward(seed.to(value().device()), opts);
+    backward(autograd::unit_seed<T>(value().device()), opts);
   }
   // Backward with `seed` = ∂L/∂this (this Var's shape and device).
   void backward(const Tensor<T, R>& seed, BackwardOptions opts = {}) const {

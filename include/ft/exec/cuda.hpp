@@ -44,6 +44,19 @@ inline int sm_count(int device) {
   return n;
 }
 
+// The most shared memory a block may opt in to on the device (227 KiB on sm_90), queried once.
+inline std::size_t shared_optin(int device) {
+  static std::atomic<int> cached[kMaxDevices] = {};
+  check(device >= 0 && device < kMaxDevices, "launch", "CUDA device ", device, " is beyond the ", kMaxDevices,
+        " devices fusedtensor supports");
+  int n = cached[device].load(std::memory_order_relaxed);
+  if (n == 0) {
+    FT_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    cached[device].store(n, std::memory_order_relaxed);
+  }
+  return static_cast<std::size_t>(n);
+}
+
 // Enough blocks to fill every SM several times over; the grid-stride loops cover the rest.
 inline unsigned grid_for(index_t work, int device) {
   index_t blocks = (work + kBlock - 1) / kBlock;

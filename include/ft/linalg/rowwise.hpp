@@ -7,6 +7,7 @@
 // expression.
 #pragma once
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -173,63 +174,89 @@ __device__ FT_INLINE T warp_all_reduce(T v, Op op) {
   return shuffle_words(v, [](unsigned x) { return __shfl_sync(0xffffffffu, x, 0); });
 }
 
-// Long rows: a block a row (rows blockIdx.x, + gridDim.x …): max, then the sum of exp(x − max),
-// then the write; each pass re-reads the fused input (recomputing is cheaper than storing).
+// Every row kernel reads its (fused) input once: the row is kept in shared memory between the
+// passes (each thread reads back only what it wrote, so no barrier is needed), and the output
+// is written once: softmax moves the bytes of a copy. A row too long for shared memory (more
+// than the device's opt-in shared memory: 227 KiB on sm_90) is read again in each pass instead.
+inline constexpr int kRowBlock = 1024;  // threads a block in the block-a-row kernels
+
+// The block's shared row cache (dynamic shared memory; declared once for every element type).
+template <class F>
+__device__ FT_INLINE F* row_cache() {
+  extern __shared__ __align__(16) unsigned char ft_row_cache_bytes[];
+  return reinterpret_cast<F*>(ft_row_cache_bytes);
+}
+
+// Long rows: a block a row (rows blockIdx.x, + gridDim.x …): the max while caching the row,
+// then the sum of exp(x − max), then the write, the last two from the cache (or re-read when
+// `cached` is false).
 template <class F, class Read, class I>
-__global__ void __launch_bounds__(kReduceBlock) softmax_kernel(F* out, Read read, I rows, I K, I inner, Kind kind) {
-  using BlockReduce = cub::BlockReduce<F, kReduceBlock>;
+__global__ void __launch_bounds__(kRowBlock)
+    softmax_kernel(F* out, Read read, I rows, I K, I inner, Kind kind, bool cached) {
+  using BlockReduce = cub::BlockReduce<F, kRowBlock>;
   __shared__ typename BlockReduce::TempStorage temp;
   __shared__ F shared_m, shared_s;
+  F* row = row_cache<F>();
   for (I r = blockIdx.x; r < rows; r += gridDim.x) {
     const I o = r / inner, i = r - o * inner, base = o * K * inner + i;
+    auto x = [&](I k) { return cached ? row[k] : static_cast<F>(read(base + k * inner)); };
     F m = -std::numeric_limits<F>::infinity();
-    for (I k = threadIdx.x; k < K; k += kReduceBlock) m = MaxOp<F>{}(m, static_cast<F>(read(base + k * inner)));
+#pragma unroll 4
+    for (I k = threadIdx.x; k < K; k += kRowBlock) {
+      const F v = static_cast<F>(read(base + k * inner));
+      if (cached) row[k] = v;
+      m = MaxOp<F>{}(m, v);
+    }
     m = BlockReduce(temp).Reduce(m, MaxOp<F>{});
     if (threadIdx.x == 0) shared_m = m == -std::numeric_limits<F>::infinity() ? F(0) : m;
     __syncthreads();
     m = shared_m;
     F s = 0;
-    for (I k = threadIdx.x; k < K; k += kReduceBlock) s += math::exp(static_cast<F>(read(base + k * inner)) - m);
+    for (I k = threadIdx.x; k < K; k += kRowBlock) s += math::exp(x(k) - m);
     s = BlockReduce(temp).Reduce(s, AddOp{});
     if (threadIdx.x == 0) shared_s = s;
     __syncthreads();
     s = shared_s;
     if (kind == Kind::Softmax) {
       const F inv = F(1) / s;
-      for (I k = threadIdx.x; k < K; k += kReduceBlock)
-        out[base + k * inner] = math::exp(static_cast<F>(read(base + k * inner)) - m) * inv;
+      for (I k = threadIdx.x; k < K; k += kRowBlock) out[base + k * inner] = math::exp(x(k) - m) * inv;
     } else {
       const F log_s = math::log(s);
-      for (I k = threadIdx.x; k < K; k += kReduceBlock)
-        out[base + k * inner] = (static_cast<F>(read(base + k * inner)) - m) - log_s;
+      for (I k = threadIdx.x; k < K; k += kRowBlock) out[base + k * inner] = (x(k) - m) - log_s;
     }
     __syncthreads();
   }
 }
 
 // Short rows: a warp a row (warp w of block b takes rows 8b + w, then + 8·gridDim.x …), lane l
-// the elements k = l, l + 32 …; the max and the sum are warp trees; the same passes as above.
-// A row along a non-last dim (inner > 1) is read with stride inner, as in the block kernel.
+// the elements k = l, l + 32 …, cached in the warp's share of shared memory (8·K elements a
+// block); the max and the sum are warp trees; the same passes as above. A row along a non-last
+// dim (inner > 1) is read with stride inner, as in the block kernel.
 template <class F, class Read, class I>
 __global__ void __launch_bounds__(kReduceBlock)
     softmax_warp_kernel(F* out, Read read, I rows, I K, I inner, Kind kind) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  F* row = row_cache<F>() + static_cast<index_t>(warp) * K;
   for (I r = static_cast<I>(blockIdx.x) * kWarps + warp; r < rows; r += static_cast<I>(gridDim.x) * kWarps) {
     const I o = r / inner, i = r - o * inner, base = o * K * inner + i;
     F m = -std::numeric_limits<F>::infinity();
-    for (I k = lane; k < K; k += 32) m = MaxOp<F>{}(m, static_cast<F>(read(base + k * inner)));
+#pragma unroll 4
+    for (I k = lane; k < K; k += 32) {
+      const F v = static_cast<F>(read(base + k * inner));
+      row[k] = v;
+      m = MaxOp<F>{}(m, v);
+    }
     m = warp_all_reduce(m, MaxOp<F>{});
     if (m == -std::numeric_limits<F>::infinity()) m = 0;  // a row of -inf: exp gives 0s, as torch
     F s = 0;
-    for (I k = lane; k < K; k += 32) s += math::exp(static_cast<F>(read(base + k * inner)) - m);
+    for (I k = lane; k < K; k += 32) s += math::exp(row[k] - m);
     s = warp_all_reduce(s, AddOp{});
     if (kind == Kind::Softmax) {
       const F inv = F(1) / s;
-      for (I k = lane; k < K; k += 32)
-        out[base + k * inner] = math::exp(static_cast<F>(read(base + k * inner)) - m) * inv;
+      for (I k = lane; k < K; k += 32) out[base + k * inner] = math::exp(row[k] - m) * inv;
     } else {
       const F log_s = math::log(s);
-      for (I k = lane; k < K; k += 32) out[base + k * inner] = (static_cast<F>(read(base + k * inner)) - m) - log_s;
+      for (I k = lane; k < K; k += 32) out[base + k * inner] = (row[k] - m) - log_s;
     }
   }
 }
@@ -241,18 +268,24 @@ __device__ FT_INLINE F layer_norm_rstd(const red::Welford<F>& acc, index_t K, do
 }
 
 // Long rows: a block a row (rows blockIdx.x, + gridDim.x …): Welford over the row in a block
-// tree, then the normalised write.
+// tree while caching it, then the normalised write from the cache (or a re-read).
 template <class F, class Read, class I>
-__global__ void __launch_bounds__(kReduceBlock)
-    layer_norm_kernel(F* out, F* mean, F* rstd, Read read, const F* w, const F* b, I rows, I K, double eps) {
+__global__ void __launch_bounds__(kRowBlock) layer_norm_kernel(F* out, F* mean, F* rstd, Read read, const F* w,
+                                                               const F* b, I rows, I K, double eps, bool cached) {
   using Red = red::Variance<F, false>;
   using Acc = red::Welford<F>;
-  using BlockReduce = cub::BlockReduce<Acc, kReduceBlock>;
+  using BlockReduce = cub::BlockReduce<Acc, kRowBlock>;
   __shared__ typename BlockReduce::TempStorage temp;
   __shared__ F shared_mu, shared_rs;
+  F* row = row_cache<F>();
   for (I r = blockIdx.x; r < rows; r += gridDim.x) {
     Acc acc{0, 0, 0};
-    for (I k = threadIdx.x; k < K; k += kReduceBlock) acc = Red::accumulate(acc, static_cast<F>(read(r * K + k)), k);
+#pragma unroll 4
+    for (I k = threadIdx.x; k < K; k += kRowBlock) {
+      const F v = static_cast<F>(read(r * K + k));
+      if (cached) row[k] = v;
+      acc = Red::accumulate(acc, v, k);
+    }
     acc = BlockReduce(temp).Reduce(acc, exec::gpu::CombineOp<Red>{Red{}});
     if (threadIdx.x == 0) {
       shared_mu = acc.mean;
@@ -262,8 +295,8 @@ __global__ void __launch_bounds__(kReduceBlock)
     }
     __syncthreads();
     const F mu = shared_mu, rs = shared_rs;
-    for (I k = threadIdx.x; k < K; k += kReduceBlock) {
-      F y = (static_cast<F>(read(r * K + k)) - mu) * rs;
+    for (I k = threadIdx.x; k < K; k += kRowBlock) {
+      F y = ((cached ? row[k] : static_cast<F>(read(r * K + k))) - mu) * rs;
       if (w) y *= w[k];
       if (b) y += b[k];
       out[r * K + k] = y;
@@ -272,17 +305,24 @@ __global__ void __launch_bounds__(kReduceBlock)
   }
 }
 
-// Short rows: a warp a row (rows 8b + w, then + 8·gridDim.x …), lane l the elements l, l + 32 …;
-// Welford per lane, combined in the warp tree (every lane gets lane 0's mean and m2).
+// Short rows: a warp a row (rows 8b + w, then + 8·gridDim.x …), lane l the elements l, l + 32 …
+// cached as in softmax_warp_kernel; Welford per lane, combined in the warp tree (every lane
+// gets lane 0's mean and m2).
 template <class F, class Read, class I>
 __global__ void __launch_bounds__(kReduceBlock)
     layer_norm_warp_kernel(F* out, F* mean, F* rstd, Read read, const F* w, const F* b, I rows, I K, double eps) {
   using Red = red::Variance<F, false>;
   using Acc = red::Welford<F>;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  F* row = row_cache<F>() + static_cast<index_t>(warp) * K;
   for (I r = static_cast<I>(blockIdx.x) * kWarps + warp; r < rows; r += static_cast<I>(gridDim.x) * kWarps) {
     Acc acc{0, 0, 0};
-    for (I k = lane; k < K; k += 32) acc = Red::accumulate(acc, static_cast<F>(read(r * K + k)), k);
+#pragma unroll 4
+    for (I k = lane; k < K; k += 32) {
+      const F v = static_cast<F>(read(r * K + k));
+      row[k] = v;
+      acc = Red::accumulate(acc, v, k);
+    }
     acc = warp_all_reduce(acc, exec::gpu::CombineOp<Red>{Red{}});
     const F mu = acc.mean, rs = layer_norm_rstd(acc, K, eps);
     if (lane == 0) {
@@ -290,7 +330,7 @@ __global__ void __launch_bounds__(kReduceBlock)
       rstd[r] = rs;
     }
     for (I k = lane; k < K; k += 32) {
-      F y = (static_cast<F>(read(r * K + k)) - mu) * rs;
+      F y = (row[k] - mu) * rs;
       if (w) y *= w[k];
       if (b) y += b[k];
       out[r * K + k] = y;
@@ -333,8 +373,39 @@ __device__ void cross_entropy_finish(F* out, double loss, double count, bool mea
   *ticket = 0;
 }
 
-// Short rows: a warp a row computes its loss; each block sums its warps' losses in warp order,
-// then cross_entropy_finish: one launch, deterministic.
+// A running log-sum-exp over (a share of) a row, read once: the max m, Σ exp(x − m) rescaled
+// whenever m grows, and Σ x (label smoothing's term). Adding x is merging {x, 1, x}; merging
+// is a fixed tree in the kernels, so the result is the same run to run.
+template <class F>
+struct OnlineLse {
+  F m, exp_sum, x_sum;
+};
+// s·exp(from − to), exactly s when the max did not move (also for infinite maxima).
+template <class F>
+__device__ FT_INLINE F rescale(F s, F from, F to) {
+  return from == to ? s : s * math::exp(from - to);
+}
+struct OnlineLseMerge {
+  template <class F>
+  __device__ FT_INLINE OnlineLse<F> operator()(const OnlineLse<F>& a, const OnlineLse<F>& b) const {
+    const F m = MaxOp<F>{}(a.m, b.m);
+    return {m, rescale(a.exp_sum, a.m, m) + rescale(b.exp_sum, b.m, m), a.x_sum + b.x_sum};
+  }
+};
+template <class F>
+__device__ FT_INLINE void online_add(OnlineLse<F>& acc, F x) {
+  const F m = MaxOp<F>{}(acc.m, x);
+  acc.exp_sum = rescale(acc.exp_sum, acc.m, m) + rescale(F(1), x, m);
+  acc.m = m;
+  acc.x_sum += x;
+}
+template <class F>
+__device__ FT_INLINE OnlineLse<F> online_empty() {
+  return {-std::numeric_limits<F>::infinity(), F(0), F(0)};
+}
+
+// Short rows: a warp a row computes its loss in one read of the row; each block sums its
+// warps' losses in warp order, then cross_entropy_finish: one launch, deterministic.
 template <class F, class Read, class I>
 __global__ void __launch_bounds__(kReduceBlock)
     cross_entropy_kernel(F* out, Read read, const std::int64_t* target, I rows, I C, std::int64_t ignore_index,
@@ -346,20 +417,12 @@ __global__ void __launch_bounds__(kReduceBlock)
     const std::int64_t t = target[r];
     if (t == ignore_index) continue;
     const I base = r * C;
-    F m = -std::numeric_limits<F>::infinity();
-    for (I c = lane; c < C; c += 32) m = MaxOp<F>{}(m, static_cast<F>(read(base + c)));
-    for (int off = 16; off > 0; off /= 2) m = MaxOp<F>{}(m, __shfl_xor_sync(0xffffffffu, m, off));
-    F s = 0, sx = 0;
-    for (I c = lane; c < C; c += 32) {
-      F x = static_cast<F>(read(base + c));
-      s += math::exp(x - m);
-      sx += x;
-    }
-    for (int off = 16; off > 0; off /= 2) {  // butterfly: every lane ends with the same sums
-      s += __shfl_xor_sync(0xffffffffu, s, off);
-      sx += __shfl_xor_sync(0xffffffffu, sx, off);
-    }
-    my_loss += row_loss(m, s, sx, target_logit<F>(read, base, t, C, report_word, code), C, smoothing);
+    OnlineLse<F> acc = online_empty<F>();
+#pragma unroll 4
+    for (I c = lane; c < C; c += 32) online_add(acc, static_cast<F>(read(base + c)));
+    acc = warp_all_reduce(acc, OnlineLseMerge{});
+    my_loss += row_loss(acc.m, acc.exp_sum, acc.x_sum, target_logit<F>(read, base, t, C, report_word, code), C,
+                        smoothing);
     my_count += 1;
   }
   if (lane == 0) {
@@ -374,75 +437,97 @@ __global__ void __launch_bounds__(kReduceBlock)
   }
 }
 
-template <class F>
-struct ExpSum {
-  F exp_sum, x_sum;  // Σ exp(x − m) and Σ x over (a share of) a row
-};
-struct ExpSumAdd {
-  template <class F>
-  __device__ FT_INLINE ExpSum<F> operator()(const ExpSum<F>& a, const ExpSum<F>& b) const {
-    return {a.exp_sum + b.exp_sum, a.x_sum + b.x_sum};
-  }
-};
-
-// Long rows: a block a row (rows blockIdx.x, + gridDim.x …): the max and the two sums in block
-// trees; thread 0 adds the block's row losses in row order, then cross_entropy_finish.
+// Long rows: a block a row (rows blockIdx.x, + gridDim.x …), read once: the running
+// log-sum-exp in a block tree; thread 0 adds the block's row losses in row order, then
+// cross_entropy_finish.
 template <class F, class Read, class I>
 __global__ void __launch_bounds__(kReduceBlock)
     cross_entropy_block_kernel(F* out, Read read, const std::int64_t* target, I rows, I C, std::int64_t ignore_index,
                                double smoothing, bool mean, double* partials, unsigned* ticket, int* report_word,
                                int code) {
-  using MaxReduce = cub::BlockReduce<F, kReduceBlock>;
-  using SumReduce = cub::BlockReduce<ExpSum<F>, kReduceBlock>;
-  __shared__ typename MaxReduce::TempStorage max_temp;
-  __shared__ typename SumReduce::TempStorage sum_temp;
-  __shared__ F shared_m;
+  using BlockReduce = cub::BlockReduce<OnlineLse<F>, kReduceBlock>;
+  __shared__ typename BlockReduce::TempStorage temp;
   double loss = 0, count = 0;  // thread 0's
   for (I r = blockIdx.x; r < rows; r += gridDim.x) {
     const std::int64_t t = target[r];
     if (t == ignore_index) continue;  // the whole block skips the row
     const I base = r * C;
-    F m = -std::numeric_limits<F>::infinity();
-    for (I c = threadIdx.x; c < C; c += kReduceBlock) m = MaxOp<F>{}(m, static_cast<F>(read(base + c)));
-    m = MaxReduce(max_temp).Reduce(m, MaxOp<F>{});
-    if (threadIdx.x == 0) shared_m = m;
-    __syncthreads();
-    m = shared_m;
-    ExpSum<F> part{0, 0};
-    for (I c = threadIdx.x; c < C; c += kReduceBlock) {
-      const F x = static_cast<F>(read(base + c));
-      part.exp_sum += math::exp(x - m);
-      part.x_sum += x;
-    }
-    const ExpSum<F> sums = SumReduce(sum_temp).Reduce(part, ExpSumAdd{});
+    OnlineLse<F> acc = online_empty<F>();
+#pragma unroll 4
+    for (I c = threadIdx.x; c < C; c += kReduceBlock) online_add(acc, static_cast<F>(read(base + c)));
+    acc = BlockReduce(temp).Reduce(acc, OnlineLseMerge{});
     if (threadIdx.x == 0) {
-      loss += row_loss(m, sums.exp_sum, sums.x_sum, target_logit<F>(read, base, t, C, report_word, code), C, smoothing);
+      loss += row_loss(acc.m, acc.exp_sum, acc.x_sum, target_logit<F>(read, base, t, C, report_word, code), C,
+                       smoothing);
       count += 1;
     }
-    __syncthreads();  // shared_m and the temporaries are reused by the next row
+    __syncthreads();  // the temporaries are reused by the next row
   }
   if (threadIdx.x == 0) cross_entropy_finish(out, loss, count, mean, partials, ticket);
 }
 
+// Dynamic shared memory for `bytes` of row cache, or 0 when they do not fit the device's
+// opt-in limit (the kernel then re-reads). Above the default 48 KiB the kernel's limit is raised
+// once a device (`raised`: the caller's, one per kernel instantiation).
+template <class Kernel>
+std::size_t row_cache_bytes(Kernel kernel, Device dev, std::size_t bytes, std::atomic<bool> (&raised)[kMaxDevices]) {
+  constexpr std::size_t kDefault = 48 * 1024, kStaticShare = 8 * 1024;  // the kernels' own __shared__ fit in 8 KiB
+  if (bytes <= kDefault - kStaticShare) return bytes;
+  const std::size_t optin = exec::gpu::shared_optin(dev.index);
+  if (bytes > optin - kStaticShare) return 0;
+  if (!raised[dev.index].load(std::memory_order_acquire)) {
+    FT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(optin - kStaticShare)));
+    raised[dev.index].store(true, std::memory_order_release);
+  }
+  return bytes;
+}
+
+// Blocks of `threads` for `units` rows (or groups of 8), as many as stay resident with `smem`
+// bytes each: the kernels stride over the rest.
+template <class Kernel>
+unsigned resident_blocks(Kernel kernel, Device dev, index_t units, int threads, std::size_t smem) {
+  int per_sm = 0;
+  FT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
+  const index_t cap = static_cast<index_t>(exec::gpu::sm_count(dev.index)) * (per_sm > 0 ? per_sm : 1);
+  return static_cast<unsigned>(units < 1 ? 1 : (units < cap ? units : cap));
+}
+
 template <class F, class Read, class I>
 void SoftmaxKernel<F, Read, I>::launch(Device dev, F* out, const Read& read, I rows, I K, I inner, Kind kind) {
+  static std::atomic<bool> raised_warp[kMaxDevices], raised_block[kMaxDevices];
   cudaStream_t stream = cuda::current_stream();
-  if (K <= kWarpRowMax)
-    softmax_warp_kernel<F>
-        <<<row_blocks((rows + kWarps - 1) / kWarps, dev), kReduceBlock, 0, stream>>>(out, read, rows, K, inner, kind);
-  else
-    softmax_kernel<F><<<row_blocks(rows, dev), kReduceBlock, 0, stream>>>(out, read, rows, K, inner, kind);
+  const std::size_t row_bytes = static_cast<std::size_t>(K) * sizeof(F);
+  auto warp_kernel = softmax_warp_kernel<F, Read, I>;
+  const std::size_t warp_smem = K <= kWarpRowMax ? row_cache_bytes(warp_kernel, dev, kWarps * row_bytes, raised_warp) : 0;
+  if (warp_smem > 0) {  // else (K > kWarpRowMax, or 8 rows over the device's shared memory) a block a row
+    warp_kernel<<<resident_blocks(warp_kernel, dev, (rows + kWarps - 1) / kWarps, kReduceBlock, warp_smem),
+                  kReduceBlock, warp_smem, stream>>>(out, read, rows, K, inner, kind);
+  } else {
+    auto kernel = softmax_kernel<F, Read, I>;
+    const std::size_t smem = row_cache_bytes(kernel, dev, row_bytes, raised_block);
+    kernel<<<resident_blocks(kernel, dev, rows, kRowBlock, smem), kRowBlock, smem, stream>>>(out, read, rows, K, inner,
+                                                                                            kind, smem > 0);
+  }
   FT_CUDA_CHECK(cudaGetLastError());
 }
 template <class F, class Read, class I>
 void LayerNormKernel<F, Read, I>::launch(Device dev, F* out, F* mean, F* rstd, const Read& read, const F* w, const F* b,
                                          I rows, I K, double eps) {
+  static std::atomic<bool> raised_warp[kMaxDevices], raised_block[kMaxDevices];
   cudaStream_t stream = cuda::current_stream();
-  if (K <= kWarpRowMax)
-    layer_norm_warp_kernel<F><<<row_blocks((rows + kWarps - 1) / kWarps, dev), kReduceBlock, 0, stream>>>(
-        out, mean, rstd, read, w, b, rows, K, eps);
-  else
-    layer_norm_kernel<F><<<row_blocks(rows, dev), kReduceBlock, 0, stream>>>(out, mean, rstd, read, w, b, rows, K, eps);
+  const std::size_t row_bytes = static_cast<std::size_t>(K) * sizeof(F);
+  auto warp_kernel = layer_norm_warp_kernel<F, Read, I>;
+  const std::size_t warp_smem = K <= kWarpRowMax ? row_cache_bytes(warp_kernel, dev, kWarps * row_bytes, raised_warp) : 0;
+  if (warp_smem > 0) {  // else (K > kWarpRowMax, or 8 rows over the device's shared memory) a block a row
+    warp_kernel<<<resident_blocks(warp_kernel, dev, (rows + kWarps - 1) / kWarps, kReduceBlock, warp_smem),
+                  kReduceBlock, warp_smem, stream>>>(out, mean, rstd, read, w, b, rows, K, eps);
+  } else {
+    auto kernel = layer_norm_kernel<F, Read, I>;
+    const std::size_t smem = row_cache_bytes(kernel, dev, row_bytes, raised_block);
+    kernel<<<resident_blocks(kernel, dev, rows, kRowBlock, smem), kRowBlock, smem, stream>>>(
+        out, mean, rstd, read, w, b, rows, K, eps, smem > 0);
+  }
   FT_CUDA_CHECK(cudaGetLastError());
 }
 template <class F, class Read, class I>
