@@ -52,5 +52,15 @@ int main() {
   double gbs = 6.0 * n * sizeof(float) / (fused * 1e6);
   std::printf("fused %.2f ms (%.1f GB/s), five statements %.2f ms: fusion is %.1fx faster; max |diff| = %g\n", fused,
               gbs, eager, eager / fused, max_diff);
-  return max_diff <= 1e-6f ? 0 : 1;
+  // Structure ops are readers too: joining, padding and flipping fuse into the consumer.
+  auto left = ft::randn<float>({256, 64}, dev, 6), right = ft::randn<float>({256, 32}, dev, 7);
+  auto w = ft::randn<float>({96}, dev, 8);
+  ft::stats::reset();
+  ft::Tensor<float, 2> joined = ft::relu(ft::cat({left, right}, 1) * w);
+  ft::Tensor<float, 2> framed = ft::pad(ft::flip(left, {1}), {1, 1, 2, 2}, "reflect") * 0.5f;
+  std::printf("cat + relu, pad(flip): %lld launches for %lld statements (shapes [%lld, %lld] and [%lld, %lld])\n",
+              static_cast<long long>(ft::stats::launches(dev)), 2LL, static_cast<long long>(joined.size(0)),
+              static_cast<long long>(joined.size(1)), static_cast<long long>(framed.size(0)),
+              static_cast<long long>(framed.size(1)));
+  return max_diff <= 1e-6f && ft::stats::launches(dev) == 2 ? 0 : 1;
 }

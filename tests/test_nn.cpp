@@ -219,6 +219,25 @@ TEST_CASE("activation modules match PyTorch") {
   }
 }
 
+TEST_CASE("GroupNorm, InstanceNorm2d, PixelShuffle and Upsample match PyTorch") {
+  for (ft::Device dev : ft::test::devices()) {
+    ft::nn::GroupNorm<float> gn(2, 6, 1e-5, true, dev), gn_plain(3, 6, 1e-3, false, dev);
+    check_layer<4>("groupnorm", gn, dev, 1e-4);
+    check_layer<3>("groupnorm_plain", gn_plain, dev, 1e-4);
+    ft::nn::InstanceNorm2d<float> in(3, 1e-5, true, dev), in_plain(3, 1e-5, false, dev);
+    check_layer<4>("instancenorm", in, dev, 1e-4);
+    check_layer<4>("instancenorm_plain", in_plain, dev, 1e-4);
+    ft::nn::PixelShuffle shuffle(2);
+    check_layer<4>("pixel_shuffle", shuffle, dev);
+    ft::nn::Upsample up(2.0), up_bilinear(std::array<ft::index_t, 2>{5, 7}, "bilinear");
+    check_layer<4>("upsample", up, dev);
+    check_layer<4>("upsample_bilinear", up_bilinear, dev, 1e-4);
+  }
+  CHECK_THROWS_WITH_AS(ft::nn::GroupNorm<float>(4, 6), doctest::Contains("divisible"), ft::Error);
+  ft::nn::InstanceNorm2d<float> in(3);
+  CHECK_THROWS_WITH_AS(in.forward(ft::zeros<float>({1, 4, 2, 2})), doctest::Contains("channels"), ft::Error);
+}
+
 // ---- the module machinery ----
 namespace {
 struct Net : ft::nn::Module<Net> {

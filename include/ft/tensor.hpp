@@ -25,5 +25,8 @@
 #include "ft/linalg/pool.hpp"
 #include "ft/linalg/rowwise.hpp"
 #include "ft/ops/elementwise.hpp"
+#include "ft/ops/indexing.hpp"
+#include "ft/ops/ordering.hpp"
 #include "ft/ops/reduction.hpp"
+#include "ft/ops/structure.hpp"
 #include "ft/version.hpp"

@@ -76,6 +76,13 @@ CASES = [
     ("hardsigmoid", lambda: nn.Hardsigmoid(), ACT, ()),
     ("hardswish", lambda: nn.Hardswish(), ACT, ()),
     ("mish", lambda: nn.Mish(), ACT, ()),
+    ("groupnorm", lambda: nn.GroupNorm(2, 6), randn(3, 6, 4, 5), ("affine",)),
+    ("groupnorm_plain", lambda: nn.GroupNorm(3, 6, eps=1e-3, affine=False), randn(2, 6, 5), ()),
+    ("instancenorm", lambda: nn.InstanceNorm2d(3, affine=True), randn(2, 3, 4, 5), ("affine",)),
+    ("instancenorm_plain", lambda: nn.InstanceNorm2d(3), randn(2, 3, 4, 5), ()),
+    ("pixel_shuffle", lambda: nn.PixelShuffle(2), randn(2, 8, 3, 3), ()),
+    ("upsample", lambda: nn.Upsample(scale_factor=2), randn(1, 2, 3, 4), ()),
+    ("upsample_bilinear", lambda: nn.Upsample(size=(5, 7), mode="bilinear"), randn(1, 2, 3, 4), ()),
 ]
 
 

@@ -55,6 +55,9 @@ struct LeafInfo {
   int rank;
   const index_t* shape;
   const index_t* strides;
+  // Read through a remapping of coordinates (a gather: flip, pad, cat …): never by the output's
+  // linear index, and never in place over itself.
+  bool remapped = false;
 };
 
 }  // namespace ft::inline FT_ABI

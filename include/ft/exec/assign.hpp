@@ -43,7 +43,7 @@ bool reads_through_other_map(const Tensor<T, R>& dst, const E& e) {
   bool conflict = false;
   e.for_each_leaf([&](const LeafInfo& l) {
     if (!l.storage || l.storage != dst.storage().get()) return;
-    bool same = l.data == dst.data() && l.rank == R && l.elem_size == sizeof(T);
+    bool same = !l.remapped && l.data == dst.data() && l.rank == R && l.elem_size == sizeof(T);
     for (int d = 0; same && d < R; ++d)
       same = l.shape[d] == dst.shape()[d] && (l.shape[d] == 1 || l.strides[d] == dst.strides()[d]);
     if (!same) conflict = true;

@@ -68,7 +68,7 @@ void plan_leaves(Plan& p, index_t n, const E& e) {
       if (l.strides[d] != expected) contiguous = false;
       expected *= l.shape[d];
     }
-    if (!(contiguous && ln == n)) p.dense = false;
+    if (!(contiguous && ln == n) || l.remapped) p.dense = false;
     if (!fits_int32(offset_span(l.rank, l.shape, l.strides))) p.index32 = false;
     if (l.data && reinterpret_cast<std::uintptr_t>(l.data) % 16 != 0) p.aligned16 = false;
   });

@@ -4,6 +4,7 @@
 // boundary op (GEMM, convolution, pooling, normalisation) return a Var.
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -19,6 +20,7 @@
 #include "ft/nn/embedding.hpp"
 #include "ft/nn/init.hpp"
 #include "ft/nn/module.hpp"
+#include "ft/ops/structure.hpp"
 
 namespace ft::inline FT_ABI::nn {
 
@@ -306,6 +308,107 @@ class LayerNorm : public Module<LayerNorm<T, N>> {
   }
 };
 
+// ---- GroupNorm, InstanceNorm2d ----
+namespace functional {
+// torch.nn.functional.group_norm(x [N, C, *], num_groups, weight [C], bias [C], eps): each
+// group of C / num_groups channels of a sample normalised together (layer_norm over the group's
+// elements, a view), then the per-channel affine. Returns a Var (a constant when nothing
+// requires grad); gradients from layer_norm's backward and the broadcast product's.
+template <Expression X, class T = float_promote_t<typename X::value_type>>
+Var<T, X::rank> group_norm(const X& x, index_t num_groups, const Var<T, 1>& weight = {}, const Var<T, 1>& bias = {},
+                           double eps = 1e-5) {
+  constexpr int R = X::rank;
+  static_assert(R >= 2, "ft::nn::functional::group_norm: the input must be [N, C, *]");
+  const index_t N = x.shape()[0], C = x.shape()[1];
+  check(num_groups > 0 && C % num_groups == 0, "group_norm", "the ", C, " channels of ", to_string(x.shape()),
+        " do not divide into ", num_groups, " groups");
+  for (const auto* p : {&weight, &bias})
+    if (p->defined())
+      check(p->shape() == Shape<1>{C}, "group_norm", "weight and bias must be [", C, "], got ", to_string(p->shape()));
+  Var<T, R> vx = autograd::to_var(x);
+  if (!vx.value().is_contiguous()) vx = Var<T, R>(vx * T(1));  // the group view needs contiguous rows
+  index_t grouped[3] = {N, num_groups, N * num_groups > 0 ? vx.numel() / (N * num_groups) : 0};
+  Var<T, 3> normed = ft::layer_norm(vx.reshape(grouped), 1, Var<T, 1>(), Var<T, 1>(), eps);
+  index_t back[R], channel[R];
+  for (int d = 0; d < R; ++d) {
+    back[d] = x.shape()[d];
+    channel[d] = d == 1 ? C : 1;
+  }
+  Var<T, R> y = normed.reshape(back);
+  if (weight.defined() && bias.defined()) return Var<T, R>(y * weight.reshape(channel) + bias.reshape(channel));
+  if (weight.defined()) return Var<T, R>(y * weight.reshape(channel));
+  if (bias.defined()) return Var<T, R>(y + bias.reshape(channel));
+  return y;
+}
+// torch.nn.functional.instance_norm without running statistics: group_norm with a group a channel.
+template <Expression X, class T = float_promote_t<typename X::value_type>>
+Var<T, X::rank> instance_norm(const X& x, const Var<T, 1>& weight = {}, const Var<T, 1>& bias = {}, double eps = 1e-5) {
+  return group_norm(x, x.shape()[1], weight, bias, eps);
+}
+}  // namespace functional
+
+// nn.GroupNorm(num_groups, num_channels, eps, affine).
+template <class T = float>
+class GroupNorm : public Module<GroupNorm<T>> {
+ public:
+  Var<T, 1> weight, bias;
+  index_t num_groups = 1;
+  double eps = 1e-5;
+
+  GroupNorm() = default;
+  GroupNorm(index_t groups, index_t num_channels, double eps_ = 1e-5, bool affine = true, Device device = kCPU)
+      : num_groups(groups), eps(eps_) {
+    check(groups > 0 && num_channels % groups == 0, "GroupNorm", "num_channels ", num_channels,
+          " must be divisible by num_groups ", groups);
+    if (affine) {
+      weight = detail::parameter(ft::ones<T>({num_channels}, device));
+      bias = detail::parameter(ft::zeros<T>({num_channels}, device));
+    }
+  }
+  template <class V>
+  void visit(V&& v) {
+    v("weight", weight);
+    v("bias", bias);
+  }
+  template <Expression X>
+  Var<T, X::rank> forward(const X& x) {
+    return functional::group_norm(x, num_groups, weight, bias, eps);
+  }
+};
+
+// nn.InstanceNorm2d(num_features, eps, affine = false): each channel of each image normalised
+// over its H × W. Running statistics (track_running_stats = true) are not implemented.
+template <class T = float>
+class InstanceNorm2d : public Module<InstanceNorm2d<T>> {
+ public:
+  Var<T, 1> weight, bias;
+  double eps = 1e-5;
+
+  InstanceNorm2d() = default;
+  explicit InstanceNorm2d(index_t num_features, double eps_ = 1e-5, bool affine = false, Device device = kCPU)
+      : eps(eps_), features_(num_features) {
+    if (affine) {
+      weight = detail::parameter(ft::ones<T>({num_features}, device));
+      bias = detail::parameter(ft::zeros<T>({num_features}, device));
+    }
+  }
+  template <class V>
+  void visit(V&& v) {
+    v("weight", weight);
+    v("bias", bias);
+  }
+  template <Expression X>
+  Var<T, X::rank> forward(const X& x) {
+    static_assert(X::rank == 4, "ft::nn::InstanceNorm2d: the input must be [N, C, H, W]");
+    check(x.shape()[1] == features_, "InstanceNorm2d", "expected ", features_, " channels, got input ",
+          to_string(x.shape()));
+    return functional::instance_norm(x, weight, bias, eps);
+  }
+
+ private:
+  index_t features_ = 0;
+};
+
 // ---- Dropout ----
 namespace detail {
 // The dropout mask: 1/(1-p) where a Philox uniform is ≥ p, else 0; all ones when p is 0.
@@ -455,6 +558,44 @@ struct Mish : Stateless<Mish> {
   template <Expression X>
   auto forward(const X& x) {
     return ft::mish(x);
+  }
+};
+
+// ---- resampling (lazy expressions, ft/ops/structure.hpp) ----
+// nn.PixelShuffle(r): [N, C·r², H, W] → [N, C, H·r, W·r].
+struct PixelShuffle : Stateless<PixelShuffle> {
+  index_t upscale_factor;
+  explicit PixelShuffle(index_t r) : upscale_factor(r) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::pixel_shuffle(x, upscale_factor);
+  }
+};
+// nn.PixelUnshuffle(r): [N, C, H·r, W·r] → [N, C·r², H, W].
+struct PixelUnshuffle : Stateless<PixelUnshuffle> {
+  index_t downscale_factor;
+  explicit PixelUnshuffle(index_t r) : downscale_factor(r) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::pixel_unshuffle(x, downscale_factor);
+  }
+};
+// nn.Upsample of images [N, C, H, W] to a size or by a scale factor; mode "nearest",
+// "nearest-exact" or "bilinear" (with align_corners).
+struct Upsample : Stateless<Upsample> {
+  std::optional<std::array<index_t, 2>> size;
+  double scale_factor = 1.0;
+  std::string_view mode = "nearest";
+  bool align_corners = false;
+  explicit Upsample(double scale, std::string_view m = "nearest", bool align = false)
+      : scale_factor(scale), mode(m), align_corners(align) {}
+  explicit Upsample(std::array<index_t, 2> sz, std::string_view m = "nearest", bool align = false)
+      : size(sz), mode(m), align_corners(align) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    static_assert(X::rank == 4, "ft::nn::Upsample: the input must be [N, C, H, W]");
+    if (size) return ft::interpolate(x, {(*size)[0], (*size)[1]}, mode, align_corners);
+    return ft::interpolate(x, {scale_factor, scale_factor}, mode, align_corners);
   }
 };
 struct Sigmoid : Stateless<Sigmoid> {
