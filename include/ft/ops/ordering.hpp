@@ -420,6 +420,7 @@ __global__ void __launch_bounds__(kBlock)
     if (inverse) inverse[positions[L]] = v;
   }
 }
+template <class = void>  // a template: a kernel defined in a header must not be defined in every object file
 __global__ void __launch_bounds__(kBlock)
     unique_count_kernel(std::int64_t* counts, const std::int64_t* starts, index_t n_values, index_t n) {
   for (index_t v = static_cast<index_t>(blockIdx.x) * kBlock + threadIdx.x; v < n_values;
@@ -460,7 +461,7 @@ void UniqueWriteKernel<T>::launch(Device dev, T* values, std::int64_t* inverse, 
                                                                                    positions, group, n);
   FT_CUDA_CHECK(cudaGetLastError());
   if (counts) {
-    unique_count_kernel<<<exec::gpu::grid_for(n_values, dev.index), kBlock, 0, stream>>>(counts, starts.data(),
+    unique_count_kernel<><<<exec::gpu::grid_for(n_values, dev.index), kBlock, 0, stream>>>(counts, starts.data(),
                                                                                          n_values, n);
     FT_CUDA_CHECK(cudaGetLastError());
   }
