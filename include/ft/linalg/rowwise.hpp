@@ -404,25 +404,37 @@ __device__ FT_INLINE OnlineLse<F> online_empty() {
   return {-std::numeric_limits<F>::infinity(), F(0), F(0)};
 }
 
-// Short rows: a warp a row computes its loss in one read of the row; each block sums its
-// warps' losses in warp order, then cross_entropy_finish: one launch, deterministic.
+// Short rows: a warp a row computes its loss in one read of the row (cached in the warp's share
+// of shared memory, as softmax_warp_kernel: the max, then the sums from the cache); each block
+// sums its warps' losses in warp order, then cross_entropy_finish: one launch, deterministic.
 template <class F, class Read, class I>
 __global__ void __launch_bounds__(kReduceBlock)
     cross_entropy_kernel(F* out, Read read, const std::int64_t* target, I rows, I C, std::int64_t ignore_index,
                          double smoothing, bool mean, double* partials, unsigned* ticket, int* report_word, int code) {
   __shared__ double warp_loss[kWarps], warp_count[kWarps];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  F* row = row_cache<F>() + static_cast<index_t>(warp) * C;
   double my_loss = 0, my_count = 0;
   for (I r = static_cast<I>(blockIdx.x) * kWarps + warp; r < rows; r += static_cast<I>(gridDim.x) * kWarps) {
     const std::int64_t t = target[r];
     if (t == ignore_index) continue;
     const I base = r * C;
-    OnlineLse<F> acc = online_empty<F>();
+    F m = -std::numeric_limits<F>::infinity();
 #pragma unroll 4
-    for (I c = lane; c < C; c += 32) online_add(acc, static_cast<F>(read(base + c)));
-    acc = warp_all_reduce(acc, OnlineLseMerge{});
-    my_loss += row_loss(acc.m, acc.exp_sum, acc.x_sum, target_logit<F>(read, base, t, C, report_word, code), C,
-                        smoothing);
+    for (I c = lane; c < C; c += 32) {
+      const F x = static_cast<F>(read(base + c));
+      row[c] = x;
+      m = MaxOp<F>{}(m, x);
+    }
+    m = warp_all_reduce(m, MaxOp<F>{});
+    F s = 0, sx = 0;  // independent sums from the cached row (a running log-sum-exp here is a serial chain)
+    for (I c = lane; c < C; c += 32) {
+      s += math::exp(row[c] - m);
+      sx += row[c];
+    }
+    s = warp_all_reduce(s, AddOp{});
+    sx = warp_all_reduce(sx, AddOp{});
+    my_loss += row_loss(m, s, sx, target_logit<F>(read, base, t, C, report_word, code), C, smoothing);
     my_count += 1;
   }
   if (lane == 0) {
@@ -457,8 +469,8 @@ __global__ void __launch_bounds__(kReduceBlock)
     for (I c = threadIdx.x; c < C; c += kReduceBlock) online_add(acc, static_cast<F>(read(base + c)));
     acc = BlockReduce(temp).Reduce(acc, OnlineLseMerge{});
     if (threadIdx.x == 0) {
-      loss += row_loss(acc.m, acc.exp_sum, acc.x_sum, target_logit<F>(read, base, t, C, report_word, code), C,
-                       smoothing);
+      loss +=
+          row_loss(acc.m, acc.exp_sum, acc.x_sum, target_logit<F>(read, base, t, C, report_word, code), C, smoothing);
       count += 1;
     }
     __syncthreads();  // the temporaries are reused by the next row
@@ -499,7 +511,8 @@ void SoftmaxKernel<F, Read, I>::launch(Device dev, F* out, const Read& read, I r
   cudaStream_t stream = cuda::current_stream();
   const std::size_t row_bytes = static_cast<std::size_t>(K) * sizeof(F);
   auto warp_kernel = softmax_warp_kernel<F, Read, I>;
-  const std::size_t warp_smem = K <= kWarpRowMax ? row_cache_bytes(warp_kernel, dev, kWarps * row_bytes, raised_warp) : 0;
+  const std::size_t warp_smem =
+      K <= kWarpRowMax ? row_cache_bytes(warp_kernel, dev, kWarps * row_bytes, raised_warp) : 0;
   if (warp_smem > 0) {  // else (K > kWarpRowMax, or 8 rows over the device's shared memory) a block a row
     warp_kernel<<<resident_blocks(warp_kernel, dev, (rows + kWarps - 1) / kWarps, kReduceBlock, warp_smem),
                   kReduceBlock, warp_smem, stream>>>(out, read, rows, K, inner, kind);
@@ -507,7 +520,7 @@ void SoftmaxKernel<F, Read, I>::launch(Device dev, F* out, const Read& read, I r
     auto kernel = softmax_kernel<F, Read, I>;
     const std::size_t smem = row_cache_bytes(kernel, dev, row_bytes, raised_block);
     kernel<<<resident_blocks(kernel, dev, rows, kRowBlock, smem), kRowBlock, smem, stream>>>(out, read, rows, K, inner,
-                                                                                            kind, smem > 0);
+                                                                                             kind, smem > 0);
   }
   FT_CUDA_CHECK(cudaGetLastError());
 }
@@ -518,15 +531,16 @@ void LayerNormKernel<F, Read, I>::launch(Device dev, F* out, F* mean, F* rstd, c
   cudaStream_t stream = cuda::current_stream();
   const std::size_t row_bytes = static_cast<std::size_t>(K) * sizeof(F);
   auto warp_kernel = layer_norm_warp_kernel<F, Read, I>;
-  const std::size_t warp_smem = K <= kWarpRowMax ? row_cache_bytes(warp_kernel, dev, kWarps * row_bytes, raised_warp) : 0;
+  const std::size_t warp_smem =
+      K <= kWarpRowMax ? row_cache_bytes(warp_kernel, dev, kWarps * row_bytes, raised_warp) : 0;
   if (warp_smem > 0) {  // else (K > kWarpRowMax, or 8 rows over the device's shared memory) a block a row
     warp_kernel<<<resident_blocks(warp_kernel, dev, (rows + kWarps - 1) / kWarps, kReduceBlock, warp_smem),
                   kReduceBlock, warp_smem, stream>>>(out, mean, rstd, read, w, b, rows, K, eps);
   } else {
     auto kernel = layer_norm_kernel<F, Read, I>;
     const std::size_t smem = row_cache_bytes(kernel, dev, row_bytes, raised_block);
-    kernel<<<resident_blocks(kernel, dev, rows, kRowBlock, smem), kRowBlock, smem, stream>>>(
-        out, mean, rstd, read, w, b, rows, K, eps, smem > 0);
+    kernel<<<resident_blocks(kernel, dev, rows, kRowBlock, smem), kRowBlock, smem, stream>>>(out, mean, rstd, read, w,
+                                                                                             b, rows, K, eps, smem > 0);
   }
   FT_CUDA_CHECK(cudaGetLastError());
 }
@@ -534,14 +548,19 @@ template <class F, class Read, class I>
 void CrossEntropyKernel<F, Read, I>::launch(Device dev, F* out, const Read& read, const std::int64_t* target, I rows,
                                             I C, std::int64_t ignore_index, double smoothing, bool mean,
                                             int* report_word, int code) {
+  static std::atomic<bool> raised[kMaxDevices];
   cudaStream_t stream = cuda::current_stream();
-  const bool warp_rows = C <= kWarpRowMax;
-  const unsigned blocks = row_blocks(warp_rows ? (rows + kWarps - 1) / kWarps : rows, dev);
+  auto warp_kernel = cross_entropy_kernel<F, Read, I>;
+  const std::size_t row_bytes = static_cast<std::size_t>(C) * sizeof(F);
+  const std::size_t smem = C <= kWarpRowMax ? row_cache_bytes(warp_kernel, dev, kWarps * row_bytes, raised) : 0;
+  const bool warp_rows = smem > 0;  // else (long rows, or 8 rows over the shared memory) a block a row
+  const unsigned blocks = warp_rows
+                              ? resident_blocks(warp_kernel, dev, (rows + kWarps - 1) / kWarps, kReduceBlock, smem)
+                              : row_blocks(rows, dev);
   exec::gpu::SplitScratch<double> scratch(dev, 1, 2 * static_cast<index_t>(blocks), stream);  // (loss, count) a block
   if (warp_rows)
-    cross_entropy_kernel<F><<<blocks, kReduceBlock, 0, stream>>>(out, read, target, rows, C, ignore_index, smoothing,
-                                                                 mean, scratch.partials, scratch.tickets, report_word,
-                                                                 code);
+    warp_kernel<<<blocks, kReduceBlock, smem, stream>>>(out, read, target, rows, C, ignore_index, smoothing, mean,
+                                                        scratch.partials, scratch.tickets, report_word, code);
   else
     cross_entropy_block_kernel<F><<<blocks, kReduceBlock, 0, stream>>>(out, read, target, rows, C, ignore_index,
                                                                        smoothing, mean, scratch.partials,
