@@ -461,8 +461,8 @@ void UniqueWriteKernel<T>::launch(Device dev, T* values, std::int64_t* inverse, 
                                                                                    positions, group, n);
   FT_CUDA_CHECK(cudaGetLastError());
   if (counts) {
-    unique_count_kernel<><<<exec::gpu::grid_for(n_values, dev.index), kBlock, 0, stream>>>(counts, starts.data(),
-                                                                                         n_values, n);
+    unique_count_kernel<>
+        <<<exec::gpu::grid_for(n_values, dev.index), kBlock, 0, stream>>>(counts, starts.data(), n_values, n);
     FT_CUDA_CHECK(cudaGetLastError());
   }
 }
