@@ -1,6 +1,7 @@
-// Convolution and pooling (NCHW): conv2d and its backward primitives against a direct
-// double-precision loop and its adjoints (and finite differences), pooling forward/backward
-// against plain loops, determinism, launch counts and errors.
+// Convolution and pooling (NCHW): conv2d and its backward primitives, conv1d and
+// conv_transpose2d (with their Var gradients) against direct double-precision loops and their
+// adjoints (and finite differences), pooling forward/backward against plain loops, determinism,
+// launch counts and errors.
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -377,6 +378,433 @@ TEST_CASE("bad conv2d arguments throw an ft::Error naming the op and the shapes,
 }
 
 // ---------------------------------------------------------------------------------------
+// conv1d and conv_transpose2d: direct loops of their own definitions (not conv2d's), their
+// adjoints for the Var gradients, and finite differences
+// ---------------------------------------------------------------------------------------
+
+namespace {
+
+struct Conv1dCase {
+  index_t n, c, l, o, k;
+  ft::Conv1dOptions opt;
+  bool bias;
+};
+
+index_t ref_out1d(const Conv1dCase& k) {
+  return (k.l + 2 * k.opt.padding - k.opt.dilation * (k.k - 1) - 1) / k.opt.stride + 1;
+}
+
+// f(y_index, x_index, w_index) for each term x[n, c, ol·s − p + j·d]·w[o, c mod C/g, j] of y[n, o, ol].
+void for_each_term_1d(const Conv1dCase& k, const std::function<void(std::size_t, std::size_t, std::size_t)>& f) {
+  const index_t ol = ref_out1d(k), cg = k.c / k.opt.groups, og = k.o / k.opt.groups;
+  for (index_t n = 0; n < k.n; ++n)
+    for (index_t o = 0; o < k.o; ++o)
+      for (index_t oy = 0; oy < ol; ++oy)
+        for (index_t ci = 0; ci < cg; ++ci)
+          for (index_t j = 0; j < k.k; ++j) {
+            const index_t ix = oy * k.opt.stride - k.opt.padding + j * k.opt.dilation;
+            if (ix < 0 || ix >= k.l) continue;
+            const index_t c = (o / og) * cg + ci;
+            f(static_cast<std::size_t>((n * k.o + o) * ol + oy), static_cast<std::size_t>((n * k.c + c) * k.l + ix),
+              static_cast<std::size_t>((o * cg + ci) * k.k + j));
+          }
+}
+
+struct ConvTCase {
+  index_t n, cin, h, w, cout, kh, kw;
+  ft::ConvTranspose2dOptions opt;
+  bool bias;
+};
+
+Shape<4> ref_transpose_shape(const ConvTCase& k) {
+  const auto& o = k.opt;
+  return {k.n, k.cout, (k.h - 1) * o.stride.h - 2 * o.padding.h + o.dilation.h * (k.kh - 1) + o.output_padding.h + 1,
+          (k.w - 1) * o.stride.w - 2 * o.padding.w + o.dilation.w * (k.kw - 1) + o.output_padding.w + 1};
+}
+
+// The transposed convolution as a scatter: input pixel (iy, ix) of channel ci adds x·w[ci, co, i, j]
+// to output pixel (iy·s − p + i·d, ix·s − p + j·d) of each output channel co of ci's group.
+void for_each_term_transpose(const ConvTCase& k, const std::function<void(std::size_t, std::size_t, std::size_t)>& f) {
+  const Shape<4> ys = ref_transpose_shape(k);
+  const index_t cin_g = k.cin / k.opt.groups, cout_g = k.cout / k.opt.groups;
+  const auto& o = k.opt;
+  for (index_t n = 0; n < k.n; ++n)
+    for (index_t ci = 0; ci < k.cin; ++ci)
+      for (index_t iy = 0; iy < k.h; ++iy)
+        for (index_t ix = 0; ix < k.w; ++ix)
+          for (index_t cl = 0; cl < cout_g; ++cl)
+            for (index_t i = 0; i < k.kh; ++i)
+              for (index_t j = 0; j < k.kw; ++j) {
+                const index_t oy = iy * o.stride.h - o.padding.h + i * o.dilation.h;
+                const index_t ox = ix * o.stride.w - o.padding.w + j * o.dilation.w;
+                if (oy < 0 || oy >= ys[2] || ox < 0 || ox >= ys[3]) continue;
+                const index_t co = (ci / cin_g) * cout_g + cl;
+                f(static_cast<std::size_t>(((n * k.cout + co) * ys[2] + oy) * ys[3] + ox),
+                  static_cast<std::size_t>(((n * k.cin + ci) * k.h + iy) * k.w + ix),
+                  static_cast<std::size_t>(((ci * cout_g + cl) * k.kh + i) * k.kw + j));
+              }
+}
+
+// y = Σ x·w (+ b), dx = Σ gy·w, dw = Σ gy·x and db = Σ gy over one visit of the terms.
+struct RefConv {
+  std::vector<double> y, dx, dw, db;
+};
+RefConv ref_from_terms(
+    const std::function<void(const std::function<void(std::size_t, std::size_t, std::size_t)>&)>& visit, std::size_t ny,
+    std::size_t plane, const std::vector<double>& x, const std::vector<double>& w, const std::vector<double>& b,
+    const std::vector<double>& gy) {
+  RefConv r{std::vector<double>(ny, 0.0), std::vector<double>(x.size(), 0.0), std::vector<double>(w.size(), 0.0),
+            std::vector<double>(b.size(), 0.0)};
+  for (std::size_t i = 0; i < ny; ++i) {
+    if (!b.empty()) {
+      r.y[i] = b[(i / plane) % b.size()];
+      r.db[(i / plane) % b.size()] += gy[i];
+    }
+  }
+  visit([&](std::size_t yi, std::size_t xi, std::size_t wi) {
+    r.y[yi] += x[xi] * w[wi];
+    r.dx[xi] += gy[yi] * w[wi];
+    r.dw[wi] += gy[yi] * x[xi];
+  });
+  return r;
+}
+
+// conv1d on tensors and on Vars (one tape node; gradients of Σ gy ⊙ y) against the loops.
+template <class T>
+void check_conv1d_case(ft::Device dev, const Conv1dCase& k, unsigned seed) {
+  CAPTURE(k.opt.stride);
+  CAPTURE(k.opt.padding);
+  CAPTURE(k.opt.dilation);
+  CAPTURE(k.opt.groups);
+  CAPTURE(k.bias);
+  const index_t ol = ref_out1d(k);
+  auto x = random_tensor<T>({k.n, k.c, k.l}, dev, seed, -1, 1);
+  auto w = random_tensor<T>({k.o, k.c / k.opt.groups, k.k}, dev, seed + 1, -1, 1);
+  auto b = random_tensor<T>({k.o}, dev, seed + 2, -1, 1);
+  auto gy = random_tensor<T>({k.n, k.o, ol}, dev, seed + 3, -1, 1);
+  const RefConv r = ref_from_terms([&](const auto& f) { for_each_term_1d(k, f); },
+                                   static_cast<std::size_t>(k.n * k.o * ol), static_cast<std::size_t>(ol), to_double(x),
+                                   to_double(w), k.bias ? to_double(b) : std::vector<double>{}, to_double(gy));
+  const double t = tol<T>(dev);
+  ft::Tensor<T, 3> y = k.bias ? ft::conv1d(x, w, b, k.opt) : ft::conv1d(x, w, k.opt);
+  CHECK(y.shape() == Shape<3>{k.n, k.o, ol});
+  check_close(y, r.y, t, t);
+
+  ft::Var<T, 3> vx(x, ft::requires_grad), vw(w, ft::requires_grad);
+  ft::Var<T, 1> vb(b, ft::requires_grad);
+  ft::Var<T, 3> vy = k.bias ? ft::conv1d(vx, vw, vb, k.opt) : ft::conv1d(vx, vw, k.opt);
+  CHECK(vy.grad_fn_name() == "conv1d");
+  check_close(vy.value(), r.y, t, t);
+  vy.backward(gy);
+  check_close(vx.grad(), r.dx, t, t);
+  check_close(vw.grad(), r.dw, t, t * 10);
+  if (k.bias) check_close(vb.grad(), r.db, t, t * 10);
+}
+
+template <class T>
+void check_conv_transpose_case(ft::Device dev, const ConvTCase& k, unsigned seed) {
+  CAPTURE(k.opt.stride);
+  CAPTURE(k.opt.padding);
+  CAPTURE(k.opt.output_padding);
+  CAPTURE(k.opt.dilation);
+  CAPTURE(k.opt.groups);
+  CAPTURE(k.bias);
+  const Shape<4> ys = ref_transpose_shape(k);
+  auto x = random_tensor<T>({k.n, k.cin, k.h, k.w}, dev, seed, -1, 1);
+  auto w = random_tensor<T>({k.cin, k.cout / k.opt.groups, k.kh, k.kw}, dev, seed + 1, -1, 1);
+  auto b = random_tensor<T>({k.cout}, dev, seed + 2, -1, 1);
+  auto gy = random_tensor<T>({ys[0], ys[1], ys[2], ys[3]}, dev, seed + 3, -1, 1);
+  const RefConv r =
+      ref_from_terms([&](const auto& f) { for_each_term_transpose(k, f); }, static_cast<std::size_t>(ys.numel()),
+                     static_cast<std::size_t>(ys[2] * ys[3]), to_double(x), to_double(w),
+                     k.bias ? to_double(b) : std::vector<double>{}, to_double(gy));
+  const double t = tol<T>(dev);
+  ft::Tensor<T, 4> y = k.bias ? ft::conv_transpose2d(x, w, b, k.opt) : ft::conv_transpose2d(x, w, k.opt);
+  CHECK(y.shape() == ys);
+  CHECK(y.device() == dev);
+  check_close(y, r.y, t, t);
+
+  ft::Var<T, 4> vx(x, ft::requires_grad), vw(w, ft::requires_grad);
+  ft::Var<T, 1> vb(b, ft::requires_grad);
+  ft::Var<T, 4> vy = k.bias ? ft::conv_transpose2d(vx, vw, vb, k.opt) : ft::conv_transpose2d(vx, vw, k.opt);
+  CHECK(vy.grad_fn_name() == "conv_transpose2d");
+  check_close(vy.value(), r.y, t, t);
+  vy.backward(gy);
+  check_close(vx.grad(), r.dx, t, t);
+  check_close(vw.grad(), r.dw, t, t * 10);
+  if (k.bias) check_close(vb.grad(), r.db, t, t * 10);
+}
+
+const std::vector<Conv1dCase>& conv1d_cases() {
+  static const std::vector<Conv1dCase> cases = {
+      {2, 4, 9, 6, 3, {.stride = 2, .padding = 1, .groups = 2}, true},   // torch's golden case
+      {2, 3, 10, 4, 3, {.dilation = 2}, false},                          // dilation
+      {3, 3, 11, 6, 5, {.stride = 3, .padding = 2, .groups = 3}, true},  // depthwise, multiplier 2
+      {1, 2, 7, 3, 1, {}, true},                                         // pointwise: no im2col
+  };
+  return cases;
+}
+
+const std::vector<ConvTCase>& conv_transpose_cases() {
+  static const std::vector<ConvTCase> cases = {
+      {2, 3, 4, 5, 4, 3, 3, {.stride = 2, .padding = 1, .output_padding = 1}, true},    // the 2x upsampler
+      {2, 4, 3, 4, 6, 3, 2, {.stride = {1, 2}, .groups = 2}, false},                    // groups, pairs
+      {1, 2, 4, 4, 3, 3, 3, {.padding = 1, .output_padding = 1, .dilation = 2}, true},  // output_padding ≥ stride
+      {3, 4, 5, 3, 2, 1, 1, {}, true},                                                  // pointwise: the GEMM alone
+      {1, 6, 3, 3, 6, 3, 3, {.stride = 3, .padding = {0, 1}, .groups = 6}, false},      // depthwise, no overlap
+      {2, 2, 3, 5, 3, 2, 4, {.stride = {2, 3}, .padding = {1, 2}, .output_padding = {1, 2}, .dilation = {1, 2}}, true},
+  };
+  return cases;
+}
+
+}  // namespace
+
+TEST_CASE("conv1d and its gradients match a direct double-precision loop") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    unsigned seed = 800;
+    for (const Conv1dCase& k : conv1d_cases()) check_conv1d_case<float>(dev, k, seed += 10);
+    for (const Conv1dCase& k : conv1d_cases()) check_conv1d_case<double>(dev, k, seed += 10);
+  }
+}
+
+TEST_CASE("conv_transpose2d and its gradients match a direct double-precision loop") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    unsigned seed = 900;
+    for (const ConvTCase& k : conv_transpose_cases()) check_conv_transpose_case<float>(dev, k, seed += 10);
+    for (const ConvTCase& k : conv_transpose_cases()) check_conv_transpose_case<double>(dev, k, seed += 10);
+  }
+}
+
+TEST_CASE("conv_transpose2d is conv2d's data gradient, and conv1d is conv2d on a height of 1") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto x = random_tensor<double>({2, 4, 5, 6}, dev, 951, -1, 1);
+    auto w = random_tensor<double>({4, 3, 3, 3}, dev, 952, -1, 1);
+    const ft::ConvTranspose2dOptions topt{.stride = 2, .padding = 1, .output_padding = {1, 0}, .groups = 2};
+    ft::Tensor<double, 4> y = ft::conv_transpose2d(x, w, topt);
+    CHECK(y.shape() == Shape<4>{2, 6, 10, 11});
+    const ft::Conv2dOptions copt{.stride = 2, .padding = 1, .groups = 2};
+    check_close(y, to_double(ft::conv2d_backward_data(x, w, y.shape(), copt)), 1e-12, 1e-12);
+    auto s = random_tensor<double>({2, 4, 9}, dev, 953, -1, 1);
+    auto k = random_tensor<double>({6, 2, 3}, dev, 954, -1, 1);
+    check_close(ft::conv1d(s, k, {.stride = 2, .padding = 1, .dilation = 2, .groups = 2}),
+                to_double(ft::conv2d(s.unsqueeze(2), k.unsqueeze(2),
+                                     {.stride = {1, 2}, .padding = {0, 1}, .dilation = {1, 2}, .groups = 2})),
+                1e-12, 1e-12);
+  }
+}
+
+TEST_CASE("conv1d and conv_transpose2d gradients on Vars agree with central finite differences") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    // Central differences of L(p) = Σ gy ⊙ f(p) for each element of p; L is linear in each element,
+    // so they are exact up to rounding.
+    auto numeric = [&](const auto& param, auto loss) {
+      auto host = param.to(ft::kCPU).clone();
+      std::vector<double> grad(static_cast<std::size_t>(host.numel()));
+      const double h = 1e-3;
+      for (index_t i = 0; i < host.numel(); ++i) {
+        const double v = host.data()[i];
+        host.data()[i] = v + h;
+        const double up = loss(host.to(dev));
+        host.data()[i] = v - h;
+        const double down = loss(host.to(dev));
+        host.data()[i] = v;
+        grad[static_cast<std::size_t>(i)] = (up - down) / (2 * h);
+      }
+      return grad;
+    };
+    auto dot = [](const std::vector<double>& a, const std::vector<double>& b) {
+      double s = 0;
+      for (std::size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+      return s;
+    };
+    {  // conv_transpose2d with groups, pairs, dilation and output_padding ≥ stride in the height
+      const ft::ConvTranspose2dOptions opt{
+          .stride = {1, 2}, .padding = 1, .output_padding = {1, 1}, .groups = 2, .dilation = {2, 1}};
+      auto x = random_tensor<double>({2, 4, 3, 4}, dev, 961, -1, 1);
+      auto w = random_tensor<double>({4, 3, 3, 2}, dev, 962, -1, 1);
+      auto b = random_tensor<double>({6}, dev, 963, -1, 1);
+      ft::Var<double, 4> vx(x, ft::requires_grad), vw(w, ft::requires_grad);
+      ft::Var<double, 1> vb(b, ft::requires_grad);
+      ft::Var<double, 4> y = ft::conv_transpose2d(vx, vw, vb, opt);
+      auto gy = random_tensor<double>({y.size(0), y.size(1), y.size(2), y.size(3)}, dev, 964, -1, 1);
+      const auto gv = gy.to_vector();
+      y.backward(gy);
+      auto loss = [&](const ft::Tensor<double, 4>& xx, const ft::Tensor<double, 4>& ww,
+                      const ft::Tensor<double, 1>& bb) {
+        return dot(gv, ft::conv_transpose2d(xx, ww, bb, opt).to_vector());
+      };
+      check_close(vx.grad(), numeric(x, [&](const ft::Tensor<double, 4>& p) { return loss(p, w, b); }), 1e-6, 1e-7);
+      check_close(vw.grad(), numeric(w, [&](const ft::Tensor<double, 4>& p) { return loss(x, p, b); }), 1e-6, 1e-7);
+      check_close(vb.grad(), numeric(b, [&](const ft::Tensor<double, 1>& p) { return loss(x, w, p); }), 1e-6, 1e-7);
+    }
+    {  // conv1d with stride, padding, dilation and groups
+      const ft::Conv1dOptions opt{.stride = 2, .padding = 2, .dilation = 2, .groups = 2};
+      auto x = random_tensor<double>({2, 4, 11}, dev, 971, -1, 1);
+      auto w = random_tensor<double>({6, 2, 3}, dev, 972, -1, 1);
+      auto b = random_tensor<double>({6}, dev, 973, -1, 1);
+      ft::Var<double, 3> vx(x, ft::requires_grad), vw(w, ft::requires_grad);
+      ft::Var<double, 1> vb(b, ft::requires_grad);
+      ft::Var<double, 3> y = ft::conv1d(vx, vw, vb, opt);
+      auto gy = random_tensor<double>({y.size(0), y.size(1), y.size(2)}, dev, 974, -1, 1);
+      const auto gv = gy.to_vector();
+      y.backward(gy);
+      auto loss = [&](const ft::Tensor<double, 3>& xx, const ft::Tensor<double, 3>& ww,
+                      const ft::Tensor<double, 1>& bb) { return dot(gv, ft::conv1d(xx, ww, bb, opt).to_vector()); };
+      check_close(vx.grad(), numeric(x, [&](const ft::Tensor<double, 3>& p) { return loss(p, w, b); }), 1e-6, 1e-7);
+      check_close(vw.grad(), numeric(w, [&](const ft::Tensor<double, 3>& p) { return loss(x, p, b); }), 1e-6, 1e-7);
+      check_close(vb.grad(), numeric(b, [&](const ft::Tensor<double, 1>& p) { return loss(x, w, p); }), 1e-6, 1e-7);
+    }
+  }
+}
+
+TEST_CASE("conv1d and conv_transpose2d read views and expressions, and take Vars mixed with tensors") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    const double t = dev.is_cpu() ? 2e-5 : 1e-3;
+    auto xt = random_tensor<float>({2, 5, 3, 4}, dev, 981, -1, 1);
+    auto x = xt.transpose(1, 2);  // [2, 3, 5, 4], strided
+    REQUIRE(!x.is_contiguous());
+    auto w = random_tensor<float>({3, 2, 3, 3}, dev, 982, -1, 1);
+    const ft::ConvTranspose2dOptions opt{.stride = 2, .padding = 1};
+    auto want = to_double(ft::conv_transpose2d(x.contiguous(), w, opt));
+    check_close(ft::conv_transpose2d(x, w, opt), want, t, t);
+    ft::Tensor<float, 4> y2 = ft::relu(ft::conv_transpose2d(x * 2.0f, w, opt));
+    auto want2 = to_double(ft::conv_transpose2d(ft::eval(x * 2.0f), w, opt));
+    for (double& v : want2) v = std::max(v, 0.0);
+    check_close(y2, want2, t, t);
+    // a tensor input and a Var weight: only the weight gets a gradient
+    ft::Var<float, 4> vw(w, ft::requires_grad);
+    ft::Var<float, 0> lw = ft::sum(ft::conv_transpose2d(x, vw, opt));
+    lw.backward();
+    CHECK(vw.has_grad());
+    CHECK(vw.grad().shape() == w.shape());
+
+    auto s = random_tensor<float>({2, 3, 8}, dev, 983, -1, 1);
+    auto kbig = random_tensor<float>({4, 6, 3}, dev, 984, -1, 1);
+    auto k = kbig.slice(1, 0, 6, 2);  // [4, 3, 3], strided
+    REQUIRE(!k.is_contiguous());
+    check_close(ft::conv1d(s * 2.0f + 1.0f, k, {.padding = 1}),
+                to_double(ft::conv1d(ft::eval(s * 2.0f + 1.0f), k.contiguous(), {.padding = 1})), t, t);
+    ft::Var<float, 3> vs(s, ft::requires_grad);
+    ft::Var<float, 0> l1 = ft::sum(ft::conv1d(vs * 2.0f, k, {.padding = 1}));  // vs * 2 is recorded first
+    l1.backward();
+    CHECK(vs.grad().shape() == s.shape());
+  }
+}
+
+TEST_CASE("conv1d and conv_transpose2d count their launches: conv2d's primitives, nothing more") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    const bool cpu = dev.is_cpu();
+    auto x = random_tensor<float>({3, 4, 16}, dev, 991);
+    auto w = random_tensor<float>({6, 4, 3}, dev, 992);
+    auto b = random_tensor<float>({6}, dev, 993);
+    // conv1d as conv2d: im2col + 1 GEMM on the CPU, one cuDNN call; a bias adds its fill.
+    CHECK(launches_of(dev, [&] { (void)ft::conv1d(x, w, {.padding = 1}); }) == (cpu ? 2 : 1));
+    CHECK(launches_of(dev, [&] { (void)ft::conv1d(x, w, b, {.padding = 1}); }) == (cpu ? 3 : 2));
+
+    auto xt = random_tensor<float>({3, 4, 8, 8}, dev, 994);
+    auto wt = random_tensor<float>({4, 6, 3, 3}, dev, 995);
+    const ft::ConvTranspose2dOptions up{.stride = 2, .padding = 1, .output_padding = 1};
+    // conv2d's backward-data: 1 GEMM + col2im on the CPU, one cuDNN call; a bias adds one launch.
+    CHECK(launches_of(dev, [&] {
+            CHECK(ft::conv_transpose2d(xt, wt, up).shape() == Shape<4>{3, 6, 16, 16});
+          }) == (cpu ? 2 : 1));
+    CHECK(launches_of(dev, [&] { (void)ft::conv_transpose2d(xt, wt, b, up); }) == (cpu ? 3 : 2));
+    auto w1 = random_tensor<float>({4, 6, 1, 1}, dev, 996);
+    CHECK(launches_of(dev, [&] { (void)ft::conv_transpose2d(xt, w1); }) == 1);  // pointwise: the GEMM alone on CPU
+    auto wg = random_tensor<float>({4, 3, 3, 3}, dev, 997);
+    CHECK(launches_of(dev, [&] { (void)ft::conv_transpose2d(xt, wg, {.padding = 1, .groups = 2}); }) ==
+          (cpu ? 3 : 1));  // one GEMM per group (fewer groups than samples) + col2im
+    // output_padding ≥ stride: the input is first extended by zeros (a fill and a copy)
+    CHECK(launches_of(dev, [&] {
+            (void)ft::conv_transpose2d(xt, wt, {.padding = 1, .output_padding = 1, .dilation = 2});
+          }) == (cpu ? 4 : 3));
+    auto x0 = random_tensor<float>({0, 4, 8, 8}, dev, 998);
+    CHECK(launches_of(dev, [&] { CHECK(ft::conv_transpose2d(x0, wt, b, up).shape() == Shape<4>{0, 6, 16, 16}); }) == 0);
+  }
+}
+
+TEST_CASE("bad conv1d and conv_transpose2d arguments throw an ft::Error naming the op, before any launch") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto x = random_tensor<float>({2, 3, 8}, dev, 1001);
+    auto w = random_tensor<float>({4, 2, 3}, dev, 1002);
+    auto w3 = random_tensor<float>({4, 3, 3}, dev, 1003);
+    auto b5 = random_tensor<float>({5}, dev, 1004);
+    auto xt = random_tensor<float>({2, 3, 8, 8}, dev, 1005);
+    auto wt = random_tensor<float>({3, 4, 3, 3}, dev, 1006);
+    std::int64_t launched = launches_of(dev, [&] {
+      CHECK(error_of([&] { (void)ft::conv1d(x, w); }) ==
+            "conv1d: input [2, 3, 8] has 3 channels but weight [4, 2, 3] expects 2 (groups = 1)");
+      CHECK(error_of([&] { (void)ft::conv1d(x, w, {.groups = 2}); }) ==
+            "conv1d: groups = 2 does not divide the 3 channels of input [2, 3, 8]");
+      auto big = random_tensor<float>({4, 3, 11}, dev, 1007);
+      CHECK(error_of([&] { (void)ft::conv1d(x, big, {.padding = 1}); }) ==
+            "conv1d: the kernel 11 (11 with dilation 1) is larger than the padded input 10 (input [2, 3, 8], weight "
+            "[4, 3, 11], padding 1)");
+      CHECK(error_of([&] { (void)ft::conv1d(x, w3, {.stride = 0}); }) == "conv1d: stride must be positive, got 0");
+      CHECK(error_of([&] { (void)ft::conv1d(x, w3, {.padding = -1}); }) ==
+            "conv1d: padding must be non-negative, got -1");
+      CHECK(error_of([&] { (void)ft::conv1d(x, w3, {.dilation = 0}); }) == "conv1d: dilation must be positive, got 0");
+      CHECK(error_of([&] { (void)ft::conv1d(x, w3, b5); }) ==
+            "conv1d: bias [5] has 5 elements but weight [4, 3, 3] has 4 output channels");
+      ft::Var<float, 3> vx(x, ft::requires_grad);
+      CHECK(error_of([&] { (void)ft::conv1d(vx, w); }) ==
+            "conv1d: input [2, 3, 8] has 3 channels but weight [4, 2, 3] expects 2 (groups = 1)");
+
+      CHECK(error_of([&] {
+              (void)ft::conv_transpose2d(xt, w3.reshape({4, 3, 1, 3}));
+            }) ==
+            "conv_transpose2d: input [2, 3, 8, 8] has 3 channels but weight [4, 3, 1, 3] expects 4 (a transposed "
+            "convolution's weight is [in_channels, out_channels / groups, kH, kW])");
+      CHECK(error_of([&] { (void)ft::conv_transpose2d(xt, wt, {.groups = 2}); }) ==
+            "conv_transpose2d: groups = 2 does not divide the 3 channels of input [2, 3, 8, 8]");
+      CHECK(error_of([&] { (void)ft::conv_transpose2d(xt, wt, {.stride = 2, .output_padding = 2}); }) ==
+            "conv_transpose2d: output_padding (2, 2) must be smaller than either stride (2, 2) or dilation (1, 1)");
+      CHECK(error_of([&] {
+              (void)ft::conv_transpose2d(xt, wt, {.output_padding = {0, 1}});
+            }) ==
+            "conv_transpose2d: output_padding (0, 1) must be smaller than either stride (1, 1) or dilation (1, 1)");
+      CHECK(error_of([&] {
+              (void)ft::conv_transpose2d(xt, wt, {.stride = {0, 1}});
+            }) == "conv_transpose2d: stride must be positive, got (0, 1)");
+      CHECK(error_of([&] { (void)ft::conv_transpose2d(xt, wt, {.padding = -1}); }) ==
+            "conv_transpose2d: padding must be non-negative, got (-1, -1)");
+      CHECK(error_of([&] { (void)ft::conv_transpose2d(xt, wt, {.output_padding = -1}); }) ==
+            "conv_transpose2d: output_padding must be non-negative, got (-1, -1)");
+      CHECK(error_of([&] { (void)ft::conv_transpose2d(xt, wt, {.dilation = 0}); }) ==
+            "conv_transpose2d: dilation must be positive, got (0, 0)");
+      CHECK(error_of([&] { (void)ft::conv_transpose2d(xt, wt, {.groups = 0}); }) ==
+            "conv_transpose2d: groups must be positive, got 0");
+      CHECK(error_of([&] { (void)ft::conv_transpose2d(xt, wt, {.padding = 9}); }) ==
+            "conv_transpose2d: the output would be -8x-8 (input [2, 3, 8, 8], weight [3, 4, 3, 3], stride (1, 1), "
+            "padding (9, 9), dilation (1, 1), output_padding (0, 0)): the padding is too large");
+      CHECK(error_of([&] { (void)ft::conv_transpose2d(xt, wt, b5); }) ==
+            "conv_transpose2d: bias [5] has 5 elements but weight [3, 4, 3, 3] has 4 output channels (groups = 1)");
+      auto we = random_tensor<float>({3, 4, 0, 3}, dev, 1008);
+      CHECK(error_of([&] { (void)ft::conv_transpose2d(xt, we); }) ==
+            "conv_transpose2d: weight [3, 4, 0, 3] has an empty kernel");
+      ft::Var<float, 4> vxt(xt, ft::requires_grad);
+      CHECK_THROWS_WITH_AS((void)ft::conv_transpose2d(vxt, wt, b5), doctest::Contains("conv_transpose2d"), ft::Error);
+    });
+    CHECK(launched == 0);
+    if (ft::test::has_gpu()) {
+      auto other = dev.is_cpu() ? ft::Device(ft::kCUDA, 0) : ft::Device(ft::kCPU);
+      CHECK(error_of([&] { (void)ft::conv1d(x, w3.to(other)); }) ==
+            ft::detail::concat("conv1d: input on ", dev, " but weight on ", other, "; move one with .to(device)"));
+      CHECK(error_of([&] { (void)ft::conv_transpose2d(xt, wt, b5.to(other)); }) ==
+            ft::detail::concat("conv_transpose2d: input on ", dev, " but bias on ", other,
+                               "; move one with .to(device)"));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // Pooling: plain loops over each window, and scatter-form adjoints (the library gathers)
 // ---------------------------------------------------------------------------------------
 
@@ -667,7 +1095,7 @@ TEST_CASE("bad pooling arguments throw an ft::Error naming the op and the shapes
   }
 }
 
-FT_GPU_TEST_CASE("GPU and CPU agree on conv2d, its gradients and pooling") {
+FT_GPU_TEST_CASE("GPU and CPU agree on conv2d, conv1d, conv_transpose2d, their gradients and pooling") {
   const ft::Device gpu(ft::kCUDA, 0);
   auto x = random_tensor<float>({3, 6, 17, 17}, ft::kCPU, 101, -1, 1);
   auto w = random_tensor<float>({8, 3, 3, 3}, ft::kCPU, 102, -1, 1);
@@ -680,6 +1108,36 @@ FT_GPU_TEST_CASE("GPU and CPU agree on conv2d, its gradients and pooling") {
               to_double(ft::conv2d_backward_data(gy, w, x.shape(), opt)), 1e-3, 1e-3);
   check_close(ft::conv2d_backward_weight(x.to(gpu), gy.to(gpu), w.shape(), opt),
               to_double(ft::conv2d_backward_weight(x, gy, w.shape(), opt)), 1e-3, 1e-2);
+  // conv1d and conv_transpose2d, forward and Var gradients
+  auto s = random_tensor<float>({3, 6, 33}, ft::kCPU, 105, -1, 1);
+  auto k = random_tensor<float>({8, 3, 5}, ft::kCPU, 106, -1, 1);
+  const ft::Conv1dOptions opt1{.stride = 2, .padding = 2, .dilation = 2, .groups = 2};
+  check_close(ft::conv1d(s.to(gpu), k.to(gpu), b.to(gpu), opt1), to_double(ft::conv1d(s, k, b, opt1)), 1e-3, 1e-3);
+  auto wt = random_tensor<float>({6, 4, 3, 3}, ft::kCPU, 107, -1, 1);
+  const ft::ConvTranspose2dOptions optt{.stride = 2, .padding = 1, .output_padding = 1, .groups = 2};
+  auto bt = random_tensor<float>({8}, ft::kCPU, 108, -1, 1);
+  check_close(ft::conv_transpose2d(x.to(gpu), wt.to(gpu), bt.to(gpu), optt),
+              to_double(ft::conv_transpose2d(x, wt, bt, optt)), 1e-3, 1e-3);
+  const ft::ConvTranspose2dOptions optd{.padding = 1, .output_padding = 1, .dilation = 2};  // zero-extended input
+  check_close(ft::conv_transpose2d(x.to(gpu), wt.to(gpu), optd), to_double(ft::conv_transpose2d(x, wt, optd)), 1e-3,
+              1e-3);
+  std::vector<std::vector<double>> cpu_grads;
+  for (ft::Device d : {ft::Device(ft::kCPU), gpu}) {
+    ft::Var<float, 4> vx(x.to(d), ft::requires_grad), vw(wt.to(d), ft::requires_grad);
+    ft::Var<float, 1> vb(bt.to(d), ft::requires_grad);
+    ft::Var<float, 0> lt = ft::sum(ft::square(ft::conv_transpose2d(vx, vw, vb, optt)));
+    lt.backward();
+    ft::Var<float, 3> vs(s.to(d), ft::requires_grad), vk(k.to(d), ft::requires_grad);
+    ft::Var<float, 0> l1 = ft::sum(ft::square(ft::conv1d(vs, vk, opt1)));
+    l1.backward();
+    std::vector<std::vector<double>> grads{to_double(vx.grad()), to_double(vw.grad()), to_double(vb.grad()),
+                                           to_double(vs.grad()), to_double(vk.grad())};
+    if (d.is_cpu()) {
+      cpu_grads = grads;
+    } else {
+      for (std::size_t i = 0; i < grads.size(); ++i) check_close(grads[i], cpu_grads[i], 1e-3, 1e-2);
+    }
+  }
   auto r = ft::max_pool2d_with_indices(x, 3, 2, 1);
   auto rg = ft::max_pool2d_with_indices(x.to(gpu), 3, 2, 1);
   CHECK(rg.output.to_vector() == r.output.to_vector());

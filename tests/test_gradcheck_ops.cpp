@@ -1,5 +1,5 @@
-// gradcheck cases of the reductions, row-wise composites, matmul/linear, conv2d, pooling and
-// views of Vars (run by test_gradcheck.cpp with the elementwise ones).
+// gradcheck cases of the reductions, row-wise composites, matmul/linear, conv2d, conv1d,
+// conv_transpose2d, pooling and views of Vars (run by test_gradcheck.cpp with the elementwise ones).
 #include "ft/nn/loss.hpp"
 #include "gradcheck_cases.hpp"
 
@@ -117,6 +117,32 @@ std::vector<Case> op_cases() {
   c.push_back(conv("stride padding", {.stride = {2, 1}, .padding = {1, 2}}, 2, 3));
   c.push_back(conv("dilation", {.dilation = 2}, 2, 2));
   c.push_back(conv("groups", {.padding = 1, .groups = 2}, 4, 6));
+  auto conv1 = [](std::string n, Conv1dOptions o, index_t cin, index_t cout) {
+    return Case{"conv1d " + n, [=] {
+                  auto x = leaf({2, cin, 7}, 74);
+                  auto w = leaf({cout, cin / o.groups, 3}, 75);
+                  auto b = leaf({cout}, 76);
+                  return gradcheck([o](const auto& x, const auto& w, const auto& b) { return conv1d(x, w, b, o); }, x,
+                                   w, b);
+                }};
+  };
+  c.push_back(conv1("plain", {}, 2, 3));
+  c.push_back(conv1("stride padding groups", {.stride = 2, .padding = 1, .groups = 2}, 4, 6));
+  c.push_back(conv1("dilation", {.dilation = 2}, 2, 2));
+  auto convt = [](std::string n, ConvTranspose2dOptions o, index_t cin, index_t cout) {
+    return Case{"conv_transpose2d " + n, [=] {
+                  auto x = leaf({2, cin, 3, 4}, 77);
+                  auto w = leaf({cin, cout / o.groups, 3, 2}, 78);
+                  auto b = leaf({cout}, 79);
+                  return gradcheck(
+                      [o](const auto& x, const auto& w, const auto& b) { return conv_transpose2d(x, w, b, o); }, x, w,
+                      b);
+                }};
+  };
+  c.push_back(convt("plain", {}, 2, 3));
+  c.push_back(convt("stride padding output_padding", {.stride = 2, .padding = 1, .output_padding = 1}, 2, 3));
+  c.push_back(convt("groups", {.stride = {1, 2}, .groups = 2}, 4, 6));
+  c.push_back(convt("dilation", {.padding = 1, .output_padding = 1, .dilation = 2}, 2, 2));  // output_padding ≥ stride
   c.push_back(general("max_pool2d", {2, 2, 5, 6}, [](const Var<double, 4>& x) {
     return Var<double, 0>(sum(max_pool2d(x, 2)) + sum(square(max_pool2d(x * 2, {3, 2}, {2, 2}, {1, 1}, 1, true))));
   }));

@@ -38,6 +38,38 @@ TEST_CASE("Conv2d keeps the options it was given, defaults included") {
   CHECK(ft::conv2d(x, c2.weight.value(), {.padding = 1}).shape() == ft::Shape<4>{1, 16, 12, 12});
 }
 
+TEST_CASE("Conv1d and ConvTranspose2d keep the options they were given, defaults included") {
+  ft::nn::Conv1d<float> c1{6, 16, 5};
+  CHECK(c1.options.stride == 1);
+  CHECK(c1.options.padding == 0);
+  CHECK(c1.options.dilation == 1);
+  CHECK(c1.options.groups == 1);
+  ft::nn::Conv1d<float> c2{4, 8, 3, {.stride = 2, .padding = 1, .groups = 2}};
+  CHECK(c2.options.stride == 2);
+  CHECK(c2.options.padding == 1);
+  CHECK(c2.options.dilation == 1);
+  CHECK(c2.options.groups == 2);
+  CHECK(c2.weight.shape() == ft::Shape<3>{8, 2, 3});
+  CHECK(ft::eval(c2.forward(ft::zeros<float>({1, 4, 9}))).shape() == ft::Shape<3>{1, 8, 5});
+  ft::nn::ConvTranspose2d<float> t1{16, 6, 5};
+  check_pair(t1.options.stride, 1, 1);
+  check_pair(t1.options.padding, 0, 0);
+  check_pair(t1.options.output_padding, 0, 0);
+  check_pair(t1.options.dilation, 1, 1);
+  CHECK(t1.options.groups == 1);
+  ft::nn::ConvTranspose2d<float> t2{4, 8, {3, 1}, {.stride = 2, .padding = {1, 0}, .output_padding = 1, .groups = 2}};
+  check_pair(t2.options.stride, 2, 2);
+  check_pair(t2.options.padding, 1, 0);
+  check_pair(t2.options.output_padding, 1, 1);
+  check_pair(t2.options.dilation, 1, 1);
+  CHECK(t2.options.groups == 2);
+  CHECK(t2.weight.shape() == ft::Shape<4>{4, 4, 3, 1});
+  // a DCGAN-style 2x upsampler: 7×7 in, 14×14 out
+  ft::Tensor<float, 4> x = ft::zeros<float>({1, 4, 7, 7});
+  CHECK(ft::eval(t2.forward(x)).shape() == ft::Shape<4>{1, 8, 14, 14});
+  CHECK(ft::conv_transpose2d(x, t2.weight.value(), {.stride = 2}).shape() == ft::Shape<4>{1, 4, 15, 13});
+}
+
 TEST_CASE("pooling modules keep their Pairs") {
   ft::nn::MaxPool2d m1(3);
   check_pair(m1.kernel_size, 3, 3);

@@ -83,6 +83,28 @@ CASES = [
     ("pixel_shuffle", lambda: nn.PixelShuffle(2), randn(2, 8, 3, 3), ()),
     ("upsample", lambda: nn.Upsample(scale_factor=2), randn(1, 2, 3, 4), ()),
     ("upsample_bilinear", lambda: nn.Upsample(size=(5, 7), mode="bilinear"), randn(1, 2, 3, 4), ()),
+    # appended, so the cases above keep their seeds
+    ("conv1d", lambda: nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2), randn(2, 4, 9), ()),
+    ("conv1d_dilation", lambda: nn.Conv1d(3, 4, 3, dilation=2, bias=False), randn(2, 3, 10), ()),
+    (
+        "conv_transpose2d",
+        lambda: nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1),
+        randn(2, 3, 4, 5),
+        (),
+    ),
+    (
+        "conv_transpose2d_groups",
+        lambda: nn.ConvTranspose2d(4, 6, (3, 2), stride=(1, 2), groups=2, bias=False),
+        randn(2, 4, 3, 4),
+        (),
+    ),
+    # output_padding 1 ≥ stride 1, allowed below the dilation 2
+    (
+        "conv_transpose2d_dilation",
+        lambda: nn.ConvTranspose2d(2, 3, 3, padding=1, output_padding=1, dilation=2),
+        randn(1, 2, 4, 4),
+        (),
+    ),
 ]
 
 

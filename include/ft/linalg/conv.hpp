@@ -1,5 +1,6 @@
 // ft::conv2d (NCHW, torch.nn.functional.conv2d's semantics) and the primitives its backward
-// pass needs: conv2d_backward_data (dx), conv2d_backward_weight (dw), conv2d_backward_bias (db).
+// pass needs: conv2d_backward_data (dx), conv2d_backward_weight (dw), conv2d_backward_bias (db);
+// ft::conv1d (conv2d of height 1) and ft::conv_transpose2d (conv2d's data gradient) on them.
 //
 // CPU: im2col (one OpenMP loop over the batch's channel planes) + the strided-batched GEMM of
 // linalg/gemm.hpp, the groups as the GEMM's batch; col2im (one loop) for the data gradient.
@@ -7,7 +8,8 @@
 // cached with its workspace size per (shape, options, dtype, device, TF32 flag); the workspace
 // comes from the library's stream-ordered allocator.
 //
-// The file ends with conv2d on Vars: one tape node whose backward runs the three primitives.
+// The file ends with conv2d, conv1d and conv_transpose2d on Vars: one tape node each, whose
+// backward runs the three primitives.
 #pragma once
 
 #include <algorithm>
@@ -29,8 +31,7 @@ namespace linalg::detail {
 
 template <class T>
 Tensor<T, 4> conv2d_impl(const Tensor<T, 4>& x, const Tensor<T, 4>& w, const Tensor<T, 1>* bias,
-                         const Conv2dOptions& opt) {
-  constexpr const char* op = "conv2d";
+                         const Conv2dOptions& opt, const char* op = "conv2d") {
   const Device device = x.device();
   check_conv_devices(op, "input", device, "weight", w.device());
   if (bias) check_conv_devices(op, "input", device, "bias", bias->device());
@@ -186,6 +187,141 @@ auto conv2d_backward_bias(const G& grad_out) {
   }
 }
 
+// ---- conv1d: conv2d on [N, C, 1, L] ----
+
+namespace linalg::detail {
+
+template <class T>
+Tensor<T, 3> conv1d_impl(const Tensor<T, 3>& x, const Tensor<T, 3>& w, const Tensor<T, 1>* bias,
+                         const Conv1dOptions& opt) {
+  constexpr const char* op = "conv1d";
+  check_conv_devices(op, "input", x.device(), "weight", w.device());
+  if (bias) check_conv_devices(op, "input", x.device(), "bias", bias->device());
+  check_conv1d(op, x.shape(), w.shape(), opt);
+  if (bias)
+    check(bias->size(0) == w.size(0), op, "bias ", bias->shape(), " has ", bias->size(0), " elements but weight ",
+          w.shape(), " has ", w.size(0), " output channels");
+  const Conv2dOptions opt2 = conv1d_as_conv2d(opt);
+  return conv2d_impl<T>(x.unsqueeze(2), w.unsqueeze(2), bias, opt2, op).squeeze(2);
+}
+
+}  // namespace linalg::detail
+
+// torch.nn.functional.conv1d: x [N, C, L], w [O, C / groups, K] → [N, O, oL] with
+// oL = floor((L + 2·padding − dilation·(K − 1) − 1) / stride) + 1; conv2d's back-ends on a
+// height of 1 (im2col + GEMM on the CPU, cuDNN on a GPU).
+template <Expression X, Expression W>
+auto conv1d(const X& x, const W& w, const Conv1dOptions& options = {}) {
+  using T = typename X::value_type;
+  if constexpr (linalg::detail::conv1d_operands_ok<X, W>()) {
+    auto xc = linalg::detail::contiguous_operand(x, "conv1d", "input");
+    auto wc = linalg::detail::contiguous_operand(w, "conv1d", "weight");
+    return linalg::detail::conv1d_impl<T>(xc, wc, nullptr, options);
+  }
+}
+
+// The same plus bias [O], added at every position of its channel.
+template <Expression X, Expression W, Expression B>
+auto conv1d(const X& x, const W& w, const B& bias, const Conv1dOptions& options = {}) {
+  using T = typename X::value_type;
+  static_assert(B::rank == 1, "ft::conv1d: the bias must be rank 1 [out_channels]");
+  static_assert(std::is_same_v<typename B::value_type, T>,
+                "ft::conv1d: the bias must have the input's element type; convert it with ft::cast<T>");
+  if constexpr (linalg::detail::conv1d_operands_ok<X, W>() && B::rank == 1 &&
+                std::is_same_v<typename B::value_type, T>) {
+    auto xc = linalg::detail::contiguous_operand(x, "conv1d", "input");
+    auto wc = linalg::detail::contiguous_operand(w, "conv1d", "weight");
+    auto bc = linalg::detail::contiguous_operand(bias, "conv1d", "bias");
+    return linalg::detail::conv1d_impl<T>(xc, wc, &bc, options);
+  }
+}
+
+// ---- conv_transpose2d: conv2d's data gradient ----
+
+namespace linalg::detail {
+
+// x [N, C, H, W] grown to [N, C, h, w] ⊇ it with zeros below and to the right (x itself when it
+// has that size): the rows and columns of a conv2d output that no transposed-convolution input
+// feeds, when output_padding ≥ stride (allowed while it stays below the dilation).
+template <class T>
+Tensor<T, 4> zero_extended(const Tensor<T, 4>& x, index_t h, index_t w, const char* op) {
+  if (x.size(2) == h && x.size(3) == w) return x;
+  Tensor<T, 4> out(Shape<4>{x.size(0), x.size(1), h, w}, x.device());
+  ft::detail::assign(out, T(0), op);
+  ft::detail::assign(out.slice(2, 0, x.size(2)).slice(3, 0, x.size(3)), x, op);
+  return out;
+}
+
+template <class T>
+Tensor<T, 4> conv_transpose2d_impl(const Tensor<T, 4>& x, const Tensor<T, 4>& w, const Tensor<T, 1>* bias,
+                                   const ConvTranspose2dOptions& opt) {
+  constexpr const char* op = "conv_transpose2d";
+  const Device device = x.device();
+  check_conv_devices(op, "input", device, "weight", w.device());
+  if (bias) check_conv_devices(op, "input", device, "bias", bias->device());
+  const Shape<4> ys = conv_transpose2d_shape(op, x.shape(), w.shape(), opt);
+  if (bias)
+    check(bias->size(0) == ys[1], op, "bias ", bias->shape(), " has ", bias->size(0), " elements but weight ",
+          w.shape(), " has ", ys[1], " output channels (groups = ", opt.groups, ")");
+  // The conv2d whose data gradient this is: input ys, weight w, output x (plus the rows of
+  // output_padding ≥ stride, which no output reads).
+  const Conv2dOptions opt2 = conv_transpose2d_as_conv2d(opt);
+  const ConvGeometry g = conv_geometry(op, ys, w.shape(), opt2);
+  Tensor<T, 4> y(ys, device);
+  if (y.numel() == 0) return y;
+  if (x.size(1) == 0) {  // no input channels: the output is the bias alone
+    if (bias)
+      ft::detail::assign(y, bias->reshape({1, ys[1], 1, 1}), op);
+    else
+      ft::detail::assign(y, T(0), op);
+    return y;
+  }
+  const Tensor<T, 4> dy = zero_extended(x, g.oh, g.ow, op);
+  if (device.is_cpu()) {
+    conv2d_backward_data_cpu<T>(g, dy.data(), w.data(), y.data());
+  } else {
+#if FT_CUDNN_ENABLED
+    conv2d_cudnn<T>(op, CudnnConvKind::backward_data, g, device, nullptr, w.data(), dy.data(), y.data(), false);
+#else
+    no_cudnn(op, device);
+#endif
+  }
+  // col2im overwrites its output, so the bias is added after (one in-place launch on both devices).
+  if (bias) ft::detail::assign(y, y + bias->reshape({1, ys[1], 1, 1}), op);
+  return y;
+}
+
+}  // namespace linalg::detail
+
+// torch.nn.functional.conv_transpose2d: x [N, C_in, H, W], w [C_in, C_out / groups, kH, kW] →
+// [N, C_out, oH, oW] with oH = (H − 1)·stride − 2·padding + dilation·(kH − 1) + output_padding + 1
+// (same for the width): conv2d's data gradient (col2im on the CPU, cuDNN's backward-data on a GPU).
+template <Expression X, Expression W>
+auto conv_transpose2d(const X& x, const W& w, const ConvTranspose2dOptions& options = {}) {
+  using T = typename X::value_type;
+  if constexpr (linalg::detail::conv_transpose2d_operands_ok<X, W>()) {
+    auto xc = linalg::detail::contiguous_operand(x, "conv_transpose2d", "input");
+    auto wc = linalg::detail::contiguous_operand(w, "conv_transpose2d", "weight");
+    return linalg::detail::conv_transpose2d_impl<T>(xc, wc, nullptr, options);
+  }
+}
+
+// The same plus bias [C_out], added to every output pixel of its channel.
+template <Expression X, Expression W, Expression B>
+auto conv_transpose2d(const X& x, const W& w, const B& bias, const ConvTranspose2dOptions& options = {}) {
+  using T = typename X::value_type;
+  static_assert(B::rank == 1, "ft::conv_transpose2d: the bias must be rank 1 [out_channels]");
+  static_assert(std::is_same_v<typename B::value_type, T>,
+                "ft::conv_transpose2d: the bias must have the input's element type; convert it with ft::cast<T>");
+  if constexpr (linalg::detail::conv_transpose2d_operands_ok<X, W>() && B::rank == 1 &&
+                std::is_same_v<typename B::value_type, T>) {
+    auto xc = linalg::detail::contiguous_operand(x, "conv_transpose2d", "input");
+    auto wc = linalg::detail::contiguous_operand(w, "conv_transpose2d", "weight");
+    auto bc = linalg::detail::contiguous_operand(bias, "conv_transpose2d", "bias");
+    return linalg::detail::conv_transpose2d_impl<T>(xc, wc, &bc, options);
+  }
+}
+
 }  // namespace ft::inline FT_ABI
 
 // ---- on Vars: backward-data, backward-filter and the bias sum ----
@@ -221,6 +357,86 @@ requires(autograd::detail::any_var_v<X, W, B>) auto conv2d(const X& x, const W& 
   auto vw = autograd::to_var(w);
   auto vb = autograd::to_var(bias);
   return autograd::detail::conv2d_var(vx, vw, &vb, options);
+}
+
+}  // namespace ft::inline FT_ABI
+
+// ---- conv1d and conv_transpose2d on Vars: one tape node each, conv2d's primitives backward ----
+namespace ft::inline FT_ABI {
+
+namespace autograd::detail {
+template <class VX, class VW, class VB>
+auto conv1d_var(const VX& vx, const VW& vw, const VB* vb, const Conv1dOptions& options) {
+  using T = typename VX::value_type;
+  Tensor<T, 3> y = vb ? conv1d(vx.value(), vw.value(), vb->value(), options) : conv1d(vx.value(), vw.value(), options);
+  VB b = vb ? *vb : VB();
+  // On the [N, C, 1, L] views: dx, dw as conv2d's, with the height dimension dropped again.
+  auto bwd = [vx, vw, b, options](const Tensor<T, 3>& g) {
+    const Conv2dOptions opt2 = linalg::detail::conv1d_as_conv2d(options);
+    const Tensor<T, 4> g4 = g.unsqueeze(2);
+    const Tensor<T, 4> x4 = vx.value().unsqueeze(2), w4 = vw.value().unsqueeze(2);
+    if (vx.requires_grad()) vx.state().accumulate(conv2d_backward_data(g4, w4, x4.shape(), opt2).squeeze(2));
+    if (vw.requires_grad()) vw.state().accumulate(conv2d_backward_weight(x4, g4, w4.shape(), opt2).squeeze(2));
+    if (b.defined() && b.requires_grad()) b.state().accumulate(conv2d_backward_bias(g4));
+  };
+  return record("conv1d", y, std::move(bwd), vx, vw, b);
+}
+
+template <class VX, class VW, class VB>
+auto conv_transpose2d_var(const VX& vx, const VW& vw, const VB* vb, const ConvTranspose2dOptions& options) {
+  using T = typename VX::value_type;
+  Tensor<T, 4> y = vb ? conv_transpose2d(vx.value(), vw.value(), vb->value(), options)
+                      : conv_transpose2d(vx.value(), vw.value(), options);
+  VB b = vb ? *vb : VB();
+  // y = conv2d_backward_data(x, w) for the conv2d of input y's shape, so dx = conv2d(g, w) (cut to
+  // x's size when output_padding ≥ stride) and dw = that conv2d's weight gradient with input g
+  // and output gradient x.
+  auto bwd = [vx, vw, b, options](const Tensor<T, 4>& g) {
+    const Conv2dOptions opt2 = linalg::detail::conv_transpose2d_as_conv2d(options);
+    const index_t h = vx.size(2), w = vx.size(3);
+    if (vx.requires_grad()) vx.state().accumulate(conv2d(g, vw.value(), opt2).slice(2, 0, h).slice(3, 0, w));
+    if (vw.requires_grad()) {
+      const auto geo = linalg::detail::conv_geometry("conv_transpose2d", g.shape(), vw.shape(), opt2);
+      const Tensor<T, 4> x = linalg::detail::zero_extended(vx.value(), geo.oh, geo.ow, "conv_transpose2d");
+      vw.state().accumulate(conv2d_backward_weight(g, x, vw.shape(), opt2));
+    }
+    if (b.defined() && b.requires_grad()) b.state().accumulate(conv2d_backward_bias(g));
+  };
+  return record("conv_transpose2d", y, std::move(bwd), vx, vw, b);
+}
+}  // namespace autograd::detail
+
+template <Expression X, Expression W>
+requires(autograd::detail::any_var_v<X, W>) auto conv1d(const X& x, const W& w, const Conv1dOptions& options = {}) {
+  auto vx = autograd::to_var(x);
+  auto vw = autograd::to_var(w);
+  using VB = Var<typename decltype(vx)::value_type, 1>;
+  return autograd::detail::conv1d_var(vx, vw, static_cast<const VB*>(nullptr), options);
+}
+template <Expression X, Expression W, Expression B>
+requires(autograd::detail::any_var_v<X, W, B>) auto conv1d(const X& x, const W& w, const B& bias,
+                                                           const Conv1dOptions& options = {}) {
+  auto vx = autograd::to_var(x);
+  auto vw = autograd::to_var(w);
+  auto vb = autograd::to_var(bias);
+  return autograd::detail::conv1d_var(vx, vw, &vb, options);
+}
+
+template <Expression X, Expression W>
+requires(autograd::detail::any_var_v<X, W>) auto conv_transpose2d(const X& x, const W& w,
+                                                                  const ConvTranspose2dOptions& options = {}) {
+  auto vx = autograd::to_var(x);
+  auto vw = autograd::to_var(w);
+  using VB = Var<typename decltype(vx)::value_type, 1>;
+  return autograd::detail::conv_transpose2d_var(vx, vw, static_cast<const VB*>(nullptr), options);
+}
+template <Expression X, Expression W, Expression B>
+requires(autograd::detail::any_var_v<X, W, B>) auto conv_transpose2d(const X& x, const W& w, const B& bias,
+                                                                     const ConvTranspose2dOptions& options = {}) {
+  auto vx = autograd::to_var(x);
+  auto vw = autograd::to_var(w);
+  auto vb = autograd::to_var(bias);
+  return autograd::detail::conv_transpose2d_var(vx, vw, &vb, options);
 }
 
 }  // namespace ft::inline FT_ABI
