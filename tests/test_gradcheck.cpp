@@ -166,17 +166,21 @@ TEST_CASE("every op has an adjoint rule and a gradcheck case") {
   binary_names(ft::op::BinaryOps{}, names);
   binary_names(ft::op::LossOps{}, names);
   reducer_names(ft::red::Reducers{}, names);
-  for (const char* boundary : {"softmax", "log_softmax", "layer_norm", "cross_entropy", "matmul", "linear", "conv2d",
-                               "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "where", "sum_to", "views",
-                               "mse_loss", "l1_loss", "smooth_l1_loss", "binary_cross_entropy_with_logits", "nll_loss",
-                               // structure ops (ft/ops/structure.hpp)
-                               "flip", "roll", "repeat", "tile", "pad", "pixel_shuffle", "interpolate", "tril",
-                               "diagonal", "diag", "cat", "stack",
-                               // ordering and scans (ft/ops/ordering.hpp)
-                               "sort", "topk", "kthvalue", "cumsum", "cumprod", "cummax", "cummin", "logcumsumexp",
-                               // indexing (ft/ops/indexing.hpp)
-                               "index_select", "gather", "take_along_dim", "index", "scatter", "scatter_add",
-                               "scatter_reduce", "index_add", "index_put", "masked_fill", "masked_select"})
+  for (const char* boundary :
+       {"softmax", "log_softmax", "layer_norm", "cross_entropy", "matmul", "linear", "conv2d", "conv1d",
+        "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "where", "sum_to", "views", "mse_loss",
+        "l1_loss", "smooth_l1_loss", "binary_cross_entropy_with_logits", "nll_loss",
+        // structure ops (ft/ops/structure.hpp)
+        "flip", "roll", "repeat", "tile", "pad", "pixel_shuffle", "interpolate", "tril", "diagonal", "diag", "cat",
+        "stack",
+        // ordering and scans (ft/ops/ordering.hpp)
+        "sort", "topk", "kthvalue", "cumsum", "cumprod", "cummax", "cummin", "logcumsumexp",
+        // indexing (ft/ops/indexing.hpp)
+        "index_select", "gather", "take_along_dim", "index", "scatter", "scatter_add", "scatter_reduce", "index_add",
+        "index_put", "masked_fill", "masked_select",
+        // norms, distances and the losses on them (ft/linalg/distance.hpp, nn/loss.hpp)
+        "norm_p", "normalize", "pairwise_distance", "cosine_similarity", "outer", "cdist", "einsum",
+        "cross_entropy_weighted", "kl_div", "margin_ranking_loss", "cosine_embedding_loss", "triplet_margin_loss"})
     names.push_back(boundary);
   std::set<std::string> covered, seen;
   for (const Case& k : registry()) {

@@ -1,5 +1,6 @@
 // ft::nn losses: values and input gradients against PyTorch's (golden/losses.txt, written by
-// golden/make_losses.py) for every reduction and on every device; tensors in give tensors out,
+// golden/make_losses.py) for every reduction and on every device (class weights, probability
+// targets, kl_div, ranking, embedding and triplet losses too); tensors in give tensors out,
 // Vars give Vars; one launch forward and one backward for an elementwise loss; int64
 // expressions as class targets; errors that name the op and both shapes.
 
@@ -143,6 +144,80 @@ struct Nll {
   }
 };
 
+// The three reductions of a loss of one rank-R input `input` against torch, per-element losses
+// seeded with the record r_name.
+template <int R, class Loss>
+void check_reductions(const std::string& name, const std::string& input, const std::string& r_name, ft::Device dev,
+                      Loss loss) {
+  auto x = leaf<R>(input, dev);
+  check_loss(name + ".none", loss.template operator()<Reduction::None>(x), x, r_name, dev);
+  x = leaf<R>(input, dev);
+  check_loss(name + ".mean", loss.template operator()<Reduction::Mean>(x), x, r_name, dev);
+  x = leaf<R>(input, dev);
+  check_loss(name + ".sum", loss.template operator()<Reduction::Sum>(x), x, r_name, dev);
+}
+
+template <class Tg>
+struct WeightedCrossEntropy {
+  Tg t;
+  ft::Tensor<float, 1> w;
+  ft::CrossEntropyOptions options;
+  template <Reduction Red>
+  auto operator()(const ft::Var<float, 2>& x) const {
+    return F::cross_entropy<Red>(x, t, w, options);
+  }
+};
+struct ProbCrossEntropy {
+  ft::Tensor<float, 2> t;
+  ft::CrossEntropyOptions options;
+  template <Reduction Red>
+  auto operator()(const ft::Var<float, 2>& x) const {
+    return F::cross_entropy<Red>(x, t, options);
+  }
+};
+struct WeightedNll {
+  ft::Tensor<std::int64_t, 1> t;
+  ft::Tensor<float, 1> w;
+  std::int64_t ignore_index;
+  template <Reduction Red>
+  auto operator()(const ft::Var<float, 2>& x) const {
+    return F::nll_loss<Red>(x, t, w, ignore_index);
+  }
+};
+struct KlDiv {
+  ft::Tensor<float, 2> t;
+  bool log_target;
+  template <Reduction Red>
+  auto operator()(const ft::Var<float, 2>& x) const {
+    return F::kl_div<Red>(x, t, log_target);
+  }
+};
+struct MarginRanking {
+  ft::Tensor<float, 1> x2, y;
+  double margin;
+  template <Reduction Red>
+  auto operator()(const ft::Var<float, 1>& x1) const {
+    return F::margin_ranking_loss<Red>(x1, x2, y, margin);
+  }
+};
+struct CosineEmbedding {
+  ft::Tensor<float, 2> x2;
+  ft::Tensor<float, 1> y;
+  double margin;
+  template <Reduction Red>
+  auto operator()(const ft::Var<float, 2>& x1) const {
+    return F::cosine_embedding_loss<Red>(x1, x2, y, margin);
+  }
+};
+struct TripletMargin {
+  ft::Tensor<float, 2> p, n;
+  F::TripletMarginOptions options;
+  template <Reduction Red>
+  auto operator()(const ft::Var<float, 2>& a) const {
+    return F::triplet_margin_loss<Red>(a, p, n, options);
+  }
+};
+
 ft::Tensor<std::int64_t, 1> targets(const std::string& name, ft::Device dev) {
   return golden().tensor<std::int64_t, 1>(name, dev);
 }
@@ -179,6 +254,68 @@ TEST_CASE("nll_loss matches torch with ignored rows and an in-range ignore_index
     CAPTURE(dev);
     check_classification("nll", "nll.input", dev, Nll{targets("ce.target", dev), -100});
     check_classification("nll_ig2", "nll.input", dev, Nll{targets("ce.target2", dev), 2});
+  }
+}
+
+TEST_CASE("cross_entropy and nll_loss with class weights, and cross_entropy with probability targets, match torch") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto t = targets("ce.target", dev), t2 = targets("ce.target2", dev);
+    auto w = input_of<1>("ce.weight", dev);
+    auto probs = input_of<2>("ce.probs", dev);
+    using Idx = ft::Tensor<std::int64_t, 1>;
+    check_classification("ce_w", "ce.input", dev, WeightedCrossEntropy<Idx>{t, w, {}});
+    check_classification("ce_w_ls_ig2", "ce.input", dev,
+                         WeightedCrossEntropy<Idx>{t2, w, {.ignore_index = 2, .label_smoothing = 0.1}});
+    check_classification("ce_p", "ce.input", dev, ProbCrossEntropy{probs, {}});
+    check_classification("ce_p_w_ls", "ce.input", dev,
+                         WeightedCrossEntropy<ft::Tensor<float, 2>>{probs, w, {.label_smoothing = 0.1}});
+    check_classification("nll_w", "nll.input", dev, WeightedNll{t, w, -100});
+    check_classification("nll_w_ig2", "nll.input", dev, WeightedNll{t2, w, 2});
+  }
+}
+
+TEST_CASE("kl_div (log_target, batchmean), margin_ranking, cosine_embedding and triplet_margin losses match torch") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto kt = input_of<2>("kl.target", dev);
+    ft::Tensor<float, 2> log_kt = ft::log(ft::maximum(kt, 1e-3f));
+    check_reductions<2>("kl", "kl.input", "reg.r", dev, KlDiv{kt, false});
+    check_reductions<2>("kl_log", "kl.input", "reg.r", dev, KlDiv{log_kt, true});
+    auto x = leaf<2>("kl.input", dev);
+    check_loss("kl.batchmean", F::kl_div(x, kt, Reduction::BatchMean), x, "", dev);
+    x = leaf<2>("kl.input", dev);
+    check_loss("kl_log.batchmean", ft::nn::KLDivLoss{.reduction = Reduction::BatchMean, .log_target = true}(x, log_kt),
+               x, "", dev);
+
+    auto m2 = input_of<1>("mr.x2", dev), my = input_of<1>("mr.y", dev);
+    check_reductions<1>("mr", "mr.x1", "mr.r", dev, MarginRanking{m2, my, 0.0});
+    check_reductions<1>("mr_m03", "mr.x1", "mr.r", dev, MarginRanking{m2, my, 0.3});
+    auto c2 = input_of<2>("cos.x2", dev);
+    auto cy = input_of<1>("cos.y", dev);
+    check_reductions<2>("cos", "cos.x1", "ce.r", dev, CosineEmbedding{c2, cy, 0.0});
+    check_reductions<2>("cos_m02", "cos.x1", "ce.r", dev, CosineEmbedding{c2, cy, 0.2});
+    auto tp = input_of<2>("tri.positive", dev), tn = input_of<2>("tri.negative", dev);
+    check_reductions<2>("tri", "tri.anchor", "ce.r", dev, TripletMargin{tp, tn, {}});
+    check_reductions<2>("tri_swap_p1", "tri.anchor", "ce.r", dev,
+                        TripletMargin{tp, tn, {.margin = 0.5, .p = 1.0, .swap = true}});
+
+    // the module forms
+    auto m1 = leaf<1>("mr.x1", dev);
+    check_loss("mr_m03.sum", ft::nn::MarginRankingLoss{.margin = 0.3, .reduction = Reduction::Sum}(m1, m2, my), m1, "",
+               dev);
+    auto c1 = leaf<2>("cos.x1", dev);
+    check_loss("cos_m02.mean", ft::nn::CosineEmbeddingLoss{.margin = 0.2}(c1, c2, cy), c1, "", dev);
+    auto a = leaf<2>("tri.anchor", dev);
+    check_loss("tri_swap_p1.mean", ft::nn::TripletMarginLoss{.margin = 0.5, .p = 1.0, .swap = true}(a, tp, tn), a, "",
+               dev);
+    x = leaf<2>("ce.input", dev);
+    ft::nn::CrossEntropyLoss weighted{
+        .ignore_index = 2, .label_smoothing = 0.1, .weight = input_of<1>("ce.weight", dev)};
+    check_loss("ce_w_ls_ig2.mean", weighted(x, targets("ce.target2", dev)), x, "", dev);
+    x = leaf<2>("nll.input", dev);
+    ft::nn::NLLLoss nll{.reduction = Reduction::Sum, .weight = input_of<1>("ce.weight", dev)};
+    check_loss("nll_w.sum", nll(x, targets("ce.target", dev)), x, "", dev);
   }
 }
 
@@ -363,6 +500,23 @@ TEST_CASE("mismatched shapes, batch sizes and reductions throw an ft::Error nami
     CHECK_THROWS_WITH_AS(
         ft::cross_entropy(x.value(), ft::zeros<std::int64_t>({5}, dev), {.reduction = Reduction::None}),
         doctest::Contains("reduction None"), ft::Error);
+    CHECK_THROWS_WITH_AS(F::mse_loss(x, ft::zeros<float>({5, 4}, dev), Reduction::BatchMean),
+                         doctest::Contains("kl_div's only"), ft::Error);
+    CHECK_THROWS_WITH_AS(F::cross_entropy(x, ft::zeros<std::int64_t>({5}, dev), ft::ones<float>({3}, dev)),
+                         doctest::Contains("cross_entropy: weight [3]"), ft::Error);
+    CHECK_THROWS_WITH_AS(F::nll_loss(x, ft::zeros<std::int64_t>({5}, dev), ft::ones<float>({5}, dev)),
+                         doctest::Contains("nll_loss: weight [5]"), ft::Error);
+    CHECK_THROWS_WITH_AS(F::cross_entropy(x, ft::zeros<float>({5, 4}, dev), {.ignore_index = 1}),
+                         doctest::Contains("probability targets"), ft::Error);
+    CHECK_THROWS_WITH_AS(F::cross_entropy(x, ft::zeros<float>({5, 3}, dev)), doctest::Contains("[5, 3]"), ft::Error);
+    CHECK_THROWS_WITH_AS(F::kl_div(x, t), doctest::Contains("kl_div: input [5, 4]"), ft::Error);
+    CHECK_THROWS_WITH_AS(
+        F::margin_ranking_loss(ft::zeros<float>({4}, dev), ft::zeros<float>({3}, dev), ft::zeros<float>({4}, dev)),
+        doctest::Contains("margin_ranking_loss"), ft::Error);
+    CHECK_THROWS_WITH_AS(F::cosine_embedding_loss(x, x, ft::zeros<float>({4}, dev)),
+                         doctest::Contains("cosine_embedding_loss: target [4]"), ft::Error);
+    CHECK_THROWS_WITH_AS(F::triplet_margin_loss(x, x, t, Reduction::Mean), doctest::Contains("triplet_margin_loss"),
+                         ft::Error);
     if (dev.is_cpu()) {
       CHECK_THROWS_WITH_AS(F::nll_loss(x, ft::full<std::int64_t>({5}, 4, dev)), doctest::Contains("out of range"),
                            ft::Error);

@@ -96,6 +96,51 @@ TEST_CASE("Linear and Conv2d match PyTorch (forward, input and parameter gradien
   }
 }
 
+TEST_CASE("Conv1d and ConvTranspose2d match PyTorch (forward, input and parameter gradients)") {
+  for (ft::Device dev : ft::test::devices()) {
+    ft::nn::Conv1d<float> c1(4, 6, 3, {.stride = 2, .padding = 1, .groups = 2}, true, dev);
+    check_layer<3>("conv1d", c1, dev);
+    ft::nn::Conv1d<float> c1d(3, 4, 3, {.dilation = 2}, false, dev);
+    check_layer<3>("conv1d_dilation", c1d, dev);
+    ft::nn::ConvTranspose2d<float> ct(3, 4, 3, {.stride = 2, .padding = 1, .output_padding = 1}, true, dev);
+    check_layer<4>("conv_transpose2d", ct, dev);
+    ft::nn::ConvTranspose2d<float> ctg(4, 6, {3, 2}, {.stride = {1, 2}, .groups = 2}, false, dev);
+    check_layer<4>("conv_transpose2d_groups", ctg, dev);
+    // output_padding 1 ≥ stride 1: allowed below the dilation, the last row and column see no input
+    ft::nn::ConvTranspose2d<float> ctd(2, 3, 3, {.padding = 1, .output_padding = 1, .dilation = 2}, true, dev);
+    check_layer<4>("conv_transpose2d_dilation", ctd, dev);
+  }
+}
+
+TEST_CASE("Conv1d and ConvTranspose2d have torch's parameter shapes and initialisation bounds") {
+  ft::nn::Conv1d<float> c1(8, 12, 5, {.groups = 2});
+  CHECK(c1.weight.shape() == ft::Shape<3>{12, 4, 5});
+  CHECK(c1.bias.shape() == ft::Shape<1>{12});
+  const double b1 = 1.0 / std::sqrt(4.0 * 5);  // fan_in = in/groups · k
+  CHECK(ft::max(ft::abs(c1.weight)).item() <= b1);
+  CHECK(ft::max(ft::abs(c1.weight)).item() > 0.9 * b1);
+  CHECK(ft::max(ft::abs(c1.bias)).item() <= b1);
+  // the transposed weight is [in, out/groups, kh, kw]; torch reads fan_in from its dim 1
+  ft::nn::ConvTranspose2d<float> ct(16, 6, {3, 2}, {.groups = 2});
+  CHECK(ct.weight.shape() == ft::Shape<4>{16, 3, 3, 2});
+  CHECK(ct.bias.shape() == ft::Shape<1>{6});
+  const double bt = 1.0 / std::sqrt(3.0 * 3 * 2);
+  CHECK(ft::max(ft::abs(ct.weight)).item() <= bt);
+  CHECK(ft::max(ft::abs(ct.weight)).item() > 0.9 * bt);
+  CHECK(ft::max(ft::abs(ct.bias)).item() <= bt);
+  auto names = ct.named_parameters();
+  REQUIRE(names.size() == 2);
+  CHECK(names[0].first == "weight");
+  CHECK(names[1].first == "bias");
+  ft::nn::ConvTranspose2d<float> nb(4, 4, 2, {.stride = 2}, false);
+  CHECK(nb.named_parameters().size() == 1);
+  ft::Var<float, 4> y = nb(ft::randn<float>({1, 4, 3, 5}, ft::kCPU, 3));
+  CHECK(y.shape() == ft::Shape<4>{1, 4, 6, 10});
+  CHECK_THROWS_WITH_AS(ft::nn::Conv1d<float>(3, 4, 3, {.groups = 2}), doctest::Contains("Conv1d"), ft::Error);
+  CHECK_THROWS_WITH_AS(ft::nn::ConvTranspose2d<float>(4, 3, 3, {.groups = 2}), doctest::Contains("ConvTranspose2d"),
+                       ft::Error);
+}
+
 TEST_CASE("pooling layers match PyTorch") {
   for (ft::Device dev : ft::test::devices()) {
     ft::nn::MaxPool2d mp(2), mpp(3, 2, 1);
@@ -161,6 +206,23 @@ TEST_CASE("LayerNorm, Embedding, Flatten and Identity match PyTorch") {
     check_layer<3>("layernorm_last", ln_last, dev, 1e-4);
     ft::nn::Flatten flat;
     check_layer<3>("flatten", flat, dev);
+    {  // Flatten(start_dim, end_dim) and Unflatten: the same values in the new shape; the
+       // gradient flows back through the reshape
+      ft::Var<float, 3> x(ft::test::random_tensor<float>({2, 3, 4}, dev, 3), ft::requires_grad);
+      auto a = ft::nn::FlattenDims<0, 1>{}(x);
+      static_assert(std::is_same_v<decltype(a), ft::Var<float, 2>>);
+      CHECK(a.shape() == ft::Shape<2>{6, 4});
+      auto b = ft::nn::FlattenDims<-2, -1>{}(x.value() * 2.0f);
+      CHECK(b.shape() == ft::Shape<2>{2, 12});
+      ft::nn::Unflatten un(1, {2, -1, 1});
+      auto c = un(a);
+      CHECK(c.shape() == ft::Shape<4>{6, 2, 2, 1});
+      CHECK(c.value().to_vector() == x.value().to_vector());
+      ft::sum(c * 3.0f).backward();
+      ft::test::check_close(x.grad(), std::vector<double>(24, 3.0), 0.0);
+      CHECK_THROWS_WITH_AS(ft::nn::Unflatten(1, {5, -1})(b), doctest::Contains("Unflatten: sizes [5, -1]"), ft::Error);
+      CHECK_THROWS_WITH_AS(ft::nn::Unflatten(1, {-1, -1})(b), doctest::Contains("[2, 12]"), ft::Error);
+    }
     ft::nn::Identity id;
     check_layer<2>("identity", id, dev);
 

@@ -21,6 +21,8 @@
 #include "ft/exec/fast_divmod.hpp"
 #include "ft/exec/reduce.hpp"
 #include "ft/linalg/conv.hpp"
+#include "ft/linalg/distance.hpp"
+#include "ft/linalg/einsum.hpp"
 #include "ft/linalg/matmul.hpp"
 #include "ft/linalg/pool.hpp"
 #include "ft/linalg/rowwise.hpp"

@@ -2,7 +2,8 @@
 """Writes tests/golden/losses.txt: PyTorch's values of the ft::nn losses, for tests/test_loss.cpp.
 
 For each loss (mse, l1, smooth_l1, huber, cross_entropy, nll, binary_cross_entropy,
-binary_cross_entropy_with_logits), some options (smooth_l1 beta = 0.5 and 0, huber delta = 0.7,
+binary_cross_entropy_with_logits, kl_div, margin_ranking, cosine_embedding, triplet_margin), some
+options (class weights, probability targets, kl_div's log_target and batchmean, margins, swap) (smooth_l1 beta = 0.5 and 0, huber delta = 0.7,
 cross_entropy with ignored rows, an in-range ignore_index and label_smoothing = 0.1, nll with
 ignore_index, bce_with_logits with pos_weight) and each reduction (none, mean, sum) it records
 the loss and the gradient of the input for loss.sum() (for reduction none: (loss * r).sum() with
@@ -114,6 +115,73 @@ def main():
                lambda a, red: F.binary_cross_entropy_with_logits(a, soft, reduction=red))
     loss_cases(lines, "bcel_pw", blogits, r,
                lambda a, red: F.binary_cross_entropy_with_logits(a, soft, reduction=red, pos_weight=pos_weight))
+
+    # ---- class weights and probability targets on the [6, 5] logits ----
+    weight = torch.rand(5) + 0.5
+    record(lines, "ce.weight", weight)
+    loss_cases(lines, "ce_w", logits, rc, lambda a, red: F.cross_entropy(a, target, weight=weight, reduction=red))
+    loss_cases(lines, "ce_w_ls_ig2", logits, rc,
+               lambda a, red: F.cross_entropy(a, target2, weight=weight, reduction=red, ignore_index=2,
+                                              label_smoothing=0.1))
+    probs_t = F.softmax(torch.randn(6, 5) * 2, dim=1)
+    record(lines, "ce.probs", probs_t)
+    loss_cases(lines, "ce_p", logits, rc, lambda a, red: F.cross_entropy(a, probs_t, reduction=red))
+    loss_cases(lines, "ce_p_w_ls", logits, rc,
+               lambda a, red: F.cross_entropy(a, probs_t, weight=weight, reduction=red, label_smoothing=0.1))
+    loss_cases(lines, "nll_w", log_probs, rc, lambda a, red: F.nll_loss(a, target, weight=weight, reduction=red))
+    loss_cases(lines, "nll_w_ig2", log_probs, rc,
+               lambda a, red: F.nll_loss(a, target2, weight=weight, reduction=red, ignore_index=2))
+
+    # ---- kl_div on [5, 4]: log-probabilities against probabilities (one exactly 0) ----
+    kl_in = F.log_softmax(torch.randn(5, 4), dim=1)
+    kl_t = F.softmax(torch.randn(5, 4), dim=1)
+    kl_t[2, 1] = 0.0
+    record(lines, "kl.input", kl_in)
+    record(lines, "kl.target", kl_t)
+    loss_cases(lines, "kl", kl_in, r, lambda a, red: F.kl_div(a, kl_t, reduction=red))
+    loss_cases(lines, "kl_log", kl_in, r, lambda a, red: F.kl_div(a, kl_t.clamp_min(1e-3).log(), reduction=red,
+                                                                  log_target=True))
+    for name, log_target in (("kl", False), ("kl_log", True)):
+        xi = kl_in.clone().requires_grad_(True)
+        tt = kl_t.clamp_min(1e-3).log() if log_target else kl_t
+        out = F.kl_div(xi, tt, reduction="batchmean", log_target=log_target)
+        out.backward()
+        record(lines, f"{name}.batchmean.loss", out)
+        record(lines, f"{name}.batchmean.grad", xi.grad)
+
+    # ---- ranking and embedding losses: the gradient is the first input's ----
+    m1 = torch.randn(7)
+    m2 = torch.randn(7)
+    my = torch.tensor([1.0, -1.0, 1.0, 1.0, -1.0, -1.0, 1.0])
+    mr = torch.randn(7)
+    record(lines, "mr.x1", m1)
+    record(lines, "mr.x2", m2)
+    record(lines, "mr.y", my)
+    record(lines, "mr.r", mr)
+    loss_cases(lines, "mr", m1, mr, lambda a, red: F.margin_ranking_loss(a, m2, my, reduction=red))
+    loss_cases(lines, "mr_m03", m1, mr, lambda a, red: F.margin_ranking_loss(a, m2, my, margin=0.3, reduction=red))
+
+    c1 = torch.randn(6, 4)
+    c2 = torch.randn(6, 4)
+    c2[3] = c1[3] * 2  # cos = 1
+    cy = torch.tensor([1.0, -1.0, -1.0, 1.0, -1.0, 1.0])
+    record(lines, "cos.x1", c1)
+    record(lines, "cos.x2", c2)
+    record(lines, "cos.y", cy)
+    loss_cases(lines, "cos", c1, rc, lambda a, red: F.cosine_embedding_loss(a, c2, cy, reduction=red))
+    loss_cases(lines, "cos_m02", c1, rc,
+               lambda a, red: F.cosine_embedding_loss(a, c2, cy, margin=0.2, reduction=red))
+
+    ta = torch.randn(6, 4)
+    tp = ta + 0.5 * torch.randn(6, 4)
+    tn = torch.randn(6, 4)
+    tn[1] = ta[1] + 0.1 * torch.randn(4)  # a hard negative: the hinge is active
+    record(lines, "tri.anchor", ta)
+    record(lines, "tri.positive", tp)
+    record(lines, "tri.negative", tn)
+    loss_cases(lines, "tri", ta, rc, lambda a, red: F.triplet_margin_loss(a, tp, tn, reduction=red))
+    loss_cases(lines, "tri_swap_p1", ta, rc,
+               lambda a, red: F.triplet_margin_loss(a, tp, tn, margin=0.5, p=1, swap=True, reduction=red))
 
     with open(OUT, "w") as f:
         f.write("\n".join(lines) + "\n")

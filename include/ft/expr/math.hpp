@@ -158,5 +158,10 @@ template <class T>
 FT_HD FT_INLINE bool isnan(T x) {
   return x != x;
 }
+// ±inf (x − x is NaN only for an infinity or a NaN).
+template <class T>
+FT_HD FT_INLINE bool isinf(T x) {
+  return x == x && x - x != x - x;
+}
 
 }  // namespace ft::inline FT_ABI::math

@@ -610,8 +610,9 @@ auto log_softmax(const E& e, int dim) {
 
 // How a loss combines its per-element values, as PyTorch's `reduction`: their mean, their sum,
 // or none (the per-element losses; ft::nn::functional's losses take it as a template argument,
-// since it changes the result's rank).
-enum class Reduction { Mean, Sum, None };
+// since it changes the result's rank); BatchMean, the sum divided by the batch size, is kl_div's
+// alone (torch's 'batchmean'), an error for the other losses.
+enum class Reduction { Mean, Sum, None, BatchMean };
 
 struct CrossEntropyOptions {
   std::int64_t ignore_index = -100;
@@ -635,6 +636,7 @@ Tensor<float_promote_t<typename E::value_type>, 0> cross_entropy(const E& logits
   check(opts.reduction != Reduction::None, "cross_entropy",
         "reduction None (per-row losses) is not a rank-0 result; use "
         "ft::nn::functional::cross_entropy<ft::Reduction::None>(logits, target, options)");
+  check(opts.reduction != Reduction::BatchMean, "cross_entropy", "reduction BatchMean is kl_div's only");
   check(opts.label_smoothing >= 0 && opts.label_smoothing <= 1, "cross_entropy",
         "label_smoothing must be in [0, 1], got ", opts.label_smoothing);
   check(s[1] > 0 || s[0] == 0, "cross_entropy", "logits ", to_string(s), " have no classes");

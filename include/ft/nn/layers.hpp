@@ -4,6 +4,7 @@
 // boundary op (GEMM, convolution, pooling, normalisation) return a Var.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -80,6 +81,32 @@ class Linear : public Module<Linear<T>> {
   Var<T, 1> zero_;  // a constant: the bias of a Linear without one
 };
 
+// ---- convolutions ----
+namespace detail {
+// In and out channels must divide into the groups (checked before the weight's shape divides).
+inline void check_conv_groups(const char* op, index_t in_channels, index_t out_channels, index_t groups) {
+  check(groups > 0 && in_channels % groups == 0 && out_channels % groups == 0, op, "in_channels (", in_channels,
+        ") and out_channels (", out_channels, ") must be divisible by groups (", groups, ")");
+}
+// A convolution's parameters as torch's _ConvNd.reset_parameters makes them: the weight of shape
+// `w_shape` ~ kaiming_uniform(a = √5), the bias [out_channels] ~ U(±1/√fan_in) with fan_in read
+// from the weight (dims 1…).
+template <class T, int R>
+void init_conv_parameters(const Shape<R>& w_shape, index_t out_channels, bool has_bias, Device device,
+                          Var<T, R>& weight, Var<T, 1>& bias) {
+  Tensor<T, R> w(w_shape, device);
+  init::kaiming_uniform_(w, std::sqrt(5.0));
+  weight = parameter(w);
+  if (has_bias) {
+    const index_t fan_in = init::calculate_fan_in_and_fan_out(w).first;
+    const double bound = fan_in > 0 ? 1.0 / std::sqrt(static_cast<double>(fan_in)) : 0.0;
+    Tensor<T, 1> b(Shape<1>{out_channels}, device);
+    init::uniform_(b, -bound, bound);
+    bias = parameter(b);
+  }
+}
+}  // namespace detail
+
 // ---- Conv2d ----
 // weight [out, in/groups, kh, kw] ~ kaiming_uniform(a = √5); bias [out] ~ U(±1/√fan_in).
 template <class T = float>
@@ -93,19 +120,9 @@ class Conv2d : public Module<Conv2d<T>> {
   Conv2d(index_t in_channels, index_t out_channels, Pair kernel_size, const Conv2dOptions& opts = {},
          bool has_bias = true, Device device = kCPU)
       : options(opts) {
-    check(opts.groups > 0 && in_channels % opts.groups == 0 && out_channels % opts.groups == 0, "Conv2d",
-          "in_channels (", in_channels, ") and out_channels (", out_channels, ") must be divisible by groups (",
-          opts.groups, ")");
-    Tensor<T, 4> w(Shape<4>{out_channels, in_channels / opts.groups, kernel_size.h, kernel_size.w}, device);
-    init::kaiming_uniform_(w, std::sqrt(5.0));
-    weight = detail::parameter(w);
-    if (has_bias) {
-      const index_t fan_in = init::calculate_fan_in_and_fan_out(w).first;
-      const double bound = fan_in > 0 ? 1.0 / std::sqrt(static_cast<double>(fan_in)) : 0.0;
-      Tensor<T, 1> b(Shape<1>{out_channels}, device);
-      init::uniform_(b, -bound, bound);
-      bias = detail::parameter(b);
-    }
+    detail::check_conv_groups("Conv2d", in_channels, out_channels, opts.groups);
+    detail::init_conv_parameters(Shape<4>{out_channels, in_channels / opts.groups, kernel_size.h, kernel_size.w},
+                                 out_channels, has_bias, device, weight, bias);
   }
   template <class V>
   void visit(V&& v) {
@@ -116,6 +133,65 @@ class Conv2d : public Module<Conv2d<T>> {
   Var<T, 4> forward(const X& x) {
     auto vx = autograd::to_var(x);
     return bias.defined() ? ft::conv2d(vx, weight, bias, options) : ft::conv2d(vx, weight, options);
+  }
+};
+
+// ---- Conv1d ----
+// weight [out, in/groups, k] ~ kaiming_uniform(a = √5); bias [out] ~ U(±1/√fan_in).
+template <class T = float>
+class Conv1d : public Module<Conv1d<T>> {
+ public:
+  Var<T, 3> weight;
+  Var<T, 1> bias;
+  Conv1dOptions options;
+
+  Conv1d() = default;
+  Conv1d(index_t in_channels, index_t out_channels, index_t kernel_size, const Conv1dOptions& opts = {},
+         bool has_bias = true, Device device = kCPU)
+      : options(opts) {
+    detail::check_conv_groups("Conv1d", in_channels, out_channels, opts.groups);
+    detail::init_conv_parameters(Shape<3>{out_channels, in_channels / opts.groups, kernel_size}, out_channels, has_bias,
+                                 device, weight, bias);
+  }
+  template <class V>
+  void visit(V&& v) {
+    v("weight", weight);
+    v("bias", bias);
+  }
+  template <Expression X>
+  Var<T, 3> forward(const X& x) {
+    auto vx = autograd::to_var(x);
+    return bias.defined() ? ft::conv1d(vx, weight, bias, options) : ft::conv1d(vx, weight, options);
+  }
+};
+
+// ---- ConvTranspose2d ----
+// weight [in, out/groups, kh, kw] ~ kaiming_uniform(a = √5) and bias [out] ~ U(±1/√fan_in), as
+// torch's _ConvNd: fan_in is read from the weight's dim 1, here out/groups · kh · kw.
+template <class T = float>
+class ConvTranspose2d : public Module<ConvTranspose2d<T>> {
+ public:
+  Var<T, 4> weight;
+  Var<T, 1> bias;
+  ConvTranspose2dOptions options;
+
+  ConvTranspose2d() = default;
+  ConvTranspose2d(index_t in_channels, index_t out_channels, Pair kernel_size, const ConvTranspose2dOptions& opts = {},
+                  bool has_bias = true, Device device = kCPU)
+      : options(opts) {
+    detail::check_conv_groups("ConvTranspose2d", in_channels, out_channels, opts.groups);
+    detail::init_conv_parameters(Shape<4>{in_channels, out_channels / opts.groups, kernel_size.h, kernel_size.w},
+                                 out_channels, has_bias, device, weight, bias);
+  }
+  template <class V>
+  void visit(V&& v) {
+    v("weight", weight);
+    v("bias", bias);
+  }
+  template <Expression X>
+  Var<T, 4> forward(const X& x) {
+    auto vx = autograd::to_var(x);
+    return bias.defined() ? ft::conv_transpose2d(vx, weight, bias, options) : ft::conv_transpose2d(vx, weight, options);
   }
 };
 
@@ -465,19 +541,76 @@ class Dropout : public Stateless<Dropout> {
 };
 
 // ---- shape and identity ----
-// Flattens every dimension after the first: [N, ...] → [N, ∏ rest] (PyTorch's nn.Flatten()).
-class Flatten : public Stateless<Flatten> {
+// Flattens dimensions StartDim … EndDim (negative: counted from the end) into one, as PyTorch's
+// nn.Flatten(start_dim, end_dim); a view where the input allows it. nn::Flatten is
+// FlattenDims<1, -1>: [N, ...] → [N, ∏ rest].
+template <int StartDim = 1, int EndDim = -1>
+class FlattenDims : public Stateless<FlattenDims<StartDim, EndDim>> {
  public:
   template <Expression X>
   auto forward(const X& x) {
-    static_assert(X::rank >= 1, "ft::nn::Flatten: the input needs a batch dimension");
+    constexpr int R = X::rank;
+    constexpr int s = StartDim < 0 ? StartDim + R : StartDim, e = EndDim < 0 ? EndDim + R : EndDim;
+    static_assert(R >= 1, "ft::nn::Flatten: the input needs at least one dimension");
+    static_assert(0 <= s && s <= e && e < R,
+                  "ft::nn::FlattenDims<StartDim, EndDim>: the dimensions must lie in the input's rank, start ≤ end");
+    index_t sizes[R - (e - s)];
+    for (int d = 0, j = 0; d < R; ++d) {
+      if (d <= s || d > e)
+        sizes[j++] = x.shape()[d];
+      else
+        sizes[s] *= x.shape()[d];
+    }
     if constexpr (ft::detail::has_var_v<X>) {
-      auto v = autograd::to_var(x);
-      return v.reshape({v.size(0), -1});
+      return autograd::to_var(x).reshape(sizes);
     } else {
-      Tensor<typename X::value_type, X::rank> t(x.shape(), x.device());
+      Tensor<typename X::value_type, R> t(x.shape(), x.device());
       t = x;
-      return t.reshape({t.size(0), -1});
+      return t.reshape(sizes);
+    }
+  }
+};
+using Flatten = FlattenDims<1, -1>;
+
+// Splits dimension `dim` into N sizes (one may be −1, inferred), as PyTorch's
+// nn.Unflatten(dim, sizes): nn::Unflatten u(1, {16, 5, 5}) turns [N, 400] into [N, 16, 5, 5].
+template <int N>
+class Unflatten : public Stateless<Unflatten<N>> {
+ public:
+  int dim = 0;
+  std::array<index_t, N> sizes{};
+  Unflatten(int dim_, const index_t (&sizes_)[N]) : dim(dim_) { std::copy(sizes_, sizes_ + N, sizes.begin()); }
+  template <Expression X>
+  auto forward(const X& x) {
+    constexpr int R = X::rank;
+    static_assert(R >= 1 && N >= 1, "ft::nn::Unflatten: the input needs at least one dimension, the sizes one entry");
+    const int d = wrap_dim(dim, R, "Unflatten");
+    index_t known = 1;
+    int inferred = 0;
+    for (index_t v : sizes) v == -1 ? ++inferred : known *= v;
+    const index_t n = x.shape()[d];
+    bool ok = inferred <= 1 && std::all_of(sizes.begin(), sizes.end(), [](index_t v) { return v >= 0 || v == -1; });
+    ok = ok && (inferred ? known > 0 && n % known == 0 : known == n);
+    if (!ok) {
+      Shape<N> shown{};
+      for (int i = 0; i < N; ++i) shown[i] = sizes[i];
+      fail("Unflatten", "sizes ", to_string(shown), " do not split dimension ", d, " (", n, ") of input ",
+           to_string(x.shape()));
+    }
+    index_t out[R + N - 1];
+    for (int i = 0, j = 0; i < R; ++i) {
+      if (i != d) {
+        out[j++] = x.shape()[i];
+        continue;
+      }
+      for (index_t v : sizes) out[j++] = v == -1 ? n / known : v;
+    }
+    if constexpr (ft::detail::has_var_v<X>) {
+      return autograd::to_var(x).reshape(out);
+    } else {
+      Tensor<typename X::value_type, R> t(x.shape(), x.device());
+      t = x;
+      return t.reshape(out);
     }
   }
 };

@@ -1,6 +1,7 @@
 // Loss functions with torch.nn.functional's semantics (ft::nn::functional) and their module
-// forms (ft::nn): mse, l1, smooth_l1, huber, cross_entropy, nll, binary_cross_entropy and
-// binary_cross_entropy_with_logits.
+// forms (ft::nn): mse, l1, smooth_l1, huber, cross_entropy (class indices or probabilities, class
+// weights), nll (class weights), binary_cross_entropy, binary_cross_entropy_with_logits, kl_div,
+// margin_ranking, cosine_embedding and triplet_margin.
 //
 // Input and target may be tensors, Vars or expressions. Most losses are one expression: the
 // per-element loss and its reduction run as one fused kernel and, when an operand reads a Var,
@@ -23,6 +24,7 @@
 #include "ft/core/error.hpp"
 #include "ft/expr/generator.hpp"
 #include "ft/expr/math.hpp"
+#include "ft/linalg/distance.hpp"
 #include "ft/linalg/rowwise.hpp"
 #include "ft/ops/elementwise.hpp"
 #include "ft/ops/reduction.hpp"
@@ -73,6 +75,7 @@ inline void check_reduced(const char* op, Reduction reduction) {
         "reduction None gives the per-element losses, whose rank is fixed at compile time: pass it as a template "
         "argument, ft::nn::functional::",
         op, "<ft::Reduction::None>(input, target, ...)");
+  check(reduction != Reduction::BatchMean, op, "reduction BatchMean (torch's 'batchmean') is kl_div's only");
 }
 
 // A run-time Mean or Sum as the template argument of `call`: call.operator()<Reduction::Mean or
@@ -87,6 +90,7 @@ auto with_reduction(const char* op, Reduction reduction, const Call& call) {
 // The per-element losses `e` reduced as Red: one launch; over Vars, one tape node.
 template <Reduction Red, class T, bool IsVar, class E>
 auto reduce_loss(const E& e) {
+  static_assert(Red != Reduction::BatchMean, "ft::nn: reduction BatchMean (torch's 'batchmean') is kl_div's only");
   if constexpr (Red == Reduction::None)
     return loss_result_t<T, E::rank, IsVar>(e);
   else if constexpr (Red == Reduction::Sum)
@@ -150,6 +154,25 @@ Tensor<std::int64_t, 1> class_targets(const char* op, const I& input, const Tg& 
   return t;
 }
 
+// A loss's class weights `weight` [C] for an [N, C] input, as a tensor of the loss's type: a
+// Var's value (torch gives class weights no gradient), an expression evaluated.
+template <class T, class I, class W>
+Tensor<T, 1> class_weight(const char* op, const I& input, const W& weight) {
+  static_assert(W::rank == 1, "ft::nn: a loss's class weight must be a vector [C]");
+  Tensor<T, 1> w;
+  if constexpr (any_var_v<W>)
+    w = Tensor<T, 1>(cast<T>(autograd::to_var(weight).value()));
+  else if constexpr (std::is_same_v<W, Tensor<T, 1>>)
+    w = weight;
+  else
+    w = Tensor<T, 1>(cast<T>(weight));
+  const auto di = ft::detail::device_of(input);
+  if (w.size(0) != input.shape()[1] || (di && !(*di == w.device())))
+    fail(op, "weight ", shape_and_device(w), " must have one element a class of input ", shape_and_device(input),
+         ", on the same device");
+  return w;
+}
+
 // [1, C] class indices 0 … C−1 (generated, never stored) beside [N, 1] targets: the one-hot mask.
 template <class I>
 auto class_indices(const I& input) {
@@ -158,6 +181,54 @@ auto class_indices(const I& input) {
                                                  ft::detail::device_of(input).value_or(kCPU));
 }
 
+template <Reduction Red, class I, class Tg>
+auto cross_entropy_indices(const I& input, const Tg& target, const CrossEntropyOptions& options) {
+  auto t = detail::class_targets("cross_entropy", input, target, options.ignore_index);
+  if constexpr (Red != Reduction::None) {
+    CrossEntropyOptions reduced = options;
+    reduced.reduction = Red;
+    return ft::cross_entropy(input, t, reduced);
+  } else {
+    using T = detail::loss_value_t<I>;
+    constexpr bool V = detail::any_var_v<I>;
+    const double eps = options.label_smoothing;
+    check(eps >= 0 && eps <= 1, "cross_entropy", "label_smoothing must be in [0, 1], got ", eps);
+    const double C = static_cast<double>(input.shape()[1]);
+    detail::check_targets_on_device("cross_entropy", t, input.shape()[1], options.ignore_index);
+    auto lp = ft::log_softmax(input, 1);
+    auto t2 = t.unsqueeze(1);
+    auto classes = detail::class_indices(input);
+    auto valid = t2 != options.ignore_index;
+    // ε = 0 apart: the other classes' terms are not read, as torch (a −inf there is no NaN)
+    if (eps == 0) return detail::loss_result_t<T, 1, V>(ft::sum(where(logical_and(classes == t2, valid), -lp, 0), 1));
+    return detail::loss_result_t<T, 1, V>(
+        ft::sum(where(valid, where(classes == t2, lp * -(1 - eps + eps / C), lp * -(eps / C)), 0), 1));
+  }
+}
+
+// Probability targets [N, C] (torch ≥ 1.10): −Σ_c w_c·t'_nc·log_softmax(x)_nc a row, with
+// t' = (1 − ε)·t + ε/C; Mean divides by N. `w` is 1.0 or the class weights [C].
+template <Reduction Red, class I, class Tg, class W>
+auto cross_entropy_probabilities(const I& input, const Tg& target, const W& w, const CrossEntropyOptions& options) {
+  static_assert(I::rank == 2, "ft::nn: cross_entropy's input must be [batch, classes]");
+  check_loss_operands("cross_entropy", input, target);
+  check(options.ignore_index == -100, "cross_entropy",
+        "ignore_index is not supported with probability targets (a floating-point target of the input's shape)");
+  const double eps = options.label_smoothing;
+  check(eps >= 0 && eps <= 1, "cross_entropy", "label_smoothing must be in [0, 1], got ", eps);
+  using T = loss_value_t<I, Tg>;
+  constexpr bool V = any_var_v<I, Tg>;
+  const double C = static_cast<double>(input.shape()[1]);
+  auto per = -(ft::log_softmax(input, 1) * w * (target * (1 - eps) + eps / C));
+  if constexpr (Red == Reduction::None) {
+    return loss_result_t<T, 1, V>(ft::sum(per, 1));
+  } else if constexpr (Red == Reduction::Sum) {
+    return loss_result_t<T, 0, V>(ft::sum(per));
+  } else {
+    static_assert(Red == Reduction::Mean, "ft::nn: reduction BatchMean is kl_div's only");
+    return loss_result_t<T, 0, V>(ft::sum(per * (1.0 / static_cast<double>(input.shape()[0]))));
+  }
+}
 }  // namespace detail
 
 }  // namespace ft::inline FT_ABI::nn
@@ -267,32 +338,58 @@ auto huber_loss(const I& input, const Tg& target, Reduction reduction = Reductio
 // log_softmax (one launch) and one fused masked row sum. options.reduction is replaced by Red.
 template <Reduction Red, Expression I, Expression Tg>
 auto cross_entropy(const I& input, const Tg& target, const CrossEntropyOptions& options = {}) {
-  auto t = detail::class_targets("cross_entropy", input, target, options.ignore_index);
-  if constexpr (Red != Reduction::None) {
-    CrossEntropyOptions reduced = options;
-    reduced.reduction = Red;
-    return ft::cross_entropy(input, t, reduced);
+  if constexpr (std::is_floating_point_v<typename Tg::value_type>) {
+    return detail::cross_entropy_probabilities<Red>(input, target, 1.0, options);
   } else {
-    using T = detail::loss_value_t<I>;
-    constexpr bool V = detail::any_var_v<I>;
-    const double eps = options.label_smoothing;
-    check(eps >= 0 && eps <= 1, "cross_entropy", "label_smoothing must be in [0, 1], got ", eps);
-    const double C = static_cast<double>(input.shape()[1]);
-    detail::check_targets_on_device("cross_entropy", t, input.shape()[1], options.ignore_index);
-    auto lp = ft::log_softmax(input, 1);
-    auto t2 = t.unsqueeze(1);
-    auto classes = detail::class_indices(input);
-    auto valid = t2 != options.ignore_index;
-    // ε = 0 apart: the other classes' terms are not read, as torch (a −inf there is no NaN)
-    if (eps == 0) return detail::loss_result_t<T, 1, V>(ft::sum(where(logical_and(classes == t2, valid), -lp, 0), 1));
-    return detail::loss_result_t<T, 1, V>(
-        ft::sum(where(valid, where(classes == t2, lp * -(1 - eps + eps / C), lp * -(eps / C)), 0), 1));
+    return detail::cross_entropy_indices<Red>(input, target, options);
   }
 }
 template <Expression I, Expression Tg>
 auto cross_entropy(const I& input, const Tg& target, const CrossEntropyOptions& options = {}) {
   return detail::with_reduction("cross_entropy", options.reduction,
                                 [&]<Reduction R>() { return cross_entropy<R>(input, target, options); });
+}
+
+// With class weights `weight` [C]: each row's loss is scaled by its target's weight (probability
+// targets: each class's term by its weight, as torch), and Mean divides by the summed weights of
+// the rows counted (probability targets: by N). Log_softmax (one launch) and fused masked sums.
+template <Reduction Red, Expression I, Expression Tg, Expression W>
+auto cross_entropy(const I& input, const Tg& target, const W& weight, const CrossEntropyOptions& options = {}) {
+  using T = detail::loss_value_t<I>;
+  auto w = detail::class_weight<T>("cross_entropy", input, weight);
+  if constexpr (std::is_floating_point_v<typename Tg::value_type>) {
+    return detail::cross_entropy_probabilities<Red>(input, target, w, options);
+  } else {
+    constexpr bool V = detail::any_var_v<I>;
+    auto t = detail::class_targets("cross_entropy", input, target, options.ignore_index);
+    const double eps = options.label_smoothing;
+    check(eps >= 0 && eps <= 1, "cross_entropy", "label_smoothing must be in [0, 1], got ", eps);
+    detail::check_targets_on_device("cross_entropy", t, input.shape()[1], options.ignore_index);
+    const double C = static_cast<double>(input.shape()[1]);
+    auto lp = ft::log_softmax(input, 1);
+    auto t2 = t.unsqueeze(1);
+    auto hit = detail::class_indices(input) == t2;
+    auto valid = t2 != options.ignore_index;
+    auto finish = [&](const auto& per) {  // per: [N, C] weighted terms, 0 off the rows counted
+      if constexpr (Red == Reduction::None) {
+        return detail::loss_result_t<T, 1, V>(ft::sum(per, 1));
+      } else if constexpr (Red == Reduction::Sum) {
+        return detail::loss_result_t<T, 0, V>(ft::sum(per));
+      } else {
+        static_assert(Red == Reduction::Mean, "ft::nn: reduction BatchMean is kl_div's only");
+        Tensor<T, 0> total = ft::sum(where(logical_and(hit, valid), w, 0));
+        return detail::loss_result_t<T, 0, V>(ft::sum(per / total));
+      }
+    };
+    // ε = 0 apart: the other classes' terms are not read, as torch (a −inf there is no NaN)
+    if (eps == 0) return finish(where(logical_and(hit, valid), -lp * w, 0));
+    return finish(where(valid, -lp * w * where(hit, 1 - eps + eps / C, eps / C), 0));
+  }
+}
+template <Expression I, Expression Tg, Expression W>
+auto cross_entropy(const I& input, const Tg& target, const W& weight, const CrossEntropyOptions& options = {}) {
+  return detail::with_reduction("cross_entropy", options.reduction,
+                                [&]<Reduction R>() { return cross_entropy<R>(input, target, weight, options); });
 }
 
 // −input[n, t_n] a row (input holds log-probabilities), 0 for the rows whose target is
@@ -320,6 +417,36 @@ auto nll_loss(const I& input, const Tg& target, Reduction reduction = Reduction:
               std::int64_t ignore_index = -100) {
   return detail::with_reduction("nll_loss", reduction,
                                 [&]<Reduction R>() { return nll_loss<R>(input, target, ignore_index); });
+}
+
+// With class weights `weight` [C]: −weight[t_n]·input[n, t_n] a row; Mean divides by the summed
+// weights of the rows counted (NaN when none is). One fused masked sum (Mean: and one launch
+// summing the weights).
+template <Reduction Red, Expression I, Expression Tg, Expression W>
+auto nll_loss(const I& input, const Tg& target, const W& weight, std::int64_t ignore_index = -100) {
+  using T = detail::loss_value_t<I>;
+  auto t = detail::class_targets("nll_loss", input, target, ignore_index);
+  auto w = detail::class_weight<T>("nll_loss", input, weight);
+  detail::check_targets_on_device("nll_loss", t, input.shape()[1], ignore_index);
+  constexpr bool V = detail::any_var_v<I>;
+  auto t2 = t.unsqueeze(1);
+  auto hit = logical_and(detail::class_indices(input) == t2, t2 != ignore_index);
+  auto picked = where(hit, -input * w, 0);
+  if constexpr (Red == Reduction::None) {
+    return detail::loss_result_t<T, 1, V>(ft::sum(picked, 1));
+  } else if constexpr (Red == Reduction::Sum) {
+    return detail::loss_result_t<T, 0, V>(ft::sum(picked));
+  } else {
+    static_assert(Red == Reduction::Mean, "ft::nn: reduction BatchMean is kl_div's only");
+    Tensor<T, 0> total = ft::sum(where(hit, w, 0));
+    return detail::loss_result_t<T, 0, V>(ft::sum(picked / total));
+  }
+}
+template <Expression I, Expression Tg, Expression W>
+auto nll_loss(const I& input, const Tg& target, const W& weight, Reduction reduction = Reduction::Mean,
+              std::int64_t ignore_index = -100) {
+  return detail::with_reduction("nll_loss", reduction,
+                                [&]<Reduction R>() { return nll_loss<R>(input, target, weight, ignore_index); });
 }
 
 // ---- binary: probabilities, or logits (stable) ----
@@ -378,6 +505,110 @@ auto binary_cross_entropy_with_logits(const I& input, const Tg& target, Reductio
   });
 }
 
+// ---- distributions, rankings and embeddings ----
+
+// The Kullback–Leibler divergence of input (log-probabilities) from target: target·(log target −
+// input), 0 where target = 0 (torch's xlogy), or with log_target, e^target·(target − input).
+// Mean averages over every element, as torch; BatchMean (torch's 'batchmean', the mathematical
+// KL divergence) divides the sum by the batch size input.size(0). One launch.
+template <Reduction Red, Expression I, Expression Tg>
+auto kl_div(const I& input, const Tg& target, bool log_target = false) {
+  static_assert(I::rank >= 1 || Red != Reduction::BatchMean, "ft::nn::functional::kl_div: BatchMean needs a batch");
+  detail::check_loss_operands("kl_div", input, target);
+  using T = detail::loss_value_t<I, Tg>;
+  constexpr bool V = detail::any_var_v<I, Tg>;
+  auto finish = [&](const auto& per) {
+    if constexpr (Red == Reduction::BatchMean)
+      return detail::loss_result_t<T, 0, V>(ft::sum(per * (1.0 / static_cast<double>(input.shape()[0]))));
+    else
+      return detail::reduce_loss<Red, T, V>(per);
+  };
+  if (log_target) return finish(exp(target) * (target - input));
+  return finish(target * log(where(target == 0, 1, target)) - target * input);
+}
+template <Expression I, Expression Tg>
+auto kl_div(const I& input, const Tg& target, Reduction reduction = Reduction::Mean, bool log_target = false) {
+  if (reduction == Reduction::BatchMean) return kl_div<Reduction::BatchMean>(input, target, log_target);
+  return detail::with_reduction("kl_div", reduction,
+                                [&]<Reduction R>() { return kl_div<R>(input, target, log_target); });
+}
+
+// max(0, −target·(x1 − x2) + margin), target ±1 (torch.nn.functional.margin_ranking_loss). One launch.
+template <Reduction Red, Expression A, Expression B, Expression Tg>
+auto margin_ranking_loss(const A& x1, const B& x2, const Tg& target, double margin = 0.0) {
+  detail::check_loss_operands("margin_ranking_loss", x1, x2);
+  detail::check_loss_operands("margin_ranking_loss", x1, target);
+  return detail::reduce_loss<Red, detail::loss_value_t<A, B, Tg>, detail::any_var_v<A, B, Tg>>(
+      maximum(-target * (x1 - x2) + margin, 0));
+}
+template <Expression A, Expression B, Expression Tg>
+auto margin_ranking_loss(const A& x1, const B& x2, const Tg& target, Reduction reduction = Reduction::Mean,
+                         double margin = 0.0) {
+  return detail::with_reduction("margin_ranking_loss", reduction,
+                                [&]<Reduction R>() { return margin_ranking_loss<R>(x1, x2, target, margin); });
+}
+
+// With cos = Σ x1·x2 / sqrt((Σ x1² + 1e-12)(Σ x2² + 1e-12)) over the last dimension: 1 − cos
+// where target = 1, max(0, cos − margin) where target = −1 (torch's cosine_embedding_loss;
+// x1, x2 [N, D] with target [N], or [D] with a rank-0 target). Three row sums, then one launch.
+template <Reduction Red, Expression A, Expression B, Expression Tg>
+auto cosine_embedding_loss(const A& x1, const B& x2, const Tg& target, double margin = 0.0) {
+  static_assert(A::rank == B::rank && (A::rank == 1 || A::rank == 2) && Tg::rank == A::rank - 1,
+                "ft::nn::functional::cosine_embedding_loss: x1 and x2 [N, D] with target [N], or [D] with a rank-0 "
+                "target");
+  constexpr const char* op = "cosine_embedding_loss";
+  detail::check_loss_operands(op, x1, x2);
+  auto dt = ft::detail::device_of(target), d1 = ft::detail::device_of(x1);
+  if ((A::rank == 2 && target.shape()[0] != x1.shape()[0]) || (dt && d1 && !(*dt == *d1)))
+    fail(op, "target ", detail::shape_and_device(target), " must have one element a row of x1 ",
+         detail::shape_and_device(x1));
+  constexpr int d = A::rank - 1;
+  auto cos = ft::sum(x1 * x2, d) / sqrt((ft::sum(square(x1), d) + 1e-12) * (ft::sum(square(x2), d) + 1e-12));
+  return detail::reduce_loss<Red, detail::loss_value_t<A, B>, detail::any_var_v<A, B, Tg>>(
+      where(target == 1, 1 - cos, 0) + where(target == -1, maximum(cos - margin, 0), 0));
+}
+template <Expression A, Expression B, Expression Tg>
+auto cosine_embedding_loss(const A& x1, const B& x2, const Tg& target, Reduction reduction = Reduction::Mean,
+                           double margin = 0.0) {
+  return detail::with_reduction("cosine_embedding_loss", reduction,
+                                [&]<Reduction R>() { return cosine_embedding_loss<R>(x1, x2, target, margin); });
+}
+
+struct TripletMarginOptions {
+  double margin = 1.0;
+  double p = 2.0;     // the norm of the pairwise distances
+  double eps = 1e-6;  // added to the differences, as torch.pairwise_distance
+  bool swap = false;  // use min(d(a, n), d(p, n)) as the negative distance
+};
+
+// max(d(a, p) − d(a, n) + margin, 0) with d = ft::pairwise_distance over the last dimension
+// (torch.nn.functional.triplet_margin_loss). Two or three row norms, then one launch.
+template <Reduction Red, Expression A, Expression P, Expression N>
+auto triplet_margin_loss(const A& anchor, const P& positive, const N& negative,
+                         const TripletMarginOptions& options = {}) {
+  constexpr const char* op = "triplet_margin_loss";
+  static_assert(A::rank >= 1 && A::rank == P::rank && A::rank == N::rank,
+                "ft::nn::functional::triplet_margin_loss: anchor, positive and negative must have the same rank");
+  detail::check_loss_operands(op, anchor, positive);
+  detail::check_loss_operands(op, anchor, negative);
+  using T = detail::loss_value_t<A, P, N>;
+  constexpr bool V = detail::any_var_v<A, P, N>;
+  const double p = options.p, eps = options.eps;
+  auto d_pos = pairwise_distance(anchor, positive, p, eps);
+  auto d_neg = pairwise_distance(anchor, negative, p, eps);
+  if (options.swap)
+    return detail::reduce_loss<Red, T, V>(
+        maximum(d_pos - minimum(d_neg, pairwise_distance(positive, negative, p, eps)) + options.margin, 0));
+  return detail::reduce_loss<Red, T, V>(maximum(d_pos - d_neg + options.margin, 0));
+}
+template <Expression A, Expression P, Expression N>
+auto triplet_margin_loss(const A& anchor, const P& positive, const N& negative, Reduction reduction,
+                         const TripletMarginOptions& options = {}) {
+  return detail::with_reduction("triplet_margin_loss", reduction, [&]<Reduction R>() {
+    return triplet_margin_loss<R>(anchor, positive, negative, options);
+  });
+}
+
 }  // namespace ft::inline FT_ABI::nn::functional
 
 // ---- module forms: the options, and forward(input, target) = the functional loss ----
@@ -429,26 +660,88 @@ struct HuberLoss {
   FT_LOSS_CALL
 };
 
+// target: [N] class indices, or [N, C] class probabilities. weight: undefined for none, else
+// one weight a class [C].
 struct CrossEntropyLoss {
   std::int64_t ignore_index = -100;
   double label_smoothing = 0.0;
   Reduction reduction = Reduction::Mean;
+  Tensor<float, 1> weight = {};
   template <Expression I, Expression Tg>
   auto forward(const I& input, const Tg& target) const {
-    return functional::cross_entropy(input, target, CrossEntropyOptions{ignore_index, label_smoothing, reduction});
+    const CrossEntropyOptions options{ignore_index, label_smoothing, reduction};
+    if (weight.defined()) return functional::cross_entropy(input, target, weight, options);
+    return functional::cross_entropy(input, target, options);
   }
   FT_LOSS_CALL
 };
 
+// weight: undefined for none, else one weight a class [C].
 struct NLLLoss {
   std::int64_t ignore_index = -100;
   Reduction reduction = Reduction::Mean;
+  Tensor<float, 1> weight = {};
   template <Expression I, Expression Tg>
   auto forward(const I& input, const Tg& target) const {
+    if (weight.defined()) return functional::nll_loss(input, target, weight, reduction, ignore_index);
     return functional::nll_loss(input, target, reduction, ignore_index);
   }
   FT_LOSS_CALL
 };
+
+// input: log-probabilities; target: probabilities (log-probabilities with log_target).
+// reduction: Mean (torch's default, over every element), Sum or BatchMean.
+struct KLDivLoss {
+  Reduction reduction = Reduction::Mean;
+  bool log_target = false;
+  template <Expression I, Expression Tg>
+  auto forward(const I& input, const Tg& target) const {
+    return functional::kl_div(input, target, reduction, log_target);
+  }
+  FT_LOSS_CALL
+};
+
+#define FT_LOSS_CALL3                                         \
+  template <Expression A, Expression B, Expression C>         \
+  auto operator()(const A& a, const B& b, const C& c) const { \
+    return forward(a, b, c);                                  \
+  }
+
+struct MarginRankingLoss {
+  double margin = 0.0;
+  Reduction reduction = Reduction::Mean;
+  template <Expression A, Expression B, Expression Tg>
+  auto forward(const A& x1, const B& x2, const Tg& target) const {
+    return functional::margin_ranking_loss(x1, x2, target, reduction, margin);
+  }
+  FT_LOSS_CALL3
+};
+
+struct CosineEmbeddingLoss {
+  double margin = 0.0;
+  Reduction reduction = Reduction::Mean;
+  template <Expression A, Expression B, Expression Tg>
+  auto forward(const A& x1, const B& x2, const Tg& target) const {
+    return functional::cosine_embedding_loss(x1, x2, target, reduction, margin);
+  }
+  FT_LOSS_CALL3
+};
+
+struct TripletMarginLoss {
+  double margin = 1.0;
+  double p = 2.0;
+  double eps = 1e-6;
+  bool swap = false;
+  Reduction reduction = Reduction::Mean;
+  template <Expression A, Expression P, Expression N>
+  auto forward(const A& anchor, const P& positive, const N& negative) const {
+    return functional::triplet_margin_loss(anchor, positive, negative, reduction,
+                                           functional::TripletMarginOptions{margin, p, eps, swap});
+  }
+  FT_LOSS_CALL3
+};
+
+#undef FT_LOSS_CALL3
 
 struct BCELoss {
   Reduction reduction = Reduction::Mean;

@@ -146,16 +146,20 @@ struct Norm {
     x = x < Acc(0) ? -x : x;
     if (p == 1) return a + x;
     if (p == 2) return a + x * x;
-    return math::isnan(x) || x > a ? x : a;
+    if (p == 0) return a + (x != Acc(0) ? Acc(1) : Acc(0));  // NaN counts, as torch
+    if (math::isinf(p)) return math::isnan(x) || x > a ? x : a;
+    return a + math::pow(x, static_cast<Acc>(p));
   }
   template <class Acc>
   FT_HD FT_INLINE Acc combine(Acc a, Acc b) const {
-    if (p == 1 || p == 2) return a + b;
-    return math::isnan(b) || b > a ? b : a;
+    if (math::isinf(p)) return math::isnan(b) || b > a ? b : a;
+    return a + b;
   }
   template <class Acc>
   FT_HD FT_INLINE out_type finalize(Acc a, index_t) const {
-    return static_cast<out_type>(p == 2 ? math::sqrt(a) : a);
+    if (p == 2) return static_cast<out_type>(math::sqrt(a));
+    if (p == 1 || p == 0 || math::isinf(p)) return static_cast<out_type>(a);
+    return static_cast<out_type>(math::pow(a, static_cast<Acc>(1 / p)));
   }
 };
 
@@ -406,11 +410,12 @@ FT_VARIANCE(var, false)
 FT_VARIANCE(std, true)
 #undef FT_VARIANCE
 
-// Vector norms, p = 1, 2 or infinity: ft::norm(e), ft::norm(e, 1), ft::norm(e, 2, dim),
-// ft::norm(e, INFINITY, dim, ft::keepdim).
+// Vector norms (torch.linalg.vector_norm), any p ≥ 0: (Σ|x|^p)^(1/p); p = 0 counts the non-zeros,
+// p = inf is max |x|. ft::norm(e), ft::norm(e, 1), ft::norm(e, 2, dim), ft::norm(e, INFINITY,
+// dim, ft::keepdim), ft::norm(e, 3, dim).
 namespace detail {
 inline double check_norm_p(double p) {
-  check(p == 1 || p == 2 || (std::isinf(p) && p > 0), "norm", "p must be 1, 2 or inf, got ", p);
+  check(p >= 0 && !std::isnan(p), "norm", "p must be a non-negative number or inf, got ", p);
   return p;
 }
 }  // namespace detail
@@ -521,8 +526,12 @@ struct ReduceGrad<red::Norm<V>> {
     const double p = r.reducer().p;
     auto top = abs(x) == y;
     auto ties = detail::like(r, red::SumR<float>{}, cast<float>(top));
+    // general p: g·sign(x)·|x|^(p−1) / y^(p−1), 0 where y = 0 (torch's norm_backward); p = 0: 0
+    auto general = where(y == 0, 0, ge * sign(x) * pow(abs(x) / y, p - 1));
     return where(Scalar<bool>{p == 1}, ge * sign(x),
-                 where(Scalar<bool>{p == 2}, where(y == 0, 0, ge * x / y), where(top, ge * sign(x) / ties, 0)));
+                 where(Scalar<bool>{p == 2}, where(y == 0, 0, ge * x / y),
+                       where(Scalar<bool>{std::isinf(p)}, where(top, ge * sign(x) / ties, 0),
+                             where(Scalar<bool>{p == 0}, 0, general))));
   }
 };
 // var: g·2(x − mean)/(n − correction); std: that divided by 2·std.

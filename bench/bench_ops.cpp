@@ -1,0 +1,125 @@
+// The ops of issue #15 against their floor and, with -DFT_BENCH_LIBTORCH=ON, LibTorch 1.13 in the
+// same binary (bench_ops_torch.cpp):
+//   cat4_relu   relu(cat({a, b, c, d}, 0) * 2) of 4 × [4096, 1024]: the cat fuses into its
+//               consumer (one pass; LibTorch: cat, mul, relu)
+//   gather      gather(x [4096, 1024], 1, idx [4096, 256]) with random indices
+//   topk5       topk(x [4096, 1000], 5, 1)
+//   cumsum      cumsum of 2^24 floats
+//   sort        sort of 2^24 floats
+// of_copy_bw is the logical traffic (each input read once, each output written once) over the
+// copy bandwidth measured in the same run: the memory floor is 1.0.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "bench_common.hpp"
+#include "ft/tensor.hpp"
+
+#if FT_BENCH_HAVE_LIBTORCH
+// Defined in bench_ops_torch.cpp (C++17, LibTorch's headers).
+namespace ft_bench_torch_ops {
+void register_benches(int threads);
+}
+#endif
+
+namespace {
+
+using ft::index_t;
+using namespace ft::bench;
+
+constexpr index_t kCatRows = 4096, kCatCols = 1024;
+constexpr index_t kGatherRows = 4096, kGatherCols = 1024, kGatherK = 256;
+constexpr index_t kTopkRows = 4096, kTopkCols = 1000, kTopk = 5;
+constexpr index_t kScanN = index_t(1) << 24;
+
+void BM_cat4_relu(benchmark::State& state) {
+  const auto dev = device_of(state);
+  auto a = ft::uniform<float>({kCatRows, kCatCols}, -1.f, 1.f, dev, 1);
+  auto b = ft::uniform<float>({kCatRows, kCatCols}, -1.f, 1.f, dev, 2);
+  auto c = ft::uniform<float>({kCatRows, kCatCols}, -1.f, 1.f, dev, 3);
+  auto d = ft::uniform<float>({kCatRows, kCatCols}, -1.f, 1.f, dev, 4);
+  ft::Tensor<float, 2> out = ft::zeros<float>({4 * kCatRows, kCatCols}, dev);
+  timed_loop(state, dev, 2.0 * 4 * kCatRows * kCatCols * 4, [&] { out = ft::relu(ft::cat({a, b, c, d}, 0) * 2.0f); });
+}
+
+void BM_gather(benchmark::State& state) {
+  const auto dev = device_of(state);
+  auto x = ft::uniform<float>({kGatherRows, kGatherCols}, -1.f, 1.f, dev, 5);
+  ft::Tensor<std::int64_t, 2> idx =
+      ft::cast<std::int64_t>(ft::uniform<float>({kGatherRows, kGatherK}, 0.f, float(kGatherCols) - 0.5f, dev, 6));
+  ft::Tensor<float, 2> out = ft::zeros<float>({kGatherRows, kGatherK}, dev);
+  // index read (8 B), value read (4 B) and written (4 B) per output
+  timed_loop(state, dev, 16.0 * kGatherRows * kGatherK, [&] { out = ft::gather(x, 1, idx); });
+}
+
+void BM_topk5(benchmark::State& state) {
+  const auto dev = device_of(state);
+  auto x = ft::uniform<float>({kTopkRows, kTopkCols}, -1.f, 1.f, dev, 7);
+  timed_loop(state, dev, 4.0 * kTopkRows * kTopkCols, [&] {
+    auto r = ft::topk(x, kTopk, 1);
+    benchmark::DoNotOptimize(r.values.data());
+  });
+}
+
+void BM_cumsum(benchmark::State& state) {
+  const auto dev = device_of(state);
+  auto x = ft::uniform<float>({kScanN}, -1.f, 1.f, dev, 8);
+  ft::Tensor<float, 1> out = ft::zeros<float>({kScanN}, dev);
+  timed_loop(state, dev, 8.0 * kScanN, [&] { out = ft::cumsum(x, 0); });
+}
+
+void BM_sort(benchmark::State& state) {
+  const auto dev = device_of(state);
+  auto x = ft::uniform<float>({kScanN}, -1.f, 1.f, dev, 9);
+  // values and int64 indices written
+  timed_loop(state, dev, 16.0 * kScanN, [&] {
+    auto r = ft::sort(x, 0);
+    benchmark::DoNotOptimize(r.values.data());
+  });
+}
+
+void BM_copy(benchmark::State& state) {
+  const auto dev = device_of(state);
+  auto src = ft::uniform<float>({kScanN}, -1.f, 1.f, dev, 10);
+  auto dst = ft::zeros<float>({kScanN}, dev);
+  timed_loop(state, dev, 8.0 * kScanN, [&] { copy(dst.data(), src.data(), kScanN, dev); });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  std::vector<int> devs{0};
+  if (ft::cuda::is_available()) devs.push_back(1);
+  for (int d : devs) {
+    g_copy_bw[d] = measure_copy_bw(d ? ft::Device(ft::kCUDA) : ft::Device(ft::kCPU));
+    std::printf("copy bandwidth on %s: %.1f GB/s (read + written)\n", d ? "cuda:0" : "cpu", g_copy_bw[d] / 1e9);
+    const std::string dn = d ? "gpu/" : "cpu/";
+    auto reg = [&](const std::string& name, auto fn) {
+      auto* b = benchmark::RegisterBenchmark((dn + name + "/ft").c_str(), fn)->Unit(benchmark::kMillisecond)->Arg(d);
+      if (d)
+        b->UseManualTime();
+      else
+        b->UseRealTime();
+    };
+    reg("cat4_relu", BM_cat4_relu);
+    reg("gather", BM_gather);
+    reg("topk5", BM_topk5);
+    reg("cumsum", BM_cumsum);
+    reg("sort", BM_sort);
+    reg("copy", BM_copy);
+  }
+#if FT_BENCH_HAVE_LIBTORCH
+  int threads = 1;
+#if defined(_OPENMP)
+  threads = omp_get_max_threads();
+#endif
+  ft_bench_torch_ops::register_benches(threads);
+#endif
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+}

@@ -1,0 +1,80 @@
+// The LibTorch peer of bench_ops (CPU): the same five ops on the same shapes, in LibTorch's
+// eager mode. Compiled as C++17 (LibTorch 1.13's headers) and linked into bench_ops when
+// configured with -DFT_BENCH_LIBTORCH=ON; bench_ops.cpp calls register_benches().
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+
+#include <cstdint>
+
+namespace ft_bench_torch_ops {
+
+void register_benches(int threads);
+
+namespace {
+
+constexpr std::int64_t kCatRows = 4096, kCatCols = 1024;
+constexpr std::int64_t kGatherRows = 4096, kGatherCols = 1024, kGatherK = 256;
+constexpr std::int64_t kTopkRows = 4096, kTopkCols = 1000, kTopk = 5;
+constexpr std::int64_t kScanN = std::int64_t(1) << 24;
+
+template <class F>
+void loop(benchmark::State& state, F&& body) {
+  body();  // warm up
+  for (auto _ : state) {
+    body();
+    benchmark::ClobberMemory();
+  }
+}
+
+void BM_cat4_relu(benchmark::State& state) {
+  torch::manual_seed(1);
+  auto a = torch::rand({kCatRows, kCatCols}) * 2 - 1, b = torch::rand({kCatRows, kCatCols}) * 2 - 1;
+  auto c = torch::rand({kCatRows, kCatCols}) * 2 - 1, d = torch::rand({kCatRows, kCatCols}) * 2 - 1;
+  torch::Tensor out;
+  loop(state, [&] { out = torch::relu(torch::cat({a, b, c, d}, 0) * 2); });
+}
+
+void BM_gather(benchmark::State& state) {
+  torch::manual_seed(2);
+  auto x = torch::rand({kGatherRows, kGatherCols});
+  auto idx = torch::randint(kGatherCols, {kGatherRows, kGatherK}, torch::kLong);
+  torch::Tensor out;
+  loop(state, [&] { out = torch::gather(x, 1, idx); });
+}
+
+void BM_topk5(benchmark::State& state) {
+  torch::manual_seed(3);
+  auto x = torch::rand({kTopkRows, kTopkCols});
+  loop(state, [&] {
+    auto r = torch::topk(x, kTopk, 1);
+    benchmark::DoNotOptimize(std::get<0>(r).data_ptr());
+  });
+}
+
+void BM_cumsum(benchmark::State& state) {
+  torch::manual_seed(4);
+  auto x = torch::rand({kScanN});
+  torch::Tensor out;
+  loop(state, [&] { out = torch::cumsum(x, 0); });
+}
+
+void BM_sort(benchmark::State& state) {
+  torch::manual_seed(5);
+  auto x = torch::rand({kScanN});
+  loop(state, [&] {
+    auto r = torch::sort(x, 0);
+    benchmark::DoNotOptimize(std::get<0>(r).data_ptr());
+  });
+}
+
+}  // namespace
+
+void register_benches(int threads) {
+  torch::set_num_threads(threads);
+  for (auto [name, fn] : {std::pair{"cpu/cat4_relu/libtorch", BM_cat4_relu},
+                          std::pair{"cpu/gather/libtorch", BM_gather}, std::pair{"cpu/topk5/libtorch", BM_topk5},
+                          std::pair{"cpu/cumsum/libtorch", BM_cumsum}, std::pair{"cpu/sort/libtorch", BM_sort}})
+    benchmark::RegisterBenchmark(name, fn)->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+}  // namespace ft_bench_torch_ops
