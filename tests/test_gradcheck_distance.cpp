@@ -27,7 +27,8 @@ std::vector<Case> distance_cases() {
   }));
   c.push_back(binary("outer", s4, s3x4, [](const auto& a, const auto& b) { return matmul(b, outer(a, a * 3)); }));
   c.push_back(binary("cdist", s3x4, s3x4, [](const auto& a, const auto& b) {
-    return Var<double, 2>(cdist(a, b) + cdist(a, b * 2, 3.0) + cdist(a, b, 1.0) + cdist(a, b, 2.0, CdistMode::Mm));
+    // the direct form's kernel is the same for every p (p = 3 here; the golden tests cover 0, 1, 2, inf)
+    return Var<double, 2>(cdist(a, b, 3.0) + cdist(a, b, 2.0, CdistMode::Mm));
   }));
   c.push_back(binary("einsum", s3x4, s3x4, [](const auto& a, const auto& b) {
     return Var<double, 2>(einsum<"ij,kj->ik">(a, b) + einsum<"ij,kj->ki">(b * 2, a) + einsum<"ij,ij->i">(a, b) +

@@ -550,7 +550,8 @@ auto margin_ranking_loss(const A& x1, const B& x2, const Tg& target, Reduction r
 
 // With cos = Σ x1·x2 / sqrt((Σ x1² + 1e-12)(Σ x2² + 1e-12)) over the last dimension: 1 − cos
 // where target = 1, max(0, cos − margin) where target = −1 (torch's cosine_embedding_loss;
-// x1, x2 [N, D] with target [N], or [D] with a rank-0 target). Three row sums, then one launch.
+// x1, x2 [N, D] with target [N], or [D] with a rank-0 target). Three row sums and cos (one
+// launch), then one launch.
 template <Reduction Red, Expression A, Expression B, Expression Tg>
 auto cosine_embedding_loss(const A& x1, const B& x2, const Tg& target, double margin = 0.0) {
   static_assert(A::rank == B::rank && (A::rank == 1 || A::rank == 2) && Tg::rank == A::rank - 1,
@@ -563,7 +564,11 @@ auto cosine_embedding_loss(const A& x1, const B& x2, const Tg& target, double ma
     fail(op, "target ", detail::shape_and_device(target), " must have one element a row of x1 ",
          detail::shape_and_device(x1));
   constexpr int d = A::rank - 1;
-  auto cos = ft::sum(x1 * x2, d) / sqrt((ft::sum(square(x1), d) + 1e-12) * (ft::sum(square(x2), d) + 1e-12));
+  // cos as a statement of its own (a Var over Vars): the loss's statement then reads one leaf,
+  // which keeps its derived backward (and its compile time) small; the row sums are launches
+  // either way.
+  using C = detail::loss_result_t<detail::loss_value_t<A, B>, A::rank - 1, detail::any_var_v<A, B>>;
+  C cos = ft::sum(x1 * x2, d) / sqrt((ft::sum(square(x1), d) + 1e-12) * (ft::sum(square(x2), d) + 1e-12));
   return detail::reduce_loss<Red, detail::loss_value_t<A, B>, detail::any_var_v<A, B, Tg>>(
       where(target == 1, 1 - cos, 0) + where(target == -1, maximum(cos - margin, 0), 0));
 }
@@ -582,7 +587,8 @@ struct TripletMarginOptions {
 };
 
 // max(d(a, p) − d(a, n) + margin, 0) with d = ft::pairwise_distance over the last dimension
-// (torch.nn.functional.triplet_margin_loss). Two or three row norms, then one launch.
+// (torch.nn.functional.triplet_margin_loss). Two row norms (with swap: three and a minimum),
+// then one launch.
 template <Reduction Red, Expression A, Expression P, Expression N>
 auto triplet_margin_loss(const A& anchor, const P& positive, const N& negative,
                          const TripletMarginOptions& options = {}) {
@@ -594,11 +600,13 @@ auto triplet_margin_loss(const A& anchor, const P& positive, const N& negative,
   using T = detail::loss_value_t<A, P, N>;
   constexpr bool V = detail::any_var_v<A, P, N>;
   const double p = options.p, eps = options.eps;
-  auto d_pos = pairwise_distance(anchor, positive, p, eps);
-  auto d_neg = pairwise_distance(anchor, negative, p, eps);
-  if (options.swap)
-    return detail::reduce_loss<Red, T, V>(
-        maximum(d_pos - minimum(d_neg, pairwise_distance(positive, negative, p, eps)) + options.margin, 0));
+  // each distance a statement of its own (a Var over Vars): the hinge's statement reads two
+  // leaves, which keeps the derived backward (and the compile time) small; the norms are
+  // launches either way
+  using D = detail::loss_result_t<T, A::rank - 1, V>;
+  D d_pos = pairwise_distance(anchor, positive, p, eps);
+  D d_neg = pairwise_distance(anchor, negative, p, eps);
+  if (options.swap) d_neg = D(minimum(d_neg, pairwise_distance(positive, negative, p, eps)));
   return detail::reduce_loss<Red, T, V>(maximum(d_pos - d_neg + options.margin, 0));
 }
 template <Expression A, Expression P, Expression N>
