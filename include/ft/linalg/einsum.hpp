@@ -11,7 +11,8 @@
 // the gradient flows through the views, the sums and matmul's rule.
 //
 // Not supported (static_assert): an ellipsis, a label repeated within one operand (diagonals:
-// use ft::diagonal), more than two operands (chain ft::einsum calls).
+// use ft::diagonal), more than two operands (chain ft::einsum calls). A label's sizes must be
+// equal in both operands (torch also broadcasts a size of 1): otherwise an ft::Error.
 #pragma once
 
 #include <cstddef>
