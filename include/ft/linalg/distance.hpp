@@ -22,16 +22,6 @@
 namespace ft::inline FT_ABI {
 
 namespace linalg::detail {
-// e as a tensor or a Var, which views can be taken of: itself when it is one, else evaluated
-// (one launch).
-template <class E>
-auto as_leaf(const E& e) {
-  if constexpr (autograd::detail::any_var_v<E>)
-    return autograd::to_var(e);
-  else
-    return materialise(e);
-}
-
 template <class A, class B>
 void check_same_device(const char* op, const A& a, const B& b) {
   auto da = ft::detail::device_of(a), db = ft::detail::device_of(b);

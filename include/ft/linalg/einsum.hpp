@@ -126,15 +126,6 @@ constexpr Reduced reduced(const Plan& p, int o) {
   return r;
 }
 
-// A Var for a Var operand, a tensor otherwise (what views and reshapes are taken of).
-template <class X>
-auto leaf(const X& x) {
-  if constexpr (autograd::detail::any_var_v<X>)
-    return autograd::to_var(x);
-  else
-    return linalg::detail::materialise(x);
-}
-
 template <class L, int R>
 using same_kind_t =
     std::conditional_t<ft::detail::is_var<L>::value, Var<typename L::value_type, R>, Tensor<typename L::value_type, R>>;
@@ -199,7 +190,7 @@ auto einsum(const X&... xs) {
   static_assert(sizeof...(X) == static_cast<std::size_t>(p.operands),
                 "ft::einsum: the subscripts name a different number of operands");
   constexpr int RO = p.out_rank;
-  auto ops = std::make_tuple(ed::leaf(xs)...);
+  auto ops = std::make_tuple(linalg::detail::as_leaf(xs)...);
   using L0 = std::tuple_element_t<0, decltype(ops)>;
   using T = typename L0::value_type;
   static_assert(std::tuple_element_t<0, std::tuple<X...>>::rank == p.rank[0],

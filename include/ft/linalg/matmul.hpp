@@ -39,6 +39,16 @@ auto materialise(const E& e) {
     return ft::eval(e);
 }
 
+// e as a tensor or a Var, which views can be taken of: itself when it is one, else evaluated
+// (one launch).
+template <class E>
+auto as_leaf(const E& e) {
+  if constexpr (autograd::detail::any_var_v<E>)
+    return autograd::to_var(e);
+  else
+    return materialise(e);
+}
+
 // PyTorch's result rank: a rank-1 operand gains a unit dimension that the result then drops.
 constexpr int matmul_rank(int ra, int rb) {
   if (ra == 1 && rb == 1) return 0;
