@@ -159,6 +159,43 @@ TEST_CASE("NaN sorts as the largest value, -0 equals +0, ties keep their order")
   }
 }
 
+TEST_CASE("a small topk selects what the stable sort puts first: ties, NaN, both directions, gradients") {
+  // k ≤ 16 takes the CPU's selection path (ordering.hpp: select_smallest); k = 17 the partial sort
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    // few distinct values (many ties), some NaN
+    ft::Tensor<float, 2> x = ft::floor(ft::uniform<float>({37, 203}, 0.f, 6.f, dev, 8));
+    x = ft::where(ft::uniform<float>({37, 203}, 0.f, 1.f, dev, 9) < 0.03f, std::nanf(""), x);
+    for (bool largest : {true, false})
+      for (int dim : {0, 1})
+        for (index_t k : {1, 2, 5, 16, 17}) {
+          CAPTURE(largest);
+          CAPTURE(dim);
+          CAPTURE(k);
+          const auto top = ft::topk(x, k, dim, largest);
+          const auto sorted = ft::sort(x, dim, largest);
+          CHECK(top.indices.to_vector() == ft::eval(sorted.indices.slice(dim, 0, k)).to_vector());
+          const auto tv = top.values.to_vector(), sv = ft::eval(sorted.values.slice(dim, 0, k)).to_vector();
+          REQUIRE(tv.size() == sv.size());
+          for (std::size_t j = 0; j < tv.size(); ++j)
+            REQUIRE((tv[j] == sv[j] || (std::isnan(tv[j]) && std::isnan(sv[j]))));
+        }
+    // the gradient reaches exactly the selected elements
+    ft::Var<float, 2> v(ft::randn<float>({9, 40}, dev, 10), ft::requires_grad);
+    const auto sel = ft::topk(v, 4, 1);
+    ft::Var<float, 0> loss = ft::sum(sel.values * 3.0f);
+    loss.backward();
+    const auto g = v.grad().to_vector();
+    const auto idx = sel.indices.to_vector();
+    for (index_t r = 0; r < 9; ++r)
+      for (index_t c = 0; c < 40; ++c) {
+        bool chosen = false;
+        for (index_t j = 0; j < 4; ++j) chosen = chosen || idx[r * 4 + j] == c;
+        REQUIRE(g[r * 40 + c] == (chosen ? 3.0f : 0.0f));
+      }
+  }
+}
+
 TEST_CASE("integer and bool dtypes: sort, topk, scans and unique as torch") {
   for (ft::Device dev : ft::test::devices()) {
     CAPTURE(dev);

@@ -163,6 +163,62 @@ TEST_CASE("structure ops fuse into the statement that reads them") {
   }
 }
 
+TEST_CASE("a cat read by an elementwise statement: views, expressions, broadcasts and thread splits") {
+  // On the CPU the kernel runs such a statement a part at a time (exec/cpu.hpp: each_cat_part);
+  // the parts here straddle the threads' shares and one of them is empty.
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto a = ft::randn<float>({7, 13, 401}, dev, 1);
+    auto bt = ft::randn<float>({7, 401, 27}, dev, 2);  // read transposed: a strided view
+    auto c = ft::randn<float>({7, 1, 401}, dev, 3);
+    auto e = ft::zeros<float>({7, 0, 401}, dev);
+    auto w = ft::randn<float>({41, 1}, dev, 4);
+    ft::Tensor<float, 3> out({7, 41, 401}, dev);
+    const auto b = bt.transpose(1, 2);
+    CHECK(ft::test::launches_of(dev, [&] {
+            out = ft::where(w > 0.f, ft::cat({a * 1.f, e * 1.f, b * 1.f, c * 2.f}, 1) + w, -1.f);
+          }) == 1);
+    const auto va = a.to_vector(), vb = ft::eval(b).to_vector(), vc = c.to_vector(), vw = w.to_vector();
+    const auto vo = out.to_vector();
+    auto joined = [&](index_t i, index_t j, index_t k) {
+      return j < 13 ? va[(i * 13 + j) * 401 + k] : j < 40 ? vb[(i * 27 + j - 13) * 401 + k] : vc[i * 401 + k] * 2.f;
+    };
+    for (index_t i = 0; i < 7; ++i)
+      for (index_t j = 0; j < 41; ++j)
+        for (index_t k = 0; k < 401; ++k)
+          REQUIRE(vo[(i * 41 + j) * 401 + k] == (vw[j] > 0.f ? joined(i, j, k) + vw[j] : -1.f));
+    // tensor parts into a strided destination; along the last dimension; two cats in one statement
+    ft::Tensor<float, 2> wide = ft::zeros<float>({401, 30}, dev);
+    auto a2 = a.select(0, 2).transpose(0, 1);  // [401, 13]
+    auto b2 = ft::randn<float>({401, 17}, dev, 5);
+    ft::Tensor<float, 2> tall = wide.transpose(0, 1);  // [30, 401], a view of `wide`
+    CHECK(ft::test::launches_of(dev, [&] { tall = ft::cat({a.select(0, 2), b2.transpose(0, 1)}, 0); }) == 1);
+    const auto va2 = ft::eval(a2).to_vector(), vb2 = b2.to_vector();
+    auto vwide = wide.to_vector();
+    for (index_t i = 0; i < 401; ++i)
+      for (index_t j = 0; j < 30; ++j) REQUIRE(vwide[i * 30 + j] == (j < 13 ? va2[i * 13 + j] : vb2[i * 17 + j - 13]));
+    CHECK(ft::test::launches_of(dev, [&] { wide = ft::cat({a2, b2}, 1) * 2.f; }) == 1);  // the last dimension
+    vwide = wide.to_vector();
+    for (index_t i = 0; i < 401; ++i)
+      for (index_t j = 0; j < 30; ++j)
+        REQUIRE(vwide[i * 30 + j] == 2.f * (j < 13 ? va2[i * 13 + j] : vb2[i * 17 + j - 13]));
+    CHECK(ft::test::launches_of(dev, [&] { wide = ft::cat({a2, b2}, 1) - ft::cat({b2, a2}, 1); }) == 1);
+    vwide = wide.to_vector();
+    for (index_t i = 0; i < 401; ++i)
+      for (index_t j = 0; j < 30; ++j) {
+        const float l = j < 13 ? va2[i * 13 + j] : vb2[i * 17 + j - 13];
+        const float r = j < 17 ? vb2[i * 17 + j] : va2[i * 13 + j - 17];
+        REQUIRE(vwide[i * 30 + j] == l - r);
+      }
+    // a cat of extent 1 broadcast along its own dimension
+    ft::Tensor<float, 2> rows({5, 401}, dev);
+    rows = ft::cat({c.select(0, 0)}, 0) + 0.f;
+    const auto vrows = rows.to_vector();
+    for (index_t i = 0; i < 5; ++i)
+      for (index_t k = 0; k < 401; ++k) REQUIRE(vrows[i * 401 + k] == vc[k]);
+  }
+}
+
 #ifndef __CUDACC__  // host logic, the same on every device: the CPU suite checks it
 TEST_CASE("structure ops: views, integers, empty tensors, many parts, in place") {
   for (ft::Device dev : ft::test::devices()) {

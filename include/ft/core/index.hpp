@@ -20,6 +20,33 @@ struct Index<I, R, true> {
   I linear;
 };
 
+// An index whose coordinates alone are valid (no linear index shared with the output): what a
+// remapping node reads its operand at. A tensor leaf reads it without asking whether it is
+// dense, so a loop over it has no branch and vectorises.
+template <class I, int R>
+struct CoordIndex : Index<I, R, false> {};
+
+// The index of a CPU kernel that runs a statement's one cat node a part at a time
+// (exec/cpu.hpp: each_cat_part): the node reads part `part` without looking for it. The
+// elementwise nodes pass it down unchanged; every other node reads it as an Index.
+template <class I, int R>
+struct PartIndex : Index<I, R, false> {
+  int part;
+};
+
+// A cat node reads up to kCatFused parts in its consumer's kernel (expr/remap.hpp: CatList).
+inline constexpr int kCatFused = 8;
+
+// Where the one cat node of a statement splits the output: along the dimension `from_end`
+// places from the last (the node's own dimension, counted from its last), parts p = 0 … n−1
+// at [start[p], start[p + 1]); `size` is start[n], the node's extent there.
+struct CatSplit {
+  bool found = false;
+  int from_end = 0;
+  int n = 0;
+  index_t start[kCatFused + 1] = {};
+};
+
 // N consecutive elements moved as one load/store; aligned to at most 16 bytes (one LDG.128).
 template <class T, int N>
 struct alignas(sizeof(T) * N < 16 ? sizeof(T) * N : 16) Vec {

@@ -47,6 +47,12 @@ struct TensorReader {
       return ptr[off];
     }
   }
+  template <class I, int OR>
+  FT_HD FT_INLINE T operator()(const CoordIndex<I, OR>& ix) const {
+    I off = 0;
+    for (int d = 0; d < R; ++d) off += ix.coord[OR - R + d] * static_cast<I>(strides[d]);
+    return ptr[off];
+  }
   template <int N, class I>
   FT_HD FT_INLINE Vec<T, N> load(I i) const {
     return *reinterpret_cast<const Vec<T, N>*>(ptr + i);

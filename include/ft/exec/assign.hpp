@@ -11,6 +11,7 @@
 #include "ft/exec/cuda.hpp"
 #include "ft/exec/launch.hpp"
 #include "ft/expr/expression.hpp"
+#include "ft/expr/remap.hpp"
 #include "ft/expr/temporaries.hpp"
 #include "ft/ops/common.hpp"
 
@@ -26,6 +27,15 @@ void run(const Tensor<T, R>& dst, const E& e) {
   Plan plan = make_plan(dst, e);
   auto ev = e.evaluator(make_context(dst.shape()));
   if (dst.device().is_cpu()) {
+    if constexpr (ft::detail::cat_parts<E>::ok && ft::detail::cat_parts<E>::count == 1) {
+      CatSplit split;
+      ft::detail::find_cat(e, split);
+      const int d = R - split.from_end;
+      if (split.found && !plan.dense && d >= 0 && dst.shape()[d] == split.start[split.n]) {
+        cpu::run_by_part(dst, ev, split);
+        return;
+      }
+    }
     cpu::run(dst, ev, plan);
   } else {
 #if FT_CUDA_ENABLED

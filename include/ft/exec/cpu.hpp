@@ -45,37 +45,96 @@ FT_CPU_MULTIVERSION void each_dense(const Body& body, I n) {
   }
 }
 
-// Each thread takes a contiguous range of output elements and walks it row by row: the
-// coordinates of the outer dimensions change once per row (one division per range), and
-// the inner loop over the last dimension is simple enough for the compiler to hoist each
-// leaf's row offset and vectorise. body(ix) computes and stores element ix.
+// Thread `part` of `parts`: its contiguous share [begin, end) of n elements.
+template <class I>
+FT_INLINE void thread_share(I n, int part, int parts, I& begin, I& end) {
+  begin = static_cast<I>(n / parts * part + (part < n % parts ? part : n % parts));
+  end = begin + static_cast<I>(n / parts + (part < n % parts ? 1 : 0));
+}
+
+// Walks elements [begin, end) of the row-major box `box` placed at `origin` in the output
+// (whose row-major strides are `cstrides`), row by row: the coordinates of the outer
+// dimensions change once per row, and the inner loop over the last dimension is simple enough
+// for the compiler to hoist each leaf's row offset and vectorise. body(ix) computes and stores
+// element ix (output coordinates and linear index).
+template <class I, int R, class Ix, class Body>
+FT_INLINE void walk_box(const Body& body, Ix ix, I begin, I end, const Shape<R>& box, const Array<I, R>& origin,
+                        const Array<I, R>& cstrides) {
+  unravel<I, R>(begin, box, ix.coord);
+  for (int d = 0; d < R; ++d) ix.coord[d] += origin[d];
+  const I first = R > 0 ? origin[R - 1] : 0;
+  const I last = R > 0 ? first + static_cast<I>(box[R - 1]) : 1;
+  I pos = begin;
+  while (pos < end) {
+    I row = 0;  // the linear index of this row's element 0
+    for (int d = 0; d + 1 < R; ++d) row += ix.coord[d] * cstrides[d];
+    const I j0 = R > 0 ? ix.coord[R - 1] : 0;
+    const I j1 = (end - pos) < (last - j0) ? j0 + (end - pos) : last;
+    for (I j = j0; j < j1; ++j) {
+      if constexpr (R > 0) ix.coord[R - 1] = j;
+      ix.linear = row + j;
+      body(ix);
+    }
+    pos += j1 - j0;
+    if constexpr (R > 0) {  // next row: carry into the outer dimensions
+      ix.coord[R - 1] = first;
+      for (int d = R - 2; d >= 0; --d) {
+        if (++ix.coord[d] < origin[d] + static_cast<I>(box[d])) break;
+        ix.coord[d] = origin[d];
+      }
+    }
+  }
+}
+
+template <class I, int R>
+Array<I, R> row_major_strides(const Shape<R>& shape) {
+  Array<I, R> s{};
+  I step = 1;
+  for (int d = R - 1; d >= 0; --d) {
+    s[d] = step;
+    step *= static_cast<I>(shape[d]);
+  }
+  return s;
+}
+
+// Each thread takes a contiguous range of output elements and walks it (walk_box).
 template <class I, int R, class Body>
 FT_CPU_MULTIVERSION void each_strided(const Body body, I n, const Shape<R> shape) {
-  const I inner = R > 0 ? static_cast<I>(shape[R - 1]) : 1;
   const int parts = n > kParallelGrain ? num_threads() : 1;
+  const Array<I, R> cstrides = row_major_strides<I>(shape);
 #pragma omp parallel for schedule(static) num_threads(parts) if (parts > 1) firstprivate(body, shape)
   for (int part = 0; part < parts; ++part) {
-    const I begin = static_cast<I>(n / parts * part + (part < n % parts ? part : n % parts));
-    const I end = begin + static_cast<I>(n / parts + (part < n % parts ? 1 : 0));
-    Index<I, R, false> ix{begin, {}};
-    unravel<I, R>(begin, shape, ix.coord);
-    I row_start = begin;
-    while (row_start < end) {
-      const I j0 = R > 0 ? ix.coord[R - 1] : 0;
-      const I j1 = (end - row_start) < (inner - j0) ? j0 + (end - row_start) : inner;
-      for (I j = j0; j < j1; ++j) {
-        if constexpr (R > 0) ix.coord[R - 1] = j;
-        ix.linear = row_start + (j - j0);
-        body(ix);
-      }
-      row_start += j1 - j0;
-      if constexpr (R > 0) {  // next row: carry into the outer dimensions
-        ix.coord[R - 1] = 0;
-        for (int d = R - 2; d >= 0; --d) {
-          if (++ix.coord[d] < static_cast<I>(shape[d])) break;
-          ix.coord[d] = 0;
-        }
-      }
+    I begin, end;
+    thread_share(n, part, parts, begin, end);
+    walk_box(body, Index<I, R, false>{}, begin, end, shape, Array<I, R>{}, cstrides);
+  }
+}
+
+// The same loop for a statement whose one cat node splits the output along dimension d
+// (CatSplit): each thread walks its share of part p's box, p = 0, 1, …, with the index
+// naming the part (PartIndex), so the node reads it without a search.
+template <class I, int R, class Body>
+FT_CPU_MULTIVERSION void each_cat_part(const Body body, const Shape<R> shape, int d, const CatSplit split) {
+  const I n = static_cast<I>(shape.numel());
+  const Array<I, R> cstrides = row_major_strides<I>(shape);
+#pragma omp parallel if (n > kParallelGrain) firstprivate(body, shape, split)
+  {
+#if defined(_OPENMP)
+    const int me = omp_get_thread_num(), team = omp_get_num_threads();
+#else
+    const int me = 0, team = 1;
+#endif
+    for (int p = 0; p < split.n; ++p) {
+      Shape<R> box = shape;
+      box[d] = split.start[p + 1] - split.start[p];
+      Array<I, R> origin{};
+      origin[d] = static_cast<I>(split.start[p]);
+      I begin, end;
+      thread_share(static_cast<I>(box.numel()), me, team, begin, end);
+      if (begin == end) continue;  // an empty part, or none of it for this thread
+      PartIndex<I, R> ix{};
+      ix.part = p;
+      walk_box(body, ix, begin, end, box, origin, cstrides);
     }
   }
 }
@@ -102,6 +161,16 @@ void run(const Tensor<T, R>& dst, const Ev& ev, const Plan& plan) {
     run_dense<std::int64_t, T, R>(dst.data(), ev, n);
   else
     each_strided<std::int64_t>(StoreTo<T, R, Ev>{out, ev}, n, dst.shape());
+}
+
+// A statement whose one cat node `split` describes (found, not broadcast along its dimension),
+// run a part at a time. Instantiated only for such statements (exec::run), so the others
+// compile one loop, not two.
+template <class T, int R, class Ev>
+void run_by_part(const Tensor<T, R>& dst, const Ev& ev, const CatSplit& split) {
+  stats::detail::record_launch(kCPU);
+  TensorWriter<T, R> out{dst.data(), dst.strides(), dst.is_contiguous()};
+  each_cat_part<std::int64_t>(StoreTo<T, R, Ev>{out, ev}, dst.shape(), R - split.from_end, split);
 }
 
 // Runs a multi-output kernel body over `shape` on the CPU: one launch.

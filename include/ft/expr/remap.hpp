@@ -25,6 +25,13 @@
 
 namespace ft::inline FT_ABI {
 
+template <class Op, class A>
+class Unary;
+template <class Op, class A, class B>
+class Binary;
+template <class C, class A, class B>
+class Where;
+
 namespace detail {
 // The context an operand of a remapping node is evaluated in: no linear index is shared with
 // the statement's output, so every reader below uses coordinates.
@@ -119,7 +126,7 @@ class Remap : public RemapNode<E, M, M::out_rank> {
     template <class I, int OR, bool D>
     FT_HD FT_INLINE value_type operator()(const Index<I, OR, D>& ix) const {
       const Array<I, rank> out = detail::node_coords<rank>(ix, shape);
-      Index<I, E::rank, false> in{};
+      CoordIndex<I, E::rank> in{};
       if (!m(out, in.coord)) return fill;
       return e(in);
     }
@@ -294,7 +301,7 @@ class PreimageSum : public RemapNode<G, SeparableMap<RI, RO>, RI> {
       // every combination of one position a dimension, the last dimension fastest
       int r[RO > 0 ? RO : 1] = {};
       I k[RO > 0 ? RO : 1] = {};
-      Index<I, RO, false> out{};
+      CoordIndex<I, RO> out{};
       value_type acc = 0;
       while (true) {
         for (int d = 0; d < RO; ++d) out.coord[d] = runs[d][r[d]].first + k[d] * runs[d][r[d]].step;
@@ -418,7 +425,7 @@ class Resample : public RemapNode<E, Array<ResampleAxis, E::rank>, E::rank> {
       for (int d = 0; d < rank; ++d) axes[d].source(out[d], lo[d], hi[d], lambda[d]);
       double acc = 0;
       for (int corner = 0; corner < (1 << rank); ++corner) {
-        Index<I, rank, false> at{};
+        CoordIndex<I, rank> at{};
         double w = 1;
         bool used = true;
         for (int d = 0; d < rank; ++d) {
@@ -466,7 +473,7 @@ class ResampleGrad : public RemapNode<G, Array<ResampleAxis, G::rank>, G::rank> 
         axes[d].readers(in[d], lo[d], hi[d]);
         if (lo[d] >= hi[d]) return value_type(0);
       }
-      Index<I, rank, false> out{};
+      CoordIndex<I, rank> out{};
       for (int d = 0; d < rank; ++d) out.coord[d] = lo[d];
       double acc = 0;
       while (true) {
@@ -494,8 +501,10 @@ class ResampleGrad : public RemapNode<G, Array<ResampleAxis, G::rank>, G::rank> 
 
 // ---- CatList: parts of one expression type joined along `dim` ----
 // Up to kCatFused parts are read in the consumer's kernel; more are first written into one
-// temporary (ceil(n / kCatFused) launches) and read from it.
-inline constexpr int kCatFused = 8;
+// temporary (ceil(n / kCatFused) launches) and read from it. On the CPU a statement whose only
+// cat node sits under elementwise nodes alone runs a part at a time (detail::cat_parts below,
+// exec/cpu.hpp: each_cat_part), so the node reads its part without a search and the loop
+// vectorises.
 
 template <class E>
 class CatList {
@@ -516,7 +525,7 @@ class CatList {
     TensorReader<value_type, rank> joined;
     template <class I, int OR, bool D>
     FT_HD FT_INLINE value_type operator()(const Index<I, OR, D>& ix) const {
-      Index<I, rank, false> at{};
+      CoordIndex<I, rank> at{};
       at.coord = detail::node_coords<rank>(ix, shape);
       if (n == 0) return joined(at);
       const I x = at.coord[dim];
@@ -526,6 +535,16 @@ class CatList {
       for (int q = 0; q + 1 < kCatFused; ++q)  // constant indices (unrolled): the parts stay in parameter space
         if (q == p) return parts[q](at);
       return parts[kCatFused - 1](at);
+    }
+    // The CPU kernel that runs part ix.part (a runtime index into the parts: on the host only,
+    // marked FT_HD only because the elementwise nodes above it are)
+    template <class I, int OR>
+    FT_HD FT_INLINE value_type operator()(const PartIndex<I, OR>& ix) const {
+      const Array<I, rank> c = detail::node_coords<rank>(static_cast<const Index<I, OR, false>&>(ix), shape);
+      const I s = static_cast<I>(start[ix.part]);
+      CoordIndex<I, rank> at{};
+      for (int d = 0; d < rank; ++d) at.coord[d] = d == dim ? c[d] - s : c[d];
+      return parts[ix.part](at);
     }
     template <int N, class I>
     FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
@@ -537,6 +556,15 @@ class CatList {
   std::optional<Device> device_opt() const { return device_; }
   Device device() const { return device_.value_or(kCPU); }
   int dim() const { return dim_; }
+  // Where this node splits its consumer's output, when its parts are read in the kernel.
+  CatSplit split() const {
+    CatSplit s;
+    s.found = fused();
+    s.from_end = rank - dim_;
+    s.n = s.found ? static_cast<int>(parts_.size()) : 0;
+    for (int p = 0; p < s.n; ++p) s.start[p + 1] = s.start[p] + parts_[p].shape()[dim_];
+    return s;
+  }
   const std::vector<E>& parts() const { return parts_; }
 
   // Writes the parts into `dst` (this shape): one launch each kCatFused parts.
@@ -584,6 +612,71 @@ class CatList {
 };
 
 namespace detail {
+// Whether a statement's CPU kernel may run its cat node a part at a time: `count` cat nodes,
+// each reached through elementwise nodes alone (`ok`), which pass the output's index down
+// unchanged. Any other node (a remapping, a reduction …) makes `ok` false.
+template <class E>
+struct cat_parts {
+  static constexpr int count = 0;
+  static constexpr bool ok = false;
+};
+template <class T, int R>
+struct cat_parts<Tensor<T, R>> {
+  static constexpr int count = 0;
+  static constexpr bool ok = true;
+};
+template <class T>
+struct cat_parts<Scalar<T>> : cat_parts<Tensor<T, 0>> {};
+template <class Op, class A>
+struct cat_parts<Unary<Op, A>> : cat_parts<A> {};
+template <class Op, class A, class B>
+struct cat_parts<Binary<Op, A, B>> {
+  static constexpr int count = cat_parts<A>::count + cat_parts<B>::count;
+  static constexpr bool ok = cat_parts<A>::ok && cat_parts<B>::ok;
+};
+template <class C, class A, class B>
+struct cat_parts<Where<C, A, B>> {
+  static constexpr int count = cat_parts<C>::count + cat_parts<A>::count + cat_parts<B>::count;
+  static constexpr bool ok = cat_parts<C>::ok && cat_parts<A>::ok && cat_parts<B>::ok;
+};
+template <class E>
+struct cat_parts<CatList<E>> {
+  static constexpr int count = 1;
+  static constexpr bool ok = true;
+};
+
+// The split of the cat node found under the elementwise nodes of a statement (cat_parts).
+// (Declared first: the calls inside find each other by ordinary lookup, not ADL.)
+template <class E>
+void find_cat(const E&, CatSplit&) {}
+template <class Op, class A>
+void find_cat(const Unary<Op, A>& e, CatSplit& s);
+template <class Op, class A, class B>
+void find_cat(const Binary<Op, A, B>& e, CatSplit& s);
+template <class C, class A, class B>
+void find_cat(const Where<C, A, B>& e, CatSplit& s);
+template <class E>
+void find_cat(const CatList<E>& e, CatSplit& s);
+template <class Op, class A>
+void find_cat(const Unary<Op, A>& e, CatSplit& s) {
+  find_cat(e.operand(), s);
+}
+template <class Op, class A, class B>
+void find_cat(const Binary<Op, A, B>& e, CatSplit& s) {
+  find_cat(e.lhs(), s);
+  find_cat(e.rhs(), s);
+}
+template <class C, class A, class B>
+void find_cat(const Where<C, A, B>& e, CatSplit& s) {
+  find_cat(e.condition(), s);
+  find_cat(e.lhs(), s);
+  find_cat(e.rhs(), s);
+}
+template <class E>
+void find_cat(const CatList<E>& e, CatSplit& s) {
+  s = e.split();
+}
+
 template <class E, class M>
 inline constexpr bool is_expression_node_v<Remap<E, M>> = true;
 template <class E, class M>

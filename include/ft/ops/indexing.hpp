@@ -217,11 +217,28 @@ void for_each_index_value(const Tensor<std::int64_t, R>& t, F&& f) {
   }
 }
 
+// The least and greatest of n contiguous indices (0 and 0 for none), in parallel. (A template:
+// GCC's function clones are safe across translation units only for templates.)
+template <class T>
+FT_CPU_MULTIVERSION std::pair<T, T> index_range(const T* p, index_t n) {
+  T lo = 0, hi = 0;
+#pragma omp parallel for simd reduction(min : lo) reduction(max : hi) if (n > (index_t(1) << 16))
+  for (index_t i = 0; i < n; ++i) {
+    lo = p[i] < lo ? p[i] : lo;
+    hi = p[i] > hi ? p[i] : hi;
+  }
+  return {lo, hi};
+}
+
 // On the CPU: throws naming the first index outside [−size, size) (wrap) or [0, size), with
 // `where()` (the dimension and shapes) appended. A GPU's kernels report instead.
 template <int R, class Where>
 void check_indices(const char* op, const Tensor<std::int64_t, R>& t, index_t size, bool wrap, Where&& where) {
   if (!t.device().is_cpu()) return;
+  if (t.is_contiguous()) {  // the common case: one parallel pass for the range, then the walk only to name a bad one
+    const auto [lo, hi] = index_range(t.data(), t.numel());
+    if (hi < size && lo >= (wrap ? -size : 0)) return;
+  }
   for_each_index_value(t, [&](index_t, std::int64_t v) {
     if (v >= size || v < (wrap ? -size : 0)) fail(op, "index ", v, " is out of bounds for ", where());
   });
@@ -239,6 +256,24 @@ Array<index_t, R> read_strides(const Tensor<std::int64_t, R>& t) {
 // The check code of a GPU kernel's bound check (none needed on the CPU, which checks first).
 inline int gpu_check_code(Device dev, const std::string& message) {
   return dev.is_cuda() ? cuda::check_code(message) : 1;
+}
+
+// A gather kernel's bound check of index v into a dimension of size n. On a GPU a bad index is
+// reported (the statement's value there is 0). On the CPU, where the op checked its indices
+// when it was called, v is clamped instead: no branch, so the loop vectorises, and an index
+// tensor changed after that call (against the contract) still cannot read out of bounds.
+FT_HD FT_INLINE bool index_in_range(std::int64_t& v, index_t n, int* word, int code) {
+#if defined(__CUDA_ARCH__)
+  if (v < 0 || v >= n) {
+    cuda::report(word, code);
+    return false;
+  }
+#else
+  (void)word;
+  (void)code;
+  v = v < 0 ? 0 : v >= n ? n - 1 : v;
+#endif
+  return true;
 }
 
 template <class I, int R>
@@ -290,14 +325,10 @@ class Gather {
       const Array<I, rank> c = detail::node_coords<rank>(ix, shape);
       I off = 0;
       for (int d = 0; d < rank; ++d) off += c[d] * static_cast<I>(istrides[d]);
-      const std::int64_t v = idx[off];
-      if (v < 0 || v >= in_shape[dim]) {
-        cuda::report(word, code);
-        return value_type(0);
-      }
-      Index<I, rank, false> at{};
-      for (int d = 0; d < rank; ++d) at.coord[d] = in_shape[d] == 1 ? I(0) : c[d];
-      at.coord[dim] = static_cast<I>(v);
+      std::int64_t v = idx[off];
+      if (!detail::index_in_range(v, in_shape[dim], word, code)) return value_type(0);
+      CoordIndex<I, rank> at{};
+      for (int d = 0; d < rank; ++d) at.coord[d] = d == dim ? static_cast<I>(v) : in_shape[d] == 1 ? I(0) : c[d];
       return e(at);
     }
     template <int N, class I>
@@ -372,16 +403,13 @@ class IndexGather {
     template <class I, int OR, bool D>
     FT_HD FT_INLINE value_type operator()(const Index<I, OR, D>& ix) const {
       const Array<I, rank> c = detail::node_coords<rank>(ix, shape);
-      Index<I, E::rank, false> at{};
+      CoordIndex<I, E::rank> at{};
       for (int j = 0; j < K; ++j) {
         I off = 0;
         for (int d = 0; d < B; ++d) off += c[d] * static_cast<I>(istrides[j][d]);
         std::int64_t v = idx[j][off];
         v += v < 0 ? in_shape[j] : 0;
-        if (v < 0 || v >= in_shape[j]) {
-          cuda::report(word, code);
-          return value_type(0);
-        }
+        if (!detail::index_in_range(v, in_shape[j], word, code)) return value_type(0);
         at.coord[j] = static_cast<I>(v);
       }
       for (int d = K; d < E::rank; ++d) at.coord[d] = c[B + d - K];
@@ -468,7 +496,7 @@ class Scattered {
 
     template <class I, int OR, bool D>
     FT_HD FT_INLINE value_type operator()(const Index<I, OR, D>& ix) const {
-      Index<I, R, false> at{};
+      CoordIndex<I, R> at{};
       at.coord = detail::node_coords<R>(ix, shape);
       index_t key = 0;
       for (int d = k0; d < k0 + kn; ++d) key = key * shape[d] + static_cast<index_t>(at.coord[d]);
@@ -476,7 +504,7 @@ class Scattered {
       const std::int64_t first = offsets[key], last = offsets[key + 1];
       if (first == last) return self;
       const int pn = RS - (R - kn);
-      Index<I, RS, false> src{};
+      CoordIndex<I, RS> src{};
       for (int d = 0; d < k0; ++d) src.coord[d] = at.coord[d];
       for (int d = k0 + kn; d < R; ++d) src.coord[d - kn + pn] = at.coord[d];
       auto read = [&](std::int64_t k) {
@@ -634,7 +662,7 @@ class FlatTake {
     template <class I, int OR, bool D>
     FT_HD FT_INLINE value_type operator()(const Index<I, OR, D>& ix) const {
       const Array<I, 1> c = detail::node_coords<1>(ix, out);
-      Index<I, R, false> at{};
+      CoordIndex<I, R> at{};
       index_t p = static_cast<index_t>(pos[c[0]]);
       for (int d = R - 1; d >= 0; --d) {
         at.coord[d] = e_shape[d] == 1 ? I(0) : static_cast<I>(p % shape[d]);

@@ -174,6 +174,38 @@ struct CumExtreme {
 // are compiled once, not multiversioned. ----
 namespace cpu {
 
+// A small topk (count ≤ kSmallSelection, from the first) keeps its best keys so far in a sorted
+// array: most elements cost one comparison with the worst kept, instead of a partial sort.
+inline constexpr index_t kSmallSelection = 16;
+
+// The `count` smallest (key, position) pairs of row (o, i) in order — what the stable sort's
+// first `count` are, as a later position never displaces an equal key — written out.
+// `keys` is room for the row's K keys: made first in a loop of their own (which vectorises),
+// then scanned.
+template <class T, class Read, class U>
+void select_smallest(T* values, std::int64_t* indices, std::int64_t* inverse, const Read& read, index_t count,
+                     index_t K, index_t o, index_t inner, index_t i, bool descending, U* keys) {
+  const index_t base = o * K * inner + i;
+  for (index_t k = 0; k < K; ++k) keys[k] = ordered_key<T>(static_cast<T>(read(base + k * inner)), descending);
+  std::pair<U, index_t> kept[kSmallSelection];
+  index_t n = 0;
+  for (index_t k = 0; k < K; ++k) {
+    const U key = keys[k];
+    if (n == count && !(key < kept[n - 1].first)) continue;
+    index_t j = n < count ? n++ : n - 1;  // the slot it enters from: a new one, or the worst's
+    for (; j > 0 && key < kept[j - 1].first; --j) kept[j] = kept[j - 1];
+    kept[j] = {key, k};
+  }
+  if (inverse)
+    for (index_t k = 0; k < K; ++k) inverse[base + k * inner] = -1;
+  for (index_t j = 0; j < count; ++j) {
+    const index_t m = kept[j].second, out = (o * count + j) * inner + i;
+    values[out] = static_cast<T>(read(base + m * inner));
+    indices[out] = m;
+    if (inverse) inverse[base + m * inner] = j;
+  }
+}
+
 template <class T, class Read>
 void sort_rows(T* values, std::int64_t* indices, std::int64_t* inverse, const Read& read, const exec::ReduceGeometry& g,
                const Selection& sel) {
@@ -182,9 +214,14 @@ void sort_rows(T* values, std::int64_t* indices, std::int64_t* inverse, const Re
 #pragma omp parallel if (rows * K > exec::cpu::kParallelGrain)
   {
     std::vector<std::pair<U, index_t>> row(static_cast<std::size_t>(K));
+    std::vector<U> keys(static_cast<std::size_t>(K));
 #pragma omp for schedule(static)
     for (index_t r = 0; r < rows; ++r) {
       const index_t o = r / inner, i = r % inner, base = o * K * inner + i;
+      if (sel.first == 0 && sel.count > 0 && sel.count < K && sel.count <= kSmallSelection) {
+        select_smallest(values, indices, inverse, read, sel.count, K, o, inner, i, sel.descending, keys.data());
+        continue;
+      }
       for (index_t k = 0; k < K; ++k)
         row[k] = {ordered_key<T>(static_cast<T>(read(base + k * inner)), sel.descending), k};
       // (key, index) pairs are totally ordered: any of these gives the stable sort's positions
