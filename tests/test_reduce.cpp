@@ -1,5 +1,7 @@
 // Reductions: values against double loops, along every dim and over everything, fused with
 // their producers (one launch), deterministic, and inside larger expressions (two launches).
+#include <omp.h>
+
 #include "common.hpp"
 
 using ft::index_t;
@@ -386,6 +388,56 @@ TEST_CASE("a bias gradient (a column reduction [4096, 64] -> [64]) is one launch
       std::vector<double> want(64);
       for (index_t j = 0; j < 64; ++j) want[j] = round * col_sum[j];
       check_close(b.grad(), want, 1e-5, 1e-4);
+    }
+  }
+}
+
+TEST_CASE("sum_to over leading, middle and size-1 dims matches a double loop, the same bits on any thread count") {
+  // the CPU's column tiles (kept trailing dims, a tile wrapping the fastest one: [.., 3, 50]),
+  // its row path (a conv bias: summed dims after the kept one) and size-1 kept dims
+  struct Case {
+    std::vector<index_t> in;
+    std::vector<index_t> out;  // the same rank: 1 where summed
+  };
+  const std::vector<Case> cases = {{{37, 3, 50}, {1, 3, 50}},
+                                   {{6, 7, 1, 130}, {1, 7, 1, 130}},
+                                   {{16, 5, 9, 11}, {1, 5, 1, 1}},
+                                   {{4, 1, 200}, {4, 1, 1}},
+                                   {{300, 2}, {1, 2}}};
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    for (const Case& c : cases) {
+      ft::Shape<4> si{1, 1, 1, 1}, so{1, 1, 1, 1};
+      const int lead = 4 - static_cast<int>(c.in.size());
+      for (std::size_t d = 0; d < c.in.size(); ++d) si[lead + d] = c.in[d], so[lead + d] = c.out[d];
+      CAPTURE(ft::to_string(si));
+      auto x = random_tensor<float>({si[0], si[1], si[2], si[3]}, dev, 21);
+      auto m = random_tensor<float>({si[0], si[1], si[2], si[3]}, dev, 22);
+      const auto e = ft::where(m > 0.f, x * 2.f, x);  // a `where`: a blend on the CPU, not a branch
+      ft::Tensor<float, 4> out(so, dev);
+      auto sum_with = [&](int threads) {
+        const int before = omp_get_max_threads();
+        omp_set_num_threads(threads);
+        out = ft::sum_to(e, so);
+        omp_set_num_threads(before);
+        return out.to_vector();
+      };
+      const auto one = sum_with(1), two = sum_with(2);
+      CHECK(one == two);
+      const auto xv = to_double(x);
+      const auto mv = to_double(m);
+      std::vector<double> want(static_cast<std::size_t>(so.numel()), 0.0);
+      for (index_t i = 0; i < si.numel(); ++i) {
+        index_t rest = i, o = 0, step = 1;
+        for (int d = 3; d >= 0; --d) {
+          const index_t coord = rest % si[d];
+          rest /= si[d];
+          o += (so[d] == 1 ? 0 : coord) * step;
+          step *= so[d];
+        }
+        want[o] += mv[i] > 0 ? 2 * xv[i] : xv[i];
+      }
+      check_close(out, want, 1e-5, 1e-4);
     }
   }
 }

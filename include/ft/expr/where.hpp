@@ -2,6 +2,7 @@
 #pragma once
 
 #include <optional>
+#include <type_traits>
 #include <utility>
 
 #include "ft/core/config.hpp"
@@ -32,6 +33,17 @@ class Where {
     decltype(std::declval<const B&>().evaluator(EvalContext{})) b;
     template <class Ix>
     FT_HD FT_INLINE value_type operator()(const Ix& ix) const {
+#if !defined(__CUDA_ARCH__)
+      if constexpr (std::is_floating_point_v<value_type>) {
+        // on a CPU both sides first, then a select: a loop the compiler cannot if-convert
+        // (strided reads) would otherwise branch on data, mispredicted half the time. No
+        // expression traps (integer division is true division, integer modulo by 0 gives 0,
+        // gathers clamp); integer results keep the branch (an unselected side may overflow).
+        const auto x = static_cast<value_type>(a(ix));
+        const auto y = static_cast<value_type>(b(ix));
+        return static_cast<bool>(c(ix)) ? x : y;
+      }
+#endif
       return static_cast<bool>(c(ix)) ? static_cast<value_type>(a(ix)) : static_cast<value_type>(b(ix));
     }
     template <int N, class I>
