@@ -4,6 +4,8 @@
 //      the copy bandwidth measured in the same run (of_copy_bw).
 //   2. softmax(x, 1) and cross_entropy(x, t) on [8192, 32768] and [65536, 1024] (GPU), and on
 //      [1024, 32768] and [8192, 1024] on the CPU (the 2-core CI machine).
+//   3. bias gradients (issue #16): sum_to(where(z + b > 0, g, 0), [N]) of [256, 1024] (Linear +
+//      ReLU; [8192, 1024] on a GPU), and sum_to of [64, 16, 32, 32] to [1, 16, 1, 1] (a conv bias).
 // Bytes are the logical traffic: each input read once, each output written once.
 #include <benchmark/benchmark.h>
 
@@ -110,6 +112,39 @@ void BM_cross_entropy(benchmark::State& state) {
   timed_loop(state, dev, 1.0 * rows * cols * 4 + rows * 8.0, [&] { r.loss = ft::cross_entropy(r.x, r.t); });
 }
 
+struct BiasOperands {
+  ft::Tensor<float, 2> z, g;
+  ft::Tensor<float, 1> b, db;
+  ft::Tensor<float, 4> y;
+  ft::Tensor<float, 4> dc;
+};
+BiasOperands& bias_operands(ft::Device dev, index_t rows) {
+  static std::map<int, std::unique_ptr<BiasOperands>> cache;
+  auto& r = cache[dev.is_cuda() ? 1 : 0];
+  if (!r) {
+    r = std::make_unique<BiasOperands>();
+    r->z = ft::randn<float>({rows, 1024}, dev, 5);
+    r->g = ft::randn<float>({rows, 1024}, dev, 6);
+    r->b = ft::randn<float>({1024}, dev, 7);
+    r->db = ft::zeros<float>({1024}, dev);
+    r->y = ft::randn<float>({64, 16, 32, 32}, dev, 8);
+    r->dc = ft::zeros<float>({1, 16, 1, 1}, dev);
+  }
+  return *r;
+}
+void BM_bias_grad_linear(benchmark::State& state) {
+  auto dev = device_of(state);
+  const index_t rows = state.range(1);
+  auto& r = bias_operands(dev, rows);
+  timed_loop(state, dev, 8.0 * rows * 1024,
+             [&] { r.db = ft::sum_to(ft::where(r.z + r.b > 0.f, r.g, 0.f), ft::Shape<1>{1024}); });
+}
+void BM_bias_grad_conv(benchmark::State& state) {
+  auto dev = device_of(state);
+  auto& r = bias_operands(dev, 256);
+  timed_loop(state, dev, 4.0 * r.y.numel(), [&] { r.dc = ft::sum_to(r.y * 1.f, ft::Shape<4>{1, 16, 1, 1}); });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -141,6 +176,8 @@ int main(int argc, char** argv) {
       reg("softmax", BM_softmax)->Args({d, rows, cols});
       reg("cross_entropy", BM_cross_entropy)->Args({d, rows, cols});
     }
+    reg("bias_grad/linear", BM_bias_grad_linear)->Args({d, d ? 8192 : 256});
+    reg("bias_grad/conv", BM_bias_grad_conv)->Args({d});
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

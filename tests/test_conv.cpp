@@ -1092,6 +1092,13 @@ TEST_CASE("bad pooling arguments throw an ft::Error naming the op and the shapes
             "[1, 2, 4, 4]");
     });
     CHECK(launched == 0);
+    if (dev.is_cpu()) {  // the CPU's backward scatters by the indices: one outside its plane is refused
+      auto gy = random_tensor<float>({1, 2, 2, 2}, dev, 93);
+      auto bad = ft::from_vector<std::int64_t>({0, 1, 4, 5, 2, 3, 16, 7}, {1, 2, 2, 2}, dev);
+      CHECK(error_of([&] { (void)ft::max_pool2d_backward(gy, bad, x.shape(), 2); }) ==
+            "max_pool2d_backward: an index is outside its input plane of 4x4 (the indices must be those "
+            "max_pool2d_with_indices returned for this input)");
+    }
   }
 }
 

@@ -170,6 +170,38 @@ struct MaxPoolBackward {
   }
 };
 
+// max_pool2d's backward on the CPU: a plane a thread, each window's dy added at its recorded
+// index, windows in row-major order — for each dx element the same sums in the same order as
+// the GPU's gather (MaxPoolBackward), without its four divisions an element. An index outside
+// its plane (not one max_pool2d_with_indices gave) is an ft::Error.
+template <class T>
+void max_pool_backward_cpu(const T* dy, const std::int64_t* indices, T* dx, index_t planes, const PoolGeometry& g,
+                           const char* op) {
+  const index_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  if (planes * in_plane == 0) return;  // nothing to compute: no launch
+  stats::detail::record_launch(kCPU);
+  bool bad = false;
+#pragma omp parallel for schedule(static) \
+    reduction(||                          \
+              : bad) if (planes * (in_plane + out_plane) > exec::cpu::kParallelGrain)
+  for (index_t p = 0; p < planes; ++p) {
+    T* d = dx + p * in_plane;
+    for (index_t i = 0; i < in_plane; ++i) d[i] = T(0);
+    const T* gy = dy + p * out_plane;
+    const std::int64_t* at = indices + p * out_plane;
+    for (index_t o = 0; o < out_plane; ++o) {
+      const std::int64_t m = at[o];
+      if (m < 0 || m >= in_plane) {
+        bad = true;
+        continue;
+      }
+      d[m] += gy[o];
+    }
+  }
+  check(!bad, op, "an index is outside its input plane of ", g.h, "x", g.w,
+        " (the indices must be those max_pool2d_with_indices returned for this input)");
+}
+
 // The divisor of average-pooling window (oy, ox), as torch computes it; 0 for a window that lies
 // wholly in the ceil-mode overhang.
 FT_HD FT_INLINE index_t avg_divisor(const PoolGeometry& g, index_t oy, index_t ox, bool count_include_pad) {
@@ -360,6 +392,10 @@ Tensor<typename G::value_type, 4> max_pool2d_backward(const G& grad_out, const I
     check_grad_shape(op, "grad_out", dy.shape(), g.out_shape(), x_shape);
     check_grad_shape(op, "indices", ix.shape(), g.out_shape(), x_shape);
     Tensor<T, 4> dx(x_shape, dy.device());
+    if (dx.device().is_cpu()) {
+      max_pool_backward_cpu(dy.data(), ix.data(), dx.data(), x_shape[0] * x_shape[1], g, op);
+      return dx;
+    }
     const index_t cost = (g.kernel.h * g.dilation.h / g.stride.h + 1) * (g.kernel.w * g.dilation.w / g.stride.w + 1);
     for_each_element(dx.device(), dx.numel(),
                      MaxPoolBackward<T>{dy.data(), ix.data(), dx.data(), g, PlaneCoords(g.h, g.w)}, cost);
