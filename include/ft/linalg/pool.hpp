@@ -244,6 +244,35 @@ struct AvgPoolForward {
   }
 };
 
+// avg_pool2d's backward on the CPU, as max pool's: a plane a thread, each window's dy / divisor
+// added over the window, windows in row-major order — the same sums in the same order as the
+// GPU's gather (AvgPoolBackward), with one divisor a window instead of one a (window, element).
+template <class T>
+void avg_pool_backward_cpu(const T* dy, T* dx, index_t planes, const PoolGeometry& g, bool count_include_pad) {
+  const index_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  if (planes * in_plane == 0) return;  // nothing to compute: no launch
+  stats::detail::record_launch(kCPU);
+  const index_t cost = g.kernel.h * g.kernel.w;
+#pragma omp parallel for schedule(static) if (planes * (in_plane + out_plane * cost) > exec::cpu::kParallelGrain)
+  for (index_t p = 0; p < planes; ++p) {
+    T* d = dx + p * in_plane;
+    for (index_t i = 0; i < in_plane; ++i) d[i] = T(0);
+    const T* gy = dy + p * out_plane;
+    for (index_t oy = 0; oy < g.oh; ++oy)
+      for (index_t ox = 0; ox < g.ow; ++ox) {
+        const index_t divisor = avg_divisor(g, oy, ox, count_include_pad);
+        if (divisor == 0) continue;  // wholly in the ceil-mode overhang: reads no input
+        const T v = gy[oy * g.ow + ox] / static_cast<T>(divisor);
+        const index_t y0 = std::max<index_t>(oy * g.stride.h - g.padding.h, 0);
+        const index_t x0 = std::max<index_t>(ox * g.stride.w - g.padding.w, 0);
+        const index_t y1 = std::min(oy * g.stride.h - g.padding.h + g.kernel.h, g.h);
+        const index_t x1 = std::min(ox * g.stride.w - g.padding.w + g.kernel.w, g.w);
+        for (index_t iy = y0; iy < y1; ++iy)
+          for (index_t ix = x0; ix < x1; ++ix) d[iy * g.w + ix] += v;
+      }
+  }
+}
+
 template <class T>
 struct AvgPoolBackward {
   const T* dy;
@@ -445,6 +474,10 @@ Tensor<typename G::value_type, 4> avg_pool2d_backward(const G& grad_out, const S
     const PoolGeometry g = pool_geometry(op, PoolKind::avg, x_shape, kernel, stride, padding, 1, ceil_mode);
     check_grad_shape(op, "grad_out", dy.shape(), g.out_shape(), x_shape);
     Tensor<T, 4> dx(x_shape, dy.device());
+    if (dx.device().is_cpu()) {
+      avg_pool_backward_cpu(dy.data(), dx.data(), x_shape[0] * x_shape[1], g, count_include_pad);
+      return dx;
+    }
     const index_t cost = (g.kernel.h / g.stride.h + 1) * (g.kernel.w / g.stride.w + 1);
     for_each_element(dx.device(), dx.numel(),
                      AvgPoolBackward<T>{dy.data(), dx.data(), g, PlaneCoords(g.h, g.w), count_include_pad}, cost);
