@@ -268,7 +268,7 @@ TEST_CASE("integer, bool and edge-case reductions") {
     auto lv = ft::eval(ft::logsumexp(l, 1)).to_vector();
     CHECK(lv[0] == -INFINITY);
     CHECK(lv[1] == doctest::Approx(1000 + std::log(2.0)));
-    CHECK_THROWS_AS(ft::sum(i, 1), ft::Error);  // dim out of range
+    CHECK_THROWS_AS(ft::sum(i, 1), ft::Error);      // dim out of range
     CHECK_THROWS_AS(ft::norm(i, -1.0), ft::Error);  // p must be ≥ 0 or inf
     CHECK_THROWS_AS(ft::norm(i, NAN), ft::Error);
   }

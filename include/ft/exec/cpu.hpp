@@ -59,7 +59,7 @@ FT_INLINE void thread_share(I n, int part, int parts, I& begin, I& end) {
 // element ix (output coordinates and linear index).
 template <class I, int R, class Ix, class Body>
 FT_INLINE void walk_box(const Body& body, Ix ix, I begin, I end, const Shape<R>& box, const Array<I, R>& origin,
-                        const Array<I, R>& cstrides) {
+                        const Array<index_t, R>& cstrides) {
   unravel<I, R>(begin, box, ix.coord);
   for (int d = 0; d < R; ++d) ix.coord[d] += origin[d];
   const I first = R > 0 ? origin[R - 1] : 0;
@@ -67,7 +67,7 @@ FT_INLINE void walk_box(const Body& body, Ix ix, I begin, I end, const Shape<R>&
   I pos = begin;
   while (pos < end) {
     I row = 0;  // the linear index of this row's element 0
-    for (int d = 0; d + 1 < R; ++d) row += ix.coord[d] * cstrides[d];
+    for (int d = 0; d + 1 < R; ++d) row += ix.coord[d] * static_cast<I>(cstrides[d]);
     const I j0 = R > 0 ? ix.coord[R - 1] : 0;
     const I j1 = (end - pos) < (last - j0) ? j0 + (end - pos) : last;
     for (I j = j0; j < j1; ++j) {
@@ -86,22 +86,11 @@ FT_INLINE void walk_box(const Body& body, Ix ix, I begin, I end, const Shape<R>&
   }
 }
 
-template <class I, int R>
-Array<I, R> row_major_strides(const Shape<R>& shape) {
-  Array<I, R> s{};
-  I step = 1;
-  for (int d = R - 1; d >= 0; --d) {
-    s[d] = step;
-    step *= static_cast<I>(shape[d]);
-  }
-  return s;
-}
-
 // Each thread takes a contiguous range of output elements and walks it (walk_box).
 template <class I, int R, class Body>
 FT_CPU_MULTIVERSION void each_strided(const Body body, I n, const Shape<R> shape) {
   const int parts = n > kParallelGrain ? num_threads() : 1;
-  const Array<I, R> cstrides = row_major_strides<I>(shape);
+  const Array<index_t, R> cstrides = contiguous_strides(shape);
 #pragma omp parallel for schedule(static) num_threads(parts) if (parts > 1) firstprivate(body, shape)
   for (int part = 0; part < parts; ++part) {
     I begin, end;
@@ -116,7 +105,7 @@ FT_CPU_MULTIVERSION void each_strided(const Body body, I n, const Shape<R> shape
 template <class I, int R, class Body>
 FT_CPU_MULTIVERSION void each_cat_part(const Body body, const Shape<R> shape, int d, const CatSplit split) {
   const I n = static_cast<I>(shape.numel());
-  const Array<I, R> cstrides = row_major_strides<I>(shape);
+  const Array<index_t, R> cstrides = contiguous_strides(shape);
 #pragma omp parallel if (n > kParallelGrain) firstprivate(body, shape, split)
   {
 #if defined(_OPENMP)

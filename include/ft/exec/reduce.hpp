@@ -66,24 +66,12 @@ struct ElementReader {
 
 // Reads element L of the input taken in another order of its dimensions (the summed ones
 // gathered in the middle, see sum_to_geometry): input coordinate p is (L / vstride[p]) mod size[p].
-// The evaluator is built with a context that lets no leaf read by linear index.
-template <class I, int RI, class Ev>
-struct PermutedReader {
-  Ev ev;
-  Array<index_t, RI> vstride, size;
-  FT_HD FT_INLINE auto operator()(I L) const {
-    Index<I, RI, false> ix{};
-    ix.linear = L;
-    for (int p = 0; p < RI; ++p) ix.coord[p] = (L / static_cast<I>(vstride[p])) % static_cast<I>(size[p]);
-    return ev(ix);
-  }
-};
-
-// PermutedReader for the CPU, where the reduction reads consecutive L (a row, a tile of a
-// column): it keeps the last coordinates and steps them, the fastest dimension first, instead of
-// dividing a dimension at a time (two 64-bit divisions each: most of a bias gradient's time).
-// `order` lists the dimensions slowest first (vstride descending). Each thread reads through
-// its own copy (the executor's loops take it firstprivate).
+// The evaluator is built with a context that lets no leaf read by linear index. The CPU's
+// reductions read consecutive L (a row, a tile of a column), so the reader keeps the last
+// coordinates and steps them, the fastest dimension first, instead of dividing a dimension at
+// a time (two 64-bit divisions each: most of a bias gradient's time). `order` lists the
+// dimensions slowest first (vstride descending). Each thread reads through its own copy (the
+// executor's loops take it firstprivate).
 template <class I, int RI, class Ev>
 struct SteppingReader {
   Ev ev;
@@ -91,6 +79,10 @@ struct SteppingReader {
   Array<int, RI> order;
   mutable CoordIndex<I, RI> ix{};
   mutable I next = -1;
+  // The coordinates of element L, by division.
+  FT_INLINE void locate(I L, CoordIndex<I, RI>& at) const {
+    for (int p = 0; p < RI; ++p) at.coord[p] = (L / static_cast<I>(vstride[p])) % static_cast<I>(size[p]);
+  }
   FT_INLINE auto operator()(I L) const {
     if (L == next) {
       for (int v = RI - 1; v >= 0; --v) {
@@ -99,7 +91,7 @@ struct SteppingReader {
         ix.coord[p] = 0;
       }
     } else {
-      for (int p = 0; p < RI; ++p) ix.coord[p] = (L / static_cast<I>(vstride[p])) % static_cast<I>(size[p]);
+      locate(L, ix);
     }
     next = L + 1;
     return ev(ix);
@@ -201,8 +193,7 @@ FT_CPU_MULTIVERSION void sum_to_columns(T* out, const Red& red, const Reader rea
     for (index_t k = 0; k < K; ++k) {
       const I L0 = static_cast<I>((o * K + k) * inner + i0);
       CoordIndex<I, RI> start{};
-      for (int p = 0; p < RI; ++p)
-        start.coord[p] = (L0 / static_cast<I>(reader.vstride[p])) % static_cast<I>(reader.size[p]);
+      reader.locate(L0, start);
       const I c0 = start.coord[f];
       if (c0 + static_cast<I>(width) <= size_f) {
         for (index_t i = 0; i < width; ++i) {

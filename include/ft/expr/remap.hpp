@@ -576,14 +576,10 @@ class CatList {
     ev.dim = dim_;
     ev.shape = shape_;
     if (fused()) {
-      ev.n = static_cast<int>(parts_.size());
-      index_t at = 0;
-      for (int p = 0; p < ev.n; ++p) {
-        ev.start[p] = at;
-        ev.parts[p] = parts_[p].evaluator(detail::remapped_context());
-        at += parts_[p].shape()[dim_];
-      }
-      ev.start[ev.n] = at;
+      const CatSplit s = split();
+      ev.n = s.n;
+      for (int p = 0; p <= s.n; ++p) ev.start[p] = s.start[p];
+      for (int p = 0; p < s.n; ++p) ev.parts[p] = parts_[p].evaluator(detail::remapped_context());
     } else {
       ev.n = 0;
       ev.joined = joined().evaluator(detail::remapped_context());

@@ -174,30 +174,41 @@ struct MaxPoolBackward {
 // index, windows in row-major order — for each dx element the same sums in the same order as
 // the GPU's gather (MaxPoolBackward), without its four divisions an element. An index outside
 // its plane (not one max_pool2d_with_indices gave) is an ft::Error.
+// The CPU's pooling backward passes: one launch, a plane a thread, each dx plane zeroed and then
+// scatter(p, d) adding plane p's windows into it. True when a plane's scatter returned true (a
+// bad index).
+template <class T, class Scatter>
+bool scatter_planes(T* dx, index_t planes, index_t in_plane, index_t work, const Scatter& scatter) {
+  if (planes * in_plane == 0) return false;  // nothing to compute: no launch
+  stats::detail::record_launch(kCPU);
+  bool bad = false;
+#pragma omp parallel for schedule(static) reduction(|| : bad) if (work > exec::cpu::kParallelGrain)
+  for (index_t p = 0; p < planes; ++p) {
+    T* d = dx + p * in_plane;
+    for (index_t i = 0; i < in_plane; ++i) d[i] = T(0);
+    bad = scatter(p, d) || bad;
+  }
+  return bad;
+}
+
 template <class T>
 void max_pool_backward_cpu(const T* dy, const std::int64_t* indices, T* dx, index_t planes, const PoolGeometry& g,
                            const char* op) {
   const index_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
-  if (planes * in_plane == 0) return;  // nothing to compute: no launch
-  stats::detail::record_launch(kCPU);
-  bool bad = false;
-#pragma omp parallel for schedule(static) \
-    reduction(||                          \
-              : bad) if (planes * (in_plane + out_plane) > exec::cpu::kParallelGrain)
-  for (index_t p = 0; p < planes; ++p) {
-    T* d = dx + p * in_plane;
-    for (index_t i = 0; i < in_plane; ++i) d[i] = T(0);
+  const bool bad = scatter_planes(dx, planes, in_plane, planes * (in_plane + out_plane), [&](index_t p, T* d) {
     const T* gy = dy + p * out_plane;
     const std::int64_t* at = indices + p * out_plane;
+    bool outside = false;
     for (index_t o = 0; o < out_plane; ++o) {
       const std::int64_t m = at[o];
       if (m < 0 || m >= in_plane) {
-        bad = true;
+        outside = true;
         continue;
       }
       d[m] += gy[o];
     }
-  }
+    return outside;
+  });
   check(!bad, op, "an index is outside its input plane of ", g.h, "x", g.w,
         " (the indices must be those max_pool2d_with_indices returned for this input)");
 }
@@ -249,14 +260,9 @@ struct AvgPoolForward {
 // GPU's gather (AvgPoolBackward), with one divisor a window instead of one a (window, element).
 template <class T>
 void avg_pool_backward_cpu(const T* dy, T* dx, index_t planes, const PoolGeometry& g, bool count_include_pad) {
-  const index_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
-  if (planes * in_plane == 0) return;  // nothing to compute: no launch
-  stats::detail::record_launch(kCPU);
-  const index_t cost = g.kernel.h * g.kernel.w;
-#pragma omp parallel for schedule(static) if (planes * (in_plane + out_plane * cost) > exec::cpu::kParallelGrain)
-  for (index_t p = 0; p < planes; ++p) {
-    T* d = dx + p * in_plane;
-    for (index_t i = 0; i < in_plane; ++i) d[i] = T(0);
+  const index_t out_plane = g.oh * g.ow;
+  const index_t work = planes * (g.h * g.w + out_plane * g.kernel.h * g.kernel.w);
+  scatter_planes(dx, planes, g.h * g.w, work, [&](index_t p, T* d) {
     const T* gy = dy + p * out_plane;
     for (index_t oy = 0; oy < g.oh; ++oy)
       for (index_t ox = 0; ox < g.ow; ++ox) {
@@ -270,7 +276,8 @@ void avg_pool_backward_cpu(const T* dy, T* dx, index_t planes, const PoolGeometr
         for (index_t iy = y0; iy < y1; ++iy)
           for (index_t ix = x0; ix < x1; ++ix) d[iy * g.w + ix] += v;
       }
-  }
+    return false;
+  });
 }
 
 template <class T>
