@@ -46,16 +46,48 @@ struct Silu {
 };
 // gelu(x) = x·Φ(x) = x/2·(1 + erf(x/√2)); with approximate_tanh,
 // x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³))) as torch's approximate="tanh".
+//
+// detail::gelu_cdf gives c and its derivative dc, so that gelu(x) = x·c and gelu'(x) = c + x·dc
+// in either form. On the host, in float, both forms are computed from one exp and one selected
+// by a blend: the form is a runtime flag, and a branch on it would keep the fused CPU loop
+// scalar (GCC does not unswitch at -O2, and if-conversion fails on it even under omp simd). The
+// erf form's exp, e^{−x²/2}, is also its density's, so the gradient costs one exp.
+namespace detail {
+template <class F>
+struct GeluCdf {
+  F c, dc;
+};
+template <class F>
+FT_HD FT_INLINE GeluCdf<F> gelu_cdf(F x, bool approximate_tanh) {
+  const F beta = F(0.79788456080286535588), kappa = F(0.044715);
+#if !defined(__CUDA_ARCH__)
+  if constexpr (std::is_same_v<F, float>) {
+    const float z = x * 0.70710678118654752440f, u = beta * (x + kappa * x * x * x);
+    const float e = math::exp(math::detail::blend(approximate_tanh, 2.0f * ::fabsf(u), -(z * z)));
+    const float t = math::detail::tanh_given_exp(u, e), erf_z = math::detail::erf_given_exp(z, e);
+    const float c_tanh = 0.5f * (1.0f + t), dc_tanh = 0.5f * (1.0f - t * t) * beta * (1.0f + 3.0f * kappa * x * x);
+    const float c_erf = 0.5f * (1.0f + erf_z), dc_erf = e * 0.39894228040143267794f;
+    return {math::detail::blend(approximate_tanh, c_tanh, c_erf),
+            math::detail::blend(approximate_tanh, dc_tanh, dc_erf)};
+  }
+#endif
+  if (approximate_tanh) {
+    const F t = math::tanh(beta * (x + kappa * x * x * x));
+    return {F(0.5) * (F(1) + t), F(0.5) * (F(1) - t * t) * beta * (F(1) + F(3) * kappa * x * x)};
+  }
+  return {F(0.5) * (F(1) + math::erf(x * F(0.70710678118654752440))),
+          math::exp(F(-0.5) * x * x) * F(0.39894228040143267794)};
+}
+}  // namespace detail
+
 struct Gelu {
   static constexpr const char* name = "gelu";
   bool approximate_tanh = false;
   template <class T>
   FT_HD FT_INLINE float_promote_t<T> operator()(T in) const {
     using F = float_promote_t<T>;
-    F x = static_cast<F>(in);
-    if (approximate_tanh)
-      return F(0.5) * x * (F(1) + math::tanh(F(0.79788456080286535588) * (x + F(0.044715) * x * x * x)));
-    return F(0.5) * x * (F(1) + math::erf(x * F(0.70710678118654752440)));
+    const F x = static_cast<F>(in);
+    return x * detail::gelu_cdf(x, approximate_tanh).c;
   }
 };
 struct LeakyRelu {
@@ -158,15 +190,9 @@ struct GeluGrad {
   template <class G, class X>
   FT_HD FT_INLINE auto operator()(G g_, X x_) const {
     using F = float_promote_t<promote_t<G, X>>;
-    F g = static_cast<F>(g_), x = static_cast<F>(x_);
-    if (approximate_tanh) {  // torch's gelu_backward, approximate="tanh"
-      const F beta = F(0.79788456080286535588), kappa = F(0.044715);
-      F t = math::tanh(beta * (x + kappa * x * x * x));
-      return g * (F(0.5) * (F(1) + t) + F(0.5) * x * (F(1) - t * t) * beta * (F(1) + F(3) * kappa * x * x));
-    }
-    F cdf = F(0.5) * (F(1) + math::erf(x * F(0.70710678118654752440)));
-    F pdf = math::exp(F(-0.5) * x * x) * F(0.39894228040143267794);
-    return g * (cdf + x * pdf);
+    const F g = static_cast<F>(g_), x = static_cast<F>(x_);
+    const auto cdf = op::detail::gelu_cdf(x, approximate_tanh);
+    return g * (cdf.c + x * cdf.dc);
   }
 };
 struct LeakyReluGrad {
