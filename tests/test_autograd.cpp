@@ -119,6 +119,50 @@ TEST_CASE("leaves used several times in a statement accumulate, in the multi-out
   }
 }
 
+// x·Wᵀ + b then an activation: the product's gradient and the bias's are the same expression
+// (the adjoint of the sum), the bias's summed over rows. The bias sums the product's freshly
+// written gradient; where that gradient was added to an earlier one it computes its own.
+TEST_CASE("a broadcast bias sums the gradient its dense partner wrote, fresh or accumulated") {
+  const index_t m = 300, n = 200;
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    ft::Var<float, 2> z(random_tensor<float>({m, n}, dev, 1, -3, 3), ft::requires_grad);
+    ft::Var<float, 1> b(random_tensor<float>({n}, dev, 2), ft::requires_grad);
+    auto seed = random_tensor<float>({m, n}, dev, 3);
+    const auto zv = to_double(z.value()), bv = to_double(b.value()), g = to_double(seed);
+    std::vector<double> dz(zv.size()), db(n, 0.0);
+    for (index_t i = 0; i < m; ++i)
+      for (index_t j = 0; j < n; ++j) {
+        const double v = zv[i * n + j] + bv[j];
+        const double d = g[i * n + j] * (0.5 * (1 + std::erf(v / std::sqrt(2.0))) +
+                                         v * std::exp(-0.5 * v * v) / std::sqrt(2 * 3.14159265358979323846));
+        dz[i * n + j] = d;
+        db[j] += d;
+      }
+    for (int round = 1; round <= 2; ++round) {  // round 2 adds to the gradients of round 1
+      CAPTURE(round);
+      ft::Var<float, 2> y = ft::gelu(z + b);
+      CHECK(ft::test::launches_of(dev, [&] { y.backward(seed); }) == 2);
+      std::vector<double> dzr(dz), dbr(db);
+      for (double& v : dzr) v *= round;
+      for (double& v : dbr) v *= round;
+      check_close(z.grad(), dzr, 1e-4, 1e-5);
+      check_close(b.grad(), dbr, 1e-4, 1e-3);
+    }
+    // the same through a sigmoid, where z's gradient existed before but b's did not
+    b.zero_grad();
+    ft::Var<float, 2> y = ft::sigmoid(z + b) * 2.0f;
+    y.backward(seed);
+    std::vector<double> dbs(n, 0.0);
+    for (index_t i = 0; i < m; ++i)
+      for (index_t j = 0; j < n; ++j) {
+        const double s = 1 / (1 + std::exp(-(zv[i * n + j] + bv[j])));
+        dbs[j] += g[i * n + j] * 2 * s * (1 - s);
+      }
+    check_close(b.grad(), dbs, 1e-4, 1e-3);
+  }
+}
+
 TEST_CASE("backward of a 20-op statement allocates only the leaves' gradients") {
   for (ft::Device dev : ft::test::devices()) {
     CAPTURE(dev);

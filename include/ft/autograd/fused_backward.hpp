@@ -7,13 +7,18 @@
 // rules put at each broadcast point are then pass-throughs and are removed from the kernel's
 // type (strip), so the loop has no per-element branch and vectorises. Every other occurrence
 // (a bias broadcast into the statement, a leaf of lower rank) is one launch of its own: a fused
-// reduction straight into the gradient when it was broadcast.
+// reduction straight into the gradient when it was broadcast. Where that reduction sums the very
+// expression a top-rank occurrence has just written fresh into its gradient (the bias and the
+// product of `x·Wᵀ + b` both get the adjoint of the sum), it sums that gradient instead of
+// computing the expression again (a GELU's or a sigmoid's derivative once, not twice).
 #pragma once
 
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstring>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "ft/autograd/adjoint.hpp"
@@ -139,21 +144,94 @@ auto outputs_of(const Outs& outs, std::index_sequence<K...>) {
   return exec::make_outputs(std::get<K>(outs)...);
 }
 
-// One kernel for every occurrence: gradient k = strip(its expression), accumulated.
+// One kernel for every occurrence: gradient k = strip(its expression), accumulated. Returns,
+// for each, whether its gradient now holds exactly its expression's values (written, not added
+// to an earlier gradient or to another occurrence of the same leaf).
 template <class Occs, class Stripped, std::size_t... K>
-void run_fused(const Occs& occ, const Stripped& stripped, std::index_sequence<K...> ks) {
+auto run_fused(const Occs& occ, const Stripped& stripped, std::index_sequence<K...> ks) {
   constexpr std::size_t n = sizeof...(K);
   // Stores run from the last occurrence to the first (exec/multi.hpp): in that order, the
   // first store to a gradient that did not exist before overwrites it, every other one adds.
   const std::array<VarState*, n> leaf{std::get<K>(occ).leaf...};
-  std::array<bool, n> add{std::get<K>(occ).leaf->grad.defined()...};
+  std::array<bool, n> add{std::get<K>(occ).leaf->grad.defined()...}, fresh{};
   for (std::size_t k = n; k-- > 0;)
     for (std::size_t j = k + 1; j < n; ++j) add[k] = add[k] || leaf[j] == leaf[k];
+  for (std::size_t k = 0; k < n; ++k) {
+    fresh[k] = !add[k];
+    for (std::size_t j = 0; j < k; ++j) fresh[k] = fresh[k] && leaf[j] != leaf[k];
+  }
   ft::detail::EvaluationScope scope;
   exec::Plan plan;
   const std::tuple outs{output_of(std::get<K>(occ), std::get<K>(stripped), add[K], plan)...};
   const auto& first = std::get<0>(occ).leaf->value;
   exec::run_outputs(outputs_of(outs, ks), first.shape(), first.device(), plan);
+  return fresh;
+}
+
+// ---- the same expression built twice ----
+// True when a and b (of one type) compute the same values: the same Vars and tensor views, the
+// same scalars and op parameters. False where unsure (an op with padding or a node kind not
+// listed), which only costs the shortcut below.
+template <class T, int R>
+bool same_value(const Tensor<T, R>& a, const Tensor<T, R>& b) {
+  return a.data() == b.data() && a.shape() == b.shape() && a.strides() == b.strides() && a.device() == b.device();
+}
+template <class T, int R>
+bool same_value(const Var<T, R>& a, const Var<T, R>& b) {
+  return &a.state() == &b.state();
+}
+template <class T>
+bool same_value(const Scalar<T>& a, const Scalar<T>& b) {
+  return a.value == b.value;
+}
+template <class Op>
+bool same_op(const Op& a, const Op& b) {
+  if constexpr (std::is_empty_v<Op>)
+    return true;
+  else if constexpr (std::is_trivially_copyable_v<Op> && std::has_unique_object_representations_v<Op>)
+    return std::memcmp(&a, &b, sizeof(Op)) == 0;
+  else
+    return false;
+}
+template <class E>
+bool same_value(const E& a, const E& b) {
+  if constexpr (is_sum_to<E>::value) {
+    return a.shape() == b.shape() && same_value(a.input(), b.input());
+  } else if constexpr (requires {
+                         a.op();
+                         a.operand();
+                       }) {
+    return same_op(a.op(), b.op()) && same_value(a.operand(), b.operand());
+  } else if constexpr (requires { a.operand(); }) {
+    return a.dim() == b.dim() && same_value(a.operand(), b.operand());
+  } else if constexpr (requires { a.condition(); }) {
+    return same_value(a.condition(), b.condition()) && same_value(a.lhs(), b.lhs()) && same_value(a.rhs(), b.rhs());
+  } else if constexpr (requires {
+                         a.op();
+                         a.lhs();
+                       }) {
+    return same_op(a.op(), b.op()) && same_value(a.lhs(), b.lhs()) && same_value(a.rhs(), b.rhs());
+  } else {
+    return false;
+  }
+}
+
+// Occurrence o after the fused kernel: when its gradient sums (SumTo) an expression that top
+// occurrence k (stripped to s) has just written fresh, it sums k's gradient; otherwise its own
+// expression. Returns true when it took the shortcut.
+template <class Occ, class TopOcc, class S>
+bool accumulate_from_top(const Occ& o, const TopOcc& top, const S& s, bool fresh) {
+  using G = decltype(o.grad);
+  if constexpr (is_sum_to<G>::value) {
+    if constexpr (std::is_same_v<typename G::input_type, S>) {
+      if (fresh && o.leaf->requires_grad && top.leaf->grad.shape() == s.shape() && same_value(o.grad.input(), s)) {
+        const auto& written = top.leaf->grad;
+        o.leaf->accumulate(SumTo<std::decay_t<decltype(written)>, G::rank>(written, o.grad.shape()));
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 constexpr bool contains(const auto& positions, std::size_t i) {
@@ -161,9 +239,13 @@ constexpr bool contains(const auto& positions, std::size_t i) {
     if (p == i) return true;
   return false;
 }
-template <auto At, std::size_t I, class Occ>
-void accumulate_unless_top(const Occ& o) {
-  if constexpr (!contains(At, I)) accumulate_one(o);
+template <auto At, std::size_t I, class Occ, class Tops, class Stripped, std::size_t N, std::size_t... C>
+void accumulate_unless_top(const Occ& o, const Tops& tops, const Stripped& stripped, const std::array<bool, N>& fresh,
+                           std::index_sequence<C...>) {
+  if constexpr (!contains(At, I)) {
+    const bool shared = (accumulate_from_top(o, std::get<C>(tops), std::get<C>(stripped), fresh[C]) || ...);
+    if (!shared) accumulate_one(o);
+  }
 }
 
 // At: the positions of the top-rank occurrences; C indexes At, I every occurrence.
@@ -171,8 +253,9 @@ template <auto At, class Tuple, std::size_t... C, std::size_t... I>
 void accumulate_split(const Tuple& occ, std::index_sequence<C...> cs, std::index_sequence<I...>) {
   if (fusable(std::get<At[C]>(occ)...)) {
     const auto top = std::forward_as_tuple(std::get<At[C]>(occ)...);
-    run_fused(top, std::make_tuple(strip(std::get<At[C]>(occ).grad)...), cs);
-    (accumulate_unless_top<At, I>(std::get<I>(occ)), ...);
+    const auto stripped = std::make_tuple(strip(std::get<At[C]>(occ).grad)...);
+    const auto fresh = run_fused(top, stripped, cs);
+    (accumulate_unless_top<At, I>(std::get<I>(occ), top, stripped, fresh, cs), ...);
   } else {
     (accumulate_one(std::get<I>(occ)), ...);
   }
