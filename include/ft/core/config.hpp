@@ -67,6 +67,17 @@
 #define FT_CPU_MULTIVERSION
 #endif
 
+// The CPU's strided loop (exec/cpu.hpp: each_strided, each_cat_part) reads each leaf at a
+// stride known only at run time: 1 along a row for a dense leaf or a bias broadcast over the
+// leading dimensions. GCC vectorises such a loop only by versioning it for unit strides, which
+// it does at -O3 alone; these two options ask for it at -O2 too, for these loops only (the
+// library does not depend on its users' -O level). Not under nvcc or clang.
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#define FT_CPU_STRIDED_LOOP __attribute__((optimize("version-loops-for-strides", "vect-cost-model=dynamic")))
+#else
+#define FT_CPU_STRIDED_LOOP
+#endif
+
 #if defined(_OPENMP)
 #define FT_OPENMP_ENABLED 1
 #else

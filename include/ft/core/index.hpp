@@ -26,6 +26,13 @@ struct Index<I, R, true> {
 template <class I, int R>
 struct CoordIndex : Index<I, R, false> {};
 
+// The index of the CPU's strided loop (exec/cpu.hpp: each_strided): coordinates and linear
+// index both valid. A tensor leaf, like the output, reads it by strides without asking whether
+// it is dense; along a row that is a fixed offset plus j·stride, so a statement with a
+// broadcast bias has no branch in its loop and vectorises.
+template <class I, int R>
+struct StridedIndex : CoordIndex<I, R> {};
+
 // The index of a CPU kernel that runs a statement's one cat node a part at a time
 // (exec/cpu.hpp: each_cat_part): the node reads part `part` without looking for it. The
 // elementwise nodes pass it down unchanged; every other node reads it as an Index.

@@ -58,8 +58,9 @@ FT_INLINE void thread_share(I n, int part, int parts, I& begin, I& end) {
 // for the compiler to hoist each leaf's row offset and vectorise. body(ix) computes and stores
 // element ix (output coordinates and linear index).
 template <class I, int R, class Ix, class Body>
-FT_INLINE void walk_box(const Body& body, Ix ix, I begin, I end, const Shape<R>& box, const Array<I, R>& origin,
+FT_INLINE void walk_box(const Body& shared_body, Ix ix, I begin, I end, const Shape<R>& box, const Array<I, R>& origin,
                         const Array<index_t, R>& cstrides) {
+  const Body body = shared_body;  // a copy whose address does not escape: stores cannot alias its fields
   unravel<I, R>(begin, box, ix.coord);
   for (int d = 0; d < R; ++d) ix.coord[d] += origin[d];
   const I first = R > 0 ? origin[R - 1] : 0;
@@ -86,16 +87,17 @@ FT_INLINE void walk_box(const Body& body, Ix ix, I begin, I end, const Shape<R>&
   }
 }
 
-// Each thread takes a contiguous range of output elements and walks it (walk_box).
+// Each thread takes a contiguous range of output elements and walks it (walk_box), with an
+// index every tensor leaf reads by strides (StridedIndex: no per-element dense branch).
 template <class I, int R, class Body>
-FT_CPU_MULTIVERSION void each_strided(const Body body, I n, const Shape<R> shape) {
+FT_CPU_MULTIVERSION FT_CPU_STRIDED_LOOP void each_strided(const Body body, I n, const Shape<R> shape) {
   const int parts = n > kParallelGrain ? num_threads() : 1;
   const Array<index_t, R> cstrides = contiguous_strides(shape);
 #pragma omp parallel for schedule(static) num_threads(parts) if (parts > 1) firstprivate(body, shape)
   for (int part = 0; part < parts; ++part) {
     I begin, end;
     thread_share(n, part, parts, begin, end);
-    walk_box(body, Index<I, R, false>{}, begin, end, shape, Array<I, R>{}, cstrides);
+    walk_box(body, StridedIndex<I, R>{}, begin, end, shape, Array<I, R>{}, cstrides);
   }
 }
 
@@ -103,7 +105,8 @@ FT_CPU_MULTIVERSION void each_strided(const Body body, I n, const Shape<R> shape
 // (CatSplit): each thread walks its share of part p's box, p = 0, 1, …, with the index
 // naming the part (PartIndex), so the node reads it without a search.
 template <class I, int R, class Body>
-FT_CPU_MULTIVERSION void each_cat_part(const Body body, const Shape<R> shape, int d, const CatSplit split) {
+FT_CPU_MULTIVERSION FT_CPU_STRIDED_LOOP void each_cat_part(const Body body, const Shape<R> shape, int d,
+                                                           const CatSplit split) {
   const I n = static_cast<I>(shape.numel());
   const Array<index_t, R> cstrides = contiguous_strides(shape);
 #pragma omp parallel if (n > kParallelGrain) firstprivate(body, shape, split)

@@ -30,6 +30,12 @@ struct TensorWriter {
       return ptr[off];
     }
   }
+  template <class I>
+  FT_HD FT_INLINE T& operator[](const StridedIndex<I, R>& ix) const {
+    I off = 0;
+    for (int d = 0; d < R; ++d) off += ix.coord[d] * static_cast<I>(strides[d]);
+    return ptr[off];
+  }
 };
 
 struct Plan {
