@@ -25,6 +25,7 @@
 
 #if defined(FT_HAVE_CBLAS)
 #include <cblas.h>
+#include <dlfcn.h>
 #endif
 
 #if FT_CUDA_ENABLED
@@ -405,23 +406,102 @@ const char* gemm_blocked_isa() {
 // GEMM_MULTITHREAD_THRESHOLD), so a batch of such products is spread over our threads.
 inline constexpr index_t kCblasSingleThreadFlops = index_t(1) << 18;
 
+// ---- one thread pool for ft's loops and the BLAS ----
+// An OpenBLAS built with pthreads (Debian's default) keeps threads of its own, which spin
+// (sched_yield) for a while after each call while ft's OpenMP threads spin waiting for their
+// next loop: with as many threads as cores, each pool steals the other's cores (in a
+// transformer block's training step, perf counted more samples spinning than in the GEMMs). So
+// ft runs such a BLAS on its own OpenMP threads: it splits a product's rows (or columns) between
+// them and each calls the BLAS single-threaded. OpenBLAS's own thread count is set to 1 around
+// ft's call and restored after, so other users of the BLAS in the process (LibTorch) keep it. An
+// OpenMP OpenBLAS shares ft's pool already, and any other BLAS is called as before.
+namespace blas_pool {
+struct OpenBlas {
+  int (*get_parallel)() = nullptr;  // 0 sequential, 1 pthreads, 2 OpenMP
+  int (*get_num_threads)() = nullptr;
+  void (*set_num_threads)(int) = nullptr;
+  bool own_threads() const { return get_parallel && get_num_threads && set_num_threads && get_parallel() == 1; }
+};
+inline const OpenBlas& openblas() {
+  static const OpenBlas o = [] {
+    OpenBlas r;
+    r.get_parallel = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
+    r.get_num_threads = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+    r.set_num_threads = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    return r;
+  }();
+  return o;
+}
+// OpenBLAS on one thread while alive (its previous count restored after).
+class SingleThreaded {
+ public:
+  SingleThreaded() : saved_(openblas().get_num_threads()) { openblas().set_num_threads(1); }
+  ~SingleThreaded() { openblas().set_num_threads(saved_); }
+  SingleThreaded(const SingleThreaded&) = delete;
+  SingleThreaded& operator=(const SingleThreaded&) = delete;
+
+ private:
+  int saved_;
+};
+}  // namespace blas_pool
+
+template <class T>
+void cblas_gemm_one(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
+                    const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+  const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
+                static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+  else
+    cblas_dgemm(CblasRowMajor, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
+                static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+
 template <class T>
 void gemm_cblas(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
                 index_t stride_a, const T* b, index_t ldb, index_t stride_b, T beta, T* c, index_t ldc,
                 index_t stride_c, index_t batch) {
-  const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
   auto one = [&](index_t i) {
-    if constexpr (std::is_same_v<T, float>)
-      cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha,
-                  a + i * stride_a, static_cast<int>(lda), b + i * stride_b, static_cast<int>(ldb), beta,
-                  c + i * stride_c, static_cast<int>(ldc));
-    else
-      cblas_dgemm(CblasRowMajor, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha,
-                  a + i * stride_a, static_cast<int>(lda), b + i * stride_b, static_cast<int>(ldb), beta,
-                  c + i * stride_c, static_cast<int>(ldc));
+    cblas_gemm_one(trans_a, trans_b, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,
+                   c + i * stride_c, ldc);
   };
   const int nt = blocked::max_threads();
-  if (batch > 1 && nt > 1 && m * n * k <= kCblasSingleThreadFlops) {
+  const bool small = m * n * k <= kCblasSingleThreadFlops;
+#if defined(_OPENMP)
+  if (nt > 1 && !small && blas_pool::openblas().own_threads()) {
+    // ft's threads, each with its share: whole products of a batch, or a product's row (or
+    // column) blocks. Row r of op(A) starts at a + r·lda (a + r if transposed); column j of
+    // op(B) at b + j (b + j·ldb if transposed).
+    blas_pool::SingleThreaded single;
+    if (batch >= nt) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (index_t i = 0; i < batch; ++i) one(i);
+      return;
+    }
+    const bool by_rows = m >= n;
+    const index_t extent = by_rows ? m : n;
+    for (index_t i = 0; i < batch; ++i) {
+      const T* ai = a + i * stride_a;
+      const T* bi = b + i * stride_b;
+      T* ci = c + i * stride_c;
+#pragma omp parallel num_threads(nt)
+      {
+        const index_t t = omp_get_thread_num(), parts = omp_get_num_threads();
+        const index_t lo = extent * t / parts, hi = extent * (t + 1) / parts;
+        if (hi > lo) {
+          if (by_rows)
+            cblas_gemm_one(trans_a, trans_b, hi - lo, n, k, alpha, ai + lo * (trans_a ? 1 : lda), lda, bi, ldb, beta,
+                           ci + lo * ldc, ldc);
+          else
+            cblas_gemm_one(trans_a, trans_b, m, hi - lo, k, alpha, ai, lda, bi + lo * (trans_b ? ldb : 1), ldb, beta,
+                           ci + lo, ldc);
+        }
+      }
+    }
+    return;
+  }
+#endif
+  if (batch > 1 && nt > 1 && small) {
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (index_t i = 0; i < batch; ++i) one(i);
   } else {
