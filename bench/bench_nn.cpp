@@ -4,6 +4,11 @@
 //   lenet_step: LeNet-5 style CNN on 1×28×28, batch 128 (conv 1→6 k5 pad 2, ReLU, max-pool 2,
 //               conv 6→16 k5, ReLU, max-pool 2, flatten, 400→120, ReLU, 120→84, ReLU, 84→10);
 //
+//   mlp_blocks_step: two pre-norm transformer MLP blocks with residuals,
+//               x + fc2(gelu(fc1(layer_norm(x)))), d 256, hidden 1024, 2048 tokens, MSE loss
+//               against a fixed target, AdamW (lr 1e-3, weight decay 0.01): the fusion-heavy
+//               case (layer_norm, GELU, bias and residual around every GEMM);
+//
 // and adam_100: the Adam step alone over 100 float tensors of mixed sizes (10M values in all,
 // gradients preset). Adam lr 1e-3 everywhere. When configured with -DFT_BENCH_LIBTORCH=ON the
 // same three run in LibTorch in this binary (bench_nn_torch.cpp), at as many threads as OpenMP.
@@ -87,20 +92,33 @@ ft::Tensor<std::int64_t, 1> class_targets(index_t n, ft::Device dev) {
   return ft::from_vector(y, {n}, dev);
 }
 
-// A model, its Adam, one batch: the three phases of a step, callable apart.
-template <class Net, int XR>
+// A model, its optimizer, one batch: the three phases of a step, callable apart.
+struct CrossEntropy {
+  template <class Out, class Y>
+  ft::Var<float, 0> operator()(const Out& out, const Y& y) const {
+    return ft::nn::functional::cross_entropy(out, y);
+  }
+};
+struct Mse {
+  template <class Out, class Y>
+  ft::Var<float, 0> operator()(const Out& out, const Y& y) const {
+    return ft::nn::functional::mse_loss(out, y);
+  }
+};
+
+template <class Net, class X, class Y, class Loss = CrossEntropy, class Opt = ft::optim::Adam>
 struct Trainer {
   Net net;
-  ft::optim::Adam opt;
-  ft::Tensor<float, XR> x;
-  ft::Tensor<std::int64_t, 1> y;
+  Opt opt;
+  X x;
+  Y y;
   ft::Var<float, 0> loss;
 
-  Trainer(Net n, ft::Tensor<float, XR> x_, ft::Tensor<std::int64_t, 1> y_)
+  Trainer(Net n, X x_, Y y_)
       : net(std::move(n)), opt(net.parameters(), {.lr = 1e-3}), x(std::move(x_)), y(std::move(y_)) {}
   void forward() {
     opt.zero_grad();
-    loss = ft::nn::functional::cross_entropy(net.forward(x), y);
+    loss = Loss{}(net.forward(x), y);
   }
   void backward() { loss.backward(); }
   void update() {
@@ -114,14 +132,42 @@ struct Trainer {
   }
 };
 
+// A pre-norm transformer MLP block: x + fc2(gelu(fc1(layer_norm(x)))).
+struct MlpBlock : ft::nn::Module<MlpBlock> {
+  ft::nn::LayerNorm<float> ln;
+  Linear<float> fc1, fc2;
+  MlpBlock(index_t d, index_t hidden, ft::Device dev)
+      : ln(d, 1e-5, true, true, dev), fc1(d, hidden, true, dev), fc2(hidden, d, true, dev) {}
+  template <class V>
+  void visit(V&& v) {
+    v("ln", ln);
+    v("fc1", fc1);
+    v("fc2", fc2);
+  }
+  template <class In>
+  ft::Var<float, 2> forward(const In& x) {
+    return ft::Var<float, 2>(x + fc2(ft::gelu(fc1(ln(x)))));
+  }
+};
+constexpr index_t kBlockTokens = 2048, kBlockDim = 256, kBlockHidden = 1024;
+using Blocks = ft::nn::Sequential<MlpBlock, MlpBlock>;
+
 auto mlp_trainer(ft::Device dev) {
   ft::manual_seed(1);
-  return Trainer<Mlp, 2>(make_mlp(dev), ft::randn<float>({kMlpBatch, 784}, dev, 2), class_targets(kMlpBatch, dev));
+  return Trainer<Mlp, ft::Tensor<float, 2>, ft::Tensor<std::int64_t, 1>>(
+      make_mlp(dev), ft::randn<float>({kMlpBatch, 784}, dev, 2), class_targets(kMlpBatch, dev));
 }
 auto lenet_trainer(ft::Device dev) {
   ft::manual_seed(1);
-  return Trainer<Lenet, 4>(make_lenet(dev), ft::randn<float>({kLenetBatch, 1, 28, 28}, dev, 2),
-                           class_targets(kLenetBatch, dev));
+  return Trainer<Lenet, ft::Tensor<float, 4>, ft::Tensor<std::int64_t, 1>>(
+      make_lenet(dev), ft::randn<float>({kLenetBatch, 1, 28, 28}, dev, 2), class_targets(kLenetBatch, dev));
+}
+auto blocks_trainer(ft::Device dev) {
+  ft::manual_seed(1);
+  Blocks net(MlpBlock(kBlockDim, kBlockHidden, dev), MlpBlock(kBlockDim, kBlockHidden, dev));
+  return Trainer<Blocks, ft::Tensor<float, 2>, ft::Tensor<float, 2>, Mse, ft::optim::AdamW>(
+      std::move(net), ft::randn<float>({kBlockTokens, kBlockDim}, dev, 2),
+      ft::randn<float>({kBlockTokens, kBlockDim}, dev, 3));
 }
 
 // The adam_100 case: the parameters with their gradients set (a leaf's backward(seed) stores
@@ -253,6 +299,13 @@ void BM_lenet_step(benchmark::State& state) {
   run_case(state, c, dev, kLenetBatch, 0, outside);
 }
 
+void BM_mlp_blocks_step(benchmark::State& state) {
+  const ft::Device dev = device_of(state);
+  const auto outside = ft::stats::bytes_in_use(dev);
+  auto c = blocks_trainer(dev);
+  run_case(state, c, dev, kBlockTokens, 0, outside);
+}
+
 void BM_adam_100(benchmark::State& state) {
   const ft::Device dev = device_of(state);
   const auto outside = ft::stats::bytes_in_use(dev);
@@ -313,6 +366,11 @@ bool run_rss_case(const std::string& name) {
       auto c = lenet_trainer(cpu);
       steps(c);
     });
+  } else if (name == "mlp_blocks/ft") {
+    rss_report(name, [&] {
+      auto c = blocks_trainer(cpu);
+      steps(c);
+    });
   } else if (name == "adam_100/ft") {
     rss_report(name, [&] {
       AdamCase c(cpu);
@@ -330,9 +388,10 @@ bool run_rss_case(const std::string& name) {
 
 // Runs this binary once a case with --rss_case=<case>.
 int peak_rss_all() {
-  std::vector<std::string> cases{"mlp/ft", "lenet/ft", "adam_100/ft"};
+  std::vector<std::string> cases{"mlp/ft", "lenet/ft", "mlp_blocks/ft", "adam_100/ft"};
 #if FT_BENCH_HAVE_LIBTORCH
-  for (const char* c : {"mlp/libtorch", "lenet/libtorch", "adam_100/libtorch"}) cases.emplace_back(c);
+  for (const char* c : {"mlp/libtorch", "lenet/libtorch", "mlp_blocks/libtorch", "adam_100/libtorch"})
+    cases.emplace_back(c);
 #endif
   int rc = 0;
   for (const auto& c : cases) {
@@ -372,8 +431,10 @@ int main(int argc, char** argv) {
     using Bench = void (*)(benchmark::State&);
     // lenet_step last: the im2col scratch its convolutions keep (per thread, a tensor) is then
     // counted in its own first run's peak_MB; later repetitions find it live already.
-    const std::pair<const char*, Bench> benches[] = {
-        {"/mlp_step/ft", BM_mlp_step}, {"/adam_100/ft", BM_adam_100}, {"/lenet_step/ft", BM_lenet_step}};
+    const std::pair<const char*, Bench> benches[] = {{"/mlp_step/ft", BM_mlp_step},
+                                                     {"/mlp_blocks_step/ft", BM_mlp_blocks_step},
+                                                     {"/adam_100/ft", BM_adam_100},
+                                                     {"/lenet_step/ft", BM_lenet_step}};
     for (auto [name, fn] : benches) {
       auto* b = benchmark::RegisterBenchmark((dn + name).c_str(), fn)->Args({d})->Unit(benchmark::kMillisecond);
       if (d)

@@ -1,4 +1,5 @@
-// The LibTorch peer of bench_nn (CPU): the same MLP and LeNet training steps and the same
+// The LibTorch peer of bench_nn (CPU): the same MLP, LeNet and transformer-MLP-block training
+// steps and the same
 // 100-tensor Adam step, in LibTorch's eager mode (torch::nn::Sequential, torch::optim::Adam).
 // Compiled as C++17 (LibTorch 1.13's headers) and linked into bench_nn when configured with
 // -DFT_BENCH_LIBTORCH=ON; bench_nn.cpp calls register_benches() and run_rss_case().
@@ -43,21 +44,41 @@ void set_grads_to_none(const std::vector<torch::Tensor>& params) {
   for (auto p : params) p.mutable_grad().reset();
 }
 
+// A pre-norm transformer MLP block, as bench_nn.cpp's MlpBlock.
+struct MlpBlockImpl : nn::Module {
+  nn::LayerNorm ln{nullptr};
+  nn::Linear fc1{nullptr}, fc2{nullptr};
+  MlpBlockImpl(std::int64_t d, std::int64_t hidden) {
+    ln = register_module("ln", nn::LayerNorm(nn::LayerNormOptions({d})));
+    fc1 = register_module("fc1", nn::Linear(d, hidden));
+    fc2 = register_module("fc2", nn::Linear(hidden, d));
+  }
+  torch::Tensor forward(torch::Tensor x) { return x + fc2(torch::gelu(fc1(ln(x)))); }
+};
+TORCH_MODULE(MlpBlock);
+constexpr std::int64_t kBlockTokens = 2048, kBlockDim = 256, kBlockHidden = 1024;
+
+enum class Loss { CrossEntropy, Mse };
+
+template <class Opt = torch::optim::Adam, class Options = torch::optim::AdamOptions>
 struct Trainer {
   nn::Sequential net;
   std::vector<torch::Tensor> params;
-  torch::optim::Adam opt;
+  Opt opt;
   torch::Tensor x, y, loss;
+  Loss kind;
 
-  Trainer(nn::Sequential n, torch::Tensor x_, torch::Tensor y_)
+  Trainer(nn::Sequential n, torch::Tensor x_, torch::Tensor y_, Loss k = Loss::CrossEntropy)
       : net(std::move(n)),
         params(net->parameters()),
-        opt(params, torch::optim::AdamOptions(1e-3)),
+        opt(params, Options(1e-3)),
         x(std::move(x_)),
-        y(std::move(y_)) {}
+        y(std::move(y_)),
+        kind(k) {}
   void forward() {
     set_grads_to_none(params);
-    loss = nn::functional::cross_entropy(net->forward(x), y);
+    auto out = net->forward(x);
+    loss = kind == Loss::Mse ? nn::functional::mse_loss(out, y) : nn::functional::cross_entropy(out, y);
   }
   void backward() { loss.backward(); }
   void update() {
@@ -71,15 +92,21 @@ struct Trainer {
   }
 };
 
-Trainer mlp_trainer() {
+Trainer<> mlp_trainer() {
   torch::manual_seed(1);
   auto net = make_mlp();
   return Trainer(net, torch::randn({kMlpBatch, 784}), class_targets(kMlpBatch));
 }
-Trainer lenet_trainer() {
+Trainer<> lenet_trainer() {
   torch::manual_seed(1);
   auto net = make_lenet();
   return Trainer(net, torch::randn({kLenetBatch, 1, 28, 28}), class_targets(kLenetBatch));
+}
+
+Trainer<torch::optim::AdamW, torch::optim::AdamWOptions> blocks_trainer() {
+  torch::manual_seed(1);
+  nn::Sequential net(MlpBlock(kBlockDim, kBlockHidden), MlpBlock(kBlockDim, kBlockHidden));
+  return {net, torch::randn({kBlockTokens, kBlockDim}), torch::randn({kBlockTokens, kBlockDim}), Loss::Mse};
 }
 
 // The same 100 tensors as bench_nn.cpp's adam_sizes(), gradients preset.
@@ -148,6 +175,10 @@ void BM_lenet_step(benchmark::State& state) {
   auto c = lenet_trainer();
   run_case(state, c, kLenetBatch, 0);
 }
+void BM_mlp_blocks_step(benchmark::State& state) {
+  auto c = blocks_trainer();
+  run_case(state, c, kBlockTokens, 0);
+}
 void BM_adam_100(benchmark::State& state) {
   AdamCase c;
   run_case(state, c, 1e7, 7.0 * 4 * 1e7);
@@ -172,6 +203,9 @@ double proc_status_bytes(const char* key) {
 void register_benches(int threads) {
   torch::set_num_threads(threads);
   benchmark::RegisterBenchmark("cpu/mlp_step/libtorch", BM_mlp_step)->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark("cpu/mlp_blocks_step/libtorch", BM_mlp_blocks_step)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
   benchmark::RegisterBenchmark("cpu/adam_100/libtorch", BM_adam_100)->Unit(benchmark::kMillisecond)->UseRealTime();
   benchmark::RegisterBenchmark("cpu/lenet_step/libtorch", BM_lenet_step)->Unit(benchmark::kMillisecond)->UseRealTime();
 }
@@ -185,6 +219,9 @@ bool run_rss_case(const std::string& name, int steps) {
     for (int i = 0; i < steps; ++i) c.step();
   } else if (name == "lenet/libtorch") {
     auto c = lenet_trainer();
+    for (int i = 0; i < steps; ++i) c.step();
+  } else if (name == "mlp_blocks/libtorch") {
+    auto c = blocks_trainer();
     for (int i = 0; i < steps; ++i) c.step();
   } else if (name == "adam_100/libtorch") {
     AdamCase c;

@@ -6,6 +6,9 @@ One training step (zero_grad(set_to_none=True), forward, cross_entropy, backward
     mlp_step:   784-1024-1024-10 MLP with ReLU, batch 256;
     lenet_step: LeNet-5 style CNN on 1x28x28, batch 128 (conv 1->6 k5 pad 2, ReLU, max-pool 2,
                 conv 6->16 k5, ReLU, max-pool 2, flatten, 400->120, ReLU, 120->84, ReLU, 84->10);
+    mlp_blocks_step: two pre-norm transformer MLP blocks, x + fc2(gelu(fc1(layer_norm(x)))),
+                d 256, hidden 1024, 2048 tokens, MSE loss against a fixed target, AdamW
+                (lr 1e-3, weight decay 0.01) instead of cross_entropy and Adam;
 
 in eager mode and with the model under torch.compile, and adam_100: the Adam step alone over 100
 float tensors of mixed sizes (25 times 512, 4096, 65536, 329856 values: 10M in all, the same list
@@ -49,6 +52,24 @@ def make_lenet():
         nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
         nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+
+
+BLOCK_TOKENS, BLOCK_DIM, BLOCK_HIDDEN = 2048, 256, 1024
+
+
+class MlpBlock(nn.Module):
+    """A pre-norm transformer MLP block: x + fc2(gelu(fc1(layer_norm(x)))), as bench_nn.cpp's MlpBlock."""
+
+    def __init__(self, d, hidden):
+        super().__init__()
+        self.ln, self.fc1, self.fc2 = nn.LayerNorm(d), nn.Linear(d, hidden), nn.Linear(hidden, d)
+
+    def forward(self, x):
+        return x + self.fc2(F.gelu(self.fc1(self.ln(x))))
+
+
+def make_blocks():
+    return nn.Sequential(MlpBlock(BLOCK_DIM, BLOCK_HIDDEN), MlpBlock(BLOCK_DIM, BLOCK_HIDDEN))
 
 
 def class_targets(n, device):
@@ -129,10 +150,10 @@ def measure(name, step, device, reps, warmup=5):
           f"   peak {fmt(peak_mb, '8.1f')} MB   extra {fmt(extra_mb, '7.1f')} MB", flush=True)
 
 
-def model_step(net, x, y, opt):
+def model_step(net, x, y, opt, loss_fn=F.cross_entropy):
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(net(x), y)
+        loss = loss_fn(net(x), y)
         loss.backward()
         opt.step()
 
@@ -165,7 +186,8 @@ def main():
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     print(f"device: {name}, torch {torch.__version__}, threads {torch.get_num_threads()}, tf32 {args.tf32}")
 
-    models = [("mlp_step", make_mlp, (MLP_BATCH, 784)), ("lenet_step", make_lenet, (LENET_BATCH, 1, 28, 28))]
+    models = [("mlp_step", make_mlp, (MLP_BATCH, 784)), ("lenet_step", make_lenet, (LENET_BATCH, 1, 28, 28)),
+              ("mlp_blocks_step", make_blocks, (BLOCK_TOKENS, BLOCK_DIM))]
     can_compile = hasattr(torch, "compile") and not args.no_compile
     for case, make, xshape in models:
         for compiled in (False, True):
@@ -177,9 +199,11 @@ def main():
             net = make().to(device)
             fwd = torch.compile(net) if compiled else net
             x = torch.randn(*xshape, device=device)
-            y = class_targets(xshape[0], device)
-            opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-            measure(f"{case}/{'torch.compile' if compiled else 'eager'}", model_step(fwd, x, y, opt), device, args.reps)
+            blocks = case == "mlp_blocks_step"
+            y = torch.randn(*xshape, device=device) if blocks else class_targets(xshape[0], device)
+            opt = (torch.optim.AdamW if blocks else torch.optim.Adam)(net.parameters(), lr=1e-3)
+            step = model_step(fwd, x, y, opt, F.mse_loss if blocks else F.cross_entropy)
+            measure(f"{case}/{'torch.compile' if compiled else 'eager'}", step, device, args.reps)
             del net, fwd, opt, x, y
             if device.type == "cuda":
                 torch.cuda.empty_cache()
