@@ -467,6 +467,20 @@ TEST_CASE("the blocked CPU kernel is right across its cache blocks and thread sp
     }
 }
 
+#if defined(FT_HAVE_CBLAS)
+TEST_CASE("a BLAS that chose a pre-AVX2 core is bypassed for the blocked kernel where this CPU has AVX2") {
+  using ft::linalg::detail::blas_core_outdated;
+  using Isa = ft::linalg::detail::blocked::Isa;
+  CHECK(blas_core_outdated("Prescott", Isa::avx512));  // OpenBLAS 0.3.21's fallback on Emerald Rapids
+  CHECK(blas_core_outdated("Sandybridge", Isa::avx2));
+  CHECK_FALSE(blas_core_outdated("Prescott", Isa::simd128));  // nothing better to offer
+  CHECK_FALSE(blas_core_outdated("SkylakeX", Isa::avx512));
+  CHECK_FALSE(blas_core_outdated("Zen", Isa::avx2));
+  CHECK_FALSE(blas_core_outdated("SapphireRapids", Isa::avx512));
+  CHECK_FALSE(blas_core_outdated("", Isa::avx512));  // unknown: trust the BLAS
+}
+#endif
+
 FT_GPU_TEST_CASE("TF32 is off by default and used only when allowed") {
   CHECK_FALSE(ft::allow_tf32());
   auto a = random_tensor<float>({128, 512}, ft::kCUDA, 1);

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 #include <new>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -420,6 +421,7 @@ struct OpenBlas {
   int (*get_parallel)() = nullptr;  // 0 sequential, 1 pthreads, 2 OpenMP
   int (*get_num_threads)() = nullptr;
   void (*set_num_threads)(int) = nullptr;
+  char* (*get_corename)() = nullptr;
   bool own_threads() const { return get_parallel && get_num_threads && set_num_threads && get_parallel() == 1; }
 };
 inline const OpenBlas& openblas() {
@@ -428,6 +430,7 @@ inline const OpenBlas& openblas() {
     r.get_parallel = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
     r.get_num_threads = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
     r.set_num_threads = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    r.get_corename = reinterpret_cast<char* (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
     return r;
   }();
   return o;
@@ -444,6 +447,30 @@ class SingleThreaded {
   int saved_;
 };
 }  // namespace blas_pool
+
+// ---- a BLAS that chose an old kernel ----
+// OpenBLAS picks its kernels by CPU model when it loads. A CPU newer than the OpenBLAS build
+// (Debian's 0.3.21 on Emerald Rapids, model 207) gets its fallback, the Prescott SSE kernels,
+// several times slower than the blocked kernel's AVX-512 one (docs/benchmarks.md). So when the
+// core OpenBLAS chose lacks AVX2 while this CPU has it, ft runs its blocked kernel instead.
+// Setting OPENBLAS_CORETYPE (e.g. SkylakeX) to the right core brings the BLAS back.
+inline bool blas_core_outdated(std::string_view core, blocked::Isa isa) {
+  static constexpr std::string_view kPreAvx2[] = {
+      "Katmai",    "Coppermine", "Northwood", "Prescott", "Banias",   "Atom",   "Core2",        "Penryn",
+      "Dunnington", "Nehalem",   "Sandybridge", "Opteron", "Opteron_SSE3", "Barcelona", "Bobcat", "Nano",
+      "Bulldozer", "Piledriver", "Steamroller", "Excavator"};
+  if (isa == blocked::Isa::simd128) return false;
+  for (std::string_view old : kPreAvx2)
+    if (core == old) return true;
+  return false;
+}
+inline bool blas_outdated() {
+  static const bool outdated = [] {
+    const auto corename = blas_pool::openblas().get_corename;
+    return corename && corename() && blas_core_outdated(corename(), blocked::best_isa());
+  }();
+  return outdated;
+}
 
 template <class T>
 void cblas_gemm_one(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
@@ -628,7 +655,7 @@ void gemm(Device device, bool trans_a, bool trans_b, index_t m, index_t n, index
   stats::detail::record_launch(device);
 #if defined(FT_HAVE_CBLAS)
   const bool fits = std::max({m, n, k, lda, ldb, ldc}) <= INT_MAX;
-  if (fits && k > 0 && alpha != T(0)) {
+  if (fits && k > 0 && alpha != T(0) && !blas_outdated()) {
     gemm_cblas<T>(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch);
     return;
   }
