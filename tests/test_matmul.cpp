@@ -289,6 +289,47 @@ TEST_CASE("linear is x·Wᵀ + b with W of shape [out, in]; W is read transposed
   }
 }
 
+TEST_CASE("matmul and linear backward write each GEMM straight into .grad: no temporary, no copy") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    // linear: dW = gᵀ·x (a fresh gradient, then accumulated) and dx = g·W.
+    auto x = random_tensor<float>({2, 7, 33}, dev, 1);
+    ft::Var<float, 2> W(random_tensor<float>({9, 33}, dev, 2), ft::requires_grad);
+    ft::Var<float, 3> xv(x, ft::requires_grad);
+    auto seed = random_tensor<float>({2, 7, 9}, dev, 3);
+    const Ref dW = ref_product(to_double(seed.reshape({14, 9}).transpose(0, 1)), {1, 9, 14}, to_double(x), {1, 14, 33});
+    const Ref dx = ref_product(to_double(seed), {1, 14, 9}, to_double(W.value()), {1, 9, 33});
+    for (int round = 1; round <= 2; ++round) {
+      CAPTURE(round);
+      ft::Var<float, 3> y = ft::linear(xv, W);
+      ft::stats::reset();
+      y.backward(seed);
+      CHECK(ft::stats::launches(dev) == 2);                        // the two GEMMs
+      CHECK(ft::stats::allocations(dev) == (round == 1 ? 2 : 0));  // the two gradients, once
+      Ref want_w = dW, want_x = dx;
+      for (auto* r : {&want_w, &want_x})
+        for (std::size_t i = 0; i < r->value.size(); ++i) {
+          r->value[i] *= round;
+          r->scale[i] *= round;
+        }
+      check_product<float>(to_double(W.grad()), want_w, 14);
+      check_product<float>(to_double(xv.grad()), want_x, 9);
+    }
+    // matmul of a batch by a shared matrix: B's gradient is one GEMM over the folded batch
+    // (Σ_b A_bᵀ·G_b = A₂ᵀ·G₂), not a batch of products and their sum.
+    ft::Var<float, 2> B(random_tensor<float>({33, 9}, dev, 4), ft::requires_grad);
+    ft::Var<float, 3> z = ft::matmul(x, B);
+    ft::stats::reset();
+    z.backward(seed);
+    CHECK(ft::stats::launches(dev) == 1);
+    CHECK(ft::stats::allocations(dev) == 1);
+    check_product<float>(to_double(B.grad()),
+                         ref_product(to_double(x.reshape({14, 33}).transpose(0, 1)), {1, 33, 14},
+                                     to_double(seed.reshape({14, 9})), {1, 14, 9}),
+                         14);
+  }
+}
+
 TEST_CASE("matmul and linear errors name the op and both shapes, before any launch") {
   for (ft::Device dev : ft::test::devices()) {
     CAPTURE(dev);

@@ -119,9 +119,11 @@ void check_matmul(const char* op, const Shape<RA>& sa, Device da, const Shape<RB
 }
 
 // The product of two tensors (shapes already checked): one GEMM launch, plus one copy for an
-// operand whose layout GEMM cannot read.
+// operand whose layout GEMM cannot read. With `out` (contiguous, of the product's shape, sharing
+// no memory with a or b) the GEMM writes there, adding beta·out: beta 0 overwrites, 1 accumulates.
 template <class T, int RA, int RB>
-Tensor<T, matmul_rank(RA, RB)> matmul_tensors(Tensor<T, RA> a, Tensor<T, RB> b) {
+Tensor<T, matmul_rank(RA, RB)> matmul_tensors(Tensor<T, RA> a, Tensor<T, RB> b, Tensor<T, matmul_rank(RA, RB)> out = {},
+                                              T beta = T(0)) {
   constexpr int RO = matmul_rank(RA, RB);
   MatrixDims da = matrix_dims(a.shape(), a.strides(), true);
   MatrixDims db = matrix_dims(b.shape(), b.strides(), false);
@@ -153,7 +155,12 @@ Tensor<T, matmul_rank(RA, RB)> matmul_tensors(Tensor<T, RA> a, Tensor<T, RB> b) 
   } else if constexpr (RO == 3) {
     out_shape = Shape<3>{batch, m, n};
   }
-  Tensor<T, RO> out(out_shape, a.device());
+  if (!out.defined())
+    out = Tensor<T, RO>(out_shape, a.device());
+  else
+    check(out.shape() == out_shape && out.is_contiguous() && out.device() == a.device(), "matmul",
+          "the output of shape ", to_string(out.shape()), " on ", out.device(), " is not a contiguous ",
+          to_string(out_shape), " on ", a.device());
   if (out.numel() == 0) return out;
 
   // A batch against one shared right operand whose rows follow on from batch to batch is one
@@ -162,7 +169,7 @@ Tensor<T, matmul_rank(RA, RB)> matmul_tensors(Tensor<T, RA> a, Tensor<T, RB> b) 
     m *= batch;
     batch = 1;
   }
-  linalg::detail::gemm<T>(a.device(), trans_a, trans_b, m, n, k, T(1), a.data(), lda, da.sb, b.data(), ldb, db.sb, T(0),
+  linalg::detail::gemm<T>(a.device(), trans_a, trans_b, m, n, k, T(1), a.data(), lda, da.sb, b.data(), ldb, db.sb, beta,
                           out.data(), n, m * n, batch);
   return out;
 }
@@ -256,16 +263,61 @@ Tensor<T, 3> as_batch(const Tensor<T, R>& t, bool left) {
     return t;
 }
 
-// The gradient of a matmul operand of shape `s` from its batched product d: summed over the
-// batch where the operand was broadcast along it.
+// Whether t's elements lie in the memory range of u's (conservatively: any overlap of the
+// address ranges their elements span).
+template <class T, int R, int RU>
+bool may_overlap(const Tensor<T, R>& t, const Tensor<T, RU>& u) {
+  auto span = [](const auto& x) {
+    const T* lo = x.data();
+    const T* hi = x.data();
+    for (int d = 0; d < std::decay_t<decltype(x)>::rank; ++d)
+      (x.strides()[d] < 0 ? lo : hi) += (x.size(d) - 1) * x.strides()[d];
+    return std::pair{lo, hi};
+  };
+  if (t.numel() == 0 || u.numel() == 0) return false;
+  const auto [tl, th] = span(t);
+  const auto [ul, uh] = span(u);
+  return !(th < ul || uh < tl);
+}
+
+// v's gradient += a·b, the product's shape being `s` (v's elements in row-major order): the GEMM
+// writes straight into .grad, over a new gradient (beta 0) or onto the one there (beta 1). No
+// temporary, no copy.
+template <class T, int R, int RO, int RA, int RB>
+void accumulate_product(const Var<T, R>& v, const Shape<RO>& s, const Tensor<T, RA>& a, const Tensor<T, RB>& b) {
+  static_assert(RO == linalg::detail::matmul_rank(RA, RB));
+  if (!v.requires_grad()) return;
+  auto& st = v.state();
+  const bool fresh = !st.grad.defined();
+  if (fresh) st.grad = Tensor<T, R>(v.shape(), v.device());
+  if (st.grad.is_contiguous() && !may_overlap(st.grad, a) && !may_overlap(st.grad, b))
+    linalg::detail::matmul_tensors(a, b, st.grad.reshape(s), fresh ? T(0) : T(1));
+  else
+    add_into(st.grad.reshape(s), linalg::detail::matmul_tensors(a, b), fresh);
+}
+
+// The gradient of a matmul operand from its batched product p·q (each [batch, ·, ·]): summed
+// over the batch where the operand was broadcast along it. A broadcast right operand's sum is one
+// GEMM when p's batch folds into its rows (Σ_b A_bᵀ·G_b = A₂ᵀ·G₂ with A₂ = A as [b·m, k]).
 template <class T, int R>
-void accumulate_from_batch(const Var<T, R>& v, const Tensor<T, 3>& d) {
+void accumulate_from_batch(const Var<T, R>& v, const Tensor<T, 3>& p, const Tensor<T, 3>& q) {
   if (!v.requires_grad()) return;
   const Shape<R>& s = v.shape();
-  if (d.size(0) > 1 && (R < 3 || s[0] == 1))
-    accumulate_reshaped(v, Shape<2>{d.size(1), d.size(2)}, ft::sum(d, 0));
-  else
-    accumulate_reshaped(v, d.shape(), d);
+  const index_t batch = std::max(p.size(0), q.size(0));
+  if (batch == 1 || (R == 3 && s[0] != 1)) {
+    accumulate_product(v, Shape<3>{batch, p.size(1), q.size(2)}, p, q);
+    return;
+  }
+  // p is Aᵀ (a transposed view of a contiguous [b, m, k]) and q is G, contiguous [b, m, n].
+  const bool folds = p.size(0) == batch && q.size(0) == batch && p.stride(1) == 1 && p.stride(2) == p.size(1) &&
+                     p.stride(0) == p.size(1) * p.size(2) && q.is_contiguous();
+  if (folds) {
+    const index_t k = p.size(1), m = p.size(2);
+    accumulate_product(v, Shape<2>{k, q.size(2)}, p.transpose(1, 2).reshape(Shape<2>{batch * m, k}).transpose(0, 1),
+                       q.reshape(Shape<2>{batch * m, q.size(2)}));
+    return;
+  }
+  accumulate_reshaped(v, Shape<2>{p.size(1), q.size(2)}, ft::sum(linalg::detail::matmul_tensors(p, q), 0));
 }
 }  // namespace autograd::detail
 
@@ -281,8 +333,8 @@ requires(autograd::detail::any_var_v<A, B>) auto matmul(const A& a, const B& b) 
     auto a3 = autograd::detail::as_batch(va.value(), true), b3 = autograd::detail::as_batch(vb.value(), false);
     const index_t batch = std::max(a3.size(0), b3.size(0));
     auto g3 = g.contiguous().reshape(Shape<3>{batch, a3.size(1), b3.size(2)});
-    if (va.requires_grad()) autograd::detail::accumulate_from_batch(va, matmul(g3, b3.transpose(1, 2)));
-    if (vb.requires_grad()) autograd::detail::accumulate_from_batch(vb, matmul(a3.transpose(1, 2), g3));
+    if (va.requires_grad()) autograd::detail::accumulate_from_batch(va, g3, b3.transpose(1, 2));
+    if (vb.requires_grad()) autograd::detail::accumulate_from_batch(vb, a3.transpose(1, 2), g3);
   };
   return autograd::record("matmul", y, std::move(bwd), va, vb);
 }
@@ -297,11 +349,11 @@ requires(autograd::detail::any_var_v<X, W>) auto linear(const X& x, const W& wei
   using T = typename Y::value_type;
   auto bwd = [vx, vw](const Tensor<T, Y::rank>& g) {
     const index_t out = vw.size(0), in = vw.size(1);
-    if (vx.requires_grad()) autograd::detail::accumulate_reshaped(vx, vx.shape(), matmul(g, vw.value()));
+    if (vx.requires_grad()) autograd::detail::accumulate_product(vx, vx.shape(), g, vw.value());
     if (vw.requires_grad()) {
       auto g2 = g.contiguous().reshape(Shape<2>{g.numel() / out, out});
       auto x2 = vx.value().contiguous().reshape(Shape<2>{vx.numel() / in, in});
-      autograd::detail::accumulate_reshaped(vw, vw.shape(), matmul(g2.transpose(0, 1), x2));
+      autograd::detail::accumulate_product(vw, vw.shape(), g2.transpose(0, 1), x2);
     }
   };
   return autograd::record("linear", y, std::move(bwd), vx, vw);
