@@ -2,6 +2,7 @@
 // with the typed tensor it came from; as<T, R>() gets the typed handle back, checked.
 #pragma once
 
+#include <algorithm>
 #include <ostream>
 #include <vector>
 
@@ -59,6 +60,34 @@ class AnyTensor {
     return Tensor<T, R>(storage_, static_cast<T*>(data_), s, st);
   }
 
+  // The typed tensor as rank kMaxRank, its shape led by unit dimensions: for work that does not
+  // depend on the rank (copies, fills), so that it is compiled once per dtype (visit_elements).
+  template <class T>
+  Tensor<T, kMaxRank> padded() const {
+    check(defined(), "AnyTensor::padded", "the tensor is undefined");
+    if (dtype_ != dtype_of<T>())
+      fail("AnyTensor::padded", "holds ", dtype_, " of shape ", shape_string(), ", requested ", dtype_of<T>());
+    Shape<kMaxRank> s;
+    Array<index_t, kMaxRank> st;
+    const int lead = kMaxRank - dim();
+    for (int i = 0; i < kMaxRank; ++i) {
+      s[i] = i < lead ? 1 : shape_[static_cast<std::size_t>(i - lead)];
+      st[i] = i < lead ? 0 : strides_[static_cast<std::size_t>(i - lead)];
+    }
+    return Tensor<T, kMaxRank>(storage_, static_cast<T*>(data_), s, st);
+  }
+  // This tensor without its first kMaxRank − rank dimensions, which must be unit ones: undoes
+  // padded() on a result.
+  AnyTensor unpadded(int rank) const {
+    const auto drop = static_cast<std::ptrdiff_t>(shape_.size()) - rank;
+    check(drop >= 0 && std::all_of(shape_.begin(), shape_.begin() + drop, [](index_t n) { return n == 1; }),
+          "AnyTensor::unpadded", "cannot drop to rank ", rank, " from shape ", shape_string());
+    AnyTensor r = *this;
+    r.shape_.erase(r.shape_.begin(), r.shape_.begin() + drop);
+    r.strides_.erase(r.strides_.begin(), r.strides_.begin() + drop);
+    return r;
+  }
+
   std::string shape_string() const {
     std::string r = "[";
     for (std::size_t i = 0; i < shape_.size(); ++i) r += (i ? ", " : "") + std::to_string(shape_[i]);
@@ -113,6 +142,14 @@ decltype(auto) visit(const AnyTensor& t, F&& f) {
     (std::make_integer_sequence<int, kMaxRank + 1>{});
   };
   return detail::by_dtype(t.dtype(), by_rank);
+}
+
+// Calls f(Tensor<T, kMaxRank>) with t.padded<T>(): one instantiation per dtype, not per dtype
+// and rank, for work that does not depend on the rank (copies, fills, reading the values).
+template <class F>
+decltype(auto) visit_elements(const AnyTensor& t, F&& f) {
+  auto by_type = [&]<class T>() -> decltype(auto) { return f(t.padded<T>()); };
+  return detail::by_dtype(t.dtype(), by_type);
 }
 
 // Calls f.template operator()<T, R>() for a dtype and rank known at run time (rank 0..8), e.g.

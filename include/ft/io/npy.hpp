@@ -122,7 +122,8 @@ inline NpyHeader parse_npy_header(std::string_view h, std::size_t base, ByteRead
 // The bytes numpy.save would write for `t` (any device or strides).
 inline std::vector<std::uint8_t> to_npy_bytes(const AnyTensor& t) {
   check(t.defined(), "save_npy", "the tensor is undefined");
-  AnyTensor host = visit(t, [](auto typed) -> AnyTensor { return typed.to(kCPU).contiguous(); });
+  AnyTensor host =
+      visit_elements(t, [&](auto typed) { return AnyTensor(typed.to(kCPU).contiguous()).unpadded(t.dim()); });
   std::string shape = "(";
   for (std::size_t d = 0; d < host.shape().size(); ++d) {
     if (d) shape += ", ";

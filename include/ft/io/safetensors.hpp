@@ -35,7 +35,7 @@ inline int safetensors_rank(DType t) { return dtype_info(t).safetensors_order; }
 
 // A contiguous host copy of any tensor (GPU or strided), as an AnyTensor.
 inline AnyTensor host_contiguous(const AnyTensor& t) {
-  return visit(t, [](auto typed) -> AnyTensor { return typed.to(kCPU).contiguous(); });
+  return visit_elements(t, [&](auto typed) { return AnyTensor(typed.to(kCPU).contiguous()).unpadded(t.dim()); });
 }
 
 }  // namespace detail

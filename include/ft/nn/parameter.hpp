@@ -37,7 +37,7 @@ class Parameter {
     if (set_to_none) {
       state().drop_grad();
     } else {
-      visit(grad(), [](auto g) { g = typename decltype(g)::value_type(0); });
+      visit_elements(grad(), [](auto g) { g = typename decltype(g)::value_type(0); });
     }
   }
   DType dtype() const { return value().dtype(); }

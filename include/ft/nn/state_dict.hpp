@@ -57,10 +57,9 @@ inline void copy_into(const AnyTensor& dst, const AnyTensor& src, const std::str
   if (dst.dtype() != src.dtype() || dst.shape() != src.shape())
     fail("load_state_dict", what, ": the loaded tensor is ", src.dtype(), " ", src.shape_string(), ", the model's is ",
          dst.dtype(), " ", dst.shape_string());
-  visit(dst, [&](auto d) {
+  visit_elements(dst, [&](auto d) {
     using T = typename decltype(d)::value_type;
-    constexpr int R = decltype(d)::rank;
-    std::move(d) = src.as<T, R>().to(d.device());
+    std::move(d) = src.padded<T>().to(d.device());
   });
 }
 

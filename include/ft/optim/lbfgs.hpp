@@ -186,7 +186,7 @@ class LBFGS : public Optimizer {
   template <class F>
   void for_each_param_tensor(F&& f) const {
     for (const auto& p : params_)
-      visit(p.value(), [&](auto t) {
+      visit_elements(p.value(), [&](auto t) {
         if constexpr (std::is_floating_point_v<typename decltype(t)::value_type>) f(p, t);
       });
   }
@@ -201,12 +201,11 @@ class LBFGS : public Optimizer {
     Vec out;
     for_each_param_tensor([&](const Parameter& p, auto t) {
       using T = typename decltype(t)::value_type;
-      constexpr int R = decltype(t)::rank;
       if (!p.has_grad()) {
         out.insert(out.end(), static_cast<std::size_t>(t.numel()), 0.0);
         return;
       }
-      for (auto v : p.grad().template as<T, R>().to(kCPU).contiguous().to_vector())
+      for (auto v : p.grad().template padded<T>().to(kCPU).contiguous().to_vector())
         out.push_back(static_cast<double>(v));
     });
     return out;

@@ -80,7 +80,7 @@ inline bool is_contiguous(const AnyTensor& t) {
 // step's kernel writes it without reading (so the first step is one launch too).
 inline AnyTensor empty_like_flat(const AnyTensor& p) {
   AnyTensor out;
-  visit(p, [&](auto t) {
+  visit_elements(p, [&](auto t) {
     using T = typename decltype(t)::value_type;
     if constexpr (std::is_floating_point_v<T>) out = Tensor<T, 1>(Shape<1>{t.numel()}, t.device());
   });

@@ -216,7 +216,7 @@ class SummaryWriter {
     check(t.defined(), "SummaryWriter::add_histogram", "tag \"", tag, "\": the tensor is undefined");
     std::vector<double> values;
     values.reserve(static_cast<std::size_t>(t.numel()));
-    visit(t, [&](auto typed) {
+    visit_elements(t, [&](auto typed) {
       for (auto x : typed.to_vector()) values.push_back(static_cast<double>(x));
     });
     std::vector<double> edges;
