@@ -275,8 +275,8 @@ TEST_CASE("conv2d counts its launches: im2col, one GEMM per group batch, and the
     CHECK(launches_of(dev, [&] { (void)ft::conv2d(x, w1); }) == 1);  // pointwise: the GEMM alone on CPU
     auto gy = random_tensor<float>({3, 6, 8, 8}, dev, 35);
     CHECK(launches_of(dev, [&] { (void)ft::conv2d_backward_data(gy, w, x.shape(), opt); }) == (cpu ? 2 : 1));
-    // CPU: im2col + one GEMM per sample, accumulated in order.
-    CHECK(launches_of(dev, [&] { (void)ft::conv2d_backward_weight(x, gy, w.shape(), opt); }) == (cpu ? 4 : 1));
+    // CPU: im2col and dy with the samples side by side in each row, then one GEMM over the batch.
+    CHECK(launches_of(dev, [&] { (void)ft::conv2d_backward_weight(x, gy, w.shape(), opt); }) == (cpu ? 3 : 1));
     CHECK(launches_of(dev, [&] { (void)ft::conv2d_backward_bias(gy); }) == 1);
     // Groups: one GEMM per group when the groups are fewer than the samples, else one per sample.
     auto wg = random_tensor<float>({6, 2, 3, 3}, dev, 36);
@@ -306,6 +306,32 @@ TEST_CASE("on the CPU a large batch is processed in chunks of samples, with the 
     CHECK(launches_of(dev, [&] { (void)ft::conv2d(x, w, opt); }) == (cpu ? 6 : 1));  // 3 × (im2col + GEMM)
     CHECK(launches_of(dev, [&] { (void)ft::conv2d_backward_data(gy, w, x.shape(), opt); }) == (cpu ? 6 : 1));
     CHECK(launches_of(dev, [&] { (void)ft::conv2d_backward_weight(x, gy, w.shape(), opt); }) == (cpu ? 6 : 1));
+  }
+}
+
+TEST_CASE("on the CPU the weight gradient sums each chunk of samples in one GEMM") {
+  // Case 3 (depthwise, 3 samples, padding and dilation) and case 5 (pointwise, groups 2) with
+  // room for two samples' im2col matrices: chunks of 2 and 1 samples.
+  for (int c : {3, 5}) {
+    CAPTURE(c);
+    const ConvCase& k = conv_cases()[static_cast<std::size_t>(c)];
+    const Shape<4> ys = ref_out_shape(k);
+    struct Budget {
+      std::size_t saved;
+      ~Budget() { ft::linalg::testing::im2col_bytes = saved; }
+    } budget{ft::linalg::testing::im2col_bytes.exchange(
+        static_cast<std::size_t>(2 * k.c * k.kh * k.kw * ys[2] * ys[3]) * sizeof(float))};
+    for (ft::Device dev : ft::test::devices()) {
+      CAPTURE(dev);
+      check_conv_case<float>(dev, k, 730);
+      check_conv_case<double>(dev, k, 740);
+    }
+    auto x = random_tensor<float>({k.n, k.c, k.h, k.w}, ft::kCPU, 750);
+    auto gy = random_tensor<float>({ys[0], ys[1], ys[2], ys[3]}, ft::kCPU, 751);
+    const Shape<4> ws{k.o, k.c / k.opt.groups, k.kh, k.kw};
+    // A chunk of 2 samples: im2col + dy rearranged + 1 GEMM; of 1 sample: im2col + 1 GEMM.
+    const int expected = c == 3 ? 3 + 2 : 3;
+    CHECK(launches_of(ft::kCPU, [&] { (void)ft::conv2d_backward_weight(x, gy, ws, k.opt); }) == expected);
   }
 }
 

@@ -59,10 +59,19 @@
 // The CPU loops are compiled three times — AVX-512, AVX2+FMA and the baseline — and the best
 // one for the running machine is picked at load time (GCC's function multiversioning, glibc
 // ifunc), so a portable build still uses the machine's full vector width. Off under nvcc and
-// clang (which cannot multiversion templates), or with -DFT_NO_MULTIVERSION.
+// clang (which cannot multiversion templates), or with -DFT_NO_MULTIVERSION. A clone is only
+// made for a level above the one the compiler already targets: with -march=native on an
+// AVX-512 machine (or -march=x86-64-v4) each loop is compiled once, with -march=x86-64-v3 twice,
+// so users who pick their machine's ISA do not pay for the clones in compile time.
 #if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__) && defined(__x86_64__) && \
     defined(__gnu_linux__) && !defined(FT_NO_MULTIVERSION)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
+#define FT_CPU_MULTIVERSION
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__BMI2__)
+#define FT_CPU_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "default")))
+#else
 #define FT_CPU_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
 #else
 #define FT_CPU_MULTIVERSION
 #endif

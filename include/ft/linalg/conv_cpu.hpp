@@ -54,29 +54,24 @@ T* im2col_buffer(const ConvGeometry& g, index_t chunk) {
   return buffer.data();
 }
 
-// The outputs o in [0, n_out) that read input o·s + off inside [0, n_in) form the range [lo, hi).
-inline void valid_range(index_t n_in, index_t n_out, index_t s, index_t off, index_t& lo, index_t& hi) {
-  lo = off >= 0 ? 0 : (-off + s - 1) / s;
-  hi = n_in - off > 0 ? (n_in - 1 - off) / s + 1 : 0;
-  lo = std::min(lo, n_out);
-  hi = std::clamp(hi, lo, n_out);
-}
-
 // col[n][(c·kH + i)·kW + j][oh·oW + ow] = x[n0 + n][c][oh·sH − pH + i·dH][ow·sW − pW + j·dW]
 // (0 in the padding) for the nb samples from n0. One loop over the (sample, channel) planes.
+// With by_row, the samples sit side by side in each row instead, col[(c·kH + i)·kW + j][n][pixel]:
+// the layout in which one GEMM over the chunk sums the weight gradient's products.
 template <class T>
-void im2col(const ConvGeometry& g, const T* x, T* col, index_t n0, index_t nb) {
+void im2col(const ConvGeometry& g, const T* x, T* col, index_t n0, index_t nb, bool by_row = false) {
   stats::detail::record_launch(kCPU);
   const index_t planes = nb * g.c, plane_rows = g.kh * g.kw * g.p();
+  const index_t row_stride = by_row ? nb * g.p() : g.p(), sample_stride = by_row ? g.p() : g.k() * g.p();
 #pragma omp parallel for schedule(static) if (planes * plane_rows > exec::cpu::kParallelGrain)
   for (index_t q = 0; q < planes; ++q) {
     const T* src = x + (n0 * g.c + q) * g.h * g.w;
-    T* dst = col + q * plane_rows;
+    T* dst = col + (q / g.c) * sample_stride + (q % g.c) * g.kh * g.kw * row_stride;
     for (index_t i = 0; i < g.kh; ++i) {
       index_t oh0, oh1;
       const index_t off_h = i * g.dilation.h - g.padding.h;
       valid_range(g.h, g.oh, g.stride.h, off_h, oh0, oh1);
-      for (index_t j = 0; j < g.kw; ++j, dst += g.p()) {
+      for (index_t j = 0; j < g.kw; ++j, dst += row_stride) {
         index_t ow0, ow1;
         const index_t off_w = j * g.dilation.w - g.padding.w;
         valid_range(g.w, g.ow, g.stride.w, off_w, ow0, ow1);
@@ -178,20 +173,58 @@ void conv2d_backward_data_cpu(const ConvGeometry& g, const T* dy, const T* w, T*
   }
 }
 
-// dW[group] = Σ_n dy[n, group] · col[n, group]ᵀ, accumulated sample after sample (a fixed
-// order: the result is the same run after run): one GEMM per sample, batched over the groups.
+// dy[n0 + n][o][pixel] → dyt[o][n][pixel] for the nb samples from n0: the chunk's output
+// gradient with its samples side by side in each channel's row. One loop over the rows.
+template <class T>
+void samples_by_row(const ConvGeometry& g, const T* dy, T* dyt, index_t n0, index_t nb) {
+  stats::detail::record_launch(kCPU);
+  const index_t rows = g.o * nb, P = g.p();
+#pragma omp parallel for schedule(static) if (rows * P > exec::cpu::kParallelGrain)
+  for (index_t r = 0; r < rows; ++r) {
+    const index_t o = r / nb, n = r % nb;
+    const T* src = dy + ((n0 + n) * g.o + o) * P;
+    std::copy(src, src + P, dyt + r * P);
+  }
+}
+
+// The calling thread's buffer for samples_by_row, kept like im2col's.
+template <class T>
+T* dy_by_row_buffer(const ConvGeometry& g, index_t chunk) {
+  thread_local Tensor<T, 1> buffer;
+  const index_t need = chunk * g.o * g.p();
+  if (!buffer.defined() || buffer.numel() < need) {
+    buffer = Tensor<T, 1>();
+    buffer = Tensor<T, 1>(Shape<1>{need}, kCPU);
+  }
+  return buffer.data();
+}
+
+// dW[group] = Σ_n dy[n, group] · col[n, group]ᵀ: per chunk of samples, im2col and dy are laid
+// out with the samples side by side in each row (im2col by_row, samples_by_row), so the sum over
+// the chunk's samples and pixels is the inner dimension of one GEMM (batched over the groups),
+// which BLAS spreads over the threads; the chunks accumulate in order (beta 1 after the first),
+// so the result is the same run after run. A chunk of one sample needs no rearranging of dy (nor
+// of x, for a pointwise kernel).
 template <class T>
 void conv2d_backward_weight_cpu(const ConvGeometry& g, const T* x, const T* dy, T* dw) {
-  const index_t G = g.groups, og = g.og(), kg = g.kg(), P = g.p(), K = g.k();
+  const index_t G = g.groups, og = g.og(), kg = g.kg(), P = g.p();
   const index_t chunk = im2col_chunk<T>(g);
-  T* col = g.pointwise() ? nullptr : im2col_buffer<T>(g, chunk);
+  T* col = im2col_buffer<T>(g, chunk);
+  T* dyt = chunk > 1 ? dy_by_row_buffer<T>(g, chunk) : nullptr;
   for (index_t n0 = 0; n0 < g.n; n0 += chunk) {
-    const index_t nb = std::min(chunk, g.n - n0);
-    const T* cols = g.pointwise() ? x + n0 * K * P : col;
-    if (!g.pointwise()) im2col(g, x, col, n0, nb);
-    for (index_t n = 0; n < nb; ++n)
-      gemm<T>(kCPU, false, true, og, kg, P, T(1), dy + (n0 + n) * g.o * P, P, og * P, cols + n * K * P, P, kg * P,
-              n0 + n == 0 ? T(0) : T(1), dw, kg, og * kg, G);
+    const index_t nb = std::min(chunk, g.n - n0), inner = nb * P;
+    const T* cols = col;
+    if (g.pointwise() && nb == 1)
+      cols = x + n0 * g.k() * P;  // the sample's [C, pixels] is its im2col matrix
+    else
+      im2col(g, x, col, n0, nb, true);
+    const T* gy = dy + n0 * g.o * P;
+    if (nb > 1) {
+      samples_by_row(g, dy, dyt, n0, nb);
+      gy = dyt;
+    }
+    gemm<T>(kCPU, false, true, og, kg, inner, T(1), gy, inner, og * inner, cols, inner, kg * inner,
+            n0 == 0 ? T(0) : T(1), dw, kg, og * kg, G);
   }
 }
 

@@ -3,6 +3,7 @@
 // elements that runs as one OpenMP loop on the CPU and one kernel on a GPU.
 #pragma once
 
+#include <algorithm>
 #include <ostream>
 #include <type_traits>
 
@@ -76,6 +77,14 @@ void ForEachElementKernel<F>::launch(const F& f, index_t n, int device) {
 }
 #endif
 #endif
+
+// The outputs o in [0, n_out) that read input o·s + off inside [0, n_in) form the range [lo, hi).
+inline void valid_range(index_t n_in, index_t n_out, index_t s, index_t off, index_t& lo, index_t& hi) {
+  lo = off >= 0 ? 0 : (-off + s - 1) / s;
+  hi = n_in - off > 0 ? (n_in - 1 - off) / s + 1 : 0;
+  lo = std::min(lo, n_out);
+  hi = std::clamp(hi, lo, n_out);
+}
 
 // Calls f(i) for every i in [0, n) on `device`: one OpenMP loop (parallel when n·cost is worth
 // a parallel region) or one grid-stride kernel. Counts one launch; n = 0 launches nothing.

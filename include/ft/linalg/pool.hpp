@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "ft/autograd/function.hpp"
 #include "ft/core/config.hpp"
@@ -358,6 +359,74 @@ struct AdaptiveAvgPoolBackward {
 // Work per element, to decide whether a CPU loop is worth a parallel region.
 inline index_t window_cost(const PoolGeometry& g) { return g.kernel.h * g.kernel.w; }
 
+// One tap of max pooling over a row of windows: window ox reads in[base + ox·S]; a compare and a
+// select per window, no branch, so that the compiler vectorises it (S = 1 and 2 known at compile
+// time, 0 for any other stride, read from s).
+template <index_t S, class T>
+FT_INLINE void max_pool_tap(const T* __restrict__ in, T* __restrict__ m, std::int64_t* __restrict__ best, index_t lo,
+                            index_t hi, index_t s, index_t base) {
+  const index_t step = S > 0 ? S : s;
+  for (index_t ox = lo; ox < hi; ++ox) {
+    const index_t at = base + ox * step;
+    const T v = in[at], old = m[ox];
+    const bool take = (v > old) | (v != v);
+    m[ox] = take ? v : old;
+    best[ox] = take ? at : best[ox];
+  }
+}
+
+// The CPU forward, a row of windows at a time: each tap (window row, window column) is one pass
+// over the row's windows (max_pool_tap) instead of a loop over each window's taps, which
+// branches on every compare. Each window still visits its taps in (row, column) order, so the
+// first maximum wins and a NaN wins, as in torch.
+template <class T>
+FT_CPU_MULTIVERSION FT_CPU_STRIDED_LOOP void max_pool2d_forward_cpu(const T* x, T* y, std::int64_t* indices,
+                                                                    const PoolGeometry g) {
+  stats::detail::record_launch(kCPU);
+  const index_t rows = g.n * g.c * g.oh, ow = g.ow, h = g.h, w = g.w, oh = g.oh;
+  const index_t kh = g.kernel.h, kw = g.kernel.w, sh = g.stride.h, sw = g.stride.w;
+  const index_t ph = g.padding.h, pw = g.padding.w, dh = g.dilation.h, dw = g.dilation.w;
+  // Per column of windows, its first element inside the input; per tap column, the windows
+  // that read inside the input, [lo, hi): the same for every row.
+  std::vector<index_t> first(static_cast<std::size_t>(ow)), lo(static_cast<std::size_t>(kw)), hi(lo.size());
+  for (index_t ox = 0; ox < ow; ++ox) {
+    index_t x0 = ox * sw - pw;
+    while (x0 < 0) x0 += dw;
+    first[static_cast<std::size_t>(ox)] = x0;
+  }
+  for (index_t kx = 0; kx < kw; ++kx)
+    valid_range(w, ow, sw, kx * dw - pw, lo[static_cast<std::size_t>(kx)], hi[static_cast<std::size_t>(kx)]);
+#pragma omp parallel if (rows * ow * window_cost(g) > exec::cpu::kParallelGrain)
+  {
+    std::vector<std::int64_t> scratch(indices ? 0 : static_cast<std::size_t>(ow));
+#pragma omp for schedule(static)
+    for (index_t r = 0; r < rows; ++r) {
+      const index_t oy = r % oh;
+      const T* in = x + (r / oh) * h * w;
+      T* m = y + r * ow;
+      std::int64_t* best = indices ? indices + r * ow : scratch.data();
+      index_t y0 = oy * sh - ph;
+      const index_t y1 = std::min(y0 + (kh - 1) * dh + 1, h);
+      while (y0 < 0) y0 += dh;
+      for (index_t ox = 0; ox < ow; ++ox) {  // -inf at the window's first element inside the input
+        m[ox] = -std::numeric_limits<T>::infinity();
+        best[ox] = y0 * w + first[static_cast<std::size_t>(ox)];
+      }
+      for (index_t iy = y0; iy < y1; iy += dh)
+        for (index_t kx = 0; kx < kw; ++kx) {
+          const index_t base = iy * w + kx * dw - pw, l = lo[static_cast<std::size_t>(kx)],
+                        u = hi[static_cast<std::size_t>(kx)];
+          if (sw == 2)
+            max_pool_tap<2>(in, m, best, l, u, sw, base);
+          else if (sw == 1)
+            max_pool_tap<1>(in, m, best, l, u, sw, base);
+          else
+            max_pool_tap<0>(in, m, best, l, u, sw, base);
+        }
+    }
+  }
+}
+
 template <class T>
 MaxPool2dResult<T> max_pool2d_impl(const Tensor<T, 4>& x, Pair kernel, Pair stride, Pair padding, Pair dilation,
                                    bool ceil_mode, bool with_indices) {
@@ -365,6 +434,11 @@ MaxPool2dResult<T> max_pool2d_impl(const Tensor<T, 4>& x, Pair kernel, Pair stri
   const PoolGeometry g = pool_geometry(op, PoolKind::max, x.shape(), kernel, stride, padding, dilation, ceil_mode);
   MaxPool2dResult<T> r{Tensor<T, 4>(g.out_shape(), x.device()), {}};
   if (with_indices) r.indices = Tensor<std::int64_t, 4>(g.out_shape(), x.device());
+  if (x.device().is_cpu()) {
+    if (r.output.numel() > 0)
+      max_pool2d_forward_cpu<T>(x.data(), r.output.data(), with_indices ? r.indices.data() : nullptr, g);
+    return r;
+  }
   for_each_element(x.device(), r.output.numel(),
                    MaxPoolForward<T>{x.data(), r.output.data(), with_indices ? r.indices.data() : nullptr, g,
                                      PlaneCoords(g.oh, g.ow)},
