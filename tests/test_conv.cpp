@@ -755,6 +755,44 @@ TEST_CASE("conv1d and conv_transpose2d count their launches: conv2d's primitives
   }
 }
 
+TEST_CASE("conv2d's and max_pool2d's gradients become .grad with no copy, and accumulate after") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    const bool cpu = dev.is_cpu();
+    auto x = random_tensor<float>({3, 4, 8, 8}, dev, 1011);
+    auto w = random_tensor<float>({6, 4, 3, 3}, dev, 1012);
+    auto b = random_tensor<float>({6}, dev, 1013);
+    auto gy = random_tensor<float>({3, 6, 4, 4}, dev, 1014);
+    const ft::Conv2dOptions opt{.padding = 1};
+    // The backward's primitives alone: what y.backward may launch, and no more (no copies into
+    // .grad): the pooling scatter, backward-data (CPU: GEMM + col2im), backward-weight (CPU:
+    // im2col + dy rearranged + GEMM) and the bias sum.
+    auto fwd = ft::max_pool2d_with_indices(ft::conv2d(x, w, b, opt), 2);
+    const auto primitives = launches_of(dev, [&] {
+      auto g = ft::max_pool2d_backward(gy, fwd.indices, Shape<4>{3, 6, 8, 8}, 2, 2);
+      (void)ft::conv2d_backward_data(g, w, x.shape(), opt);
+      (void)ft::conv2d_backward_weight(x, g, w.shape(), opt);
+      (void)ft::conv2d_backward_bias(g);
+    });
+    CHECK(primitives == (cpu ? 1 + 2 + 3 + 1 : 4));
+    ft::Var<float, 4> vx(x, ft::requires_grad), vw(w, ft::requires_grad);
+    ft::Var<float, 1> vb(b, ft::requires_grad);
+    ft::Var<float, 4> y = ft::max_pool2d(ft::conv2d(vx, vw, vb, opt), 2);
+    CHECK(launches_of(dev, [&] { y.backward(gy); }) == primitives);
+    const auto dx = vx.grad().to_vector(), dw = vw.grad().to_vector(), db = vb.grad().to_vector();
+    // A second backward adds onto the first (the gradients own their memory).
+    ft::Var<float, 4> y2 = ft::max_pool2d(ft::conv2d(vx, vw, vb, opt), 2);
+    y2.backward(gy);
+    auto doubled = [](std::vector<float> v) {
+      for (float& e : v) e *= 2;
+      return v;
+    };
+    CHECK(vx.grad().to_vector() == doubled(dx));
+    CHECK(vw.grad().to_vector() == doubled(dw));
+    CHECK(vb.grad().to_vector() == doubled(db));
+  }
+}
+
 TEST_CASE("bad conv1d and conv_transpose2d arguments throw an ft::Error naming the op, before any launch") {
   for (ft::Device dev : ft::test::devices()) {
     CAPTURE(dev);

@@ -102,6 +102,18 @@ class VarImpl final : public VarState {
     if (fresh) grad = Tensor<T, R>(value.shape(), value.device());
     add_into(grad, g, fresh);
   }
+  // A first gradient that nothing else holds (a boundary op's fresh result: conv2d's or
+  // pooling's backward) becomes the gradient itself, with no copy. A view, or a tensor someone
+  // else still holds (the incoming gradient passed through a reshape), is copied as above.
+  void accumulate(Tensor<T, R>&& g) {
+    if (!grad.defined() && g.storage() && g.storage().use_count() == 1 && g.is_contiguous() &&
+        g.shape() == value.shape() && g.device() == value.device() &&
+        g.storage()->bytes() == static_cast<std::size_t>(g.numel()) * sizeof(T)) {
+      grad = std::move(g);
+      return;
+    }
+    accumulate<Tensor<T, R>>(g);
+  }
 };
 
 }  // namespace autograd
