@@ -28,7 +28,7 @@ elseif(MODE STREQUAL "mixed")
   # CPU here; a file of the other configuration must fail to link against it
   run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer/mixed -B ${work}/build -G Ninja
       -DFUSEDTENSOR_DIR=${SOURCE_DIR} -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER=${CUDA_COMPILER}
-      -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHITECTURES})
+      -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHITECTURES} -DFT_CONSUMER_CUDA_QUICK=${CUDA_QUICK})
   run(${CMAKE_COMMAND} --build ${work}/build --target consumer_mixed)
   file(COPY ${work}/build/consumer_mixed DESTINATION ${work})
   file(RENAME ${work}/consumer_mixed ${work}/consumer)
