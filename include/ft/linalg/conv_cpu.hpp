@@ -38,6 +38,16 @@ index_t im2col_chunk(const ConvGeometry& g) {
   return std::clamp<index_t>(budget / per_sample, 1, std::max<index_t>(g.n, 1));
 }
 
+// buffer's data, reallocated first when it holds fewer than `need` elements.
+template <class T>
+T* grown(Tensor<T, 1>& buffer, index_t need) {
+  if (!buffer.defined() || buffer.numel() < need) {
+    buffer = Tensor<T, 1>();  // free the old one first
+    buffer = Tensor<T, 1>(Shape<1>{need}, kCPU);
+  }
+  return buffer.data();
+}
+
 // The calling thread's im2col buffer, kept from call to call and grown on demand (to at most
 // testing::im2col_bytes, or one sample's matrix when that is larger), as oneDNN keeps its
 // scratchpad: a fresh buffer of tens of MB a call costs more in page faults than the
@@ -46,12 +56,7 @@ index_t im2col_chunk(const ConvGeometry& g) {
 template <class T>
 T* im2col_buffer(const ConvGeometry& g, index_t chunk) {
   thread_local Tensor<T, 1> buffer;
-  const index_t need = chunk * g.k() * g.p();
-  if (!buffer.defined() || buffer.numel() < need) {
-    buffer = Tensor<T, 1>();  // free the old one first
-    buffer = Tensor<T, 1>(Shape<1>{need}, kCPU);
-  }
-  return buffer.data();
+  return grown(buffer, chunk * g.k() * g.p());
 }
 
 // col[n][(c·kH + i)·kW + j][oh·oW + ow] = x[n0 + n][c][oh·sH − pH + i·dH][ow·sW − pW + j·dW]
@@ -191,12 +196,7 @@ void samples_by_row(const ConvGeometry& g, const T* dy, T* dyt, index_t n0, inde
 template <class T>
 T* dy_by_row_buffer(const ConvGeometry& g, index_t chunk) {
   thread_local Tensor<T, 1> buffer;
-  const index_t need = chunk * g.o * g.p();
-  if (!buffer.defined() || buffer.numel() < need) {
-    buffer = Tensor<T, 1>();
-    buffer = Tensor<T, 1>(Shape<1>{need}, kCPU);
-  }
-  return buffer.data();
+  return grown(buffer, chunk * g.o * g.p());
 }
 
 // dW[group] = Σ_n dy[n, group] · col[n, group]ᵀ: per chunk of samples, im2col and dy are laid
