@@ -209,7 +209,7 @@ template <class T>
 void conv2d_backward_weight_cpu(const ConvGeometry& g, const T* x, const T* dy, T* dw) {
   const index_t G = g.groups, og = g.og(), kg = g.kg(), P = g.p();
   const index_t chunk = im2col_chunk<T>(g);
-  T* col = im2col_buffer<T>(g, chunk);
+  T* col = g.pointwise() && chunk == 1 ? nullptr : im2col_buffer<T>(g, chunk);  // unused: x is its im2col
   T* dyt = chunk > 1 ? dy_by_row_buffer<T>(g, chunk) : nullptr;
   for (index_t n0 = 0; n0 < g.n; n0 += chunk) {
     const index_t nb = std::min(chunk, g.n - n0), inner = nb * P;
