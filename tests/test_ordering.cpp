@@ -135,6 +135,67 @@ TEST_CASE("scans match PyTorch: values, indices, gradients (cumprod with zeros)"
   }
 }
 
+TEST_CASE("a long row is scanned a chunk at a time: the sequential result, on any thread count") {
+  // K covers groups of kScanLanes whole chunks, a whole chunk left over and a partial last one;
+  // rows along dim 1 of [2, K] and, strided, along dim 0 of [K, 3]
+  const index_t K = 2 * ft::ordering::cpu::kScanLong + ft::ordering::cpu::kScanChunk + 77;
+  REQUIRE(K >= ft::ordering::cpu::kScanLong);
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    const auto x = ft::test::random_tensor<float>({2, K}, dev, 11);
+    const auto hx = host(x);
+    // integers in [-3, 3]: exact int64 sums, and many ties for cummax
+    const ft::Tensor<std::int64_t, 2> xi = ft::cast<std::int64_t>(ft::round(x * 1.5f));
+    const auto hi = host(xi);
+    ft::Tensor<float, 2> cs, rev;
+    ft::Tensor<std::int64_t, 2> csi;
+    CHECK(ft::test::launches_of(dev, [&] { cs = ft::cumsum(x, 1); }) == 1);
+    csi = ft::cumsum(xi, 1);
+    const auto cm = ft::cummax(xi, 1);
+    const auto lse = ft::logcumsumexp(x, 1);
+    ft::Var<float, 2> v(x, ft::requires_grad);
+    ft::Var<float, 0> loss = ft::sum(ft::cumsum(v, 1) * x);  // the gradient is x's reversed cumsum
+    loss.backward();
+    std::vector<double> want_cs, want_lse, want_rev(hx.size());
+    std::vector<std::int64_t> want_csi, want_max, want_arg;
+    for (index_t r = 0; r < 2; ++r) {
+      double s = 0, l = -INFINITY, back = 0;
+      std::int64_t si = 0, best = 0, arg = 0;
+      for (index_t k = 0; k < K; ++k) {
+        const auto at = static_cast<std::size_t>(r * K + k);
+        s += hx[at];
+        l = std::max(l, double(hx[at])) + std::log1p(std::exp(-std::abs(l - hx[at])));
+        si += hi[at];
+        if (k == 0 || hi[at] >= best) best = hi[at], arg = k;
+        want_cs.push_back(s), want_lse.push_back(l), want_csi.push_back(si), want_max.push_back(best),
+            want_arg.push_back(arg);
+      }
+      for (index_t k = K - 1; k >= 0; --k) want_rev[r * K + k] = back += hx[r * K + k];
+    }
+    ft::test::check_close(cs, want_cs, 1e-6, 1e-6);
+    ft::test::check_close(lse, want_lse, 1e-5, 1e-5);
+    ft::test::check_close(v.grad(), want_rev, 1e-6, 1e-6);
+    CHECK(host(csi) == want_csi);
+    CHECK(host(cm.values) == want_max);
+    CHECK(host(cm.indices) == want_arg);
+    // strided rows: dim 0 of [K, 3]
+    const ft::Tensor<float, 2> xt = ft::Tensor<float, 2>(ft::cat({x, x, x}, 0)).transpose(0, 1);
+    const auto ct = host(ft::Tensor<float, 2>(ft::cumsum(xt, 0)));
+    std::vector<double> got_col, want_col;
+    for (index_t k = 0; k < K; ++k) {
+      got_col.push_back(ct[static_cast<std::size_t>(k * 6 + 3)]);  // column 3 = row 1 of x
+      want_col.push_back(want_cs[static_cast<std::size_t>(K + k)]);
+    }
+    ft::test::check_close(got_col, want_col, 1e-6, 1e-6);
+    // bit-identical on another thread count (the chunks do not depend on it)
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const ft::Tensor<float, 2> cs1 = ft::cumsum(x, 1);
+    omp_set_num_threads(threads);
+    CHECK(std::memcmp(host(cs1).data(), host(cs).data(), hx.size() * sizeof(float)) == 0);
+  }
+}
+
 TEST_CASE("NaN sorts as the largest value, -0 equals +0, ties keep their order") {
   for (ft::Device dev : ft::test::devices()) {
     CAPTURE(dev);

@@ -12,9 +12,11 @@
 //     sort of whole rows (topk and kthvalue too, then keep their part), between a kernel that
 //     makes the keys and one that writes the kept values, indices and inverse positions.
 //   - Scans: sums and products of floats accumulate in double, of integers and bools in int64
-//     (the result is int64, as torch). CPU: a row a thread, in order. CUDA: a block a row,
-//     cub::BlockScan over tiles of 1024 elements. The order of the combines is fixed by the
-//     shape, so results are bit-identical run after run (no atomics anywhere).
+//     (the result is int64, as torch). CPU: a row a thread, in order; a row of kScanLong or
+//     more elements a chunk at a time, in parallel (chunk totals, then each chunk from the
+//     totals before it). CUDA: a block a row, cub::BlockScan over tiles of 1024 elements. The
+//     order of the combines is fixed by the shape, so results are bit-identical run after run
+//     and on any thread count (no atomics anywhere).
 //   - Gradients (Var overloads, one tape node each): sort, topk and kthvalue gather the output's
 //     gradient through the inverse positions saved by the forward; cummax/cummin sum the
 //     gradient over the run of outputs that picked each input; cumsum's is the reversed cumsum;
@@ -244,12 +246,91 @@ void sort_rows(T* values, std::int64_t* indices, std::int64_t* inverse, const Re
   }
 }
 
+// Rows of at least kScanLong elements are scanned a chunk at a time, so that one long row uses
+// every thread: chunks of kScanChunk elements (a fixed size: the result does not depend on the
+// thread count), each chunk's total first, then each chunk scanned from the combination of the
+// totals before it. Both passes run kScanLanes chunks in one loop, their dependency chains
+// (a double add's latency per element) side by side.
+inline constexpr index_t kScanChunk = 4096, kScanLanes = 4, kScanLong = 4 * kScanChunk;
+
+// Chunks c0, …, c0 + L − 1 of the row at `base` (`len` elements each), each lane from acc[l]
+// (or from its first element, where fresh[l]); writes the running values when Write. u is the
+// position in scan order, k the position along the row.
+template <class Op, bool Write, int L, class Read>
+FT_INLINE void scan_lanes(typename Op::Out* out, std::int64_t* indices, const Read& read, index_t base, index_t K,
+                          index_t inner, bool reverse, index_t c0, index_t len, typename Op::Acc (&acc)[L],
+                          const bool (&fresh)[L]) {
+  using T = std::remove_cvref_t<decltype(read(index_t(0)))>;
+  for (index_t t = 0; t < len; ++t)
+    for (int l = 0; l < L; ++l) {
+      const index_t u = (c0 + l) * kScanChunk + t, k = reverse ? K - 1 - u : u, at = base + k * inner;
+      const auto a = Op::lift(static_cast<T>(read(at)), k);
+      acc[l] = t == 0 && fresh[l] ? a : Op::combine(acc[l], a);
+      if constexpr (Write) {
+        out[at] = Op::value(acc[l]);
+        if constexpr (Op::has_index) indices[at] = acc[l].index;
+      }
+    }
+}
+
+// One pass over every chunk of every row: totals (Write = false: acc[c] = chunk c's total) or
+// the outputs (Write: chunk c scanned from acc[c], chunk 0 of a row fresh). Work item i of a
+// row is kScanLanes whole chunks while there are that many, then one chunk.
+template <class Op, bool Write, class Read>
+void scan_chunk_pass(typename Op::Out* out, std::int64_t* indices, const Read& read, const exec::ReduceGeometry& g,
+                     bool reverse, typename Op::Acc* acc) {
+  using Acc = typename Op::Acc;
+  constexpr index_t L = kScanLanes;
+  const index_t K = g.K, inner = g.inner, rows = g.outer * g.inner;
+  const index_t chunks = (K + kScanChunk - 1) / kScanChunk, whole = K / kScanChunk, groups = whole / L;
+  const index_t items = groups + (chunks - groups * L);
+#pragma omp parallel for schedule(static)
+  for (index_t q = 0; q < rows * items; ++q) {
+    const index_t r = q / items, i = q % items, base = r / inner * K * inner + r % inner;
+    Acc* row_acc = acc + r * chunks;
+    if (i < groups) {
+      Acc a[L];
+      bool fresh[L];
+      for (index_t l = 0; l < L; ++l) {
+        a[l] = row_acc[i * L + l];
+        fresh[l] = !Write || i * L + l == 0;
+      }
+      scan_lanes<Op, Write>(out, indices, read, base, K, inner, reverse, i * L, kScanChunk, a, fresh);
+      if constexpr (!Write)
+        for (index_t l = 0; l < L; ++l) row_acc[i * L + l] = a[l];
+    } else {
+      const index_t c = groups * L + (i - groups);
+      Acc a[1] = {row_acc[c]};
+      const bool fresh[1] = {!Write || c == 0};
+      scan_lanes<Op, Write>(out, indices, read, base, K, inner, reverse, c, std::min(kScanChunk, K - c * kScanChunk), a,
+                            fresh);
+      if constexpr (!Write) row_acc[c] = a[0];
+    }
+  }
+}
+
 template <class Op, class Read>
 void scan_rows(typename Op::Out* out, std::int64_t* indices, const Read& read, const exec::ReduceGeometry& g,
                bool reverse) {
   using Acc = typename Op::Acc;
   using T = std::remove_cvref_t<decltype(read(index_t(0)))>;
   const index_t K = g.K, inner = g.inner, rows = g.outer * g.inner;
+  if (K >= kScanLong) {
+    const index_t chunks = (K + kScanChunk - 1) / kScanChunk;
+    std::vector<Acc> acc(static_cast<std::size_t>(rows * chunks));
+    scan_chunk_pass<Op, false>(out, indices, read, g, reverse, acc.data());
+    for (index_t r = 0; r < rows; ++r) {  // chunk c starts from the totals of chunks 0 … c − 1
+      Acc* a = acc.data() + r * chunks;
+      Acc before = a[0];
+      for (index_t c = 1; c < chunks; ++c) {
+        const Acc total = a[c];
+        a[c] = before;
+        before = Op::combine(before, total);
+      }
+    }
+    scan_chunk_pass<Op, true>(out, indices, read, g, reverse, acc.data());
+    return;
+  }
 #pragma omp parallel for schedule(static) if (rows * K > exec::cpu::kParallelGrain)
   for (index_t r = 0; r < rows; ++r) {
     const index_t o = r / inner, i = r % inner, base = o * K * inner + i;
