@@ -196,6 +196,48 @@ TEST_CASE("a long row is scanned a chunk at a time: the sequential result, on an
   }
 }
 
+TEST_CASE("a long row is sorted by every thread: the stable sort's result, ties and NaN included") {
+  const index_t K = ft::ordering::cpu::kLongSort + 4321;
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    // few distinct values (ties), and a NaN every 1000th element
+    ft::Tensor<float, 1> x = ft::round(ft::test::random_tensor<float>({K}, dev, 12) * 3.0f);
+    auto hx = host(x);
+    for (index_t k = 0; k < K; k += 1000) hx[static_cast<std::size_t>(k)] = NAN;
+    x = ft::from_vector(hx, {K}, dev);
+    for (bool descending : {false, true}) {
+      CAPTURE(descending);
+      std::vector<std::int64_t> want(static_cast<std::size_t>(K));
+      for (index_t k = 0; k < K; ++k) want[k] = k;
+      const auto key = [&](std::int64_t k) {  // NaN largest
+        const float v = hx[static_cast<std::size_t>(k)];
+        const double d = std::isnan(v) ? INFINITY : v;
+        return descending ? -d : d;
+      };
+      std::stable_sort(want.begin(), want.end(), [&](auto a, auto b) { return key(a) < key(b); });
+      for (int threads : {2, 3, 1}) {
+        CAPTURE(threads);
+        const int before = omp_get_max_threads();
+        omp_set_num_threads(threads);
+        ft::Var<float, 1> v(x, ft::requires_grad);
+        const auto s = ft::sort(v, 0, descending);
+        ft::Var<float, 0> loss = ft::sum(s.values * ft::arange<float>(0, static_cast<float>(K), 1, dev));
+        loss.backward();
+        omp_set_num_threads(before);
+        CHECK(host(s.indices) == want);
+        const auto got = host(s.values.value()), grad = host(v.grad());
+        index_t wrong = 0;
+        for (index_t j = 0; j < K; ++j) {
+          const float w = hx[static_cast<std::size_t>(want[j])];
+          wrong += !(got[j] == w || (std::isnan(got[j]) && std::isnan(w))) ||
+                   grad[static_cast<std::size_t>(want[j])] != static_cast<float>(j);  // the inverse positions
+        }
+        CHECK(wrong == 0);
+      }
+    }
+  }
+}
+
 TEST_CASE("NaN sorts as the largest value, -0 equals +0, ties keep their order") {
   for (ft::Device dev : ft::test::devices()) {
     CAPTURE(dev);

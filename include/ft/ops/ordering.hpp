@@ -208,11 +208,53 @@ void select_smallest(T* values, std::int64_t* indices, std::int64_t* inverse, co
   }
 }
 
+// A whole sort of fewer rows than threads, each of at least kLongSort elements, uses every
+// thread on each row: its (key, index) pairs sorted in one part a thread, then the sorted parts
+// merged pairwise. The pairs are totally ordered, so this is the one sort's result.
+inline constexpr index_t kLongSort = 1 << 16;
+
+template <class T, class Read>
+void sort_long_rows(T* values, std::int64_t* indices, std::int64_t* inverse, const Read& read,
+                    const exec::ReduceGeometry& g, bool descending, int parts) {
+  using Pair = std::pair<key_t<T>, index_t>;
+  const index_t K = g.K, inner = g.inner, rows = g.outer * g.inner;
+  std::vector<Pair> row(static_cast<std::size_t>(K)), merged(static_cast<std::size_t>(K));
+  std::vector<index_t> bound(static_cast<std::size_t>(parts) + 1);
+  for (int p = 0; p <= parts; ++p) bound[p] = K * p / parts;
+  for (index_t r = 0; r < rows; ++r) {
+    const index_t base = r / inner * K * inner + r % inner;
+#pragma omp parallel for schedule(static, 1) num_threads(parts)
+    for (int p = 0; p < parts; ++p) {
+      for (index_t k = bound[p]; k < bound[p + 1]; ++k)
+        row[k] = {ordered_key<T>(static_cast<T>(read(base + k * inner)), descending), k};
+      std::sort(row.begin() + bound[p], row.begin() + bound[p + 1]);
+    }
+    for (int width = 1; width < parts; width *= 2) {  // runs of `width` parts merged in pairs
+#pragma omp parallel for schedule(static, 1) num_threads(parts)
+      for (int p = 0; p < parts; p += 2 * width) {
+        const auto at = [&](int q) { return row.begin() + bound[std::min(q, parts)]; };
+        std::merge(at(p), at(p + width), at(p + width), at(p + 2 * width), merged.begin() + bound[p]);
+      }
+      row.swap(merged);
+    }
+#pragma omp parallel for schedule(static) num_threads(parts)
+    for (index_t j = 0; j < K; ++j) {
+      const index_t m = row[j].second;
+      values[base + j * inner] = static_cast<T>(read(base + m * inner));
+      indices[base + j * inner] = m;
+      if (inverse) inverse[base + m * inner] = j;
+    }
+  }
+}
+
 template <class T, class Read>
 void sort_rows(T* values, std::int64_t* indices, std::int64_t* inverse, const Read& read, const exec::ReduceGeometry& g,
                const Selection& sel) {
   using U = key_t<T>;
   const index_t K = g.K, inner = g.inner, rows = g.outer * g.inner;
+  if (const int parts = exec::cpu::num_threads();
+      parts > 1 && rows < parts && K >= kLongSort && sel.first == 0 && sel.count == K)
+    return sort_long_rows(values, indices, inverse, read, g, sel.descending, parts);
 #pragma omp parallel if (rows * K > exec::cpu::kParallelGrain)
   {
     std::vector<std::pair<U, index_t>> row(static_cast<std::size_t>(K));
