@@ -8,7 +8,8 @@
 //     largest value and −0 equals +0, as torch. Both devices sort the same integer keys
 //     (ordered_key: the value's bits mapped so that unsigned order is the value order), so they
 //     give the same indices. CPU: a row a thread (std::sort / partial_sort / nth_element on
-//     (key, index) pairs: a total order, hence the stable result). CUDA: CUB's stable segmented
+//     (key, index) pairs: a total order, hence the stable result); fewer long rows than threads
+//     are sorted in parts by every thread, then merged. CUDA: CUB's stable segmented
 //     sort of whole rows (topk and kthvalue too, then keep their part), between a kernel that
 //     makes the keys and one that writes the kept values, indices and inverse positions.
 //   - Scans: sums and products of floats accumulate in double, of integers and bools in int64
