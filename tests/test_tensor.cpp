@@ -68,6 +68,21 @@ bool aligned64(const ft::Tensor<T, R>& t) {
 
 // ---------------------------------------------------------------- handle semantics
 
+TEST_CASE("CPU blocks are cache-line aligned, large ones huge-page aligned") {
+  const ft::Tensor<float, 1> small = ft::zeros<float>({1000});
+  CHECK(reinterpret_cast<std::uintptr_t>(small.data()) % ft::kCpuAlignment == 0);
+  // 40 MB: at least kHugeBlock, so on a 2 MB boundary (and advised for huge pages on Linux)
+  const ft::index_t n = 10 << 20;
+  REQUIRE(static_cast<std::size_t>(n) * sizeof(float) >= ft::kHugeBlock);
+  ft::Tensor<float, 1> big = ft::arange<float>(0, static_cast<float>(n), 1);
+  CHECK(reinterpret_cast<std::uintptr_t>(big.data()) % ft::kHugePage == 0);
+  big = big * 2.0f + 1.0f;
+  const auto v = big.to_vector();
+  CHECK(v.front() == 1.0f);
+  CHECK(v[12345] == 24691.0f);
+  CHECK(v.back() == static_cast<float>(2 * (n - 1) + 1));
+}
+
 TEST_CASE("a copy of a tensor shares its storage") {
   for (ft::Device dev : ft::test::devices()) {
     CAPTURE(dev);
