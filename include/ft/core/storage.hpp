@@ -29,7 +29,6 @@ inline constexpr std::size_t kCpuAlignment = 64;  // one cache line; also every 
 // back to small pages; with THP set to `never` the advice does nothing.
 inline constexpr std::size_t kHugePage = std::size_t(2) << 20, kHugeBlock = std::size_t(32) << 20;
 
-// (a multiple of 64 bytes, so `bytes` and its rounding to 64 give the same answer)
 inline std::size_t cpu_alignment(std::size_t bytes) { return bytes >= kHugeBlock ? kHugePage : kCpuAlignment; }
 
 class StorageImpl {
@@ -38,9 +37,10 @@ class StorageImpl {
     std::size_t rounded = (bytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
     if (rounded == 0) rounded = kCpuAlignment;  // a 0-size tensor still has a valid pointer
     if (device.is_cpu()) {
-      ptr_ = ::operator new(rounded, std::align_val_t(cpu_alignment(bytes_)));
+      const std::size_t alignment = cpu_alignment(bytes);
+      ptr_ = ::operator new(rounded, std::align_val_t(alignment));
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-      if (rounded >= kHugeBlock) (void)::madvise(ptr_, rounded / kHugePage * kHugePage, MADV_HUGEPAGE);
+      if (alignment == kHugePage) (void)::madvise(ptr_, rounded / kHugePage * kHugePage, MADV_HUGEPAGE);
 #endif
     } else {
       ptr_ = cuda::allocate(rounded, device);

@@ -356,7 +356,6 @@ template <class Op, class Read>
 void scan_rows(typename Op::Out* out, std::int64_t* indices, const Read& read, const exec::ReduceGeometry& g,
                bool reverse) {
   using Acc = typename Op::Acc;
-  using T = std::remove_cvref_t<decltype(read(index_t(0)))>;
   const index_t K = g.K, inner = g.inner, rows = g.outer * g.inner;
   if (K >= kScanLong) {
     const index_t chunks = (K + kScanChunk - 1) / kScanChunk;
@@ -375,16 +374,10 @@ void scan_rows(typename Op::Out* out, std::int64_t* indices, const Read& read, c
     return;
   }
 #pragma omp parallel for schedule(static) if (rows * K > exec::cpu::kParallelGrain)
-  for (index_t r = 0; r < rows; ++r) {
-    const index_t o = r / inner, i = r % inner, base = o * K * inner + i;
-    Acc acc{};
-    for (index_t t = 0; t < K; ++t) {
-      const index_t k = reverse ? K - 1 - t : t, at = base + k * inner;
-      const Acc a = Op::lift(static_cast<T>(read(at)), k);
-      acc = t == 0 ? a : Op::combine(acc, a);
-      out[at] = Op::value(acc);
-      if constexpr (Op::has_index) indices[at] = acc.index;
-    }
+  for (index_t r = 0; r < rows; ++r) {  // the whole row as one lane from position 0
+    Acc acc[1] = {};
+    const bool fresh[1] = {true};
+    scan_lanes<Op, true>(out, indices, read, r / inner * K * inner + r % inner, K, inner, reverse, 0, K, acc, fresh);
   }
 }
 
