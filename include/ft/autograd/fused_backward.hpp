@@ -2,10 +2,12 @@
 // accumulated into its leaf's gradient, as few launches as the shapes allow.
 //
 // The occurrences of the statement's highest-rank Vars (usually every leaf of an elementwise
-// statement) run as ONE multi-output kernel when their gradients have one shape and nothing
-// inside their expressions is summed over a broadcast dimension: the SumTo nodes the adjoint
-// rules put at each broadcast point are then pass-throughs and are removed from the kernel's
-// type (strip), so the loop has no per-element branch and vectorises. Every other occurrence
+// statement) run as ONE kernel when their gradients have one shape and nothing inside their
+// expressions is summed over a broadcast dimension: the statement's per-element reverse sweep
+// (autograd/sweep.hpp) when its nodes are of the kinds the sweep walks, else a multi-output
+// kernel of their gradient expressions, whose SumTo nodes (put by the adjoint rules at each
+// broadcast point) are then pass-throughs and are removed from the kernel's type (strip), so
+// the loop has no per-element branch and vectorises. Every other occurrence
 // (a bias broadcast into the statement, a leaf of lower rank) is one launch of its own: a fused
 // reduction straight into the gradient when it was broadcast. Where that reduction sums the very
 // expression a top-rank occurrence has just written fresh into its gradient (the bias and the
@@ -22,6 +24,7 @@
 #include <utility>
 
 #include "ft/autograd/adjoint.hpp"
+#include "ft/autograd/sweep.hpp"
 #include "ft/autograd/var.hpp"
 #include "ft/core/config.hpp"
 #include "ft/exec/multi.hpp"
@@ -144,28 +147,89 @@ auto outputs_of(const Outs& outs, std::index_sequence<K...>) {
   return exec::make_outputs(std::get<K>(outs)...);
 }
 
-// One kernel for every occurrence: gradient k = strip(its expression), accumulated. Returns,
-// for each, whether its gradient now holds exactly its expression's values (written, not added
-// to an earlier gradient or to another occurrence of the same leaf).
+// How each occurrence's store goes in a kernel that writes them all. Stores run from the last
+// occurrence to the first (exec/multi.hpp): in that order, the first store to a gradient that
+// did not exist before overwrites it (add false), every other one adds. fresh: whether the
+// gradient then holds exactly the occurrence's values (written, not added to an earlier
+// gradient or to another occurrence of the same leaf).
+template <std::size_t N>
+struct StoreFlags {
+  std::array<bool, N> add{}, fresh{};
+};
+template <class Occs, std::size_t... K>
+StoreFlags<sizeof...(K)> store_flags(const Occs& occ, std::index_sequence<K...>) {
+  constexpr std::size_t n = sizeof...(K);
+  const std::array<VarState*, n> leaf{std::get<K>(occ).leaf...};
+  StoreFlags<n> f{{std::get<K>(occ).leaf->grad.defined()...}, {}};
+  for (std::size_t k = n; k-- > 0;)
+    for (std::size_t j = k + 1; j < n; ++j) f.add[k] = f.add[k] || leaf[j] == leaf[k];
+  for (std::size_t k = 0; k < n; ++k) {
+    f.fresh[k] = !f.add[k];
+    for (std::size_t j = 0; j < k; ++j) f.fresh[k] = f.fresh[k] && leaf[j] != leaf[k];
+  }
+  return f;
+}
+
+// One kernel for every occurrence: gradient k = strip(its expression), accumulated. Returns
+// the occurrences' fresh flags.
 template <class Occs, class Stripped, std::size_t... K>
 auto run_fused(const Occs& occ, const Stripped& stripped, std::index_sequence<K...> ks) {
-  constexpr std::size_t n = sizeof...(K);
-  // Stores run from the last occurrence to the first (exec/multi.hpp): in that order, the
-  // first store to a gradient that did not exist before overwrites it, every other one adds.
-  const std::array<VarState*, n> leaf{std::get<K>(occ).leaf...};
-  std::array<bool, n> add{std::get<K>(occ).leaf->grad.defined()...}, fresh{};
-  for (std::size_t k = n; k-- > 0;)
-    for (std::size_t j = k + 1; j < n; ++j) add[k] = add[k] || leaf[j] == leaf[k];
-  for (std::size_t k = 0; k < n; ++k) {
-    fresh[k] = !add[k];
-    for (std::size_t j = 0; j < k; ++j) fresh[k] = fresh[k] && leaf[j] != leaf[k];
-  }
+  const auto flags = store_flags(occ, ks);
   ft::detail::EvaluationScope scope;
   exec::Plan plan;
-  const std::tuple outs{output_of(std::get<K>(occ), std::get<K>(stripped), add[K], plan)...};
+  const std::tuple outs{output_of(std::get<K>(occ), std::get<K>(stripped), flags.add[K], plan)...};
   const auto& first = std::get<0>(occ).leaf->value;
   exec::run_outputs(outputs_of(outs, ks), first.shape(), first.device(), plan);
-  return fresh;
+  return flags.fresh;
+}
+
+// The statement being differentiated and its output's gradient, for the reverse sweep.
+template <class E, class T, int R>
+struct Statement {
+  static constexpr int rank = R;
+  const E& expr;
+  const Tensor<T, R>& grad;
+};
+template <class S>
+inline constexpr bool sweepable_v = false;
+template <class E, class T, int R>
+inline constexpr bool sweepable_v<Statement<E, T, R>> = sweep::supported<E>::value;
+
+// The same gradients by the per-element reverse sweep (autograd/sweep.hpp): one kernel that
+// computes the statement's forward values once and every occurrence of At from them.
+template <auto At, class E, class T, int R, class Occs, class Stripped, std::size_t... K>
+auto run_swept(const Statement<E, T, R>& st, const Occs& occ, const Stripped& stripped, std::index_sequence<K...> ks) {
+  const auto flags = store_flags(occ, ks);
+  ft::detail::EvaluationScope scope;
+  const auto& shape = st.grad.shape();
+  const Device device = st.grad.device();
+  exec::Plan plan;
+  exec::plan_leaves(plan, shape.numel(), st.expr);
+  exec::plan_leaves(plan, shape.numel(), st.grad);
+  auto sink = [&](const auto& o, const auto& s, bool add) {
+    auto& grad = o.leaf->grad;
+    using Grad = std::decay_t<decltype(grad)>;
+    if (!grad.defined()) grad = Grad(o.leaf->value.shape(), o.leaf->value.device());
+    ft::detail::check_assignable(grad, s, "backward");
+    grad.storage()->bump_version();
+    if (reinterpret_cast<std::uintptr_t>(grad.data()) % 16 != 0) plan.aligned16 = false;
+    return sweep::Sink<typename Grad::value_type>{grad.data(), static_cast<typename Grad::value_type>(add)};
+  };
+  const auto out = sweep::make_sinks(sink(std::get<K>(occ), std::get<K>(stripped), flags.add[K])...);
+  const EvalContext ctx = make_context(shape);
+  using Root = sweep::Node<E, T, 0, std::index_sequence<At[K]...>>;
+  const sweep::Body<Root, decltype(st.grad.evaluator(ctx)), std::decay_t<decltype(out)>> body{
+      Root::make(st.expr, ctx), st.grad.evaluator(ctx), out};
+  if (device.is_cpu()) {
+    exec::cpu::run_each(body, shape, plan.dense);
+  } else {
+#if FT_CUDA_ENABLED
+    exec::gpu::run_each<1>(body, shape, device, plan);
+#else
+    cuda::require_device(device, "backward");
+#endif
+  }
+  return flags.fresh;
 }
 
 // ---- the same expression built twice ----
@@ -248,13 +312,23 @@ void accumulate_unless_top(const Occ& o, const Tops& tops, const Stripped& strip
   }
 }
 
-// At: the positions of the top-rank occurrences; C indexes At, I every occurrence.
-template <auto At, class Tuple, std::size_t... C, std::size_t... I>
-void accumulate_split(const Tuple& occ, std::index_sequence<C...> cs, std::index_sequence<I...>) {
+// At: the positions of the top-rank occurrences; C indexes At, I every occurrence. With the
+// statement, the top-rank occurrences run as its reverse sweep where it covers them.
+template <auto At, class Tuple, class Stmt, std::size_t... C, std::size_t... I>
+void accumulate_split(const Tuple& occ, const Stmt& st, std::index_sequence<C...> cs, std::index_sequence<I...>) {
+  constexpr bool swept = sweepable_v<Stmt> && std::tuple_element_t<At[0], Tuple>::rank == Stmt::rank;
   if (fusable(std::get<At[C]>(occ)...)) {
     const auto top = std::forward_as_tuple(std::get<At[C]>(occ)...);
     const auto stripped = std::make_tuple(strip(std::get<At[C]>(occ).grad)...);
-    const auto fresh = run_fused(top, stripped, cs);
+    std::array<bool, sizeof...(C)> fresh;
+    if constexpr (swept) {
+      // fusable occurrences have the statement's shape (nothing on their way is broadcast)
+      check(st.grad.shape() == std::get<0>(top).leaf->value.shape(), "backward",
+            "internal error: a fused gradient's shape differs from its statement's");
+      fresh = run_swept<At>(st, top, stripped, cs);
+    } else {
+      fresh = run_fused(top, stripped, cs);
+    }
     (accumulate_unless_top<At, I>(std::get<I>(occ), top, stripped, fresh, cs), ...);
   } else {
     (accumulate_one(std::get<I>(occ)), ...);
@@ -262,13 +336,14 @@ void accumulate_split(const Tuple& occ, std::index_sequence<C...> cs, std::index
 }
 }  // namespace detail
 
-// Accumulates every occurrence's gradient into its leaf (see the top of this file).
-template <class... O>
-void accumulate_all(const std::tuple<O...>& occ) {
+// Accumulates every occurrence's gradient into its leaf (see the top of this file); `st` is
+// the statement the occurrences come from, which the reverse sweep runs where it can.
+template <class... O, class Stmt>
+void accumulate_all(const std::tuple<O...>& occ, const Stmt& st) {
   if constexpr (sizeof...(O) > 0) {
     constexpr int top_rank = std::max({O::rank...});
     constexpr auto at = detail::positions_of_rank<top_rank, O...>();
-    detail::accumulate_split<at>(occ, std::make_index_sequence<at.size()>{}, std::index_sequence_for<O...>{});
+    detail::accumulate_split<at>(occ, st, std::make_index_sequence<at.size()>{}, std::index_sequence_for<O...>{});
   }
 }
 

@@ -52,7 +52,8 @@ class StatementNode final : public Node {
   void backward(VarState& out) override {
     const Tensor<T, R>& g = static_cast<VarImpl<T, R>&>(out).grad;
     ft::detail::EvaluationScope scope(ft::detail::EvaluationScope::fresh, &forward_);
-    accumulate_all(backprop(*expr_, g, [](const auto& var, const auto& gv) { return occurrence(var, gv); }));
+    accumulate_all(backprop(*expr_, g, [](const auto& var, const auto& gv) { return occurrence(var, gv); }),
+                   detail::Statement<E, T, R>{*expr_, g});
   }
   void release_saved() override {
     expr_.reset();
