@@ -220,6 +220,12 @@ TEST_CASE("a statement's backward is one reverse sweep over every elementwise no
     }
     check_close(x.grad(), dxu, 1e-4, 1e-5);
     check_close(bias.grad(), db, 1e-4, 1e-4);
+
+    // an empty statement: its gradient exists, empty, and nothing is launched
+    ft::Var<float, 2> e(ft::zeros<float>({0, 5}, dev), ft::requires_grad);
+    ft::Var<float, 2> ye = ft::tanh(e) * e;
+    CHECK(ft::test::launches_of(dev, [&] { ye.backward(ft::zeros<float>({0, 5}, dev)); }) == 0);
+    CHECK(e.grad().shape() == ft::Shape<2>{0, 5});
   }
 }
 

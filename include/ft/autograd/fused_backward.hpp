@@ -216,6 +216,7 @@ auto run_swept(const Statement<E, T, R>& st, const Occs& occ, const Stripped& st
     return sweep::Sink<typename Grad::value_type>{grad.data(), static_cast<typename Grad::value_type>(add)};
   };
   const auto out = sweep::make_sinks(sink(std::get<K>(occ), std::get<K>(stripped), flags.add[K])...);
+  if (shape.numel() == 0) return flags.fresh;  // the gradients exist, empty: nothing to launch
   const EvalContext ctx = make_context(shape);
   using Root = sweep::Node<E, T, 0, std::index_sequence<At[K]...>>;
   const sweep::Body<Root, decltype(st.grad.evaluator(ctx)), std::decay_t<decltype(out)>> body{
