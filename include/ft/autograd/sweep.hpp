@@ -13,7 +13,8 @@
 // The rules are the same templates (UnaryGrad, BinaryGrad and where's routing), instantiated
 // once on the host over Slot leaves: a Slot reads one value of the sweep's per-element state
 // instead of memory. So the adjoints are the same operations on the same values, in the same
-// order, as the expression path, and the same bits.
+// order, as the expression path (the same bits but for where the compiler contracts a
+// multiply-add into an fma differently).
 //
 // What it covers: statements whose nodes with a Var below them are Var leaves, unary and
 // binary ops with an adjoint rule, and where; any subtree without a Var (tensors, reductions
@@ -22,10 +23,10 @@
 // expression path (`sweep::supported`).
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <optional>
 #include <type_traits>
+#include <utility>
 
 #include "ft/autograd/rules.hpp"
 #include "ft/autograd/var.hpp"
