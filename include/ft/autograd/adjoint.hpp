@@ -100,6 +100,19 @@ struct Adjoint<Binary<Op, A, B>> {
   }
 };
 
+// where(c, a, b) routes g to a where c holds and to b elsewhere (the expression path and the
+// reverse sweep, autograd/sweep.hpp, both use this rule).
+struct WhereGrad {
+  template <class Cond, class G>
+  static auto lhs(const Cond& c, const G& g) {
+    return where(c, g, 0);
+  }
+  template <class Cond, class G>
+  static auto rhs(const Cond& c, const G& g) {
+    return where(c, 0, g);
+  }
+};
+
 template <class C, class A, class B>
 struct Adjoint<Where<C, A, B>> {
   template <class G, class F>
@@ -109,14 +122,14 @@ struct Adjoint<Where<C, A, B>> {
   template <class G, class F>
   static auto lhs(const Where<C, A, B>& n, const G& g, F& f) {
     if constexpr (ft::detail::has_var_v<A>)
-      return backprop(n.lhs(), detail::fit(where(n.condition(), g, 0), n.lhs().shape()), f);
+      return backprop(n.lhs(), detail::fit(WhereGrad::lhs(n.condition(), g), n.lhs().shape()), f);
     else
       return std::tuple<>{};
   }
   template <class G, class F>
   static auto rhs(const Where<C, A, B>& n, const G& g, F& f) {
     if constexpr (ft::detail::has_var_v<B>)
-      return backprop(n.rhs(), detail::fit(where(n.condition(), 0, g), n.rhs().shape()), f);
+      return backprop(n.rhs(), detail::fit(WhereGrad::rhs(n.condition(), g), n.rhs().shape()), f);
     else
       return std::tuple<>{};
   }

@@ -193,7 +193,7 @@ struct Statement {
 template <class S>
 inline constexpr bool sweepable_v = false;
 template <class E, class T, int R>
-inline constexpr bool sweepable_v<Statement<E, T, R>> = sweep::supported<E>::value;
+inline constexpr bool sweepable_v<Statement<E, T, R>> = sweep::walkable<E>::value;
 
 // The same gradients by the per-element reverse sweep (autograd/sweep.hpp): one kernel that
 // computes the statement's forward values once and every occurrence of At from them.
@@ -212,7 +212,6 @@ auto run_swept(const Statement<E, T, R>& st, const Occs& occ, const Stripped& st
     if (!grad.defined()) grad = Grad(o.leaf->value.shape(), o.leaf->value.device());
     ft::detail::check_assignable(grad, s, "backward");
     grad.storage()->bump_version();
-    if (reinterpret_cast<std::uintptr_t>(grad.data()) % 16 != 0) plan.aligned16 = false;
     return sweep::Sink<typename Grad::value_type>{grad.data(), static_cast<typename Grad::value_type>(add)};
   };
   const auto out = sweep::make_sinks(sink(std::get<K>(occ), std::get<K>(stripped), flags.add[K])...);

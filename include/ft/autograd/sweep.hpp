@@ -10,7 +10,7 @@
 // pointers. Here every forward node is computed once, and a rule's own recomputation of its
 // node (the `tanh(a)` in tanh's rule) reads the same registers, so the compiler merges it.
 //
-// The rules are the same templates (UnaryGrad, BinaryGrad and where's routing), instantiated
+// The rules are the same templates (UnaryGrad, BinaryGrad and WhereGrad), instantiated
 // once on the host over Slot leaves: a Slot reads one value of the sweep's per-element state
 // instead of memory. So the adjoints are the same operations on the same values, in the same
 // order, as the expression path (the same bits but for where the compiler contracts a
@@ -20,7 +20,7 @@
 // binary ops with an adjoint rule, and where; any subtree without a Var (tensors, reductions
 // of tensors, generators) and any op that carries no gradient is read through its evaluator
 // as a value. Anything else (a reduction, a broadcast sum or a remapping of a Var) keeps the
-// expression path (`sweep::supported`).
+// expression path (`sweep::walkable`).
 #pragma once
 
 #include <cstddef>
@@ -28,15 +28,16 @@
 #include <type_traits>
 #include <utility>
 
+#include "ft/autograd/adjoint.hpp"
 #include "ft/autograd/rules.hpp"
 #include "ft/autograd/var.hpp"
 #include "ft/core/config.hpp"
 #include "ft/core/index.hpp"
+#include "ft/exec/multi.hpp"
 #include "ft/expr/binary.hpp"
 #include "ft/expr/expression.hpp"
 #include "ft/expr/unary.hpp"
 #include "ft/expr/where.hpp"
-#include "ft/ops/comparison.hpp"
 
 namespace ft::inline FT_ABI {
 
@@ -114,11 +115,14 @@ struct ValueW {
 };
 
 // ---- which statements the sweep runs ----
-enum class Kind { opaque, leaf, unary, binary, where, unsupported };
+// How the sweep treats a node: read as a value (opaque), a Var occurrence, walked through its
+// rule (unary, binary, where), or left with its statement to the expression path (a reduction,
+// a remapping, a broadcast sum of a Var, an op without a rule).
+enum class Kind { opaque, leaf, unary, binary, where, expression_path };
 
 template <class E>
 struct kind_of {
-  static constexpr Kind value = Kind::unsupported;
+  static constexpr Kind value = Kind::expression_path;
 };
 template <class T, int R>
 struct kind_of<Var<T, R>> {
@@ -126,7 +130,7 @@ struct kind_of<Var<T, R>> {
 };
 // An op with a rule is walked; one whose result carries no gradient is a value.
 constexpr Kind kind_by_rule(Rule rule, Kind walked) {
-  return rule == Rule::differentiable ? walked : rule == Rule::missing ? Kind::unsupported : Kind::opaque;
+  return rule == Rule::differentiable ? walked : rule == Rule::missing ? Kind::expression_path : Kind::opaque;
 }
 template <class Op, class A>
 struct kind_of<Unary<Op, A>> {
@@ -147,16 +151,16 @@ inline constexpr Kind kind_v = ft::detail::has_var_v<E> ? kind_of<E>::value : Ki
 
 // Whether every node of E with a Var below it is of a kind the sweep walks.
 template <class E>
-struct supported : std::bool_constant<kind_v<E> != Kind::unsupported> {};
+struct walkable : std::bool_constant<kind_v<E> != Kind::expression_path> {};
 template <class Op, class A>
-struct supported<Unary<Op, A>> : std::bool_constant<kind_v<Unary<Op, A>> == Kind::opaque ||
-                                                    (kind_v<Unary<Op, A>> == Kind::unary && supported<A>::value)> {};
+struct walkable<Unary<Op, A>> : std::bool_constant<kind_v<Unary<Op, A>> == Kind::opaque ||
+                                                   (kind_v<Unary<Op, A>> == Kind::unary && walkable<A>::value)> {};
 template <class Op, class A, class B>
-struct supported<Binary<Op, A, B>>
+struct walkable<Binary<Op, A, B>>
     : std::bool_constant<kind_v<Binary<Op, A, B>> == Kind::opaque ||
-                         (kind_v<Binary<Op, A, B>> == Kind::binary && supported<A>::value && supported<B>::value)> {};
+                         (kind_v<Binary<Op, A, B>> == Kind::binary && walkable<A>::value && walkable<B>::value)> {};
 template <class C, class A, class B>
-struct supported<Where<C, A, B>> : std::bool_constant<supported<A>::value && supported<B>::value> {};
+struct walkable<Where<C, A, B>> : std::bool_constant<walkable<A>::value && walkable<B>::value> {};
 
 // The number of leaf occurrences backprop reports under E (autograd/adjoint.hpp), in its
 // order: an op's left operand before its right.
@@ -306,15 +310,14 @@ struct Node<Binary<Op, A, B>, G, I, At, Kind::binary> {
   }
 };
 
-// where(c, a, b) routes g to a where c holds and to b elsewhere, as the expression path's
-// `where(c, g, 0)` and `where(c, 0, g)`.
+// where(c, a, b): WhereGrad (autograd/adjoint.hpp) over the condition's value and g.
 template <class C, class A, class B, class G, std::size_t I, class At>
 struct Node<Where<C, A, B>, G, I, At, Kind::where> {
   using E = Where<C, A, B>;
   using V = typename E::value_type;
   using CV = typename C::value_type;
-  using RuleA = decltype(where(Slot<CV, 0>{}, Slot<G, 1>{}, 0));
-  using RuleB = decltype(where(Slot<CV, 0>{}, 0, Slot<G, 1>{}));
+  using RuleA = decltype(WhereGrad::lhs(Slot<CV, 0>{}, Slot<G, 1>{}));
+  using RuleB = decltype(WhereGrad::rhs(Slot<CV, 0>{}, Slot<G, 1>{}));
   using GA = typename RuleA::value_type;
   using GB = typename RuleB::value_type;
   using ChildA = Node<A, GA, I, At>;
@@ -328,8 +331,8 @@ struct Node<Where<C, A, B>, G, I, At, Kind::where> {
 
   static Node make(const E& e, const EvalContext& ctx) {
     return {e.condition().evaluator(ctx), ChildA::make(e.lhs(), ctx), ChildB::make(e.rhs(), ctx),
-            where(Slot<CV, 0>{}, Slot<G, 1>{}, 0).evaluator(EvalContext{}),
-            where(Slot<CV, 0>{}, 0, Slot<G, 1>{}).evaluator(EvalContext{})};
+            WhereGrad::lhs(Slot<CV, 0>{}, Slot<G, 1>{}).evaluator(EvalContext{}),
+            WhereGrad::rhs(Slot<CV, 0>{}, Slot<G, 1>{}).evaluator(EvalContext{})};
   }
   template <class Ix>
   FT_HD FT_INLINE void forward(const Ix& ix, Tape& t) const {
@@ -380,16 +383,7 @@ struct Sinks<T, Rest...> {
   template <class I>
   FT_HD FT_INLINE void store(const Values& v, I i) const {
     tail.store(v.tail, i);
-    T& o = ptr[i];
-#if defined(__CUDA_ARCH__)
-    if (add != T(0))
-      o = static_cast<T>(o + v.head);
-    else
-      o = v.head;
-#else
-    const T prev = o;
-    o = add != T(0) ? static_cast<T>(prev + v.head) : v.head;
-#endif
+    exec::store_or_add(ptr[i], v.head, add);
   }
 };
 

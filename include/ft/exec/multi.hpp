@@ -26,6 +26,23 @@ struct Output {
   T add;
 };
 
+// out = v, or out += v where add is nonzero: one output's store at one element.
+template <class T>
+FT_HD FT_INLINE void store_or_add(T& o, T v, T add) {
+#if defined(__CUDA_ARCH__)
+  // a GPU thread reads a fresh output's memory never (compute-sanitizer's initcheck)
+  if (add != T(0))
+    o = static_cast<T>(o + v);
+  else
+    o = v;
+#else
+  // read unconditionally and select: a conditional load would stop the CPU loop from
+  // vectorising (a fresh output's bytes are read and discarded)
+  const T prev = o;
+  o = add != T(0) ? static_cast<T>(prev + v) : v;
+#endif
+}
+
 template <class... O>
 struct Outputs;
 
@@ -46,19 +63,7 @@ struct Outputs<Output<T, Ev>, Rest...> {
   FT_HD FT_INLINE void operator()(const Ix& ix) const {
     const T v = static_cast<T>(head.ev(ix));
     tail(ix);
-    T& o = head.ptr[ix.linear];
-#if defined(__CUDA_ARCH__)
-    // a GPU thread reads a fresh output's memory never (compute-sanitizer's initcheck)
-    if (head.add != T(0))
-      o = static_cast<T>(o + v);
-    else
-      o = v;
-#else
-    // read unconditionally and select: a conditional load would stop the CPU loop from
-    // vectorising (a fresh output's bytes are read and discarded)
-    const T prev = o;
-    o = head.add != T(0) ? static_cast<T>(prev + v) : v;
-#endif
+    store_or_add(head.ptr[ix.linear], v, head.add);
   }
   // N elements from i (dense, 16-byte aligned leaves and outputs).
   template <int N, class I>
