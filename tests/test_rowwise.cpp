@@ -228,6 +228,84 @@ TEST_CASE("layer_norm with 64 and 4096 features: one launch, the same bits every
   }
 }
 
+namespace {
+// layer_norm's gradients over rows of K, in double: dx = rstd·(ĝ − mean ĝ − x̂·mean ĝx̂) with
+// ĝ = g·w, dw = Σ g·x̂, db = Σ g over the rows.
+struct LayerNormGrads {
+  std::vector<double> dx, dw, db;
+};
+LayerNormGrads ref_layer_norm_backward(const std::vector<double>& x, const std::vector<double>& g,
+                                       const std::vector<double>& w, index_t rows, index_t K) {
+  LayerNormGrads r{std::vector<double>(x.size()), std::vector<double>(K), std::vector<double>(K)};
+  for (index_t i = 0; i < rows; ++i) {
+    double m = 0, v = 0;
+    for (index_t k = 0; k < K; ++k) m += x[i * K + k];
+    m /= K;
+    for (index_t k = 0; k < K; ++k) v += (x[i * K + k] - m) * (x[i * K + k] - m);
+    const double rs = 1 / std::sqrt(v / K + 1e-5);
+    double s1 = 0, s2 = 0;
+    for (index_t k = 0; k < K; ++k) {
+      const double xh = (x[i * K + k] - m) * rs, gh = g[i * K + k] * w[k];
+      s1 += gh, s2 += gh * xh;
+      r.dw[k] += g[i * K + k] * xh;
+      r.db[k] += g[i * K + k];
+    }
+    for (index_t k = 0; k < K; ++k) {
+      const double xh = (x[i * K + k] - m) * rs;
+      r.dx[i * K + k] = rs * (g[i * K + k] * w[k] - s1 / K - xh * s2 / K);
+    }
+  }
+  return r;
+}
+}  // namespace
+
+TEST_CASE("layer_norm's backward: one pass on the CPU, into new or existing gradients, as a double loop") {
+  using V3 = ft::Var<double, 3>;
+  using V2 = ft::Var<double, 2>;
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    const index_t rows = 70, K = 12;  // more rows than the CPU's 64 chunks
+    auto x = random_tensor<double>({rows, 3, 4}, dev, 61, -3, 3);
+    auto w = random_tensor<double>({3, 4}, dev, 62);
+    auto b = random_tensor<double>({3, 4}, dev, 63);
+    auto g = random_tensor<double>({rows, 3, 4}, dev, 64);
+    const auto ref = ref_layer_norm_backward(to_double(x), to_double(g), to_double(w), rows, K);
+    V3 vx(x, ft::requires_grad);
+    V2 vw(w, ft::requires_grad), vb(b, ft::requires_grad);
+    V3 y = ft::layer_norm(vx, 2, vw, vb);
+    const int launches = launches_of(dev, [&] { y.backward(g, {.retain_graph = true}); });
+    if (dev.is_cpu()) CHECK(launches == 1);  // dx, dw and db in one pass, written into .grad
+    check_close(vx.grad(), ref.dx, 1e-10, 1e-10);
+    check_close(vw.grad(), ref.dw, 1e-10, 1e-10);
+    check_close(vb.grad(), ref.db, 1e-10, 1e-10);
+    y.backward(g);  // onto the gradients there
+    auto twice = [](std::vector<double> v) {
+      for (double& e : v) e *= 2;
+      return v;
+    };
+    check_close(vx.grad(), twice(ref.dx), 1e-10, 1e-10);
+    check_close(vw.grad(), twice(ref.dw), 1e-10, 1e-10);
+    check_close(vb.grad(), twice(ref.db), 1e-10, 1e-10);
+
+    // the weight also the bias: one gradient gains both sums; x needing none gets none
+    V3 cx(x);
+    V2 wb(w, ft::requires_grad);
+    ft::layer_norm(cx, 2, wb, wb).backward(g);
+    std::vector<double> both(K);
+    for (index_t k = 0; k < K; ++k) both[k] = ref.dw[k] + ref.db[k];
+    check_close(wb.grad(), both, 1e-10, 1e-10);
+    CHECK(!cx.has_grad());
+
+    // a gradient already there that is a transposed view: still added to in place
+    V2 tw(w, ft::requires_grad);
+    ft::Tensor<double, 2> grad_t = ft::zeros<double>({4, 3}, dev).transpose(0, 1);
+    tw.state().grad = grad_t;
+    ft::layer_norm(cx, 2, tw).backward(g);
+    CHECK(tw.grad().data() == grad_t.data());
+    check_close(tw.grad(), ref.dw, 1e-10, 1e-10);
+  }
+}
+
 TEST_CASE("the issue's snippet: linear-free part") {
   auto logits = ft::randn<float>({256, 10}, ft::kCPU, 3);
   ft::Tensor<float, 2> p = ft::softmax(logits, 1);

@@ -143,14 +143,22 @@ template <class... Xs>
 inline constexpr bool any_var_v = (ft::detail::has_var_v<Xs> || ...);
 
 // Adds `g`, an expression of shape `s` (the Var's elements in row-major order), to v's gradient:
-// written through a reshaped view of the gradient, so nothing is copied.
+// written through a reshaped view of the gradient, so nothing is copied. A gradient there that
+// is not contiguous (one the user set to a transposed view) has no such view: g is evaluated
+// first and added through the gradient's own shape (reshaping it would add into a copy).
 template <class T, int R, int RS, class G>
 void accumulate_reshaped(const Var<T, R>& v, const Shape<RS>& s, const G& g) {
   if (!v.requires_grad()) return;
   auto& st = v.state();
   const bool fresh = !st.grad.defined();
   if (fresh) st.grad = Tensor<T, R>(v.shape(), v.device());
-  add_into(st.grad.reshape(s), g, fresh);
+  if (st.grad.is_contiguous()) {
+    add_into(st.grad.reshape(s), g, fresh);
+  } else {
+    Tensor<T, RS> flat(s, v.device());
+    flat = g;
+    add_into(st.grad, flat.reshape(v.shape()), false);
+  }
 }
 
 // Adds g into the part of v's gradient that `view` selects (a zero gradient is made first).

@@ -73,6 +73,82 @@ FT_CPU_MULTIVERSION void layer_norm(F* out, F* mean, F* rstd, const Read& read, 
   }
 }
 
+// Where layer_norm's backward writes: each gradient a contiguous buffer, overwritten or added
+// to (add), or null when not wanted.
+template <class F>
+struct LayerNormGrads {
+  F *dx = nullptr, *dw = nullptr, *db = nullptr;
+  bool dx_add = false, dw_add = false, db_add = false;
+};
+
+// One row of layer_norm's backward: dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) with ĝ = g·w and
+// x̂ = (x − mean)·rstd; pw and pb (when not null) gain g·x̂ and g, the row's share of the
+// weight's and bias's gradients. The two row sums in double, 8 lanes (as reduce_range).
+template <bool HasW, class F>
+FT_INLINE void layer_norm_backward_row(const F* __restrict__ x, const F* __restrict__ g, F mu, F rs,
+                                       const F* __restrict__ w, index_t K, F* __restrict__ dx, bool dx_add,
+                                       F* __restrict__ pw, F* __restrict__ pb) {
+  constexpr int L = exec::cpu::kLanes;
+  auto gh = [&](index_t k) { return HasW ? g[k] * w[k] : g[k]; };
+  if (dx) {
+    double s1[L] = {}, s2[L] = {};
+    index_t k = 0;
+    for (; k + L <= K; k += L)
+      for (int j = 0; j < L; ++j) {
+        const F h = gh(k + j), xh = (x[k + j] - mu) * rs;
+        s1[j] += static_cast<double>(h);
+        s2[j] += static_cast<double>(h * xh);
+      }
+    for (int j = 0; k < K; ++k, ++j) {
+      const F h = gh(k), xh = (x[k] - mu) * rs;
+      s1[j] += static_cast<double>(h);
+      s2[j] += static_cast<double>(h * xh);
+    }
+    for (int j = 1; j < L; ++j) s1[0] += s1[j], s2[0] += s2[j];
+    const F m1 = static_cast<F>(s1[0] / static_cast<double>(K)), m2 = static_cast<F>(s2[0] / static_cast<double>(K));
+    if (dx_add) {
+      for (index_t k2 = 0; k2 < K; ++k2) dx[k2] += rs * (gh(k2) - m1 - (x[k2] - mu) * rs * m2);
+    } else {
+      for (index_t k2 = 0; k2 < K; ++k2) dx[k2] = rs * (gh(k2) - m1 - (x[k2] - mu) * rs * m2);
+    }
+  }
+  if (pw)
+    for (index_t k = 0; k < K; ++k) pw[k] += g[k] * ((x[k] - mu) * rs);
+  if (pb)
+    for (index_t k = 0; k < K; ++k) pb[k] += g[k];
+}
+
+// layer_norm's backward over [rows, K] (x and g contiguous), one pass: each row's dx, and the
+// weight's and bias's gradients as sums over fixed chunks of rows (at most 64, set by the
+// shape alone) combined in chunk order, so the bits do not depend on the thread count.
+template <class F>
+FT_CPU_MULTIVERSION void layer_norm_backward(const F* x, const F* g, const F* mean, const F* rstd, const F* w,
+                                             index_t rows, index_t K, const LayerNormGrads<F>& out) {
+  const index_t chunks = rows < 64 ? rows : 64;
+  const bool partials = out.dw || out.db;
+  std::unique_ptr<F[]> part(partials ? new F[static_cast<std::size_t>(chunks * K * 2)]() : nullptr);
+#pragma omp parallel for schedule(static) if (rows * K > exec::cpu::kReduceChunk)
+  for (index_t c = 0; c < chunks; ++c) {
+    F* pw = out.dw ? part.get() + c * K * 2 : nullptr;
+    F* pb = out.db ? part.get() + c * K * 2 + K : nullptr;
+    for (index_t r = rows * c / chunks; r < rows * (c + 1) / chunks; ++r) {
+      F* dx = out.dx ? out.dx + r * K : nullptr;
+      if (w)
+        layer_norm_backward_row<true>(x + r * K, g + r * K, mean[r], rstd[r], w, K, dx, out.dx_add, pw, pb);
+      else
+        layer_norm_backward_row<false>(x + r * K, g + r * K, mean[r], rstd[r], w, K, dx, out.dx_add, pw, pb);
+    }
+  }
+  if (!partials) return;
+#pragma omp parallel for schedule(static) if (chunks * K > exec::cpu::kReduceChunk)
+  for (index_t k = 0; k < K; ++k) {
+    F sw = 0, sb = 0;
+    for (index_t c = 0; c < chunks; ++c) sw += part[c * K * 2 + k], sb += part[c * K * 2 + K + k];
+    if (out.dw) exec::put(out.dw, k, sw, out.dw_add);
+    if (out.db) exec::put(out.db, k, sb, out.db_add);
+  }
+}
+
 // Loss of row r: lse − (1 − ε)·x_t − ε/C·Σ_c x_c, with lse = log Σ exp(x_c); 0 when ignored.
 template <class F, class Read>
 F cross_entropy_row(const Read& read, index_t r, index_t C, std::int64_t t, double smoothing) {
@@ -773,6 +849,42 @@ requires(ft::detail::has_var_v<E>) auto cross_entropy(const E& logits, const Ten
   return autograd::record("cross_entropy", loss, std::move(bwd), vx);
 }
 
+namespace detail {
+// The gradient buffer of v that layer_norm's CPU backward writes (null when v needs none), made
+// when v has none yet (then written, not added to: add false).
+template <class T, int R>
+void layer_norm_grad_buffer(const Var<T, R>& v, T*& p, bool& add) {
+  if (!v.defined() || !v.requires_grad()) return;
+  auto& st = v.state();
+  add = st.grad.defined();
+  if (!add) st.grad = Tensor<T, R>(v.shape(), v.device());
+  p = st.grad.data();
+}
+}  // namespace detail
+
+// layer_norm's backward on the CPU in one pass over the rows (rowwise::cpu::layer_norm_backward),
+// writing straight into the gradients. False (nothing written) when a gradient buffer already
+// there is not contiguous: the caller then takes the expression path.
+template <class T, int R, int WR>
+bool layer_norm_backward_cpu(const Tensor<T, 2>& x, const Tensor<T, 2>& g, const Tensor<T, 1>& mean,
+                             const Tensor<T, 1>& rstd, const Var<T, R>& vx, const Var<T, WR>& weight,
+                             const Var<T, WR>& bias) {
+  auto usable = [](const auto& v) {
+    return !v.defined() || !v.requires_grad() || !v.state().grad.defined() || v.state().grad.is_contiguous();
+  };
+  if (!usable(vx) || !usable(weight) || !usable(bias)) return false;
+  rowwise::cpu::LayerNormGrads<T> out;
+  // one after another, so that a Var passed twice (weight and bias) has its gradient made once
+  detail::layer_norm_grad_buffer(vx, out.dx, out.dx_add);
+  detail::layer_norm_grad_buffer(weight, out.dw, out.dw_add);
+  detail::layer_norm_grad_buffer(bias, out.db, out.db_add);
+  const Tensor<T, 1> w = weight.defined() ? weight.value().contiguous().reshape(Shape<1>{x.size(1)}) : Tensor<T, 1>();
+  stats::detail::record_launch(kCPU);
+  rowwise::cpu::layer_norm_backward(x.data(), g.data(), mean.data(), rstd.data(), w.defined() ? w.data() : nullptr,
+                                    x.size(0), x.size(1), out);
+  return true;
+}
+
 // layer_norm with Var weight and bias (pass undefined Vars for none):
 // dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) with ĝ = g·w; dw = Σ g·x̂, db = Σ g over the rows.
 template <Expression E, class T = float_promote_t<typename E::value_type>, int WR = 1>
@@ -787,6 +899,7 @@ requires(ft::detail::has_var_v<E>) Var<T, E::rank> layer_norm(const E& x, int no
   auto bwd = [vx, weight, bias, mean = res.mean, rstd = res.rstd, rows, K](const Tensor<T, R>& g) {
     auto x2 = vx.value().contiguous().reshape(Shape<2>{rows, K});
     auto g2 = g.contiguous().reshape(Shape<2>{rows, K});
+    if (x2.device().is_cpu() && layer_norm_backward_cpu(x2, g2, mean, rstd, vx, weight, bias)) return;
     auto mu = mean.unsqueeze(1);
     auto rs = rstd.unsqueeze(1);
     auto xhat = (x2 - mu) * rs;
