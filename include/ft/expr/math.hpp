@@ -49,6 +49,16 @@ FT_MATH_BINARY(atan2, atan2f, atan2)
 FT_MATH_BINARY(fmod, fmodf, fmod)
 #undef FT_MATH_BINARY
 
+namespace detail {
+// copysignf as bit operations: GCC keeps copysignf a call until late, and its loop versioning
+// pass counts a call as expensive, so a strided loop holding one (every exp, tanh, erf, gelu)
+// was never versioned for unit strides and stored element by element.
+FT_INLINE float copysign_bits(float mag, float sign) {
+  return std::bit_cast<float>((std::bit_cast<unsigned>(mag) & 0x7fffffffu) |
+                              (std::bit_cast<unsigned>(sign) & 0x80000000u));
+}
+}  // namespace detail
+
 // expf. The device uses CUDA's; the host uses a Cephes-style polynomial (≤ 1 ulp from the
 // correctly rounded result) because glibc's expf is an opaque call that stops the fused CPU
 // loops from vectorising. Clamping is an integer select on the bits and rounding uses
@@ -62,7 +72,7 @@ FT_HD FT_INLINE float exp(float x) {
   mag = (mag > 0x42d00000 && mag <= 0x7f800000) ? 0x42d00000 : mag;  // |x| > 104 → ±104: inf or 0; NaN kept
   const float xc = std::bit_cast<float>((bits & static_cast<int>(0x80000000u)) | mag);
   const float t = xc * 1.44269504088896341f;                 // x·log2(e)
-  const int n = static_cast<int>(t + ::copysignf(0.5f, t));  // round half away from zero
+  const int n = static_cast<int>(t + detail::copysign_bits(0.5f, t));  // round half away from zero
   const float fn = static_cast<float>(n);
   const float r = (xc - fn * 0.693359375f) - fn * -2.12194440e-4f;  // x − n·ln2, ln2 in two parts
   float p = 1.9875691500e-4f;
@@ -96,8 +106,8 @@ FT_INLINE float tanh_given_exp(float x, float e) {
   p = p * z - 5.37397155531e-2f;
   p = p * z + 1.33314422036e-1f;
   p = p * z - 3.33332819422e-1f;
-  const float small = ::copysignf(p * z * x + x, x);  // keeps −0
-  const float large = ::copysignf(1.0f - 2.0f / (e + 1.0f), x);
+  const float small = copysign_bits(p * z * x + x, x);  // keeps −0
+  const float large = copysign_bits(1.0f - 2.0f / (e + 1.0f), x);
   return blend(ax < 0.625f, small, large);
 }
 
@@ -128,7 +138,7 @@ FT_INLINE float erf_given_exp(float x, float e) {
   q = q * u + 0.575882613658905f;
   q = q * u + 0.5634585618972778f;
   q = q * u + 1.9745848476304673e-05f;
-  const float large = ::copysignf(1.0f - e * q, x);
+  const float large = copysign_bits(1.0f - e * q, x);
   return blend(ax < 0.921875f, small, large);
 }
 }  // namespace detail
