@@ -83,6 +83,42 @@ TEST_CASE("CPU blocks are cache-line aligned, large ones huge-page aligned") {
   CHECK(v.back() == static_cast<float>(2 * (n - 1) + 1));
 }
 
+TEST_CASE("a freed large CPU block is kept for the next tensor of its size, up to the cache's limit") {
+  ft::empty_cpu_cache();
+  const std::size_t limit = ft::CpuBlockCache::instance().limit();
+  REQUIRE(limit >= (std::size_t(64) << 20));
+  const float* first = nullptr;
+  {
+    ft::Tensor<float, 2> a = ft::full<float>({1000, 1000}, 3.0f);  // 4 MB
+    first = a.data();
+  }
+  const std::size_t rounded = ft::CpuBlockCache::rounded(4'000'000);
+  CHECK(rounded % ft::CpuBlockCache::kGranule == 0);
+  CHECK(ft::cpu_cache_bytes() == rounded);
+  {
+    ft::Tensor<float, 2> b({2000, 500});  // the same rounded size: the same block, no new pages
+    CHECK(b.data() == first);
+    CHECK(ft::cpu_cache_bytes() == 0);
+    b = 1.0f;
+    CHECK(ft::sum(b).item() == 1e6f);
+    ft::Tensor<float, 1> small = ft::zeros<float>({1000});  // small blocks are not kept
+  }
+  CHECK(ft::cpu_cache_bytes() == rounded);
+  ft::empty_cpu_cache();
+  CHECK(ft::cpu_cache_bytes() == 0);
+  ft::set_cpu_cache_limit(0);  // off: a freed block goes back at once
+  { ft::Tensor<float, 2> c({1000, 1000}); }
+  CHECK(ft::cpu_cache_bytes() == 0);
+  ft::set_cpu_cache_limit(limit);
+  {
+    ft::Tensor<double, 3> d = ft::zeros<double>({4, 1024, 1024});  // 32 MB: huge-page aligned, also kept
+    CHECK(reinterpret_cast<std::uintptr_t>(d.data()) % ft::kHugePage == 0);
+  }
+  ft::Tensor<double, 3> e({4, 1024, 1024});
+  CHECK(reinterpret_cast<std::uintptr_t>(e.data()) % ft::kHugePage == 0);
+  CHECK(ft::cpu_cache_bytes() == 0);
+}
+
 TEST_CASE("a copy of a tensor shares its storage") {
   for (ft::Device dev : ft::test::devices()) {
     CAPTURE(dev);

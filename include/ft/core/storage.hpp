@@ -4,9 +4,12 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <new>
+#include <unordered_map>
 #include <vector>
 
 #include "ft/core/config.hpp"
@@ -31,17 +34,104 @@ inline constexpr std::size_t kHugePage = std::size_t(2) << 20, kHugeBlock = std:
 
 inline std::size_t cpu_alignment(std::size_t bytes) { return bytes >= kHugeBlock ? kHugePage : kCpuAlignment; }
 
+// Large CPU blocks (at least kCachedBlock bytes, sizes rounded up to 64 KiB) that tensors free
+// are kept for the next allocation of the same rounded size instead of going back to the OS. A
+// training step allocates the same activation and gradient sizes every step, and glibc maps a
+// block this large afresh (or trims its heap), so each step first-touched every 4 KiB page of
+// its temporaries again: 5–8 % of a transformer block's step. At most limit() bytes are kept
+// (1 GiB unless the environment variable FT_CPU_CACHE_MB says otherwise; 0 turns the cache
+// off); ft::empty_cpu_cache() gives them back. Thread-safe; never destroyed (tensors in
+// static storage may be freed after every other static).
+class CpuBlockCache {
+ public:
+  static constexpr std::size_t kCachedBlock = std::size_t(1) << 20, kGranule = std::size_t(64) << 10;
+
+  static CpuBlockCache& instance() {
+    static CpuBlockCache* cache = new CpuBlockCache();
+    return *cache;
+  }
+  // The size a block of `bytes` is allocated with (cached sizes are rounded to the granule).
+  static std::size_t rounded(std::size_t bytes) {
+    return bytes >= kCachedBlock ? (bytes + kGranule - 1) / kGranule * kGranule : bytes;
+  }
+  // A kept block of exactly `bytes` (a rounded size), or null.
+  void* take(std::size_t bytes) {
+    if (bytes < kCachedBlock) return nullptr;
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = free_.find(bytes);
+    if (it == free_.end()) return nullptr;
+    void* p = it->second;
+    free_.erase(it);
+    cached_ -= bytes;
+    return p;
+  }
+  // Keeps block p of `bytes` (a rounded size); false when it is small or the cache is full, and
+  // the caller frees it.
+  bool keep(void* p, std::size_t bytes) {
+    if (bytes < kCachedBlock) return false;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (cached_ + bytes > limit_) return false;
+    free_.emplace(bytes, p);
+    cached_ += bytes;
+    return true;
+  }
+  std::size_t cached_bytes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return cached_;
+  }
+  std::size_t limit() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return limit_;
+  }
+  void set_limit(std::size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      limit_ = bytes;
+    }
+    trim(bytes);
+  }
+  // Frees kept blocks until at most `bytes` remain.
+  void trim(std::size_t bytes = 0) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = free_.begin(); it != free_.end() && cached_ > bytes;) {
+      ::operator delete(it->second, std::align_val_t(cpu_alignment(it->first)));
+      cached_ -= it->first;
+      it = free_.erase(it);
+    }
+  }
+
+ private:
+  CpuBlockCache() {
+    if (const char* env = std::getenv("FT_CPU_CACHE_MB")) limit_ = std::strtoull(env, nullptr, 10) << 20;
+  }
+  std::mutex mutex_;
+  std::unordered_multimap<std::size_t, void*> free_;
+  std::size_t cached_ = 0, limit_ = std::size_t(1) << 30;
+};
+
+// Gives every CPU block the cache keeps back to the OS (torch.cuda.empty_cache's CPU twin).
+inline void empty_cpu_cache() { CpuBlockCache::instance().trim(0); }
+// The most bytes of freed CPU blocks kept for reuse (0: none).
+inline void set_cpu_cache_limit(std::size_t bytes) { CpuBlockCache::instance().set_limit(bytes); }
+// Bytes of freed CPU blocks kept for reuse now.
+inline std::size_t cpu_cache_bytes() { return CpuBlockCache::instance().cached_bytes(); }
+
 class StorageImpl {
  public:
   StorageImpl(std::size_t bytes, Device device) : bytes_(bytes), device_(device) {
     std::size_t rounded = (bytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
     if (rounded == 0) rounded = kCpuAlignment;  // a 0-size tensor still has a valid pointer
     if (device.is_cpu()) {
-      const std::size_t alignment = cpu_alignment(bytes);
-      ptr_ = ::operator new(rounded, std::align_val_t(alignment));
+      rounded = CpuBlockCache::rounded(rounded);
+      ptr_ = CpuBlockCache::instance().take(rounded);
+      if (!ptr_) {
+        const std::size_t alignment = cpu_alignment(rounded);
+        ptr_ = ::operator new(rounded, std::align_val_t(alignment));
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-      if (alignment == kHugePage) (void)::madvise(ptr_, rounded / kHugePage * kHugePage, MADV_HUGEPAGE);
+        if (alignment == kHugePage) (void)::madvise(ptr_, rounded / kHugePage * kHugePage, MADV_HUGEPAGE);
 #endif
+      }
+      cpu_bytes_ = rounded;
     } else {
       ptr_ = cuda::allocate(rounded, device);
       stream_ = cuda::current_stream(device);
@@ -61,7 +151,8 @@ class StorageImpl {
     if (release_) {
       release_(ptr_);
     } else if (device_.is_cpu()) {
-      ::operator delete(ptr_, std::align_val_t(cpu_alignment(bytes_)));
+      if (!CpuBlockCache::instance().keep(ptr_, cpu_bytes_))
+        ::operator delete(ptr_, std::align_val_t(cpu_alignment(cpu_bytes_)));
     } else {
       cuda::deallocate(ptr_, device_, stream_, used_on_, capture_);
     }
@@ -93,6 +184,7 @@ class StorageImpl {
   std::atomic<std::uint64_t> version_{0};
   void* ptr_ = nullptr;
   std::size_t bytes_ = 0;
+  std::size_t cpu_bytes_ = 0;  // the size the CPU block was allocated with
   Device device_;
   std::function<void(void*)> release_;
   cuda::Stream stream_ = nullptr;
