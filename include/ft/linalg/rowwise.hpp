@@ -860,7 +860,6 @@ void layer_norm_grad_buffer(const Var<T, R>& v, T*& p, bool& add) {
   if (!add) st.grad = Tensor<T, R>(v.shape(), v.device());
   p = st.grad.data();
 }
-}  // namespace detail
 
 // layer_norm's backward on the CPU in one pass over the rows (rowwise::cpu::layer_norm_backward),
 // writing straight into the gradients. False (nothing written) when a gradient buffer already
@@ -875,15 +874,16 @@ bool layer_norm_backward_cpu(const Tensor<T, 2>& x, const Tensor<T, 2>& g, const
   if (!usable(vx) || !usable(weight) || !usable(bias)) return false;
   rowwise::cpu::LayerNormGrads<T> out;
   // one after another, so that a Var passed twice (weight and bias) has its gradient made once
-  detail::layer_norm_grad_buffer(vx, out.dx, out.dx_add);
-  detail::layer_norm_grad_buffer(weight, out.dw, out.dw_add);
-  detail::layer_norm_grad_buffer(bias, out.db, out.db_add);
+  layer_norm_grad_buffer(vx, out.dx, out.dx_add);
+  layer_norm_grad_buffer(weight, out.dw, out.dw_add);
+  layer_norm_grad_buffer(bias, out.db, out.db_add);
   const Tensor<T, 1> w = weight.defined() ? weight.value().contiguous().reshape(Shape<1>{x.size(1)}) : Tensor<T, 1>();
   stats::detail::record_launch(kCPU);
   rowwise::cpu::layer_norm_backward(x.data(), g.data(), mean.data(), rstd.data(), w.defined() ? w.data() : nullptr,
                                     x.size(0), x.size(1), out);
   return true;
 }
+}  // namespace detail
 
 // layer_norm with Var weight and bias (pass undefined Vars for none):
 // dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) with ĝ = g·w; dw = Σ g·x̂, db = Σ g over the rows.
@@ -899,7 +899,7 @@ requires(ft::detail::has_var_v<E>) Var<T, E::rank> layer_norm(const E& x, int no
   auto bwd = [vx, weight, bias, mean = res.mean, rstd = res.rstd, rows, K](const Tensor<T, R>& g) {
     auto x2 = vx.value().contiguous().reshape(Shape<2>{rows, K});
     auto g2 = g.contiguous().reshape(Shape<2>{rows, K});
-    if (x2.device().is_cpu() && layer_norm_backward_cpu(x2, g2, mean, rstd, vx, weight, bias)) return;
+    if (x2.device().is_cpu() && detail::layer_norm_backward_cpu(x2, g2, mean, rstd, vx, weight, bias)) return;
     auto mu = mean.unsqueeze(1);
     auto rs = rstd.unsqueeze(1);
     auto xhat = (x2 - mu) * rs;
