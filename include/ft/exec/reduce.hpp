@@ -576,10 +576,10 @@ void ReduceKernel<T, Red, Read, I>::launch(T* out, Device dev, const Red& red, c
 // Runs `cpu_body(read)` or `gpu_body(read)` with the reader of the input expression that its
 // leaves allow (dense linear or coordinates; 32- or 64-bit on the GPU). Counts one launch.
 // Stepping: a CPU body that gives each thread its own copy of the reader and reads consecutive
-// elements (cpu::reduce) gets one that steps the coordinates of a non-dense input instead of
-// dividing for each element (SteppingReader; a broadcast mean or rstd made layer_norm's
-// backward reductions 40 times slower than a dense sum). Other bodies share one reader between
-// threads, so theirs keeps no state.
+// elements (cpu::reduce, cpu::sum_to_columns) gets, for a non-dense input, the SteppingReader
+// itself, which steps the coordinates instead of dividing for each element (a broadcast mean
+// or rstd made layer_norm's backward reductions 40 times slower than a dense sum). Other
+// bodies share one reader between threads, so theirs keeps no state.
 template <bool Stepping = false, class E, class CpuBody, class GpuBody>
 void with_reader(const E& e, Device dev, CpuBody&& cpu_body, GpuBody&& gpu_body) {
   constexpr int RI = E::rank;
@@ -601,7 +601,7 @@ void with_reader(const E& e, Device dev, CpuBody&& cpu_body, GpuBody&& gpu_body)
       auto ev = e.evaluator(ctx);
       SteppingReader<std::int64_t, RI, decltype(ev)> read{ev, contiguous_strides(e.shape()), e.shape(), {}};
       for (int p = 0; p < RI; ++p) read.order[p] = p;
-      cpu_body([read](index_t L) { return read(static_cast<std::int64_t>(L)); });
+      cpu_body(read);  // the reader itself: a column reduction builds its rows from it
     } else {
       go.template operator()<false>();
     }
@@ -730,7 +730,16 @@ void run_reduce(const Tensor<T, OR>& dst, const Node& node) {
   const ReduceGeometry g = reduce_geometry(e.shape(), node.dim());
   const Device dev = dst.device();
   with_reader<true>(
-      e, dev, [&](const auto& read) { cpu::reduce(dst.data(), node.reducer(), read, g); },
+      e, dev,
+      [&](const auto& read) {
+        if constexpr (requires { read.order; }) {  // a non-dense input, read by coordinates
+          if (g.inner > 1 && g.K > 0) {            // columns: a tile's row at a time, which vectorises
+            cpu::sum_to_columns(dst.data(), node.reducer(), read, g, false);
+            return;
+          }
+        }
+        cpu::reduce(dst.data(), node.reducer(), read, g);
+      },
       [&]<class I>(const auto& read) {
 #if FT_CUDA_ENABLED
         gpu::reduce<T, typename Node::reducer_type, std::remove_cvref_t<decltype(read)>, I>(dst.data(), dev,
