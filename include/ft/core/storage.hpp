@@ -40,8 +40,19 @@ inline std::size_t cpu_alignment(std::size_t bytes) { return bytes >= kHugeBlock
 // block this large afresh (or trims its heap), so each step first-touched every 4 KiB page of
 // its temporaries again: 5–8 % of a transformer block's step. At most limit() bytes are kept
 // (1 GiB unless the environment variable FT_CPU_CACHE_MB says otherwise; 0 turns the cache
-// off); ft::empty_cpu_cache() gives them back. Thread-safe; never destroyed (tensors in
-// static storage may be freed after every other static).
+// off; 0 by default under AddressSanitizer); ft::empty_cpu_cache() gives them back. Thread-safe; never destroyed
+// (tensors in static storage may be freed after every other static).
+#if defined(__SANITIZE_ADDRESS__)
+#define FT_ASAN_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FT_ASAN_BUILD 1
+#endif
+#endif
+#if !defined(FT_ASAN_BUILD)
+#define FT_ASAN_BUILD 0
+#endif
+
 class CpuBlockCache {
  public:
   static constexpr std::size_t kCachedBlock = std::size_t(1) << 20, kGranule = std::size_t(64) << 10;
@@ -106,7 +117,10 @@ class CpuBlockCache {
   }
   std::mutex mutex_;
   std::unordered_multimap<std::size_t, void*> free_;
-  std::size_t cached_ = 0, limit_ = std::size_t(1) << 30;
+  std::size_t cached_ = 0;
+  // off under AddressSanitizer, so that every free reaches it (a use after free of a kept block
+  // would go unseen)
+  std::size_t limit_ = FT_ASAN_BUILD ? 0 : std::size_t(1) << 30;
 };
 
 // Gives every CPU block the cache keeps back to the OS (torch.cuda.empty_cache's CPU twin).
