@@ -34,14 +34,6 @@ inline constexpr std::size_t kHugePage = std::size_t(2) << 20, kHugeBlock = std:
 
 inline std::size_t cpu_alignment(std::size_t bytes) { return bytes >= kHugeBlock ? kHugePage : kCpuAlignment; }
 
-// Large CPU blocks (at least kCachedBlock bytes, sizes rounded up to 64 KiB) that tensors free
-// are kept for the next allocation of the same rounded size instead of going back to the OS. A
-// training step allocates the same activation and gradient sizes every step, and glibc maps a
-// block this large afresh (or trims its heap), so each step first-touched every 4 KiB page of
-// its temporaries again: 5–8 % of a transformer block's step. At most limit() bytes are kept
-// (1 GiB unless the environment variable FT_CPU_CACHE_MB says otherwise; 0 turns the cache
-// off; 0 by default under AddressSanitizer); ft::empty_cpu_cache() gives them back. Thread-safe; never destroyed
-// (tensors in static storage may be freed after every other static).
 #if defined(__SANITIZE_ADDRESS__)
 #define FT_ASAN_BUILD 1
 #elif defined(__has_feature)
@@ -53,6 +45,15 @@ inline std::size_t cpu_alignment(std::size_t bytes) { return bytes >= kHugeBlock
 #define FT_ASAN_BUILD 0
 #endif
 
+// Large CPU blocks (at least kCachedBlock bytes, sizes rounded up to 64 KiB) that tensors free
+// are kept for the next allocation of the same rounded size instead of going back to the OS. A
+// training step allocates the same activation and gradient sizes every step, and glibc maps a
+// block this large afresh (or trims its heap), so each step first-touched every 4 KiB page of
+// its temporaries again: 5–8 % of a transformer block's step. At most limit() bytes are kept
+// (1 GiB unless the environment variable FT_CPU_CACHE_MB says otherwise; 0 turns the cache
+// off; 0 by default under AddressSanitizer); ft::empty_cpu_cache() gives them back.
+// Thread-safe; never destroyed (tensors in static storage may be freed after every other
+// static).
 class CpuBlockCache {
  public:
   static constexpr std::size_t kCachedBlock = std::size_t(1) << 20, kGranule = std::size_t(64) << 10;
