@@ -142,6 +142,16 @@ namespace autograd::detail {
 template <class... Xs>
 inline constexpr bool any_var_v = (ft::detail::has_var_v<Xs> || ...);
 
+// Makes v's gradient when it has none (uninitialised: the first write overwrites it). True when
+// it was made, so that the caller writes rather than adds.
+template <class T, int R>
+bool make_grad(const Var<T, R>& v) {
+  auto& st = v.state();
+  if (st.grad.defined()) return false;
+  st.grad = Tensor<T, R>(v.shape(), v.device());
+  return true;
+}
+
 // Adds `g`, an expression of shape `s` (the Var's elements in row-major order), to v's gradient:
 // written through a reshaped view of the gradient, so nothing is copied. A gradient there that
 // is not contiguous (one the user set to a transposed view) has no such view: g is evaluated
@@ -149,9 +159,8 @@ inline constexpr bool any_var_v = (ft::detail::has_var_v<Xs> || ...);
 template <class T, int R, int RS, class G>
 void accumulate_reshaped(const Var<T, R>& v, const Shape<RS>& s, const G& g) {
   if (!v.requires_grad()) return;
+  const bool fresh = make_grad(v);
   auto& st = v.state();
-  const bool fresh = !st.grad.defined();
-  if (fresh) st.grad = Tensor<T, R>(v.shape(), v.device());
   if (st.grad.is_contiguous()) {
     add_into(st.grad.reshape(s), g, fresh);
   } else {

@@ -188,11 +188,10 @@ FT_CPU_MULTIVERSION FT_CPU_STRIDED_LOOP void sum_to_columns(T* out, const Red& r
   constexpr int RI = decltype(reader.order)::size();
   using V = std::remove_cvref_t<decltype(reader.ev(std::declval<const CoordIndex<I, RI>&>()))>;
   const index_t K = g.K, inner = g.inner, tiles = (inner + kTile - 1) / kTile;
-  const int f = reader.order[RI - 1];
-  const I size_f = static_cast<I>(reader.size[f]);
+  const I size_last = static_cast<I>(reader.size[RI - 1]);
   // the fastest dimension is the input's last (else a size-1 dimension ends the input): the
   // tile's loop then moves one coordinate at a place known when compiling, which vectorises
-  const bool last_fastest = f == RI - 1;
+  const bool last_fastest = reader.order[RI - 1] == RI - 1;
 #pragma omp parallel for schedule(static) if (g.outer * inner * K > kReduceChunk) firstprivate(reader)
   for (index_t t = 0; t < g.outer * tiles; ++t) {
     const auto [o, i0, width] = column_tile(t, tiles, inner);
@@ -203,8 +202,8 @@ FT_CPU_MULTIVERSION FT_CPU_STRIDED_LOOP void sum_to_columns(T* out, const Red& r
       const I L0 = static_cast<I>((o * K + k) * inner + i0);
       CoordIndex<I, RI> start{};
       reader.locate(L0, start);
-      const I c0 = start.coord[f];
-      if (last_fastest && c0 + static_cast<I>(width) <= size_f) {
+      const I c0 = start.coord[RI - 1];
+      if (last_fastest && c0 + static_cast<I>(width) <= size_last) {
         for (index_t i = 0; i < width; ++i) {
           CoordIndex<I, RI> at = start;  // the last coordinate moves: each leaf reads at a fixed stride
           at.coord[RI - 1] = c0 + static_cast<I>(i);

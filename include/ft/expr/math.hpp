@@ -71,7 +71,7 @@ FT_HD FT_INLINE float exp(float x) {
   int mag = bits & 0x7fffffff;
   mag = (mag > 0x42d00000 && mag <= 0x7f800000) ? 0x42d00000 : mag;  // |x| > 104 → ±104: inf or 0; NaN kept
   const float xc = std::bit_cast<float>((bits & static_cast<int>(0x80000000u)) | mag);
-  const float t = xc * 1.44269504088896341f;                 // x·log2(e)
+  const float t = xc * 1.44269504088896341f;                           // x·log2(e)
   const int n = static_cast<int>(t + detail::copysign_bits(0.5f, t));  // round half away from zero
   const float fn = static_cast<float>(n);
   const float r = (xc - fn * 0.693359375f) - fn * -2.12194440e-4f;  // x − n·ln2, ln2 in two parts

@@ -287,9 +287,8 @@ template <class T, int R, int RO, int RA, int RB>
 void accumulate_product(const Var<T, R>& v, const Shape<RO>& s, const Tensor<T, RA>& a, const Tensor<T, RB>& b) {
   static_assert(RO == linalg::detail::matmul_rank(RA, RB));
   if (!v.requires_grad()) return;
+  const bool fresh = autograd::detail::make_grad(v);
   auto& st = v.state();
-  const bool fresh = !st.grad.defined();
-  if (fresh) st.grad = Tensor<T, R>(v.shape(), v.device());
   if (st.grad.is_contiguous() && !may_overlap(st.grad, a) && !may_overlap(st.grad, b))
     linalg::detail::matmul_tensors(a, b, st.grad.reshape(s), fresh ? T(0) : T(1));
   else

@@ -855,10 +855,8 @@ namespace detail {
 template <class T, int R>
 void layer_norm_grad_buffer(const Var<T, R>& v, T*& p, bool& add) {
   if (!v.defined() || !v.requires_grad()) return;
-  auto& st = v.state();
-  add = st.grad.defined();
-  if (!add) st.grad = Tensor<T, R>(v.shape(), v.device());
-  p = st.grad.data();
+  add = !autograd::detail::make_grad(v);
+  p = v.state().grad.data();
 }
 
 // layer_norm's backward on the CPU in one pass over the rows (rowwise::cpu::layer_norm_backward),
