@@ -38,9 +38,9 @@ if(FT_HAS_CUDA AND FT_NVIDIA_SMI)
   endif()
 endif()
 
-# ft_add_cuda_copy(<target> <sources...>): an executable whose sources are the given C++
-# files compiled by nvcc (a generated .cu that includes each one).
-function(ft_add_cuda_copy target)
+# ft_cuda_copy_sources(<var> <target> <sources...>): sets <var> to a generated .cu file for each
+# C++ source, one that includes it, so that nvcc compiles the same file.
+function(ft_cuda_copy_sources var target)
   set(cu_sources)
   foreach(src IN LISTS ARGN)
     get_filename_component(abs ${src} ABSOLUTE)
@@ -49,6 +49,13 @@ function(ft_add_cuda_copy target)
     file(CONFIGURE OUTPUT ${cu} CONTENT "#include \"${abs}\"\n")
     list(APPEND cu_sources ${cu})
   endforeach()
+  set(${var} ${cu_sources} PARENT_SCOPE)
+endfunction()
+
+# ft_add_cuda_copy(<target> <sources...>): an executable whose sources are the given C++
+# files compiled by nvcc.
+function(ft_add_cuda_copy target)
+  ft_cuda_copy_sources(cu_sources ${target} ${ARGN})
   add_executable(${target} ${cu_sources})
   target_link_libraries(${target} PRIVATE ft::ft_cuda)
 endfunction()
