@@ -2,6 +2,8 @@
 // conv_transpose2d (with their Var gradients) against direct double-precision loops and their
 // adjoints (and finite differences), pooling forward/backward against plain loops, determinism,
 // launch counts and errors.
+#include <omp.h>
+
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -275,8 +277,8 @@ TEST_CASE("conv2d counts its launches: im2col, one GEMM per group batch, and the
     CHECK(launches_of(dev, [&] { (void)ft::conv2d(x, w1); }) == 1);  // pointwise: the GEMM alone on CPU
     auto gy = random_tensor<float>({3, 6, 8, 8}, dev, 35);
     CHECK(launches_of(dev, [&] { (void)ft::conv2d_backward_data(gy, w, x.shape(), opt); }) == (cpu ? 2 : 1));
-    // CPU: im2col and dy with the samples side by side in each row, then one GEMM over the batch.
-    CHECK(launches_of(dev, [&] { (void)ft::conv2d_backward_weight(x, gy, w.shape(), opt); }) == (cpu ? 3 : 1));
+    // CPU: one kernel (pieces of samples, each im2col'd and summed by a GEMM, on each thread).
+    CHECK(launches_of(dev, [&] { (void)ft::conv2d_backward_weight(x, gy, w.shape(), opt); }) == 1);
     CHECK(launches_of(dev, [&] { (void)ft::conv2d_backward_bias(gy); }) == 1);
     // Groups: one GEMM per group when the groups are fewer than the samples, else one per sample.
     auto wg = random_tensor<float>({6, 2, 3, 3}, dev, 36);
@@ -305,13 +307,13 @@ TEST_CASE("on the CPU a large batch is processed in chunks of samples, with the 
     const bool cpu = dev.is_cpu();
     CHECK(launches_of(dev, [&] { (void)ft::conv2d(x, w, opt); }) == (cpu ? 6 : 1));  // 3 × (im2col + GEMM)
     CHECK(launches_of(dev, [&] { (void)ft::conv2d_backward_data(gy, w, x.shape(), opt); }) == (cpu ? 6 : 1));
-    CHECK(launches_of(dev, [&] { (void)ft::conv2d_backward_weight(x, gy, w.shape(), opt); }) == (cpu ? 6 : 1));
+    CHECK(launches_of(dev, [&] { (void)ft::conv2d_backward_weight(x, gy, w.shape(), opt); }) == 1);
   }
 }
 
-TEST_CASE("on the CPU the weight gradient sums each chunk of samples in one GEMM") {
+TEST_CASE("on the CPU the weight gradient sums each piece of samples in one GEMM, in one kernel") {
   // Case 3 (depthwise, 3 samples, padding and dilation) and case 5 (pointwise, groups 2) with
-  // room for two samples' im2col matrices: chunks of 2 and 1 samples.
+  // room for two samples' im2col matrices: pieces of 2 and 1 samples, on two lanes.
   for (int c : {3, 5}) {
     CAPTURE(c);
     const ConvCase& k = conv_cases()[static_cast<std::size_t>(c)];
@@ -329,10 +331,29 @@ TEST_CASE("on the CPU the weight gradient sums each chunk of samples in one GEMM
     auto x = random_tensor<float>({k.n, k.c, k.h, k.w}, ft::kCPU, 750);
     auto gy = random_tensor<float>({ys[0], ys[1], ys[2], ys[3]}, ft::kCPU, 751);
     const Shape<4> ws{k.o, k.c / k.opt.groups, k.kh, k.kw};
-    // A chunk of 2 samples: im2col + dy rearranged + 1 GEMM; of 1 sample: im2col + 1 GEMM.
-    const int expected = c == 3 ? 3 + 2 : 3;
-    CHECK(launches_of(ft::kCPU, [&] { (void)ft::conv2d_backward_weight(x, gy, ws, k.opt); }) == expected);
+    CHECK(launches_of(ft::kCPU, [&] { (void)ft::conv2d_backward_weight(x, gy, ws, k.opt); }) == 1);
   }
+}
+
+TEST_CASE("on the CPU the weight gradient has the same bits for any thread count") {
+  // 40 samples of 2×28×28, 5×5 kernel: many pieces, summed in lanes that are added in a fixed order
+  const ConvCase k{40, 2, 28, 28, 6, 5, 5, {.padding = 2}, false};
+  auto x = random_tensor<float>({k.n, k.c, k.h, k.w}, ft::kCPU, 760, -1, 1);
+  auto gy = random_tensor<float>({k.n, k.o, k.h, k.w}, ft::kCPU, 761, -1, 1);
+  const Shape<4> ws{k.o, k.c, k.kh, k.kw};
+  struct Threads {  // restored on exit
+    int saved = omp_get_max_threads();
+    ~Threads() { omp_set_num_threads(saved); }
+  } threads;
+  std::vector<std::vector<float>> got;
+  for (int t : {1, 2, 3}) {
+    omp_set_num_threads(t);
+    got.push_back(ft::conv2d_backward_weight(x, gy, ws, k.opt).to_vector());
+  }
+  CHECK(got[0] == got[1]);
+  CHECK(got[0] == got[2]);
+  std::vector<double> dw(got[0].begin(), got[0].end());
+  check_close(dw, ref_backward_weight(k, to_double(x), to_double(gy)), 1e-5, 1e-4);
 }
 
 TEST_CASE("conv2d and its gradients are bit-identical run after run") {
@@ -765,8 +786,8 @@ TEST_CASE("conv2d's and max_pool2d's gradients become .grad with no copy, and ac
     auto gy = random_tensor<float>({3, 6, 4, 4}, dev, 1014);
     const ft::Conv2dOptions opt{.padding = 1};
     // The backward's primitives alone: what y.backward may launch, and no more (no copies into
-    // .grad): the pooling scatter, backward-data (CPU: GEMM + col2im), backward-weight (CPU:
-    // im2col + dy rearranged + GEMM) and the bias sum.
+    // .grad): the pooling scatter, backward-data (CPU: GEMM + col2im), backward-weight (one
+    // kernel) and the bias sum.
     auto fwd = ft::max_pool2d_with_indices(ft::conv2d(x, w, b, opt), 2);
     const auto primitives = launches_of(dev, [&] {
       auto g = ft::max_pool2d_backward(gy, fwd.indices, Shape<4>{3, 6, 8, 8}, 2, 2);
@@ -774,7 +795,7 @@ TEST_CASE("conv2d's and max_pool2d's gradients become .grad with no copy, and ac
       (void)ft::conv2d_backward_weight(x, g, w.shape(), opt);
       (void)ft::conv2d_backward_bias(g);
     });
-    CHECK(primitives == (cpu ? 1 + 2 + 3 + 1 : 4));
+    CHECK(primitives == (cpu ? 1 + 2 + 1 + 1 : 4));
     ft::Var<float, 4> vx(x, ft::requires_grad), vw(w, ft::requires_grad);
     ft::Var<float, 1> vb(b, ft::requires_grad);
     ft::Var<float, 4> y = ft::max_pool2d(ft::conv2d(vx, vw, vb, opt), 2);

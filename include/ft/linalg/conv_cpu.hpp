@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <optional>
 #include <type_traits>
 
 #include "ft/core/config.hpp"
@@ -63,12 +64,15 @@ T* im2col_buffer(const ConvGeometry& g, index_t chunk) {
 // (0 in the padding) for the nb samples from n0. One loop over the (sample, channel) planes.
 // With by_row, the samples sit side by side in each row instead, col[(c·kH + i)·kW + j][n][pixel]:
 // the layout in which one GEMM over the chunk sums the weight gradient's products.
+// serial: on the calling thread, not counted as a launch (a part of a larger kernel's work).
 template <class T>
-void im2col(const ConvGeometry& g, const T* x, T* col, index_t n0, index_t nb, bool by_row = false) {
-  stats::detail::record_launch(kCPU);
-  const index_t planes = nb * g.c, plane_rows = g.kh * g.kw * g.p();
+void im2col(const ConvGeometry& g, const T* x, T* col, index_t n0, index_t nb, bool by_row = false,
+            bool serial = false) {
+  if (!serial) stats::detail::record_launch(kCPU);
+  const index_t planes = nb * g.c;
+  [[maybe_unused]] const index_t plane_rows = g.kh * g.kw * g.p();  // read by OpenMP's if clause only
   const index_t row_stride = by_row ? nb * g.p() : g.p(), sample_stride = by_row ? g.p() : g.k() * g.p();
-#pragma omp parallel for schedule(static) if (planes * plane_rows > exec::cpu::kParallelGrain)
+#pragma omp parallel for schedule(static) if (!serial && planes * plane_rows > exec::cpu::kParallelGrain)
   for (index_t q = 0; q < planes; ++q) {
     const T* src = x + (n0 * g.c + q) * g.h * g.w;
     T* dst = col + (q / g.c) * sample_stride + (q % g.c) * g.kh * g.kw * row_stride;
@@ -180,11 +184,10 @@ void conv2d_backward_data_cpu(const ConvGeometry& g, const T* dy, const T* w, T*
 
 // dy[n0 + n][o][pixel] → dyt[o][n][pixel] for the nb samples from n0: the chunk's output
 // gradient with its samples side by side in each channel's row. One loop over the rows.
+// On the calling thread: a part of the weight gradient's kernel.
 template <class T>
 void samples_by_row(const ConvGeometry& g, const T* dy, T* dyt, index_t n0, index_t nb) {
-  stats::detail::record_launch(kCPU);
   const index_t rows = g.o * nb, P = g.p();
-#pragma omp parallel for schedule(static) if (rows * P > exec::cpu::kParallelGrain)
   for (index_t r = 0; r < rows; ++r) {
     const index_t o = r / nb, n = r % nb;
     const T* src = dy + ((n0 + n) * g.o + o) * P;
@@ -192,39 +195,78 @@ void samples_by_row(const ConvGeometry& g, const T* dy, T* dyt, index_t n0, inde
   }
 }
 
-// The calling thread's buffer for samples_by_row, kept like im2col's.
+// The weight gradient's pieces: as many samples as keep a piece's im2col matrix and its dy
+// within kPieceBytes (a core's share of L2, so the GEMM reads them from cache, not memory),
+// at least one, at most im2col_chunk's.
+inline constexpr index_t kPieceBytes = index_t(512) << 10;
 template <class T>
-T* dy_by_row_buffer(const ConvGeometry& g, index_t chunk) {
-  thread_local Tensor<T, 1> buffer;
-  return grown(buffer, chunk * g.o * g.p());
+index_t weight_grad_piece(const ConvGeometry& g) {
+  const index_t per_sample = std::max<index_t>((g.k() + g.o) * g.p() * static_cast<index_t>(sizeof(T)), 1);
+  return std::clamp<index_t>(kPieceBytes / per_sample, 1, im2col_chunk<T>(g));
 }
+// The fixed number of partial sums the pieces are dealt to (contiguous runs of pieces, whatever
+// the thread count), added in order at the end: the result is the same for any thread count.
+inline constexpr index_t kWeightGradLanes = 16;
 
-// dW[group] = Σ_n dy[n, group] · col[n, group]ᵀ: per chunk of samples, im2col and dy are laid
-// out with the samples side by side in each row (im2col by_row, samples_by_row), so the sum over
-// the chunk's samples and pixels is the inner dimension of one GEMM (batched over the groups),
-// which BLAS spreads over the threads; the chunks accumulate in order (beta 1 after the first),
-// so the result is the same run after run. A chunk of one sample needs no rearranging of dy (nor
-// of x, for a pointwise kernel).
+// dW[group] = Σ_n dy[n, group] · col[n, group]ᵀ, one kernel: the batch is cut into pieces of a
+// few samples (weight_grad_piece); in each, im2col and dy are laid out with the samples side by
+// side in each row (im2col by_row, samples_by_row), so the sum over the piece's samples and
+// pixels is the inner dimension of one single-threaded GEMM (batched over the groups) that
+// reads them from cache. Runs of pieces go to kWeightGradLanes partial sums, spread over the
+// threads (each lane's pieces in order, beta 1 after its first), and the partials are added in
+// lane order: the same bits for any thread count. (One GEMM over the whole batch, split along
+// its tiny output, streamed the matrices from memory: LeNet's first layer took 3× as long.)
 template <class T>
 void conv2d_backward_weight_cpu(const ConvGeometry& g, const T* x, const T* dy, T* dw) {
-  const index_t G = g.groups, og = g.og(), kg = g.kg(), P = g.p();
-  const index_t chunk = im2col_chunk<T>(g);
-  T* col = g.pointwise() && chunk == 1 ? nullptr : im2col_buffer<T>(g, chunk);  // unused: x is its im2col
-  T* dyt = chunk > 1 ? dy_by_row_buffer<T>(g, chunk) : nullptr;
-  for (index_t n0 = 0; n0 < g.n; n0 += chunk) {
-    const index_t nb = std::min(chunk, g.n - n0), inner = nb * P;
-    const T* cols = col;
-    if (g.pointwise() && nb == 1)
-      cols = x + n0 * g.k() * P;  // the sample's [C, pixels] is its im2col matrix
-    else
-      im2col(g, x, col, n0, nb, true);
-    const T* gy = dy + n0 * g.o * P;
-    if (nb > 1) {
-      samples_by_row(g, dy, dyt, n0, nb);
-      gy = dyt;
+  stats::detail::record_launch(kCPU);
+  const index_t G = g.groups, og = g.og(), kg = g.kg(), P = g.p(), size = g.o * kg;
+  const index_t piece = weight_grad_piece<T>(g), pieces = (g.n + piece - 1) / piece;
+  const index_t lanes = std::min(kWeightGradLanes, pieces);
+  const bool parallel = lanes > 1 && g.n * g.k() * P > exec::cpu::kParallelGrain;
+  const index_t threads = parallel ? std::min<index_t>(exec::cpu::num_threads(), lanes) : 1;
+  // All memory before the parallel loop (an allocation failing inside it could not be reported):
+  // lanes 1.. sum into partials (lane 0 into dw), each thread has its piece's im2col and dy.
+  const bool own_col = !(g.pointwise() && piece == 1), own_dyt = piece > 1;
+  const index_t col_size = own_col ? piece * g.k() * P : 0, dyt_size = own_dyt ? piece * g.o * P : 0;
+  Tensor<T, 1> scratch(Shape<1>{(lanes - 1) * size + threads * (col_size + dyt_size)}, kCPU);
+  T* const part = scratch.data();
+  auto run_lane = [&](index_t lane, index_t thread) {
+    T* out = lane == 0 ? dw : part + (lane - 1) * size;
+    T* col = part + (lanes - 1) * size + thread * (col_size + dyt_size);
+    T* dyt = col + col_size;
+    const index_t p0 = pieces * lane / lanes, p1 = pieces * (lane + 1) / lanes;
+    for (index_t p = p0; p < p1; ++p) {
+      const index_t n0 = p * piece, nb = std::min(piece, g.n - n0), inner = nb * P;
+      const T* cols = col;
+      if (g.pointwise() && nb == 1)
+        cols = x + n0 * g.k() * P;  // the sample's [C, pixels] is its im2col matrix
+      else
+        im2col(g, x, col, n0, nb, true, true);
+      const T* gy = dy + n0 * g.o * P;
+      if (nb > 1) {
+        samples_by_row(g, dy, dyt, n0, nb);
+        gy = dyt;
+      }
+      gemm_cpu_part<T>(false, true, og, kg, inner, T(1), gy, inner, og * inner, cols, inner, kg * inner,
+                       p == p0 ? T(0) : T(1), out, kg, og * kg, G);
     }
-    gemm<T>(kCPU, false, true, og, kg, inner, T(1), gy, inner, og * inner, cols, inner, kg * inner,
-            n0 == 0 ? T(0) : T(1), dw, kg, og * kg, G);
+  };
+  {
+#if defined(FT_HAVE_CBLAS)
+    std::optional<blas_pool::SingleThreaded> single;  // each lane's GEMMs on its own thread
+    if (blas_pool::openblas().own_threads()) single.emplace();
+#endif
+#if defined(_OPENMP)
+    const int team = static_cast<int>(threads);
+#pragma omp parallel for schedule(static) num_threads(team) if (parallel)
+    for (index_t lane = 0; lane < lanes; ++lane) run_lane(lane, omp_get_thread_num());
+#else
+    for (index_t lane = 0; lane < lanes; ++lane) run_lane(lane, 0);
+#endif
+  }
+  for (index_t lane = 1; lane < lanes; ++lane) {
+    const T* src = part + (lane - 1) * size;
+    for (index_t i = 0; i < size; ++i) dw[i] += src[i];
   }
 }
 

@@ -621,6 +621,22 @@ void gemm_cublas(Device device, bool trans_a, bool trans_b, index_t m, index_t n
 }
 #endif
 
+// gemm's CPU path without its checks and its launch count: a part of a larger CPU kernel whose
+// arguments are valid by construction (the BLAS where it is used, else the blocked kernel).
+template <class T>
+void gemm_cpu_part(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
+                   index_t stride_a, const T* b, index_t ldb, index_t stride_b, T beta, T* c, index_t ldc,
+                   index_t stride_c, index_t batch) {
+#if defined(FT_HAVE_CBLAS)
+  const bool fits = std::max({m, n, k, lda, ldb, ldc}) <= INT_MAX;
+  if (fits && k > 0 && alpha != T(0) && !blas_outdated()) {
+    gemm_cblas<T>(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch);
+    return;
+  }
+#endif
+  gemm_blocked<T>(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch);
+}
+
 // C[b] = alpha·op(A[b])·op(B[b]) + beta·C[b] for b in [0, batch), all row-major; op(X) is X or Xᵀ.
 // A[b] starts at a + b·stride_a (elements), with leading dimension lda (row stride); same for B, C.
 // Counts one launch on `device` (one library call or one parallel loop).
@@ -653,14 +669,7 @@ void gemm(Device device, bool trans_a, bool trans_b, index_t m, index_t n, index
     return;
   }
   stats::detail::record_launch(device);
-#if defined(FT_HAVE_CBLAS)
-  const bool fits = std::max({m, n, k, lda, ldb, ldc}) <= INT_MAX;
-  if (fits && k > 0 && alpha != T(0) && !blas_outdated()) {
-    gemm_cblas<T>(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch);
-    return;
-  }
-#endif
-  gemm_blocked<T>(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch);
+  gemm_cpu_part<T>(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch);
 }
 
 }  // namespace ft::inline FT_ABI::linalg::detail
