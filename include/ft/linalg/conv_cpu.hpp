@@ -64,15 +64,15 @@ T* im2col_buffer(const ConvGeometry& g, index_t chunk) {
 // (0 in the padding) for the nb samples from n0. One loop over the (sample, channel) planes.
 // With by_row, the samples sit side by side in each row instead, col[(c·kH + i)·kW + j][n][pixel]:
 // the layout in which one GEMM over the chunk sums the weight gradient's products.
-// serial: on the calling thread, not counted as a launch (a part of a larger kernel's work).
+// part: a part of a larger kernel's work, not counted as a launch (inside that kernel's parallel
+// loop this one runs on the calling thread: OpenMP does not nest).
 template <class T>
-void im2col(const ConvGeometry& g, const T* x, T* col, index_t n0, index_t nb, bool by_row = false,
-            bool serial = false) {
-  if (!serial) stats::detail::record_launch(kCPU);
+void im2col(const ConvGeometry& g, const T* x, T* col, index_t n0, index_t nb, bool by_row = false, bool part = false) {
+  if (!part) stats::detail::record_launch(kCPU);
   const index_t planes = nb * g.c;
   [[maybe_unused]] const index_t plane_rows = g.kh * g.kw * g.p();  // read by OpenMP's if clause only
   const index_t row_stride = by_row ? nb * g.p() : g.p(), sample_stride = by_row ? g.p() : g.k() * g.p();
-#pragma omp parallel for schedule(static) if (!serial && planes * plane_rows > exec::cpu::kParallelGrain)
+#pragma omp parallel for schedule(static) if (planes * plane_rows > exec::cpu::kParallelGrain)
   for (index_t q = 0; q < planes; ++q) {
     const T* src = x + (n0 * g.c + q) * g.h * g.w;
     T* dst = col + (q / g.c) * sample_stride + (q % g.c) * g.kh * g.kw * row_stride;
@@ -253,8 +253,9 @@ void conv2d_backward_weight_cpu(const ConvGeometry& g, const T* x, const T* dy, 
   };
   {
 #if defined(FT_HAVE_CBLAS)
-    std::optional<blas_pool::SingleThreaded> single;  // each lane's GEMMs on its own thread
-    if (blas_pool::openblas().own_threads()) single.emplace();
+    // each lane's GEMMs on its own thread; a single lane (one large piece) keeps the threaded GEMM
+    std::optional<blas_pool::SingleThreaded> single;
+    if (parallel && blas_pool::openblas().own_threads()) single.emplace();
 #endif
 #if defined(_OPENMP)
     const int team = static_cast<int>(threads);

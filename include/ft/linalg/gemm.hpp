@@ -456,9 +456,9 @@ class SingleThreaded {
 // Setting OPENBLAS_CORETYPE (e.g. SkylakeX) to the right core brings the BLAS back.
 inline bool blas_core_outdated(std::string_view core, blocked::Isa isa) {
   static constexpr std::string_view kPreAvx2[] = {
-      "Katmai",    "Coppermine", "Northwood", "Prescott", "Banias",   "Atom",   "Core2",        "Penryn",
-      "Dunnington", "Nehalem",   "Sandybridge", "Opteron", "Opteron_SSE3", "Barcelona", "Bobcat", "Nano",
-      "Bulldozer", "Piledriver", "Steamroller", "Excavator"};
+      "Katmai", "Coppermine", "Northwood", "Prescott",    "Banias",      "Atom",         "Core2",
+      "Penryn", "Dunnington", "Nehalem",   "Sandybridge", "Opteron",     "Opteron_SSE3", "Barcelona",
+      "Bobcat", "Nano",       "Bulldozer", "Piledriver",  "Steamroller", "Excavator"};
   if (isa == blocked::Isa::simd128) return false;
   for (std::string_view old : kPreAvx2)
     if (core == old) return true;
