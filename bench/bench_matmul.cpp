@@ -7,9 +7,15 @@
 //     eigen              Eigen 3 row-major Matrix product, c.noalias() = a * b (OpenMP threads)
 //     ft_blocked         ft's own blocked kernel (gemm_blocked), the path when there is no BLAS
 //     *_1thread          the same on one thread: per-core speed, less exposed to other load
+//     ft_matmul_bf16     ft::matmul on bfloat16 operands (OpenBLAS's sbgemm, AVX512-BF16 where the
+//                        CPU has it, float accumulation; else widened to float for sgemm)
+//     ft_matmul_fp16     ft::matmul on half operands (widened to float for sgemm)
+//     openblas_sbgemm    cblas_sbgemm on the same bfloat16 buffers into a preallocated float C
 //   GPU, 4096³ fp32 (registered only when a GPU is present):
 //     ft_matmul          ft::matmul(a, b), result allocated from the stream-ordered pool
 //     cublas             cublasSgemm on the same buffers into a preallocated C
+//     ft_matmul_bf16     ft::matmul on bfloat16 operands (tensor cores, float accumulation)
+//     cublas_bf16        cublasGemmEx, bfloat16 in and out, CUBLAS_COMPUTE_32F
 //
 // Counters: FLOPS (2·m·n·k per call, per second) and launches_per_iter (ft::stats).
 // Results: docs/benchmarks.md.
@@ -78,6 +84,8 @@ void report(benchmark::State& state, index_t side, std::int64_t launches) {
 
 struct Operands {
   Mat a, b, c;
+  ft::Tensor<ft::bfloat16, 2> a16, b16, c16;  // the same values rounded to bfloat16
+  ft::Tensor<ft::half, 2> ah, bh;
 };
 Operands& operands(index_t side, ft::Device dev) {
   static Operands cpu, gpu;
@@ -86,6 +94,11 @@ Operands& operands(index_t side, ft::Device dev) {
     o.a = ft::uniform<float>({side, side}, -1.0f, 1.0f, dev, 1);
     o.b = ft::uniform<float>({side, side}, -1.0f, 1.0f, dev, 2);
     o.c = ft::zeros<float>({side, side}, dev);
+    o.a16 = ft::cast<ft::bfloat16>(o.a);
+    o.b16 = ft::cast<ft::bfloat16>(o.b);
+    o.c16 = ft::cast<ft::bfloat16>(o.c);
+    o.ah = ft::cast<ft::half>(o.a);
+    o.bh = ft::cast<ft::half>(o.b);
   }
   return o;
 }
@@ -128,7 +141,38 @@ void BM_cpu_ft_blocked_1thread(benchmark::State& state) {
   BM_cpu_ft_blocked(state);
 }
 
+void BM_cpu_ft_matmul_bf16(benchmark::State& state) {
+  auto& o = operands(kCpuSide, ft::kCPU);
+  cpu_loop(state, [&] {
+    ft::Tensor<ft::bfloat16, 2> c = ft::matmul(o.a16, o.b16);
+    benchmark::DoNotOptimize(c.data());
+  });
+}
+void BM_cpu_ft_matmul_fp16(benchmark::State& state) {
+  auto& o = operands(kCpuSide, ft::kCPU);
+  cpu_loop(state, [&] {
+    ft::Tensor<ft::half, 2> c = ft::matmul(o.ah, o.bh);
+    benchmark::DoNotOptimize(c.data());
+  });
+}
+
 #if defined(FT_HAVE_CBLAS)
+void BM_cpu_openblas_sbgemm(benchmark::State& state) {
+  auto& o = operands(kCpuSide, ft::kCPU);
+  const auto sbgemm = ft::linalg::detail::cblas_sbgemm_fn();
+  if (!sbgemm) {
+    state.SkipWithError("this BLAS has no cblas_sbgemm");
+    return;
+  }
+  const int n = static_cast<int>(kCpuSide);
+  cpu_loop(state, [&] {
+    sbgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f,
+           reinterpret_cast<const std::uint16_t*>(o.a16.data()), n,
+           reinterpret_cast<const std::uint16_t*>(o.b16.data()), n, 0.0f, o.c.data(), n);
+    benchmark::ClobberMemory();
+  });
+}
+
 void openblas_cpu(Operands& o) {
   const int n = static_cast<int>(kCpuSide);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, o.a.data(), n, o.b.data(), n, 0.0f, o.c.data(),
@@ -200,6 +244,29 @@ void BM_gpu_ft_matmul(benchmark::State& state) {
   });
 }
 
+void BM_gpu_ft_matmul_bf16(benchmark::State& state) {
+  auto& o = operands(kGpuSide, kGPU);
+  gpu_loop(state, [&] {
+    ft::Tensor<ft::bfloat16, 2> c = ft::matmul(o.a16, o.b16);
+    benchmark::DoNotOptimize(c.data());
+  });
+}
+
+void BM_gpu_cublas_bf16(benchmark::State& state) {
+  auto& o = operands(kGpuSide, kGPU);
+  cublasHandle_t h;
+  FT_CUBLAS_CHECK(cublasCreate(&h));
+  FT_CUBLAS_CHECK(cublasSetStream(h, ft::cuda::current_stream()));
+  const int n = static_cast<int>(kGpuSide);
+  const float one = 1.0f, zero = 0.0f;
+  gpu_loop(state, [&] {
+    FT_CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, o.b16.data(), CUDA_R_16BF, n, o.a16.data(),
+                                 CUDA_R_16BF, n, &zero, o.c16.data(), CUDA_R_16BF, n, CUBLAS_COMPUTE_32F,
+                                 CUBLAS_GEMM_DEFAULT));
+  });
+  FT_CUBLAS_CHECK(cublasDestroy(h));
+}
+
 void BM_gpu_cublas(benchmark::State& state) {
   auto& o = operands(kGpuSide, kGPU);
   cublasHandle_t h;
@@ -260,10 +327,17 @@ void register_benchmarks() {
   cpu("cpu/matmul1024/eigen_1thread", BM_cpu_eigen_1thread);
 #endif
   cpu("cpu/matmul1024/ft_blocked_1thread", BM_cpu_ft_blocked_1thread);
+  cpu("cpu/matmul1024/ft_matmul_bf16", BM_cpu_ft_matmul_bf16);
+#if defined(FT_HAVE_CBLAS)
+  cpu("cpu/matmul1024/openblas_sbgemm", BM_cpu_openblas_sbgemm);
+#endif
+  cpu("cpu/matmul1024/ft_matmul_fp16", BM_cpu_ft_matmul_fp16);
 #if FT_CUDA_ENABLED
   if (!ft::cuda::is_available()) return;
   for (auto* b : {RegisterBenchmark("gpu/matmul4096/ft_matmul", BM_gpu_ft_matmul),
-                  RegisterBenchmark("gpu/matmul4096/cublas", BM_gpu_cublas)})
+                  RegisterBenchmark("gpu/matmul4096/cublas", BM_gpu_cublas),
+                  RegisterBenchmark("gpu/matmul4096/ft_matmul_bf16", BM_gpu_ft_matmul_bf16),
+                  RegisterBenchmark("gpu/matmul4096/cublas_bf16", BM_gpu_cublas_bf16)})
     b->UseManualTime()->Unit(benchmark::kMillisecond);
 #endif
 }
@@ -275,6 +349,7 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   verify();
   benchmark::AddCustomContext("omp_threads", std::to_string(omp_threads()));
+  benchmark::AddCustomContext("cpu_has_avx512_bf16", __builtin_cpu_supports("avx512bf16") ? "yes" : "no");
   benchmark::AddCustomContext("blocked_kernel_isa", ft::linalg::detail::gemm_blocked_isa<float>());
 #if defined(FT_HAVE_CBLAS)
   benchmark::AddCustomContext("cpu_blas", "cblas (FT_HAVE_CBLAS)");

@@ -1,6 +1,7 @@
 // nn / optim: one training step (zero_grad, forward, cross_entropy, backward, Adam step) of
 //
-//   mlp_step:   784-1024-1024-10 MLP with ReLU, batch 256;
+//   mlp_step:   784-1024-1024-10 MLP with ReLU, batch 256 (ft_autocast: its GEMMs under
+//               ft::autocast, bfloat16 on the CPU / float16 on a GPU);
 //   lenet_step: LeNet-5 style CNN on 1×28×28, batch 128 (conv 1→6 k5 pad 2, ReLU, max-pool 2,
 //               conv 6→16 k5, ReLU, max-pool 2, flatten, 400→120, ReLU, 120→84, ReLU, 84→10);
 //
@@ -292,6 +293,16 @@ void BM_mlp_step(benchmark::State& state) {
   run_case(state, c, dev, kMlpBatch, 0, outside);
 }
 
+// The MLP step with its GEMMs (forward and backward) under ft::autocast: bfloat16 on the CPU,
+// float16 on a GPU, float accumulation (issue #17).
+void BM_mlp_step_autocast(benchmark::State& state) {
+  const ft::Device dev = device_of(state);
+  const auto outside = ft::stats::bytes_in_use(dev);
+  auto c = mlp_trainer(dev);
+  ft::autocast guard(dev.type);
+  run_case(state, c, dev, kMlpBatch, 0, outside);
+}
+
 void BM_lenet_step(benchmark::State& state) {
   const ft::Device dev = device_of(state);
   const auto outside = ft::stats::bytes_in_use(dev);
@@ -432,6 +443,7 @@ int main(int argc, char** argv) {
     // lenet_step last: the im2col scratch its convolutions keep (per thread, a tensor) is then
     // counted in its own first run's peak_MB; later repetitions find it live already.
     const std::pair<const char*, Bench> benches[] = {{"/mlp_step/ft", BM_mlp_step},
+                                                     {"/mlp_step/ft_autocast", BM_mlp_step_autocast},
                                                      {"/mlp_blocks_step/ft", BM_mlp_blocks_step},
                                                      {"/adam_100/ft", BM_adam_100},
                                                      {"/lenet_step/ft", BM_lenet_step}};

@@ -1,12 +1,16 @@
 // The main demo: an MLP and a small CNN trained on the shipped 8×8 digits, on the best device
 // there is, with a progress bar, TensorBoard logs and a checkpoint; prints the test accuracy.
 //
-//   ./train_digits [--epochs N] [--device cpu|cuda] [--logdir runs/digits] [--workers N]
+//   ./train_digits [--epochs N] [--device cpu|cuda] [--logdir runs/digits] [--workers N] [--amp]
 //   tensorboard --logdir runs          # then open http://localhost:6006
+//
+// --amp: mixed precision — the forward (and so the backward) under ft::autocast (bfloat16 GEMMs
+// and convolutions on the CPU, float16 on CUDA), with a gradient scaler on CUDA.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "ft/data.hpp"
@@ -55,6 +59,7 @@ struct Settings {
   int workers = 0;
   ft::Device device = ft::cuda::is_available() ? ft::Device(ft::kCUDA, 0) : ft::Device(ft::kCPU);
   std::string logdir = "runs/digits";
+  bool amp = false;
 };
 
 // Fraction of the loader's samples whose largest logit is the label.
@@ -79,6 +84,8 @@ double fit(const char* name, Model& model, Train& train, Test& test, const Setti
   ft::optim::AdamW opt(model.parameters(), {.lr = 3e-3, .weight_decay = 1e-4});
   ft::optim::OneCycleLR schedule(opt, 1e-2, {.total_steps = s.epochs * static_cast<int>(train.len())});
   ft::utils::SummaryWriter writer(s.logdir + "/" + name);
+  // float16 gradients can underflow: a scaler for CUDA's float16 (bfloat16 has float's range)
+  ft::amp::GradScaler scaler({.enabled = s.amp && s.device.is_cuda()});
   std::int64_t step = 0;
   double test_acc = 0;
   for (int epoch = 1; epoch <= s.epochs; ++epoch) {
@@ -88,9 +95,14 @@ double fit(const char* name, Model& model, Train& train, Test& test, const Setti
     double loss_sum = 0;
     for (auto& [x, y] : train) {
       opt.zero_grad();
+      std::optional<ft::autocast> mixed;
+      if (s.amp) mixed.emplace(s.device.type);  // the GEMMs and convolutions in the lower precision
       ft::Var<float, 0> loss = F::cross_entropy(model(x), y);
-      loss.backward();
-      opt.step();
+      mixed.reset();
+      ft::Var<float, 0> scaled = scaler.scale(loss);
+      scaled.backward();
+      scaler.step(opt);
+      scaler.update();
       schedule.step();
       const double l = loss.value().item();
       loss_sum += l;
@@ -112,17 +124,21 @@ double fit(const char* name, Model& model, Train& train, Test& test, const Setti
 
 int main(int argc, char** argv) {
   Settings s;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--epochs"))
-      s.epochs = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--workers"))
-      s.workers = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--logdir"))
-      s.logdir = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--device"))
-      s.device = std::strcmp(argv[i + 1], "cuda") ? ft::Device(ft::kCPU) : ft::Device(ft::kCUDA, 0);
-    else {
-      std::fprintf(stderr, "usage: %s [--epochs N] [--device cpu|cuda] [--logdir DIR] [--workers N]\n", argv[0]);
+  for (int i = 1; i < argc; ++i) {
+    const bool value = i + 1 < argc;
+    if (!std::strcmp(argv[i], "--amp")) {
+      s.amp = true;
+    } else if (value && !std::strcmp(argv[i], "--epochs")) {
+      s.epochs = std::atoi(argv[++i]);
+    } else if (value && !std::strcmp(argv[i], "--workers")) {
+      s.workers = std::atoi(argv[++i]);
+    } else if (value && !std::strcmp(argv[i], "--logdir")) {
+      s.logdir = argv[++i];
+    } else if (value && !std::strcmp(argv[i], "--device")) {
+      s.device = std::strcmp(argv[++i], "cuda") ? ft::Device(ft::kCPU) : ft::Device(ft::kCUDA, 0);
+    } else {
+      std::fprintf(stderr, "usage: %s [--epochs N] [--device cpu|cuda] [--logdir DIR] [--workers N] [--amp]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -133,8 +149,9 @@ int main(int argc, char** argv) {
   ft::data::DataLoader train(
       train_set, {.batch_size = 64, .shuffle = true, .seed = 0, .num_workers = s.workers, .device = s.device});
   ft::data::DataLoader test(test_set, {.batch_size = 512, .device = s.device});
-  std::printf("digits: %lld training and %lld test images of 8x8 on %s; logs in %s\n", (long long)train_set.size(),
-              (long long)test_set.size(), s.device.is_cuda() ? "CUDA" : "the CPU", s.logdir.c_str());
+  std::printf("digits: %lld training and %lld test images of 8x8 on %s%s; logs in %s\n", (long long)train_set.size(),
+              (long long)test_set.size(), s.device.is_cuda() ? "CUDA" : "the CPU",
+              s.amp ? (s.device.is_cuda() ? ", float16 autocast" : ", bfloat16 autocast") : "", s.logdir.c_str());
 
   MLP mlp;
   CNN cnn;

@@ -2,6 +2,7 @@
 // writes, and the rejection of every kind of bad input with an ft::Error naming the offset.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -68,6 +69,18 @@ TEST_CASE("load_safetensors reads the package's file: every dtype, rank 0 and em
   CHECK(f.tensors["empty"].shape() == std::vector<ft::index_t>{0, 3});
 }
 
+TEST_CASE("safetensors F16 and BF16: the package's bytes both ways") {
+  const Bytes reference = ft::io::read_file(data_file("half.safetensors"), "test");
+  const auto f = ft::io::from_safetensors_bytes(reference, "half.safetensors");
+  const auto h = f.tensors.at("h").as<ft::half, 2>();
+  CHECK(ft::test::to_double(h) == std::vector<double>{1.5, -2.0, 65504.0, std::ldexp(1.0, -24)});
+  const auto bf = f.tensors.at("bf").as<ft::bfloat16, 1>();
+  std::vector<std::uint16_t> bits;
+  for (ft::bfloat16 v : bf.to_vector()) bits.push_back(v.x);
+  CHECK(bits == std::vector<std::uint16_t>{0x3fc0, 0xc000, 0x7f7f, 0x0001, 0xff80});
+  CHECK(ft::io::to_safetensors_bytes(f.tensors, {{"format", "pt"}}) == reference);
+}
+
 TEST_CASE("safetensors round trip of views, with the file written atomically") {
   auto dir = fresh_dir("st");
   auto base = ft::randn<float>({4, 6}, ft::kCPU, 3);
@@ -105,7 +118,7 @@ TEST_CASE("load_safetensors rejects truncated, oversized and inconsistent files,
   CHECK(load(huge).find("header length") != std::string::npos);
   CHECK(load(with_header("{\"a\":", 0)).find("unexpected end") != std::string::npos);
   CHECK(load(with_header("[1]", 0)).find("must be a JSON object") != std::string::npos);
-  CHECK(load(with_header(R"({"a":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}})", 2)).find("F16") !=
+  CHECK(load(with_header(R"({"a":{"dtype":"I16","shape":[1],"data_offsets":[0,2]}})", 2)).find("I16") !=
         std::string::npos);
   CHECK(load(with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", 4)).find("need 8 bytes") !=
         std::string::npos);
@@ -148,6 +161,11 @@ TEST_CASE("save_npy writes numpy.save's bytes; load_npy reads numpy's files") {
   CHECK(fortran.shape() == ft::Shape<2>(ft::Array<ft::index_t, 2>{{2, 3}}));
   CHECK(fortran.to_vector() == std::vector<std::int32_t>{0, 1, 2, 3, 4, 5});
   CHECK(ft::io::load_npy(data_file("f4_v2.npy")).as<float, 1>().to_vector() == std::vector<float>{1, 2});
+  const auto halves = ft::io::load_npy(data_file("f2_2x2.npy"));
+  CHECK(ft::test::to_double(halves.as<ft::half, 2>()) == std::vector<double>{1.5, -2.0, 65504.0, std::ldexp(1.0, -24)});
+  CHECK(ft::io::to_npy_bytes(halves) == ft::io::read_file(data_file("f2_2x2.npy"), "test"));
+  CHECK(ft::test::error_of([] { ft::io::to_npy_bytes(ft::zeros<ft::bfloat16>({2})); }).find("numpy has no bfloat16") !=
+        std::string::npos);
   auto dir = fresh_dir("npy");
   auto x = ft::randn<double>({3, 4, 5}, ft::kCPU, 4).permute({2, 0, 1});
   ft::io::save_npy((dir / "x.npy").string(), x);

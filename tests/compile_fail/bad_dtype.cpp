@@ -1,4 +1,4 @@
 // Only the library's dtypes can be tensor elements.
-// expect: element type must be float, double, int32_t, int64_t, uint8_t or bool
+// expect: element type must be float, double, half, bfloat16, int32_t, int64_t, uint8_t or bool
 #include <ft/ft.hpp>
 int main() { ft::Tensor<char, 1> t; }

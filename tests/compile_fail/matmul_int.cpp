@@ -1,5 +1,5 @@
-// matmul runs on float or double: an integer product is a compile-time error that says how to fix it.
-// expect: ft::matmul: operands must be float or double; convert integer operands with ft::cast
+// matmul runs on floating types: an integer product is a compile-time error that says how to fix it.
+// expect: ft::matmul: operands must be floating \(float, double, half, bfloat16\); convert integer operands with
 #include <ft/ft.hpp>
 int main() {
   auto a = ft::zeros<std::int32_t>({2, 3});

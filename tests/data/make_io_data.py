@@ -28,3 +28,17 @@ np.save(p("f8_bigendian.npy"), np.array([1.5, -2.0, 3.25], dtype=">f8"))
 np.save(p("i4_fortran.npy"), np.asfortranarray(np.arange(6, dtype=np.int32).reshape(2, 3)))
 with open(p("f4_v2.npy"), "wb") as f:  # the 2.0 header (4-byte length)
     np.lib.format.write_array(f, np.array([1.0, 2.0], dtype=np.float32), version=(2, 0))
+
+# the two-byte floating types: numpy has float16 but no bfloat16, whose bits (uint16) are
+# serialised through the package's TensorSpec with the dtype named
+from safetensors import TensorSpec, serialize  # noqa: E402
+
+halves = np.array([[1.5, -2.0], [65504.0, 2.0**-24]], dtype=np.float16)
+bf_bits = np.array([0x3FC0, 0xC000, 0x7F7F, 0x0001, 0xFF80], dtype=np.uint16)  # 1.5 -2 max denorm_min -inf
+with open(p("half.safetensors"), "wb") as f:
+    f.write(serialize({
+        "h": TensorSpec(dtype="float16", shape=list(halves.shape), data_ptr=halves.ctypes.data, data_len=halves.nbytes),
+        "bf": TensorSpec(dtype="bfloat16", shape=[5], data_ptr=bf_bits.ctypes.data, data_len=bf_bits.nbytes),
+        "f": TensorSpec(dtype="float32", shape=[1], data_ptr=np.array([0.5], np.float32).ctypes.data, data_len=4),
+    }, metadata={"format": "pt"}))
+np.save(p("f2_2x2.npy"), halves)

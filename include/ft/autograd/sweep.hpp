@@ -50,7 +50,7 @@ struct AdjointSlot {
   static constexpr int rank = 0;
   struct Eval {
     template <class Ix>
-    FT_HD FT_INLINE T operator()(const Ix& ix) const {
+    FT_HD FT_INLINE compute_t<T> operator()(const Ix& ix) const {
       return ix.template get<K>();
     }
   };
@@ -196,7 +196,7 @@ constexpr std::size_t position_of(std::index_sequence<A...>, std::size_t i) {
 // A value read through its evaluator: a subtree without a Var, or an op without a gradient.
 template <class E, class G, std::size_t I, class At>
 struct Node<E, G, I, At, Kind::opaque> {
-  using V = typename E::value_type;
+  using V = compute_t<typename E::value_type>;  // the tape holds compute values
   decltype(std::declval<const E&>().evaluator(EvalContext{})) ev;
 
   using Tape = Value<V>;
@@ -207,7 +207,7 @@ struct Node<E, G, I, At, Kind::opaque> {
     t.value = static_cast<V>(ev(ix));
   }
   template <class Vals>
-  FT_HD FT_INLINE void backward(const Tape&, const G&, Vals&) const {}
+  FT_HD FT_INLINE void backward(const Tape&, const compute_t<G>&, Vals&) const {}
 };
 
 // A Var occurrence: its adjoint is stored when the occurrence is one of At.
@@ -215,7 +215,8 @@ template <class E, class G, std::size_t I, class At>
 struct Node<E, G, I, At, Kind::leaf> : Node<E, G, I, At, Kind::opaque> {
   static Node make(const E& e, const EvalContext& ctx) { return {{e.evaluator(ctx)}}; }
   template <class Vals>
-  FT_HD FT_INLINE void backward(const Value<typename E::value_type>&, const G& g, Vals& vals) const {
+  FT_HD FT_INLINE void backward(const Value<compute_t<typename E::value_type>>&, const compute_t<G>& g,
+                                Vals& vals) const {
     constexpr std::size_t p = position_of(At{}, I);
     if constexpr (p < At::size()) vals.template put<p>(g);
   }
@@ -224,7 +225,7 @@ struct Node<E, G, I, At, Kind::leaf> : Node<E, G, I, At, Kind::opaque> {
 template <class Op, class A, class G, std::size_t I, class At>
 struct Node<Unary<Op, A>, G, I, At, Kind::unary> {
   using E = Unary<Op, A>;
-  using V = typename E::value_type;
+  using V = compute_t<typename E::value_type>;  // the tape holds compute values
   using AV = typename A::value_type;
   using RuleExpr = decltype(UnaryGrad<Op>::grad(std::declval<const Op&>(), Slot<G, 0>{}, Slot<AV, 1>{}));
   using GA = typename RuleExpr::value_type;
@@ -244,8 +245,8 @@ struct Node<Unary<Op, A>, G, I, At, Kind::unary> {
     t.value = op(t.a.value);
   }
   template <class Vals>
-  FT_HD FT_INLINE void backward(const Tape& t, const G& g, Vals& vals) const {
-    a.backward(t.a, static_cast<GA>(rule(Slots<G, AV>{g, t.a.value, AV{}})), vals);
+  FT_HD FT_INLINE void backward(const Tape& t, const compute_t<G>& g, Vals& vals) const {
+    a.backward(t.a, static_cast<compute_t<GA>>(rule(Slots<compute_t<G>, compute_t<AV>>{g, t.a.value, {}})), vals);
   }
 };
 
@@ -276,7 +277,7 @@ struct BinaryRule<true, Left, Op, G, AV, BV> {
 template <class Op, class A, class B, class G, std::size_t I, class At>
 struct Node<Binary<Op, A, B>, G, I, At, Kind::binary> {
   using E = Binary<Op, A, B>;
-  using V = typename E::value_type;
+  using V = compute_t<typename E::value_type>;  // the tape holds compute values
   using AV = typename A::value_type;
   using BV = typename B::value_type;
   static constexpr bool on_a = ft::detail::has_var_v<A>, on_b = ft::detail::has_var_v<B>;
@@ -303,10 +304,10 @@ struct Node<Binary<Op, A, B>, G, I, At, Kind::binary> {
     t.value = op(t.a.value, t.b.value);
   }
   template <class Vals>
-  FT_HD FT_INLINE void backward(const Tape& t, const G& g, Vals& vals) const {
-    const Slots<G, AV, BV> s{g, t.a.value, t.b.value};
-    if constexpr (on_a) a.backward(t.a, static_cast<GA>(rule_a(s)), vals);
-    if constexpr (on_b) b.backward(t.b, static_cast<GB>(rule_b(s)), vals);
+  FT_HD FT_INLINE void backward(const Tape& t, const compute_t<G>& g, Vals& vals) const {
+    const Slots<compute_t<G>, compute_t<AV>, compute_t<BV>> s{g, t.a.value, t.b.value};
+    if constexpr (on_a) a.backward(t.a, static_cast<compute_t<GA>>(rule_a(s)), vals);
+    if constexpr (on_b) b.backward(t.b, static_cast<compute_t<GB>>(rule_b(s)), vals);
   }
 };
 
@@ -314,7 +315,7 @@ struct Node<Binary<Op, A, B>, G, I, At, Kind::binary> {
 template <class C, class A, class B, class G, std::size_t I, class At>
 struct Node<Where<C, A, B>, G, I, At, Kind::where> {
   using E = Where<C, A, B>;
-  using V = typename E::value_type;
+  using V = compute_t<typename E::value_type>;  // the tape holds compute values
   using CV = typename C::value_type;
   using RuleA = decltype(WhereGrad::lhs(Slot<CV, 0>{}, Slot<G, 1>{}));
   using RuleB = decltype(WhereGrad::rhs(Slot<CV, 0>{}, Slot<G, 1>{}));
@@ -322,7 +323,7 @@ struct Node<Where<C, A, B>, G, I, At, Kind::where> {
   using GB = typename RuleB::value_type;
   using ChildA = Node<A, GA, I, At>;
   using ChildB = Node<B, GB, I + occurrences<A>::value, At>;
-  using Tape = ValueW<V, CV, typename ChildA::Tape, typename ChildB::Tape>;
+  using Tape = ValueW<V, compute_t<CV>, typename ChildA::Tape, typename ChildB::Tape>;
   decltype(std::declval<const C&>().evaluator(EvalContext{})) c;
   ChildA a;
   ChildB b;
@@ -342,10 +343,10 @@ struct Node<Where<C, A, B>, G, I, At, Kind::where> {
     t.value = static_cast<bool>(t.c) ? static_cast<V>(t.a.value) : static_cast<V>(t.b.value);
   }
   template <class Vals>
-  FT_HD FT_INLINE void backward(const Tape& t, const G& g, Vals& vals) const {
-    const Slots<CV, G> s{t.c, g, CV{}};
-    if constexpr (ft::detail::has_var_v<A>) a.backward(t.a, static_cast<GA>(rule_a(s)), vals);
-    if constexpr (ft::detail::has_var_v<B>) b.backward(t.b, static_cast<GB>(rule_b(s)), vals);
+  FT_HD FT_INLINE void backward(const Tape& t, const compute_t<G>& g, Vals& vals) const {
+    const Slots<compute_t<CV>, compute_t<G>> s{t.c, g, {}};
+    if constexpr (ft::detail::has_var_v<A>) a.backward(t.a, static_cast<compute_t<GA>>(rule_a(s)), vals);
+    if constexpr (ft::detail::has_var_v<B>) b.backward(t.b, static_cast<compute_t<GB>>(rule_b(s)), vals);
   }
 };
 
@@ -362,17 +363,17 @@ struct Sinks<> {
 
 template <class T, class... Rest>
 struct Sinks<T, Rest...> {
-  T* ptr;  // contiguous, with the kernel's shape
-  T add;   // 1: out += value; 0: out = value (a T: see exec::Output)
+  T* ptr;            // contiguous, with the kernel's shape
+  compute_t<T> add;  // 1: out += value; 0: out = value (a number: see exec::Output)
   Sinks<Rest...> tail;
 
   struct Values {
-    T head;
+    compute_t<T> head;  // rounded once, when stored
     typename Sinks<Rest...>::Values tail;
     template <std::size_t P, class X>
     FT_HD FT_INLINE void put(const X& x) {
       if constexpr (P == 0)
-        head = static_cast<T>(x);
+        head = static_cast<compute_t<T>>(x);
       else
         tail.template put<P - 1>(x);
     }
@@ -391,7 +392,7 @@ struct Sinks<T, Rest...> {
 template <class T>
 struct Sink {
   T* ptr;
-  T add;
+  compute_t<T> add;
 };
 inline Sinks<> make_sinks() { return {}; }
 template <class T, class... Rest>

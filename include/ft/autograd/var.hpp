@@ -142,7 +142,7 @@ struct BackwardOptions {
 
 template <class T, int R>
 class Var {
-  static_assert(std::is_floating_point_v<T>, "ft::Var: gradients need float or double values");
+  static_assert(is_floating_v<T>, "ft::Var: gradients need floating values (float, double, half, bfloat16)");
 
  public:
   using value_type = T;

@@ -118,6 +118,10 @@ decltype(auto) by_dtype(DType dtype, G& g) {
       return g.template operator()<std::int64_t>();
     case DType::UInt8:
       return g.template operator()<std::uint8_t>();
+    case DType::Float16:
+      return g.template operator()<half>();
+    case DType::BFloat16:
+      return g.template operator()<bfloat16>();
     default:
       return g.template operator()<bool>();
   }

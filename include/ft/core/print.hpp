@@ -70,7 +70,7 @@ void visit_shown(const Tensor<T, R>& t, bool summarise, F&& f) {
 template <class T, int R>
 PrintFormat choose_format(const Tensor<T, R>& t, bool summarise) {
   PrintFormat fmt;
-  if constexpr (std::is_floating_point_v<T>) {
+  if constexpr (is_floating_v<T>) {
     bool all_int = true, any = false;
     double max_abs = 0, min_abs = 0;
     visit_shown(t, summarise, [&](T v) {
@@ -93,7 +93,7 @@ PrintFormat choose_format(const Tensor<T, R>& t, bool summarise) {
   }
   // As PyTorch: a float column is as wide as its widest nonzero finite value.
   visit_shown(t, summarise, [&](T v) {
-    if constexpr (std::is_floating_point_v<T>)
+    if constexpr (is_floating_v<T>)
       if (!std::isfinite(static_cast<double>(v)) || v == T(0)) return;
     int w = static_cast<int>(format_value(v, fmt.kind).size());
     if (w > fmt.width) fmt.width = w;

@@ -29,39 +29,49 @@ template <class E>
 inline constexpr bool is_expression_node_v = false;  // set true by expr/ for its node types
 }  // namespace detail
 
-// Reads a tensor inside a fused kernel: the leaf evaluator.
+// Reads a tensor inside a fused kernel: the leaf evaluator. It yields compute_t<T>: a two-byte
+// float is read into float.
 template <class T, int R>
 struct TensorReader {
+  using C = compute_t<T>;
   const T* ptr;
   Array<index_t, R> strides;  // 0 where the leaf is broadcast (size 1)
   bool dense;                 // contiguous with the output's shape: read by linear index
 
   template <class I, int OR, bool D>
-  FT_HD FT_INLINE T operator()(const Index<I, OR, D>& ix) const {
+  FT_HD FT_INLINE C operator()(const Index<I, OR, D>& ix) const {
     if constexpr (D) {
-      return ptr[ix.linear];
+      return static_cast<C>(ptr[ix.linear]);
     } else {
-      if (dense) return ptr[ix.linear];
+      if (dense) return static_cast<C>(ptr[ix.linear]);
       I off = 0;
       for (int d = 0; d < R; ++d) off += ix.coord[OR - R + d] * static_cast<I>(strides[d]);
-      return ptr[off];
+      return static_cast<C>(ptr[off]);
     }
   }
   template <class I, int OR>
-  FT_HD FT_INLINE T operator()(const CoordIndex<I, OR>& ix) const {
+  FT_HD FT_INLINE C operator()(const CoordIndex<I, OR>& ix) const {
     I off = 0;
     for (int d = 0; d < R; ++d) off += ix.coord[OR - R + d] * static_cast<I>(strides[d]);
-    return ptr[off];
+    return static_cast<C>(ptr[off]);
   }
   template <int N, class I>
-  FT_HD FT_INLINE Vec<T, N> load(I i) const {
-    return *reinterpret_cast<const Vec<T, N>*>(ptr + i);
+  FT_HD FT_INLINE Vec<C, N> load(I i) const {
+    if constexpr (std::is_same_v<C, T>) {
+      return *reinterpret_cast<const Vec<T, N>*>(ptr + i);
+    } else {
+      const Vec<T, N> x = *reinterpret_cast<const Vec<T, N>*>(ptr + i);
+      Vec<C, N> r;
+      for (int k = 0; k < N; ++k) r.v[k] = static_cast<C>(x.v[k]);
+      return r;
+    }
   }
 };
 
 template <class T, int R>
 class Tensor {
-  static_assert(is_dtype_v<T>, "ft::Tensor: element type must be float, double, int32_t, int64_t, uint8_t or bool");
+  static_assert(is_dtype_v<T>,
+                "ft::Tensor: element type must be float, double, half, bfloat16, int32_t, int64_t, uint8_t or bool");
   static_assert(R >= 0 && R <= kMaxRank, "ft::Tensor: rank must be between 0 and 8");
 
  public:
@@ -108,8 +118,8 @@ class Tensor {
   // Tensor = expression writes the values into this tensor's elements (one launch); the
   // expression broadcasts to this shape. An undefined tensor is allocated first.
   template <class E>
-  requires(detail::is_expression_node_v<E> || std::is_arithmetic_v<E>) Tensor& operator=(const E& e) {
-    if constexpr (std::is_arithmetic_v<E>) {
+  requires(detail::is_expression_node_v<E> || is_number_v<E>) Tensor& operator=(const E& e) {
+    if constexpr (is_number_v<E>) {
       check(defined(), "assign", "cannot assign a scalar to an undefined tensor (its shape is unknown)");
     } else {
       static_assert(E::rank <= R,
@@ -120,7 +130,7 @@ class Tensor {
         if constexpr (E::rank == R) *this = Tensor(e.shape(), e.device());
       }
     }
-    if constexpr (std::is_arithmetic_v<E>) {
+    if constexpr (is_number_v<E>) {
       detail::assign(*this, e, "assign");
     } else if constexpr (E::rank <= R) {
       detail::assign(*this, e, "assign");

@@ -68,9 +68,8 @@ namespace detail {
 // PyTorch's can_cast for writing into an existing tensor: no floating → integral/bool, no
 // integral → bool; widening and same-category narrowing (int64 → int32) are allowed.
 template <class From, class To>
-inline constexpr bool can_assign_v = std::is_floating_point_v<To> ||
-                                     (std::is_same_v<To, bool> ? std::is_same_v<From, bool>
-                                                               : !std::is_floating_point_v<From>);
+inline constexpr bool can_assign_v = is_floating_v<To> ||
+                                     (std::is_same_v<To, bool> ? std::is_same_v<From, bool> : !is_floating_v<From>);
 
 // Throws unless `expr` can be written into `dst`: same device, shape broadcasting to dst's.
 template <class T, int R, class E>
@@ -94,7 +93,7 @@ void check_assignable(const Tensor<T, R>& dst, const E& expr, const char* op) {
 
 template <class T, int R, class E>
 void assign(const Tensor<T, R>& dst, const E& expr, const char* op) {
-  if constexpr (std::is_arithmetic_v<E>) {
+  if constexpr (is_number_v<E>) {
     assign(dst, Scalar<T>{op::CastTo<T>{}(expr)}, op);  // a number fills, converted as ft::cast does
   } else {
     static_assert(E::rank <= R,

@@ -28,7 +28,7 @@ inline int num_threads() {
 template <class I, class T, int R, class Ev>
 FT_CPU_MULTIVERSION void run_dense(T* __restrict__ out, Ev ev, I n) {
 #pragma omp parallel for simd schedule(static) firstprivate(ev) if (n > kParallelGrain)
-  for (I i = 0; i < n; ++i) out[i] = static_cast<T>(ev(Index<I, R, true>{i}));
+  for (I i = 0; i < n; ++i) store_value(out[i], ev(Index<I, R, true>{i}));
 }
 
 // Calls body(ix) for each dense index: the loop of a kernel whose body writes several outputs
@@ -138,7 +138,7 @@ struct StoreTo {
   Ev ev;
   template <class Ix>
   FT_INLINE void operator()(const Ix& ix) const {
-    out[ix] = static_cast<T>(ev(ix));
+    store_value(out[ix], ev(ix));
   }
 };
 

@@ -84,12 +84,12 @@ __global__ void __launch_bounds__(kBlock) dense_kernel(T* __restrict__ out, Ev e
       auto x = ev.template load<N>(v * N);
       Vec<T, N> y;
 #pragma unroll
-      for (int k = 0; k < N; ++k) y.v[k] = static_cast<T>(x.v[k]);
+      for (int k = 0; k < N; ++k) store_value(y.v[k], x.v[k]);
       *reinterpret_cast<Vec<T, N>*>(out + v * N) = y;
     }
-    for (I i = nvec * N + first; i < n; i += stride) out[i] = static_cast<T>(ev(Index<I, R, true>{i}));
+    for (I i = nvec * N + first; i < n; i += stride) store_value(out[i], ev(Index<I, R, true>{i}));
   } else {
-    for (I i = first; i < n; i += stride) out[i] = static_cast<T>(ev(Index<I, R, true>{i}));
+    for (I i = first; i < n; i += stride) store_value(out[i], ev(Index<I, R, true>{i}));
   }
 }
 
@@ -117,7 +117,7 @@ __global__ void __launch_bounds__(kBlock) strided_kernel(TensorWriter<T, R> out,
   const I stride = static_cast<I>(gridDim.x) * kBlock;
   for (I i = static_cast<I>(blockIdx.x) * kBlock + static_cast<I>(threadIdx.x); i < n; i += stride) {
     const auto ix = unravel_fast<I, R>(i, div);
-    out[ix] = static_cast<T>(ev(ix));
+    store_value(out[ix], ev(ix));
   }
 }
 

@@ -62,21 +62,21 @@ Tensor<T, R> zeros(const Shape<R>& shape, Device device = kCPU) {
 // Values uniform in [0, 1) (Philox4x32-10, counter = element index, key = seed).
 template <class T, std::size_t R>
 Tensor<T, static_cast<int>(R)> rand(const index_t (&shape)[R], Device device = kCPU, std::uint64_t seed = next_seed()) {
-  static_assert(std::is_floating_point_v<T>, "ft::rand: T must be float or double; use randint for integers");
+  static_assert(is_floating_v<T>, "ft::rand: T must be float or double; use randint for integers");
   return detail::generate<T>("rand", detail::to_shape(shape), device, gen::Uniform<T>{seed, T(0), T(1)});
 }
 // Values uniform in [low, high).
 template <class T, std::size_t R>
 Tensor<T, static_cast<int>(R)> uniform(const index_t (&shape)[R], T low, T high, Device device = kCPU,
                                        std::uint64_t seed = next_seed()) {
-  static_assert(std::is_floating_point_v<T>, "ft::uniform: T must be float or double");
+  static_assert(is_floating_v<T>, "ft::uniform: T must be float or double");
   return detail::generate<T>("uniform", detail::to_shape(shape), device, gen::Uniform<T>{seed, low, high});
 }
 // Standard normal values (Box–Muller on Philox); float results are bit-identical on CPU and GPU.
 template <class T, std::size_t R>
 Tensor<T, static_cast<int>(R)> randn(const index_t (&shape)[R], Device device = kCPU,
                                      std::uint64_t seed = next_seed()) {
-  static_assert(std::is_floating_point_v<T>, "ft::randn: T must be float or double");
+  static_assert(is_floating_v<T>, "ft::randn: T must be float or double");
   return detail::generate<T>("randn", detail::to_shape(shape), device, gen::Normal<T>{seed, T(0), T(1)});
 }
 // Integers uniform in [low, high).

@@ -21,25 +21,26 @@ template <class T, class Ev>
 struct Output {
   T* ptr;  // contiguous, with the kernel's shape
   Ev ev;
-  // 1: out += value; 0: out = value. A T, not a bool: the CPU vectoriser turns a select on a
+  // 1: out += value; 0: out = value. A number, not a bool: the CPU vectoriser turns a select on a
   // loop-invariant float comparison into a blend, but not a select on a bool byte.
-  T add;
+  compute_t<T> add;
 };
 
-// out = v, or out += v where add is nonzero: one output's store at one element.
-template <class T>
-FT_HD FT_INLINE void store_or_add(T& o, T v, T add) {
+// out = v, or out += v where add is nonzero: one output's store at one element (the sum in the
+// compute type, rounded once).
+template <class T, class C>
+FT_HD FT_INLINE void store_or_add(T& o, C v, C add) {
 #if defined(__CUDA_ARCH__)
   // a GPU thread reads a fresh output's memory never (compute-sanitizer's initcheck)
-  if (add != T(0))
-    o = static_cast<T>(o + v);
+  if (add != C(0))
+    store_value(o, static_cast<C>(static_cast<C>(o) + v));
   else
-    o = v;
+    store_value(o, v);
 #else
   // read unconditionally and select: a conditional load would stop the CPU loop from
   // vectorising (a fresh output's bytes are read and discarded)
-  const T prev = o;
-  o = add != T(0) ? static_cast<T>(prev + v) : v;
+  const C prev = static_cast<C>(o);
+  store_value(o, add != C(0) ? static_cast<C>(prev + v) : v);
 #endif
 }
 
@@ -61,22 +62,24 @@ struct Outputs<Output<T, Ev>, Rest...> {
 
   template <class Ix>
   FT_HD FT_INLINE void operator()(const Ix& ix) const {
-    const T v = static_cast<T>(head.ev(ix));
+    using C = compute_t<T>;
+    const C v = static_cast<C>(head.ev(ix));
     tail(ix);
     store_or_add(head.ptr[ix.linear], v, head.add);
   }
   // N elements from i (dense, 16-byte aligned leaves and outputs).
   template <int N, class I>
   FT_HD FT_INLINE void step(I i) const {
+    using C = compute_t<T>;
     const auto x = head.ev.template load<N>(i);
     tail.template step<N>(i);
     auto* o = reinterpret_cast<Vec<T, N>*>(head.ptr + i);
     Vec<T, N> y;
-    if (head.add != T(0)) {
+    if (head.add != C(0)) {
       const Vec<T, N> p = *o;
-      for (int k = 0; k < N; ++k) y.v[k] = static_cast<T>(p.v[k] + static_cast<T>(x.v[k]));
+      for (int k = 0; k < N; ++k) store_value(y.v[k], static_cast<C>(p.v[k]) + static_cast<C>(x.v[k]));
     } else {
-      for (int k = 0; k < N; ++k) y.v[k] = static_cast<T>(x.v[k]);
+      for (int k = 0; k < N; ++k) store_value(y.v[k], x.v[k]);
     }
     *o = y;
   }

@@ -12,8 +12,8 @@ namespace ft::inline FT_ABI {
 template <class Op, class A, class B>
 class Binary {
  public:
-  using value_type =
-      decltype(std::declval<Op>()(std::declval<typename A::value_type>(), std::declval<typename B::value_type>()));
+  using value_type = detail::binary_result_t<Op, typename A::value_type, typename B::value_type>;
+  using compute_type = compute_t<value_type>;
   static constexpr int rank = A::rank > B::rank ? A::rank : B::rank;
 
   // Broadcasts the shapes and checks the devices now, before anything is launched.
@@ -29,14 +29,14 @@ class Binary {
     decltype(std::declval<const A&>().evaluator(EvalContext{})) a;
     decltype(std::declval<const B&>().evaluator(EvalContext{})) b;
     template <class Ix>
-    FT_HD FT_INLINE value_type operator()(const Ix& ix) const {
+    FT_HD FT_INLINE compute_type operator()(const Ix& ix) const {
       return op(a(ix), b(ix));
     }
     template <int N, class I>
-    FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
+    FT_HD FT_INLINE Vec<compute_type, N> load(I i) const {
       auto x = a.template load<N>(i);
       auto y = b.template load<N>(i);
-      Vec<value_type, N> r;
+      Vec<compute_type, N> r;
       for (int k = 0; k < N; ++k) r.v[k] = op(x.v[k], y.v[k]);
       return r;
     }

@@ -26,24 +26,25 @@ concept Expression = detail::is_expression_node_v<std::remove_cvref_t<E>> && req
 
 // An operand of an op: an expression or a plain number.
 template <class X>
-concept Operand = Expression<X> || std::is_arithmetic_v<std::remove_cvref_t<X>>;
+concept Operand = Expression<X> || is_number_v<std::remove_cvref_t<X>>;
 
-// A number broadcast everywhere (rank 0, no device).
+// A number broadcast everywhere (rank 0, no device). Of a two-byte floating type, it is held in
+// float, unrounded, as PyTorch's kernels hold a Python number next to a half tensor.
 template <class T>
 struct Scalar {
   using value_type = T;
   static constexpr int rank = 0;
-  T value;
+  compute_t<T> value;
 
   struct Eval {
-    T value;
+    compute_t<T> value;
     template <class Ix>
-    FT_HD FT_INLINE T operator()(const Ix&) const {
+    FT_HD FT_INLINE compute_t<T> operator()(const Ix&) const {
       return value;
     }
     template <int N, class I>
-    FT_HD FT_INLINE Vec<T, N> load(I) const {
-      Vec<T, N> r;
+    FT_HD FT_INLINE Vec<compute_t<T>, N> load(I) const {
+      Vec<compute_t<T>, N> r;
       for (int k = 0; k < N; ++k) r.v[k] = value;
       return r;
     }
@@ -101,20 +102,41 @@ Shape<(RA > RB ? RA : RB)> broadcast_shapes(const char* op, const Shape<RA>& a, 
 // A bool tensor next to an integral number gives int64, as torch does.
 template <class V, class S>
 using scalar_type_t =
-    std::conditional_t<std::is_floating_point_v<S> && !std::is_floating_point_v<V>, float,
+    std::conditional_t<is_floating_v<S> && !is_floating_v<V>, float,
                        std::conditional_t<std::is_same_v<V, bool> && !std::is_same_v<S, bool>, std::int64_t, V>>;
 
 // The type of a number with no tensor beside it: float or int64, torch's defaults.
 template <class S>
-using default_type_t = std::conditional_t<std::is_floating_point_v<S>, float,
-                                          std::conditional_t<std::is_same_v<S, bool>, bool, std::int64_t>>;
+using default_type_t =
+    std::conditional_t<is_floating_v<S>, float, std::conditional_t<std::is_same_v<S, bool>, bool, std::int64_t>>;
+
+// The type of an elementwise op's result. Evaluators compute in compute_t (float for the two-byte
+// types); a result in the compute type of the operands' promoted two-byte type is of that type
+// (half + half is half, computed in float), any other result is what the op returns (a
+// comparison's bool). An op whose result type is fixed says so: `using result_type = U` (cast).
+template <class R, class P>
+using logical_result_t = std::conditional_t<is_half_v<P> && std::is_same_v<R, compute_t<P>>, P, R>;
+
+template <class Op, class R, class P>
+struct op_result : std::type_identity<logical_result_t<R, P>> {};
+template <class Op, class R, class P>
+requires requires { typename Op::result_type; }
+struct op_result<Op, R, P> : std::type_identity<typename Op::result_type> {};
+template <class Op, class A>
+using unary_result_t =
+    typename op_result<Op, decltype(std::declval<const Op&>()(std::declval<compute_t<A>>())), A>::type;
+template <class Op, class A, class B>
+using binary_result_t =
+    typename op_result<Op,
+                       decltype(std::declval<const Op&>()(std::declval<compute_t<A>>(), std::declval<compute_t<B>>())),
+                       promote_t<A, B>>::type;
 
 // Wraps a number as Scalar, taking its type from the other operand; passes expressions through.
 template <class Other, class X>
 auto as_operand(const X& x) {
-  if constexpr (std::is_arithmetic_v<X>) {
+  if constexpr (is_number_v<X>) {
     using V = typename Other::value_type;
-    return Scalar<scalar_type_t<V, X>>{static_cast<scalar_type_t<V, X>>(x)};
+    return Scalar<scalar_type_t<V, X>>{static_cast<compute_t<scalar_type_t<V, X>>>(x)};
   } else {
     return x;
   }

@@ -16,6 +16,7 @@ template <class F, int R>
 class Generator {
  public:
   using value_type = decltype(std::declval<F>()(index_t{}));
+  using compute_type = compute_t<value_type>;
   static constexpr int rank = R;
 
   Generator(F f, const Shape<R>& shape, Device device)
@@ -26,7 +27,7 @@ class Generator {
     Array<index_t, R> strides;  // own row-major strides, 0 where broadcast
     bool dense;
     template <class I, int OR, bool D>
-    FT_HD FT_INLINE value_type operator()(const Index<I, OR, D>& ix) const {
+    FT_HD FT_INLINE compute_type operator()(const Index<I, OR, D>& ix) const {
       if constexpr (D) {
         return f(static_cast<index_t>(ix.linear));
       } else {
@@ -37,8 +38,8 @@ class Generator {
       }
     }
     template <int N, class I>
-    FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
-      Vec<value_type, N> r;
+    FT_HD FT_INLINE Vec<compute_type, N> load(I i) const {
+      Vec<compute_type, N> r;
       for (int k = 0; k < N; ++k) r.v[k] = f(static_cast<index_t>(i) + k);
       return r;
     }
@@ -80,7 +81,7 @@ struct Uniform {
   T low, high;
   FT_HD FT_INLINE T operator()(index_t i) const {
     philox::U32x4 w = philox::philox4x32_10(static_cast<std::uint64_t>(i), seed);
-    if constexpr (std::is_same_v<T, float>) {
+    if constexpr (std::is_same_v<compute_t<T>, float>) {  // a two-byte T: float, rounded
       return philox::fma_rn(philox::uniform_float(w.v[0]), philox::add_rn(high, -low), low);
     } else {
       return math::fma(high - low, philox::uniform_double(w.v[0], w.v[1]), low);
@@ -95,7 +96,7 @@ struct Normal {
   T mean, std;
   FT_HD FT_INLINE T operator()(index_t i) const {
     philox::U32x4 w = philox::philox4x32_10(static_cast<std::uint64_t>(i), seed);
-    if constexpr (std::is_same_v<T, float>) {
+    if constexpr (std::is_same_v<compute_t<T>, float>) {
       return philox::fma_rn(philox::normal_float(w.v[0], w.v[1]), std, mean);
     } else {
       return math::fma(std, philox::normal_double(w), mean);
@@ -122,7 +123,7 @@ template <class T>
 struct Arange {
   T start, step;
   FT_HD FT_INLINE T operator()(index_t i) const {
-    if constexpr (std::is_floating_point_v<T>)
+    if constexpr (is_floating_v<T>)
       return static_cast<T>(math::fma(static_cast<double>(step), static_cast<double>(i), static_cast<double>(start)));
     else
       return static_cast<T>(start + step * static_cast<T>(i));

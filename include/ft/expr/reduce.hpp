@@ -30,12 +30,12 @@ inline constexpr KeepDim keepdim{};
 namespace red {
 
 // The accumulator each reducer uses on the host (OnDevice = false) and on a GPU.
-// The default (max, min): the element type itself. Floating sums accumulate in double on the
-// host (cheap there: a 10^7-element float sum comes out correctly rounded) and in the element
-// type on a GPU, where the fixed tree order keeps the error at O(log n) ulps.
+// The default (max, min): the element type itself (float for the two-byte types). Floating sums accumulate in double on
+// the host (cheap there: a 10^7-element float sum comes out correctly rounded) and in the element type on a GPU, where
+// the fixed tree order keeps the error at O(log n) ulps.
 template <class Red, bool OnDevice>
 struct acc_of {
-  using type = typename Red::value_type;
+  using type = compute_t<typename Red::value_type>;
 };
 template <class Red, bool OnDevice>
 using acc_t = typename acc_of<Red, OnDevice>::type;

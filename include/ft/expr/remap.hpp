@@ -111,6 +111,7 @@ template <class E, class M>
 class Remap : public RemapNode<E, M, M::out_rank> {
  public:
   using value_type = typename E::value_type;
+  using compute_type = compute_t<value_type>;
   using map_type = M;
   static constexpr int rank = M::out_rank;
   static_assert(M::in_rank == E::rank, "ft: a remapping's input rank differs from its operand's");
@@ -122,17 +123,17 @@ class Remap : public RemapNode<E, M, M::out_rank> {
     decltype(std::declval<const E&>().evaluator(EvalContext{})) e;
     M m;
     Array<index_t, rank> shape;
-    value_type fill;
+    compute_type fill;
     template <class I, int OR, bool D>
-    FT_HD FT_INLINE value_type operator()(const Index<I, OR, D>& ix) const {
+    FT_HD FT_INLINE compute_type operator()(const Index<I, OR, D>& ix) const {
       const Array<I, rank> out = detail::node_coords<rank>(ix, shape);
       CoordIndex<I, E::rank> in{};
       if (!m(out, in.coord)) return fill;
       return e(in);
     }
     template <int N, class I>
-    FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
-      return detail::load_by_index<N, value_type, rank>(*this, i);
+    FT_HD FT_INLINE Vec<compute_type, N> load(I i) const {
+      return detail::load_by_index<N, compute_type, rank>(*this, i);
     }
   };
 
@@ -274,6 +275,7 @@ template <class G, int RI, int RO>
 class PreimageSum : public RemapNode<G, SeparableMap<RI, RO>, RI> {
  public:
   using value_type = typename G::value_type;
+  using compute_type = compute_t<value_type>;
   static constexpr int rank = RI;
   static_assert(G::rank == RO, "ft: a remapping's gradient has the remapping's rank");
 
@@ -285,7 +287,7 @@ class PreimageSum : public RemapNode<G, SeparableMap<RI, RO>, RI> {
     SeparableMap<RI, RO> m;
     Array<index_t, RI> shape;
     template <class I, int OR, bool D>
-    FT_HD FT_INLINE value_type operator()(const Index<I, OR, D>& ix) const {
+    FT_HD FT_INLINE compute_type operator()(const Index<I, OR, D>& ix) const {
       const Array<I, RI> in = detail::node_coords<RI>(ix, shape);
       constexpr int L = RO - RI;
       Run<I> runs[RO > 0 ? RO : 1][3];
@@ -296,16 +298,16 @@ class PreimageSum : public RemapNode<G, SeparableMap<RI, RO>, RI> {
       }
       for (int d = 0; d < RI; ++d) {
         count[L + d] = m.axes[d].preimages(in[d], runs[L + d]);
-        if (count[L + d] == 0) return value_type(0);
+        if (count[L + d] == 0) return compute_type(0);
       }
       // every combination of one position a dimension, the last dimension fastest
       int r[RO > 0 ? RO : 1] = {};
       I k[RO > 0 ? RO : 1] = {};
       CoordIndex<I, RO> out{};
-      value_type acc = 0;
+      compute_type acc = 0;
       while (true) {
         for (int d = 0; d < RO; ++d) out.coord[d] = runs[d][r[d]].first + k[d] * runs[d][r[d]].step;
-        acc += static_cast<value_type>(g(out));
+        acc += static_cast<compute_type>(g(out));
         int d = RO - 1;
         for (; d >= 0; --d) {
           if (++k[d] < runs[d][r[d]].count) break;
@@ -318,8 +320,8 @@ class PreimageSum : public RemapNode<G, SeparableMap<RI, RO>, RI> {
       return acc;
     }
     template <int N, class I>
-    FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
-      return detail::load_by_index<N, value_type, RI>(*this, i);
+    FT_HD FT_INLINE Vec<compute_type, N> load(I i) const {
+      return detail::load_by_index<N, compute_type, RI>(*this, i);
     }
   };
 
@@ -408,6 +410,7 @@ template <class E>
 class Resample : public RemapNode<E, Array<ResampleAxis, E::rank>, E::rank> {
  public:
   using value_type = typename E::value_type;
+  using compute_type = compute_t<value_type>;
   static constexpr int rank = E::rank;
 
   Resample(E e, const Array<ResampleAxis, rank>& axes, const Shape<rank>& shape)
@@ -418,7 +421,7 @@ class Resample : public RemapNode<E, Array<ResampleAxis, E::rank>, E::rank> {
     Array<ResampleAxis, rank> axes;
     Array<index_t, rank> shape;
     template <class I, int OR, bool D>
-    FT_HD FT_INLINE value_type operator()(const Index<I, OR, D>& ix) const {
+    FT_HD FT_INLINE compute_type operator()(const Index<I, OR, D>& ix) const {
       const Array<I, rank> out = detail::node_coords<rank>(ix, shape);
       I lo[rank > 0 ? rank : 1], hi[rank > 0 ? rank : 1];
       double lambda[rank > 0 ? rank : 1];
@@ -437,11 +440,11 @@ class Resample : public RemapNode<E, Array<ResampleAxis, E::rank>, E::rank> {
         }
         if (used) acc += w * static_cast<double>(e(at));
       }
-      return static_cast<value_type>(acc);
+      return static_cast<compute_type>(acc);
     }
     template <int N, class I>
-    FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
-      return detail::load_by_index<N, value_type, rank>(*this, i);
+    FT_HD FT_INLINE Vec<compute_type, N> load(I i) const {
+      return detail::load_by_index<N, compute_type, rank>(*this, i);
     }
   };
 
@@ -456,6 +459,7 @@ template <class G>
 class ResampleGrad : public RemapNode<G, Array<ResampleAxis, G::rank>, G::rank> {
  public:
   using value_type = typename G::value_type;
+  using compute_type = compute_t<value_type>;
   static constexpr int rank = G::rank;
 
   ResampleGrad(G g, const Array<ResampleAxis, rank>& axes, const Shape<rank>& in_shape)
@@ -466,12 +470,12 @@ class ResampleGrad : public RemapNode<G, Array<ResampleAxis, G::rank>, G::rank> 
     Array<ResampleAxis, rank> axes;
     Array<index_t, rank> shape;
     template <class I, int OR, bool D>
-    FT_HD FT_INLINE value_type operator()(const Index<I, OR, D>& ix) const {
+    FT_HD FT_INLINE compute_type operator()(const Index<I, OR, D>& ix) const {
       const Array<I, rank> in = detail::node_coords<rank>(ix, shape);
       I lo[rank > 0 ? rank : 1], hi[rank > 0 ? rank : 1];
       for (int d = 0; d < rank; ++d) {
         axes[d].readers(in[d], lo[d], hi[d]);
-        if (lo[d] >= hi[d]) return value_type(0);
+        if (lo[d] >= hi[d]) return compute_type(0);
       }
       CoordIndex<I, rank> out{};
       for (int d = 0; d < rank; ++d) out.coord[d] = lo[d];
@@ -488,11 +492,11 @@ class ResampleGrad : public RemapNode<G, Array<ResampleAxis, G::rank>, G::rank> 
         }
         if (d < 0) break;
       }
-      return static_cast<value_type>(acc);
+      return static_cast<compute_type>(acc);
     }
     template <int N, class I>
-    FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
-      return detail::load_by_index<N, value_type, rank>(*this, i);
+    FT_HD FT_INLINE Vec<compute_type, N> load(I i) const {
+      return detail::load_by_index<N, compute_type, rank>(*this, i);
     }
   };
 
@@ -510,6 +514,7 @@ template <class E>
 class CatList {
  public:
   using value_type = typename E::value_type;
+  using compute_type = compute_t<value_type>;
   static constexpr int rank = E::rank;
   using part_eval = decltype(std::declval<const E&>().evaluator(EvalContext{}));
 
@@ -524,7 +529,7 @@ class CatList {
     Array<index_t, rank> shape;
     TensorReader<value_type, rank> joined;
     template <class I, int OR, bool D>
-    FT_HD FT_INLINE value_type operator()(const Index<I, OR, D>& ix) const {
+    FT_HD FT_INLINE compute_type operator()(const Index<I, OR, D>& ix) const {
       CoordIndex<I, rank> at{};
       at.coord = detail::node_coords<rank>(ix, shape);
       if (n == 0) return joined(at);
@@ -539,7 +544,7 @@ class CatList {
     // The CPU kernel that runs part ix.part (a runtime index into the parts: on the host only,
     // marked FT_HD only because the elementwise nodes above it are)
     template <class I, int OR>
-    FT_HD FT_INLINE value_type operator()(const PartIndex<I, OR>& ix) const {
+    FT_HD FT_INLINE compute_type operator()(const PartIndex<I, OR>& ix) const {
       const Array<I, rank> c = detail::node_coords<rank>(static_cast<const Index<I, OR, false>&>(ix), shape);
       const I s = static_cast<I>(start[ix.part]);
       CoordIndex<I, rank> at{};
@@ -547,8 +552,8 @@ class CatList {
       return parts[ix.part](at);
     }
     template <int N, class I>
-    FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
-      return detail::load_by_index<N, value_type, rank>(*this, i);
+    FT_HD FT_INLINE Vec<compute_type, N> load(I i) const {
+      return detail::load_by_index<N, compute_type, rank>(*this, i);
     }
   };
 

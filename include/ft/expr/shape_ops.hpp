@@ -18,6 +18,7 @@ template <class E>
 class Unsqueeze {
  public:
   using value_type = typename E::value_type;
+  using compute_type = compute_t<value_type>;
   static constexpr int rank = E::rank + 1;
   static_assert(rank <= kMaxRank, "ft::unsqueeze: the result would exceed rank 8");
 
@@ -30,7 +31,7 @@ class Unsqueeze {
     decltype(std::declval<const E&>().evaluator(EvalContext{})) e;
     int from_right;  // the inserted dimension, counted from the last (0 = last)
     template <class I, int OR, bool D>
-    FT_HD FT_INLINE value_type operator()(const Index<I, OR, D>& ix) const {
+    FT_HD FT_INLINE compute_type operator()(const Index<I, OR, D>& ix) const {
       if constexpr (D) {  // every leaf has the output's layout: the linear index is valid below too
         return e(ix);
       } else {
@@ -43,7 +44,7 @@ class Unsqueeze {
       }
     }
     template <int N, class I>
-    FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
+    FT_HD FT_INLINE Vec<compute_type, N> load(I i) const {
       return e.template load<N>(i);
     }
   };
@@ -73,6 +74,7 @@ template <class E, int R>
 class SumTo {
  public:
   using value_type = typename E::value_type;
+  using compute_type = compute_t<value_type>;
   static constexpr int rank = R;
   using input_type = E;
   static_assert(R <= E::rank, "ft::sum_to: the target cannot have a higher rank than the expression");
@@ -99,14 +101,14 @@ class SumTo {
     TensorReader<value_type, R> sum;
     bool pass;  // nothing summed: read E itself (uniform across a launch; only when E has rank R)
     template <class Ix>
-    FT_HD FT_INLINE value_type operator()(const Ix& ix) const {
+    FT_HD FT_INLINE compute_type operator()(const Ix& ix) const {
       if constexpr (E::rank == R)
         return pass ? e(ix) : sum(ix);
       else
         return sum(ix);
     }
     template <int N, class I>
-    FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
+    FT_HD FT_INLINE Vec<compute_type, N> load(I i) const {
       if constexpr (E::rank == R)
         return pass ? e.template load<N>(i) : sum.template load<N>(i);
       else

@@ -12,7 +12,8 @@ namespace ft::inline FT_ABI {
 template <class Op, class A>
 class Unary {
  public:
-  using value_type = decltype(std::declval<Op>()(std::declval<typename A::value_type>()));
+  using value_type = detail::unary_result_t<Op, typename A::value_type>;
+  using compute_type = compute_t<value_type>;
   static constexpr int rank = A::rank;
 
   Unary(Op op, A a) : op_(op), a_(std::move(a)) {}
@@ -21,13 +22,13 @@ class Unary {
     Op op;
     decltype(std::declval<const A&>().evaluator(EvalContext{})) a;
     template <class Ix>
-    FT_HD FT_INLINE value_type operator()(const Ix& ix) const {
+    FT_HD FT_INLINE compute_type operator()(const Ix& ix) const {
       return op(a(ix));
     }
     template <int N, class I>
-    FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
+    FT_HD FT_INLINE Vec<compute_type, N> load(I i) const {
       auto x = a.template load<N>(i);
-      Vec<value_type, N> r;
+      Vec<compute_type, N> r;
       for (int k = 0; k < N; ++k) r.v[k] = op(x.v[k]);
       return r;
     }

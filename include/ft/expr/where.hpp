@@ -14,6 +14,7 @@ template <class C, class A, class B>
 class Where {
  public:
   using value_type = promote_t<typename A::value_type, typename B::value_type>;
+  using compute_type = compute_t<value_type>;
   static constexpr int rank = C::rank > (A::rank > B::rank ? A::rank : B::rank)
                                   ? C::rank
                                   : (A::rank > B::rank ? A::rank : B::rank);
@@ -32,28 +33,28 @@ class Where {
     decltype(std::declval<const A&>().evaluator(EvalContext{})) a;
     decltype(std::declval<const B&>().evaluator(EvalContext{})) b;
     template <class Ix>
-    FT_HD FT_INLINE value_type operator()(const Ix& ix) const {
+    FT_HD FT_INLINE compute_type operator()(const Ix& ix) const {
 #if !defined(__CUDA_ARCH__)
-      if constexpr (std::is_floating_point_v<value_type>) {
+      if constexpr (std::is_floating_point_v<compute_type>) {
         // on a CPU both sides first, then a select: a loop the compiler cannot if-convert
         // (strided reads) would otherwise branch on data, mispredicted half the time. No
         // expression traps (integer division is true division, integer modulo by 0 gives 0,
         // gathers clamp); integer results keep the branch (an unselected side may overflow).
-        const auto x = static_cast<value_type>(a(ix));
-        const auto y = static_cast<value_type>(b(ix));
+        const auto x = static_cast<compute_type>(a(ix));
+        const auto y = static_cast<compute_type>(b(ix));
         return static_cast<bool>(c(ix)) ? x : y;
       }
 #endif
-      return static_cast<bool>(c(ix)) ? static_cast<value_type>(a(ix)) : static_cast<value_type>(b(ix));
+      return static_cast<bool>(c(ix)) ? static_cast<compute_type>(a(ix)) : static_cast<compute_type>(b(ix));
     }
     template <int N, class I>
-    FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
+    FT_HD FT_INLINE Vec<compute_type, N> load(I i) const {
       auto z = c.template load<N>(i);
       auto x = a.template load<N>(i);
       auto y = b.template load<N>(i);
-      Vec<value_type, N> r;
+      Vec<compute_type, N> r;
       for (int k = 0; k < N; ++k)
-        r.v[k] = static_cast<bool>(z.v[k]) ? static_cast<value_type>(x.v[k]) : static_cast<value_type>(y.v[k]);
+        r.v[k] = static_cast<bool>(z.v[k]) ? static_cast<compute_type>(x.v[k]) : static_cast<compute_type>(y.v[k]);
       return r;
     }
   };

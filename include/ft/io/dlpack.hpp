@@ -22,14 +22,14 @@ inline DLDataType dlpack_dtype(DType t) {
   return {dtype_info(t).dlpack_code, static_cast<std::uint8_t>(8 * dtype_size(t)), 1};
 }
 
-static_assert(kDLInt == 0 && kDLUInt == 1 && kDLFloat == 2 && kDLBool == 6, "DTypeInfo::dlpack_code");
+static_assert(kDLInt == 0 && kDLUInt == 1 && kDLFloat == 2 && kDLBfloat == 4 && kDLBool == 6, "DTypeInfo::dlpack_code");
 
 inline DType dtype_from_dlpack(DLDataType t) {
   const DTypeInfo* known =
       find_dtype([&](const DTypeInfo& i) { return t.lanes == 1 && t.code == i.dlpack_code && t.bits == 8 * i.size; });
   if (known) return known->dtype;
   fail("from_dlpack", "unsupported dtype (code ", int(t.code), ", ", int(t.bits), " bits, ", t.lanes,
-       " lanes); fusedtensor has float32/64, int32/64, uint8 and bool");
+       " lanes); fusedtensor has float16/32/64, bfloat16, int32/64, uint8 and bool");
 }
 
 // What a DLManagedTensor(Versioned) made by to_dlpack owns: the storage and the shape arrays.

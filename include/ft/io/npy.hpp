@@ -67,9 +67,9 @@ inline NpyHeader parse_npy_header(std::string_view h, std::size_t base, ByteRead
       const std::string d = str();
       const DTypeInfo* known = nullptr;
       if (d.size() == 3 && (d[0] == '<' || d[0] == '>' || d[0] == '|' || d[0] == '='))
-        known = find_dtype([&](const DTypeInfo& i) { return d.substr(1) == i.numpy; });
+        known = find_dtype([&](const DTypeInfo& i) { return i.numpy && d.substr(1) == i.numpy; });
       if (known) out.dtype = known->dtype;
-      if (!known) err("dtype '" + d + "' is not supported (float32/64, int32/64, uint8, bool)");
+      if (!known) err("dtype '" + d + "' is not supported (float16/32/64, int32/64, uint8, bool)");
       out.swap = d[0] == '>' && dtype_size(out.dtype) > 1;
       have_descr = true;
     } else if (key == "fortran_order") {
@@ -122,6 +122,8 @@ inline NpyHeader parse_npy_header(std::string_view h, std::size_t base, ByteRead
 // The bytes numpy.save would write for `t` (any device or strides).
 inline std::vector<std::uint8_t> to_npy_bytes(const AnyTensor& t) {
   check(t.defined(), "save_npy", "the tensor is undefined");
+  check(dtype_info(t.dtype()).numpy != nullptr, "save_npy", "numpy has no ", t.dtype(),
+        " type; convert the tensor first (ft::cast<float>), or save it as safetensors");
   AnyTensor host =
       visit_elements(t, [&](auto typed) { return AnyTensor(typed.to(kCPU).contiguous()).unpadded(t.dim()); });
   std::string shape = "(";

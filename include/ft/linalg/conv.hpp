@@ -21,9 +21,11 @@
 #include "ft/core/tensor.hpp"
 #include "ft/exec/assign.hpp"
 #include "ft/expr/expression.hpp"
+#include "ft/linalg/autocast.hpp"
 #include "ft/linalg/conv_cpu.hpp"
 #include "ft/linalg/conv_cuda.hpp"
 #include "ft/linalg/conv_geometry.hpp"
+#include "ft/ops/common.hpp"
 
 namespace ft::inline FT_ABI {
 
@@ -32,6 +34,23 @@ namespace linalg::detail {
 template <class T>
 Tensor<T, 4> conv2d_impl(const Tensor<T, 4>& x, const Tensor<T, 4>& w, const Tensor<T, 1>* bias,
                          const Conv2dOptions& opt, const char* op = "conv2d") {
+  if constexpr (std::is_same_v<T, float>) {  // ft::autocast: in the guard's type, the result rounded to it
+    auto low = amp::with_autocast_type(x.device(), [&]<class H>() {
+      const Tensor<H, 4> xh = cast<H>(x), wh = cast<H>(w);
+      Tensor<H, 1> bh;
+      if (bias) bh = cast<H>(*bias);
+      return Tensor<float, 4>(cast<float>(conv2d_impl<H>(xh, wh, bias ? &bh : nullptr, opt, op)));
+    });
+    if (low) return *low;
+  }
+  if constexpr (is_half_v<T>) {  // on the CPU in float (the im2col sums too), rounded once
+    if (x.device().is_cpu() && w.device().is_cpu()) {
+      const amp::AutocastScope in_float(kCPU, std::nullopt);
+      Tensor<float, 1> bf;
+      if (bias) bf = cast<float>(*bias);
+      return Tensor<T, 4>(cast<T>(conv2d_impl<float>(cast<float>(x), cast<float>(w), bias ? &bf : nullptr, opt, op)));
+    }
+  }
   const Device device = x.device();
   check_conv_devices(op, "input", device, "weight", w.device());
   if (bias) check_conv_devices(op, "input", device, "bias", bias->device());
@@ -48,7 +67,8 @@ Tensor<T, 4> conv2d_impl(const Tensor<T, 4>& x, const Tensor<T, 4>& w, const Ten
     return y;
   }
   if (device.is_cpu()) {
-    conv2d_cpu<T>(g, x.data(), w.data(), y.data(), bias != nullptr);
+    if constexpr (!is_half_v<T>)
+      conv2d_cpu<T>(g, x.data(), w.data(), y.data(), bias != nullptr);  // two-byte types: in float, above
   } else {
 #if FT_CUDNN_ENABLED
     conv2d_cudnn<T>(op, CudnnConvKind::forward, g, device, x.data(), w.data(), nullptr, y.data(), bias != nullptr);
@@ -92,13 +112,27 @@ auto conv2d(const X& x, const W& w, const B& bias, const Conv2dOptions& options 
 // dx = ∂L/∂x of conv2d given dy = ∂L/∂y (the transposed convolution of dy with w), for an input
 // of shape x_shape. Deterministic on both devices.
 template <Expression G, Expression W>
-auto conv2d_backward_data(const G& grad_out, const W& w, const Shape<4>& x_shape, const Conv2dOptions& options = {}) {
+Tensor<typename G::value_type, 4> conv2d_backward_data(const G& grad_out, const W& w, const Shape<4>& x_shape,
+                                                       const Conv2dOptions& options = {}) {
   using T = typename G::value_type;
   constexpr const char* op = "conv2d_backward_data";
   if constexpr (linalg::detail::conv_operands_ok<G, W>()) {
     using namespace linalg::detail;
     auto dy = contiguous_operand(grad_out, op, "grad_out");
     auto wc = contiguous_operand(w, op, "weight");
+    if constexpr (std::is_same_v<T, float>) {  // ft::autocast, as conv2d
+      auto low = amp::with_autocast_type(dy.device(), [&]<class H>() {
+        const Tensor<H, 4> dyh = cast<H>(dy), wh = cast<H>(wc);
+        return Tensor<float, 4>(cast<float>(conv2d_backward_data(dyh, wh, x_shape, options)));
+      });
+      if (low) return *low;
+    }
+    if constexpr (is_half_v<T>) {  // on the CPU in float, rounded once
+      if (dy.device().is_cpu() && wc.device().is_cpu()) {
+        const amp::AutocastScope in_float(kCPU, std::nullopt);
+        return Tensor<T, 4>(cast<T>(conv2d_backward_data(cast<float>(dy), cast<float>(wc), x_shape, options)));
+      }
+    }
     const Device device = dy.device();
     check_conv_devices(op, "grad_out", device, "weight", wc.device());
     const ConvGeometry g = conv_geometry(op, x_shape, wc.shape(), options);
@@ -110,7 +144,8 @@ auto conv2d_backward_data(const G& grad_out, const W& w, const Shape<4>& x_shape
       return dx;
     }
     if (device.is_cpu()) {
-      conv2d_backward_data_cpu<T>(g, dy.data(), wc.data(), dx.data());
+      if constexpr (!is_half_v<T>)
+        conv2d_backward_data_cpu<T>(g, dy.data(), wc.data(), dx.data());  // two-byte types: in float, above
     } else {
 #if FT_CUDNN_ENABLED
       conv2d_cudnn<T>(op, CudnnConvKind::backward_data, g, device, nullptr, wc.data(), dy.data(), dx.data(), false);
@@ -125,13 +160,27 @@ auto conv2d_backward_data(const G& grad_out, const W& w, const Shape<4>& x_shape
 // dw = ∂L/∂w of conv2d given the input x and dy = ∂L/∂y, for a weight of shape w_shape,
 // accumulated over the batch in a fixed order (bit-identical run after run).
 template <Expression X, Expression G>
-auto conv2d_backward_weight(const X& x, const G& grad_out, const Shape<4>& w_shape, const Conv2dOptions& options = {}) {
+Tensor<typename X::value_type, 4> conv2d_backward_weight(const X& x, const G& grad_out, const Shape<4>& w_shape,
+                                                         const Conv2dOptions& options = {}) {
   using T = typename X::value_type;
   constexpr const char* op = "conv2d_backward_weight";
   if constexpr (linalg::detail::conv_operands_ok<X, G>()) {
     using namespace linalg::detail;
     auto xc = contiguous_operand(x, op, "input");
     auto dy = contiguous_operand(grad_out, op, "grad_out");
+    if constexpr (std::is_same_v<T, float>) {  // ft::autocast, as conv2d
+      auto low = amp::with_autocast_type(xc.device(), [&]<class H>() {
+        const Tensor<H, 4> xh = cast<H>(xc), dyh = cast<H>(dy);
+        return Tensor<float, 4>(cast<float>(conv2d_backward_weight(xh, dyh, w_shape, options)));
+      });
+      if (low) return *low;
+    }
+    if constexpr (is_half_v<T>) {  // on the CPU in float, rounded once
+      if (xc.device().is_cpu() && dy.device().is_cpu()) {
+        const amp::AutocastScope in_float(kCPU, std::nullopt);
+        return Tensor<T, 4>(cast<T>(conv2d_backward_weight(cast<float>(xc), cast<float>(dy), w_shape, options)));
+      }
+    }
     const Device device = xc.device();
     check_conv_devices(op, "input", device, "grad_out", dy.device());
     const ConvGeometry g = conv_geometry(op, xc.shape(), w_shape, options);
@@ -143,7 +192,8 @@ auto conv2d_backward_weight(const X& x, const G& grad_out, const Shape<4>& w_sha
       return dw;
     }
     if (device.is_cpu()) {
-      conv2d_backward_weight_cpu<T>(g, xc.data(), dy.data(), dw.data());
+      if constexpr (!is_half_v<T>)
+        conv2d_backward_weight_cpu<T>(g, xc.data(), dy.data(), dw.data());  // two-byte types: in float, above
     } else {
 #if FT_CUDNN_ENABLED
       conv2d_cudnn<T>(op, CudnnConvKind::backward_filter, g, device, xc.data(), nullptr, dy.data(), dw.data(), false);
@@ -162,8 +212,8 @@ auto conv2d_backward_bias(const G& grad_out) {
   using T = typename G::value_type;
   constexpr const char* op = "conv2d_backward_bias";
   static_assert(G::rank == 4, "ft::conv2d_backward_bias: grad_out must be rank 4 [N, O, oH, oW]");
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                "ft::conv2d_backward_bias: only float and double tensors are supported");
+  static_assert(is_floating_v<T>,
+                "ft::conv2d_backward_bias: grad_out must be floating (float, double, half, bfloat16)");
   if constexpr (G::rank == 4) {
     auto dy = linalg::detail::contiguous_operand(grad_out, op, "grad_out");
     const Device device = dy.device();
@@ -256,6 +306,24 @@ template <class T>
 Tensor<T, 4> conv_transpose2d_impl(const Tensor<T, 4>& x, const Tensor<T, 4>& w, const Tensor<T, 1>* bias,
                                    const ConvTranspose2dOptions& opt) {
   constexpr const char* op = "conv_transpose2d";
+  if constexpr (std::is_same_v<T, float>) {  // ft::autocast, as conv2d
+    auto low = amp::with_autocast_type(x.device(), [&]<class H>() {
+      const Tensor<H, 4> xh = cast<H>(x), wh = cast<H>(w);
+      Tensor<H, 1> bh;
+      if (bias) bh = cast<H>(*bias);
+      return Tensor<float, 4>(cast<float>(conv_transpose2d_impl<H>(xh, wh, bias ? &bh : nullptr, opt)));
+    });
+    if (low) return *low;
+  }
+  if constexpr (is_half_v<T>) {  // on the CPU in float, rounded once
+    if (x.device().is_cpu() && w.device().is_cpu()) {
+      const amp::AutocastScope in_float(kCPU, std::nullopt);
+      Tensor<float, 1> bf;
+      if (bias) bf = cast<float>(*bias);
+      return Tensor<T, 4>(
+          cast<T>(conv_transpose2d_impl<float>(cast<float>(x), cast<float>(w), bias ? &bf : nullptr, opt)));
+    }
+  }
   const Device device = x.device();
   check_conv_devices(op, "input", device, "weight", w.device());
   if (bias) check_conv_devices(op, "input", device, "bias", bias->device());
@@ -278,7 +346,8 @@ Tensor<T, 4> conv_transpose2d_impl(const Tensor<T, 4>& x, const Tensor<T, 4>& w,
   }
   const Tensor<T, 4> dy = zero_extended(x, g.oh, g.ow, op);
   if (device.is_cpu()) {
-    conv2d_backward_data_cpu<T>(g, dy.data(), w.data(), y.data());
+    if constexpr (!is_half_v<T>)
+      conv2d_backward_data_cpu<T>(g, dy.data(), w.data(), y.data());  // two-byte types: in float, above
   } else {
 #if FT_CUDNN_ENABLED
     conv2d_cudnn<T>(op, CudnnConvKind::backward_data, g, device, nullptr, w.data(), dy.data(), y.data(), false);
@@ -334,7 +403,8 @@ auto conv2d_var(const VX& vx, const VW& vw, const VB* vb, const Conv2dOptions& o
   using T = typename VX::value_type;
   Tensor<T, 4> y = vb ? conv2d(vx.value(), vw.value(), vb->value(), options) : conv2d(vx.value(), vw.value(), options);
   VB b = vb ? *vb : VB();
-  auto bwd = [vx, vw, b, options](const Tensor<T, 4>& g) {
+  auto bwd = [vx, vw, b, options, ac = amp::autocast_dtype(vx.device())](const Tensor<T, 4>& g) {
+    const amp::AutocastScope precision(vx.device().type, ac);  // the forward's precision
     if (vx.requires_grad()) vx.state().accumulate(conv2d_backward_data(g, vw.value(), vx.shape(), options));
     if (vw.requires_grad()) vw.state().accumulate(conv2d_backward_weight(vx.value(), g, vw.shape(), options));
     if (b.defined() && b.requires_grad()) b.state().accumulate(conv2d_backward_bias(g));
@@ -371,7 +441,8 @@ auto conv1d_var(const VX& vx, const VW& vw, const VB* vb, const Conv1dOptions& o
   Tensor<T, 3> y = vb ? conv1d(vx.value(), vw.value(), vb->value(), options) : conv1d(vx.value(), vw.value(), options);
   VB b = vb ? *vb : VB();
   // On the [N, C, 1, L] views: dx, dw as conv2d's, with the height dimension dropped again.
-  auto bwd = [vx, vw, b, options](const Tensor<T, 3>& g) {
+  auto bwd = [vx, vw, b, options, ac = amp::autocast_dtype(vx.device())](const Tensor<T, 3>& g) {
+    const amp::AutocastScope precision(vx.device().type, ac);
     const Conv2dOptions opt2 = linalg::detail::conv1d_as_conv2d(options);
     const Tensor<T, 4> g4 = g.unsqueeze(2);
     const Tensor<T, 4> x4 = vx.value().unsqueeze(2), w4 = vw.value().unsqueeze(2);
@@ -391,7 +462,8 @@ auto conv_transpose2d_var(const VX& vx, const VW& vw, const VB* vb, const ConvTr
   // y = conv2d_backward_data(x, w) for the conv2d of input y's shape, so dx = conv2d(g, w) (cut to
   // x's size when output_padding ≥ stride) and dw = that conv2d's weight gradient with input g
   // and output gradient x.
-  auto bwd = [vx, vw, b, options](const Tensor<T, 4>& g) {
+  auto bwd = [vx, vw, b, options, ac = amp::autocast_dtype(vx.device())](const Tensor<T, 4>& g) {
+    const amp::AutocastScope precision(vx.device().type, ac);  // the forward's precision
     const Conv2dOptions opt2 = linalg::detail::conv_transpose2d_as_conv2d(options);
     const index_t h = vx.size(2), w = vx.size(3);
     if (vx.requires_grad()) vx.state().accumulate(conv2d(g, vw.value(), opt2).slice(2, 0, h).slice(3, 0, w));

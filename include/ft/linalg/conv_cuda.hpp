@@ -88,11 +88,16 @@ const CudnnConvPlan& cudnn_conv_plan(const char* op, cudnnHandle_t handle, const
                                      Device device) {
   constexpr bool f32 = std::is_same_v<T, float>;
   const bool tf32 = f32 && allow_tf32();
-  const std::array<index_t, 19> key{
-      g.n,          g.c,          g.h,        g.w,        g.o,          g.cg,
-      g.kh,         g.kw,         g.stride.h, g.stride.w, g.padding.h,  g.padding.w,
-      g.dilation.h, g.dilation.w, g.groups,   f32,        device.index, static_cast<index_t>(kind),
-      tf32};
+  const std::array<index_t, 19> key{g.n,          g.c,
+                                    g.h,          g.w,
+                                    g.o,          g.cg,
+                                    g.kh,         g.kw,
+                                    g.stride.h,   g.stride.w,
+                                    g.padding.h,  g.padding.w,
+                                    g.dilation.h, g.dilation.w,
+                                    g.groups,     static_cast<index_t>(dtype_of<T>()),
+                                    device.index, static_cast<index_t>(kind),
+                                    tf32};
   static std::mutex mutex;
   static std::map<std::array<index_t, 19>, std::unique_ptr<CudnnConvPlan>> cache;
   std::lock_guard<std::mutex> lock(mutex);
@@ -106,7 +111,12 @@ const CudnnConvPlan& cudnn_conv_plan(const char* op, cudnnHandle_t handle, const
     check(numel <= INT_MAX, op, "a tensor of ", numel, " elements (input ", g.in_shape(),
           ") exceeds cuDNN's limit of 2^31 - 1 elements; split the batch");
   auto plan = std::make_unique<CudnnConvPlan>();
-  const cudnnDataType_t type = f32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
+  const cudnnDataType_t type = f32                         ? CUDNN_DATA_FLOAT
+                               : std::is_same_v<T, double> ? CUDNN_DATA_DOUBLE
+                               : std::is_same_v<T, half>   ? CUDNN_DATA_HALF
+                                                           : CUDNN_DATA_BFLOAT16;
+  // the two-byte types accumulate in float (cuDNN's "pseudo-half" configuration)
+  const cudnnDataType_t compute = is_half_v<T> ? CUDNN_DATA_FLOAT : type;
   auto i32 = [](index_t v) { return static_cast<int>(v); };
   FT_CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->x));
   FT_CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->y));
@@ -119,10 +129,11 @@ const CudnnConvPlan& cudnn_conv_plan(const char* op, cudnnHandle_t handle, const
       cudnnSetFilter4dDescriptor(plan->w, type, CUDNN_TENSOR_NCHW, i32(g.o), i32(g.cg), i32(g.kh), i32(g.kw)));
   FT_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(plan->conv, i32(g.padding.h), i32(g.padding.w), i32(g.stride.h),
                                                  i32(g.stride.w), i32(g.dilation.h), i32(g.dilation.w),
-                                                 CUDNN_CROSS_CORRELATION, type));
+                                                 CUDNN_CROSS_CORRELATION, compute));
   FT_CUDNN_CHECK(cudnnSetConvolutionGroupCount(plan->conv, i32(g.groups)));
-  // FMA math keeps float convolutions in full fp32 (CUDNN_DEFAULT_MATH would allow TF32 on Ampere+).
-  const cudnnMathType_t math = f32 && !tf32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+  // FMA math keeps float convolutions in full fp32 (CUDNN_DEFAULT_MATH would allow TF32 on Ampere+);
+  // the two-byte types run on tensor cores.
+  const cudnnMathType_t math = is_half_v<T> ? CUDNN_TENSOR_OP_MATH : f32 && !tf32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
   FT_CUDNN_CHECK(cudnnSetConvolutionMathType(plan->conv, math));
 
   if (kind == CudnnConvKind::forward) {
@@ -182,7 +193,8 @@ void conv2d_cudnn(const char* op, CudnnConvKind kind, const ConvGeometry& g, Dev
   const CudnnConvPlan& plan = cudnn_conv_plan<T>(op, handle, g, kind, device);
   Storage workspace = plan.workspace ? make_storage(plan.workspace, device) : nullptr;
   void* ws = workspace ? workspace->data() : nullptr;
-  const T alpha = 1, beta = accumulate ? T(1) : T(0);  // cuDNN reads double scalars for double data
+  // cuDNN reads double scalars for double data, float ones for float, half and bfloat16
+  const compute_t<T> alpha = 1, beta = accumulate ? 1 : 0;
   stats::detail::record_launch(device);
   if (kind == CudnnConvKind::forward) {
     FT_CUDNN_CHECK(cudnnConvolutionForward(handle, &alpha, plan.x, x, plan.w, w, plan.conv,

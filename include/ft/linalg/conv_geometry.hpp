@@ -109,8 +109,8 @@ constexpr bool conv_operands_ok() {
   static_assert(W::rank == 4, "ft::conv2d: the weight must be rank 4 [out_channels, in_channels / groups, kH, kW]");
   static_assert(std::is_same_v<typename X::value_type, typename W::value_type>,
                 "ft::conv2d: the operands must have the same element type; convert one with ft::cast<T>");
-  static_assert(std::is_same_v<typename X::value_type, float> || std::is_same_v<typename X::value_type, double>,
-                "ft::conv2d: only float and double tensors are supported");
+  static_assert(is_floating_v<typename X::value_type>,
+                "ft::conv2d: the operands must be floating (float, double, half, bfloat16); convert with ft::cast<T>");
   return X::rank == 4 && W::rank == 4 && std::is_same_v<typename X::value_type, typename W::value_type>;
 }
 

@@ -17,7 +17,9 @@
 #include "ft/core/config.hpp"
 #include "ft/core/device.hpp"
 #include "ft/core/error.hpp"
+#include "ft/core/half.hpp"
 #include "ft/core/stats.hpp"
+#include "ft/core/storage.hpp"
 #include "ft/cuda/runtime.hpp"
 
 #if defined(_OPENMP)
@@ -25,7 +27,12 @@
 #endif
 
 #if defined(FT_HAVE_CBLAS)
+// OpenBLAS's cblas.h declares a global `typedef uint16_t bfloat16`, which would make `bfloat16`
+// ambiguous with ft::bfloat16 wherever a program says `using namespace ft;`: its name is changed
+// here (the same type, so cblas_sbgemm keeps its ABI).
+#define bfloat16 openblas_bfloat16
 #include <cblas.h>
+#undef bfloat16
 #include <dlfcn.h>
 #endif
 
@@ -573,60 +580,151 @@ inline cublasHandle_t cublas_handle(Device d) {
 // C ← beta·C over the batch (the k == 0 case, which cuBLAS does not promise to handle).
 template <class T>
 struct ScaleKernel {
-  static void launch(unsigned blocks, T* c, index_t m, index_t n, index_t ldc, index_t stride_c, index_t total, T beta);
+  static void launch(unsigned blocks, T* c, index_t m, index_t n, index_t ldc, index_t stride_c, index_t total,
+                     compute_t<T> beta);
 };
 #if FT_CUDA_KERNELS
 template <class T>
-__global__ void scale_kernel(T* c, index_t m, index_t n, index_t ldc, index_t stride_c, index_t total, T beta) {
+__global__ void scale_kernel(T* c, index_t m, index_t n, index_t ldc, index_t stride_c, index_t total,
+                             compute_t<T> beta) {
   for (index_t i = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<index_t>(gridDim.x) * blockDim.x) {
     index_t j = i % n, r = (i / n) % m, b = i / (m * n);
     T& out = c[b * stride_c + r * ldc + j];
-    out = beta == T(0) ? T(0) : beta * out;
+    using C = compute_t<T>;
+    store_value(out, beta == C(0) ? C(0) : static_cast<C>(beta * static_cast<C>(out)));
   }
 }
 template <class T>
 void ScaleKernel<T>::launch(unsigned blocks, T* c, index_t m, index_t n, index_t ldc, index_t stride_c, index_t total,
-                            T beta) {
+                            compute_t<T> beta) {
   scale_kernel<T><<<blocks, 256, 0, cuda::current_stream()>>>(c, m, n, ldc, stride_c, total, beta);
   FT_CUDA_CHECK(cudaGetLastError());
 }
 #endif
 
-template <class T>
-void gemm_cublas(Device device, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
-                 index_t lda, index_t stride_a, const T* b, index_t ldb, index_t stride_b, T beta, T* c, index_t ldc,
-                 index_t stride_c, index_t batch) {
+template <class T, class TC = T>
+void gemm_cublas(Device device, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, compute_t<T> alpha,
+                 const T* a, index_t lda, index_t stride_a, const T* b, index_t ldb, index_t stride_b,
+                 compute_t<T> beta, TC* c, index_t ldc, index_t stride_c, index_t batch) {
   cuda::DeviceGuard guard(device);
   if (k == 0) {
     const index_t total = m * n * batch;
     const unsigned blocks = static_cast<unsigned>(std::min<index_t>((total + 255) / 256, 4096));
-    cuda::launch_kernel<ScaleKernel<T>>("matmul", blocks, c, m, n, ldc, stride_c, total, beta);
+    cuda::launch_kernel<ScaleKernel<TC>>("matmul", blocks, c, m, n, ldc, stride_c, total, beta);
     return;
   }
   for (index_t v : {m, n, k, lda, ldb, ldc, batch})
     check(v <= INT_MAX, "gemm", "a size or leading dimension of ", v, " exceeds cuBLAS's 32-bit limit");
   constexpr bool f32 = std::is_same_v<T, float>;
-  const cudaDataType_t type = f32 ? CUDA_R_32F : CUDA_R_64F;
-  const cublasComputeType_t compute =
-      f32 ? (allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F) : CUBLAS_COMPUTE_64F;
+  // the two-byte types: tensor cores with float accumulation, alpha and beta floats
+  const cudaDataType_t type = f32                         ? CUDA_R_32F
+                              : std::is_same_v<T, double> ? CUDA_R_64F
+                              : std::is_same_v<T, half>   ? CUDA_R_16F
+                                                          : CUDA_R_16BF;
+  const cublasComputeType_t compute = std::is_same_v<T, double> ? CUBLAS_COMPUTE_64F
+                                      : f32 && allow_tf32()     ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                                : CUBLAS_COMPUTE_32F;
   // cuBLAS is column-major: a row-major X is Xᵀ to it, so row-major C = op(A)·op(B) is
   // column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, the same call with A and B (and m and n) swapped.
   FT_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
       cublas_handle(device), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
       static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b, type, static_cast<int>(ldb),
       static_cast<long long>(stride_b), a, type, static_cast<int>(lda), static_cast<long long>(stride_a), &beta, c,
-      type, static_cast<int>(ldc), static_cast<long long>(stride_c), static_cast<int>(batch), compute,
-      CUBLAS_GEMM_DEFAULT));
+      std::is_same_v<TC, T> ? type : CUDA_R_32F, static_cast<int>(ldc), static_cast<long long>(stride_c),
+      static_cast<int>(batch), compute, CUBLAS_GEMM_DEFAULT));
 }
 #endif
 
+// ---- the two-byte types on the CPU: products in float, rounded once ----
+// Elements [0, extent) of a strided-batched operand: the last batch's last row ends the span.
+inline index_t operand_extent(index_t rows, index_t cols, index_t ld, index_t stride, index_t batch) {
+  return (batch - 1) * stride + (rows - 1) * ld + cols;
+}
+
+template <class H>
+void widen(const H* src, float* dst, index_t n) {
+#pragma omp parallel for simd schedule(static) if (n > (index_t(1) << 16))
+  for (index_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]);
+}
+
+#if defined(FT_HAVE_CBLAS)
+// OpenBLAS's bf16 GEMM (float results; AVX512-BF16 where the CPU has it), looked up at run time:
+// other BLAS libraries have none.
+using SbgemmFn = void (*)(CBLAS_ORDER, CBLAS_TRANSPOSE, CBLAS_TRANSPOSE, int, int, int, float, const std::uint16_t*,
+                          int, const std::uint16_t*, int, float, float*, int);
+inline SbgemmFn cblas_sbgemm_fn() {
+  static const SbgemmFn f = reinterpret_cast<SbgemmFn>(dlsym(RTLD_DEFAULT, "cblas_sbgemm"));
+  return f;
+}
+#endif
+
+template <class T, class TC = T>
+void gemm_cpu_part(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, compute_t<T> alpha, const T* a,
+                   index_t lda, index_t stride_a, const T* b, index_t ldb, index_t stride_b, compute_t<T> beta, TC* c,
+                   index_t ldc, index_t stride_c, index_t batch);
+
+// C = alpha·op(A)·op(B) + beta·C for A, B half or bfloat16, with float accumulation: the products
+// go to a float C (C itself when it is float and contiguous, else a scratch holding beta·C's
+// widened values first); A and B are widened to float copies of the same layout, or, for bfloat16
+// with OpenBLAS, read as they are by its sbgemm. A two-byte C is rounded once, at the end.
+template <class H, class TC>
+void gemm_cpu_half(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float alpha, const H* a, index_t lda,
+                   index_t stride_a, const H* b, index_t ldb, index_t stride_b, float beta, TC* c, index_t ldc,
+                   index_t stride_c, index_t batch) {
+  const index_t mn = m * n;
+  constexpr bool direct = std::is_same_v<TC, float>;
+  if constexpr (direct) check(ldc == n && (batch == 1 || stride_c == mn), "gemm", "a float C must be contiguous");
+  Storage c_store = direct ? nullptr : make_storage(static_cast<std::size_t>(mn * batch) * sizeof(float), kCPU);
+  float* c32 = direct ? reinterpret_cast<float*>(c) : static_cast<float*>(c_store->data());
+  if (!direct && beta != 0.0f) {
+#pragma omp parallel for schedule(static) if (mn * batch > (index_t(1) << 16))
+    for (index_t r = 0; r < batch * m; ++r)
+      for (index_t j = 0; j < n; ++j) c32[r * n + j] = static_cast<float>(c[(r / m) * stride_c + (r % m) * ldc + j]);
+  }
+  bool done = false;
+#if defined(FT_HAVE_CBLAS)
+  if constexpr (std::is_same_v<H, bfloat16>) {
+    if (const SbgemmFn sbgemm = cblas_sbgemm_fn();
+        sbgemm && !blas_outdated() && std::max({m, n, k, lda, ldb}) <= INT_MAX) {
+      const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+      for (index_t i = 0; i < batch; ++i)
+        sbgemm(CblasRowMajor, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha,
+               reinterpret_cast<const std::uint16_t*>(a + i * stride_a), static_cast<int>(lda),
+               reinterpret_cast<const std::uint16_t*>(b + i * stride_b), static_cast<int>(ldb), beta, c32 + i * mn,
+               static_cast<int>(n));
+      done = true;
+    }
+  }
+#endif
+  if (!done) {
+    const index_t ea = operand_extent(trans_a ? k : m, trans_a ? m : k, lda, stride_a, batch);
+    const index_t eb = operand_extent(trans_b ? n : k, trans_b ? k : n, ldb, stride_b, batch);
+    Storage ab_store = make_storage(static_cast<std::size_t>(ea + eb) * sizeof(float), kCPU);
+    float* a32 = static_cast<float*>(ab_store->data());
+    widen(a, a32, ea);
+    widen(b, a32 + ea, eb);
+    gemm_cpu_part<float>(trans_a, trans_b, m, n, k, alpha, a32, lda, stride_a, a32 + ea, ldb, stride_b, beta, c32, n,
+                         mn, batch);
+  }
+  if constexpr (!direct) {
+#pragma omp parallel for schedule(static) if (mn * batch > (index_t(1) << 16))
+    for (index_t r = 0; r < batch * m; ++r)
+      for (index_t j = 0; j < n; ++j) store_value(c[(r / m) * stride_c + (r % m) * ldc + j], c32[r * n + j]);
+  }
+}
+
 // gemm's CPU path without its checks and its launch count: a part of a larger CPU kernel whose
 // arguments are valid by construction (the BLAS where it is used, else the blocked kernel).
-template <class T>
-void gemm_cpu_part(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
-                   index_t stride_a, const T* b, index_t ldb, index_t stride_b, T beta, T* c, index_t ldc,
-                   index_t stride_c, index_t batch) {
+template <class T, class TC>
+void gemm_cpu_part(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, compute_t<T> alpha, const T* a,
+                   index_t lda, index_t stride_a, const T* b, index_t ldb, index_t stride_b, compute_t<T> beta, TC* c,
+                   index_t ldc, index_t stride_c, index_t batch) {
+  if constexpr (is_half_v<T>) {
+    gemm_cpu_half<T, TC>(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c,
+                         batch);
+    return;
+  } else {
 #if defined(FT_HAVE_CBLAS)
   const bool fits = std::max({m, n, k, lda, ldb, ldc}) <= INT_MAX;
   if (fits && k > 0 && alpha != T(0) && !blas_outdated()) {
@@ -635,16 +733,21 @@ void gemm_cpu_part(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, 
   }
 #endif
   gemm_blocked<T>(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch);
+  }
 }
 
 // C[b] = alpha·op(A[b])·op(B[b]) + beta·C[b] for b in [0, batch), all row-major; op(X) is X or Xᵀ.
 // A[b] starts at a + b·stride_a (elements), with leading dimension lda (row stride); same for B, C.
 // Counts one launch on `device` (one library call or one parallel loop).
-template <class T>  // float or double
-void gemm(Device device, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
-          index_t stride_a, const T* b, index_t ldb, index_t stride_b, T beta, T* c, index_t ldc, index_t stride_c,
-          index_t batch) {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "ft gemm: T must be float or double");
+// Half and bfloat16 products accumulate in float (alpha and beta are floats), and may be written to
+// a float C (TC = float, contiguous), for an epilogue that rounds once.
+template <class T, class TC = T>  // T float, double, half or bfloat16
+void gemm(Device device, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, compute_t<T> alpha, const T* a,
+          index_t lda, index_t stride_a, const T* b, index_t ldb, index_t stride_b, compute_t<T> beta, TC* c,
+          index_t ldc, index_t stride_c, index_t batch) {
+  static_assert(is_floating_v<T>, "ft gemm: T must be float, double, half or bfloat16");
+  static_assert(std::is_same_v<TC, T> || (is_half_v<T> && std::is_same_v<TC, float>),
+                "ft gemm: C has A's type, or float for half and bfloat16 operands");
   check(m >= 0 && n >= 0 && k >= 0 && batch >= 0, "gemm", "negative size: m = ", m, ", n = ", n, ", k = ", k,
         ", batch = ", batch);
   if (m == 0 || n == 0 || batch == 0) return;
@@ -661,15 +764,16 @@ void gemm(Device device, bool trans_a, bool trans_b, index_t m, index_t n, index
   if (device.is_cuda()) {
 #if FT_CUDA_ENABLED
     stats::detail::record_launch(device);
-    gemm_cublas<T>(device, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c,
-                   batch);
+    gemm_cublas<T, TC>(device, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
+                       stride_c, batch);
 #else
     cuda::require_device(device, "gemm");
 #endif
     return;
   }
   stats::detail::record_launch(device);
-  gemm_cpu_part<T>(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch);
+  gemm_cpu_part<T, TC>(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c,
+                       batch);
 }
 
 }  // namespace ft::inline FT_ABI::linalg::detail

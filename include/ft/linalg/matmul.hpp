@@ -18,6 +18,7 @@
 #include "ft/core/tensor.hpp"
 #include "ft/exec/assign.hpp"
 #include "ft/expr/expression.hpp"
+#include "ft/linalg/autocast.hpp"
 #include "ft/linalg/gemm.hpp"
 #include "ft/ops/elementwise.hpp"
 
@@ -121,10 +122,40 @@ void check_matmul(const char* op, const Shape<RA>& sa, Device da, const Shape<RB
 // The product of two tensors (shapes already checked): one GEMM launch, plus one copy for an
 // operand whose layout GEMM cannot read. With `out` (contiguous, of the product's shape, sharing
 // no memory with a or b) the GEMM writes there, adding beta·out: beta 0 overwrites, 1 accumulates.
-template <class T, int RA, int RB>
-Tensor<T, matmul_rank(RA, RB)> matmul_tensors(Tensor<T, RA> a, Tensor<T, RB> b, Tensor<T, matmul_rank(RA, RB)> out = {},
-                                              T beta = T(0)) {
+template <class T, int RA, int RB, class TC = T>
+Tensor<TC, matmul_rank(RA, RB)> matmul_tensors(Tensor<T, RA> a, Tensor<T, RB> b,
+                                               Tensor<TC, matmul_rank(RA, RB)> out = {}, compute_t<T> beta = 0);
+
+// A float product under ft::autocast: the operands rounded to H (a launch each), the product in H
+// with float accumulation, rounded to H as PyTorch's autocast output is, and written (or added,
+// beta = 1) into out in one launch.
+template <class H, int RA, int RB>
+Tensor<float, matmul_rank(RA, RB)> autocast_matmul(const Tensor<float, RA>& a, const Tensor<float, RB>& b,
+                                                   Tensor<float, matmul_rank(RA, RB)> out, float beta) {
+  const Tensor<H, RA> ah = cast<H>(a);
+  const Tensor<H, RB> bh = cast<H>(b);
+  const Tensor<float, matmul_rank(RA, RB)> product = matmul_tensors<H, RA, RB, float>(ah, bh);
+  if (!out.defined()) {
+    out = product;
+    out = cast<float>(cast<H>(product));  // in place
+  } else if (beta == 0.0f) {
+    out = cast<float>(cast<H>(product));
+  } else {
+    out = out * beta + cast<float>(cast<H>(product));
+  }
+  return out;
+}
+
+// TC = float with half or bfloat16 operands: the float products, for an epilogue that rounds once.
+template <class T, int RA, int RB, class TC>
+Tensor<TC, matmul_rank(RA, RB)> matmul_tensors(Tensor<T, RA> a, Tensor<T, RB> b, Tensor<TC, matmul_rank(RA, RB)> out,
+                                               compute_t<T> beta) {
   constexpr int RO = matmul_rank(RA, RB);
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<TC, float>) {
+    if (const auto h = amp::autocast_dtype(a.device()))
+      return *h == DType::BFloat16 ? autocast_matmul<bfloat16>(a, b, out, beta)
+                                   : autocast_matmul<half>(a, b, out, beta);
+  }
   MatrixDims da = matrix_dims(a.shape(), a.strides(), true);
   MatrixDims db = matrix_dims(b.shape(), b.strides(), false);
   bool trans_a = false, trans_b = false;
@@ -156,7 +187,7 @@ Tensor<T, matmul_rank(RA, RB)> matmul_tensors(Tensor<T, RA> a, Tensor<T, RB> b, 
     out_shape = Shape<3>{batch, m, n};
   }
   if (!out.defined())
-    out = Tensor<T, RO>(out_shape, a.device());
+    out = Tensor<TC, RO>(out_shape, a.device());
   else
     check(out.shape() == out_shape && out.is_contiguous() && out.device() == a.device(), "matmul",
           "the output of shape ", to_string(out.shape()), " on ", out.device(), " is not a contiguous ",
@@ -169,8 +200,8 @@ Tensor<T, matmul_rank(RA, RB)> matmul_tensors(Tensor<T, RA> a, Tensor<T, RB> b, 
     m *= batch;
     batch = 1;
   }
-  linalg::detail::gemm<T>(a.device(), trans_a, trans_b, m, n, k, T(1), a.data(), lda, da.sb, b.data(), ldb, db.sb, beta,
-                          out.data(), n, m * n, batch);
+  linalg::detail::gemm<T, TC>(a.device(), trans_a, trans_b, m, n, k, 1, a.data(), lda, da.sb, b.data(), ldb, db.sb,
+                              beta, out.data(), n, m * n, batch);
   return out;
 }
 
@@ -184,14 +215,15 @@ Tensor<T, matmul_rank(RA, RB)> matmul_tensors(Tensor<T, RA> a, Tensor<T, RB> b, 
 template <Expression A, Expression B>
 auto matmul(const A& a, const B& b) {
   using T = typename A::value_type;
-  static_assert(std::is_floating_point_v<T> && std::is_floating_point_v<typename B::value_type>,
-                "ft::matmul: operands must be float or double; convert integer operands with ft::cast<float>(x)");
+  static_assert(is_floating_v<T> && is_floating_v<typename B::value_type>,
+                "ft::matmul: operands must be floating (float, double, half, bfloat16); convert integer operands with "
+                "ft::cast<float>(x)");
   static_assert(std::is_same_v<T, typename B::value_type>,
                 "ft::matmul: both operands must have the same element type; convert one with ft::cast<T>(x)");
   static_assert(A::rank >= 1 && A::rank <= 3 && B::rank >= 1 && B::rank <= 3,
                 "ft::matmul: operands must have rank 1, 2 or 3; fold extra batch dimensions into one with reshape");
-  if constexpr (std::is_floating_point_v<T> && std::is_same_v<T, typename B::value_type> && A::rank >= 1 &&
-                A::rank <= 3 && B::rank >= 1 && B::rank <= 3) {
+  if constexpr (is_floating_v<T> && std::is_same_v<T, typename B::value_type> && A::rank >= 1 && A::rank <= 3 &&
+                B::rank >= 1 && B::rank <= 3) {
     linalg::detail::check_matmul("matmul", a.shape(), a.device(), b.shape(), b.device());
     return linalg::detail::matmul_tensors(linalg::detail::materialise(a), linalg::detail::materialise(b));
   }
@@ -204,10 +236,9 @@ template <Expression X, Expression W>
 auto linear(const X& x, const W& weight) {
   static_assert(W::rank == 2, "ft::linear: the weight must have rank 2: [out_features, in_features]");
   static_assert(X::rank >= 1 && X::rank <= 3, "ft::linear: the input must have rank 1, 2 or 3: [..., in_features]");
-  static_assert(std::is_floating_point_v<typename X::value_type> &&
-                    std::is_same_v<typename X::value_type, typename W::value_type>,
-                "ft::linear: input and weight must both be float or both double; convert with ft::cast<T>(x)");
-  if constexpr (W::rank == 2 && X::rank >= 1 && X::rank <= 3 && std::is_floating_point_v<typename X::value_type> &&
+  static_assert(is_floating_v<typename X::value_type> && std::is_same_v<typename X::value_type, typename W::value_type>,
+                "ft::linear: input and weight must have the same floating type; convert with ft::cast<T>(x)");
+  if constexpr (W::rank == 2 && X::rank >= 1 && X::rank <= 3 && is_floating_v<typename X::value_type> &&
                 std::is_same_v<typename X::value_type, typename W::value_type>) {
     const auto& sx = x.shape();
     const auto& sw = weight.shape();
@@ -241,7 +272,15 @@ auto linear(const X& x, const W& weight, const Bias& bias) {
     if (!(bias.device() == weight.device()))
       fail("linear", "the bias of shape ", to_string(sb), " is on ", bias.device(), " but the weight of shape ",
            to_string(sw), " is on ", weight.device(), "; move one with .to(device)");
-    return linear(x, weight) + bias;
+    if constexpr (is_half_v<typename X::value_type>) {
+      // the float products and the bias added in float, rounded once (as PyTorch's addmm)
+      using H = typename X::value_type;
+      const auto y = linalg::detail::matmul_tensors<H, X::rank, 2, float>(
+          linalg::detail::materialise(x), linalg::detail::materialise(weight).transpose(0, 1));
+      return cast<H>(y + bias);
+    } else {
+      return linear(x, weight) + bias;
+    }
   }
 }
 
@@ -328,7 +367,9 @@ requires(autograd::detail::any_var_v<A, B>) auto matmul(const A& a, const B& b) 
   auto y = matmul(va.value(), vb.value());
   using Y = decltype(y);
   using T = typename Y::value_type;
-  auto bwd = [va, vb](const Tensor<T, Y::rank>& g) {
+  // the backward's GEMMs run in the forward's precision (ft::autocast)
+  auto bwd = [va, vb, ac = amp::autocast_dtype(va.device())](const Tensor<T, Y::rank>& g) {
+    const amp::AutocastScope precision(va.device().type, ac);
     auto a3 = autograd::detail::as_batch(va.value(), true), b3 = autograd::detail::as_batch(vb.value(), false);
     const index_t batch = std::max(a3.size(0), b3.size(0));
     auto g3 = g.contiguous().reshape(Shape<3>{batch, a3.size(1), b3.size(2)});
@@ -346,7 +387,8 @@ requires(autograd::detail::any_var_v<X, W>) auto linear(const X& x, const W& wei
   auto y = linear(vx.value(), vw.value());
   using Y = decltype(y);
   using T = typename Y::value_type;
-  auto bwd = [vx, vw](const Tensor<T, Y::rank>& g) {
+  auto bwd = [vx, vw, ac = amp::autocast_dtype(vx.device())](const Tensor<T, Y::rank>& g) {
+    const amp::AutocastScope precision(vx.device().type, ac);
     const index_t out = vw.size(0), in = vw.size(1);
     if (vx.requires_grad()) autograd::detail::accumulate_product(vx, vx.shape(), g, vw.value());
     if (vw.requires_grad()) {

@@ -23,7 +23,8 @@ struct NormTerm {
     int p;  // 1, 2, or 0 for the maximum
   };
   FT_HD FT_INLINE double operator()(const Hyper& h, T* const* q, index_t i) const {
-    const double a = static_cast<double>(q[0][i] < T(0) ? -q[0][i] : q[0][i]);
+    const double v = static_cast<double>(q[0][i]);
+    const double a = v < 0 ? -v : v;
     return h.p == 2 ? a * a : a;
   }
 };
@@ -88,6 +89,8 @@ inline Tensor<double, 0> clip_grad_norm_(const ParameterList& params, double max
   };
   reduce.template operator()<float>();
   reduce.template operator()<double>();
+  reduce.template operator()<half>();
+  reduce.template operator()<bfloat16>();
   if (partials.empty()) return ft::zeros<double>(Shape<0>{}, kCPU);  // no gradients: PyTorch's 0
   auto combine = [&](const Tensor<double, 1>& x) -> Tensor<double, 0> {
     if (p == 0) return ft::eval(ft::max(x));
@@ -115,6 +118,8 @@ inline Tensor<double, 0> clip_grad_norm_(const ParameterList& params, double max
   };
   scale.template operator()<float>();
   scale.template operator()<double>();
+  scale.template operator()<half>();
+  scale.template operator()<bfloat16>();
   return total;
 }
 
@@ -128,6 +133,8 @@ inline void clip_grad_value_(const ParameterList& params, double clip_value) {
   };
   clamp.template operator()<float>();
   clamp.template operator()<double>();
+  clamp.template operator()<half>();
+  clamp.template operator()<bfloat16>();
 }
 
 }  // namespace ft::inline FT_ABI::nn

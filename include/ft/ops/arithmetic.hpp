@@ -235,7 +235,7 @@ struct ClampGrad {
 
 template <class C>
 struct UnaryGrad<op::Clamp<C>> {
-  static constexpr Rule rule = std::is_floating_point_v<C> ? Rule::differentiable : Rule::none;
+  static constexpr Rule rule = is_floating_v<C> ? Rule::differentiable : Rule::none;
   template <class G, class A>
   static auto grad(const op::Clamp<C>& o, const G& g, const A& a) {
     return make_binary(dop::ClampGrad<C>{o.lo, o.hi}, g, a);

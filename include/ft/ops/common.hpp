@@ -45,12 +45,16 @@ using concat_t = typename concat<Lists...>::type;
 // A floating value outside the integer type's range (or NaN) converts to the type's lowest
 // value, as x86's conversion instructions (and so PyTorch on the CPU) do; uint8 goes through
 // int64 and wraps, as torch. Defined on every device: C++'s own conversion is undefined there.
+// A two-byte U is computed in float: the value rounded to U and read back.
 template <class U>
 struct CastTo {
   static constexpr const char* name = "cast";
+  using result_type = U;
   template <class T>
-  FT_HD FT_INLINE U operator()(T x) const {
-    if constexpr (std::is_floating_point_v<T> && std::is_unsigned_v<U> && !std::is_same_v<U, bool>) {
+  FT_HD FT_INLINE compute_t<U> operator()(T x) const {
+    if constexpr (is_half_v<U>) {
+      return static_cast<float>(U(static_cast<float>(x)));
+    } else if constexpr (std::is_floating_point_v<T> && std::is_unsigned_v<U> && !std::is_same_v<U, bool>) {
       return static_cast<U>(CastTo<std::int64_t>{}(x));
     } else if constexpr (std::is_floating_point_v<T> && std::is_integral_v<U> && !std::is_same_v<U, bool>) {
       const T lo = static_cast<T>(std::numeric_limits<U>::lowest());  // -2^(bits-1): exact in T
@@ -73,7 +77,7 @@ auto make_unary(Op op, const A& a) {
 namespace detail {
 // bool < integral < floating: the categories of PyTorch's type promotion.
 template <class T>
-inline constexpr int category_v = std::is_same_v<T, bool> ? 0 : (std::is_floating_point_v<T> ? 2 : 1);
+inline constexpr int category_v = std::is_same_v<T, bool> ? 0 : (is_floating_v<T> ? 2 : 1);
 
 // PyTorch's rule for a zero-dim tensor beside a dimensioned one: it decides the result type
 // only when its category is higher (float32[3] + float64[] is float32, int32[3] + float64[] is
@@ -131,7 +135,8 @@ requires(Expression<A> || Expression<B>) auto make_binary(Op op, const A& a, con
 
 template <class U, Expression A>
 auto cast(const A& a) {
-  static_assert(is_dtype_v<U>, "ft::cast: target type must be float, double, int32_t, int64_t, uint8_t or bool");
+  static_assert(is_dtype_v<U>,
+                "ft::cast: target type must be float, double, half, bfloat16, int32_t, int64_t, uint8_t or bool");
   return make_unary(op::CastTo<U>{}, a);
 }
 
@@ -142,7 +147,7 @@ namespace ft::inline FT_ABI::autograd {
 // integer or bool type ends the gradient.
 template <class U>
 struct UnaryGrad<op::CastTo<U>> {
-  static constexpr Rule rule = std::is_floating_point_v<U> ? Rule::differentiable : Rule::none;
+  static constexpr Rule rule = is_floating_v<U> ? Rule::differentiable : Rule::none;
   template <class G, class A>
   static auto grad(const op::CastTo<U>&, const G& g, const A&) {
     return cast<typename A::value_type>(g);

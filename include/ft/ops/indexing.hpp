@@ -293,6 +293,7 @@ template <class E>
 class Gather {
  public:
   using value_type = typename E::value_type;
+  using compute_type = compute_t<value_type>;
   static constexpr int rank = E::rank;
   static_assert(rank >= 1, "ft::gather: the input must have at least one dimension");
 
@@ -321,19 +322,19 @@ class Gather {
     int* word;
     int code;
     template <class I, int OR, bool D>
-    FT_HD FT_INLINE value_type operator()(const Index<I, OR, D>& ix) const {
+    FT_HD FT_INLINE compute_type operator()(const Index<I, OR, D>& ix) const {
       const Array<I, rank> c = detail::node_coords<rank>(ix, shape);
       I off = 0;
       for (int d = 0; d < rank; ++d) off += c[d] * static_cast<I>(istrides[d]);
       std::int64_t v = idx[off];
-      if (!detail::index_in_range(v, in_shape[dim], word, code)) return value_type(0);
+      if (!detail::index_in_range(v, in_shape[dim], word, code)) return compute_type(0);
       CoordIndex<I, rank> at{};
       for (int d = 0; d < rank; ++d) at.coord[d] = d == dim ? static_cast<I>(v) : in_shape[d] == 1 ? I(0) : c[d];
       return e(at);
     }
     template <int N, class I>
-    FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
-      return detail::load_by_index<N, value_type, rank>(*this, i);
+    FT_HD FT_INLINE Vec<compute_type, N> load(I i) const {
+      return detail::load_by_index<N, compute_type, rank>(*this, i);
     }
   };
 
@@ -377,6 +378,7 @@ template <class E, int K, int B>
 class IndexGather {
  public:
   using value_type = typename E::value_type;
+  using compute_type = compute_t<value_type>;
   static constexpr int rank = B + E::rank - K;
   static_assert(K >= 1 && K <= E::rank, "ft::index: between 1 and rank index tensors");
 
@@ -401,7 +403,7 @@ class IndexGather {
     int* word;
     int code;
     template <class I, int OR, bool D>
-    FT_HD FT_INLINE value_type operator()(const Index<I, OR, D>& ix) const {
+    FT_HD FT_INLINE compute_type operator()(const Index<I, OR, D>& ix) const {
       const Array<I, rank> c = detail::node_coords<rank>(ix, shape);
       CoordIndex<I, E::rank> at{};
       for (int j = 0; j < K; ++j) {
@@ -409,15 +411,15 @@ class IndexGather {
         for (int d = 0; d < B; ++d) off += c[d] * static_cast<I>(istrides[j][d]);
         std::int64_t v = idx[j][off];
         v += v < 0 ? in_shape[j] : 0;
-        if (!detail::index_in_range(v, in_shape[j], word, code)) return value_type(0);
+        if (!detail::index_in_range(v, in_shape[j], word, code)) return compute_type(0);
         at.coord[j] = static_cast<I>(v);
       }
       for (int d = K; d < E::rank; ++d) at.coord[d] = c[B + d - K];
       return e(at);
     }
     template <int N, class I>
-    FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
-      return detail::load_by_index<N, value_type, rank>(*this, i);
+    FT_HD FT_INLINE Vec<compute_type, N> load(I i) const {
+      return detail::load_by_index<N, compute_type, rank>(*this, i);
     }
   };
 
@@ -468,6 +470,7 @@ template <class X, class S, int R, int RS>
 class Scattered {
  public:
   using value_type = typename X::value_type;
+  using compute_type = compute_t<value_type>;
   static constexpr int rank = R;
 
   Scattered(X x, S s, const Shape<R>& shape, const Shape<RS>& source_shape, detail::Grouping groups, int k0, int kn,
@@ -495,12 +498,12 @@ class Scattered {
     bool include_self;
 
     template <class I, int OR, bool D>
-    FT_HD FT_INLINE value_type operator()(const Index<I, OR, D>& ix) const {
+    FT_HD FT_INLINE compute_type operator()(const Index<I, OR, D>& ix) const {
       CoordIndex<I, R> at{};
       at.coord = detail::node_coords<R>(ix, shape);
       index_t key = 0;
       for (int d = k0; d < k0 + kn; ++d) key = key * shape[d] + static_cast<index_t>(at.coord[d]);
-      const value_type self = x(at);
+      const compute_type self = x(at);
       const std::int64_t first = offsets[key], last = offsets[key + 1];
       if (first == last) return self;
       const int pn = RS - (R - kn);
@@ -513,12 +516,12 @@ class Scattered {
           src.coord[d] = static_cast<I>(p % source_shape[d]);
           p /= source_shape[d];
         }
-        return static_cast<value_type>(s(src));
+        return static_cast<compute_type>(s(src));
       };
       if (mode == ScatterMode::replace) return read(last - 1);
-      value_type acc = include_self ? self : read(first);
+      compute_type acc = include_self ? self : read(first);
       for (std::int64_t k = include_self ? first : first + 1; k < last; ++k) {
-        const value_type v = read(k);
+        const compute_type v = read(k);
         switch (mode) {
           case ScatterMode::amax:
             acc = takes(v > acc, v, acc) ? v : acc;
@@ -527,35 +530,35 @@ class Scattered {
             acc = takes(v < acc, v, acc) ? v : acc;
             break;
           case ScatterMode::prod:
-            acc = static_cast<value_type>(acc * v);
+            acc = static_cast<compute_type>(acc * v);
             break;
           default:  // sum, mean
-            acc = static_cast<value_type>(acc + v);
+            acc = static_cast<compute_type>(acc + v);
         }
       }
       if (mode == ScatterMode::mean) {
-        const auto n = static_cast<value_type>(last - first + (include_self ? 1 : 0));
-        if constexpr (std::is_floating_point_v<value_type>) {
+        const auto n = static_cast<compute_type>(last - first + (include_self ? 1 : 0));
+        if constexpr (std::is_floating_point_v<compute_type>) {
           acc = acc / n;
-        } else if constexpr (!std::is_same_v<value_type, bool>) {
-          value_type q = static_cast<value_type>(acc / n);  // floor division, as torch
-          if constexpr (std::is_signed_v<value_type>)
-            if (q * n != acc && (acc < 0)) q = static_cast<value_type>(q - 1);
+        } else if constexpr (!std::is_same_v<compute_type, bool>) {
+          compute_type q = static_cast<compute_type>(acc / n);  // floor division, as torch
+          if constexpr (std::is_signed_v<compute_type>)
+            if (q * n != acc && (acc < 0)) q = static_cast<compute_type>(q - 1);
           acc = q;
         }
       }
       return acc;
     }
     // amax/amin: v replaces acc when it compares so, or is a NaN (which then stays), as torch
-    static FT_HD FT_INLINE bool takes(bool better, value_type v, value_type acc) {
-      if constexpr (std::is_floating_point_v<value_type>)
+    static FT_HD FT_INLINE bool takes(bool better, compute_type v, compute_type acc) {
+      if constexpr (std::is_floating_point_v<compute_type>)
         return acc == acc && (better || v != v);
       else
         return better;
     }
     template <int N, class I>
-    FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
-      return detail::load_by_index<N, value_type, R>(*this, i);
+    FT_HD FT_INLINE Vec<compute_type, N> load(I i) const {
+      return detail::load_by_index<N, compute_type, R>(*this, i);
     }
   };
 
@@ -651,6 +654,7 @@ template <class E, int R>
 class FlatTake {
  public:
   using value_type = typename E::value_type;
+  using compute_type = compute_t<value_type>;
   static constexpr int rank = 1;
   FlatTake(E e, Tensor<std::int64_t, 1> positions, const Shape<R>& shape)
       : e_(std::move(e)), pos_(std::move(positions)), shape_(shape), out_{pos_.numel()} {}
@@ -660,7 +664,7 @@ class FlatTake {
     Array<index_t, R> shape, e_shape;
     Array<index_t, 1> out;
     template <class I, int OR, bool D>
-    FT_HD FT_INLINE value_type operator()(const Index<I, OR, D>& ix) const {
+    FT_HD FT_INLINE compute_type operator()(const Index<I, OR, D>& ix) const {
       const Array<I, 1> c = detail::node_coords<1>(ix, out);
       CoordIndex<I, R> at{};
       index_t p = static_cast<index_t>(pos[c[0]]);
@@ -671,8 +675,8 @@ class FlatTake {
       return e(at);
     }
     template <int N, class I>
-    FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
-      return detail::load_by_index<N, value_type, 1>(*this, i);
+    FT_HD FT_INLINE Vec<compute_type, N> load(I i) const {
+      return detail::load_by_index<N, compute_type, 1>(*this, i);
     }
   };
   const Shape<1>& shape() const { return out_; }
@@ -707,6 +711,7 @@ template <class G, int R>
 class FlatPut {
  public:
   using value_type = typename G::value_type;
+  using compute_type = compute_t<value_type>;
   static constexpr int rank = R;
   FlatPut(G g, Tensor<std::int64_t, 1> positions, const Shape<R>& shape)
       : g_(std::move(g)), pos_(std::move(positions)), shape_(shape) {}
@@ -716,7 +721,7 @@ class FlatPut {
     index_t n;
     Array<index_t, R> shape;
     template <class I, int OR, bool D>
-    FT_HD FT_INLINE value_type operator()(const Index<I, OR, D>& ix) const {
+    FT_HD FT_INLINE compute_type operator()(const Index<I, OR, D>& ix) const {
       const Array<I, R> c = detail::node_coords<R>(ix, shape);
       index_t p = 0;
       for (int d = 0; d < R; ++d) p = p * shape[d] + static_cast<index_t>(c[d]);
@@ -728,12 +733,12 @@ class FlatPut {
         else
           hi = mid;
       }
-      if (lo == n || pos[lo] != p) return value_type(0);
+      if (lo == n || pos[lo] != p) return compute_type(0);
       return g(Index<I, 1, false>{0, {static_cast<I>(lo)}});
     }
     template <int N, class I>
-    FT_HD FT_INLINE Vec<value_type, N> load(I i) const {
-      return detail::load_by_index<N, value_type, R>(*this, i);
+    FT_HD FT_INLINE Vec<compute_type, N> load(I i) const {
+      return detail::load_by_index<N, compute_type, R>(*this, i);
     }
   };
   const Shape<R>& shape() const { return shape_; }

@@ -41,7 +41,7 @@ FT_HD FT_INLINE T highest() {
 
 // A sum or product of integers (or bools) is int64, as in torch.
 template <class V>
-using sum_t = std::conditional_t<std::is_floating_point_v<V>, V, std::int64_t>;
+using sum_t = std::conditional_t<is_floating_v<V>, V, std::int64_t>;
 
 // Sum, with an optional finalisation (mean divides by the count; norm2 takes the root).
 template <class V, int Final>  // Final: 0 sum, 1 mean, 2 sqrt (2-norm)
@@ -54,7 +54,7 @@ struct Sum {
     return Acc(0);
   }
   template <class Acc>
-  FT_HD FT_INLINE static Acc accumulate(Acc a, V v, index_t) {
+  FT_HD FT_INLINE static Acc accumulate(Acc a, compute_t<V> v, index_t) {
     return a + static_cast<Acc>(v);
   }
   template <class Acc>
@@ -84,7 +84,7 @@ struct Prod {
     return Acc(1);
   }
   template <class Acc>
-  FT_HD FT_INLINE static Acc accumulate(Acc a, V v, index_t) {
+  FT_HD FT_INLINE static Acc accumulate(Acc a, compute_t<V> v, index_t) {
     return a * static_cast<Acc>(v);
   }
   template <class Acc>
@@ -106,7 +106,7 @@ struct Extreme {
   static constexpr bool needs_elements = true;
   template <class Acc>
   FT_HD FT_INLINE static Acc init() {
-    return IsMax ? lowest<V>() : highest<V>();
+    return IsMax ? lowest<compute_t<V>>() : highest<compute_t<V>>();
   }
   template <class Acc>
   FT_HD FT_INLINE static Acc pick(Acc a, Acc b) {
@@ -115,7 +115,7 @@ struct Extreme {
     return IsMax ? (b > a ? b : a) : (b < a ? b : a);
   }
   template <class Acc>
-  FT_HD FT_INLINE static Acc accumulate(Acc a, V v, index_t) {
+  FT_HD FT_INLINE static Acc accumulate(Acc a, compute_t<V> v, index_t) {
     return pick<Acc>(a, v);
   }
   template <class Acc>
@@ -141,7 +141,7 @@ struct Norm {
     return Acc(0);
   }
   template <class Acc>
-  FT_HD FT_INLINE Acc accumulate(Acc a, V v, index_t) const {
+  FT_HD FT_INLINE Acc accumulate(Acc a, compute_t<V> v, index_t) const {
     Acc x = static_cast<Acc>(v);
     x = x < Acc(0) ? -x : x;
     if (p == 1) return a + x;
@@ -176,10 +176,10 @@ struct ArgExtreme {
   using out_type = std::int64_t;
   static constexpr const char* name = IsMax ? "argmax" : "argmin";
   static constexpr bool needs_elements = true;
-  using P = ValueIndex<V>;
+  using P = ValueIndex<compute_t<V>>;
   template <class Acc>
   FT_HD FT_INLINE static Acc init() {
-    return Acc{IsMax ? lowest<V>() : highest<V>(), -1};
+    return Acc{IsMax ? lowest<compute_t<V>>() : highest<compute_t<V>>(), -1};
   }
   // true when b should replace a; ties keep the lower index
   FT_HD FT_INLINE static bool better(const P& a, const P& b) {
@@ -191,7 +191,7 @@ struct ArgExtreme {
     return IsMax ? b.value > a.value : b.value < a.value;
   }
   template <class Acc>
-  FT_HD FT_INLINE static Acc accumulate(Acc a, V v, index_t i) {
+  FT_HD FT_INLINE static Acc accumulate(Acc a, compute_t<V> v, index_t i) {
     P b{v, i};
     return better(a, b) ? b : a;
   }
@@ -223,7 +223,7 @@ struct Variance {
     return Acc{0, 0, 0};
   }
   template <class Acc>
-  FT_HD FT_INLINE static Acc accumulate(Acc a, V v, index_t) {
+  FT_HD FT_INLINE static Acc accumulate(Acc a, compute_t<V> v, index_t) {
     using F = decltype(a.mean);
     a.n += 1;
     F d = static_cast<F>(v) - a.mean;
@@ -279,7 +279,7 @@ struct LogSumExp {
     return Acc{m, a.sum * math::exp(a.max - m) + b.sum * math::exp(b.max - m)};
   }
   template <class Acc>
-  FT_HD FT_INLINE static Acc accumulate(Acc a, V v, index_t) {
+  FT_HD FT_INLINE static Acc accumulate(Acc a, compute_t<V> v, index_t) {
     using F = decltype(a.max);
     return combine(a, Acc{static_cast<F>(v), F(1)});
   }
@@ -303,7 +303,7 @@ struct Logical {
     return IsAll;
   }
   template <class Acc>
-  FT_HD FT_INLINE static Acc accumulate(Acc a, V v, index_t) {
+  FT_HD FT_INLINE static Acc accumulate(Acc a, compute_t<V> v, index_t) {
     return IsAll ? (a && static_cast<bool>(v)) : (a || static_cast<bool>(v));
   }
   template <class Acc>
@@ -318,11 +318,11 @@ struct Logical {
 
 template <class V, int F, bool D>
 struct acc_of<Sum<V, F>, D> {
-  using type = std::conditional_t<std::is_floating_point_v<V>, std::conditional_t<D, V, double>, std::int64_t>;
+  using type = std::conditional_t<is_floating_v<V>, std::conditional_t<D, compute_t<V>, double>, std::int64_t>;
 };
 template <class V, bool D>
 struct acc_of<Prod<V>, D> {
-  using type = std::conditional_t<std::is_floating_point_v<V>, std::conditional_t<D, V, double>, std::int64_t>;
+  using type = std::conditional_t<is_floating_v<V>, std::conditional_t<D, compute_t<V>, double>, std::int64_t>;
 };
 template <class V, bool D>
 struct acc_of<Norm<V>, D> {
@@ -330,7 +330,7 @@ struct acc_of<Norm<V>, D> {
 };
 template <class V, bool M, bool D>
 struct acc_of<ArgExtreme<V, M>, D> {
-  using type = ValueIndex<V>;
+  using type = ValueIndex<compute_t<V>>;
 };
 template <class V, bool S, bool D>
 struct acc_of<Variance<V, S>, D> {
@@ -480,7 +480,7 @@ auto like(const Reduce<Red, E, OR>& r, Red2 red2, const X& x) {
 
 template <class V, int Final>
 struct ReduceGrad<red::Sum<V, Final>> {
-  static constexpr Rule rule = std::is_floating_point_v<V> ? Rule::differentiable : Rule::none;
+  static constexpr Rule rule = is_floating_v<V> ? Rule::differentiable : Rule::none;
   template <class N, class G>
   static auto grad(const N& r, const G& ge) {
     if constexpr (Final == 0)
@@ -496,7 +496,7 @@ struct ReduceGrad<red::Sum<V, Final>> {
 // ∂prod/∂x = prod / x (an element equal to zero gives NaN or infinity here)
 template <class V>
 struct ReduceGrad<red::Prod<V>> {
-  static constexpr Rule rule = std::is_floating_point_v<V> ? Rule::differentiable : Rule::none;
+  static constexpr Rule rule = is_floating_v<V> ? Rule::differentiable : Rule::none;
   template <class N, class G>
   static auto grad(const N& r, const G& ge) {
     return ge * detail::expanded_result(r) / r.input();
@@ -506,7 +506,7 @@ struct ReduceGrad<red::Prod<V>> {
 // (torch.amax's rule).
 template <class V, bool IsMax>
 struct ReduceGrad<red::Extreme<V, IsMax>> {
-  static constexpr Rule rule = std::is_floating_point_v<V> ? Rule::differentiable : Rule::none;
+  static constexpr Rule rule = is_floating_v<V> ? Rule::differentiable : Rule::none;
   template <class N, class G>
   static auto grad(const N& r, const G& ge) {
     auto hit = r.input() == detail::expanded_result(r);
@@ -518,7 +518,7 @@ struct ReduceGrad<red::Extreme<V, IsMax>> {
 // of the largest magnitude, shared among ties.
 template <class V>
 struct ReduceGrad<red::Norm<V>> {
-  static constexpr Rule rule = std::is_floating_point_v<V> ? Rule::differentiable : Rule::none;
+  static constexpr Rule rule = is_floating_v<V> ? Rule::differentiable : Rule::none;
   template <class N, class G>
   static auto grad(const N& r, const G& ge) {
     const auto& x = r.input();

@@ -76,13 +76,14 @@ inline bool is_contiguous(const AnyTensor& t) {
   return true;
 }
 
-// A flat tensor of p's dtype on p's device for optimizer state, uninitialised: the first
-// step's kernel writes it without reading (so the first step is one launch too).
+// A flat tensor of p's compute type (float for half and bfloat16) on p's device for optimizer
+// state, uninitialised: the first step's kernel writes it without reading (so the first step is
+// one launch too).
 inline AnyTensor empty_like_flat(const AnyTensor& p) {
   AnyTensor out;
   visit_elements(p, [&](auto t) {
     using T = typename decltype(t)::value_type;
-    if constexpr (std::is_floating_point_v<T>) out = Tensor<T, 1>(Shape<1>{t.numel()}, t.device());
+    if constexpr (is_floating_v<T>) out = Tensor<compute_t<T>, 1>(Shape<1>{t.numel()}, t.device());
   });
   return out;
 }
@@ -118,6 +119,41 @@ struct EntryOf {
   using type = exec::TensorEntry<T, D::kLists, typename D::template Kernel<T>::Hyper>;
 };
 
+// The step of a half or bfloat16 parameter: optimizer kernel K (its float instance) run in float
+// on the parameter's fp32 master copy (or on its widened value, without master weights) and its
+// widened gradient, with float state; the parameter receives the result rounded once. Lists: p[0]
+// the master copy (float), p[1] the gradient (H), p[2 … NL−1] the state (float), p[NL] the
+// parameter (H); the two-byte arrays travel as float pointers in the one table and are read back
+// as H here.
+template <class K, class H, int NL>
+struct MasterStep {
+  struct Hyper {
+    typename K::Hyper inner;
+    float fresh;   // 1: the master copy is created by this step, from the parameter
+    float master;  // 0: no master copy (the update rounds into the parameter itself)
+  };
+  K k;
+  FT_HD FT_INLINE void operator()(const Hyper& h, float* const* p, index_t i) const {
+    H* param = reinterpret_cast<H*>(p[NL]);
+    float m = h.master != 0.0f && h.fresh == 0.0f ? p[0][i] : static_cast<float>(param[i]);
+    float g = static_cast<float>(reinterpret_cast<const H*>(p[1])[i]);
+    float* q[NL];
+    q[0] = &m;
+    q[1] = &g;
+    for (int j = 2; j < NL; ++j) q[j] = p[j] + i;
+    k(h.inner, q, 0);
+    if (h.master != 0.0f) p[0][i] = m;
+    store_value(param[i], m);
+  }
+};
+
+// The step kernel and entry of optimizer D for a two-byte parameter type H (deferred, as EntryOf).
+template <class D, class H>
+struct HalfEntryOf {
+  using kernel = MasterStep<typename D::template Kernel<float>, H, D::kLists>;
+  using type = exec::TensorEntry<float, D::kLists + 1, typename kernel::Hyper>;
+};
+
 }  // namespace detail
 
 // The common part of the element-wise optimizers: parameter groups, per-parameter state, and
@@ -145,8 +181,9 @@ class OptimizerBase : public Optimizer {
     Derived::validate(group.options);
     for (const auto& p : group.params) {
       check(p.defined(), Derived::kName, "a parameter is undefined");
-      check(p.dtype() == DType::Float32 || p.dtype() == DType::Float64, Derived::kName,
-            "parameters must be float or double, got ", p.dtype());
+      check(p.dtype() == DType::Float32 || p.dtype() == DType::Float64 || p.dtype() == DType::Float16 ||
+                p.dtype() == DType::BFloat16,
+            Derived::kName, "parameters must be floating (float, double, half, bfloat16), got ", p.dtype());
       check(detail::is_contiguous(p.value()), Derived::kName, "parameter of shape ", p.value().shape_string(),
             " is not contiguous");
       check(owners_.insert(p.id()).second, Derived::kName, "a parameter appears in more than one group");
@@ -168,9 +205,23 @@ class OptimizerBase : public Optimizer {
     return it == state_.end() ? nullptr : &it->second;
   }
 
+  // Half and bfloat16 parameters are stepped in float on an fp32 master copy each (on: apex's
+  // master_weights, the default), or in float on their own values (off: less memory; an update
+  // below half an ulp of a parameter is lost). The state is float either way.
+  void set_master_weights(bool on) { master_weights_ = on; }
+  bool master_weights() const { return master_weights_; }
+  // p's fp32 master copy (undefined before its first step, and without master weights).
+  AnyTensor master(const Parameter& p) const {
+    auto it = master_.find(p.id());
+    return it == master_.end() ? AnyTensor() : it->second;
+  }
+
+  // One launch per device and dtype: float, double, and the two-byte types (stepped in float).
   void step() override {
     Buckets<float> f32;
     Buckets<double> f64;
+    HalfBuckets<half> f16;
+    HalfBuckets<bfloat16> bf16;
     for (auto& g : groups_) {
       for (const auto& p : g.params) {
         if (!p.has_grad()) continue;
@@ -180,12 +231,18 @@ class OptimizerBase : public Optimizer {
         State& s = state_[p.id()];
         if (p.dtype() == DType::Float32)
           add<float>(f32, s, g.options, value, grad);
-        else
+        else if (p.dtype() == DType::Float64)
           add<double>(f64, s, g.options, value, grad);
+        else if (p.dtype() == DType::Float16)
+          add_half<half>(f16, s, g.options, p, value, grad);
+        else
+          add_half<bfloat16>(bf16, s, g.options, p, value, grad);
       }
     }
     launch<float>(f32);
     launch<double>(f64);
+    launch_half<half>(f16);
+    launch_half<bfloat16>(bf16);
   }
 
   // "state.<i>.<name>" for parameter i (counted over the groups in order) and
@@ -207,6 +264,7 @@ class OptimizerBase : public Optimizer {
           s.visit([&](const char* name, AnyTensor& t) {
             if (t.defined()) sd.insert(prefix + name, t);
           });
+          if (auto m = master_.find(p.id()); m != master_.end()) sd.insert(prefix + "master_param", m->second);
         }
         ++i;
       }
@@ -231,6 +289,11 @@ class OptimizerBase : public Optimizer {
             if (!t.defined()) t = detail::empty_like_flat(p.value());
             nn::copy_into(t, sd.at(prefix + name), prefix + name);
           });
+          if (sd.contains(prefix + "master_param")) {
+            AnyTensor& m = master_[p.id()];
+            if (!m.defined()) m = detail::empty_like_flat(p.value());
+            nn::copy_into(m, sd.at(prefix + "master_param"), prefix + "master_param");
+          }
         }
         ++i;
       }
@@ -242,6 +305,12 @@ class OptimizerBase : public Optimizer {
   using Entry = typename detail::EntryOf<Derived, T>::type;
   template <class T>
   using Buckets = std::vector<std::pair<Device, std::vector<Entry<T>>>>;
+  template <class H>
+  using HalfKernel = typename detail::HalfEntryOf<Derived, H>::kernel;
+  template <class H>
+  using HalfEntry = typename detail::HalfEntryOf<Derived, H>::type;
+  template <class H>
+  using HalfBuckets = std::vector<std::pair<Device, std::vector<HalfEntry<H>>>>;
 
  private:
   const ParamGroup<Options>& group(std::size_t g) const {
@@ -258,23 +327,59 @@ class OptimizerBase : public Optimizer {
     e.ptr[1] = detail::data_of<T>(grad);
     e.n = value.numel();
     static_cast<Derived&>(*this).template prepare<T>(s, o, value, e);
-    const Device d = value.device();
-    auto it = std::find_if(buckets.begin(), buckets.end(), [&](const auto& b) { return b.first == d; });
-    if (it == buckets.end()) {
-      buckets.emplace_back(d, std::vector<Entry<T>>{});
-      it = buckets.end() - 1;
-    }
-    it->second.push_back(e);
+    bucket_of(buckets, value.device(), e);
   }
   template <class T>
   void launch(const Buckets<T>& buckets) {
     for (const auto& [device, entries] : buckets)
       exec::multi_tensor_apply(device, entries, typename Derived::template Kernel<T>{});
   }
+  template <class B, class E>
+  static void bucket_of(B& buckets, Device d, const E& e) {
+    auto it = std::find_if(buckets.begin(), buckets.end(), [&](const auto& b) { return b.first == d; });
+    if (it == buckets.end()) {
+      buckets.emplace_back(d, std::vector<E>{});
+      it = buckets.end() - 1;
+    }
+    it->second.push_back(e);
+  }
+  // A half or bfloat16 parameter: the derived optimizer prepares its float entry (state created
+  // in float), which then gains the master copy and the two-byte arrays.
+  template <class H>
+  void add_half(HalfBuckets<H>& buckets, State& s, const Options& o, const Parameter& p, const AnyTensor& value,
+                const AnyTensor& grad) {
+    Entry<float> inner{};
+    inner.n = value.numel();
+    static_cast<Derived&>(*this).template prepare<float>(s, o, value, inner);
+    HalfEntry<H> e{};
+    e.n = inner.n;
+    for (int k = 2; k < Derived::kLists; ++k) e.ptr[k] = inner.ptr[k];
+    e.ptr[1] = reinterpret_cast<float*>(grad.data());
+    e.ptr[Derived::kLists] = reinterpret_cast<float*>(value.data());
+    e.hyper.inner = inner.hyper;
+    e.hyper.master = master_weights_ ? 1.0f : 0.0f;
+    e.hyper.fresh = 0.0f;
+    if (master_weights_) {
+      AnyTensor& m = master_[p.id()];
+      if (!m.defined()) {
+        cuda::require_not_capturing("optimizer step", "the first step (it creates the master weights)");
+        m = detail::empty_like_flat(value);
+        e.hyper.fresh = 1.0f;
+      }
+      e.ptr[0] = static_cast<float*>(m.data());
+    }
+    bucket_of(buckets, value.device(), e);
+  }
+  template <class H>
+  void launch_half(const HalfBuckets<H>& buckets) {
+    for (const auto& [device, entries] : buckets) exec::multi_tensor_apply(device, entries, HalfKernel<H>{});
+  }
 
   Options defaults_;
   std::vector<ParamGroup<Options>> groups_;
   std::unordered_map<const void*, State> state_;
+  std::unordered_map<const void*, AnyTensor> master_;  // fp32 copies of the two-byte parameters
+  bool master_weights_ = true;
   std::unordered_set<const void*> owners_;
 };
 
