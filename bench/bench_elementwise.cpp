@@ -2,7 +2,8 @@
 // time, against a plain copy of the same bytes, and against Eigen's Tensor module (CPU) or
 // cub::DeviceTransform (GPU: the same op as one CCCL call on the same operands).
 //
-//   1. expr:      out = a * b + c * sigmoid(d) - e      (5 reads + 1 write an element)
+//   1. expr:      out = a * b + c * sigmoid(d) - e      (5 reads + 1 write an element; also on
+//                 bfloat16 and half operands: fused_bf16, fused_fp16, half the bytes)
 //   2. bcast:     out = x + row, x [4096, 4096], row [4096]
 //   3. transpose: out = x.transpose(0, 1) * 2 + 1       (the strided path)
 //
@@ -217,6 +218,38 @@ void BM_cpu_expr_fused(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   report(state, expr_bytes(state.range(0)), ft::stats::launches(ft::kCPU) - l0, g_cpu_copy_bw);
+}
+
+// The same statement on two-byte operands (issue #17): half the bytes, computed in float, one
+// rounding at the store; of_copy_bw against the same copy bandwidth.
+template <class H>
+struct LowOperands {
+  ft::Tensor<H, 1> a, b, c, d, e, out;
+};
+template <class H>
+LowOperands<H>& low_operands(index_t n, ft::Device dev) {
+  static std::map<std::pair<int, index_t>, std::unique_ptr<LowOperands<H>>> cache;
+  auto& slot = cache[{dev.is_cuda() ? 1 + dev.index : 0, n}];
+  if (!slot) {
+    auto& f = expr_operands(n, dev);
+    slot = std::make_unique<LowOperands<H>>();
+    auto& o = *slot;
+    o.a = ft::cast<H>(f.a), o.b = ft::cast<H>(f.b), o.c = ft::cast<H>(f.c), o.d = ft::cast<H>(f.d),
+    o.e = ft::cast<H>(f.e), o.out = ft::cast<H>(f.out);
+    sync(dev);
+  }
+  return *slot;
+}
+template <class H>
+void BM_cpu_expr_fused_low(benchmark::State& state) {
+  auto& o = low_operands<H>(state.range(0), ft::kCPU);
+  const auto l0 = ft::stats::launches(ft::kCPU);
+  for (auto _ : state) {
+    o.out = the_expr(o.a, o.b, o.c, o.d, o.e);
+    benchmark::DoNotOptimize(o.out.data());
+    benchmark::ClobberMemory();
+  }
+  report(state, expr_bytes(state.range(0)) / 2, ft::stats::launches(ft::kCPU) - l0, g_cpu_copy_bw);
 }
 
 // The fused statement on one OpenMP thread: the like-for-like peer of Eigen's DefaultDevice.
@@ -453,6 +486,12 @@ void BM_gpu_expr_fused(benchmark::State& state) {
   gpu_loop(state, expr_bytes(state.range(0)), [&] { o.out = the_expr(o.a, o.b, o.c, o.d, o.e); });
 }
 
+template <class H>
+void BM_gpu_expr_fused_low(benchmark::State& state) {
+  auto& o = low_operands<H>(state.range(0), kGPU);
+  gpu_loop(state, expr_bytes(state.range(0)) / 2, [&] { o.out = the_expr(o.a, o.b, o.c, o.d, o.e); });
+}
+
 void BM_gpu_expr_five_stmt(benchmark::State& state) {
   auto& o = expr_operands(state.range(0), kGPU);
   gpu_loop(state, expr_bytes(state.range(0)), [&] {
@@ -617,6 +656,8 @@ void register_benchmarks() {
       for (index_t n : sizes) b->Arg(n);
   };
   cpu("cpu/expr/fused", BM_cpu_expr_fused, true);
+  cpu("cpu/expr/fused_bf16", BM_cpu_expr_fused_low<ft::bfloat16>, true);
+  cpu("cpu/expr/fused_fp16", BM_cpu_expr_fused_low<ft::half>, true);
   cpu("cpu/expr/five_stmt", BM_cpu_expr_five_stmt, true);
   cpu("cpu/expr/five_stmt_alloc", BM_cpu_expr_five_stmt_alloc, true);
   cpu("cpu/expr/fused_1thread", BM_cpu_expr_fused_1thread, true);
@@ -647,6 +688,8 @@ void register_benchmarks() {
       for (index_t n : sizes) b->Arg(n);
   };
   gpu("gpu/expr/fused", BM_gpu_expr_fused, true);
+  gpu("gpu/expr/fused_bf16", BM_gpu_expr_fused_low<ft::bfloat16>, true);
+  gpu("gpu/expr/fused_fp16", BM_gpu_expr_fused_low<ft::half>, true);
 #if FT_CUDA_KERNELS
   gpu("gpu/expr/cub_transform", BM_gpu_expr_cub_transform, true);
 #endif

@@ -659,6 +659,16 @@ inline SbgemmFn cblas_sbgemm_fn() {
 }
 #endif
 
+// Whether a bfloat16 product on the CPU runs in bfloat16 (OpenBLAS's sbgemm; Debian's build
+// has none), rather than on operands widened to float.
+inline bool cpu_bf16_gemm() {
+#if defined(FT_HAVE_CBLAS)
+  return cblas_sbgemm_fn() != nullptr && !blas_outdated();
+#else
+  return false;
+#endif
+}
+
 template <class T, class TC = T>
 void gemm_cpu_part(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, compute_t<T> alpha, const T* a,
                    index_t lda, index_t stride_a, const T* b, index_t ldb, index_t stride_b, compute_t<T> beta, TC* c,
@@ -685,8 +695,7 @@ void gemm_cpu_half(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, 
   bool done = false;
 #if defined(FT_HAVE_CBLAS)
   if constexpr (std::is_same_v<H, bfloat16>) {
-    if (const SbgemmFn sbgemm = cblas_sbgemm_fn();
-        sbgemm && !blas_outdated() && std::max({m, n, k, lda, ldb}) <= INT_MAX) {
+    if (const SbgemmFn sbgemm = cblas_sbgemm_fn(); cpu_bf16_gemm() && std::max({m, n, k, lda, ldb}) <= INT_MAX) {
       const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
       for (index_t i = 0; i < batch; ++i)
         sbgemm(CblasRowMajor, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha,
@@ -726,13 +735,15 @@ void gemm_cpu_part(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, 
     return;
   } else {
 #if defined(FT_HAVE_CBLAS)
-  const bool fits = std::max({m, n, k, lda, ldb, ldc}) <= INT_MAX;
-  if (fits && k > 0 && alpha != T(0) && !blas_outdated()) {
-    gemm_cblas<T>(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch);
-    return;
-  }
+    const bool fits = std::max({m, n, k, lda, ldb, ldc}) <= INT_MAX;
+    if (fits && k > 0 && alpha != T(0) && !blas_outdated()) {
+      gemm_cblas<T>(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c,
+                    batch);
+      return;
+    }
 #endif
-  gemm_blocked<T>(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch);
+    gemm_blocked<T>(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c,
+                    batch);
   }
 }
 

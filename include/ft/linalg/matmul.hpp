@@ -126,15 +126,33 @@ template <class T, int RA, int RB, class TC = T>
 Tensor<TC, matmul_rank(RA, RB)> matmul_tensors(Tensor<T, RA> a, Tensor<T, RB> b,
                                                Tensor<TC, matmul_rank(RA, RB)> out = {}, compute_t<T> beta = 0);
 
+// t's values rounded to H, in float, in t's layout where t is a transposed view of contiguous
+// memory (a linear's weight): read in order, not by strides.
+template <class H, int R>
+Tensor<float, R> rounded_to(const Tensor<float, R>& t) {
+  if constexpr (R >= 2) {
+    const auto back = t.transpose(R - 2, R - 1);
+    if (!t.is_contiguous() && back.is_contiguous())
+      return Tensor<float, R>(cast<float>(cast<H>(back))).transpose(R - 2, R - 1);
+  }
+  return cast<float>(cast<H>(t));
+}
+
 // A float product under ft::autocast: the operands rounded to H (a launch each), the product in H
 // with float accumulation, rounded to H as PyTorch's autocast output is, and written (or added,
 // beta = 1) into out in one launch.
 template <class H, int RA, int RB>
 Tensor<float, matmul_rank(RA, RB)> autocast_matmul(const Tensor<float, RA>& a, const Tensor<float, RB>& b,
                                                    Tensor<float, matmul_rank(RA, RB)> out, float beta) {
-  const Tensor<H, RA> ah = cast<H>(a);
-  const Tensor<H, RB> bh = cast<H>(b);
-  const Tensor<float, matmul_rank(RA, RB)> product = matmul_tensors<H, RA, RB, float>(ah, bh);
+  Tensor<float, matmul_rank(RA, RB)> product;
+  if (a.device().is_cpu() && !(std::is_same_v<H, bfloat16> && cpu_bf16_gemm())) {
+    // a CPU GEMM in H would widen its operands to float: round them in float instead (the same
+    // values, one pass each) for sgemm
+    const amp::AutocastScope in_float(kCPU, std::nullopt);
+    product = matmul_tensors<float, RA, RB>(rounded_to<H>(a), rounded_to<H>(b));
+  } else {
+    product = matmul_tensors<H, RA, RB, float>(cast<H>(a), cast<H>(b));
+  }
   if (!out.defined()) {
     out = product;
     out = cast<float>(cast<H>(product));  // in place
