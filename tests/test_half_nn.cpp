@@ -338,3 +338,60 @@ TEST_CASE_TEMPLATE(
     check_near<H>(test::to_double(w.grad().to(kCPU)), test::to_double(dw_want.to(kCPU)), 1, 0, "autocast dw");
   }
 }
+
+TEST_CASE("a bfloat16 model's parameters, gradients and activations take half a float model's bytes") {
+  const Tensor<float, 2> x = randn<float>({64, 512}, kCPU, 40);
+  auto footprint = [&]<class T>() {
+    const auto before = stats::bytes_in_use(kCPU);
+    nn::Linear<T> fc(512, 256);
+    const Tensor<T, 2> xt = cast<T>(x);
+    Var<T, 2> y = fc(xt);
+    Var<T, 0> loss = sum(y);
+    loss.backward();
+    return stats::bytes_in_use(kCPU) - before;  // weights, bias, input, output, loss, gradients
+  };
+  const auto f32 = footprint.template operator()<float>();
+  const auto bf16 = footprint.template operator()<bfloat16>();
+  CHECK(f32 > 2 * 512 * 256 * 4);
+  CHECK(bf16 * 2 == f32);
+}
+
+TEST_CASE_TEMPLATE("a two-byte CNN and embedding train like the float one: pooling, conv, linear, cross-entropy", H,
+                   ft::half, bfloat16) {
+  // the same parameters in H and in float (the H values), the same input
+  auto [xh, xf] = rounded<H>(randn<float>({4, 2, 8, 8}, kCPU, 50));
+  auto [wh, wf] = rounded<H>(Tensor<float, 4>(randn<float>({3, 2, 3, 3}, kCPU, 51) * 0.3f));
+  auto [lh, lf] = rounded<H>(Tensor<float, 2>(randn<float>({5, 3 * 2 * 2}, kCPU, 52) * 0.3f));
+  auto [eh, ef] = rounded<H>(randn<float>({10, 6}, kCPU, 53));
+  const Tensor<std::int64_t, 1> labels = randint<std::int64_t>(0, 5, {4}, kCPU, 54);
+  const Tensor<std::int64_t, 1> tokens = randint<std::int64_t>(0, 10, {12}, kCPU, 55);
+  Var<H, 4> w(wh, requires_grad);
+  Var<H, 2> l(lh, requires_grad), e(eh, requires_grad);
+  Var<float, 4> w32(wf, requires_grad);
+  Var<float, 2> l32(lf, requires_grad), e32(ef, requires_grad);
+  auto loss_of = [&](const auto& x, auto& cw, auto& lw, auto& ew) {
+    using T = typename std::decay_t<decltype(x)>::value_type;
+    auto h = relu(conv2d(x, cw, {.padding = 1}));  // [4, 3, 8, 8]
+    auto p = avg_pool2d(max_pool2d(h, 2), 2);      // [4, 3, 2, 2]
+    auto q = adaptive_avg_pool2d(p, {2, 2});       // [4, 3, 2, 2]
+    auto logits = matmul(q.reshape({4, 12}), lw.transpose(0, 1));
+    Var<T, 0> loss = nn::functional::cross_entropy(logits, labels) + sum(nn::functional::embedding(tokens, ew)) * 0.01;
+    return loss;
+  };
+  Var<H, 0> loss = loss_of(xh, w, l, e);
+  Var<float, 0> loss32 = loss_of(xf, w32, l32, e32);
+  loss.backward();
+  loss32.backward();
+  constexpr double eps = std::is_same_v<H, ft::half> ? 0x1p-10 : 0x1p-7;
+  CHECK(static_cast<float>(loss.value().item()) == doctest::Approx(loss32.value().item()).epsilon(4 * eps));
+  auto close = [&](const auto& got, const auto& want, const char* what) {
+    CAPTURE(what);
+    const auto g = test::to_double(got), f = test::to_double(want);
+    double scale = 0;
+    for (double v : f) scale = std::max(scale, std::fabs(v));
+    for (std::size_t i = 0; i < g.size(); ++i) CHECK(std::fabs(g[i] - f[i]) <= 8 * eps * scale);
+  };
+  close(w.grad(), w32.grad(), "conv weight");
+  close(l.grad(), l32.grad(), "linear weight");
+  close(e.grad(), e32.grad(), "embedding");
+}

@@ -22,6 +22,7 @@
 #include "ft/exec/fast_divmod.hpp"
 #include "ft/expr/expression.hpp"
 #include "ft/linalg/nchw.hpp"
+#include "ft/ops/common.hpp"
 
 namespace ft::inline FT_ABI {
 
@@ -82,9 +83,8 @@ inline PoolGeometry pool_geometry(const char* op, PoolKind kind, const Shape<4>&
 template <class E, class T>
 constexpr bool pool_operand_ok() {
   static_assert(E::rank == 4, "ft pooling: tensors must be rank 4 [N, C, H, W]; unsqueeze(0) a single image");
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                "ft pooling: only float and double tensors are supported");
-  return E::rank == 4 && (std::is_same_v<T, float> || std::is_same_v<T, double>);
+  static_assert(is_floating_v<T>, "ft pooling: tensors must be floating (float, double, half, bfloat16)");
+  return E::rank == 4 && is_floating_v<T>;
 }
 
 inline void check_grad_shape(const char* op, const char* what, const Shape<4>& got, const Shape<4>& want,
@@ -455,7 +455,10 @@ template <Expression X>
 MaxPool2dResult<typename X::value_type> max_pool2d_with_indices(const X& x, Pair kernel, Pair stride, Pair padding = 0,
                                                                 Pair dilation = 1, bool ceil_mode = false) {
   using T = typename X::value_type;
-  if constexpr (linalg::detail::pool_operand_ok<X, T>()) {
+  if constexpr (is_half_v<T>) {  // the two-byte types: pooled in float (exact for a max), rounded
+    auto r = max_pool2d_with_indices(Tensor<float, 4>(cast<float>(x)), kernel, stride, padding, dilation, ceil_mode);
+    return {Tensor<T, 4>(cast<T>(r.output)), r.indices};
+  } else if constexpr (linalg::detail::pool_operand_ok<X, T>()) {
     auto xc = linalg::detail::contiguous_operand(x, "max_pool2d_with_indices", "input");
     return linalg::detail::max_pool2d_impl<T>(xc, kernel, stride, padding, dilation, ceil_mode, true);
   }
@@ -471,7 +474,9 @@ template <Expression X>
 Tensor<typename X::value_type, 4> max_pool2d(const X& x, Pair kernel, Pair stride, Pair padding = 0, Pair dilation = 1,
                                              bool ceil_mode = false) {
   using T = typename X::value_type;
-  if constexpr (linalg::detail::pool_operand_ok<X, T>()) {
+  if constexpr (is_half_v<T>) {
+    return cast<T>(max_pool2d(Tensor<float, 4>(cast<float>(x)), kernel, stride, padding, dilation, ceil_mode));
+  } else if constexpr (linalg::detail::pool_operand_ok<X, T>()) {
     auto xc = linalg::detail::contiguous_operand(x, "max_pool2d", "input");
     return linalg::detail::max_pool2d_impl<T>(xc, kernel, stride, padding, dilation, ceil_mode, false).output;
   }
@@ -492,7 +497,10 @@ Tensor<typename G::value_type, 4> max_pool2d_backward(const G& grad_out, const I
   constexpr const char* op = "max_pool2d_backward";
   static_assert(I::rank == 4 && std::is_same_v<typename I::value_type, std::int64_t>,
                 "ft::max_pool2d_backward: indices must be the int64 rank-4 tensor max_pool2d_with_indices returned");
-  if constexpr (linalg::detail::pool_operand_ok<G, T>() && I::rank == 4) {
+  if constexpr (is_half_v<T>) {  // the sums where windows overlap in float, rounded once
+    return cast<T>(max_pool2d_backward(Tensor<float, 4>(cast<float>(grad_out)), indices, x_shape, kernel, stride,
+                                       padding, dilation, ceil_mode));
+  } else if constexpr (linalg::detail::pool_operand_ok<G, T>() && I::rank == 4) {
     using namespace linalg::detail;
     auto dy = contiguous_operand(grad_out, op, "grad_out");
     auto ix = contiguous_operand(indices, op, "indices");
@@ -525,7 +533,9 @@ Tensor<typename X::value_type, 4> avg_pool2d(const X& x, Pair kernel, Pair strid
                                              bool ceil_mode = false, bool count_include_pad = true) {
   using T = typename X::value_type;
   constexpr const char* op = "avg_pool2d";
-  if constexpr (linalg::detail::pool_operand_ok<X, T>()) {
+  if constexpr (is_half_v<T>) {
+    return cast<T>(avg_pool2d(Tensor<float, 4>(cast<float>(x)), kernel, stride, padding, ceil_mode, count_include_pad));
+  } else if constexpr (linalg::detail::pool_operand_ok<X, T>()) {
     using namespace linalg::detail;
     auto xc = contiguous_operand(x, op, "input");
     const PoolGeometry g = pool_geometry(op, PoolKind::avg, xc.shape(), kernel, stride, padding, 1, ceil_mode);
@@ -549,7 +559,10 @@ Tensor<typename G::value_type, 4> avg_pool2d_backward(const G& grad_out, const S
                                                       bool count_include_pad = true) {
   using T = typename G::value_type;
   constexpr const char* op = "avg_pool2d_backward";
-  if constexpr (linalg::detail::pool_operand_ok<G, T>()) {
+  if constexpr (is_half_v<T>) {
+    return cast<T>(avg_pool2d_backward(Tensor<float, 4>(cast<float>(grad_out)), x_shape, kernel, stride, padding,
+                                       ceil_mode, count_include_pad));
+  } else if constexpr (linalg::detail::pool_operand_ok<G, T>()) {
     using namespace linalg::detail;
     auto dy = contiguous_operand(grad_out, op, "grad_out");
     const PoolGeometry g = pool_geometry(op, PoolKind::avg, x_shape, kernel, stride, padding, 1, ceil_mode);
@@ -576,7 +589,9 @@ template <Expression X>
 Tensor<typename X::value_type, 4> adaptive_avg_pool2d(const X& x, Pair output_size) {
   using T = typename X::value_type;
   constexpr const char* op = "adaptive_avg_pool2d";
-  if constexpr (linalg::detail::pool_operand_ok<X, T>()) {
+  if constexpr (is_half_v<T>) {
+    return cast<T>(adaptive_avg_pool2d(Tensor<float, 4>(cast<float>(x)), output_size));
+  } else if constexpr (linalg::detail::pool_operand_ok<X, T>()) {
     using namespace linalg::detail;
     auto xc = contiguous_operand(x, op, "input");
     const Shape<4>& s = xc.shape();
@@ -596,7 +611,9 @@ template <Expression G>
 Tensor<typename G::value_type, 4> adaptive_avg_pool2d_backward(const G& grad_out, const Shape<4>& x_shape) {
   using T = typename G::value_type;
   constexpr const char* op = "adaptive_avg_pool2d_backward";
-  if constexpr (linalg::detail::pool_operand_ok<G, T>()) {
+  if constexpr (is_half_v<T>) {
+    return cast<T>(adaptive_avg_pool2d_backward(Tensor<float, 4>(cast<float>(grad_out)), x_shape));
+  } else if constexpr (linalg::detail::pool_operand_ok<G, T>()) {
     using namespace linalg::detail;
     auto dy = contiguous_operand(grad_out, op, "grad_out");
     check(x_shape[1] > 0 && x_shape[2] > 0 && x_shape[3] > 0 && x_shape[0] >= 0, op, "input ", x_shape,

@@ -77,11 +77,12 @@ struct EmbeddingGradRows {
   index_t dim;
   std::int64_t pad;  // −1: none
   FT_HD FT_INLINE T operator()(index_t i) const {
+    using C = compute_t<T>;  // a two-byte gradient summed in float, rounded once
     const index_t v = i / dim, d = i % dim;
-    T s = T(0);
-    if (v == pad) return s;
-    for (std::int64_t k = offsets[v]; k < offsets[v + 1]; ++k) s += g[positions[k] * dim + d];
-    return s;
+    C s = C(0);
+    if (v == pad) return static_cast<T>(s);
+    for (std::int64_t k = offsets[v]; k < offsets[v + 1]; ++k) s += static_cast<C>(g[positions[k] * dim + d]);
+    return static_cast<T>(s);
   }
 };
 
