@@ -258,7 +258,7 @@ void conv2d_backward_weight_cpu(const ConvGeometry& g, const T* x, const T* dy, 
     if (parallel && blas_pool::openblas().own_threads()) single.emplace();
 #endif
 #if defined(_OPENMP)
-    const int team = static_cast<int>(threads);
+    [[maybe_unused]] const int team = static_cast<int>(threads);  // read by the pragma (nvcc does not see it)
 #pragma omp parallel for schedule(static) num_threads(team) if (parallel)
     for (index_t lane = 0; lane < lanes; ++lane) run_lane(lane, omp_get_thread_num());
 #else
