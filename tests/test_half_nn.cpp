@@ -356,6 +356,9 @@ TEST_CASE("a bfloat16 model's parameters, gradients and activations take half a 
   CHECK(bf16 * 2 == f32);
 }
 
+// CPU only (not in the nvcc copy): the CUDA row kernels behind softmax and cross_entropy take
+// float and double only so far (issue #17's remaining work).
+#if !FT_CUDA_KERNELS
 TEST_CASE_TEMPLATE("a two-byte CNN and embedding train like the float one: pooling, conv, linear, cross-entropy", H,
                    ft::half, bfloat16) {
   // the same parameters in H and in float (the H values), the same input
@@ -395,3 +398,4 @@ TEST_CASE_TEMPLATE("a two-byte CNN and embedding train like the float one: pooli
   close(l.grad(), l32.grad(), "linear weight");
   close(e.grad(), e32.grad(), "embedding");
 }
+#endif
