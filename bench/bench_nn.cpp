@@ -1,7 +1,8 @@
 // nn / optim: one training step (zero_grad, forward, cross_entropy, backward, Adam step) of
 //
 //   mlp_step:   784-1024-1024-10 MLP with ReLU, batch 256 (ft_autocast: its GEMMs under
-//               ft::autocast, bfloat16 on the CPU / float16 on a GPU);
+//               ft::autocast, bfloat16 on the CPU / float16 on a GPU; on a GPU also
+//               ft_autocast_bf16 and ft_tf32, float with TF32 GEMMs);
 //   lenet_step: LeNet-5 style CNN on 1×28×28, batch 128 (conv 1→6 k5 pad 2, ReLU, max-pool 2,
 //               conv 6→16 k5, ReLU, max-pool 2, flatten, 400→120, ReLU, 120→84, ReLU, 84→10);
 //
@@ -301,6 +302,24 @@ void BM_mlp_step_autocast(benchmark::State& state) {
   auto c = mlp_trainer(dev);
   ft::autocast guard(dev.type);
   run_case(state, c, dev, kMlpBatch, 0, outside);
+}
+
+// On a GPU also in bfloat16 (PyTorch's CUDA autocast default is float16), and in float with
+// TF32 tensor-core GEMMs: the three ways a GPU user trains this MLP.
+void BM_mlp_step_autocast_bf16(benchmark::State& state) {
+  const ft::Device dev = device_of(state);
+  const auto outside = ft::stats::bytes_in_use(dev);
+  auto c = mlp_trainer(dev);
+  ft::autocast guard(dev.type, ft::kBFloat16);
+  run_case(state, c, dev, kMlpBatch, 0, outside);
+}
+void BM_mlp_step_tf32(benchmark::State& state) {
+  const ft::Device dev = device_of(state);
+  const auto outside = ft::stats::bytes_in_use(dev);
+  auto c = mlp_trainer(dev);
+  ft::set_allow_tf32(true);
+  run_case(state, c, dev, kMlpBatch, 0, outside);
+  ft::set_allow_tf32(false);
 }
 
 void BM_lenet_step(benchmark::State& state) {

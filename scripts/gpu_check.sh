@@ -469,6 +469,17 @@ goal("matmul 4096^3: ft time / bare cuBLAS time",
 goal("conv 64x64x56x56 3x3, N=64: ft time / bare cuDNN time",
      ratio(g("gpu/conv/ft", "time_ns"), g("gpu/conv/bare_cudnn", "time_ns")), 1.05, False,
      "the algorithm ft chose, called directly, same run")
+# mixed precision (issue #17)
+goal("fused 5-op elementwise in bfloat16 / D2D copy bandwidth, 2^26 elements",
+     ratio(g(f"gpu/expr/fused_bf16/{n26}", "bytes_per_second"), g(f"gpu/copy/d2d/{3 * n26}", "bytes_per_second")), 0.90,
+     True, "bytes/s of gpu/expr/fused_bf16 (2-byte reads and write) over gpu/copy/d2d, same run", pct=True)
+goal("matmul 4096^3 bfloat16: ft time / bare cublasGemmEx (bf16, fp32 compute) time",
+     ratio(g("gpu/matmul4096/ft_matmul_bf16", "time_ns"), g("gpu/matmul4096/cublas_bf16", "time_ns")), 1.03, False,
+     "the same operands, same run")
+for variant in ("ft_autocast", "ft_autocast_bf16", "ft_tf32"):
+    goal(f"MLP step {variant} / float step (info)",
+         ratio(g(f"gpu/mlp_step/{variant}/1", "time_ns"), g("gpu/mlp_step/ft/1", "time_ns")), 1.0, False,
+         "bench_nn, same run: autocast float16 (PyTorch's CUDA default), bfloat16, float with TF32 GEMMs")
 goal("MLP step (SGD + momentum): CUDA Graph replay time / eager step time",
      ratio(g("gpu/mlp_sgd_step/graph/1", "time_ns"), g("gpu/mlp_sgd_step/eager/0", "time_ns")), 1.0, False,
      "bench_nn's gpu/mlp_sgd_step/graph over gpu/mlp_sgd_step/eager, same run")

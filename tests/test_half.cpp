@@ -13,6 +13,10 @@
 #include "ft/ft.hpp"
 #include "golden/golden.hpp"
 
+// A named namespace, not `using namespace ft;` at file scope: CUB's sort and scan kernels in this
+// file make nvcc's generated stub name `cuda::std::…` at global scope, which ft::cuda would make
+// ambiguous.
+namespace half_tests {
 using namespace ft;
 using ft::test::devices;
 
@@ -227,6 +231,44 @@ TEST_CASE_TEMPLATE("half types: ops match PyTorch's on every device", H, ft::hal
   }
 }
 
+TEST_CASE_TEMPLATE("half types: row-wise composites, sorting and scans match PyTorch's on every device", H, ft::half,
+                   bfloat16) {
+  const auto& g = golden();
+  const std::string p = prefix<H>();
+  for (Device dev : devices()) {
+    CAPTURE(dev);
+    const auto a = g.tensor<H, 2>(p + "a", dev);
+    auto check = [&](const std::string& op, const auto& t, int ulps) {
+      CAPTURE(op);
+      static_assert(std::is_same_v<typename std::decay_t<decltype(t)>::value_type, H>);
+      check_ulps<H>(test::to_double(t.to(kCPU)), g.values(p + op), ulps, op);
+    };
+    // softmax, log_softmax, layer_norm, cross_entropy: computed in float, rounded once; one launch each
+    auto before = stats::launches(dev);
+    const Tensor<H, 2> sm1 = softmax(a * 1, 1), lsm1 = log_softmax(a, 1), sm0 = softmax(a, 0);
+    CHECK(stats::launches(dev) - before == 3);
+    check("softmax1", sm1, 1);
+    check("log_softmax1", lsm1, 1);
+    check("softmax0", sm0, 1);
+    const auto ln = layer_norm(a, 1, g.tensor<H, 1>(p + "w", dev), g.tensor<H, 1>(p + "bb", dev));
+    static_assert(std::is_same_v<typename decltype(ln.rstd)::value_type, float>, "statistics kept in float");
+    check("layer_norm", ln.output, 1);
+    const Tensor<H, 0> ce = cross_entropy(a, g.tensor<std::int64_t, 1>(p + "target", dev), {.label_smoothing = 0.1});
+    check("cross_entropy", ce, 1);
+    // ordering compares the values exactly; scans accumulate in double (cumsum) or float
+    const auto sorted = sort(a, 1, true, true);
+    check("sort1.values", sorted.values, 0);
+    CHECK(sorted.indices.to(kCPU).to_vector() == g.tensor<std::int64_t, 2>(p + "sort1.indices").to_vector());
+    check("topk1.values", topk(a, 5, 1).values, 0);
+    check("cumsum1", cumsum(a, 1), 0);
+    check("logcumsumexp1", logcumsumexp(a, 1), 1);
+    check("cummax1.values", cummax(a, 1).values, 0);
+    const auto u = unique(a, true, false, true);
+    check("unique.values", u.values, 0);
+    CHECK(u.counts.to(kCPU).to_vector() == g.tensor<std::int64_t, 1>(p + "unique.counts").to_vector());
+  }
+}
+
 TEST_CASE_TEMPLATE("half types: a sum accumulates in float, not in the two-byte type", H, ft::half, bfloat16) {
   for (Device dev : devices()) {
     CAPTURE(dev);
@@ -294,3 +336,5 @@ TEST_CASE_TEMPLATE("half types: matmul and linear accumulate in float and round 
     check_ulps<H>(test::to_double(mv.to(kCPU)), test::to_double(mv_want.to(kCPU)), 1, "matrix-vector");
   }
 }
+
+}  // namespace half_tests

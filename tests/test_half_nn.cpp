@@ -105,6 +105,74 @@ TEST_CASE_TEMPLATE("two-byte Linear: forward and gradients agree with float on t
   }
 }
 
+TEST_CASE_TEMPLATE("a float model's state dict loads into a two-byte model and back (PyTorch's model.to(dtype))", H,
+                   ft::half, bfloat16) {
+  using Net = nn::Sequential<nn::Linear<float>, nn::ReLU, nn::Linear<float>>;
+  using NetH = nn::Sequential<nn::Linear<H>, nn::ReLU, nn::Linear<H>>;
+  Net net(nn::Linear<float>(12, 8), nn::ReLU(), nn::Linear<float>(8, 3));
+  NetH half_net(nn::Linear<H>(12, 8), nn::ReLU(), nn::Linear<H>(8, 3));
+  half_net.load_state_dict(net.state_dict());  // each entry rounded to H
+  const auto w = test::to_double(net.get<0>().weight.value());
+  const auto wh = test::to_double(half_net.template get<0>().weight.value());
+  for (std::size_t i = 0; i < w.size(); ++i) CHECK(wh[i] == static_cast<double>(static_cast<float>(H(float(w[i])))));
+  const Tensor<float, 2> x = randn<float>({4, 12}, kCPU, 8);
+  const Tensor<H, 2> xh = cast<H>(x);
+  const Var<float, 2> y32 = net(x);
+  const Var<H, 2> y16 = half_net(xh);
+  const auto y = test::to_double(y32.value()), yh = test::to_double(y16.value());
+  constexpr double eps = std::is_same_v<H, ft::half> ? 0x1p-10 : 0x1p-7;
+  for (std::size_t i = 0; i < y.size(); ++i) CHECK(std::fabs(yh[i] - y[i]) <= 16 * eps * (1 + std::fabs(y[i])));
+  // and back: the two-byte values widen exactly
+  Net back(nn::Linear<float>(12, 8), nn::ReLU(), nn::Linear<float>(8, 3));
+  back.load_state_dict(half_net.state_dict());
+  CHECK(test::to_double(back.get<0>().weight.value()) == wh);
+  // a shape, or a floating/integer mismatch, is still an error naming the entry
+  nn::StateDict bad = net.state_dict();
+  bad.insert("0.bias", Tensor<std::int64_t, 1>(Shape<1>{8}));
+  CHECK_THROWS_WITH_AS(half_net.load_state_dict(bad), doctest::Contains("\"0.bias\": the loaded tensor is int64"),
+                       ft::Error);
+}
+
+TEST_CASE_TEMPLATE("two-byte LayerNorm, softmax and log_softmax: outputs and gradients agree with float", H, ft::half,
+                   bfloat16) {
+  for (Device dev : devices()) {
+    CAPTURE(dev);
+    nn::LayerNorm<H> ln(48, 1e-5, true, true, dev);
+    nn::LayerNorm<float> ln32(48, 1e-5, true, true, dev);
+    auto [wh, wf] = rounded<H>(Tensor<float, 1>(randn<float>({48}, dev, 4) * 0.5f + 1.0f));
+    auto [bh, bf] = rounded<H>(randn<float>({48}, dev, 5));
+    ln.weight.data() = wh, ln.bias.data() = bh;
+    ln32.weight.data() = wf, ln32.bias.data() = bf;
+    auto [xh, xf] = rounded<H>(Tensor<float, 3>(randn<float>({3, 5, 48}, dev, 6) * 2.0f + 0.5f));
+    auto [rh, rf] = rounded<H>(randn<float>({3, 5, 48}, dev, 7));
+    Var<H, 3> x(xh, requires_grad);
+    Var<float, 3> x32(xf, requires_grad);
+    auto run = [](auto& layer, const auto& xv, const auto& r) {
+      auto y = layer(xv);
+      using T = typename decltype(y)::value_type;
+      Var<T, 0> loss = sum(softmax(y, -1) * r) + sum(log_softmax(y, 1) * r) * 0.5;
+      loss.backward();
+      return y;
+    };
+    const auto y = run(ln, x, rh);
+    const auto y32 = run(ln32, x32, rf);
+    // each output is the float result rounded once (the statistics are kept in float)
+    check_near<H>(test::to_double(y.value().to(kCPU)), test::to_double(y32.value().to(kCPU)), 1, 1e-6, "layer_norm");
+    // gradients: a few roundings of intermediate two-byte tensors (softmax's, the gradient's)
+    constexpr double eps = std::is_same_v<H, ft::half> ? 0x1p-10 : 0x1p-7;
+    auto close = [&](const auto& got, const auto& want, const char* what) {
+      CAPTURE(what);
+      const auto g = test::to_double(got.to(kCPU)), f = test::to_double(want.to(kCPU));
+      double scale = 0;
+      for (double v : f) scale = std::max(scale, std::fabs(v));
+      for (std::size_t i = 0; i < g.size(); ++i) CHECK(std::fabs(g[i] - f[i]) <= 8 * eps * scale);
+    };
+    close(x.grad(), x32.grad(), "dx");
+    close(ln.weight.grad(), ln32.weight.grad(), "dw");
+    close(ln.bias.grad(), ln32.bias.grad(), "db");
+  }
+}
+
 TEST_CASE_TEMPLATE("optimizers step two-byte parameters in float on fp32 master weights, in one launch", H, ft::half,
                    bfloat16) {
   for (Device dev : devices()) {
@@ -356,9 +424,6 @@ TEST_CASE("a bfloat16 model's parameters, gradients and activations take half a 
   CHECK(bf16 * 2 == f32);
 }
 
-// CPU only (not in the nvcc copy): the CUDA row kernels behind softmax and cross_entropy take
-// float and double only so far (issue #17's remaining work).
-#if !FT_CUDA_KERNELS
 TEST_CASE_TEMPLATE("a two-byte CNN and embedding train like the float one: pooling, conv, linear, cross-entropy", H,
                    ft::half, bfloat16) {
   // the same parameters in H and in float (the H values), the same input
@@ -398,4 +463,3 @@ TEST_CASE_TEMPLATE("a two-byte CNN and embedding train like the float one: pooli
   close(l.grad(), l32.grad(), "linear weight");
   close(e.grad(), e32.grad(), "embedding");
 }
-#endif

@@ -9,7 +9,8 @@ Conversions are recorded as bits (int64), so NaNs and signed zeros compare exact
   between torch's scalar and vectorised paths: only NaN-ness is compared).
 Ops (torch.manual_seed(0) first; a, b are [4, 37] of type t, b away from 0):
 - autocast.*: a matmul and its gradients under torch.autocast("cpu", dtype=torch.bfloat16).
-- <t>.a, <t>.b: the inputs, as float values (exact); <t>.<op>: torch's result, as float values.
+- <t>.a, <t>.b: the inputs, as float values (exact), with layer_norm's <t>.w, <t>.bb and
+  cross_entropy's class indices <t>.target; <t>.<op>: torch's result, as float values.
   Single ops are torch's own half kernels where torch 1.13's CPU has them, else computed in
   float and rounded once (in_float). An op with a Python number is recorded with the number in
   float (PyTorch's CUDA kernels' opmath; torch 1.13's CPU rounds it to t first). The fused statement relu(a * b + a) is recorded
@@ -86,6 +87,13 @@ def main():
             b = (torch.rand(4, 37) + 0.5).to(t) * torch.where(torch.rand(4, 37) < 0.5, -1, 1).to(t)
             write(f, f"{name}.a", a.double())
             write(f, f"{name}.b", b.double())
+            g = torch.Generator().manual_seed(2)  # its own: the draws above stay as they were
+            w = (torch.rand(37, generator=g) + 0.5).to(t)  # layer_norm's weight and bias
+            bb = torch.randn(37, generator=g).to(t)
+            target = torch.randint(0, 37, (4,), generator=g)
+            write(f, f"{name}.w", w.double())
+            write(f, f"{name}.bb", bb.double())
+            write(f, f"{name}.target", target)
             ops = {
                 "add": a + b,
                 "mul": a * b,
@@ -109,6 +117,19 @@ def main():
                 "from_int": torch.tensor([65519, 65520, 70000, -65520, 257, 2049, 16777217], dtype=torch.int64).to(t),
                 "fused": torch.relu(a.float() * b.float() + a.float()).to(t),
                 "mm": in_float(lambda x: x @ b.to(x.dtype).t(), a),
+                # row-wise composites, ordering and scans: computed in float, rounded once
+                "log_softmax1": torch.log_softmax(a.float(), 1).to(t),
+                "softmax0": torch.softmax(a.float(), 0).to(t),
+                "layer_norm": torch.nn.functional.layer_norm(a.float(), (37,), w.float(), bb.float()).to(t),
+                "cross_entropy": torch.nn.functional.cross_entropy(a.float(), target, label_smoothing=0.1).to(t),
+                "sort1.values": a.sort(dim=1, descending=True, stable=True).values,
+                "sort1.indices": a.float().sort(dim=1, descending=True, stable=True).indices,
+                "topk1.values": a.float().topk(5, 1).values.to(t),
+                "cumsum1": a.double().cumsum(1).to(t),
+                "logcumsumexp1": a.float().logcumsumexp(1).to(t),
+                "cummax1.values": a.float().cummax(1).values.to(t),
+                "unique.values": torch.unique(a.float(), return_counts=True)[0].to(t),
+                "unique.counts": torch.unique(a.float(), return_counts=True)[1],
             }
             for op, r in ops.items():
                 write(f, f"{name}.{op}", r.double() if r.is_floating_point() else r)

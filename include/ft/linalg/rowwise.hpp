@@ -29,8 +29,9 @@ enum class Kind { Softmax, LogSoftmax };
 // ---- CPU ----
 namespace cpu {
 
-template <class F, class Read>
-FT_CPU_MULTIVERSION void softmax(F* out, const Read& read, const exec::ReduceGeometry g, Kind kind) {
+template <class O, class Read>
+FT_CPU_MULTIVERSION void softmax(O* out, const Read& read, const exec::ReduceGeometry g, Kind kind) {
+  using F = compute_t<O>;  // a two-byte type's rows are computed in float
   const index_t K = g.K, inner = g.inner, rows = g.outer * g.inner;
 #pragma omp parallel for schedule(static) if (rows * K > exec::cpu::kReduceChunk)
   for (index_t r = 0; r < rows; ++r) {
@@ -44,16 +45,17 @@ FT_CPU_MULTIVERSION void softmax(F* out, const Read& read, const exec::ReduceGeo
     if (kind == Kind::Softmax) {
       const F inv = static_cast<F>(1.0 / s);
       for (index_t k = 0; k < K; ++k)
-        out[base + k * inner] = math::exp(static_cast<F>(read(base + k * inner)) - m) * inv;
+        store_value(out[base + k * inner], math::exp(static_cast<F>(read(base + k * inner)) - m) * inv);
     } else {
       const F log_s = static_cast<F>(std::log(s));  // (x − m) − log s: no rounding of m + log s
-      for (index_t k = 0; k < K; ++k) out[base + k * inner] = (static_cast<F>(read(base + k * inner)) - m) - log_s;
+      for (index_t k = 0; k < K; ++k)
+        store_value(out[base + k * inner], (static_cast<F>(read(base + k * inner)) - m) - log_s);
     }
   }
 }
 
-template <class F, class Read>
-FT_CPU_MULTIVERSION void layer_norm(F* out, F* mean, F* rstd, const Read& read, const F* w, const F* b, index_t rows,
+template <class O, class Read, class F = compute_t<O>>
+FT_CPU_MULTIVERSION void layer_norm(O* out, F* mean, F* rstd, const Read& read, const O* w, const O* b, index_t rows,
                                     index_t K, double eps) {
   using Red = red::Variance<F, false>;
 #pragma omp parallel for schedule(static) if (rows * K > exec::cpu::kReduceChunk)
@@ -66,9 +68,9 @@ FT_CPU_MULTIVERSION void layer_norm(F* out, F* mean, F* rstd, const Read& read, 
     rstd[r] = sd;
     for (index_t k = 0; k < K; ++k) {
       F y = (static_cast<F>(read(r * K + k)) - mu) * sd;
-      if (w) y *= w[k];
-      if (b) y += b[k];
-      out[r * K + k] = y;
+      if (w) y *= static_cast<F>(w[k]);
+      if (b) y += static_cast<F>(b[k]);
+      store_value(out[r * K + k], y);
     }
   }
 }
@@ -170,17 +172,18 @@ F cross_entropy_row(const Read& read, index_t r, index_t C, std::int64_t t, doub
 }
 
 // Per-row losses in parallel, then their sum in row order: deterministic.
-template <class F, class Read>
-FT_CPU_MULTIVERSION void cross_entropy(F* out, const Read& read, const std::int64_t* target, index_t N, index_t C,
+template <class O, class Read>
+FT_CPU_MULTIVERSION void cross_entropy(O* out, const Read& read, const std::int64_t* target, index_t N, index_t C,
                                        std::int64_t ignore_index, double smoothing, bool mean) {
   std::unique_ptr<double[]> loss(new double[static_cast<std::size_t>(N > 0 ? N : 1)]);
 #pragma omp parallel for schedule(static) if (N * C > exec::cpu::kReduceChunk)
   for (index_t r = 0; r < N; ++r)
-    loss[r] =
-        target[r] == ignore_index ? 0.0 : static_cast<double>(cross_entropy_row<F>(read, r, C, target[r], smoothing));
+    loss[r] = target[r] == ignore_index
+                  ? 0.0
+                  : static_cast<double>(cross_entropy_row<compute_t<O>>(read, r, C, target[r], smoothing));
   double total = 0, count = 0;
   for (index_t r = 0; r < N; ++r) total += loss[r], count += target[r] != ignore_index;
-  out[0] = static_cast<F>(mean ? total / count : total);
+  store_value(out[0], mean ? total / count : total);
 }
 
 }  // namespace cpu
@@ -195,18 +198,20 @@ inline constexpr int kWarps = kReduceBlock / 32;  // rows a block in the warp-a-
 
 // The kernels, each behind one launcher, which picks a warp a row (8 rows a block) for rows of
 // at most kWarpRowMax elements and a block a row for longer ones: one launch either way.
-template <class F, class Read, class I>
+// O is the stored type; a two-byte type's rows are computed (and cached) in float, compute_t<O>.
+template <class O, class Read, class I>
 struct SoftmaxKernel {
-  static void launch(Device dev, F* out, const Read& read, I rows, I K, I inner, Kind kind);
+  static void launch(Device dev, O* out, const Read& read, I rows, I K, I inner, Kind kind);
 };
-template <class F, class Read, class I>
+template <class O, class Read, class I>
 struct LayerNormKernel {
-  static void launch(Device dev, F* out, F* mean, F* rstd, const Read& read, const F* w, const F* b, I rows, I K,
+  using F = compute_t<O>;
+  static void launch(Device dev, O* out, F* mean, F* rstd, const Read& read, const O* w, const O* b, I rows, I K,
                      double eps);
 };
-template <class F, class Read, class I>
+template <class O, class Read, class I>
 struct CrossEntropyKernel {
-  static void launch(Device dev, F* out, const Read& read, const std::int64_t* target, I rows, I C,
+  static void launch(Device dev, O* out, const Read& read, const std::int64_t* target, I rows, I C,
                      std::int64_t ignore_index, double smoothing, bool mean, int* report_word, int code);
 };
 
@@ -266,9 +271,10 @@ __device__ FT_INLINE F* row_cache() {
 // Long rows: a block a row (rows blockIdx.x, + gridDim.x …): the max while caching the row,
 // then the sum of exp(x − max), then the write, the last two from the cache (or re-read when
 // `cached` is false).
-template <class F, class Read, class I>
+template <class O, class Read, class I>
 __global__ void __launch_bounds__(kRowBlock)
-    softmax_kernel(F* out, Read read, I rows, I K, I inner, Kind kind, bool cached) {
+    softmax_kernel(O* out, Read read, I rows, I K, I inner, Kind kind, bool cached) {
+  using F = compute_t<O>;
   using BlockReduce = cub::BlockReduce<F, kRowBlock>;
   __shared__ typename BlockReduce::TempStorage temp;
   __shared__ F shared_m, shared_s;
@@ -295,10 +301,10 @@ __global__ void __launch_bounds__(kRowBlock)
     s = shared_s;
     if (kind == Kind::Softmax) {
       const F inv = F(1) / s;
-      for (I k = threadIdx.x; k < K; k += kRowBlock) out[base + k * inner] = math::exp(x(k) - m) * inv;
+      for (I k = threadIdx.x; k < K; k += kRowBlock) store_value(out[base + k * inner], math::exp(x(k) - m) * inv);
     } else {
       const F log_s = math::log(s);
-      for (I k = threadIdx.x; k < K; k += kRowBlock) out[base + k * inner] = (x(k) - m) - log_s;
+      for (I k = threadIdx.x; k < K; k += kRowBlock) store_value(out[base + k * inner], (x(k) - m) - log_s);
     }
     __syncthreads();
   }
@@ -308,9 +314,10 @@ __global__ void __launch_bounds__(kRowBlock)
 // the elements k = l, l + 32 …, cached in the warp's share of shared memory (8·K elements a
 // block); the max and the sum are warp trees; the same passes as above. A row along a non-last
 // dim (inner > 1) is read with stride inner, as in the block kernel.
-template <class F, class Read, class I>
+template <class O, class Read, class I>
 __global__ void __launch_bounds__(kReduceBlock)
-    softmax_warp_kernel(F* out, Read read, I rows, I K, I inner, Kind kind) {
+    softmax_warp_kernel(O* out, Read read, I rows, I K, I inner, Kind kind) {
+  using F = compute_t<O>;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   F* row = row_cache<F>() + static_cast<index_t>(warp) * K;
   for (I r = static_cast<I>(blockIdx.x) * kWarps + warp; r < rows; r += static_cast<I>(gridDim.x) * kWarps) {
@@ -329,10 +336,10 @@ __global__ void __launch_bounds__(kReduceBlock)
     s = warp_all_reduce(s, AddOp{});
     if (kind == Kind::Softmax) {
       const F inv = F(1) / s;
-      for (I k = lane; k < K; k += 32) out[base + k * inner] = math::exp(row[k] - m) * inv;
+      for (I k = lane; k < K; k += 32) store_value(out[base + k * inner], math::exp(row[k] - m) * inv);
     } else {
       const F log_s = math::log(s);
-      for (I k = lane; k < K; k += 32) out[base + k * inner] = (row[k] - m) - log_s;
+      for (I k = lane; k < K; k += 32) store_value(out[base + k * inner], (row[k] - m) - log_s);
     }
   }
 }
@@ -345,9 +352,9 @@ __device__ FT_INLINE F layer_norm_rstd(const red::Welford<F>& acc, index_t K, do
 
 // Long rows: a block a row (rows blockIdx.x, + gridDim.x …): Welford over the row in a block
 // tree while caching it, then the normalised write from the cache (or a re-read).
-template <class F, class Read, class I>
-__global__ void __launch_bounds__(kRowBlock) layer_norm_kernel(F* out, F* mean, F* rstd, Read read, const F* w,
-                                                               const F* b, I rows, I K, double eps, bool cached) {
+template <class O, class Read, class I, class F = compute_t<O>>
+__global__ void __launch_bounds__(kRowBlock) layer_norm_kernel(O* out, F* mean, F* rstd, Read read, const O* w,
+                                                               const O* b, I rows, I K, double eps, bool cached) {
   using Red = red::Variance<F, false>;
   using Acc = red::Welford<F>;
   using BlockReduce = cub::BlockReduce<Acc, kRowBlock>;
@@ -373,9 +380,9 @@ __global__ void __launch_bounds__(kRowBlock) layer_norm_kernel(F* out, F* mean, 
     const F mu = shared_mu, rs = shared_rs;
     for (I k = threadIdx.x; k < K; k += kRowBlock) {
       F y = ((cached ? row[k] : static_cast<F>(read(r * K + k))) - mu) * rs;
-      if (w) y *= w[k];
-      if (b) y += b[k];
-      out[r * K + k] = y;
+      if (w) y *= static_cast<F>(w[k]);
+      if (b) y += static_cast<F>(b[k]);
+      store_value(out[r * K + k], y);
     }
     __syncthreads();
   }
@@ -384,9 +391,9 @@ __global__ void __launch_bounds__(kRowBlock) layer_norm_kernel(F* out, F* mean, 
 // Short rows: a warp a row (rows 8b + w, then + 8·gridDim.x …), lane l the elements l, l + 32 …
 // cached as in softmax_warp_kernel; Welford per lane, combined in the warp tree (every lane
 // gets lane 0's mean and m2).
-template <class F, class Read, class I>
+template <class O, class Read, class I, class F = compute_t<O>>
 __global__ void __launch_bounds__(kReduceBlock)
-    layer_norm_warp_kernel(F* out, F* mean, F* rstd, Read read, const F* w, const F* b, I rows, I K, double eps) {
+    layer_norm_warp_kernel(O* out, F* mean, F* rstd, Read read, const O* w, const O* b, I rows, I K, double eps) {
   using Red = red::Variance<F, false>;
   using Acc = red::Welford<F>;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -407,9 +414,9 @@ __global__ void __launch_bounds__(kReduceBlock)
     }
     for (I k = lane; k < K; k += 32) {
       F y = (row[k] - mu) * rs;
-      if (w) y *= w[k];
-      if (b) y += b[k];
-      out[r * K + k] = y;
+      if (w) y *= static_cast<F>(w[k]);
+      if (b) y += static_cast<F>(b[k]);
+      store_value(out[r * K + k], y);
     }
   }
 }
@@ -433,8 +440,8 @@ __device__ FT_INLINE F target_logit(const Read& read, I base, std::int64_t t, I 
 // Thread 0 of every block: stores the block's (loss, count) as its partial and takes a ticket;
 // the thread with the last ticket adds the partials in block order (the memory order of
 // exec::gpu::reduce_all_kernel) and writes the mean or the sum.
-template <class F>
-__device__ void cross_entropy_finish(F* out, double loss, double count, bool mean, double* partials, unsigned* ticket) {
+template <class O>
+__device__ void cross_entropy_finish(O* out, double loss, double count, bool mean, double* partials, unsigned* ticket) {
   partials[2 * blockIdx.x] = loss;
   partials[2 * blockIdx.x + 1] = count;
   __threadfence();
@@ -445,7 +452,7 @@ __device__ void cross_entropy_finish(F* out, double loss, double count, bool mea
     total += exec::gpu::load_from_l2(partials + 2 * b);  // written by other blocks before their ticket
     counted += exec::gpu::load_from_l2(partials + 2 * b + 1);
   }
-  out[0] = static_cast<F>(mean ? total / counted : total);
+  store_value(out[0], mean ? total / counted : total);
   *ticket = 0;
 }
 
@@ -483,10 +490,11 @@ __device__ FT_INLINE OnlineLse<F> online_empty() {
 // Short rows: a warp a row computes its loss in one read of the row (cached in the warp's share
 // of shared memory, as softmax_warp_kernel: the max, then the sums from the cache); each block
 // sums its warps' losses in warp order, then cross_entropy_finish: one launch, deterministic.
-template <class F, class Read, class I>
+template <class O, class Read, class I>
 __global__ void __launch_bounds__(kReduceBlock)
-    cross_entropy_kernel(F* out, Read read, const std::int64_t* target, I rows, I C, std::int64_t ignore_index,
+    cross_entropy_kernel(O* out, Read read, const std::int64_t* target, I rows, I C, std::int64_t ignore_index,
                          double smoothing, bool mean, double* partials, unsigned* ticket, int* report_word, int code) {
+  using F = compute_t<O>;
   __shared__ double warp_loss[kWarps], warp_count[kWarps];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   F* row = row_cache<F>() + static_cast<index_t>(warp) * C;
@@ -528,11 +536,12 @@ __global__ void __launch_bounds__(kReduceBlock)
 // Long rows: a block a row (rows blockIdx.x, + gridDim.x …), read once: the running
 // log-sum-exp in a block tree; thread 0 adds the block's row losses in row order, then
 // cross_entropy_finish.
-template <class F, class Read, class I>
+template <class O, class Read, class I>
 __global__ void __launch_bounds__(kReduceBlock)
-    cross_entropy_block_kernel(F* out, Read read, const std::int64_t* target, I rows, I C, std::int64_t ignore_index,
+    cross_entropy_block_kernel(O* out, Read read, const std::int64_t* target, I rows, I C, std::int64_t ignore_index,
                                double smoothing, bool mean, double* partials, unsigned* ticket, int* report_word,
                                int code) {
+  using F = compute_t<O>;
   using BlockReduce = cub::BlockReduce<OnlineLse<F>, kReduceBlock>;
   __shared__ typename BlockReduce::TempStorage temp;
   double loss = 0, count = 0;  // thread 0's
@@ -581,53 +590,53 @@ unsigned resident_blocks(Kernel kernel, Device dev, index_t units, int threads, 
   return static_cast<unsigned>(units < 1 ? 1 : (units < cap ? units : cap));
 }
 
-template <class F, class Read, class I>
-void SoftmaxKernel<F, Read, I>::launch(Device dev, F* out, const Read& read, I rows, I K, I inner, Kind kind) {
+template <class O, class Read, class I>
+void SoftmaxKernel<O, Read, I>::launch(Device dev, O* out, const Read& read, I rows, I K, I inner, Kind kind) {
   static std::atomic<bool> raised_warp[kMaxDevices], raised_block[kMaxDevices];
   cudaStream_t stream = cuda::current_stream();
-  const std::size_t row_bytes = static_cast<std::size_t>(K) * sizeof(F);
-  auto warp_kernel = softmax_warp_kernel<F, Read, I>;
+  const std::size_t row_bytes = static_cast<std::size_t>(K) * sizeof(compute_t<O>);
+  auto warp_kernel = softmax_warp_kernel<O, Read, I>;
   const std::size_t warp_smem =
       K <= kWarpRowMax ? row_cache_bytes(warp_kernel, dev, kWarps * row_bytes, raised_warp) : 0;
   if (warp_smem > 0) {  // else (K > kWarpRowMax, or 8 rows over the device's shared memory) a block a row
     warp_kernel<<<resident_blocks(warp_kernel, dev, (rows + kWarps - 1) / kWarps, kReduceBlock, warp_smem),
                   kReduceBlock, warp_smem, stream>>>(out, read, rows, K, inner, kind);
   } else {
-    auto kernel = softmax_kernel<F, Read, I>;
+    auto kernel = softmax_kernel<O, Read, I>;
     const std::size_t smem = row_cache_bytes(kernel, dev, row_bytes, raised_block);
     kernel<<<resident_blocks(kernel, dev, rows, kRowBlock, smem), kRowBlock, smem, stream>>>(out, read, rows, K, inner,
                                                                                              kind, smem > 0);
   }
   FT_CUDA_CHECK(cudaGetLastError());
 }
-template <class F, class Read, class I>
-void LayerNormKernel<F, Read, I>::launch(Device dev, F* out, F* mean, F* rstd, const Read& read, const F* w, const F* b,
+template <class O, class Read, class I>
+void LayerNormKernel<O, Read, I>::launch(Device dev, O* out, F* mean, F* rstd, const Read& read, const O* w, const O* b,
                                          I rows, I K, double eps) {
   static std::atomic<bool> raised_warp[kMaxDevices], raised_block[kMaxDevices];
   cudaStream_t stream = cuda::current_stream();
   const std::size_t row_bytes = static_cast<std::size_t>(K) * sizeof(F);
-  auto warp_kernel = layer_norm_warp_kernel<F, Read, I>;
+  auto warp_kernel = layer_norm_warp_kernel<O, Read, I>;
   const std::size_t warp_smem =
       K <= kWarpRowMax ? row_cache_bytes(warp_kernel, dev, kWarps * row_bytes, raised_warp) : 0;
   if (warp_smem > 0) {  // else (K > kWarpRowMax, or 8 rows over the device's shared memory) a block a row
     warp_kernel<<<resident_blocks(warp_kernel, dev, (rows + kWarps - 1) / kWarps, kReduceBlock, warp_smem),
                   kReduceBlock, warp_smem, stream>>>(out, mean, rstd, read, w, b, rows, K, eps);
   } else {
-    auto kernel = layer_norm_kernel<F, Read, I>;
+    auto kernel = layer_norm_kernel<O, Read, I>;
     const std::size_t smem = row_cache_bytes(kernel, dev, row_bytes, raised_block);
     kernel<<<resident_blocks(kernel, dev, rows, kRowBlock, smem), kRowBlock, smem, stream>>>(out, mean, rstd, read, w,
                                                                                              b, rows, K, eps, smem > 0);
   }
   FT_CUDA_CHECK(cudaGetLastError());
 }
-template <class F, class Read, class I>
-void CrossEntropyKernel<F, Read, I>::launch(Device dev, F* out, const Read& read, const std::int64_t* target, I rows,
+template <class O, class Read, class I>
+void CrossEntropyKernel<O, Read, I>::launch(Device dev, O* out, const Read& read, const std::int64_t* target, I rows,
                                             I C, std::int64_t ignore_index, double smoothing, bool mean,
                                             int* report_word, int code) {
   static std::atomic<bool> raised[kMaxDevices];
   cudaStream_t stream = cuda::current_stream();
-  auto warp_kernel = cross_entropy_kernel<F, Read, I>;
-  const std::size_t row_bytes = static_cast<std::size_t>(C) * sizeof(F);
+  auto warp_kernel = cross_entropy_kernel<O, Read, I>;
+  const std::size_t row_bytes = static_cast<std::size_t>(C) * sizeof(compute_t<O>);
   const std::size_t smem = C <= kWarpRowMax ? row_cache_bytes(warp_kernel, dev, kWarps * row_bytes, raised) : 0;
   const bool warp_rows = smem > 0;  // else (long rows, or 8 rows over the shared memory) a block a row
   const unsigned blocks = warp_rows
@@ -638,7 +647,7 @@ void CrossEntropyKernel<F, Read, I>::launch(Device dev, F* out, const Read& read
     warp_kernel<<<blocks, kReduceBlock, smem, stream>>>(out, read, target, rows, C, ignore_index, smoothing, mean,
                                                         scratch.partials, scratch.tickets, report_word, code);
   else
-    cross_entropy_block_kernel<F><<<blocks, kReduceBlock, 0, stream>>>(out, read, target, rows, C, ignore_index,
+    cross_entropy_block_kernel<O><<<blocks, kReduceBlock, 0, stream>>>(out, read, target, rows, C, ignore_index,
                                                                        smoothing, mean, scratch.partials,
                                                                        scratch.tickets, report_word, code);
   FT_CUDA_CHECK(cudaGetLastError());
@@ -749,8 +758,8 @@ Tensor<float_promote_t<typename E::value_type>, 0> cross_entropy(const E& logits
 template <class T, int R>
 struct LayerNormResult {
   Tensor<T, R> output;
-  Tensor<T, 1> mean;  // one a normalised row: the leading dims flattened
-  Tensor<T, 1> rstd;  // 1 / sqrt(biased variance + eps)
+  Tensor<compute_t<T>, 1> mean;  // one a normalised row: the leading dims flattened (float for a two-byte T)
+  Tensor<compute_t<T>, 1> rstd;  // 1 / sqrt(biased variance + eps)
 };
 
 // layer_norm over the last `normalized_dims` dimensions, with optional elementwise affine
@@ -762,7 +771,8 @@ requires(!detail::has_var_v<E>) LayerNormResult<T, E::rank> layer_norm(const E& 
                                                                        const Tensor<T, WR>& bias = {},
                                                                        double eps = 1e-5) {
   constexpr int R = E::rank;
-  static_assert(std::is_floating_point_v<T>, "ft::layer_norm: weight and bias must be float or double");
+  static_assert(is_floating_v<T>, "ft::layer_norm: weight and bias must be of a floating type");
+  using F = compute_t<T>;
   check(normalized_dims >= 1 && normalized_dims <= R, "layer_norm", "normalized_dims must be in [1, ", R, "], got ",
         normalized_dims);
   const auto& s = x.shape();
@@ -779,9 +789,10 @@ requires(!detail::has_var_v<E>) LayerNormResult<T, E::rank> layer_norm(const E& 
     return p.contiguous();
   };
   Tensor<T, WR> w = affine(weight, "weight"), b = affine(bias, "bias");
-  LayerNormResult<T, R> res{Tensor<T, R>(s, dev), Tensor<T, 1>(Shape<1>{rows}, dev), Tensor<T, 1>(Shape<1>{rows}, dev)};
+  LayerNormResult<T, R> res{Tensor<T, R>(s, dev), Tensor<F, 1>(Shape<1>{rows}, dev), Tensor<F, 1>(Shape<1>{rows}, dev)};
   if (rows * K == 0) return res;
-  T *out = res.output.data(), *mu = res.mean.data(), *rs = res.rstd.data();
+  T* out = res.output.data();
+  F *mu = res.mean.data(), *rs = res.rstd.data();
   const T *wp = w.defined() ? w.data() : nullptr, *bp = b.defined() ? b.data() : nullptr;
   exec::with_reader(
       x, dev, [&](const auto& read) { rowwise::cpu::layer_norm(out, mu, rs, read, wp, bp, rows, K, eps); },
@@ -897,7 +908,8 @@ requires(ft::detail::has_var_v<E>) Var<T, E::rank> layer_norm(const E& x, int no
   auto bwd = [vx, weight, bias, mean = res.mean, rstd = res.rstd, rows, K](const Tensor<T, R>& g) {
     auto x2 = vx.value().contiguous().reshape(Shape<2>{rows, K});
     auto g2 = g.contiguous().reshape(Shape<2>{rows, K});
-    if (x2.device().is_cpu() && detail::layer_norm_backward_cpu(x2, g2, mean, rstd, vx, weight, bias)) return;
+    if constexpr (!is_half_v<T>)  // a two-byte type takes the expression path, which computes in float
+      if (x2.device().is_cpu() && detail::layer_norm_backward_cpu(x2, g2, mean, rstd, vx, weight, bias)) return;
     auto mu = mean.unsqueeze(1);
     auto rs = rstd.unsqueeze(1);
     auto xhat = (x2 - mu) * rs;

@@ -50,16 +50,28 @@ class StateDict {
   std::unordered_map<std::string, std::size_t> index_;
 };
 
-// dst = src for two tensors of one dtype and shape (any devices): loading a state dict entry
-// into a live tensor, so every handle to it sees the loaded values.
+// dst = src for two tensors of one shape (any devices): loading a state dict entry into a live
+// tensor, so every handle to it sees the loaded values. As PyTorch's load_state_dict (copy_), a
+// floating entry converts to the model's floating type: a float checkpoint loads into a bfloat16
+// model and back. Other dtypes must match.
 inline void copy_into(const AnyTensor& dst, const AnyTensor& src, const std::string& what) {
   check(dst.defined() && src.defined(), "load_state_dict", what, ": undefined tensor");
-  if (dst.dtype() != src.dtype() || dst.shape() != src.shape())
+  auto floating = [](DType t) {
+    return t == DType::Float32 || t == DType::Float64 || t == DType::Float16 || t == DType::BFloat16;
+  };
+  if ((dst.dtype() != src.dtype() && !(floating(dst.dtype()) && floating(src.dtype()))) || dst.shape() != src.shape())
     fail("load_state_dict", what, ": the loaded tensor is ", src.dtype(), " ", src.shape_string(), ", the model's is ",
-         dst.dtype(), " ", dst.shape_string());
+         dst.dtype(), " ", dst.shape_string(), " (floating types convert; other dtypes and shapes must match)");
   visit_elements(dst, [&](auto d) {
     using T = typename decltype(d)::value_type;
-    std::move(d) = src.padded<T>().to(d.device());
+    if (src.dtype() == dst.dtype()) {
+      std::move(d) = src.padded<T>().to(d.device());
+      return;
+    }
+    if constexpr (is_floating_v<T>)
+      visit_elements(src, [&](auto s) {
+        if constexpr (is_floating_v<typename decltype(s)::value_type>) std::move(d) = cast<T>(s.to(d.device()));
+      });
   });
 }
 

@@ -79,8 +79,9 @@ namespace ordering {
 
 // ---- keys: the value order as unsigned integer order ----
 template <class T>
-using key_t =
-    std::conditional_t<sizeof(T) == 8, std::uint64_t, std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint8_t>>;
+using key_t = std::conditional_t<
+    sizeof(T) == 8, std::uint64_t,
+    std::conditional_t<sizeof(T) == 4, std::uint32_t, std::conditional_t<sizeof(T) == 2, std::uint16_t, std::uint8_t>>>;
 
 // The key of v: ascending unsigned order is ascending value order with every NaN one value
 // above +inf and −0 = +0 (torch's order); descending flips the bits.
@@ -91,9 +92,9 @@ FT_HD FT_INLINE key_t<T> ordered_key(T v, bool descending) {
   U u;
   if constexpr (std::is_same_v<T, bool>) {
     u = v ? 1 : 0;
-  } else if constexpr (std::is_floating_point_v<T>) {
+  } else if constexpr (is_floating_v<T>) {  // the two-byte types too: their bits order as float's
     if (math::isnan(v)) v = std::numeric_limits<T>::quiet_NaN();  // one NaN: the largest value
-    if (v == T(0)) v = T(0);                                      // −0 sorts as +0
+    if (v == T(0.0f)) v = T(0.0f);                                // −0 sorts as +0
     memcpy(&u, &v, sizeof(U));
     u = (u & sign) ? static_cast<U>(~u) : static_cast<U>(u | sign);  // negatives reversed, below positives
   } else if constexpr (std::is_signed_v<T>) {
@@ -107,7 +108,7 @@ FT_HD FT_INLINE key_t<T> ordered_key(T v, bool descending) {
 // unique: equal keys are one value, except NaNs, each its own (torch: NaN != NaN).
 template <class T>
 FT_HD FT_INLINE bool same_value(key_t<T> a, key_t<T> b) {
-  if constexpr (std::is_floating_point_v<T>)
+  if constexpr (is_floating_v<T>)
     return a == b && a != ordered_key<T>(std::numeric_limits<T>::quiet_NaN(), false);
   else
     return a == b;
@@ -131,11 +132,12 @@ struct Selection {
 // ---- scans: what an element contributes (lift), how two partial results combine (in order:
 // a before b; associative) and the output value ----
 
-// cumsum (Prod = false) and cumprod: floats in double, integers and bools in int64.
+// cumsum (Prod = false) and cumprod: floats (the two-byte types too) in double, integers and
+// bools in int64.
 template <class T, bool Prod>
 struct CumArith {
-  using Acc = std::conditional_t<std::is_floating_point_v<T>, double, std::int64_t>;
-  using Out = std::conditional_t<std::is_floating_point_v<T>, T, std::int64_t>;
+  using Acc = std::conditional_t<is_floating_v<T>, double, std::int64_t>;
+  using Out = std::conditional_t<is_floating_v<T>, T, std::int64_t>;
   static constexpr bool has_index = false;
   FT_HD FT_INLINE static Acc lift(T x, index_t) { return static_cast<Acc>(x); }
   FT_HD FT_INLINE static Acc combine(Acc a, Acc b) { return Prod ? a * b : a + b; }
@@ -143,18 +145,19 @@ struct CumArith {
 };
 
 // logcumsumexp: log(exp(a) + exp(b)) as torch's _log_add_exp_helper (equal infinities stay).
+// A two-byte type's running value is kept in float.
 template <class T>
 struct CumLogSumExp {
-  using Acc = T;
+  using Acc = compute_t<T>;
   using Out = T;
   static constexpr bool has_index = false;
-  FT_HD FT_INLINE static Acc lift(T x, index_t) { return x; }
+  FT_HD FT_INLINE static Acc lift(T x, index_t) { return static_cast<Acc>(x); }
   FT_HD FT_INLINE static Acc combine(Acc a, Acc b) {
-    const T lo = math::isnan(a) ? a : (a < b ? a : b), hi = math::isnan(a) ? a : (b < a ? a : b);
-    if (lo != hi || (lo - lo == T(0))) return math::log1p(math::exp(lo - hi)) + hi;  // lo − lo: finite
+    const Acc lo = math::isnan(a) ? a : (a < b ? a : b), hi = math::isnan(a) ? a : (b < a ? a : b);
+    if (lo != hi || (lo - lo == Acc(0))) return math::log1p(math::exp(lo - hi)) + hi;  // lo − lo: finite
     return b;
   }
-  FT_HD FT_INLINE static Out value(Acc a) { return a; }
+  FT_HD FT_INLINE static Out value(Acc a) { return static_cast<Out>(a); }
 };
 
 // cummax (IsMax) and cummin: the extreme so far and its index; a later equal value or a NaN
@@ -821,7 +824,7 @@ auto cumprod(const E& e, int dim) {
 template <Expression E>
 auto logcumsumexp(const E& e, int dim) {
   using T = typename E::value_type;
-  static_assert(std::is_floating_point_v<T>, "ft::logcumsumexp: the input must be float or double (as torch)");
+  static_assert(is_floating_v<T>, "ft::logcumsumexp: the input must be of a floating type (as torch)");
   dim = wrap_dim(dim, E::rank, "logcumsumexp");
   return ordering::scan<ordering::CumLogSumExp<T>>(e, dim, nullptr, false, "logcumsumexp");
 }

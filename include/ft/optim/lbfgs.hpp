@@ -187,7 +187,7 @@ class LBFGS : public Optimizer {
   void for_each_param_tensor(F&& f) const {
     for (const auto& p : params_)
       visit_elements(p.value(), [&](auto t) {
-        if constexpr (std::is_floating_point_v<typename decltype(t)::value_type>) f(p, t);
+        if constexpr (is_floating_v<typename decltype(t)::value_type>) f(p, t);
       });
   }
   Vec gather_flat_params() const {
