@@ -11,6 +11,11 @@
 //               against a fixed target, AdamW (lr 1e-3, weight decay 0.01): the fusion-heavy
 //               case (layer_norm, GELU, bias and residual around every GEMM);
 //
+//   lstm_step:  a 2-layer LSTM, input and hidden 256, batch 32, 64 time steps, MSE of its
+//               output against a fixed target (ft::nn::LSTM: per step one GEMM and one fused
+//               cell kernel, forward and backward); lstm_packed_step: the same batch with
+//               lengths 64 − (13·b mod 48) (17 … 64, unsorted), packed, the output padded back;
+//
 // and adam_100: the Adam step alone over 100 float tensors of mixed sizes (10M values in all,
 // gradients preset). Adam lr 1e-3 everywhere. When configured with -DFT_BENCH_LIBTORCH=ON the
 // same three run in LibTorch in this binary (bench_nn_torch.cpp), at as many threads as OpenMP.
@@ -39,6 +44,7 @@
 #include "bench_common.hpp"
 #include "ft/nn/layers.hpp"
 #include "ft/nn/loss.hpp"
+#include "ft/nn/recurrent.hpp"
 #include "ft/optim/adam.hpp"
 #include "ft/optim/sgd.hpp"
 
@@ -170,6 +176,54 @@ auto blocks_trainer(ft::Device dev) {
   return Trainer<Blocks, ft::Tensor<float, 2>, ft::Tensor<float, 2>, Mse, ft::optim::AdamW>(
       std::move(net), ft::randn<float>({kBlockTokens, kBlockDim}, dev, 2),
       ft::randn<float>({kBlockTokens, kBlockDim}, dev, 3));
+}
+
+// lstm_step's model: the LSTM's output sequence.
+constexpr index_t kLstmSize = 256, kLstmBatch = 32, kLstmSteps = 64;
+struct LstmNet : ft::nn::Module<LstmNet> {
+  ft::nn::LSTM<float> lstm;
+  explicit LstmNet(ft::Device dev) : lstm(kLstmSize, kLstmSize, {.num_layers = 2}, dev) {}
+  template <class V>
+  void visit(V&& v) {
+    v("lstm", lstm);
+  }
+  template <class In>
+  ft::Var<float, 3> forward(const In& x) {
+    return lstm(x).output;
+  }
+};
+// lengths 64 − (13·b mod 48) of the 32 sequences: 17 … 64 steps, unsorted (bench_nn_torch.cpp too)
+std::vector<std::int64_t> lstm_lengths() {
+  std::vector<std::int64_t> len;
+  for (std::int64_t b = 0; b < kLstmBatch; ++b) len.push_back(kLstmSteps - (13 * b) % 48);
+  return len;
+}
+// lstm_packed_step's model: the batch packed, the LSTM, the output padded back.
+struct LstmPackedNet : ft::nn::Module<LstmPackedNet> {
+  ft::nn::LSTM<float> lstm;
+  std::vector<std::int64_t> lengths = lstm_lengths();
+  explicit LstmPackedNet(ft::Device dev) : lstm(kLstmSize, kLstmSize, {.num_layers = 2}, dev) {}
+  template <class V>
+  void visit(V&& v) {
+    v("lstm", lstm);
+  }
+  template <class In>
+  ft::Var<float, 3> forward(const In& x) {
+    auto out = lstm(ft::nn::pack_padded_sequence(x, lengths, false, false)).output;
+    return ft::nn::pad_packed_sequence(out).output;
+  }
+};
+auto lstm_packed_trainer(ft::Device dev) {
+  ft::manual_seed(1);
+  return Trainer<LstmPackedNet, ft::Tensor<float, 3>, ft::Tensor<float, 3>, Mse>(
+      LstmPackedNet(dev), ft::randn<float>({kLstmSteps, kLstmBatch, kLstmSize}, dev, 2),
+      ft::randn<float>({kLstmSteps, kLstmBatch, kLstmSize}, dev, 3));
+}
+auto lstm_trainer(ft::Device dev) {
+  ft::manual_seed(1);
+  return Trainer<LstmNet, ft::Tensor<float, 3>, ft::Tensor<float, 3>, Mse>(
+      LstmNet(dev), ft::randn<float>({kLstmSteps, kLstmBatch, kLstmSize}, dev, 2),
+      ft::randn<float>({kLstmSteps, kLstmBatch, kLstmSize}, dev, 3));
 }
 
 // The adam_100 case: the parameters with their gradients set (a leaf's backward(seed) stores
@@ -329,6 +383,22 @@ void BM_lenet_step(benchmark::State& state) {
   run_case(state, c, dev, kLenetBatch, 0, outside);
 }
 
+void BM_lstm_step(benchmark::State& state) {
+  const ft::Device dev = device_of(state);
+  const auto outside = ft::stats::bytes_in_use(dev);
+  auto c = lstm_trainer(dev);
+  run_case(state, c, dev, kLstmBatch * kLstmSteps, 0, outside);
+}
+
+void BM_lstm_packed_step(benchmark::State& state) {
+  const ft::Device dev = device_of(state);
+  const auto outside = ft::stats::bytes_in_use(dev);
+  auto c = lstm_packed_trainer(dev);
+  double steps = 0;
+  for (auto l : lstm_lengths()) steps += static_cast<double>(l);
+  run_case(state, c, dev, steps, 0, outside);
+}
+
 void BM_mlp_blocks_step(benchmark::State& state) {
   const ft::Device dev = device_of(state);
   const auto outside = ft::stats::bytes_in_use(dev);
@@ -401,6 +471,11 @@ bool run_rss_case(const std::string& name) {
       auto c = blocks_trainer(cpu);
       steps(c);
     });
+  } else if (name == "lstm/ft") {
+    rss_report(name, [&] {
+      auto c = lstm_trainer(cpu);
+      steps(c);
+    });
   } else if (name == "adam_100/ft") {
     rss_report(name, [&] {
       AdamCase c(cpu);
@@ -418,9 +493,9 @@ bool run_rss_case(const std::string& name) {
 
 // Runs this binary once a case with --rss_case=<case>.
 int peak_rss_all() {
-  std::vector<std::string> cases{"mlp/ft", "lenet/ft", "mlp_blocks/ft", "adam_100/ft"};
+  std::vector<std::string> cases{"mlp/ft", "lenet/ft", "mlp_blocks/ft", "lstm/ft", "adam_100/ft"};
 #if FT_BENCH_HAVE_LIBTORCH
-  for (const char* c : {"mlp/libtorch", "lenet/libtorch", "mlp_blocks/libtorch", "adam_100/libtorch"})
+  for (const char* c : {"mlp/libtorch", "lenet/libtorch", "mlp_blocks/libtorch", "lstm/libtorch", "adam_100/libtorch"})
     cases.emplace_back(c);
 #endif
   int rc = 0;
@@ -464,6 +539,8 @@ int main(int argc, char** argv) {
     const std::pair<const char*, Bench> benches[] = {{"/mlp_step/ft", BM_mlp_step},
                                                      {"/mlp_step/ft_autocast", BM_mlp_step_autocast},
                                                      {"/mlp_blocks_step/ft", BM_mlp_blocks_step},
+                                                     {"/lstm_step/ft", BM_lstm_step},
+                                                     {"/lstm_packed_step/ft", BM_lstm_packed_step},
                                                      {"/adam_100/ft", BM_adam_100},
                                                      {"/lenet_step/ft", BM_lenet_step}};
     for (auto [name, fn] : benches) {
@@ -472,6 +549,14 @@ int main(int argc, char** argv) {
         b->UseManualTime();
       else
         b->UseRealTime();
+    }
+    if (d) {  // the GPU's other precisions (autocast bfloat16 is the CPU's ft_autocast already)
+      for (auto [name, fn] : {std::pair<const char*, Bench>{"/mlp_step/ft_autocast_bf16", BM_mlp_step_autocast_bf16},
+                              std::pair<const char*, Bench>{"/mlp_step/ft_tf32", BM_mlp_step_tf32}})
+        benchmark::RegisterBenchmark((dn + name).c_str(), fn)
+            ->Args({d})
+            ->Unit(benchmark::kMillisecond)
+            ->UseManualTime();
     }
   }
 #if FT_CUDA_ENABLED

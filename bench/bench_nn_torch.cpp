@@ -60,8 +60,26 @@ constexpr std::int64_t kBlockTokens = 2048, kBlockDim = 256, kBlockHidden = 1024
 
 enum class Loss { CrossEntropy, Mse };
 
+// backward, update and a whole step of a case with `loss` and `opt`, after its forward().
+template <class Case>
+struct Steps {
+  void backward() { self().loss.backward(); }
+  void update() {
+    self().opt.step();
+    self().loss = torch::Tensor();
+  }
+  void step() {
+    self().forward();
+    backward();
+    update();
+  }
+
+ private:
+  Case& self() { return static_cast<Case&>(*this); }
+};
+
 template <class Opt = torch::optim::Adam, class Options = torch::optim::AdamOptions>
-struct Trainer {
+struct Trainer : Steps<Trainer<Opt, Options>> {
   nn::Sequential net;
   std::vector<torch::Tensor> params;
   Opt opt;
@@ -79,16 +97,6 @@ struct Trainer {
     set_grads_to_none(params);
     auto out = net->forward(x);
     loss = kind == Loss::Mse ? nn::functional::mse_loss(out, y) : nn::functional::cross_entropy(out, y);
-  }
-  void backward() { loss.backward(); }
-  void update() {
-    opt.step();
-    loss = torch::Tensor();
-  }
-  void step() {
-    forward();
-    backward();
-    update();
   }
 };
 
@@ -108,6 +116,49 @@ Trainer<torch::optim::AdamW, torch::optim::AdamWOptions> blocks_trainer() {
   nn::Sequential net(MlpBlock(kBlockDim, kBlockHidden), MlpBlock(kBlockDim, kBlockHidden));
   return {net, torch::randn({kBlockTokens, kBlockDim}), torch::randn({kBlockTokens, kBlockDim}), Loss::Mse};
 }
+
+// bench_nn.cpp's lstm_step: a 2-layer LSTM (256 → 256), batch 32, 64 steps, MSE, Adam.
+struct LstmCase : Steps<LstmCase> {
+  nn::LSTM lstm;
+  std::vector<torch::Tensor> params;
+  torch::optim::Adam opt;
+  torch::Tensor x, y, loss;
+  static nn::LSTM make() {
+    torch::manual_seed(1);
+    return nn::LSTM(nn::LSTMOptions(256, 256).num_layers(2));
+  }
+  LstmCase()
+      : lstm(make()),
+        params(lstm->parameters()),
+        opt(params, torch::optim::AdamOptions(1e-3)),
+        x(torch::randn({64, 32, 256})),
+        y(torch::randn({64, 32, 256})) {}
+  void forward() {
+    set_grads_to_none(params);
+    loss = nn::functional::mse_loss(std::get<0>(lstm->forward(x)), y);
+  }
+};
+
+// lstm_packed_step: the same batch with bench_nn.cpp's lstm_lengths(), packed (unsorted), the
+// output padded back.
+struct LstmPackedCase : Steps<LstmPackedCase> {
+  LstmCase base;
+  torch::Tensor lengths;
+  std::vector<torch::Tensor>& params = base.params;
+  torch::optim::Adam& opt = base.opt;
+  torch::Tensor loss;
+  LstmPackedCase() {
+    std::vector<std::int64_t> len;
+    for (std::int64_t b = 0; b < 32; ++b) len.push_back(64 - (13 * b) % 48);
+    lengths = torch::tensor(len);
+  }
+  void forward() {
+    set_grads_to_none(params);
+    auto packed = nn::utils::rnn::pack_padded_sequence(base.x, lengths, false, false);
+    auto out = std::get<0>(base.lstm->forward_with_packed_input(packed));
+    loss = nn::functional::mse_loss(std::get<0>(nn::utils::rnn::pad_packed_sequence(out)), base.y);
+  }
+};
 
 // The same 100 tensors as bench_nn.cpp's adam_sizes(), gradients preset.
 struct AdamCase {
@@ -179,6 +230,14 @@ void BM_mlp_blocks_step(benchmark::State& state) {
   auto c = blocks_trainer();
   run_case(state, c, kBlockTokens, 0);
 }
+void BM_lstm_step(benchmark::State& state) {
+  LstmCase c;
+  run_case(state, c, 32 * 64, 0);
+}
+void BM_lstm_packed_step(benchmark::State& state) {
+  LstmPackedCase c;
+  run_case(state, c, static_cast<double>(c.lengths.sum().item<std::int64_t>()), 0);
+}
 void BM_adam_100(benchmark::State& state) {
   AdamCase c;
   run_case(state, c, 1e7, 7.0 * 4 * 1e7);
@@ -206,6 +265,10 @@ void register_benches(int threads) {
   benchmark::RegisterBenchmark("cpu/mlp_blocks_step/libtorch", BM_mlp_blocks_step)
       ->Unit(benchmark::kMillisecond)
       ->UseRealTime();
+  benchmark::RegisterBenchmark("cpu/lstm_step/libtorch", BM_lstm_step)->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark("cpu/lstm_packed_step/libtorch", BM_lstm_packed_step)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
   benchmark::RegisterBenchmark("cpu/adam_100/libtorch", BM_adam_100)->Unit(benchmark::kMillisecond)->UseRealTime();
   benchmark::RegisterBenchmark("cpu/lenet_step/libtorch", BM_lenet_step)->Unit(benchmark::kMillisecond)->UseRealTime();
 }
@@ -222,6 +285,9 @@ bool run_rss_case(const std::string& name, int steps) {
     for (int i = 0; i < steps; ++i) c.step();
   } else if (name == "mlp_blocks/libtorch") {
     auto c = blocks_trainer();
+    for (int i = 0; i < steps; ++i) c.step();
+  } else if (name == "lstm/libtorch") {
+    LstmCase c;
     for (int i = 0; i < steps; ++i) c.step();
   } else if (name == "adam_100/libtorch") {
     AdamCase c;

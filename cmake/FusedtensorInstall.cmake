@@ -4,7 +4,8 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/ft DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(FILES ${PROJECT_SOURCE_DIR}/data/digits.csv.gz ${PROJECT_SOURCE_DIR}/data/README.md
+install(FILES ${PROJECT_SOURCE_DIR}/data/digits.csv.gz ${PROJECT_SOURCE_DIR}/data/words.txt.gz
+              ${PROJECT_SOURCE_DIR}/data/words.COPYRIGHT ${PROJECT_SOURCE_DIR}/data/README.md
   DESTINATION ${CMAKE_INSTALL_DATADIR}/fusedtensor)
 install(TARGETS fusedtensor EXPORT fusedtensorTargets)
 if(FT_HAS_CUDA)

@@ -1,5 +1,5 @@
-// A tour of ft::nn and ft::optim: modules, a training loop, schedulers, state dicts, and metric
-// learning with a triplet loss and cdist.
+// A tour of ft::nn and ft::optim: modules, a training loop, schedulers, state dicts, metric
+// learning with a triplet loss and cdist, and the recurrent layers.
 #include <cstdio>
 
 #include "ft/ft.hpp"
@@ -102,5 +102,22 @@ int main() {
   ft::Tensor<std::int64_t, 1> nearest = ft::argmin(ft::cdist(queries, gallery).value(), 1);
   const double hits = ft::sum(nearest == cls).item();
   std::printf("triplet loss %.3f, nearest class centre right for %.0f of 30 queries\n", triplet_loss, hits);
-  return last < 0.01f && hits >= 27 ? 0 : 1;
+
+  // 5. Sequence models (README, "Sequence models"): an LSTM over a batch-first sequence, a GRU cell's step.
+  bool shapes = false;
+  {
+    const ft::Tensor<float, 3> x = ft::randn<float>({4, 10, 32});
+    ft::nn::LSTM<float> lstm(32, 64, {.num_layers = 2, .batch_first = true});  // PyTorch's options
+    auto [output, h_n, c_n] = lstm(x);  // x [batch, seq, 32]: output [batch, seq, 64]
+    ft::nn::GRUCell<float> cell(32, 64);
+    ft::Var<float, 2> h = cell(x.select(1, 0));                                 // one step; h0 left out: zeros
+    auto packed = ft::nn::pack_padded_sequence(x, {10, 7, 9, 3}, true, false);  // lengths, unsorted
+    auto [out, h_last, c_last] = lstm(packed);                                  // no step of padding computed
+    std::printf("LSTM output %s, h_n %s, c_n %s; GRUCell h %s\n", ft::to_string(output.shape()).c_str(),
+                ft::to_string(h_n.shape()).c_str(), ft::to_string(c_n.shape()).c_str(),
+                ft::to_string(h.shape()).c_str());
+    shapes =
+        output.size(2) == 64 && h_n.size(0) == 2 && h.size(1) == 64 && out.data.size(0) == 29 && h_last.size(1) == 4;
+  }
+  return last < 0.01f && hits >= 27 && shapes ? 0 : 1;
 }

@@ -7,4 +7,5 @@
 #include "ft/nn/loss.hpp"
 #include "ft/nn/module.hpp"
 #include "ft/nn/parameter.hpp"
+#include "ft/nn/recurrent.hpp"
 #include "ft/nn/state_dict.hpp"

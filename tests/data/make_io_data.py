@@ -42,3 +42,18 @@ with open(p("half.safetensors"), "wb") as f:
         "f": TensorSpec(dtype="float32", shape=[1], data_ptr=np.array([0.5], np.float32).ctypes.data, data_len=4),
     }, metadata={"format": "pt"}))
 np.save(p("f2_2x2.npy"), halves)
+
+# a PyTorch LSTM's state_dict as safetensors.torch.save_file writes it: the parameters of
+# tests/golden/rnn.txt's case lstm_2bi_bf (torch 1.13 wrote them), float32, PyTorch's names
+# (tests/test_rnn.cpp loads the file into ft::nn::LSTM and compares the outputs)
+state = {}
+with open(os.path.join(here, "..", "golden", "rnn.txt")) as f:
+    for line in f:
+        parts = line.split()
+        if not parts or not parts[0].startswith("lstm_2bi_bf.param."):
+            continue
+        rank = int(parts[2])
+        shape = [int(v) for v in parts[3:3 + rank]]
+        state[parts[0][len("lstm_2bi_bf.param."):]] = np.array(
+            [float(v) for v in parts[3 + rank:]], dtype=np.float32).reshape(shape)
+save_file(state, p("lstm_2bi.safetensors"), metadata={"format": "pt"})

@@ -6,8 +6,6 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdlib>
-#include <filesystem>
 #include <span>
 #include <string>
 #include <utility>
@@ -42,16 +40,8 @@ class Digits {
             " of row ", i + 1, " is not a digit");
   }
 
-  // $FT_DATA_DIR/digits.csv.gz, else the data directory of the source tree or installation
-  // (the FT_DATA_DIR definition that the ft::ft CMake target adds), else data/digits.csv.gz.
-  static std::string default_path() {
-    namespace fs = std::filesystem;
-    if (const char* env = std::getenv("FT_DATA_DIR")) return (fs::path(env) / "digits.csv.gz").string();
-#ifdef FT_DATA_DIR
-    if (fs::exists(fs::path(FT_DATA_DIR) / "digits.csv.gz")) return (fs::path(FT_DATA_DIR) / "digits.csv.gz").string();
-#endif
-    return "data/digits.csv.gz";
-  }
+  // The shipped data/digits.csv.gz (data::shipped_file: $FT_DATA_DIR first).
+  static std::string default_path() { return shipped_file("digits.csv.gz"); }
 
   index_t size() const { return targets_.numel(); }
   sample_type get(index_t i) const {

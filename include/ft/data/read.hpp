@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -72,6 +74,18 @@ inline std::vector<std::uint8_t> gunzip(const std::vector<std::uint8_t>& in, con
 inline std::vector<std::uint8_t> read_maybe_gzip(const std::string& path, const char* op) {
   std::vector<std::uint8_t> bytes = read_file(path, op);
   return is_gzip(bytes) ? gunzip(bytes, path, op) : bytes;
+}
+
+// The path of a data file shipped with fusedtensor (data/): $FT_DATA_DIR/<file>, else the data
+// directory of the source tree or installation (the FT_DATA_DIR definition that the ft::ft CMake
+// target adds), else data/<file>.
+inline std::string shipped_file(const std::string& file) {
+  namespace fs = std::filesystem;
+  if (const char* env = std::getenv("FT_DATA_DIR")) return (fs::path(env) / file).string();
+#ifdef FT_DATA_DIR
+  if (fs::exists(fs::path(FT_DATA_DIR) / file)) return (fs::path(FT_DATA_DIR) / file).string();
+#endif
+  return (fs::path("data") / file).string();
 }
 
 }  // namespace ft::inline FT_ABI::data

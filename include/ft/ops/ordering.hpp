@@ -92,7 +92,8 @@ FT_HD FT_INLINE key_t<T> ordered_key(T v, bool descending) {
   U u;
   if constexpr (std::is_same_v<T, bool>) {
     u = v ? 1 : 0;
-  } else if constexpr (is_floating_v<T>) {  // the two-byte types too: their bits order as float's
+  } else if constexpr (is_floating_v<T>) {
+    // the two-byte types too: their bits order as float's
     if (math::isnan(v)) v = std::numeric_limits<T>::quiet_NaN();  // one NaN: the largest value
     if (v == T(0.0f)) v = T(0.0f);                                // −0 sorts as +0
     memcpy(&u, &v, sizeof(U));

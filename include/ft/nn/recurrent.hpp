@@ -1,0 +1,1086 @@
+// Recurrent layers as PyTorch's: RNN (tanh or relu), LSTM (with proj_size) and GRU, their cells
+// RNNCell, LSTMCell and GRUCell, and the autograd node that runs one layer in one direction over
+// a whole sequence.
+//
+// The fast path: the input projection of every time step is one GEMM (onto the biases, filled
+// first); each step is one recurrent GEMM and one elementwise kernel for the cell — every gate's
+// activation, the state update and the output written together. The backward through time is,
+// per step, one kernel for the gate gradients (and the cell state's) and one GEMM for the
+// recurrent gradient; the input's and the weights' gradients are one GEMM each over all steps,
+// the biases' one column sum. A GPU runs the same kernels (the cell kernels are compiled by nvcc
+// like the fused statements; cuDNN's RNN API is not used yet).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "ft/autograd/function.hpp"
+#include "ft/core/config.hpp"
+#include "ft/exec/cpu.hpp"
+#include "ft/exec/cuda.hpp"
+#include "ft/expr/math.hpp"
+#include "ft/linalg/gemm.hpp"
+#include "ft/linalg/matmul.hpp"
+#include "ft/nn/init.hpp"
+#include "ft/nn/layers.hpp"
+#include "ft/nn/module.hpp"
+#include "ft/ops/indexing.hpp"
+#include "ft/ops/structure.hpp"
+
+namespace ft::inline FT_ABI::nn {
+
+namespace rnn {
+
+enum class Mode { Tanh, ReLU, LSTM, GRU };
+
+// Gate blocks of the projections, in PyTorch's order: LSTM (i, f, g, o), GRU (r, z, n), RNN one.
+constexpr index_t gate_count(Mode m) { return m == Mode::LSTM ? 4 : m == Mode::GRU ? 3 : 1; }
+inline const char* mode_name(Mode m) { return m == Mode::LSTM ? "LSTM" : m == Mode::GRU ? "GRU" : "RNN"; }
+
+template <class F>
+FT_HD FT_INLINE F sigmoid(F x) {
+  return F(1) / (F(1) + math::exp(-x));
+}
+template <class T>
+FT_HD FT_INLINE compute_t<T> load(const T* p, index_t i) {
+  return static_cast<compute_t<T>>(p[i]);
+}
+
+// ---- the cells' elementwise kernels: `at(b, j)` is unit j of batch row b (k = b·H + j in the
+// [B, H] states); gate rows are [B, G·H]. A two-byte type computes in float. ----
+
+// LSTM: c = f·c₋ + i·g, h = o·tanh(c); the activations overwrite the pre-activations (the
+// backward reads them).
+template <class T>
+struct LstmForward {
+  T* gates;  // [B, 4H]: pre-activations in, i, f, g, o out
+  const T* c_prev;
+  T* c;
+  T* h;
+  index_t H;
+  FT_HD FT_INLINE void at(index_t b, index_t j) const {
+    using F = compute_t<T>;
+    T* gr = gates + b * 4 * H;
+    const index_t k = b * H + j;
+    const F i = sigmoid(load(gr, j)), f = sigmoid(load(gr, H + j)), g = math::tanh(load(gr, 2 * H + j)),
+            o = sigmoid(load(gr, 3 * H + j));
+    const F cn = f * load(c_prev, k) + i * g;
+    store_value(gr[j], i);
+    store_value(gr[H + j], f);
+    store_value(gr[2 * H + j], g);
+    store_value(gr[3 * H + j], o);
+    store_value(c[k], cn);
+    store_value(h[k], o * math::tanh(cn));
+  }
+};
+
+// LSTM's backward step: dc = dc₊ + dc_in + dh·o·(1 − tanh²c); the gates' pre-activation
+// gradients; and dc₋ = dc·f, written over dc (each element reads and writes its own).
+template <class T>
+struct LstmBackward {
+  const T* act;  // [B, 4H]: i, f, g, o
+  const T* c_prev;
+  const T* c;
+  const T* dh;     // [B, H]: the step's output gradient, the recurrent part included
+  const T* dc_in;  // [B, H]: the gradient reaching this step's c from outside (c_n's)
+  T* dc;           // [B, H]: the gradient of c from the later steps in, of c₋ out
+  T* dgates;       // [B, 4H]
+  index_t H;
+  FT_HD FT_INLINE void at(index_t b, index_t j) const {
+    using F = compute_t<T>;
+    const T* ar = act + b * 4 * H;
+    T* dr = dgates + b * 4 * H;
+    const index_t k = b * H + j;
+    const F i = load(ar, j), f = load(ar, H + j), g = load(ar, 2 * H + j), o = load(ar, 3 * H + j);
+    const F tc = math::tanh(load(c, k)), dhv = load(dh, k);
+    const F dcv = load(dc, k) + load(dc_in, k) + dhv * o * (F(1) - tc * tc);
+    store_value(dr[j], dcv * g * i * (F(1) - i));
+    store_value(dr[H + j], dcv * load(c_prev, k) * f * (F(1) - f));
+    store_value(dr[2 * H + j], dcv * i * (F(1) - g * g));
+    store_value(dr[3 * H + j], dhv * tc * o * (F(1) - o));
+    store_value(dc[k], dcv * f);
+  }
+};
+
+// GRU (PyTorch's): r = σ(x_r + h_r), z = σ(x_z + h_z), n = tanh(x_n + r·h_n), h = (1 − z)·n + z·h₋,
+// with x_· = W_i·x + b_i· and h_· = W_h·h₋ + b_h·. The activations overwrite xg; h_n (bias
+// included) overwrites hg's n block: the backward reads both.
+template <class T>
+struct GruForward {
+  T* xg;          // [B, 3H]
+  T* hg;          // [B, 3H]: W_hh·h₋ (no bias) in
+  const T* b_hh;  // [3H], or null
+  const T* h_prev;
+  T* h;
+  index_t H;
+  FT_HD FT_INLINE void at(index_t b, index_t j) const {
+    using F = compute_t<T>;
+    T* xr = xg + b * 3 * H;
+    T* hr = hg + b * 3 * H;
+    const index_t k = b * H + j;
+    auto bias = [&](index_t q) { return b_hh ? load(b_hh, q) : F(0); };
+    const F hn = load(hr, 2 * H + j) + bias(2 * H + j);
+    const F r = sigmoid(load(xr, j) + load(hr, j) + bias(j));
+    const F z = sigmoid(load(xr, H + j) + load(hr, H + j) + bias(H + j));
+    const F n = math::tanh(load(xr, 2 * H + j) + r * hn);
+    store_value(xr[j], r);
+    store_value(xr[H + j], z);
+    store_value(xr[2 * H + j], n);
+    store_value(hr[2 * H + j], hn);
+    store_value(h[k], (F(1) - z) * n + z * load(h_prev, k));
+  }
+};
+
+// GRU's backward step: the gradients of the input-side and the hidden-side pre-activations
+// (they differ in the n block: r·dn), and h₋'s direct share dh·z added into dh_prev.
+template <class T>
+struct GruBackward {
+  const T* act;  // [B, 3H]: r, z, n
+  const T* hg;   // [B, 3H]: its n block h_n
+  const T* h_prev;
+  const T* dh;
+  T* dh_prev;
+  T* dgx;  // [B, 3H]
+  T* dgh;  // [B, 3H]
+  index_t H;
+  FT_HD FT_INLINE void at(index_t b, index_t j) const {
+    using F = compute_t<T>;
+    const T* ar = act + b * 3 * H;
+    T* dx = dgx + b * 3 * H;
+    T* dhh = dgh + b * 3 * H;
+    const index_t k = b * H + j;
+    const F r = load(ar, j), z = load(ar, H + j), n = load(ar, 2 * H + j), hn = load(hg + b * 3 * H, 2 * H + j);
+    const F dhv = load(dh, k);
+    const F dn = dhv * (F(1) - z) * (F(1) - n * n);
+    const F dz = dhv * (load(h_prev, k) - n) * z * (F(1) - z);
+    const F dr = dn * hn * r * (F(1) - r);
+    store_value(dx[j], dr);
+    store_value(dx[H + j], dz);
+    store_value(dx[2 * H + j], dn);
+    store_value(dhh[j], dr);
+    store_value(dhh[H + j], dz);
+    store_value(dhh[2 * H + j], dn * r);
+    store_value(dh_prev[k], load(dh_prev, k) + dhv * z);
+  }
+};
+
+// RNN: h = tanh(pre) or relu(pre); the backward reads h.
+template <class T, bool Relu>
+struct SimpleForward {
+  const T* pre;  // [B, H]
+  T* h;
+  index_t H;
+  FT_HD FT_INLINE void at(index_t b, index_t j) const {
+    using F = compute_t<T>;
+    const index_t k = b * H + j;
+    const F x = load(pre, k);
+    store_value(h[k], Relu ? (x < F(0) ? F(0) : x) : math::tanh(x));
+  }
+};
+template <class T, bool Relu>
+struct SimpleBackward {
+  const T* h;
+  const T* dh;
+  T* dpre;
+  index_t H;
+  FT_HD FT_INLINE void at(index_t b, index_t j) const {
+    using F = compute_t<T>;
+    const index_t k = b * H + j;
+    const F hv = load(h, k), d = load(dh, k);
+    store_value(dpre[k], Relu ? (hv > F(0) ? d : F(0)) : d * (F(1) - hv * hv));
+  }
+};
+
+// ---- running a cell kernel over [B, H]: one launch ----
+namespace cpu {
+template <class Body>
+FT_CPU_MULTIVERSION void run_cells(const Body body, index_t B, index_t H) {
+#pragma omp parallel for schedule(static) if (B * H > exec::cpu::kParallelGrain)
+  for (index_t b = 0; b < B; ++b)
+#pragma omp simd
+    for (index_t j = 0; j < H; ++j) body.at(b, j);
+}
+}  // namespace cpu
+
+#if FT_CUDA_ENABLED
+namespace gpu {
+template <class Body>
+struct CellKernel {
+  static void launch(Device dev, const Body& body, index_t B, index_t H);
+};
+#if FT_CUDA_KERNELS
+template <class Body>
+__global__ void __launch_bounds__(exec::gpu::kBlock) cell_kernel(const Body body, index_t B, index_t H) {
+  const index_t n = B * H;
+  for (index_t e = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < n;
+       e += static_cast<index_t>(gridDim.x) * blockDim.x) {
+    const index_t b = e / H;
+    body.at(b, e - b * H);
+  }
+}
+template <class Body>
+void CellKernel<Body>::launch(Device dev, const Body& body, index_t B, index_t H) {
+  cell_kernel<Body>
+      <<<exec::gpu::grid_for(B * H, dev.index), exec::gpu::kBlock, 0, cuda::current_stream()>>>(body, B, H);
+  FT_CUDA_CHECK(cudaGetLastError());
+}
+#endif  // FT_CUDA_KERNELS
+}  // namespace gpu
+#endif
+
+template <class Body>
+void run_cells(Device dev, const Body& body, index_t B, index_t H) {
+  if (B * H == 0) return;
+  stats::detail::record_launch(dev);
+  if (dev.is_cpu()) {
+    cpu::run_cells(body, B, H);
+    return;
+  }
+#if FT_CUDA_ENABLED
+  cuda::DeviceGuard guard(dev);
+  cuda::launch_kernel<gpu::CellKernel<Body>>("rnn cell", dev, body, B, H);
+#else
+  cuda::require_device(dev, "rnn cell");
+#endif
+}
+
+// C (row stride ldc) = op(A)·op(B), or C += op(A)·op(B) when accumulate: one library call.
+template <class T>
+void gemm(Device dev, bool ta, bool tb, index_t m, index_t n, index_t k, const T* a, index_t lda, const T* b,
+          index_t ldb, bool accumulate, T* c, index_t ldc) {
+  using C = compute_t<T>;
+  linalg::detail::gemm<T>(dev, ta, tb, m, n, k, C(1), a, lda, 0, b, ldb, 0, C(accumulate ? 1 : 0), c, ldc, 0, 1);
+}
+
+// A parameter of `shape` drawn from U(−k, k), as PyTorch initialises every recurrent weight.
+template <class T, int R>
+Var<T, R> uniform_parameter(const Shape<R>& shape, double k, Device device) {
+  Tensor<T, R> t(shape, device);
+  init::uniform_(t, -k, k);
+  return ft::nn::detail::parameter(t);
+}
+
+// One layer's parameters in one direction (undefined biases without bias; w_hr only for an LSTM
+// with proj_size).
+template <class T>
+struct LayerWeights {
+  Var<T, 2> w_ih, w_hh;
+  Var<T, 1> b_ih, b_hh;
+  Var<T, 2> w_hr;
+};
+
+// Where a layer's steps live. Inputs and gate buffers are [N, ·] rows, step t's bs(t) rows from
+// off(t): a padded batch has B rows every step (N = T·B); a packed one (forward direction only)
+// bs(t) non-increasing, the sequences sorted longest first. The node's value holds the hidden
+// states HS [B + N, P] (P: the projected size, else H) — the initial state's B rows and each
+// step's output rows — then, for an LSTM, the cell states CS [B + N, H] likewise. Forward (and
+// packed), the initial rows come first and step t's follow; in reverse, the initial rows are
+// last. Step t reads its predecessor's first bs(t) rows at prev_row(t).
+struct Layout {
+  index_t T, B, H, P;
+  bool reverse, lstm;
+  std::vector<index_t> sizes, offsets;  // packed: bs(t) and off(t) (offsets[T] = N); empty: B every step
+
+  bool packed() const { return !sizes.empty(); }
+  index_t bs(index_t t) const { return packed() ? sizes[static_cast<std::size_t>(t)] : B; }
+  index_t off(index_t t) const { return packed() ? offsets[static_cast<std::size_t>(t)] : t * B; }
+  index_t N() const { return off(T); }
+  index_t rows() const { return B + N(); }
+  index_t init_row() const { return reverse ? N() : 0; }
+  index_t out_row(index_t t) const { return reverse ? off(t) : B + off(t); }
+  index_t prev_row(index_t t) const {
+    if (reverse) return t + 1 == T ? N() : off(t + 1);
+    return t == 0 ? 0 : B + off(t - 1);
+  }
+  index_t first_out() const { return out_row(0); }  // the output rows: [first_out, first_out + N)
+  index_t hs_numel() const { return rows() * P; }
+  index_t numel() const { return hs_numel() + (lstm ? rows() * H : 0); }
+  // The first processed rows of each sequence's last step (h_n's rows), padded layouts only.
+  index_t last_row() const { return reverse ? out_row(0) : out_row(T - 1); }
+};
+
+template <class T>
+struct LayerResult {
+  Var<T, 2> output;  // [N, P]
+  Var<T, 2> h_n, c_n;
+};
+
+// One layer in one direction over the steps of x [N, I] from (h0, c0) [B, P] / [B, H]
+// (undefined: zeros), as `L` lays them out: one tape node. `what` names the layer in errors.
+template <class T>
+LayerResult<T> layer_steps(Mode mode, const Var<T, 2>& x, const Var<T, 2>& h0, const Var<T, 2>& c0,
+                           const LayerWeights<T>& w, const Layout& L, const std::string& name) {
+  static_assert(is_floating_v<T>, "ft::nn recurrent layers: the element type must be a floating type");
+  const char* what = name.c_str();
+  const Tensor<T, 2> xv = x.value().contiguous();
+  const Device dev = xv.device();
+  const index_t GH = w.w_ih.size(0), H = L.H, P = L.P, I = w.w_ih.size(1), B = L.B, N = L.N();
+  const bool proj = w.w_hr.defined(), lstm = mode == Mode::LSTM;
+  check(xv.size(1) == I, what, "input.size(-1) must be equal to input_size. Expected ", I, ", got ", xv.size(1));
+  check(xv.size(0) == N, what, "the input has ", xv.size(0), " rows, its steps ", N);
+  auto check_state = [&](const auto& s, index_t size, const char* state) {
+    if (!s.defined()) return;
+    check(s.shape() == Shape<2>{B, size}, what, "Expected ", state, " of size (", B, ", ", size, "), got ",
+          to_string(s.shape()));
+    check(s.device() == dev, what, state, " is on ", s.device(), ", the input on ", dev);
+  };
+  check_state(h0, P, "hidden state");
+  check_state(c0, H, "cell state");
+  auto check_param = [&](const auto& p) {
+    if (p.defined()) check(p.device() == dev, what, "a parameter is on ", p.device(), ", the input on ", dev);
+  };
+  check_param(w.w_ih), check_param(w.w_hh), check_param(w.b_ih), check_param(w.b_hh), check_param(w.w_hr);
+
+  const Tensor<T, 2> wih = w.w_ih.value().contiguous(), whh = w.w_hh.value().contiguous();
+  const Tensor<T, 2> whr = proj ? w.w_hr.value().contiguous() : Tensor<T, 2>();
+  const Tensor<T, 1> bhh = w.b_hh.defined() ? w.b_hh.value().contiguous() : Tensor<T, 1>();
+  Tensor<T, 1> y(Shape<1>{L.numel()}, dev);
+  const Tensor<T, 2> hs = y.slice(0, 0, L.hs_numel()).reshape(Shape<2>{L.rows(), P});
+  const Tensor<T, 2> cs = lstm ? y.slice(0, L.hs_numel(), L.numel()).reshape(Shape<2>{L.rows(), H}) : Tensor<T, 2>();
+  auto init = [&](const Tensor<T, 2>& states, const Var<T, 2>& v) {
+    if (v.defined())
+      states.slice(0, L.init_row(), L.init_row() + B) = v.value();
+    else
+      states.slice(0, L.init_row(), L.init_row() + B) = T(0.0f);
+  };
+  init(hs, h0);
+  if (lstm) init(cs, c0);
+
+  // the input projection of every step, onto the biases (GRU: b_ih only; b_hh is inside r·(…))
+  Tensor<T, 2> gx(Shape<2>{N, GH}, dev);
+  const bool has_bias = w.b_ih.defined();
+  if (has_bias) {  // (std::move: a named tensor's `=` of a tensor would rebind it)
+    const auto b = w.b_ih.value().reshape(Shape<2>{1, GH});
+    if (mode == Mode::GRU || !w.b_hh.defined())
+      std::move(gx) = b;
+    else
+      std::move(gx) = b + w.b_hh.value().reshape(Shape<2>{1, GH});
+  }
+  gemm(dev, false, true, N, GH, I, xv.data(), I, wih.data(), I, has_bias, gx.data(), GH);
+  Tensor<T, 2> hg = mode == Mode::GRU ? Tensor<T, 2>(Shape<2>{N, GH}, dev) : Tensor<T, 2>();
+  Tensor<T, 2> hr = proj ? Tensor<T, 2>(Shape<2>{N, H}, dev) : Tensor<T, 2>();
+  auto at = [](const Tensor<T, 2>& t, index_t r) { return t.data() + r * t.size(1); };
+
+  for (index_t s = 0; s < L.T; ++s) {
+    const index_t t = L.reverse ? L.T - 1 - s : s, b = L.bs(t);
+    T* g = at(gx, L.off(t));
+    const T* h_prev = at(hs, L.prev_row(t));
+    T* h_out = at(hs, L.out_row(t));
+    const bool recurrent = s > 0 || h0.defined();  // a zero initial state adds nothing
+    switch (mode) {
+      case Mode::LSTM: {
+        if (recurrent) gemm(dev, false, true, b, GH, P, h_prev, P, whh.data(), P, true, g, GH);
+        T* h_cell = proj ? at(hr, L.off(t)) : h_out;
+        run_cells(dev, LstmForward<T>{g, at(cs, L.prev_row(t)), at(cs, L.out_row(t)), h_cell, H}, b, H);
+        if (proj) gemm(dev, false, true, b, P, H, h_cell, H, whr.data(), H, false, h_out, P);
+        break;
+      }
+      case Mode::GRU:
+        gemm(dev, false, true, b, GH, H, h_prev, H, whh.data(), H, false, at(hg, L.off(t)), GH);
+        run_cells(dev, GruForward<T>{g, at(hg, L.off(t)), bhh.defined() ? bhh.data() : nullptr, h_prev, h_out, H}, b,
+                  H);
+        break;
+      case Mode::Tanh:
+      case Mode::ReLU:
+        if (recurrent) gemm(dev, false, true, b, H, H, h_prev, H, whh.data(), H, true, g, H);
+        if (mode == Mode::ReLU)
+          run_cells(dev, SimpleForward<T, true>{g, h_out, H}, b, H);
+        else
+          run_cells(dev, SimpleForward<T, false>{g, h_out, H}, b, H);
+        break;
+    }
+  }
+
+  auto bwd = [mode, L, x, xv, h0, c0, w, wih, whh, whr, y, hs, cs, gx, hg, hr, at](const Tensor<T, 1>& grad) {
+    const index_t B = L.B, H = L.H, P = L.P, N = L.N(), GH = wih.size(0), I = wih.size(1);
+    const Device dev = y.device();
+    const bool proj = whr.defined();
+    // the hidden states' gradients, added to as the steps go back (the initial rows end as dh0's)
+    const Tensor<T, 2> dh = grad.slice(0, 0, L.hs_numel()).reshape(Shape<2>{L.rows(), P}).clone();
+    // the cell states' gradients from outside (c_n's), read by each step; the running dc
+    const Tensor<T, 2> dc_in =
+        mode == Mode::LSTM ? grad.slice(0, L.hs_numel(), L.numel()).reshape(Shape<2>{L.rows(), H}) : Tensor<T, 2>();
+    Tensor<T, 2> dc;
+    if (mode == Mode::LSTM) dc = ft::zeros<T>(Shape<2>{B, H}, dev);
+    const Tensor<T, 2> dgx(Shape<2>{N, GH}, dev);
+    const Tensor<T, 2> dgh = mode == Mode::GRU ? Tensor<T, 2>(Shape<2>{N, GH}, dev) : dgx;
+    const Tensor<T, 2> dh_cell = proj ? Tensor<T, 2>(Shape<2>{B, H}, dev) : Tensor<T, 2>();
+    const bool want_dh0 = h0.defined() && h0.requires_grad();
+    for (index_t s = L.T; s-- > 0;) {
+      const index_t t = L.reverse ? L.T - 1 - s : s, b = L.bs(t);
+      T* dh_out = at(dh, L.out_row(t));
+      T* dh_prev = at(dh, L.prev_row(t));
+      switch (mode) {
+        case Mode::LSTM: {
+          const T* dhc = dh_out;
+          if (proj) {
+            gemm(dev, false, false, b, H, P, dh_out, P, whr.data(), H, false, dh_cell.data(), H);
+            dhc = dh_cell.data();
+          }
+          run_cells(dev,
+                    LstmBackward<T>{at(gx, L.off(t)), at(cs, L.prev_row(t)), at(cs, L.out_row(t)), dhc,
+                                    at(dc_in, L.out_row(t)), dc.data(), at(dgx, L.off(t)), H},
+                    b, H);
+          break;
+        }
+        case Mode::GRU:
+          run_cells(dev,
+                    GruBackward<T>{at(gx, L.off(t)), at(hg, L.off(t)), at(hs, L.prev_row(t)), dh_out, dh_prev,
+                                   at(dgx, L.off(t)), at(dgh, L.off(t)), H},
+                    b, H);
+          break;
+        case Mode::Tanh:
+          run_cells(dev, SimpleBackward<T, false>{at(hs, L.out_row(t)), dh_out, at(dgx, L.off(t)), H}, b, H);
+          break;
+        case Mode::ReLU:
+          run_cells(dev, SimpleBackward<T, true>{at(hs, L.out_row(t)), dh_out, at(dgx, L.off(t)), H}, b, H);
+          break;
+      }
+      if (s > 0 || want_dh0) gemm(dev, false, false, b, P, GH, at(dgh, L.off(t)), GH, whh.data(), P, true, dh_prev, P);
+    }
+    if (want_dh0) autograd::accumulate(h0, dh.slice(0, L.init_row(), L.init_row() + B));
+    if (mode == Mode::LSTM && c0.defined()) autograd::accumulate(c0, dc);
+    using autograd::detail::accumulate_product;
+    using autograd::detail::accumulate_reshaped;
+    accumulate_product(x, Shape<2>{N, I}, dgx, wih);
+    accumulate_product(w.w_ih, Shape<2>{GH, I}, dgx.transpose(0, 1), xv);
+    // the states each step read, in the steps' row order: one range of HS when padded, gathered when packed
+    Tensor<T, 2> h_prev;
+    if (L.packed()) {
+      std::vector<std::int64_t> rows;
+      for (index_t t = 0; t < L.T; ++t)
+        for (index_t k = 0; k < L.bs(t); ++k) rows.push_back(L.prev_row(t) + k);
+      h_prev = index_select(hs, 0, from_vector(rows, {N}, dev));
+    } else {
+      const index_t first = L.reverse ? B : 0;
+      h_prev = hs.slice(0, first, first + N);
+    }
+    accumulate_product(w.w_hh, Shape<2>{GH, P}, dgh.transpose(0, 1), h_prev);
+    if (w.b_ih.defined()) accumulate_reshaped(w.b_ih, Shape<1>{GH}, ft::sum(dgx, 0));
+    if (w.b_hh.defined()) accumulate_reshaped(w.b_hh, Shape<1>{GH}, ft::sum(dgh, 0));
+    if (proj)
+      accumulate_product(w.w_hr, Shape<2>{P, H}, dh.slice(0, L.first_out(), L.first_out() + N).transpose(0, 1), hr);
+  };
+  Var<T, 1> node = autograd::record(std::string(mode_name(mode)), y, std::move(bwd), x, h0, c0, w.w_ih, w.w_hh, w.b_ih,
+                                    w.b_hh, w.w_hr);
+  LayerResult<T> r;
+  const Var<T, 2> states = node.slice(0, 0, L.hs_numel()).reshape({L.rows(), P});
+  const Var<T, 2> cells = lstm ? Var<T, 2>(node.slice(0, L.hs_numel(), L.numel()).reshape({L.rows(), H})) : Var<T, 2>();
+  r.output = states.slice(0, L.first_out(), L.first_out() + N);
+  if (L.packed()) {  // sequence k's last step: row k of step (length_k − 1)'s rows
+    std::vector<std::int64_t> last(static_cast<std::size_t>(B));
+    for (index_t t = 0; t < L.T; ++t)
+      for (index_t k = 0; k < L.bs(t); ++k) last[static_cast<std::size_t>(k)] = L.out_row(t) + k;
+    const Tensor<std::int64_t, 1> idx = from_vector(last, {B}, dev);
+    r.h_n = index_select(states, 0, idx);
+    if (lstm) r.c_n = index_select(cells, 0, idx);
+  } else {
+    r.h_n = states.slice(0, L.last_row(), L.last_row() + B);
+    if (lstm) r.c_n = cells.slice(0, L.last_row(), L.last_row() + B);
+  }
+  return r;
+}
+
+// A padded sequence x [T, B, I]: one node (layer_steps), the output as [T, B, P].
+template <class T>
+struct SequenceResult {
+  Var<T, 3> output;
+  Var<T, 2> h_n, c_n;
+};
+template <class T>
+SequenceResult<T> layer(Mode mode, const Var<T, 3>& x, const Var<T, 2>& h0, const Var<T, 2>& c0,
+                        const LayerWeights<T>& w, bool reverse, const std::string& name) {
+  const index_t T_ = x.size(0), B = x.size(1), GH = w.w_ih.size(0), H = GH / gate_count(mode);
+  const index_t P = w.w_hr.defined() ? w.w_hr.size(0) : H;
+  check(T_ > 0, name.c_str(), "the sequence of input ", to_string(x.shape()), " is empty (zero time steps)");
+  check(x.size(2) == w.w_ih.size(1), name.c_str(), "input.size(-1) must be equal to input_size. Expected ",
+        w.w_ih.size(1), ", got ", x.size(2), " (input ", to_string(x.shape()), ")");
+  const Layout L{T_, B, H, P, reverse, mode == Mode::LSTM, {}, {}};
+  auto r = layer_steps(mode, Var<T, 2>(x.reshape({T_ * B, x.size(2)})), h0, c0, w, L, name);
+  return {r.output.reshape({T_, B, P}), r.h_n, r.c_n};
+}
+
+// A packed sequence's rows x [N, I], forward, `sizes` sequences at each step (non-increasing).
+template <class T>
+LayerResult<T> packed_layer(Mode mode, const Var<T, 2>& x, const std::vector<index_t>& sizes, const Var<T, 2>& h0,
+                            const Var<T, 2>& c0, const LayerWeights<T>& w, const std::string& name) {
+  const index_t GH = w.w_ih.size(0), H = GH / gate_count(mode), P = w.w_hr.defined() ? w.w_hr.size(0) : H;
+  Layout L{
+      static_cast<index_t>(sizes.size()), sizes.empty() ? 0 : sizes[0], H, P, false, mode == Mode::LSTM, sizes, {}};
+  L.offsets.push_back(0);
+  for (index_t b : sizes) L.offsets.push_back(L.offsets.back() + b);
+  return layer_steps(mode, x, h0, c0, w, L, name);
+}
+
+}  // namespace rnn
+
+// ---- variable-length batches, as torch.nn.utils.rnn ----
+
+// A batch of sequences of different lengths with the padding left out: data holds step 0's
+// rows (one a sequence), then step 1's, …, the sequences sorted longest first, so that
+// batch_sizes[t] (non-increasing) sequences are still running at step t. sorted_indices[k] is
+// the batch position of the k-th longest (empty: the batch was sorted already), and
+// unsorted_indices its inverse. The recurrent layers take it and compute no padding.
+template <class T>
+struct PackedSequence {
+  Var<T, 2> data;  // [Σ lengths, features]
+  std::vector<std::int64_t> batch_sizes;
+  std::vector<std::int64_t> sorted_indices, unsorted_indices;
+
+  // The sequences' lengths, in the batch's order.
+  std::vector<std::int64_t> lengths() const {
+    const std::size_t n = batch_sizes.empty() ? 0 : static_cast<std::size_t>(batch_sizes[0]);
+    std::vector<std::int64_t> len(n, 0);
+    for (std::int64_t b : batch_sizes)
+      for (std::int64_t k = 0; k < b; ++k) ++len[static_cast<std::size_t>(k)];
+    if (sorted_indices.empty()) return len;
+    std::vector<std::int64_t> out(n);
+    for (std::size_t k = 0; k < n; ++k) out[static_cast<std::size_t>(sorted_indices[k])] = len[k];
+    return out;
+  }
+};
+
+namespace rnn {
+// The packed rows of each sequence in reverse order: row (t, k) ↔ row (length_k − 1 − t, k) (its
+// own inverse). A reverse layer over packed sequences runs forward over these rows.
+inline std::vector<std::int64_t> reversed_rows(const std::vector<std::int64_t>& batch_sizes) {
+  std::vector<std::int64_t> offset{0}, len(batch_sizes.empty() ? 0 : static_cast<std::size_t>(batch_sizes[0]), 0);
+  for (std::int64_t b : batch_sizes) {
+    offset.push_back(offset.back() + b);
+    for (std::int64_t k = 0; k < b; ++k) ++len[static_cast<std::size_t>(k)];
+  }
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(offset.back()));
+  for (std::size_t t = 0; t < batch_sizes.size(); ++t)
+    for (std::int64_t k = 0; k < batch_sizes[t]; ++k)
+      rows[static_cast<std::size_t>(offset[t] + k)] =
+          offset[static_cast<std::size_t>(len[static_cast<std::size_t>(k)]) - 1 - t] + k;
+  return rows;
+}
+}  // namespace rnn
+
+// torch.nn.utils.rnn.pack_padded_sequence: input [T, B, *] ([B, T, *] with batch_first) whose
+// sequence b has lengths[b] steps. With enforce_sorted the lengths must be non-increasing;
+// otherwise the batch is sorted here (stably) and the order kept in sorted_indices.
+template <Expression X>
+PackedSequence<typename X::value_type> pack_padded_sequence(const X& input, const std::vector<std::int64_t>& lengths,
+                                                            bool batch_first = false, bool enforce_sorted = true) {
+  using T = typename X::value_type;
+  static_assert(X::rank == 3, "ft::nn::pack_padded_sequence: the input is [seq, batch, features]");
+  const Var<T, 3> x = autograd::to_var(input);
+  const index_t steps = x.size(batch_first ? 1 : 0), B = x.size(batch_first ? 0 : 1), F = x.size(2);
+  check(static_cast<index_t>(lengths.size()) == B, "pack_padded_sequence", "expected ", B,
+        " lengths (one a sequence of input ", to_string(x.shape()), "), got ", lengths.size());
+  for (std::size_t b = 0; b < lengths.size(); ++b) {
+    check(lengths[b] > 0, "pack_padded_sequence",
+          "Length of all samples has to be greater than 0, but found an element in 'lengths' that is <= 0 (",
+          lengths[b], " at ", b, ")");
+    check(lengths[b] <= steps, "pack_padded_sequence", "length ", lengths[b], " of sequence ", b,
+          " is longer than the ", steps, " steps of input ", to_string(x.shape()));
+  }
+  std::vector<std::int64_t> order(lengths.size());
+  for (std::size_t b = 0; b < order.size(); ++b) order[b] = static_cast<std::int64_t>(b);
+  PackedSequence<T> p;
+  if (enforce_sorted) {
+    for (std::size_t b = 1; b < lengths.size(); ++b)
+      check(lengths[b] <= lengths[b - 1], "pack_padded_sequence",
+            "`lengths` array must be sorted in decreasing order when `enforce_sorted` is True. You can pass "
+            "`enforce_sorted=False` to pack_padded_sequence and/or pack_sequence to sidestep this requirement if "
+            "you do not need ONNX exportability.");
+  } else {
+    std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
+      return lengths[static_cast<std::size_t>(a)] > lengths[static_cast<std::size_t>(b)];
+    });
+    p.sorted_indices = order;
+    p.unsorted_indices.resize(order.size());
+    for (std::size_t k = 0; k < order.size(); ++k) p.unsorted_indices[static_cast<std::size_t>(order[k])] = k;
+  }
+  std::vector<std::int64_t> rows;
+  for (std::int64_t t = 0; B > 0 && t < lengths[static_cast<std::size_t>(order[0])]; ++t) {
+    std::int64_t running = 0;
+    for (std::int64_t b : order) {
+      if (lengths[static_cast<std::size_t>(b)] <= t) break;
+      rows.push_back(batch_first ? b * steps + t : t * B + b);
+      ++running;
+    }
+    p.batch_sizes.push_back(running);
+  }
+  p.data =
+      index_select(x.reshape({steps * B, F}), 0, from_vector(rows, {static_cast<index_t>(rows.size())}, x.device()));
+  return p;
+}
+
+template <class T>
+struct PaddedSequence {
+  Var<T, 3> output;                   // [T, B, *] ([B, T, *] batch-first)
+  std::vector<std::int64_t> lengths;  // in the batch's order
+};
+
+// torch.nn.utils.rnn.pad_packed_sequence: the batch back in its order, padded with
+// padding_value to the longest sequence (or to total_length steps when larger than 0).
+template <class T>
+PaddedSequence<T> pad_packed_sequence(const PackedSequence<T>& p, bool batch_first = false, double padding_value = 0.0,
+                                      index_t total_length = 0) {
+  const index_t B = p.batch_sizes.empty() ? 0 : p.batch_sizes[0], longest = static_cast<index_t>(p.batch_sizes.size());
+  check(total_length == 0 || total_length >= longest, "pad_packed_sequence", "Expected total_length to be at least ",
+        longest, " (the length of the longest sequence), got ", total_length);
+  const index_t steps = std::max(total_length, longest), F = p.data.size(1), N = p.data.size(0);
+  std::vector<std::int64_t> offset{0};
+  for (std::int64_t b : p.batch_sizes) offset.push_back(offset.back() + b);
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(steps * B));
+  for (index_t t = 0; t < steps; ++t)
+    for (index_t b = 0; b < B; ++b) {
+      const std::int64_t k = p.unsorted_indices.empty() ? b : p.unsorted_indices[static_cast<std::size_t>(b)];
+      const bool running = t < longest && k < p.batch_sizes[static_cast<std::size_t>(t)];
+      rows[static_cast<std::size_t>(batch_first ? b * steps + t : t * B + b)] =
+          running ? offset[static_cast<std::size_t>(t)] + k : N;  // row N: the padding
+    }
+  const Tensor<T, 2> pad = ft::full<T>({1, F}, static_cast<T>(padding_value), p.data.device());
+  const Var<T, 2> ext = ft::cat({p.data, Var<T, 2>(pad)}, 0);
+  const Var<T, 2> flat = index_select(ext, 0, from_vector(rows, {steps * B}, p.data.device()));
+  return {batch_first ? flat.reshape({B, steps, F}) : flat.reshape({steps, B, F}), p.lengths()};
+}
+
+// torch.nn.utils.rnn.pad_sequence: sequences [L_i, *] padded to the longest into [T, B, *]
+// ([B, T, *] with batch_first).
+template <class X>
+auto pad_sequence(const std::vector<X>& sequences, bool batch_first = false, double padding_value = 0.0) {
+  using T = typename X::value_type;
+  static_assert(X::rank == 2, "ft::nn::pad_sequence: each sequence is [length, features]");
+  check(!sequences.empty(), "pad_sequence", "expects a non-empty list of sequences");
+  std::vector<Var<T, 2>> parts;
+  index_t longest = 0, N = 0;
+  for (const auto& s : sequences) {
+    parts.push_back(autograd::to_var(s));
+    check(parts.back().size(1) == parts[0].size(1), "pad_sequence", "sequence ", parts.size() - 1, " ",
+          to_string(parts.back().shape()), " has other features than sequence 0 ", to_string(parts[0].shape()));
+    longest = std::max(longest, parts.back().size(0));
+    N += parts.back().size(0);
+  }
+  const index_t B = static_cast<index_t>(parts.size()), F = parts[0].size(1);
+  const Device dev = parts[0].device();
+  parts.push_back(Var<T, 2>(ft::full<T>({1, F}, static_cast<T>(padding_value), dev)));
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(longest * B));
+  index_t start = 0;
+  for (index_t b = 0; b < B; ++b) {
+    const index_t len = parts[static_cast<std::size_t>(b)].size(0);
+    for (index_t t = 0; t < longest; ++t)
+      rows[static_cast<std::size_t>(batch_first ? b * longest + t : t * B + b)] = t < len ? start + t : N;
+    start += len;
+  }
+  const Var<T, 2> flat = index_select(Var<T, 2>(ft::cat(parts, 0)), 0, from_vector(rows, {longest * B}, dev));
+  return batch_first ? flat.reshape({B, longest, F}) : flat.reshape({longest, B, F});
+}
+
+// torch.nn.utils.rnn.pack_sequence: pad_sequence, then pack_padded_sequence.
+template <class X>
+auto pack_sequence(const std::vector<X>& sequences, bool enforce_sorted = true) {
+  std::vector<std::int64_t> lengths;
+  for (const auto& s : sequences) lengths.push_back(s.shape()[0]);
+  return pack_padded_sequence(pad_sequence(sequences), lengths, false, enforce_sorted);
+}
+
+enum class RNNActivation { Tanh, ReLU };
+
+// The options of RNN, LSTM and GRU (PyTorch's names and defaults), taken by const reference.
+struct RNNOptions {
+  int num_layers = 1;
+  bool bias = true;
+  bool batch_first = false;  // input and output [batch, seq, feature] instead of [seq, batch, feature]
+  double dropout = 0.0;      // on each layer's output but the last, in training mode
+  bool bidirectional = false;
+  index_t proj_size = 0;                             // LSTM only: h projected to this size (0: none)
+  RNNActivation nonlinearity = RNNActivation::Tanh;  // RNN only
+};
+
+// What RNN and GRU return: output [T, B, D·H] (batch-first when the layer is), h_n [L·D, B, H];
+// for an unbatched input [T, I] (R = 2), output [T, D·H] and h_n [L·D, H].
+template <class T, int R = 3>
+struct RNNOutput {
+  Var<T, R> output;
+  Var<T, R> h_n;
+};
+// What LSTM returns: h_n [L·D, B, P] (P = proj_size or H), c_n [L·D, B, H] (unbatched: no B).
+template <class T, int R = 3>
+struct LSTMOutput {
+  Var<T, R> output;
+  Var<T, R> h_n;
+  Var<T, R> c_n;
+};
+
+// The same for a packed input: the output packed as the input, the final states in the batch's
+// order.
+template <class T>
+struct RNNPackedOutput {
+  PackedSequence<T> output;
+  Var<T, 3> h_n;
+};
+template <class T>
+struct LSTMPackedOutput {
+  PackedSequence<T> output;
+  Var<T, 3> h_n;
+  Var<T, 3> c_n;
+};
+
+namespace detail {
+
+// The layers of RNN, LSTM and GRU: parameters named as PyTorch's (weight_ih_l0, weight_hh_l0,
+// bias_ih_l0, bias_hh_l0, weight_hr_l0, "_reverse" for the backward direction), each
+// U(±1/√hidden_size) as PyTorch initialises them.
+template <class Derived, class T>
+class RecurrentBase : public Module<Derived> {
+ public:
+  RecurrentBase() = default;
+  RecurrentBase(rnn::Mode mode, index_t input_size, index_t hidden_size, const RNNOptions& options, Device device)
+      : mode_(mode), input_size_(input_size), hidden_size_(hidden_size), options_(options) {
+    const char* name = rnn::mode_name(mode);
+    check(input_size > 0 && hidden_size > 0, name, "input_size and hidden_size must be positive, got ", input_size,
+          " and ", hidden_size);
+    check(options.num_layers >= 1, name, "num_layers must be at least 1, got ", options.num_layers);
+    check(options.dropout >= 0 && options.dropout <= 1, name, "dropout must be in [0, 1], got ", options.dropout);
+    check(options.proj_size >= 0, name, "proj_size must be non-negative, got ", options.proj_size);
+    check(options.proj_size == 0 || mode == rnn::Mode::LSTM, name, "proj_size is an LSTM option");
+    check(options.proj_size < hidden_size, name, "proj_size (", options.proj_size,
+          ") has to be smaller than hidden_size (", hidden_size, ")");
+    const index_t gh = rnn::gate_count(mode) * hidden_size, p = output_size();
+    const double k = 1.0 / std::sqrt(static_cast<double>(hidden_size));
+    auto make = [&]<int R>(const Shape<R>& shape) { return rnn::uniform_parameter<T>(shape, k, device); };
+    for (int l = 0; l < options.num_layers; ++l)
+      for (int d = 0; d < directions(); ++d) {
+        rnn::LayerWeights<T> w;
+        const index_t in = l == 0 ? input_size : p * directions();
+        w.w_ih = make(Shape<2>{gh, in});
+        w.w_hh = make(Shape<2>{gh, p});
+        if (options.bias) {
+          w.b_ih = make(Shape<1>{gh});
+          w.b_hh = make(Shape<1>{gh});
+        }
+        if (options.proj_size > 0) w.w_hr = make(Shape<2>{options.proj_size, hidden_size});
+        layers_.push_back(w);
+      }
+  }
+
+  index_t input_size() const { return input_size_; }
+  index_t hidden_size() const { return hidden_size_; }
+  const RNNOptions& options() const { return options_; }
+  int directions() const { return options_.bidirectional ? 2 : 1; }
+  // The size of h: proj_size when set, else hidden_size.
+  index_t output_size() const { return options_.proj_size > 0 ? options_.proj_size : hidden_size_; }
+
+  template <class V>
+  void visit(V&& v) {
+    for (int l = 0; l < options_.num_layers; ++l)
+      for (int d = 0; d < directions(); ++d) {
+        auto& w = layers_[static_cast<std::size_t>(l * directions() + d)];
+        const std::string sfx = std::to_string(l) + (d == 1 ? "_reverse" : "");
+        v("weight_ih_l" + sfx, w.w_ih);
+        v("weight_hh_l" + sfx, w.w_hh);
+        v("bias_ih_l" + sfx, w.b_ih);
+        v("bias_hh_l" + sfx, w.b_hh);
+        v("weight_hr_l" + sfx, w.w_hr);
+      }
+  }
+  // Restarts the dropout masks' sequence (as re-seeding).
+  void manual_seed(std::uint64_t seed) {
+    seed_ = seed;
+    calls_ = 0;
+  }
+
+ protected:
+  // Every layer and direction over the sequence: (output, h_n, c_n; c_n undefined but for LSTM).
+  template <class X>
+  std::tuple<Var<T, 3>, Var<T, 3>, Var<T, 3>> run(const X& input, const Var<T, 3>& h0, const Var<T, 3>& c0) {
+    static_assert(X::rank == 3,
+                  "ft::nn::RNN/LSTM/GRU: the input is [seq, batch, features] ([batch, seq, features] with "
+                  "batch_first), or unbatched [seq, features]");
+    const char* name = rnn::mode_name(mode_);
+    check(!layers_.empty(), name, "the layer was default-constructed (no parameters)");
+    Var<T, 3> x = autograd::to_var(input);
+    if (options_.batch_first) x = x.transpose(0, 1);
+    const index_t B = x.size(1), LD = options_.num_layers * directions();
+    auto check_state = [&](const Var<T, 3>& s, index_t size, const char* what) {
+      if (s.defined())
+        check(s.shape() == Shape<3>{LD, B, size}, name, "Expected ", what, " size (", LD, ", ", B, ", ", size,
+              "), got ", to_string(s.shape()));
+    };
+    check_state(h0, output_size(), "hidden");
+    check_state(c0, hidden_size_, "cell");
+    const std::string what = std::string(name) + " (input " + to_string(x.shape()) + ")";
+    std::vector<Var<T, 2>> hn, cn;
+    for (int l = 0; l < options_.num_layers; ++l) {
+      std::vector<Var<T, 3>> outs;
+      for (int d = 0; d < directions(); ++d) {
+        const int k = l * directions() + d;
+        auto r = rnn::layer(mode_, x, h0.defined() ? h0.select(0, k) : Var<T, 2>(),
+                            c0.defined() ? c0.select(0, k) : Var<T, 2>(), layers_[static_cast<std::size_t>(k)], d == 1,
+                            what);
+        outs.push_back(r.output);
+        hn.push_back(r.h_n);
+        if (r.c_n.defined()) cn.push_back(r.c_n);
+      }
+      x = outs.size() == 1 ? outs[0] : Var<T, 3>(ft::cat(outs, 2));
+      if (options_.dropout > 0 && this->is_training() && l + 1 < options_.num_layers) {
+        const std::uint64_t s = seed_ ^ (0x9E3779B97F4A7C15ull * ++calls_);
+        x = autograd::to_var(functional::dropout(x, options_.dropout, true, s));
+      }
+    }
+    if (options_.batch_first) x = x.transpose(0, 1);
+    return {x, stacked(hn), stacked(cn)};
+  }
+
+  // A packed batch: each layer and direction one node over the packed rows (the reverse direction
+  // over each sequence's rows reversed); the initial and final states in the batch's order.
+  std::tuple<PackedSequence<T>, Var<T, 3>, Var<T, 3>> run_packed(const PackedSequence<T>& input, Var<T, 3> h0,
+                                                                 Var<T, 3> c0) {
+    const char* name = rnn::mode_name(mode_);
+    check(!layers_.empty(), name, "the layer was default-constructed (no parameters)");
+    check(input.data.defined() && !input.batch_sizes.empty(), name, "the packed sequence is empty");
+    const Var<T, 2>& data = input.data;
+    check(data.size(1) == input_size_, name, "input.size(-1) must be equal to input_size. Expected ", input_size_,
+          ", got ", data.size(1));
+    const index_t B = input.batch_sizes[0], LD = options_.num_layers * directions();
+    const Device dev = data.device();
+    auto check_state = [&](const Var<T, 3>& s, index_t size, const char* what) {
+      if (s.defined())
+        check(s.shape() == Shape<3>{LD, B, size}, name, "Expected ", what, " size (", LD, ", ", B, ", ", size,
+              "), got ", to_string(s.shape()));
+    };
+    check_state(h0, output_size(), "hidden");
+    check_state(c0, hidden_size_, "cell");
+    auto index = [&](const std::vector<std::int64_t>& v) {
+      return from_vector(v, {static_cast<index_t>(v.size())}, dev);
+    };
+    if (!input.sorted_indices.empty()) {  // the states in the sorted order
+      const auto order = index(input.sorted_indices);
+      if (h0.defined()) h0 = index_select(h0, 1, order);
+      if (c0.defined()) c0 = index_select(c0, 1, order);
+    }
+    std::vector<index_t> sizes(input.batch_sizes.begin(), input.batch_sizes.end());
+    const Tensor<std::int64_t, 1> reversed =
+        directions() == 2 ? index(rnn::reversed_rows(input.batch_sizes)) : Tensor<std::int64_t, 1>();
+    const std::string what = std::string(name) + " (packed input " + to_string(data.shape()) + ")";
+    Var<T, 2> x = data;
+    std::vector<Var<T, 2>> hn, cn;
+    for (int l = 0; l < options_.num_layers; ++l) {
+      std::vector<Var<T, 2>> outs;
+      for (int d = 0; d < directions(); ++d) {
+        const int k = l * directions() + d;
+        const Var<T, 2> in = d == 1 ? Var<T, 2>(index_select(x, 0, reversed)) : x;
+        auto r =
+            rnn::packed_layer(mode_, in, sizes, h0.defined() ? h0.select(0, k) : Var<T, 2>(),
+                              c0.defined() ? c0.select(0, k) : Var<T, 2>(), layers_[static_cast<std::size_t>(k)], what);
+        outs.push_back(d == 1 ? Var<T, 2>(index_select(r.output, 0, reversed)) : r.output);
+        hn.push_back(r.h_n);
+        if (r.c_n.defined()) cn.push_back(r.c_n);
+      }
+      x = outs.size() == 1 ? outs[0] : Var<T, 2>(ft::cat(outs, 1));
+      if (options_.dropout > 0 && this->is_training() && l + 1 < options_.num_layers) {
+        const std::uint64_t s = seed_ ^ (0x9E3779B97F4A7C15ull * ++calls_);
+        x = autograd::to_var(functional::dropout(x, options_.dropout, true, s));
+      }
+    }
+    Var<T, 3> h = stacked(hn), c = stacked(cn);
+    if (!input.unsorted_indices.empty()) {  // back in the batch's order
+      const auto order = index(input.unsorted_indices);
+      h = index_select(h, 1, order);
+      if (c.defined()) c = index_select(c, 1, order);
+    }
+    return {PackedSequence<T>{x, input.batch_sizes, input.sorted_indices, input.unsorted_indices}, h, c};
+  }
+
+  // An unbatched input [T, I] and its states [L·D, ·] as a batch of one (batch_first does not
+  // apply to it, as in PyTorch); `unbatch` removes that batch dimension from a result again.
+  template <class X>
+  Var<T, 3> as_batch(const X& input) const {
+    return autograd::to_var(input).unsqueeze(options_.batch_first ? 0 : 1);
+  }
+  static Var<T, 3> state_as_batch(const Var<T, 2>& s) { return s.defined() ? s.unsqueeze(1) : Var<T, 3>(); }
+  Var<T, 2> unbatch_output(const Var<T, 3>& o) const { return o.squeeze(options_.batch_first ? 0 : 1); }
+  static Var<T, 2> unbatch_state(const Var<T, 3>& s) { return s.defined() ? s.squeeze(1) : Var<T, 2>(); }
+
+  // The final states of each layer and direction as [L·D, B, ·] (one of them: a view).
+  static Var<T, 3> stacked(const std::vector<Var<T, 2>>& s) {
+    return s.empty() ? Var<T, 3>() : s.size() == 1 ? s[0].unsqueeze(0) : Var<T, 3>(ft::stack(s, 0));
+  }
+
+  rnn::Mode mode_ = rnn::Mode::Tanh;
+  index_t input_size_ = 0, hidden_size_ = 0;
+  RNNOptions options_;
+  std::vector<rnn::LayerWeights<T>> layers_;
+  std::uint64_t seed_ = next_seed();
+  std::uint64_t calls_ = 0;
+};
+
+}  // namespace detail
+
+// ---- RNN, LSTM, GRU: `auto [output, h_n] = gru(x, h0)`, `auto [output, h_n, c_n] = lstm(x)` ----
+
+namespace detail {
+// RNN's and GRU's forward: one state, h.
+template <class Derived, class T>
+class HiddenStateRecurrent : public RecurrentBase<Derived, T> {
+ public:
+  using RecurrentBase<Derived, T>::RecurrentBase;
+  template <Expression X>
+  RNNOutput<T, X::rank> forward(const X& input, const Var<T, X::rank>& h0 = {}) {
+    if constexpr (X::rank == 2) {
+      auto [o, h, c] = this->run(this->as_batch(input), this->state_as_batch(h0), {});
+      return {this->unbatch_output(o), this->unbatch_state(h)};
+    } else {
+      auto [o, h, c] = this->run(input, h0, {});
+      return {o, h};
+    }
+  }
+  RNNPackedOutput<T> forward(const PackedSequence<T>& input, const Var<T, 3>& h0 = {}) {
+    auto [o, h, c] = this->run_packed(input, h0, {});
+    return {o, h};
+  }
+};
+}  // namespace detail
+
+// Elman RNN: h = tanh(W_ih·x + b_ih + W_hh·h₋ + b_hh) (or relu: options.nonlinearity).
+template <class T = float>
+class RNN : public detail::HiddenStateRecurrent<RNN<T>, T> {
+  using Base = detail::HiddenStateRecurrent<RNN<T>, T>;
+
+ public:
+  RNN() = default;
+  RNN(index_t input_size, index_t hidden_size, const RNNOptions& options = {}, Device device = kCPU)
+      : Base(options.nonlinearity == RNNActivation::ReLU ? rnn::Mode::ReLU : rnn::Mode::Tanh, input_size, hidden_size,
+             options, device) {}
+};
+
+template <class T = float>
+class GRU : public detail::HiddenStateRecurrent<GRU<T>, T> {
+  using Base = detail::HiddenStateRecurrent<GRU<T>, T>;
+
+ public:
+  GRU() = default;
+  GRU(index_t input_size, index_t hidden_size, const RNNOptions& options = {}, Device device = kCPU)
+      : Base(rnn::Mode::GRU, input_size, hidden_size, options, device) {}
+};
+
+template <class T = float>
+class LSTM : public detail::RecurrentBase<LSTM<T>, T> {
+  using Base = detail::RecurrentBase<LSTM<T>, T>;
+
+ public:
+  LSTM() = default;
+  LSTM(index_t input_size, index_t hidden_size, const RNNOptions& options = {}, Device device = kCPU)
+      : Base(rnn::Mode::LSTM, input_size, hidden_size, options, device) {}
+  // h0 [L·D, B, P] and c0 [L·D, B, H]; either may be left out (zeros).
+  template <Expression X>
+  LSTMOutput<T, X::rank> forward(const X& input, const Var<T, X::rank>& h0 = {}, const Var<T, X::rank>& c0 = {}) {
+    if constexpr (X::rank == 2) {
+      auto [o, h, c] = this->run(this->as_batch(input), this->state_as_batch(h0), this->state_as_batch(c0));
+      return {this->unbatch_output(o), this->unbatch_state(h), this->unbatch_state(c)};
+    } else {
+      auto [o, h, c] = this->run(input, h0, c0);
+      return {o, h, c};
+    }
+  }
+  LSTMPackedOutput<T> forward(const PackedSequence<T>& input, const Var<T, 3>& h0 = {}, const Var<T, 3>& c0 = {}) {
+    auto [o, h, c] = this->run_packed(input, h0, c0);
+    return {o, h, c};
+  }
+};
+
+// ---- the cells: one time step, input [B, I], states [B, H] (undefined: zeros) ----
+namespace detail {
+template <class Derived, class T>
+class CellBase : public Module<Derived> {
+ public:
+  Var<T, 2> weight_ih, weight_hh;
+  Var<T, 1> bias_ih, bias_hh;  // undefined without bias
+
+  CellBase() = default;
+  CellBase(rnn::Mode mode, index_t input_size, index_t hidden_size, bool bias, Device device) : mode_(mode) {
+    const char* name = rnn::mode_name(mode);
+    check(input_size > 0 && hidden_size > 0, name, "Cell: input_size and hidden_size must be positive, got ",
+          input_size, " and ", hidden_size);
+    const index_t gh = rnn::gate_count(mode) * hidden_size;
+    const double k = 1.0 / std::sqrt(static_cast<double>(hidden_size));
+    auto make = [&]<int R>(const Shape<R>& shape) { return rnn::uniform_parameter<T>(shape, k, device); };
+    weight_ih = make(Shape<2>{gh, input_size});
+    weight_hh = make(Shape<2>{gh, hidden_size});
+    if (bias) {
+      bias_ih = make(Shape<1>{gh});
+      bias_hh = make(Shape<1>{gh});
+    }
+  }
+  index_t input_size() const { return weight_ih.size(1); }
+  index_t hidden_size() const { return weight_hh.size(1); }
+
+  template <class V>
+  void visit(V&& v) {
+    v("weight_ih", weight_ih);
+    v("weight_hh", weight_hh);
+    v("bias_ih", bias_ih);
+    v("bias_hh", bias_hh);
+  }
+
+ protected:
+  template <class X>
+  rnn::SequenceResult<T> step(const X& input, const Var<T, 2>& h, const Var<T, 2>& c) {
+    static_assert(X::rank == 2, "ft::nn cells: the input is [batch, input_size]");
+    const std::string name = std::string(rnn::mode_name(mode_)) + "Cell";
+    check(weight_ih.defined(), name.c_str(), "the cell was default-constructed (no parameters)");
+    Var<T, 2> x = autograd::to_var(input);
+    return rnn::layer(mode_, x.unsqueeze(0), h, c, rnn::LayerWeights<T>{weight_ih, weight_hh, bias_ih, bias_hh, {}},
+                      false, name + " (input " + to_string(x.shape()) + ")");
+  }
+  rnn::Mode mode_ = rnn::Mode::Tanh;
+};
+}  // namespace detail
+
+// h' = tanh(W_ih·x + b_ih + W_hh·h + b_hh) (or relu).
+template <class T = float>
+class RNNCell : public detail::CellBase<RNNCell<T>, T> {
+  using Base = detail::CellBase<RNNCell<T>, T>;
+
+ public:
+  RNNCell() = default;
+  RNNCell(index_t input_size, index_t hidden_size, bool bias = true, RNNActivation nonlinearity = RNNActivation::Tanh,
+          Device device = kCPU)
+      : Base(nonlinearity == RNNActivation::ReLU ? rnn::Mode::ReLU : rnn::Mode::Tanh, input_size, hidden_size, bias,
+             device) {}
+  template <Expression X>
+  Var<T, 2> forward(const X& input, const Var<T, 2>& h = {}) {
+    return this->step(input, h, {}).h_n;
+  }
+};
+
+// (h', c') from (h, c).
+template <class T = float>
+class LSTMCell : public detail::CellBase<LSTMCell<T>, T> {
+  using Base = detail::CellBase<LSTMCell<T>, T>;
+
+ public:
+  LSTMCell() = default;
+  LSTMCell(index_t input_size, index_t hidden_size, bool bias = true, Device device = kCPU)
+      : Base(rnn::Mode::LSTM, input_size, hidden_size, bias, device) {}
+  template <Expression X>
+  std::pair<Var<T, 2>, Var<T, 2>> forward(const X& input, const Var<T, 2>& h = {}, const Var<T, 2>& c = {}) {
+    auto r = this->step(input, h, c);
+    return {r.h_n, r.c_n};
+  }
+};
+
+template <class T = float>
+class GRUCell : public detail::CellBase<GRUCell<T>, T> {
+  using Base = detail::CellBase<GRUCell<T>, T>;
+
+ public:
+  GRUCell() = default;
+  GRUCell(index_t input_size, index_t hidden_size, bool bias = true, Device device = kCPU)
+      : Base(rnn::Mode::GRU, input_size, hidden_size, bias, device) {}
+  template <Expression X>
+  Var<T, 2> forward(const X& input, const Var<T, 2>& h = {}) {
+    return this->step(input, h, {}).h_n;
+  }
+};
+
+}  // namespace ft::inline FT_ABI::nn

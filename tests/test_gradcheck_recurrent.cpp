@@ -1,0 +1,80 @@
+// gradcheck of the recurrent layers' one node (ft/nn/recurrent.hpp: rnn::layer, packed_layer): every
+// mode, both directions, initial states given and not, LSTM's projection, a layer without biases,
+// packed batches; with the input, the states and every weight as inputs. Registered into tests/test_gradcheck.cpp's
+// table.
+#include "ft/nn/recurrent.hpp"
+#include "gradcheck_cases.hpp"
+
+using namespace ft::test::gradcheck_cases;
+
+namespace {
+using ft::Var;
+using ft::nn::rnn::Mode;
+
+// T = 3 steps, B = 2, I = 3, H = 2 (P = 1 with the projection): output, h_n and c_n all in the loss.
+Case recurrent_case(std::string name, Mode mode, bool reverse, bool states, bool bias, bool proj) {
+  return {name, [=] {
+            const index_t G = ft::nn::rnn::gate_count(mode), H = 2, P = proj ? 1 : H;
+            auto x = leaf({3, 2, 3}, 61);
+            auto h0 = leaf({2, P}, 62);
+            auto c0 = leaf({2, H}, 63);
+            auto w_ih = leaf({G * H, 3}, 64), w_hh = leaf({G * H, P}, 65), w_hr = leaf({P, H}, 66);
+            auto b_ih = leaf({G * H}, 67), b_hh = leaf({G * H}, 68);
+            auto f = [=](const Var<double, 3>& x, const Var<double, 2>& h0, const Var<double, 2>& c0,
+                         const Var<double, 2>& w_ih, const Var<double, 2>& w_hh, const Var<double, 1>& b_ih,
+                         const Var<double, 1>& b_hh, const Var<double, 2>& w_hr) {
+              ft::nn::rnn::LayerWeights<double> w{w_ih, w_hh, bias ? b_ih : Var<double, 1>(),
+                                                  bias ? b_hh : Var<double, 1>(), proj ? w_hr : Var<double, 2>()};
+              auto r =
+                  ft::nn::rnn::layer(mode, x, states ? h0 : Var<double, 2>(),
+                                     states && mode == Mode::LSTM ? c0 : Var<double, 2>(), w, reverse, "gradcheck");
+              auto loss = ft::sum(r.output * r.output) + ft::sum(r.h_n * 3.0);
+              if (r.c_n.defined()) return Var<double, 0>(loss + ft::sum(r.c_n * r.c_n));
+              return Var<double, 0>(loss);
+            };
+            return ft::gradcheck(f, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr);
+          }};
+}
+
+// A packed batch of 3 sequences of lengths 3, 2, 1 (6 rows), B = 3, I = 3, H = 2.
+Case packed_case(std::string name, Mode mode) {
+  return {name, [=] {
+            const index_t G = ft::nn::rnn::gate_count(mode), H = 2;
+            auto x = leaf({6, 3}, 71);
+            auto h0 = leaf({3, H}, 72), c0 = leaf({3, H}, 73);
+            auto w_ih = leaf({G * H, 3}, 74), w_hh = leaf({G * H, H}, 75);
+            auto b_ih = leaf({G * H}, 76), b_hh = leaf({G * H}, 77);
+            auto f = [=](const Var<double, 2>& x, const Var<double, 2>& h0, const Var<double, 2>& c0,
+                         const Var<double, 2>& w_ih, const Var<double, 2>& w_hh, const Var<double, 1>& b_ih,
+                         const Var<double, 1>& b_hh) {
+              auto r =
+                  ft::nn::rnn::packed_layer(mode, x, {3, 2, 1}, h0, mode == Mode::LSTM ? c0 : Var<double, 2>(),
+                                            ft::nn::rnn::LayerWeights<double>{w_ih, w_hh, b_ih, b_hh, {}}, "gradcheck");
+              auto loss = ft::sum(r.output * r.output) + ft::sum(r.h_n * 3.0);
+              if (r.c_n.defined()) return Var<double, 0>(loss + ft::sum(r.c_n * r.c_n));
+              return Var<double, 0>(loss);
+            };
+            return ft::gradcheck(f, x, h0, c0, w_ih, w_hh, b_ih, b_hh);
+          }};
+}
+
+std::vector<Case> recurrent_cases() {
+  std::vector<Case> c;
+  c.push_back(recurrent_case("lstm", Mode::LSTM, false, true, true, false));
+  c.push_back(recurrent_case("lstm reverse, zero states", Mode::LSTM, true, false, true, false));
+  c.push_back(recurrent_case("lstm projected", Mode::LSTM, false, true, true, true));
+  c.push_back(recurrent_case("lstm projected reverse, no bias", Mode::LSTM, true, false, false, true));
+  c.push_back(recurrent_case("gru", Mode::GRU, false, true, true, false));
+  c.push_back(recurrent_case("gru reverse, no bias", Mode::GRU, true, false, false, false));
+  c.push_back(recurrent_case("rnn_tanh", Mode::Tanh, false, true, true, false));
+  c.push_back(recurrent_case("rnn_relu reverse", Mode::ReLU, true, true, true, false));
+  c.push_back(packed_case("lstm packed", Mode::LSTM));
+  c.push_back(packed_case("gru packed", Mode::GRU));
+  c.push_back(packed_case("rnn_tanh packed", Mode::Tanh));
+  return c;
+}
+const bool registered = [] {
+  for (auto& k : recurrent_cases()) registry().push_back(std::move(k));
+  return true;
+}();
+}  // namespace
