@@ -15,6 +15,8 @@
 //               output against a fixed target (ft::nn::LSTM: per step one GEMM and one fused
 //               cell kernel, forward and backward); lstm_packed_step: the same batch with
 //               lengths 64 − (13·b mod 48) (17 … 64, unsorted), packed, the output padded back;
+//   encoder_step: a TransformerEncoderLayer (d 256, 4 heads, feed-forward 1024, dropout 0,
+//               batch-first), batch 8 of 512 tokens, MSE against a fixed target;
 //
 // and adam_100: the Adam step alone over 100 float tensors of mixed sizes (10M values in all,
 // gradients preset). Adam lr 1e-3 everywhere. When configured with -DFT_BENCH_LIBTORCH=ON the
@@ -42,6 +44,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "ft/nn/attention.hpp"
 #include "ft/nn/layers.hpp"
 #include "ft/nn/loss.hpp"
 #include "ft/nn/recurrent.hpp"
@@ -218,6 +221,27 @@ auto lstm_packed_trainer(ft::Device dev) {
   return Trainer<LstmPackedNet, ft::Tensor<float, 3>, ft::Tensor<float, 3>, Mse>(
       LstmPackedNet(dev), ft::randn<float>({kLstmSteps, kLstmBatch, kLstmSize}, dev, 2),
       ft::randn<float>({kLstmSteps, kLstmBatch, kLstmSize}, dev, 3));
+}
+// encoder_step's model: one TransformerEncoderLayer.
+constexpr index_t kEncDim = 256, kEncHeads = 4, kEncFf = 1024, kEncBatch = 8, kEncTokens = 512;
+struct EncoderNet : ft::nn::Module<EncoderNet> {
+  ft::nn::TransformerEncoderLayer<float> layer;
+  explicit EncoderNet(ft::Device dev)
+      : layer(kEncDim, kEncHeads, {.dim_feedforward = kEncFf, .dropout = 0.0, .batch_first = true}, dev) {}
+  template <class V>
+  void visit(V&& v) {
+    v("layer", layer);
+  }
+  template <class In>
+  ft::Var<float, 3> forward(const In& x) {
+    return layer(x);
+  }
+};
+auto encoder_trainer(ft::Device dev) {
+  ft::manual_seed(1);
+  return Trainer<EncoderNet, ft::Tensor<float, 3>, ft::Tensor<float, 3>, Mse>(
+      EncoderNet(dev), ft::randn<float>({kEncBatch, kEncTokens, kEncDim}, dev, 2),
+      ft::randn<float>({kEncBatch, kEncTokens, kEncDim}, dev, 3));
 }
 auto lstm_trainer(ft::Device dev) {
   ft::manual_seed(1);
@@ -399,6 +423,13 @@ void BM_lstm_packed_step(benchmark::State& state) {
   run_case(state, c, dev, steps, 0, outside);
 }
 
+void BM_encoder_step(benchmark::State& state) {
+  const ft::Device dev = device_of(state);
+  const auto outside = ft::stats::bytes_in_use(dev);
+  auto c = encoder_trainer(dev);
+  run_case(state, c, dev, kEncBatch * kEncTokens, 0, outside);
+}
+
 void BM_mlp_blocks_step(benchmark::State& state) {
   const ft::Device dev = device_of(state);
   const auto outside = ft::stats::bytes_in_use(dev);
@@ -476,6 +507,11 @@ bool run_rss_case(const std::string& name) {
       auto c = lstm_trainer(cpu);
       steps(c);
     });
+  } else if (name == "encoder/ft") {
+    rss_report(name, [&] {
+      auto c = encoder_trainer(cpu);
+      steps(c);
+    });
   } else if (name == "adam_100/ft") {
     rss_report(name, [&] {
       AdamCase c(cpu);
@@ -493,9 +529,10 @@ bool run_rss_case(const std::string& name) {
 
 // Runs this binary once a case with --rss_case=<case>.
 int peak_rss_all() {
-  std::vector<std::string> cases{"mlp/ft", "lenet/ft", "mlp_blocks/ft", "lstm/ft", "adam_100/ft"};
+  std::vector<std::string> cases{"mlp/ft", "lenet/ft", "mlp_blocks/ft", "lstm/ft", "encoder/ft", "adam_100/ft"};
 #if FT_BENCH_HAVE_LIBTORCH
-  for (const char* c : {"mlp/libtorch", "lenet/libtorch", "mlp_blocks/libtorch", "lstm/libtorch", "adam_100/libtorch"})
+  for (const char* c : {"mlp/libtorch", "lenet/libtorch", "mlp_blocks/libtorch", "lstm/libtorch", "encoder/libtorch",
+                        "adam_100/libtorch"})
     cases.emplace_back(c);
 #endif
   int rc = 0;
@@ -541,6 +578,7 @@ int main(int argc, char** argv) {
                                                      {"/mlp_blocks_step/ft", BM_mlp_blocks_step},
                                                      {"/lstm_step/ft", BM_lstm_step},
                                                      {"/lstm_packed_step/ft", BM_lstm_packed_step},
+                                                     {"/encoder_step/ft", BM_encoder_step},
                                                      {"/adam_100/ft", BM_adam_100},
                                                      {"/lenet_step/ft", BM_lenet_step}};
     for (auto [name, fn] : benches) {

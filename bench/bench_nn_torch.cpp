@@ -160,6 +160,29 @@ struct LstmPackedCase : Steps<LstmPackedCase> {
   }
 };
 
+// bench_nn.cpp's encoder_step: a TransformerEncoderLayer (256, 4 heads, 1024, dropout 0,
+// batch-first), batch 8 of 512 tokens, MSE, Adam.
+struct EncoderCase : Steps<EncoderCase> {
+  nn::TransformerEncoderLayer layer;
+  std::vector<torch::Tensor> params;
+  torch::optim::Adam opt;
+  torch::Tensor x, y, loss;
+  static nn::TransformerEncoderLayer make() {
+    torch::manual_seed(1);
+    return nn::TransformerEncoderLayer(nn::TransformerEncoderLayerOptions(256, 4).dim_feedforward(1024).dropout(0.0));
+  }
+  EncoderCase()
+      : layer(make()),
+        params(layer->parameters()),
+        opt(params, torch::optim::AdamOptions(1e-3)),
+        x(torch::randn({512, 8, 256})),
+        y(torch::randn({512, 8, 256})) {}
+  void forward() {
+    set_grads_to_none(params);
+    loss = nn::functional::mse_loss(layer->forward(x), y);
+  }
+};
+
 // The same 100 tensors as bench_nn.cpp's adam_sizes(), gradients preset.
 struct AdamCase {
   std::vector<torch::Tensor> params;
@@ -238,6 +261,10 @@ void BM_lstm_packed_step(benchmark::State& state) {
   LstmPackedCase c;
   run_case(state, c, static_cast<double>(c.lengths.sum().item<std::int64_t>()), 0);
 }
+void BM_encoder_step(benchmark::State& state) {
+  EncoderCase c;
+  run_case(state, c, 8 * 512, 0);
+}
 void BM_adam_100(benchmark::State& state) {
   AdamCase c;
   run_case(state, c, 1e7, 7.0 * 4 * 1e7);
@@ -269,6 +296,9 @@ void register_benches(int threads) {
   benchmark::RegisterBenchmark("cpu/lstm_packed_step/libtorch", BM_lstm_packed_step)
       ->Unit(benchmark::kMillisecond)
       ->UseRealTime();
+  benchmark::RegisterBenchmark("cpu/encoder_step/libtorch", BM_encoder_step)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
   benchmark::RegisterBenchmark("cpu/adam_100/libtorch", BM_adam_100)->Unit(benchmark::kMillisecond)->UseRealTime();
   benchmark::RegisterBenchmark("cpu/lenet_step/libtorch", BM_lenet_step)->Unit(benchmark::kMillisecond)->UseRealTime();
 }
@@ -288,6 +318,9 @@ bool run_rss_case(const std::string& name, int steps) {
     for (int i = 0; i < steps; ++i) c.step();
   } else if (name == "lstm/libtorch") {
     LstmCase c;
+    for (int i = 0; i < steps; ++i) c.step();
+  } else if (name == "encoder/libtorch") {
+    EncoderCase c;
     for (int i = 0; i < steps; ++i) c.step();
   } else if (name == "adam_100/libtorch") {
     AdamCase c;

@@ -113,6 +113,8 @@ int main() {
     ft::Var<float, 2> h = cell(x.select(1, 0));                                 // one step; h0 left out: zeros
     auto packed = ft::nn::pack_padded_sequence(x, {10, 7, 9, 3}, true, false);  // lengths, unsorted
     auto [out, h_last, c_last] = lstm(packed);                                  // no step of padding computed
+    ft::nn::TransformerEncoderLayer<float> layer(32, 4, {.dim_feedforward = 64, .batch_first = true});
+    ft::Var<float, 3> y = layer(x, ft::nn::generate_square_subsequent_mask(10));  // causal
     std::printf("LSTM output %s, h_n %s, c_n %s; GRUCell h %s\n", ft::to_string(output.shape()).c_str(),
                 ft::to_string(h_n.shape()).c_str(), ft::to_string(c_n.shape()).c_str(),
                 ft::to_string(h.shape()).c_str());

@@ -182,7 +182,7 @@ TEST_CASE("every op has an adjoint rule and a gradcheck case") {
         "norm_p", "normalize", "pairwise_distance", "cosine_similarity", "outer", "cdist", "einsum",
         "cross_entropy_weighted", "kl_div", "margin_ranking_loss", "cosine_embedding_loss", "triplet_margin_loss",
         // recurrent layers (ft/nn/recurrent.hpp)
-        "lstm", "gru", "rnn_tanh", "rnn_relu"})
+        "lstm", "gru", "rnn_tanh", "rnn_relu", "scaled_dot_product_attention"})
     names.push_back(boundary);
   std::set<std::string> covered, seen;
   for (const Case& k : registry()) {

@@ -1,7 +1,9 @@
 // gradcheck of the recurrent layers' one node (ft/nn/recurrent.hpp: rnn::layer, packed_layer): every
 // mode, both directions, initial states given and not, LSTM's projection, a layer without biases,
-// packed batches; with the input, the states and every weight as inputs. Registered into tests/test_gradcheck.cpp's
-// table.
+// packed batches; with the input, the states and every weight as inputs. And attention
+// (ft/nn/attention.hpp: scaled_dot_product_attention, with a mask, a scale, causal). Registered into
+// tests/test_gradcheck.cpp's table.
+#include "ft/nn/attention.hpp"
 #include "ft/nn/recurrent.hpp"
 #include "gradcheck_cases.hpp"
 
@@ -58,6 +60,21 @@ Case packed_case(std::string name, Mode mode) {
           }};
 }
 
+// scaled_dot_product_attention: a float mask and a scale, and causal, q [2, 3, 2] k, v [2, 4, 2].
+Case attention_case() {
+  return {
+      "scaled_dot_product_attention", [] {
+        auto q = leaf({2, 3, 2}, 81), k = leaf({2, 4, 2}, 82), v = leaf({2, 4, 2}, 83);
+        const ft::Tensor<double, 2> mask = ft::test::random_tensor<double>({3, 4}, ft::kCPU, 84, -1, 1);
+        return ft::gradcheck(
+            [mask](const Var<double, 3>& q, const Var<double, 3>& k, const Var<double, 3>& v) {
+              return Var<double, 3>(ft::scaled_dot_product_attention(q, k, v, mask, {.scale = 0.7}) +
+                                    ft::scaled_dot_product_attention(q, k, v * 2, ft::NoMask{}, {.is_causal = true}));
+            },
+            q, k, v);
+      }};
+}
+
 std::vector<Case> recurrent_cases() {
   std::vector<Case> c;
   c.push_back(recurrent_case("lstm", Mode::LSTM, false, true, true, false));
@@ -71,6 +88,7 @@ std::vector<Case> recurrent_cases() {
   c.push_back(packed_case("lstm packed", Mode::LSTM));
   c.push_back(packed_case("gru packed", Mode::GRU));
   c.push_back(packed_case("rnn_tanh packed", Mode::Tanh));
+  c.push_back(attention_case());
   return c;
 }
 const bool registered = [] {

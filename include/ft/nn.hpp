@@ -1,6 +1,7 @@
 // Neural-network modules, initialisers, losses and gradient clipping, as torch.nn.
 #pragma once
 
+#include "ft/nn/attention.hpp"
 #include "ft/nn/clip_grad.hpp"
 #include "ft/nn/init.hpp"
 #include "ft/nn/layers.hpp"

@@ -85,4 +85,27 @@ class Golden {
   std::map<std::string, GoldenRecord> records_;
 };
 
+// A type-erased tensor's values (any device) as doubles.
+inline std::vector<double> any_values(const AnyTensor& t) {
+  std::vector<double> v;
+  visit(t, [&](auto x) {
+    for (auto e : x.to(kCPU).contiguous().to_vector()) v.push_back(static_cast<double>(e));
+  });
+  return v;
+}
+
+// Loads m's parameters and buffers from the float32 records <prefix><key> (rank 1 or 2), by the
+// names PyTorch gave them (strict).
+template <class M>
+void load_params(M& m, const Golden& g, const std::string& prefix, Device dev = kCPU) {
+  nn::StateDict sd;
+  for (const auto& key : m.state_dict().keys()) {
+    if (g.record(prefix + key).shape.size() == 2)
+      sd.insert(key, g.tensor<float, 2>(prefix + key, dev));
+    else
+      sd.insert(key, g.tensor<float, 1>(prefix + key, dev));
+  }
+  m.load_state_dict(sd);
+}
+
 }  // namespace ft::test

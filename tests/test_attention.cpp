@@ -1,0 +1,145 @@
+// Attention against PyTorch (tests/golden/attention.txt, written by tests/golden/make_attention.py):
+// scaled_dot_product_attention with no mask, bool and float masks, a scale and is_causal;
+// MultiheadAttention (key_padding_mask, float and bool attn_mask, batch_first, no bias, the heads'
+// averaged weights); TransformerEncoderLayer post- and pre-norm (relu, gelu, a causal float mask,
+// a key padding mask) and TransformerEncoder with a final norm: outputs and every gradient.
+// CPU only: these are compositions of matmul, softmax, layer_norm and elementwise statements,
+// whose CUDA paths the other suites run.
+#include <doctest/doctest.h>
+
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "ft/nn.hpp"
+#include "ft/nn/attention.hpp"
+#include "golden/golden.hpp"
+
+namespace {
+
+using ft::index_t;
+using ft::Var;
+using ft::test::Golden;
+namespace nn = ft::nn;
+
+const Golden& golden() {
+  static const Golden g("attention.txt");
+  return g;
+}
+
+template <int R>
+Var<float, R> leaf(const std::string& key) {
+  return Var<float, R>(golden().tensor<float, R>(key), ft::requires_grad);
+}
+ft::Tensor<bool, 2> bool_mask(const std::string& key) {
+  return ft::Tensor<bool, 2>(golden().tensor<std::int64_t, 2>(key) != 0);
+}
+
+template <class M>
+void load_case(M& m, const std::string& name) {
+  ft::test::load_params(m, golden(), name + ".param.");
+}
+
+// Σ out·r backward; the output, the listed inputs' and every parameter's gradients checked.
+template <class M, class Out>
+void check_backward(const std::string& name, M& m, const Out& out,
+                    const std::vector<std::pair<std::string, Var<float, 3>>>& inputs) {
+  constexpr double rtol = 2e-5, atol = 2e-6;
+  ft::test::check_close(out.value(), golden().values(name + ".output"), rtol, atol);
+  Var<float, 0> loss = ft::sum(out * golden().tensor<float, 3>(name + ".r"));
+  loss.backward();
+  for (const auto& [key, x] : inputs) {
+    INFO(key);
+    ft::test::check_close(x.grad(), golden().values(name + ".grad." + key), rtol, atol);
+  }
+  for (auto& [pname, p] : m.named_parameters()) {
+    INFO(pname);
+    REQUIRE(p.has_grad());
+    ft::test::check_close(ft::test::any_values(p.grad()), golden().values(name + ".grad." + pname), rtol, atol);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("scaled_dot_product_attention equals softmax(q·kᵀ·scale + mask)·v and its gradients, as PyTorch's") {
+  for (const std::string name : {"sdpa", "sdpa_bool", "sdpa_float", "sdpa_causal"}) {
+    INFO(name);
+    auto q = leaf<4>(name + ".q"), k = leaf<4>(name + ".k"), v = leaf<4>(name + ".v");
+    Var<float, 4> out;
+    if (name == "sdpa_bool")
+      out = ft::scaled_dot_product_attention(q, k, v, bool_mask(name + ".mask"));
+    else if (name == "sdpa_float")
+      out = ft::scaled_dot_product_attention(q, k, v, golden().tensor<float, 2>(name + ".mask"), {.scale = 0.3});
+    else
+      out = ft::scaled_dot_product_attention(q, k, v, ft::NoMask{}, {.is_causal = name == "sdpa_causal"});
+    ft::test::check_close(out.value(), golden().values(name + ".output"), 2e-5, 2e-6);
+    Var<float, 0> loss = ft::sum(out * golden().tensor<float, 4>(name + ".r"));
+    loss.backward();
+    ft::test::check_close(q.grad(), golden().values(name + ".grad.q"), 2e-5, 2e-6);
+    ft::test::check_close(k.grad(), golden().values(name + ".grad.k"), 2e-5, 2e-6);
+    ft::test::check_close(v.grad(), golden().values(name + ".grad.v"), 2e-5, 2e-6);
+  }
+  // dropout: the kept probabilities scaled by 1/(1 − p), a fresh mask per seed
+  const ft::Tensor<float, 3> q = ft::randn<float>({2, 4, 8}), k = ft::randn<float>({2, 6, 8});
+  const ft::Tensor<float, 3> ones = ft::ones<float>({2, 6, 1});
+  Var<float, 3> rows = ft::scaled_dot_product_attention(q, k, ones, ft::NoMask{}, {.dropout_p = 0.5, .seed = 7});
+  for (float r : rows.value().to_vector()) CHECK((r >= 0 && r <= 2.0001f));
+  CHECK_THROWS_WITH_AS(ft::scaled_dot_product_attention(q, ft::randn<float>({2, 6, 7}), ones),
+                       doctest::Contains("do not fit"), ft::Error);
+}
+
+TEST_CASE("MultiheadAttention equals PyTorch's: masks, averaged weights, batch_first, no bias") {
+  {
+    nn::MultiheadAttention<float> mha(8, 2);
+    load_case(mha, "mha");
+    auto query = leaf<3>("mha.query"), key = leaf<3>("mha.key"), value = leaf<3>("mha.value");
+    auto [out, weights] =
+        mha(query, key, value, bool_mask("mha.key_padding_mask"), true, golden().tensor<float, 2>("mha.attn_mask"));
+    ft::test::check_close(weights.value(), golden().values("mha.weights"), 2e-5, 2e-6);
+    check_backward("mha", mha, out, {{"query", query}, {"key", key}, {"value", value}});
+  }
+  nn::MultiheadAttention<float> self(8, 4, {.bias = false, .batch_first = true});
+  CHECK(self.named_parameters().size() == 2);  // in_proj_weight, out_proj.weight
+  load_case(self, "mha_self_bf");
+  auto x = leaf<3>("mha_self_bf.x");
+  auto [out, weights] = self(x, x, x, ft::Tensor<bool, 2>(), true, bool_mask("mha_self_bf.attn_mask"));
+  ft::test::check_close(weights.value(), golden().values("mha_self_bf.weights"), 2e-5, 2e-6);
+  check_backward("mha_self_bf", self, out, {{"x", x}});
+  CHECK_THROWS_WITH_AS(nn::MultiheadAttention<float>(10, 3), doctest::Contains("divisible by num_heads"), ft::Error);
+  CHECK_THROWS_WITH_AS(self(x, x, x, ft::Tensor<bool, 2>(ft::zeros<bool>({3, 5}))),
+                       doctest::Contains("key_padding_mask [3, 5] is not [3, 4]"), ft::Error);
+}
+
+TEST_CASE("TransformerEncoderLayer and TransformerEncoder equal PyTorch's: post-norm, pre-norm, masks") {
+  {
+    nn::TransformerEncoderLayer<float> layer(8, 2, {.dim_feedforward = 16, .dropout = 0.0});
+    load_case(layer, "encoder_post");
+    auto src = leaf<3>("encoder_post.src");
+    Var<float, 3> out = layer(src, ft::NoMask{}, bool_mask("encoder_post.src_key_padding_mask"));
+    check_backward("encoder_post", layer, out, {{"src", src}});
+  }
+  {
+    nn::TransformerEncoderLayer<float> layer(8, 2,
+                                             {.dim_feedforward = 16,
+                                              .dropout = 0.0,
+                                              .activation = nn::TransformerActivation::GELU,
+                                              .batch_first = true,
+                                              .norm_first = true});
+    load_case(layer, "encoder_pre_causal_bf");
+    auto src = leaf<3>("encoder_pre_causal_bf.src");
+    const ft::Tensor<float, 2> mask = nn::generate_square_subsequent_mask<float>(5);
+    ft::test::check_close(mask, golden().values("encoder_pre_causal_bf.src_mask"), 0, 0);
+    Var<float, 3> out = layer(src, mask);
+    check_backward("encoder_pre_causal_bf", layer, out, {{"src", src}});
+    // is_causal gives the same as the causal float mask
+    Var<float, 3> causal = layer(src, ft::NoMask{}, ft::Tensor<bool, 2>(), true);
+    ft::test::check_close(causal.value(), golden().values("encoder_pre_causal_bf.output"), 2e-5, 2e-6);
+  }
+  nn::TransformerEncoder<float> encoder(8, 2, 2, {.dim_feedforward = 16, .dropout = 0.0}, true);
+  CHECK(encoder.named_parameters()[0].first == "layers.0.self_attn.in_proj_weight");
+  load_case(encoder, "encoder_stack");
+  auto src = leaf<3>("encoder_stack.src");
+  Var<float, 3> out = encoder(src);
+  check_backward("encoder_stack", encoder, out, {{"src", src}});
+}
