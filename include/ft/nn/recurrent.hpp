@@ -520,6 +520,14 @@ LayerResult<T> packed_layer(Mode mode, const Var<T, 2>& x, const std::vector<ind
 
 // ---- variable-length batches, as torch.nn.utils.rnn ----
 
+// The lengths of the sorted sequences of a packed batch: sequence k runs while batch_sizes[t] > k.
+inline std::vector<std::int64_t> sorted_lengths(const std::vector<std::int64_t>& batch_sizes) {
+  std::vector<std::int64_t> len(batch_sizes.empty() ? 0 : static_cast<std::size_t>(batch_sizes[0]), 0);
+  for (std::int64_t b : batch_sizes)
+    for (std::int64_t k = 0; k < b; ++k) ++len[static_cast<std::size_t>(k)];
+  return len;
+}
+
 // A batch of sequences of different lengths with the padding left out: data holds step 0's
 // rows (one a sequence), then step 1's, …, the sequences sorted longest first, so that
 // batch_sizes[t] (non-increasing) sequences are still running at step t. sorted_indices[k] is
@@ -533,10 +541,8 @@ struct PackedSequence {
 
   // The sequences' lengths, in the batch's order.
   std::vector<std::int64_t> lengths() const {
-    const std::size_t n = batch_sizes.empty() ? 0 : static_cast<std::size_t>(batch_sizes[0]);
-    std::vector<std::int64_t> len(n, 0);
-    for (std::int64_t b : batch_sizes)
-      for (std::int64_t k = 0; k < b; ++k) ++len[static_cast<std::size_t>(k)];
+    const std::vector<std::int64_t> len = sorted_lengths(batch_sizes);
+    const std::size_t n = len.size();
     if (sorted_indices.empty()) return len;
     std::vector<std::int64_t> out(n);
     for (std::size_t k = 0; k < n; ++k) out[static_cast<std::size_t>(sorted_indices[k])] = len[k];
@@ -548,11 +554,9 @@ namespace rnn {
 // The packed rows of each sequence in reverse order: row (t, k) ↔ row (length_k − 1 − t, k) (its
 // own inverse). A reverse layer over packed sequences runs forward over these rows.
 inline std::vector<std::int64_t> reversed_rows(const std::vector<std::int64_t>& batch_sizes) {
-  std::vector<std::int64_t> offset{0}, len(batch_sizes.empty() ? 0 : static_cast<std::size_t>(batch_sizes[0]), 0);
-  for (std::int64_t b : batch_sizes) {
-    offset.push_back(offset.back() + b);
-    for (std::int64_t k = 0; k < b; ++k) ++len[static_cast<std::size_t>(k)];
-  }
+  const std::vector<std::int64_t> len = sorted_lengths(batch_sizes);
+  std::vector<std::int64_t> offset{0};
+  for (std::int64_t b : batch_sizes) offset.push_back(offset.back() + b);
   std::vector<std::int64_t> rows(static_cast<std::size_t>(offset.back()));
   for (std::size_t t = 0; t < batch_sizes.size(); ++t)
     for (std::int64_t k = 0; k < batch_sizes[t]; ++k)
