@@ -6,6 +6,10 @@
 //   topk5       topk(x [4096, 1000], 5, 1)
 //   cumsum      cumsum of 2^24 floats
 //   sort        sort of 2^24 floats
+//   attention   scaled_dot_product_attention forward and backward, q, k, v [8, 4, 512, 64]
+//               (batch 8, 4 heads, 512 tokens), causal: the fused kernels (ft), the composed
+//               path (ft_composed: batched GEMM, masked softmax, batched GEMM) and LibTorch
+//               1.13's explicit softmax(q·kᵀ/8 + causal mask)·v (it has no fused SDPA)
 // of_copy_bw is the logical traffic (each input read once, each output written once) over the
 // copy bandwidth measured in the same run: the memory floor is 1.0.
 #include <benchmark/benchmark.h>
@@ -17,6 +21,8 @@
 #include <string>
 
 #include "bench_common.hpp"
+#include "ft/autograd.hpp"
+#include "ft/nn/attention.hpp"
 #include "ft/tensor.hpp"
 
 #if FT_BENCH_HAVE_LIBTORCH
@@ -35,6 +41,7 @@ constexpr index_t kCatRows = 4096, kCatCols = 1024;
 constexpr index_t kGatherRows = 4096, kGatherCols = 1024, kGatherK = 256;
 constexpr index_t kTopkRows = 4096, kTopkCols = 1000, kTopk = 5;
 constexpr index_t kScanN = index_t(1) << 24;
+constexpr index_t kAttN = 8, kAttH = 4, kAttL = 512, kAttE = 64;
 
 void BM_cat4_relu(benchmark::State& state) {
   const auto dev = device_of(state);
@@ -84,6 +91,25 @@ void BM_sort(benchmark::State& state) {
   });
 }
 
+// Forward and backward; the traffic: q, k, v, the output and its gradient, the three gradients.
+void attention(benchmark::State& state, bool fused) {
+  const auto dev = device_of(state);
+  const index_t n = kAttN * kAttH * kAttL * kAttE;
+  auto leaf = [&](std::uint64_t seed) {
+    return ft::Var<float, 4>(ft::randn<float>({kAttN, kAttH, kAttL, kAttE}, dev, seed), ft::requires_grad);
+  };
+  ft::Var<float, 4> q = leaf(11), k = leaf(12), v = leaf(13);
+  const ft::Tensor<float, 4> g = ft::randn<float>({kAttN, kAttH, kAttL, kAttE}, dev, 14);
+  timed_loop(state, dev, 4.0 * 8 * n, [&] {
+    for (auto* x : {&q, &k, &v}) x->zero_grad();
+    ft::Var<float, 4> o = fused ? ft::scaled_dot_product_attention(q, k, v, ft::NoMask{}, {.is_causal = true})
+                                : ft::attention::composed(q, k, v, ft::NoMask{}, 0.125, {.is_causal = true});
+    o.backward(g);
+  });
+}
+void BM_attention(benchmark::State& state) { attention(state, true); }
+void BM_attention_composed(benchmark::State& state) { attention(state, false); }
+
 void BM_copy(benchmark::State& state) {
   const auto dev = device_of(state);
   auto src = ft::uniform<float>({kScanN}, -1.f, 1.f, dev, 10);
@@ -114,6 +140,11 @@ int main(int argc, char** argv) {
     reg("cumsum", BM_cumsum);
     reg("sort", BM_sort);
     reg("copy", BM_copy);
+    reg("attention", BM_attention);
+    benchmark::RegisterBenchmark((dn + "attention/ft_composed").c_str(), BM_attention_composed)
+        ->Unit(benchmark::kMillisecond)
+        ->Arg(d)
+        ->UseRealTime();
   }
 #if FT_BENCH_HAVE_LIBTORCH
   int threads = 1;

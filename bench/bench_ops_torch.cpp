@@ -1,9 +1,10 @@
-// The LibTorch peer of bench_ops (CPU): the same five ops on the same shapes, in LibTorch's
+// The LibTorch peer of bench_ops (CPU): the same ops on the same shapes, in LibTorch's
 // eager mode. Compiled as C++17 (LibTorch 1.13's headers) and linked into bench_ops when
 // configured with -DFT_BENCH_LIBTORCH=ON; bench_ops.cpp calls register_benches().
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdint>
 
 namespace ft_bench_torch_ops {
@@ -16,6 +17,7 @@ constexpr std::int64_t kCatRows = 4096, kCatCols = 1024;
 constexpr std::int64_t kGatherRows = 4096, kGatherCols = 1024, kGatherK = 256;
 constexpr std::int64_t kTopkRows = 4096, kTopkCols = 1000, kTopk = 5;
 constexpr std::int64_t kScanN = std::int64_t(1) << 24;
+constexpr std::int64_t kAttN = 8, kAttH = 4, kAttL = 512, kAttE = 64;
 
 template <class F>
 void loop(benchmark::State& state, F&& body) {
@@ -67,13 +69,30 @@ void BM_sort(benchmark::State& state) {
   });
 }
 
+// softmax(q·kᵀ/8 + causal mask)·v, forward and backward, as bench_ops.cpp's attention.
+void BM_attention(benchmark::State& state) {
+  torch::manual_seed(6);
+  auto q = torch::randn({kAttN, kAttH, kAttL, kAttE}).requires_grad_(true);
+  auto k = torch::randn({kAttN, kAttH, kAttL, kAttE}).requires_grad_(true);
+  auto v = torch::randn({kAttN, kAttH, kAttL, kAttE}).requires_grad_(true);
+  auto g = torch::randn({kAttN, kAttH, kAttL, kAttE});
+  auto masked = torch::ones({kAttL, kAttL}, torch::kBool).tril().logical_not();
+  loop(state, [&] {
+    for (auto* x : {&q, &k, &v}) x->mutable_grad() = torch::Tensor();
+    auto s = torch::matmul(q, k.transpose(-2, -1)) * 0.125;
+    auto o = torch::matmul(torch::softmax(s.masked_fill(masked, -INFINITY), -1), v);
+    o.backward(g);
+  });
+}
+
 }  // namespace
 
 void register_benches(int threads) {
   torch::set_num_threads(threads);
-  for (auto [name, fn] : {std::pair{"cpu/cat4_relu/libtorch", BM_cat4_relu},
-                          std::pair{"cpu/gather/libtorch", BM_gather}, std::pair{"cpu/topk5/libtorch", BM_topk5},
-                          std::pair{"cpu/cumsum/libtorch", BM_cumsum}, std::pair{"cpu/sort/libtorch", BM_sort}})
+  for (auto [name, fn] :
+       {std::pair{"cpu/cat4_relu/libtorch", BM_cat4_relu}, std::pair{"cpu/gather/libtorch", BM_gather},
+        std::pair{"cpu/topk5/libtorch", BM_topk5}, std::pair{"cpu/cumsum/libtorch", BM_cumsum},
+        std::pair{"cpu/sort/libtorch", BM_sort}, std::pair{"cpu/attention/libtorch", BM_attention}})
     benchmark::RegisterBenchmark(name, fn)->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 

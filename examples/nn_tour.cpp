@@ -115,11 +115,16 @@ int main() {
     auto [out, h_last, c_last] = lstm(packed);                                  // no step of padding computed
     ft::nn::TransformerEncoderLayer<float> layer(32, 4, {.dim_feedforward = 64, .batch_first = true});
     ft::Var<float, 3> y = layer(x, ft::nn::generate_square_subsequent_mask(10));  // causal
+    // attention (README, after the sequence models): a decoder layer, the fused attention
+    ft::nn::TransformerDecoderLayer<float> dec(32, 4, {.dim_feedforward = 64, .batch_first = true});
+    ft::Var<float, 3> z = dec(y, x, ft::nn::generate_square_subsequent_mask(10));  // causal over y, attends to x
+    ft::Tensor<float, 4> q = ft::randn<float>({4, 2, 10, 16});                     // [batch, heads, L, E]
+    ft::Var<float, 4> a = ft::scaled_dot_product_attention(q, q, q, ft::NoMask{}, {.is_causal = true});
     std::printf("LSTM output %s, h_n %s, c_n %s; GRUCell h %s\n", ft::to_string(output.shape()).c_str(),
                 ft::to_string(h_n.shape()).c_str(), ft::to_string(c_n.shape()).c_str(),
                 ft::to_string(h.shape()).c_str());
-    shapes =
-        output.size(2) == 64 && h_n.size(0) == 2 && h.size(1) == 64 && out.data.size(0) == 29 && h_last.size(1) == 4;
+    shapes = output.size(2) == 64 && h_n.size(0) == 2 && h.size(1) == 64 && out.data.size(0) == 29 &&
+             h_last.size(1) == 4 && z.shape() == y.shape() && a.shape() == q.shape();
   }
   return last < 0.01f && hits >= 27 && shapes ? 0 : 1;
 }

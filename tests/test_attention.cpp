@@ -2,9 +2,11 @@
 // scaled_dot_product_attention with no mask, bool and float masks, a scale and is_causal;
 // MultiheadAttention (key_padding_mask, float and bool attn_mask, batch_first, no bias, the heads'
 // averaged weights); TransformerEncoderLayer post- and pre-norm (relu, gelu, a causal float mask,
-// a key padding mask) and TransformerEncoder with a final norm: outputs and every gradient.
-// CPU only: these are compositions of matmul, softmax, layer_norm and elementwise statements,
-// whose CUDA paths the other suites run.
+// a key padding mask) and TransformerEncoder with a final norm; MultiheadAttention with kdim and
+// vdim; TransformerDecoderLayer (post- and pre-norm, target and memory masks), TransformerDecoder
+// and nn.Transformer: outputs and every gradient.
+// CPU only: these are compositions of matmul, softmax, layer_norm, elementwise statements and the
+// fused attention, whose CUDA paths the other suites run (test_flash.cpp's nvcc copy).
 #include <doctest/doctest.h>
 
 #include <limits>
@@ -90,25 +92,32 @@ TEST_CASE("scaled_dot_product_attention equals softmax(q·kᵀ·scale + mask)·v
 }
 
 TEST_CASE("MultiheadAttention equals PyTorch's: masks, averaged weights, batch_first, no bias") {
-  {
-    nn::MultiheadAttention<float> mha(8, 2);
-    load_case(mha, "mha");
-    auto query = leaf<3>("mha.query"), key = leaf<3>("mha.key"), value = leaf<3>("mha.value");
-    auto [out, weights] =
-        mha(query, key, value, bool_mask("mha.key_padding_mask"), true, golden().tensor<float, 2>("mha.attn_mask"));
-    ft::test::check_close(weights.value(), golden().values("mha.weights"), 2e-5, 2e-6);
-    check_backward("mha", mha, out, {{"query", query}, {"key", key}, {"value", value}});
+  // need_weights: the composed path (the probabilities returned); without: the fused attention
+  for (bool need_weights : {true, false}) {
+    INFO("need_weights " << need_weights);
+    {
+      nn::MultiheadAttention<float> mha(8, 2);
+      load_case(mha, "mha");
+      auto query = leaf<3>("mha.query"), key = leaf<3>("mha.key"), value = leaf<3>("mha.value");
+      auto [out, weights] = mha(query, key, value, bool_mask("mha.key_padding_mask"), need_weights,
+                                golden().tensor<float, 2>("mha.attn_mask"));
+      if (need_weights)
+        ft::test::check_close(weights.value(), golden().values("mha.weights"), 2e-5, 2e-6);
+      else
+        CHECK(!weights.defined());
+      check_backward("mha", mha, out, {{"query", query}, {"key", key}, {"value", value}});
+    }
+    nn::MultiheadAttention<float> self(8, 4, {.bias = false, .batch_first = true});
+    CHECK(self.named_parameters().size() == 2);  // in_proj_weight, out_proj.weight
+    load_case(self, "mha_self_bf");
+    auto x = leaf<3>("mha_self_bf.x");
+    auto [out, weights] = self(x, x, x, ft::Tensor<bool, 2>(), need_weights, bool_mask("mha_self_bf.attn_mask"));
+    if (need_weights) ft::test::check_close(weights.value(), golden().values("mha_self_bf.weights"), 2e-5, 2e-6);
+    check_backward("mha_self_bf", self, out, {{"x", x}});
+    CHECK_THROWS_WITH_AS(self(x, x, x, ft::Tensor<bool, 2>(ft::zeros<bool>({3, 5})), need_weights),
+                         doctest::Contains("key_padding_mask [3, 5] is not [3, 4]"), ft::Error);
   }
-  nn::MultiheadAttention<float> self(8, 4, {.bias = false, .batch_first = true});
-  CHECK(self.named_parameters().size() == 2);  // in_proj_weight, out_proj.weight
-  load_case(self, "mha_self_bf");
-  auto x = leaf<3>("mha_self_bf.x");
-  auto [out, weights] = self(x, x, x, ft::Tensor<bool, 2>(), true, bool_mask("mha_self_bf.attn_mask"));
-  ft::test::check_close(weights.value(), golden().values("mha_self_bf.weights"), 2e-5, 2e-6);
-  check_backward("mha_self_bf", self, out, {{"x", x}});
   CHECK_THROWS_WITH_AS(nn::MultiheadAttention<float>(10, 3), doctest::Contains("divisible by num_heads"), ft::Error);
-  CHECK_THROWS_WITH_AS(self(x, x, x, ft::Tensor<bool, 2>(ft::zeros<bool>({3, 5}))),
-                       doctest::Contains("key_padding_mask [3, 5] is not [3, 4]"), ft::Error);
 }
 
 TEST_CASE("TransformerEncoderLayer and TransformerEncoder equal PyTorch's: post-norm, pre-norm, masks") {
@@ -142,4 +151,61 @@ TEST_CASE("TransformerEncoderLayer and TransformerEncoder equal PyTorch's: post-
   auto src = leaf<3>("encoder_stack.src");
   Var<float, 3> out = encoder(src);
   check_backward("encoder_stack", encoder, out, {{"src", src}});
+}
+
+TEST_CASE("MultiheadAttention with kdim and vdim equals PyTorch's (q_proj_weight, k_proj_weight, v_proj_weight)") {
+  for (bool need_weights : {true, false}) {
+    INFO("need_weights " << need_weights);
+    nn::MultiheadAttention<float> mha(8, 2, {.kdim = 6, .vdim = 5});
+    CHECK(mha.named_parameters()[0].first == "q_proj_weight");
+    load_case(mha, "mha_kvdim");
+    auto query = leaf<3>("mha_kvdim.query"), key = leaf<3>("mha_kvdim.key"), value = leaf<3>("mha_kvdim.value");
+    auto [out, weights] = mha(query, key, value, bool_mask("mha_kvdim.key_padding_mask"), need_weights);
+    if (need_weights) ft::test::check_close(weights.value(), golden().values("mha_kvdim.weights"), 2e-5, 2e-6);
+    check_backward("mha_kvdim", mha, out, {{"query", query}, {"key", key}, {"value", value}});
+    CHECK_THROWS_WITH_AS(mha(query, value, value), doctest::Contains("kdim 6"), ft::Error);
+  }
+}
+
+TEST_CASE("TransformerDecoderLayer, TransformerDecoder and Transformer equal PyTorch's: post-norm, pre-norm, masks") {
+  {
+    nn::TransformerDecoderLayer<float> layer(8, 2, {.dim_feedforward = 16, .dropout = 0.0});
+    CHECK(layer.named_parameters()[4].first == "multihead_attn.in_proj_weight");
+    load_case(layer, "decoder_post");
+    auto tgt = leaf<3>("decoder_post.tgt"), memory = leaf<3>("decoder_post.memory");
+    Var<float, 3> out = layer(tgt, memory, golden().tensor<float, 2>("decoder_post.tgt_mask"), ft::NoMask{},
+                              ft::Tensor<bool, 2>(), bool_mask("decoder_post.memory_key_padding_mask"));
+    check_backward("decoder_post", layer, out, {{"tgt", tgt}, {"memory", memory}});
+    // tgt_is_causal gives the same as the causal float mask
+    Var<float, 3> causal = layer(tgt, memory, ft::NoMask{}, ft::NoMask{}, ft::Tensor<bool, 2>(),
+                                 bool_mask("decoder_post.memory_key_padding_mask"), true);
+    ft::test::check_close(causal.value(), golden().values("decoder_post.output"), 2e-5, 2e-6);
+  }
+  {
+    nn::TransformerDecoderLayer<float> layer(8, 2,
+                                             {.dim_feedforward = 16,
+                                              .dropout = 0.0,
+                                              .activation = nn::TransformerActivation::GELU,
+                                              .batch_first = true,
+                                              .norm_first = true});
+    load_case(layer, "decoder_pre_bf");
+    auto tgt = leaf<3>("decoder_pre_bf.tgt"), memory = leaf<3>("decoder_pre_bf.memory");
+    Var<float, 3> out = layer(tgt, memory, ft::NoMask{}, bool_mask("decoder_pre_bf.memory_mask"),
+                              bool_mask("decoder_pre_bf.tgt_key_padding_mask"));
+    check_backward("decoder_pre_bf", layer, out, {{"tgt", tgt}, {"memory", memory}});
+  }
+  {
+    nn::TransformerDecoder<float> decoder(8, 2, 2, {.dim_feedforward = 16, .dropout = 0.0}, true);
+    load_case(decoder, "decoder_stack");
+    auto tgt = leaf<3>("decoder_stack.tgt"), memory = leaf<3>("decoder_stack.memory");
+    Var<float, 3> out = decoder(tgt, memory);
+    check_backward("decoder_stack", decoder, out, {{"tgt", tgt}, {"memory", memory}});
+  }
+  nn::Transformer<float> transformer(
+      8, 2, {.num_encoder_layers = 2, .num_decoder_layers = 1, .dim_feedforward = 16, .dropout = 0.0});
+  CHECK(transformer.named_parameters().back().first == "decoder.norm.bias");
+  load_case(transformer, "transformer");
+  auto src = leaf<3>("transformer.src"), tgt = leaf<3>("transformer.tgt");
+  Var<float, 3> out = transformer(src, tgt, ft::NoMask{}, golden().tensor<float, 2>("transformer.tgt_mask"));
+  check_backward("transformer", transformer, out, {{"src", src}, {"tgt", tgt}});
 }

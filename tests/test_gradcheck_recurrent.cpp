@@ -1,7 +1,8 @@
 // gradcheck of the recurrent layers' one node (ft/nn/recurrent.hpp: rnn::layer, packed_layer): every
 // mode, both directions, initial states given and not, LSTM's projection, a layer without biases,
 // packed batches; with the input, the states and every weight as inputs. And attention
-// (ft/nn/attention.hpp: scaled_dot_product_attention, with a mask, a scale, causal). Registered into
+// (ft/nn/attention.hpp: scaled_dot_product_attention, the fused kernels: float and bool masks, a
+// scale, causal, dropout; the row kernels too). Registered into
 // tests/test_gradcheck.cpp's table.
 #include "ft/nn/attention.hpp"
 #include "ft/nn/recurrent.hpp"
@@ -75,6 +76,24 @@ Case attention_case() {
       }};
 }
 
+// The fused attention with a bool mask and dropout (a fixed seed: the same mask at every
+// evaluation), on the CPU's blocked kernel and on the row kernels (the GPU's algorithm).
+Case attention_dropout_case(bool rows) {
+  return {rows ? "scaled_dot_product_attention dropout, row kernels" : "scaled_dot_product_attention dropout", [rows] {
+            const bool saved = ft::linalg::flash::testing::row_kernels.exchange(rows);
+            auto q = leaf({2, 3, 2}, 85), k = leaf({2, 4, 2}, 86), v = leaf({2, 4, 3}, 87);
+            ft::Tensor<bool, 2> keep = ft::test::random_tensor<double>({3, 4}, ft::kCPU, 88, -1, 1) > 0.0;
+            keep.select(1, 0) = true;  // every query keeps a key
+            auto result = ft::gradcheck(
+                [keep](const Var<double, 3>& q, const Var<double, 3>& k, const Var<double, 3>& v) {
+                  return ft::scaled_dot_product_attention(q, k, v, keep, {.dropout_p = 0.3, .seed = 5});
+                },
+                q, k, v);
+            ft::linalg::flash::testing::row_kernels = saved;
+            return result;
+          }};
+}
+
 std::vector<Case> recurrent_cases() {
   std::vector<Case> c;
   c.push_back(recurrent_case("lstm", Mode::LSTM, false, true, true, false));
@@ -89,6 +108,8 @@ std::vector<Case> recurrent_cases() {
   c.push_back(packed_case("gru packed", Mode::GRU));
   c.push_back(packed_case("rnn_tanh packed", Mode::Tanh));
   c.push_back(attention_case());
+  c.push_back(attention_dropout_case(false));
+  c.push_back(attention_dropout_case(true));
   return c;
 }
 const bool registered = [] {

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Writes tests/golden/attention.txt: PyTorch's attention and Transformer encoder layers.
+"""Writes tests/golden/attention.txt: PyTorch's attention and Transformer layers.
 
 torch 1.13 has no F.scaled_dot_product_attention: its cases (sdpa_*) are the explicit
 softmax(q·kᵀ·scale + mask)·v in float64, with the inputs (<case>.q, .k, .v, .mask), the output
 (<case>.output), the loss weights (<case>.r) and the gradients of Σ output·r (<case>.grad.q, …).
-nn.MultiheadAttention and nn.TransformerEncoderLayer (eval mode, dropout 0) are built in float32
+nn.MultiheadAttention, the Transformer's layers, stacks and nn.Transformer (eval mode, dropout 0) are
+built in float32
 (PyTorch's initialisation; <case>.param.<key>), run in float64 on float32-representable values:
 inputs, masks, outputs (<case>.output, MultiheadAttention's averaged weights <case>.weights) and
 the gradients of Σ output·r for the inputs and every parameter.
@@ -133,6 +134,55 @@ def main():
         layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0)
         m = nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(8), enable_nested_tensor=False)
         write_module_case(f, "encoder_stack", m, {"src": leaf(4, 2, 8)}, lambda m, i: (m(i["src"]), None))
+
+        # MultiheadAttention with kdim and vdim ≠ embed_dim (q_proj_weight, k_proj_weight, v_proj_weight)
+        torch.manual_seed(6)
+        m = nn.MultiheadAttention(8, 2, kdim=6, vdim=5)
+        kpm = torch.zeros(3, 5, dtype=torch.bool)
+        kpm[1, 0] = kpm[2, 4] = True
+        write_module_case(f, "mha_kvdim", m,
+                          {"query": leaf(4, 3, 8), "key": leaf(5, 3, 6), "value": leaf(5, 3, 5),
+                           "key_padding_mask": kpm},
+                          lambda m, i: m(i["query"], i["key"], i["value"], key_padding_mask=i["key_padding_mask"]))
+
+        # TransformerDecoderLayer: a causal float target mask and a memory key padding mask (post-norm);
+        # pre-norm GELU batch-first with a target key padding mask and a bool memory mask
+        torch.manual_seed(7)
+        m = nn.TransformerDecoderLayer(8, 2, dim_feedforward=16, dropout=0.0)
+        mkpm = torch.zeros(3, 6, dtype=torch.bool)
+        mkpm[0, 5] = mkpm[2, 0] = True
+        write_module_case(f, "decoder_post", m,
+                          {"tgt": leaf(5, 3, 8), "memory": leaf(6, 3, 8),
+                           "tgt_mask": nn.Transformer.generate_square_subsequent_mask(5).double(),
+                           "memory_key_padding_mask": mkpm},
+                          lambda m, i: (m(i["tgt"], i["memory"], tgt_mask=i["tgt_mask"],
+                                          memory_key_padding_mask=i["memory_key_padding_mask"]), None))
+        torch.manual_seed(8)
+        m = nn.TransformerDecoderLayer(8, 2, dim_feedforward=16, dropout=0.0, activation="gelu", batch_first=True,
+                                       norm_first=True)
+        tkpm = torch.zeros(3, 5, dtype=torch.bool)
+        tkpm[1, 3] = tkpm[1, 4] = True
+        mm = torch.rand(5, 4) < 0.3
+        mm[:, 0] = False  # every query may attend to memory position 0
+        write_module_case(f, "decoder_pre_bf", m,
+                          {"tgt": leaf(3, 5, 8), "memory": leaf(3, 4, 8), "tgt_key_padding_mask": tkpm,
+                           "memory_mask": mm},
+                          lambda m, i: (m(i["tgt"], i["memory"], memory_mask=i["memory_mask"],
+                                          tgt_key_padding_mask=i["tgt_key_padding_mask"]), None))
+        torch.manual_seed(9)
+        layer = nn.TransformerDecoderLayer(8, 2, dim_feedforward=16, dropout=0.0)
+        m = nn.TransformerDecoder(layer, 2, norm=nn.LayerNorm(8))
+        write_module_case(f, "decoder_stack", m, {"tgt": leaf(4, 2, 8), "memory": leaf(3, 2, 8)},
+                          lambda m, i: (m(i["tgt"], i["memory"]), None))
+
+        # nn.Transformer: 2 encoder layers, 1 decoder layer, a causal target mask
+        torch.manual_seed(10)
+        m = nn.Transformer(d_model=8, nhead=2, num_encoder_layers=2, num_decoder_layers=1, dim_feedforward=16,
+                           dropout=0.0)
+        write_module_case(f, "transformer", m,
+                          {"src": leaf(5, 2, 8), "tgt": leaf(4, 2, 8),
+                           "tgt_mask": nn.Transformer.generate_square_subsequent_mask(4).double()},
+                          lambda m, i: (m(i["src"], i["tgt"], tgt_mask=i["tgt_mask"]), None))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,13 @@
 #define FT_HOST
 #endif
 
+// FT_UNROLL: unroll the next loop fully in device code (so that its arrays stay in registers).
+#if defined(__CUDACC__)
+#define FT_UNROLL _Pragma("unroll")
+#else
+#define FT_UNROLL
+#endif
+
 // Every name of the library lives in an inline namespace named after the configuration (ft::
 // abi_cuda or ft::abi_cpu; users never write it), so that files built with different
 // configurations cannot silently share one definition of an inline function: passing a tensor

@@ -1,13 +1,13 @@
-// Attention and the Transformer encoder, as PyTorch's: scaled_dot_product_attention,
-// nn::MultiheadAttention, nn::TransformerEncoderLayer, nn::TransformerEncoder and the causal mask
-// helper generate_square_subsequent_mask.
+// Attention and the Transformer, as PyTorch's: scaled_dot_product_attention,
+// nn::MultiheadAttention, nn::TransformerEncoderLayer, nn::TransformerEncoder,
+// nn::TransformerDecoderLayer, nn::TransformerDecoder, nn::Transformer and the causal mask helper
+// generate_square_subsequent_mask.
 //
-// scaled_dot_product_attention is composed here from the library's ops: one batched GEMM for the
-// scores (the scale and the masks fuse into the softmax's input statement), one row-wise softmax,
-// one batched GEMM for the output; its gradient is theirs. It materialises the [.., L, S] scores
-// (memory O(L·S)); the blockwise online-softmax kernel (FlashAttention's algorithm, memory
-// O(L·d)) that issue #18 asks for is not written yet, and will replace this body without a change
-// to the interface.
+// scaled_dot_product_attention is one fused operation (linalg/flash.hpp: FlashAttention's
+// blockwise online softmax; the [.., L, S] scores are never stored, memory O(L·E)): one launch
+// forward, one (CPU) or two (CUDA) backward, which recomputes the probabilities block by block.
+// A mask that requires a gradient, or head dims above 128 on CUDA, take the composed path (a
+// batched GEMM, a row-wise softmax, a batched GEMM: the scores materialised).
 #pragma once
 
 #include <cmath>
@@ -19,6 +19,7 @@
 
 #include "ft/autograd/function.hpp"
 #include "ft/core/config.hpp"
+#include "ft/linalg/flash.hpp"
 #include "ft/linalg/matmul.hpp"
 #include "ft/linalg/rowwise.hpp"
 #include "ft/nn/init.hpp"
@@ -52,7 +53,7 @@ inline Tensor<bool, 2> causal_keep(index_t L, index_t S, Device dev) {
 // entries where it is true (scaled_dot_product_attention's convention), a floating one is added.
 template <class T, int R, class M>
 Var<T, R> masked_softmax(Var<T, R> s, const M& mask, bool causal) {
-  constexpr T neg_inf = -std::numeric_limits<T>::infinity();
+  const T neg_inf = -std::numeric_limits<T>::infinity();
   if constexpr (!std::is_same_v<M, NoMask>) {
     if (mask.defined()) {
       if constexpr (std::is_same_v<typename M::value_type, bool>)
@@ -67,10 +68,215 @@ Var<T, R> masked_softmax(Var<T, R> s, const M& mask, bool causal) {
 
 }  // namespace attention
 
+namespace attention {
+
+// softmax(q·kᵀ·scale + mask)·v composed from matmul, softmax and matmul (the scores stored).
+template <class T, int R, class M>
+Var<T, R> composed(const Var<T, R>& q, const Var<T, R>& k, const Var<T, R>& v, const M& attn_mask, double scale,
+                   const SdpaOptions& options) {
+  // the leading dims folded into one batch dim (matmul's batch): [B, L, E] and so on
+  auto fold = [](const auto& x) {
+    if constexpr (std::decay_t<decltype(x)>::rank == 2)
+      return x.unsqueeze(0);
+    else
+      return x.reshape({-1, x.size(R - 2), x.size(R - 1)});
+  };
+  const Var<T, 3> q3 = fold(q), k3 = fold(k), v3 = fold(v);
+  Var<T, 3> s = matmul(q3, k3.transpose(1, 2)) * scale;
+  Var<T, 3> p;
+  if constexpr (std::is_same_v<M, NoMask> || M::rank <= 2) {
+    p = masked_softmax(s, attn_mask, options.is_causal);
+  } else {
+    // the mask broadcast to the scores' shape, then folded as they are
+    Shape<R> full = q.shape();
+    full[R - 1] = k.size(R - 2);
+    using MT = typename M::value_type;
+    using MV = std::conditional_t<ft::detail::is_var<M>::value, Var<MT, 3>, Tensor<MT, 3>>;
+    MV m3;
+    if (attn_mask.defined()) {
+      if constexpr (ft::detail::is_var<M>::value) {
+        const Var<MT, R> whole = attn_mask + zeros<MT>(full, q.device());
+        m3 = whole.reshape({-1, full[R - 2], full[R - 1]});
+      } else {
+        Tensor<MT, R> whole(full, q.device());
+        std::move(whole) = attn_mask;  // written, broadcast (not rebound)
+        m3 = whole.reshape(Shape<3>{whole.numel() / (full[R - 2] * full[R - 1]), full[R - 2], full[R - 1]});
+      }
+    }
+    p = masked_softmax(s, m3, options.is_causal);
+  }
+  if (options.dropout_p > 0)
+    p = nn::functional::dropout(p, options.dropout_p, true, options.seed ? options.seed : next_seed());
+  Var<T, 3> o = matmul(p, v3);
+  Shape<R> out_shape = q.shape();
+  out_shape[R - 1] = v.size(R - 1);
+  if constexpr (R == 2)
+    return o.squeeze(0);
+  else
+    return [&]<std::size_t... I>(std::index_sequence<I...>) { return o.reshape({out_shape[I]...}); }
+  (std::make_index_sequence<R>{});
+}
+
+// ---- the fused path ----
+
+// x's values as C, with unit column stride and rows that do not overlap (what a GEMM reads):
+// x itself when it is so already, else a copy.
+template <class C, class T, int R>
+Tensor<C, R> operand(const Tensor<T, R>& x) {
+  Tensor<C, R> y;
+  if constexpr (std::is_same_v<T, C>)
+    y = x;
+  else
+    y = Tensor<C, R>(cast<C>(x));
+  const index_t rows = y.size(R - 2), cols = y.size(R - 1);
+  const bool ok = (cols <= 1 || y.stride(R - 1) == 1) && (rows <= 1 || y.stride(R - 2) >= cols);
+  return ok ? y : y.contiguous();
+}
+
+// The kernels' view of an operand of operand()'s layout.
+template <class C, int R>
+linalg::flash::Strided rows_of(const Tensor<C, R>& x) {
+  linalg::flash::Strided s = linalg::flash::strided(x, x.shape());
+  if (x.size(R - 2) <= 1) s.row = std::max<index_t>(x.size(R - 1), 1);  // unread; a valid leading dimension
+  return s;
+}
+
+// A new tensor of `shape` whose dims are laid out in the order of like's strides (as
+// torch.empty_like's preserve_format), so that an output of a head split is its heads' merge.
+template <class C, class T, int R>
+Tensor<C, R> empty_in_layout(const Shape<R>& shape, const Tensor<T, R>& like) {
+  int order[R];
+  for (int d = 0; d < R; ++d) order[d] = d;
+  std::stable_sort(order, order + R, [&](int a, int b) { return like.stride(a) > like.stride(b); });
+  if (order[R - 1] != R - 1) return Tensor<C, R>(shape, like.device());
+  Shape<R> stored;
+  int inverse[R];
+  for (int d = 0; d < R; ++d) stored[d] = shape[order[d]], inverse[order[d]] = d;
+  return Tensor<C, R>(stored, like.device()).permute(inverse);
+}
+
+// The mask types the kernels read in place: none, or a tensor (bool, or floating read as C).
+template <class M>
+struct KernelMask {
+  static constexpr bool fusable = false;
+};
+template <>
+struct KernelMask<NoMask> {
+  static constexpr bool fusable = true;
+  template <class C>
+  using type = linalg::flash::NoMask;
+  template <class C>
+  using tensor = Tensor<bool, 1>;  // unused
+};
+template <class MT, int RM>
+struct KernelMask<Tensor<MT, RM>> {
+  static constexpr bool fusable = true;
+  template <class C>
+  using type = std::conditional_t<std::is_same_v<MT, bool>, bool, C>;
+  template <class C>
+  using tensor = Tensor<type<C>, RM>;
+};
+
+// The fused operation's node: the forward kernel now; its backward recomputes the blocks from the
+// saved log-sum-exps. T's two-byte types run in float (compute_t).
+template <class T, int R, class M>
+Var<T, R> fused(const Var<T, R>& q, const Var<T, R>& k, const Var<T, R>& v, const M& attn_mask, double scale,
+                const SdpaOptions& options) {
+  using C = compute_t<T>;
+  using KM = typename KernelMask<M>::template type<C>;
+  constexpr bool has_mask = !std::is_same_v<M, NoMask>;
+  const Device dev = q.device();
+  const index_t L = q.size(R - 2), S = k.size(R - 2), E = q.size(R - 1), Ev = v.size(R - 1);
+  Shape<R> full = q.shape();  // the scores' shape [.., L, S]
+  full[R - 1] = S;
+  // the mask as the kernel reads it: its own values (a floating one as C), broadcast in place
+  typename KernelMask<M>::template tensor<C> mask;
+  if constexpr (has_mask) {
+    if (attn_mask.defined()) {
+      constexpr int RM = M::rank;
+      static_assert(RM <= R, "ft::scaled_dot_product_attention: attn_mask has more dims than the scores");
+      bool fits = attn_mask.device() == dev;
+      for (int d = 0; d < RM; ++d) fits = fits && (attn_mask.size(d) == 1 || attn_mask.size(d) == full[R - RM + d]);
+      check(fits, "scaled_dot_product_attention", "attn_mask ", to_string(attn_mask.shape()), " on ",
+            attn_mask.device(), " does not broadcast to the scores ", to_string(full), " on ", dev);
+      if constexpr (std::is_same_v<typename M::value_type, KM>)
+        mask = attn_mask;
+      else
+        mask = Tensor<KM, RM>(cast<KM>(attn_mask));
+    }
+  }
+  const double p_drop = options.dropout_p;
+  const std::uint64_t seed = p_drop > 0 ? (options.seed ? options.seed : next_seed()) : 0;
+  // the problem over operands of operand()'s layout
+  auto problem = [=](const Tensor<C, R>& qc, const Tensor<C, R>& kc, const Tensor<C, R>& vc) {
+    linalg::flash::Problem<C, KM> p;
+    p.q = qc.data(), p.k = kc.data(), p.v = vc.data();
+    p.qs = rows_of(qc), p.ks = rows_of(kc), p.vs = rows_of(vc);
+    if constexpr (has_mask) {
+      if (mask.defined()) p.mask = mask.data(), p.ms = linalg::flash::strided(mask, full);
+    }
+    p.B = qc.numel() / std::max<index_t>(L * E, 1);
+    p.L = L, p.S = S, p.E = E, p.Ev = Ev;
+    p.scale = static_cast<C>(scale);
+    p.causal = options.is_causal;
+    p.drop_p = p_drop >= 1 ? 2.0f : static_cast<float>(p_drop);
+    p.drop_scale = p_drop > 0 && p_drop < 1 ? static_cast<C>(1.0 / (1.0 - p_drop)) : C(p_drop > 0 ? 0 : 1);
+    p.seed = seed;
+    return p;
+  };
+  index_t B = 1;
+  for (int d = 0; d < R - 2; ++d) B *= q.size(d);
+  const Tensor<C, R> qc = operand<C>(q.value()), kc = operand<C>(k.value()), vc = operand<C>(v.value());
+  Shape<R> out_shape = q.shape();
+  out_shape[R - 1] = Ev;
+  Tensor<C, R> o = empty_in_layout<C>(out_shape, qc);
+  Tensor<C, 2> lse(Shape<2>{B, L}, dev);
+  linalg::flash::forward(dev, problem(qc, kc, vc), o.data(), rows_of(o), lse.data());
+  Tensor<T, R> out;
+  if constexpr (std::is_same_v<T, C>)
+    out = o;
+  else
+    out = Tensor<T, R>(cast<T>(o));
+  auto bwd = [=](const Tensor<T, R>& g) {
+    const Tensor<C, R> gc = operand<C>(g);
+    const Tensor<C, R - 1> delta = sum(gc * o, R - 1);  // Σ dout·o per query: one launch
+    const Tensor<C, R> qb = operand<C>(q.value()), kb = operand<C>(k.value()), vb = operand<C>(v.value());
+    Shape<R> kshape = k.shape(), vshape = v.shape();
+    Tensor<C, R> dq(q.shape(), dev), dk(kshape, dev), dv(vshape, dev);
+    linalg::flash::backward(dev, problem(qb, kb, vb), gc.data(), rows_of(gc), lse.data(), delta.data(), dq.data(),
+                            dk.data(), dv.data());
+    auto give = [](const Var<T, R>& x, Tensor<C, R>&& dx) {  // a first gradient is dx itself
+      if (!x.requires_grad()) return;
+      if constexpr (std::is_same_v<T, C>)
+        x.state().accumulate(std::move(dx));
+      else
+        x.state().accumulate(cast<T>(dx));
+    };
+    give(q, std::move(dq)), give(k, std::move(dk)), give(v, std::move(dv));
+  };
+  return autograd::record("scaled_dot_product_attention", out, std::move(bwd), q, k, v);
+}
+
+// Whether the fused kernels take this call: a mask without a gradient (a tensor), and on CUDA
+// head dims the row kernels hold; empty problems go the composed way.
+template <class M, class T, int R>
+bool fusable(const Var<T, R>& q, const Var<T, R>& k, const Var<T, R>& v) {
+  if constexpr (!KernelMask<M>::fusable) {
+    return false;
+  } else {
+    if (q.numel() == 0 || k.numel() == 0 || v.numel() == 0) return false;
+    return q.device().is_cpu() || std::max(q.size(R - 1), v.size(R - 1)) <= linalg::flash::kMaxRowHeadDim;
+  }
+}
+
+}  // namespace attention
+
 // torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal,
 // scale): softmax(q·kᵀ·scale + mask)·v over the last two dims, q [.., L, E], k [.., S, E],
 // v [.., S, Ev] → [.., L, Ev]. attn_mask (broadcast to [.., L, S]): bool, true where a query may
-// attend; or floating, added to the scores. Dropout (dropout_p > 0) on the probabilities.
+// attend; or floating, added to the scores. Dropout (dropout_p > 0) on the probabilities; the same
+// seed drops the same entries as nn::functional::dropout over the [B, L, S] probabilities (the
+// leading dims folded into B). A query whose every key is masked gets NaN, as in PyTorch 1.13.
 template <Expression Q, Expression K, Expression V, class M = NoMask>
 Var<float_promote_t<typename Q::value_type>, Q::rank> scaled_dot_product_attention(const Q& query, const K& key,
                                                                                    const V& value,
@@ -90,37 +296,8 @@ Var<float_promote_t<typename Q::value_type>, Q::rank> scaled_dot_product_attenti
   check(options.dropout_p >= 0 && options.dropout_p <= 1, "scaled_dot_product_attention",
         "dropout_p must be in [0, 1], got ", options.dropout_p);
   const double scale = options.scale ? *options.scale : 1.0 / std::sqrt(static_cast<double>(q.size(R - 1)));
-  // the leading dims folded into one batch dim (matmul's batch): [B, L, E] and so on
-  auto fold = [](const auto& x) {
-    if constexpr (std::decay_t<decltype(x)>::rank == 2)
-      return x.unsqueeze(0);
-    else
-      return x.reshape({-1, x.size(R - 2), x.size(R - 1)});
-  };
-  const Var<T, 3> q3 = fold(q), k3 = fold(k), v3 = fold(v);
-  Var<T, 3> s = matmul(q3, k3.transpose(1, 2)) * scale;
-  Var<T, 3> p;
-  if constexpr (std::is_same_v<M, NoMask> || M::rank <= 2) {
-    p = attention::masked_softmax(s, attn_mask, options.is_causal);
-  } else {
-    static_assert(M::rank == R, "ft::scaled_dot_product_attention: attn_mask is [L, S] or has the scores' rank");
-    check(!attn_mask.defined() || attn_mask.numel() == s.numel(), "scaled_dot_product_attention", "attn_mask ",
-          to_string(attn_mask.shape()), " of rank ", R, " must have the scores' full shape [.., ", s.size(1), ", ",
-          s.size(2), "]");
-    using MT = typename M::value_type;
-    p = attention::masked_softmax(
-        s, attn_mask.defined() ? Tensor<MT, 3>(attn_mask.reshape(s.shape())) : Tensor<MT, 3>(), options.is_causal);
-  }
-  if (options.dropout_p > 0)
-    p = nn::functional::dropout(p, options.dropout_p, true, options.seed ? options.seed : next_seed());
-  Var<T, 3> o = matmul(p, v3);
-  Shape<R> out_shape = q.shape();
-  out_shape[R - 1] = v.size(R - 1);
-  if constexpr (R == 2)
-    return o.squeeze(0);
-  else
-    return [&]<std::size_t... I>(std::index_sequence<I...>) { return o.reshape({out_shape[I]...}); }
-  (std::make_index_sequence<R>{});
+  if (attention::fusable<M>(q, k, v)) return attention::fused(q, k, v, attn_mask, scale, options);
+  return attention::composed(q, k, v, attn_mask, scale, options);
 }
 
 }  // namespace ft::inline FT_ABI
@@ -138,6 +315,8 @@ struct MultiheadAttentionOptions {
   double dropout = 0.0;  // on the attention probabilities, in training mode
   bool bias = true;
   bool batch_first = false;  // [N, L, E] instead of [L, N, E]
+  index_t kdim = 0;          // the keys' features (0: embed_dim)
+  index_t vdim = 0;          // the values' features (0: embed_dim)
 };
 
 // What MultiheadAttention returns: the output, and the attention probabilities averaged over the
@@ -149,14 +328,17 @@ struct MultiheadAttentionOutput {
 };
 
 // nn.MultiheadAttention(embed_dim, num_heads): PyTorch's parameters (in_proj_weight [3E, E],
-// in_proj_bias [3E], out_proj), initialisation (xavier_uniform, zero biases) and masks: a bool
-// attn_mask [L, S] or [N·heads, L, S] is true where attending is NOT allowed (a floating one is
-// added); key_padding_mask [N, S] is true at the keys to ignore. Key and value have embed_dim
-// features (kdim = vdim = embed_dim).
+// in_proj_bias [3E], out_proj; with kdim or vdim ≠ E, q_proj_weight [E, E], k_proj_weight
+// [E, kdim] and v_proj_weight [E, vdim] instead of in_proj_weight), initialisation (xavier_uniform,
+// zero biases) and masks: a bool attn_mask [L, S] or [N·heads, L, S] is true where attending is
+// NOT allowed (a floating one is added); key_padding_mask [N, S] is true at the keys to ignore.
+// With need_weights false the attention is the fused one (scaled_dot_product_attention over the
+// heads, read in place); with it, the probabilities are formed and averaged over the heads.
 template <class T = float>
 class MultiheadAttention : public Module<MultiheadAttention<T>> {
  public:
   Var<T, 2> in_proj_weight;
+  Var<T, 2> q_proj_weight, k_proj_weight, v_proj_weight;  // defined when kdim or vdim ≠ embed_dim
   Var<T, 1> in_proj_bias;
   Linear<T> out_proj;
 
@@ -168,19 +350,34 @@ class MultiheadAttention : public Module<MultiheadAttention<T>> {
           ") must be divisible by num_heads (", num_heads, ")");
     check(options.dropout >= 0 && options.dropout <= 1, "MultiheadAttention", "dropout must be in [0, 1], got ",
           options.dropout);
-    Tensor<T, 2> w(Shape<2>{3 * embed_dim, embed_dim}, device);
-    init::xavier_uniform_(w);
-    in_proj_weight = detail::parameter(w);
+    check(options.kdim >= 0 && options.vdim >= 0, "MultiheadAttention", "kdim (", options.kdim, ") and vdim (",
+          options.vdim, ") must not be negative");
+    const index_t kdim = options.kdim ? options.kdim : embed_dim, vdim = options.vdim ? options.vdim : embed_dim;
+    auto weight = [&](index_t rows, index_t cols) {
+      Tensor<T, 2> w(Shape<2>{rows, cols}, device);
+      init::xavier_uniform_(w);
+      return detail::parameter(w);
+    };
+    if (kdim == embed_dim && vdim == embed_dim) {
+      in_proj_weight = weight(3 * embed_dim, embed_dim);
+    } else {
+      q_proj_weight = weight(embed_dim, embed_dim);
+      k_proj_weight = weight(embed_dim, kdim);
+      v_proj_weight = weight(embed_dim, vdim);
+    }
     if (options.bias) {
       in_proj_bias = detail::parameter(zeros<T>(Shape<1>{3 * embed_dim}, device));
       out_proj.bias.data() = T(0.0f);
     }
   }
-  index_t embed_dim() const { return in_proj_weight.size(1); }
+  index_t embed_dim() const { return out_proj.weight.size(0); }
+  index_t kdim() const { return k_proj_weight.defined() ? k_proj_weight.size(1) : embed_dim(); }
+  index_t vdim() const { return v_proj_weight.defined() ? v_proj_weight.size(1) : embed_dim(); }
   index_t num_heads() const { return heads_; }
 
   template <class V>
   void visit(V&& v) {
+    v("q_proj_weight", q_proj_weight), v("k_proj_weight", k_proj_weight), v("v_proj_weight", v_proj_weight);
     v("in_proj_weight", in_proj_weight);
     v("in_proj_bias", in_proj_bias);
     v("out_proj", out_proj);
@@ -192,23 +389,19 @@ class MultiheadAttention : public Module<MultiheadAttention<T>> {
                                       const M& attn_mask = {}, bool is_causal = false) {
     static_assert(Q::rank == 3 && K::rank == 3 && V::rank == 3,
                   "ft::nn::MultiheadAttention: query, key and value are [L, N, E] ([N, L, E] with batch_first)");
-    check(in_proj_weight.defined(), "MultiheadAttention", "the module was default-constructed (no parameters)");
+    check(out_proj.weight.defined(), "MultiheadAttention", "the module was default-constructed (no parameters)");
     Var<T, 3> q = autograd::to_var(query), k = autograd::to_var(key), v = autograd::to_var(value);
-    if (options_.batch_first) q = q.transpose(0, 1), k = k.transpose(0, 1), v = v.transpose(0, 1);
+    const bool self = q.state_ptr() == k.state_ptr() && k.state_ptr() == v.state_ptr();  // self-attention
+    if (options_.batch_first) {
+      q = q.transpose(0, 1);
+      k = self ? q : k.transpose(0, 1);
+      v = self ? q : v.transpose(0, 1);
+    }
     const index_t L = q.size(0), N = q.size(1), E = embed_dim(), S = k.size(0), H = heads_, hd = E / H;
-    check(q.size(2) == E && k.size(2) == E && v.size(2) == E && k.size(1) == N && v.size(1) == N && v.size(0) == S,
+    check(q.size(2) == E && k.size(2) == kdim() && v.size(2) == vdim() && k.size(1) == N && v.size(1) == N &&
+              v.size(0) == S,
           "MultiheadAttention", "query ", to_string(q.shape()), ", key ", to_string(k.shape()), " and value ",
-          to_string(v.shape()), " (sequence-first) do not fit embed_dim ", E);
-    // the projections, then [len, N, E] → [N·heads, len, head_dim]
-    auto project = [&](const Var<T, 3>& x, index_t part) {
-      Var<T, 2> w = in_proj_weight.slice(0, part * E, (part + 1) * E);
-      Var<T, 3> y = in_proj_bias.defined() ? Var<T, 3>(linear(x, w) + in_proj_bias.slice(0, part * E, (part + 1) * E))
-                                           : Var<T, 3>(linear(x, w));
-      return y.reshape({x.size(0), N * H, hd}).transpose(0, 1);
-    };
-    const Var<T, 3> qh = project(q, 0), kh = project(k, 1), vh = project(v, 2);
-    Var<T, 3> s = matmul(qh, kh.transpose(1, 2)) * (1.0 / std::sqrt(static_cast<double>(hd)));  // [N·H, L, S]
-    constexpr T neg_inf = -std::numeric_limits<T>::infinity();
+          to_string(v.shape()), " (sequence-first) do not fit embed_dim ", E, ", kdim ", kdim(), ", vdim ", vdim());
     if constexpr (!std::is_same_v<M, NoMask>) {
       if (attn_mask.defined()) {
         static_assert(M::rank == 2 || M::rank == 3,
@@ -218,6 +411,54 @@ class MultiheadAttention : public Module<MultiheadAttention<T>> {
                          : attn_mask.size(0) == N * H && attn_mask.size(1) == L && attn_mask.size(M::rank - 1) == S;
         check(shape_ok, "MultiheadAttention", "attn_mask ", to_string(attn_mask.shape()), " is not [", L, ", ", S,
               "] or [", N * H, ", ", L, ", ", S, "]");
+      }
+    }
+    check(!key_padding_mask.defined() || key_padding_mask.shape() == Shape<2>{N, S}, "MultiheadAttention",
+          "key_padding_mask ", to_string(key_padding_mask.shape()), " is not [", N, ", ", S, "]");
+    if (!need_weights && !ft::detail::is_var<M>::value) {
+      // the fused attention over the heads read in place: [len, N, E] → [N, heads, len, head_dim];
+      // self-attention projects once, [L, N, 3E], and reads its three parts
+      Var<T, 4> qh, kh, vh;
+      if (self && in_proj_weight.defined()) {
+        const Var<T, 3> y = in_proj_bias.defined() ? Var<T, 3>(linear(q, in_proj_weight) + in_proj_bias)
+                                                   : Var<T, 3>(linear(q, in_proj_weight));
+        const Var<T, 5> parts = y.reshape({L, N, 3, H, hd});
+        qh = parts.select(2, 0).permute({1, 2, 0, 3});
+        kh = parts.select(2, 1).permute({1, 2, 0, 3});
+        vh = parts.select(2, 2).permute({1, 2, 0, 3});
+      } else {
+        auto project = [&](const Var<T, 3>& x, index_t part) {
+          return in_projection(x, part).reshape({x.size(0), N, H, hd}).permute({1, 2, 0, 3});
+        };
+        qh = project(q, 0), kh = project(k, 1), vh = project(v, 2);
+      }
+      const SdpaOptions o{.dropout_p = this->is_training() ? options_.dropout : 0.0,
+                          .is_causal = is_causal,
+                          .seed = seed_ ^ (0x9E3779B97F4A7C15ull * ++calls_)};
+      bool has_attn_mask = false;
+      if constexpr (!std::is_same_v<M, NoMask>) has_attn_mask = attn_mask.defined();
+      Var<T, 4> a;  // [N, heads, L, head_dim], laid out as [L, N, heads, head_dim]
+      if (!has_attn_mask && !key_padding_mask.defined()) {
+        a = scaled_dot_product_attention(qh, kh, vh, NoMask{}, o);
+      } else if (!has_attn_mask) {
+        a = scaled_dot_product_attention(qh, kh, vh, heads_mask(Tensor<bool, 2>(), key_padding_mask, L, N, S), o);
+      } else if constexpr (!std::is_same_v<M, NoMask> && !ft::detail::is_var<M>::value) {
+        a = scaled_dot_product_attention(qh, kh, vh, heads_mask(attn_mask, key_padding_mask, L, N, S), o);
+      }
+      Var<T, 3> out = out_proj(a.permute({2, 0, 1, 3}).reshape({L, N, E}));
+      if (options_.batch_first) out = out.transpose(0, 1);
+      return {out, Var<T, 3>()};
+    }
+    // the probabilities are returned: the composed path, the scores stored
+    // the projections, then [len, N, E] → [N·heads, len, head_dim]
+    auto project = [&](const Var<T, 3>& x, index_t part) {
+      return in_projection(x, part).reshape({x.size(0), N * H, hd}).transpose(0, 1);
+    };
+    const Var<T, 3> qh = project(q, 0), kh = project(k, 1), vh = project(v, 2);
+    Var<T, 3> s = matmul(qh, kh.transpose(1, 2)) * (1.0 / std::sqrt(static_cast<double>(hd)));  // [N·H, L, S]
+    const T neg_inf = -std::numeric_limits<T>::infinity();
+    if constexpr (!std::is_same_v<M, NoMask>) {
+      if (attn_mask.defined()) {
         if constexpr (std::is_same_v<typename M::value_type, bool>)
           s = where(attn_mask, neg_inf, s);
         else
@@ -225,8 +466,6 @@ class MultiheadAttention : public Module<MultiheadAttention<T>> {
       }
     }
     if (key_padding_mask.defined()) {
-      check(key_padding_mask.shape() == Shape<2>{N, S}, "MultiheadAttention", "key_padding_mask ",
-            to_string(key_padding_mask.shape()), " is not [", N, ", ", S, "]");
       const Tensor<bool, 3> pad =
           key_padding_mask.reshape(Shape<3>{N, 1, S}).expand({N, H, S}).reshape(Shape<3>{N * H, 1, S});
       s = where(pad, neg_inf, s);
@@ -242,6 +481,40 @@ class MultiheadAttention : public Module<MultiheadAttention<T>> {
   }
 
  private:
+  // x [len, N, E] projected by part (0 query, 1 key, 2 value) of in_proj_weight and in_proj_bias
+  Var<T, 3> in_projection(const Var<T, 3>& x, index_t part) const {
+    const index_t E = embed_dim();
+    const Var<T, 2> w = in_proj_weight.defined() ? in_proj_weight.slice(0, part * E, (part + 1) * E)
+                                                 : (part == 0   ? q_proj_weight
+                                                    : part == 1 ? k_proj_weight
+                                                                : v_proj_weight);
+    if (!in_proj_bias.defined()) return linear(x, w);
+    return linear(x, w) + in_proj_bias.slice(0, part * E, (part + 1) * E);
+  }
+  // attn_mask (true or −inf: not allowed) and key_padding_mask (true: ignored) as one mask of the
+  // fused attention, which keeps (bool) or adds (floating): [1, 1, L, S], [N, heads, L, S],
+  // [N, 1, 1, S] (broadcast in place) or, both given, their combination [N, 1 or heads, L, S].
+  template <class M>
+  auto heads_mask(const M& attn_mask, const Tensor<bool, 2>& key_padding_mask, index_t L, index_t N, index_t S) const {
+    using MT = typename M::value_type;
+    constexpr int RM = M::rank;
+    Tensor<MT, 4> a;
+    if (attn_mask.defined()) {
+      const Tensor<MT, RM> m = attn_mask.contiguous();
+      a = RM == 2 ? m.reshape(Shape<4>{1, 1, L, S}) : m.reshape(Shape<4>{N, heads_, L, S});
+    }
+    const Tensor<bool, 4> pad =
+        key_padding_mask.defined() ? key_padding_mask.reshape(Shape<4>{N, 1, 1, S}) : Tensor<bool, 4>();
+    if constexpr (std::is_same_v<MT, bool>) {
+      if (!pad.defined()) return Tensor<bool, 4>(!a);
+      if (!a.defined()) return Tensor<bool, 4>(!pad);
+      return Tensor<bool, 4>(!logical_or(a, pad));
+    } else {
+      if (!pad.defined()) return a;
+      return Tensor<MT, 4>(where(pad, -std::numeric_limits<MT>::infinity(), a));
+    }
+  }
+
   index_t heads_ = 1;
   MultiheadAttentionOptions options_;
   std::uint64_t seed_ = next_seed();
@@ -258,6 +531,30 @@ struct TransformerEncoderLayerOptions {
   bool batch_first = false;
   bool norm_first = false;  // pre-norm: x + sa(norm1(x)), then x + ff(norm2(x))
 };
+
+namespace attention {
+// A Transformer layer's feed-forward block: linear2(dropout(activation(linear1(y)))). Without
+// dropout (p = 0, or evaluation) linear2 reads h itself: the GEMM's operand would otherwise be
+// h·1, a copy of [tokens, dim_feedforward] forward and backward.
+template <class T>
+Var<T, 3> feed_forward(Linear<T>& linear1, Dropout& dropout, Linear<T>& linear2, TransformerActivation activation,
+                       const Var<T, 3>& y) {
+  const Var<T, 3> h =
+      activation == TransformerActivation::GELU ? Var<T, 3>(gelu(linear1(y))) : Var<T, 3>(relu(linear1(y)));
+  return dropout.p > 0 && dropout.is_training() ? linear2(dropout(h)) : linear2(h);
+}
+}  // namespace attention
+
+namespace attention {
+// A stack's num_layers layers of one configuration, and its final LayerNorm when final_norm.
+template <class Layer, class T>
+void build_stack(const char* name, ModuleList<Layer>& layers, LayerNorm<T>& norm, index_t d_model, index_t nhead,
+                 int num_layers, const TransformerEncoderLayerOptions& options, bool final_norm, Device device) {
+  check(num_layers >= 1, name, "num_layers must be at least 1, got ", num_layers);
+  for (int l = 0; l < num_layers; ++l) layers.push_back(Layer(d_model, nhead, options, device));
+  if (final_norm) norm = LayerNorm<T>(d_model, options.layer_norm_eps, true, true, device);
+}
+}  // namespace attention
 
 // nn.TransformerEncoderLayer(d_model, nhead): self-attention and a feed-forward block, each with
 // a residual connection and a LayerNorm (after it, or before it with norm_first), PyTorch's
@@ -299,9 +596,7 @@ class TransformerEncoderLayer : public Module<TransformerEncoderLayer<T>> {
       return dropout1(self_attn(y, y, y, src_key_padding_mask, false, src_mask, is_causal).output);
     };
     auto ff = [&](const Var<T, 3>& y) {
-      Var<T, 3> h = options_.activation == TransformerActivation::GELU ? Var<T, 3>(gelu(linear1(y)))
-                                                                       : Var<T, 3>(relu(linear1(y)));
-      return dropout2(linear2(dropout(h)));
+      return dropout2(attention::feed_forward(linear1, dropout, linear2, options_.activation, y));
     };
     if (options_.norm_first) {
       x = x + sa(norm1(x));
@@ -326,9 +621,7 @@ class TransformerEncoder : public Module<TransformerEncoder<T>> {
   TransformerEncoder() = default;
   TransformerEncoder(index_t d_model, index_t nhead, int num_layers, const TransformerEncoderLayerOptions& options = {},
                      bool final_norm = false, Device device = kCPU) {
-    check(num_layers >= 1, "TransformerEncoder", "num_layers must be at least 1, got ", num_layers);
-    for (int l = 0; l < num_layers; ++l) layers.push_back(TransformerEncoderLayer<T>(d_model, nhead, options, device));
-    if (final_norm) norm = LayerNorm<T>(d_model, options.layer_norm_eps, true, true, device);
+    attention::build_stack("TransformerEncoder", layers, norm, d_model, nhead, num_layers, options, final_norm, device);
   }
   template <class V>
   void visit(V&& v) {
@@ -341,6 +634,154 @@ class TransformerEncoder : public Module<TransformerEncoder<T>> {
     Var<T, 3> x = autograd::to_var(src);
     for (std::size_t l = 0; l < layers.size(); ++l) x = layers[l](x, mask, src_key_padding_mask, is_causal);
     return norm.weight.defined() ? Var<T, 3>(norm(x)) : x;
+  }
+};
+
+using TransformerDecoderLayerOptions = TransformerEncoderLayerOptions;
+
+// nn.TransformerDecoderLayer(d_model, nhead): self-attention over the target, attention over the
+// memory (the encoder's output), a feed-forward block; each with a residual connection and a
+// LayerNorm (after it, or before it with norm_first). PyTorch's parameter names (self_attn.…,
+// multihead_attn.…, linear1, linear2, norm1, norm2, norm3).
+template <class T = float>
+class TransformerDecoderLayer : public Module<TransformerDecoderLayer<T>> {
+ public:
+  MultiheadAttention<T> self_attn, multihead_attn;
+  Linear<T> linear1, linear2;
+  LayerNorm<T> norm1, norm2, norm3;
+  Dropout dropout, dropout1, dropout2, dropout3;
+
+  TransformerDecoderLayer() = default;
+  TransformerDecoderLayer(index_t d_model, index_t nhead, const TransformerDecoderLayerOptions& options = {},
+                          Device device = kCPU)
+      : self_attn(d_model, nhead, {.dropout = options.dropout, .batch_first = options.batch_first}, device),
+        multihead_attn(d_model, nhead, {.dropout = options.dropout, .batch_first = options.batch_first}, device),
+        linear1(d_model, options.dim_feedforward, true, device),
+        linear2(options.dim_feedforward, d_model, true, device),
+        norm1(d_model, options.layer_norm_eps, true, true, device),
+        norm2(d_model, options.layer_norm_eps, true, true, device),
+        norm3(d_model, options.layer_norm_eps, true, true, device),
+        dropout(options.dropout),
+        dropout1(options.dropout),
+        dropout2(options.dropout),
+        dropout3(options.dropout),
+        options_(options) {}
+
+  template <class V>
+  void visit(V&& v) {
+    v("self_attn", self_attn), v("multihead_attn", multihead_attn), v("linear1", linear1), v("dropout", dropout);
+    v("linear2", linear2), v("norm1", norm1), v("norm2", norm2), v("norm3", norm3);
+    v("dropout1", dropout1), v("dropout2", dropout2), v("dropout3", dropout3);
+  }
+
+  // tgt [T, N, E] and memory [S, N, E] ([N, ·, E] batch-first); tgt_mask [T, T] and memory_mask
+  // [T, S] (bool: true = not allowed; or floating, added); the key padding masks [N, T] and [N, S]
+  // (true = padding); tgt_is_causal: the target's causal mask without a tensor.
+  template <Expression X, Expression Mem, class TM = NoMask, class MM = NoMask>
+  Var<T, 3> forward(const X& tgt, const Mem& memory, const TM& tgt_mask = {}, const MM& memory_mask = {},
+                    const Tensor<bool, 2>& tgt_key_padding_mask = {},
+                    const Tensor<bool, 2>& memory_key_padding_mask = {}, bool tgt_is_causal = false) {
+    Var<T, 3> x = autograd::to_var(tgt);
+    const Var<T, 3> mem = autograd::to_var(memory);
+    auto sa = [&](const Var<T, 3>& y) {
+      return dropout1(self_attn(y, y, y, tgt_key_padding_mask, false, tgt_mask, tgt_is_causal).output);
+    };
+    auto mha = [&](const Var<T, 3>& y) {
+      return dropout2(multihead_attn(y, mem, mem, memory_key_padding_mask, false, memory_mask).output);
+    };
+    auto ff = [&](const Var<T, 3>& y) {
+      return dropout3(attention::feed_forward(linear1, dropout, linear2, options_.activation, y));
+    };
+    if (options_.norm_first) {
+      x = x + sa(norm1(x));
+      x = x + mha(norm2(x));
+      return x + ff(norm3(x));
+    }
+    x = norm1(x + sa(x));
+    x = norm2(x + mha(x));
+    return norm3(x + ff(x));
+  }
+
+ private:
+  TransformerDecoderLayerOptions options_;
+};
+
+// nn.TransformerDecoder: num_layers decoder layers ("layers.0.…") over one memory, and an
+// optional final LayerNorm ("norm").
+template <class T = float>
+class TransformerDecoder : public Module<TransformerDecoder<T>> {
+ public:
+  ModuleList<TransformerDecoderLayer<T>> layers;
+  LayerNorm<T> norm;  // default-constructed (no parameters) unless final_norm
+
+  TransformerDecoder() = default;
+  TransformerDecoder(index_t d_model, index_t nhead, int num_layers, const TransformerDecoderLayerOptions& options = {},
+                     bool final_norm = false, Device device = kCPU) {
+    attention::build_stack("TransformerDecoder", layers, norm, d_model, nhead, num_layers, options, final_norm, device);
+  }
+  template <class V>
+  void visit(V&& v) {
+    v("layers", layers);
+    v("norm", norm);
+  }
+  template <Expression X, Expression Mem, class TM = NoMask, class MM = NoMask>
+  Var<T, 3> forward(const X& tgt, const Mem& memory, const TM& tgt_mask = {}, const MM& memory_mask = {},
+                    const Tensor<bool, 2>& tgt_key_padding_mask = {},
+                    const Tensor<bool, 2>& memory_key_padding_mask = {}, bool tgt_is_causal = false) {
+    Var<T, 3> x = autograd::to_var(tgt);
+    const Var<T, 3> mem = autograd::to_var(memory);
+    for (std::size_t l = 0; l < layers.size(); ++l)
+      x = layers[l](x, mem, tgt_mask, memory_mask, tgt_key_padding_mask, memory_key_padding_mask, tgt_is_causal);
+    return norm.weight.defined() ? Var<T, 3>(norm(x)) : x;
+  }
+};
+
+struct TransformerOptions {
+  int num_encoder_layers = 6;
+  int num_decoder_layers = 6;
+  index_t dim_feedforward = 2048;
+  double dropout = 0.1;
+  TransformerActivation activation = TransformerActivation::ReLU;
+  double layer_norm_eps = 1e-5;
+  bool batch_first = false;
+  bool norm_first = false;
+};
+
+// nn.Transformer(d_model, nhead): an encoder and a decoder, each with its final LayerNorm
+// ("encoder.layers.0.…", "encoder.norm", "decoder.…"), as PyTorch's.
+template <class T = float>
+class Transformer : public Module<Transformer<T>> {
+ public:
+  TransformerEncoder<T> encoder;
+  TransformerDecoder<T> decoder;
+
+  Transformer() = default;
+  Transformer(index_t d_model, index_t nhead, const TransformerOptions& options = {}, Device device = kCPU)
+      : encoder(d_model, nhead, options.num_encoder_layers, layer_options(options), true, device),
+        decoder(d_model, nhead, options.num_decoder_layers, layer_options(options), true, device) {}
+  template <class V>
+  void visit(V&& v) {
+    v("encoder", encoder);
+    v("decoder", decoder);
+  }
+  // src [S, N, E], tgt [T, N, E] ([N, ·, E] batch-first) → [T, N, E]; the masks as the layers'.
+  template <Expression X, Expression Y, class SM = NoMask, class TM = NoMask, class MM = NoMask>
+  Var<T, 3> forward(const X& src, const Y& tgt, const SM& src_mask = {}, const TM& tgt_mask = {},
+                    const MM& memory_mask = {}, const Tensor<bool, 2>& src_key_padding_mask = {},
+                    const Tensor<bool, 2>& tgt_key_padding_mask = {},
+                    const Tensor<bool, 2>& memory_key_padding_mask = {}) {
+    const Var<T, 3> memory = encoder(src, src_mask, src_key_padding_mask);
+    return decoder(tgt, memory, tgt_mask, memory_mask, tgt_key_padding_mask, memory_key_padding_mask);
+  }
+
+ private:
+  static TransformerEncoderLayerOptions layer_options(const TransformerOptions& o) {
+    return {.dim_feedforward = o.dim_feedforward,
+            .dropout = o.dropout,
+            .activation = o.activation,
+            .layer_norm_eps = o.layer_norm_eps,
+            .batch_first = o.batch_first,
+            .norm_first = o.norm_first};
   }
 };
 
