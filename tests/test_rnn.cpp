@@ -252,6 +252,29 @@ TEST_CASE("an unbatched input [T, I] runs as a batch of one, as PyTorch's (batch
   CHECK(g.value().contiguous().to_vector() == g3.value().contiguous().to_vector());
 }
 
+TEST_CASE("the cells take an unbatched input [I] with states [H], as PyTorch's: the batch of one's row") {
+  nn::LSTMCell<float> lstm(3, 4);
+  nn::GRUCell<float> gru(3, 4);
+  nn::RNNCell<float> rnn(3, 4, true, nn::RNNActivation::ReLU);
+  const ft::Tensor<float, 1> x = ft::randn<float>({3}, ft::kCPU, 13), h0 = ft::randn<float>({4}, ft::kCPU, 14),
+                             c0 = ft::randn<float>({4}, ft::kCPU, 15);
+  auto row = [](const Var<float, 2>& v) { return v.value().contiguous().to_vector(); };
+  auto [h, c] = lstm(x, Var<float, 1>(h0), Var<float, 1>(c0));
+  auto [h2, c2] = lstm(x.unsqueeze(0), Var<float, 2>(h0.unsqueeze(0)), Var<float, 2>(c0.unsqueeze(0)));
+  CHECK(ft::to_string(h.shape()) == "[4]");
+  CHECK(h.value().to_vector() == row(h2));
+  CHECK(c.value().to_vector() == row(c2));
+  Var<float, 1> g = gru(x);  // the state left out: zeros
+  CHECK(g.value().to_vector() == row(gru(x.unsqueeze(0))));
+  Var<float, 1> r = rnn(x, Var<float, 1>(h0));
+  CHECK(r.value().to_vector() == row(rnn(x.unsqueeze(0), Var<float, 2>(h0.unsqueeze(0)))));
+  // and the gradient flows to the unbatched input
+  Var<float, 1> xv(x, ft::requires_grad);
+  Var<float, 0> loss = ft::sum(gru(xv));
+  loss.backward();
+  CHECK(ft::to_string(xv.grad().shape()) == "[3]");
+}
+
 TEST_CASE("a PyTorch LSTM's state_dict saved as safetensors loads and gives PyTorch's outputs") {
   // tests/data/lstm_2bi.safetensors: safetensors' save_file of lstm_2bi_bf's parameters (make_io_data.py)
   const auto sd = ft::io::load_safetensors(std::string(FT_GOLDEN_DIR) + "/../data/lstm_2bi.safetensors");

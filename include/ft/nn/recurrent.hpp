@@ -1027,14 +1027,34 @@ class CellBase : public Module<Derived> {
   }
 
  protected:
-  template <class X>
-  rnn::SequenceResult<T> step(const X& input, const Var<T, 2>& h, const Var<T, 2>& c) {
-    static_assert(X::rank == 2, "ft::nn cells: the input is [batch, input_size]");
+  // One step over input [batch, input_size] with states [batch, hidden_size], or unbatched:
+  // input [input_size] with states [hidden_size], run as a batch of one (as PyTorch's cells).
+  template <class X, int R>
+  rnn::SequenceResult<T> step(const X& input, const Var<T, R>& h, const Var<T, R>& c) {
+    static_assert(X::rank == R && (R == 1 || R == 2),
+                  "ft::nn cells: the input is [batch, input_size] with states [batch, hidden_size], or unbatched: "
+                  "[input_size] with states [hidden_size]");
     const std::string name = std::string(rnn::mode_name(mode_)) + "Cell";
     check(weight_ih.defined(), name.c_str(), "the cell was default-constructed (no parameters)");
-    Var<T, 2> x = autograd::to_var(input);
-    return rnn::layer(mode_, x.unsqueeze(0), h, c, rnn::LayerWeights<T>{weight_ih, weight_hh, bias_ih, bias_hh, {}},
-                      false, name + " (input " + to_string(x.shape()) + ")");
+    const Var<T, R> x = autograd::to_var(input);
+    return rnn::layer(mode_, batched(x).unsqueeze(0), batched(h), batched(c),
+                      rnn::LayerWeights<T>{weight_ih, weight_hh, bias_ih, bias_hh, {}}, false,
+                      name + " (input " + to_string(x.shape()) + ")");
+  }
+  template <int R>
+  static Var<T, 2> batched(const Var<T, R>& v) {
+    if constexpr (R == 1)
+      return v.defined() ? Var<T, 2>(v.unsqueeze(0)) : Var<T, 2>();
+    else
+      return v;
+  }
+  // A state of the batch of one back to [hidden_size] for an unbatched step.
+  template <int R>
+  static Var<T, R> unbatched(const Var<T, 2>& v) {
+    if constexpr (R == 1)
+      return v.squeeze(0);
+    else
+      return v;
   }
   rnn::Mode mode_ = rnn::Mode::Tanh;
 };
@@ -1052,8 +1072,8 @@ class RNNCell : public detail::CellBase<RNNCell<T>, T> {
       : Base(nonlinearity == RNNActivation::ReLU ? rnn::Mode::ReLU : rnn::Mode::Tanh, input_size, hidden_size, bias,
              device) {}
   template <Expression X>
-  Var<T, 2> forward(const X& input, const Var<T, 2>& h = {}) {
-    return this->step(input, h, {}).h_n;
+  Var<T, X::rank> forward(const X& input, const Var<T, X::rank>& h = {}) {
+    return Base::template unbatched<X::rank>(this->step(input, h, Var<T, X::rank>()).h_n);
   }
 };
 
@@ -1067,9 +1087,10 @@ class LSTMCell : public detail::CellBase<LSTMCell<T>, T> {
   LSTMCell(index_t input_size, index_t hidden_size, bool bias = true, Device device = kCPU)
       : Base(rnn::Mode::LSTM, input_size, hidden_size, bias, device) {}
   template <Expression X>
-  std::pair<Var<T, 2>, Var<T, 2>> forward(const X& input, const Var<T, 2>& h = {}, const Var<T, 2>& c = {}) {
+  std::pair<Var<T, X::rank>, Var<T, X::rank>> forward(const X& input, const Var<T, X::rank>& h = {},
+                                                      const Var<T, X::rank>& c = {}) {
     auto r = this->step(input, h, c);
-    return {r.h_n, r.c_n};
+    return {Base::template unbatched<X::rank>(r.h_n), Base::template unbatched<X::rank>(r.c_n)};
   }
 };
 
@@ -1082,8 +1103,8 @@ class GRUCell : public detail::CellBase<GRUCell<T>, T> {
   GRUCell(index_t input_size, index_t hidden_size, bool bias = true, Device device = kCPU)
       : Base(rnn::Mode::GRU, input_size, hidden_size, bias, device) {}
   template <Expression X>
-  Var<T, 2> forward(const X& input, const Var<T, 2>& h = {}) {
-    return this->step(input, h, {}).h_n;
+  Var<T, X::rank> forward(const X& input, const Var<T, X::rank>& h = {}) {
+    return Base::template unbatched<X::rank>(this->step(input, h, Var<T, X::rank>()).h_n);
   }
 };
 
