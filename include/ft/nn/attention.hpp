@@ -205,6 +205,8 @@ Var<T, R> fused(const Var<T, R>& q, const Var<T, R>& k, const Var<T, R>& v, cons
         mask = Tensor<KM, RM>(cast<KM>(attn_mask));
     }
   }
+  index_t B = 1;  // the leading dims, folded
+  for (int d = 0; d < R - 2; ++d) B *= q.size(d);
   const double p_drop = options.dropout_p;
   const std::uint64_t seed = p_drop > 0 ? (options.seed ? options.seed : next_seed()) : 0;
   // the problem over operands of operand()'s layout
@@ -215,7 +217,7 @@ Var<T, R> fused(const Var<T, R>& q, const Var<T, R>& k, const Var<T, R>& v, cons
     if constexpr (has_mask) {
       if (mask.defined()) p.mask = mask.data(), p.ms = linalg::flash::strided(mask, full);
     }
-    p.B = qc.numel() / std::max<index_t>(L * E, 1);
+    p.B = B;
     p.L = L, p.S = S, p.E = E, p.Ev = Ev;
     p.scale = static_cast<C>(scale);
     p.causal = options.is_causal;
@@ -224,8 +226,6 @@ Var<T, R> fused(const Var<T, R>& q, const Var<T, R>& k, const Var<T, R>& v, cons
     p.seed = seed;
     return p;
   };
-  index_t B = 1;
-  for (int d = 0; d < R - 2; ++d) B *= q.size(d);
   const Tensor<C, R> qc = operand<C>(q.value()), kc = operand<C>(k.value()), vc = operand<C>(v.value());
   Shape<R> out_shape = q.shape();
   out_shape[R - 1] = Ev;
@@ -241,8 +241,7 @@ Var<T, R> fused(const Var<T, R>& q, const Var<T, R>& k, const Var<T, R>& v, cons
     const Tensor<C, R> gc = operand<C>(g);
     const Tensor<C, R - 1> delta = sum(gc * o, R - 1);  // Σ dout·o per query: one launch
     const Tensor<C, R> qb = operand<C>(q.value()), kb = operand<C>(k.value()), vb = operand<C>(v.value());
-    Shape<R> kshape = k.shape(), vshape = v.shape();
-    Tensor<C, R> dq(q.shape(), dev), dk(kshape, dev), dv(vshape, dev);
+    Tensor<C, R> dq(q.shape(), dev), dk(k.shape(), dev), dv(v.shape(), dev);
     linalg::flash::backward(dev, problem(qb, kb, vb), gc.data(), rows_of(gc), lse.data(), delta.data(), dq.data(),
                             dk.data(), dv.data());
     auto give = [](const Var<T, R>& x, Tensor<C, R>&& dx) {  // a first gradient is dx itself
