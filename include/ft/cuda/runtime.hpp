@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <span>
 #include <string>
@@ -269,10 +270,26 @@ FT_HD FT_INLINE void report(int* word, int code) {
 #endif
 }
 
+// The offending value of the last failed check of a CPU loop that gave one (a bad index), named
+// in the error; INT64_MIN when none was given. (A GPU's report word holds the code only.)
+inline std::int64_t& cpu_reported_value() {
+  static std::int64_t value = std::numeric_limits<std::int64_t>::min();
+  return value;
+}
+
+// report() with the offending value, for the CPU's error message.
+FT_HD FT_INLINE void report(int* word, int code, [[maybe_unused]] std::int64_t value) {
+#if !defined(__CUDA_ARCH__)
+  std::atomic_ref<std::int64_t>(cpu_reported_value()).store(value, std::memory_order_relaxed);
+#endif
+  report(word, code);
+}
+
 // Throws the reported check's message (and clears the report) if a kernel on `d` reported one
 // since the last call; the caller has waited for the work that could have reported it.
 inline void check_reports(Device d) {
   int* word = report_word(d);
+  if (std::atomic_ref<int>(*word).load(std::memory_order_relaxed) == 0) return;  // the common case: no locked op
   const int code = std::atomic_ref<int>(*word).exchange(0, std::memory_order_relaxed);
   if (code == 0) return;
   std::string message;
@@ -281,8 +298,16 @@ inline void check_reports(Device d) {
     std::lock_guard lock(m.mutex);
     message = code >= 1 && static_cast<std::size_t>(code) <= m.text.size() ? m.text[code - 1] : "unknown check";
   }
-  throw Error(ft::detail::concat(
-      message, d.is_cuda() ? " (found on the GPU by a kernel; reported at this synchronisation of " : " (on ", d, ")"));
+  std::string value;
+  if (d.is_cpu()) {
+    const std::int64_t v = std::atomic_ref<std::int64_t>(cpu_reported_value())
+                               .exchange(std::numeric_limits<std::int64_t>::min(), std::memory_order_relaxed);
+    if (v != std::numeric_limits<std::int64_t>::min()) value = ft::detail::concat("; the value read: ", v);
+  }
+  throw Error(ft::detail::concat(message, value,
+                                 d.is_cuda() ? " (found on the GPU by a kernel; reported at this synchronisation of "
+                                             : " (found by the CPU loop on ",
+                                 d, ")"));
 }
 
 // Stream-ordered device allocation from the driver's memory pool, which acts as the

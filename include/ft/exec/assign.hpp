@@ -23,6 +23,9 @@ namespace exec {
 template <class T, int R, class E>
 void run(const Tensor<T, R>& dst, const E& e) {
   if (dst.numel() == 0) return;  // nothing to compute: no launch
+  if constexpr (requires { e.run_rows_cpu(dst); }) {
+    if (dst.device().is_cpu() && e.run_rows_cpu(dst)) return;  // a statement with a CPU loop of its own (gather)
+  }
   ft::detail::EvaluationScope scope;
   Plan plan = make_plan(dst, e);
   auto ev = e.evaluator(make_context(dst.shape()));

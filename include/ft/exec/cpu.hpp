@@ -3,6 +3,7 @@
 
 #include "ft/core/config.hpp"
 #include "ft/core/stats.hpp"
+#include "ft/cuda/runtime.hpp"
 #include "ft/exec/launch.hpp"
 
 #if defined(_OPENMP)
@@ -131,6 +132,10 @@ FT_CPU_MULTIVERSION FT_CPU_STRIDED_LOOP void each_cat_part(const Body body, cons
   }
 }
 
+// Throws what a check inside the statement's loop reported (a gathered index out of bounds),
+// now that the loop has ended: one relaxed load when nothing was reported.
+inline void raise_reports() { cuda::check_reports(kCPU); }
+
 // out[ix] = ev(ix): the body of a one-output strided kernel.
 template <class T, int R, class Ev>
 struct StoreTo {
@@ -153,6 +158,7 @@ void run(const Tensor<T, R>& dst, const Ev& ev, const Plan& plan) {
     run_dense<std::int64_t, T, R>(dst.data(), ev, n);
   else
     each_strided<std::int64_t>(StoreTo<T, R, Ev>{out, ev}, n, dst.shape());
+  raise_reports();
 }
 
 // A statement whose one cat node `split` describes (found, not broadcast along its dimension),
@@ -163,6 +169,7 @@ void run_by_part(const Tensor<T, R>& dst, const Ev& ev, const CatSplit& split) {
   stats::detail::record_launch(kCPU);
   TensorWriter<T, R> out{dst.data(), dst.strides(), dst.is_contiguous()};
   each_cat_part<std::int64_t>(StoreTo<T, R, Ev>{out, ev}, dst.shape(), R - split.from_end, split);
+  raise_reports();
 }
 
 // Runs a multi-output kernel body over `shape` on the CPU: one launch.
@@ -174,6 +181,7 @@ void run_each(const Body& body, const Shape<R>& shape, bool dense) {
     each_dense<std::int64_t, R>(body, n);
   else
     each_strided<std::int64_t>(body, n, shape);
+  raise_reports();
 }
 
 }  // namespace ft::inline FT_ABI::exec::cpu

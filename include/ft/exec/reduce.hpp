@@ -604,6 +604,7 @@ void with_reader(const E& e, Device dev, CpuBody&& cpu_body, GpuBody&& gpu_body)
     } else {
       go.template operator()<false>();
     }
+    cpu::raise_reports();
   } else {
 #if FT_CUDA_ENABLED
     auto ev = e.evaluator(make_context(e.shape()));
@@ -681,6 +682,7 @@ void run_sum_to(const Tensor<T, R>& dst, const Node& node, bool add = false) {
     ElementReader<std::int64_t, RI, true, decltype(ev)> read{ev, s};
     cpu::reduce(
         dst.data(), Red{}, [read](index_t L) { return read(static_cast<std::int64_t>(L)); }, g, add);
+    cpu::raise_reports();
     return;
   }
   EvalContext ctx = make_context(s);
@@ -695,11 +697,13 @@ void run_sum_to(const Tensor<T, R>& dst, const Node& node, bool add = false) {
     if constexpr (RI > 0) {
       if (g.inner > 1) {
         cpu::sum_to_columns(dst.data(), Red{}, read, g, add);
+        cpu::raise_reports();
         return;
       }
     }
     cpu::reduce(
         dst.data(), Red{}, [read](index_t L) { return read(static_cast<std::int64_t>(L)); }, g, add);
+    cpu::raise_reports();
   } else {
 #if FT_CUDA_ENABLED
     cuda::DeviceGuard guard(dev);

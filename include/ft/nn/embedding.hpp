@@ -44,7 +44,7 @@ struct EmbeddingGather {
   FT_HD FT_INLINE T operator()(index_t i) const {
     const std::int64_t v = idx[i / dim];
     if (v < 0 || v >= V) {
-      cuda::report(report_word, code);
+      cuda::report(report_word, code, v);
       return T(0);
     }
     return weight[v * dim + i % dim];
@@ -161,8 +161,7 @@ Var<T, R + 1> embedding(const Tensor<std::int64_t, R>& indices, const Var<T, 2>&
   const int code = cuda::check_code(ft::detail::concat("Embedding: an index of the indices ", to_string(idx.shape()),
                                                        " is out of range for ", V, " embeddings"));
   out = Generator<ft::nn::detail::EmbeddingGather<T>, R + 1>({idx.data(), w.data(), D, V, cuda::report_word(dev), code},
-                                                             os, dev);
-  if (dev.is_cpu()) cuda::check_reports(dev);  // the CPU statement has finished
+                                                             os, dev);  // a CPU statement raises its reports as it ends
   auto bwd = [wv = weight, idx, V, D, pad = padding_idx](const Tensor<T, R + 1>& g) {
     const Device d = g.device();
     auto [offsets, positions] = ft::nn::detail::group_positions(idx.data(), idx.numel(), V, d);
