@@ -163,6 +163,31 @@ TEST_CASE("a broadcast bias sums the gradient its dense partner wrote, fresh or 
   }
 }
 
+TEST_CASE("a reduction of an operand broadcast along the reduced dimensions counts every copy") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    const auto a = random_tensor<double>({4, 3}, dev, 1);
+    ft::Var<double, 1> b(ft::zeros<double>({3}, dev), ft::requires_grad);
+    ft::Var<double, 2> c(ft::zeros<double>({4, 1}, dev), ft::requires_grad);
+    ft::Var<double, 2> w(random_tensor<double>({3, 3}, dev, 2), ft::requires_grad);
+    auto grad_of = [&](auto&& loss_fn, const auto& v) {
+      b.zero_grad();
+      c.zero_grad();
+      ft::Var<double, 0> loss = loss_fn();
+      loss.backward();
+      return v.grad().to_vector();
+    };
+    // the summed copies: 4 rows of b; 3 columns of c
+    CHECK(grad_of([&] { return ft::sum(a + b); }, b) == std::vector<double>(3, 4.0));
+    CHECK(grad_of([&] { return ft::sum(a - c); }, c) == std::vector<double>(4, -3.0));
+    CHECK(grad_of([&] { return ft::mean(a + b + c); }, b) == std::vector<double>(3, 1.0 / 3));
+    CHECK(grad_of([&] { return ft::sum(ft::sum(a + b, 0) * 2.0); }, b) == std::vector<double>(3, 8.0));
+    CHECK(grad_of([&] { return ft::sum(ft::mean(a + c, 1, ft::keepdim)); }, c) == std::vector<double>(4, 1.0));
+    // a linear layer's output read by the loss in the same statement (bias gradient = batch size)
+    CHECK(grad_of([&] { return ft::sum(ft::linear(a, w, b)); }, b) == std::vector<double>(3, 4.0));
+  }
+}
+
 // The per-element reverse sweep (autograd/sweep.hpp): the forward values once, then every
 // occurrence's adjoint from them, in one kernel — through where with a Var condition, an op
 // without a gradient (floor), a tensor read, a strided leaf and a leaf of another dtype.

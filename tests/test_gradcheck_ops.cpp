@@ -13,6 +13,15 @@ std::vector<Case> op_cases() {
   // ---- reductions: over all, along a dim, keepdim ----
   c.push_back(general("sum", {3, 4},
                       [](const V2& x) { return Var<double, 2>(sum(x * x) + sum(x, 0) + sum(exp(x), 1, keepdim)); }));
+  // reductions of an operand broadcast along the reduced dimensions: it counts once per copy
+  // (b's gradient in sum(a + b) is a's row count, not 1)
+  c.push_back(binary("reductions of a broadcast sum", {3, 4}, {4}, [](const auto& a, const auto& b) {
+    return sum(a + b) + mean(a - b, 0) + sum(b * 2.0 + a, 1, keepdim) + mean(b + a * 0.5) +
+           sum_to(b + a, ft::Shape<2>{1, 4});
+  }));
+  c.push_back(binary("reductions of a broadcast column", {3, 4}, {3, 1}, [](const auto& a, const auto& b) {
+    return sum(b - a, 1, keepdim) + mean(a + b) + max(b + a * 0.0, 0) * 1.0;
+  }));
   c.push_back(general("mean", {3, 4},
                       [](const V2& x) { return Var<double, 2>(mean(x * x) + mean(x, 0) + mean(exp(x), 1, keepdim)); }));
   c.push_back(general(

@@ -135,11 +135,22 @@ struct Adjoint<Where<C, A, B>> {
   }
 };
 
+// The gradient of a node whose output is smaller than its input (a sum_to, a reduction) is read
+// over the input's whole shape (BroadcastTo): an operand of the input broadcast along a summed
+// dimension then sums it once per element there.
 template <class E, int R>
 struct Adjoint<SumTo<E, R>> {
   template <class G, class F>
   static auto apply(const SumTo<E, R>& n, const G& g, F&& f) {
-    return backprop(n.input(), ft::detail::raise_rank<E::rank>(g), f);
+    return backprop(n.input(), ft::detail::broadcast_to(ft::detail::raise_rank<E::rank>(g), n.input().shape()), f);
+  }
+};
+
+template <class E, int R>
+struct Adjoint<BroadcastTo<E, R>> {
+  template <class G, class F>
+  static auto apply(const BroadcastTo<E, R>& n, const G& g, F&& f) {
+    return backprop(n.input(), detail::fit(g, n.input().shape()), f);
   }
 };
 
@@ -150,7 +161,11 @@ struct Adjoint<Reduce<Red, E, OR>> {
     constexpr Rule rule = ReduceGrad<Red>::rule;
     static_assert(rule != Rule::missing, "ft::autograd: this reduction has no adjoint rule");
     if constexpr (rule == Rule::differentiable)
-      return backprop(r.input(), ft::detail::raise_rank<E::rank>(ReduceGrad<Red>::grad(r, detail::expand(r, g))), f);
+      return backprop(
+          r.input(),
+          ft::detail::broadcast_to(ft::detail::raise_rank<E::rank>(ReduceGrad<Red>::grad(r, detail::expand(r, g))),
+                                   r.input().shape()),
+          f);
     else
       return std::tuple<>{};
   }

@@ -58,6 +58,12 @@ struct has_sum_to<Where<C, A, B>>
     : std::bool_constant<has_sum_to<C>::value || has_sum_to<A>::value || has_sum_to<B>::value> {};
 template <class E>
 struct has_sum_to<Unsqueeze<E>> : has_sum_to<E> {};
+template <class E, int R>
+struct has_sum_to<BroadcastTo<E, R>> : has_sum_to<E> {};
+template <class E>
+struct is_broadcast_to : std::false_type {};
+template <class E, int R>
+struct is_broadcast_to<BroadcastTo<E, R>> : std::true_type {};
 
 // True when every SumTo in e (outside reductions, which are launches of their own) sums
 // nothing and keeps its input's rank: then strip(e) computes the same values.
@@ -84,6 +90,8 @@ auto strip(const E& e) {
       return strip(e.input());
     else
       return e;  // never run: strippable() is false
+  } else if constexpr (is_broadcast_to<E>::value) {
+    return ft::detail::broadcast_to(strip(e.input()), e.shape());
   } else if constexpr (requires {
                          e.op();
                          e.operand();

@@ -1,7 +1,7 @@
-// Two nodes that change an expression's shape without materialising it, as the adjoint rules
-// need them: Unsqueeze<E> inserts a dimension of size 1 (a reduction's gradient expanded back
-// over the reduced dimension), and SumTo<E, R> sums an expression down to a shape it was
-// broadcast from (the gradient of a broadcast operand).
+// Nodes that change an expression's shape without materialising it, as the adjoint rules need
+// them: Unsqueeze<E> inserts a dimension of size 1 and BroadcastTo<E, R> reads E over a larger
+// shape (a reduction's gradient expanded back over the reduced dimensions), and SumTo<E, R> sums
+// an expression down to a shape it was broadcast from (the gradient of a broadcast operand).
 #pragma once
 
 #include <optional>
@@ -155,7 +155,54 @@ class SumTo {
   std::uint64_t id_ = detail::next_node_id();
 };
 
+// E read at every coordinate of `shape`, to which it broadcasts (E's size-1 and missing leading
+// dimensions repeat; E reads such coordinates as 0 itself, as any broadcast operand does). The
+// adjoint rules expand a reduction's gradient back to the reduced input's shape with it, so that
+// the SumTo of an operand broadcast along a reduced dimension counts every element: the
+// gradient of b in sum(a[4, 3] + b[3]) is 4 for each element, not the 1 a gradient of shape
+// [1, 1] would sum to.
+template <class E, int R>
+class BroadcastTo {
+ public:
+  using value_type = typename E::value_type;
+  using compute_type = compute_t<value_type>;
+  static constexpr int rank = R;
+  static_assert(E::rank <= R, "ft::BroadcastTo: the target cannot have a lower rank than the expression");
+
+  BroadcastTo(E e, const Shape<R>& shape) : e_(std::move(e)), shape_(shape) {}
+
+  struct Eval {
+    decltype(std::declval<const E&>().evaluator(EvalContext{})) e;
+    template <class Ix>
+    FT_HD FT_INLINE compute_type operator()(const Ix& ix) const {
+      return e(ix);
+    }
+    template <int N, class I>
+    FT_HD FT_INLINE Vec<compute_type, N> load(I i) const {
+      return e.template load<N>(i);  // dense only when E's leaves span the whole shape (or E has none)
+    }
+  };
+
+  const Shape<R>& shape() const { return shape_; }
+  std::optional<Device> device_opt() const { return detail::device_of(e_); }
+  Device device() const { return device_opt().value_or(kCPU); }
+  Eval evaluator(const EvalContext& ctx) const { return {e_.evaluator(ctx)}; }
+  template <class F>
+  void for_each_leaf(F&& f) const {
+    e_.for_each_leaf(f);
+  }
+  const E& input() const { return e_; }
+
+ private:
+  E e_;
+  Shape<R> shape_;
+};
+
 namespace detail {
+template <class E, int R>
+inline constexpr bool is_expression_node_v<BroadcastTo<E, R>> = true;
+template <class E, int R>
+struct has_var<BroadcastTo<E, R>> : has_var<E> {};
 template <class E>
 inline constexpr bool is_expression_node_v<Unsqueeze<E>> = true;
 template <class E, int R>
@@ -171,6 +218,11 @@ namespace detail {
 template <Expression E>
 auto unsqueeze(const E& e, int dim) {
   return Unsqueeze<E>(e, dim);
+}
+// e broadcast to `shape` (see BroadcastTo); e itself when it has that shape already.
+template <int R, Expression E>
+auto broadcast_to(const E& e, const Shape<R>& shape) {
+  return BroadcastTo<E, R>(e, shape);
 }
 // e with dimensions of size 1 prepended up to rank R: the same values, as broadcasting reads them.
 template <int R, Expression E>
