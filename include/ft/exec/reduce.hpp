@@ -10,6 +10,7 @@
 
 #include "ft/core/config.hpp"
 #include "ft/core/stats.hpp"
+#include "ft/exec/cpu.hpp"
 #include "ft/exec/launch.hpp"
 #include "ft/expr/shape_ops.hpp"
 #include "ft/ops/reduction.hpp"
