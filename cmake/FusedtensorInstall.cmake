@@ -11,6 +11,12 @@ install(TARGETS fusedtensor EXPORT fusedtensorTargets)
 if(FT_HAS_CUDA)
   install(TARGETS fusedtensor_cuda EXPORT fusedtensorTargets)
 endif()
+if(TARGET fusedtensor_distributed)
+  install(TARGETS fusedtensor_distributed EXPORT fusedtensorTargets)
+endif()
+if(TARGET fusedtensor_distributed_cuda)
+  install(TARGETS fusedtensor_distributed_cuda EXPORT fusedtensorTargets)
+endif()
 install(EXPORT fusedtensorTargets NAMESPACE ft:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fusedtensor)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/fusedtensorConfig.cmake.in
   ${PROJECT_BINARY_DIR}/fusedtensorConfig.cmake

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -106,6 +107,35 @@ class VarState {
   virtual AnyTensor any_grad() const = 0;
   // Throws when the gradient holds a NaN or an infinity (anomaly detection).
   virtual void check_grad_finite(const std::string& where) const = 0;
+  // The gradient, made zeros first when none has been accumulated (a collective writes into it).
+  virtual AnyTensor grad_or_zeros() = 0;
+};
+
+// Watches every backward pass (DistributedDataParallel's gradient buckets): leaf_ready(leaf) once
+// the last node that reads a leaf has run, so the leaf's gradient is final for this backward
+// (leaves the backward does not reach are never named), and finished() after the last node.
+// Registered for its lifetime by ObserverRegistration; the engine does no extra work without one.
+class BackwardObserver {
+ public:
+  virtual ~BackwardObserver() = default;
+  virtual void leaf_ready(VarState& leaf) = 0;
+  virtual void finished() = 0;
+};
+
+inline std::vector<BackwardObserver*>& backward_observers() {
+  static std::vector<BackwardObserver*> observers;
+  return observers;
+}
+
+class ObserverRegistration {
+ public:
+  explicit ObserverRegistration(BackwardObserver* o) : o_(o) { backward_observers().push_back(o); }
+  ~ObserverRegistration() { std::erase(backward_observers(), o_); }
+  ObserverRegistration(const ObserverRegistration&) = delete;
+  ObserverRegistration& operator=(const ObserverRegistration&) = delete;
+
+ private:
+  BackwardObserver* o_;
 };
 
 inline void Node::run_backward(VarState& out) {
@@ -153,14 +183,31 @@ void run_backward(const std::shared_ptr<VarState>& root, bool retain_graph, Seed
       for (VarState* s : states) s->merge_retained();
     }
   } merge{retaining};
-  seed();
-  for (const auto& s : states) {
-    Node& node = *s->grad_fn;
-    if (!s->has_grad()) continue;  // no gradient reached this statement
-    node.run_backward(*s);
-    if (!s->retains_grad) s->drop_grad();
-    if (!retain_graph) node.release();
+  // with observers: ready[i], the leaves whose last reader is states[i] (inputs are read before
+  // the nodes release them)
+  const auto& observers = backward_observers();
+  std::vector<std::vector<VarState*>> ready(observers.empty() ? 0 : states.size());
+  if (!observers.empty()) {
+    std::unordered_map<VarState*, std::size_t> last;
+    for (std::size_t i = 0; i < states.size(); ++i)
+      for (const auto& in : states[i]->grad_fn->inputs())
+        if (!in->grad_fn && in->requires_grad) last[in.get()] = i;
+    for (const auto& [leaf, i] : last) ready[i].push_back(leaf);
   }
+  seed();
+  for (std::size_t i = 0; i < states.size(); ++i) {
+    const auto& s = states[i];
+    Node& node = *s->grad_fn;
+    if (s->has_grad()) {  // else no gradient reached this statement
+      node.run_backward(*s);
+      if (!s->retains_grad) s->drop_grad();
+      if (!retain_graph) node.release();
+    }
+    if (!ready.empty())
+      for (VarState* leaf : ready[i])
+        for (BackwardObserver* o : observers) o->leaf_ready(*leaf);
+  }
+  for (BackwardObserver* o : observers) o->finished();
 }
 
 }  // namespace ft::inline FT_ABI::autograd

@@ -87,6 +87,13 @@ class VarImpl final : public VarState {
   }
   AnyTensor any_value() const override { return value; }
   AnyTensor any_grad() const override { return grad.defined() ? AnyTensor(grad) : AnyTensor(); }
+  AnyTensor grad_or_zeros() override {
+    if (!grad.defined()) {
+      grad = Tensor<T, R>(value.shape(), value.device());
+      grad = T(0);
+    }
+    return grad;
+  }
   void check_grad_finite(const std::string& where) const override {
     if (has_non_finite(grad))
       fail("anomaly", "the backward of ", where, " produced a NaN or infinite gradient for an input of shape ",

@@ -25,6 +25,49 @@
 
 namespace ft::inline FT_ABI::data {
 
+// torch.utils.data.DistributedSampler: rank `rank` of `num_replicas` takes every
+// num_replicas-th index of the epoch's order (shuffled by (seed, epoch), the same on every
+// rank), starting at its rank. Without drop_last the order is padded with its own first indices
+// to a multiple of num_replicas (every rank gets ⌈n / num_replicas⌉ samples); with it, the tail
+// is dropped (⌊n / num_replicas⌋ each). Give it to DataLoaderOptions::sampler; the loader's
+// epoch (set_epoch, advanced by each begin()) is the sampler's epoch.
+struct DistributedSampler {
+  int num_replicas = 1;
+  int rank = 0;
+  bool shuffle = true;
+  std::uint64_t seed = 0;
+  bool drop_last = false;
+
+  // Samples this rank takes an epoch from a dataset of n.
+  index_t num_samples(index_t n) const {
+    validate();
+    const index_t r = num_replicas;
+    return drop_last ? n / r : (n + r - 1) / r;
+  }
+  // This rank's indices for `epoch`, in order.
+  std::vector<index_t> indices(index_t n, std::uint64_t epoch) const {
+    const index_t per = num_samples(n), total = per * num_replicas;
+    std::vector<index_t> order;
+    if (shuffle) {
+      detail::SplitMix64 mix{seed ^ (epoch * 0xD1B54A32D192ED03ull)};
+      order = randperm(n, mix.next());
+    } else {
+      order.resize(static_cast<std::size_t>(n));
+      std::iota(order.begin(), order.end(), index_t{0});
+    }
+    for (index_t i = 0; static_cast<index_t>(order.size()) < total; ++i)
+      order.push_back(order[static_cast<std::size_t>(i)]);
+    std::vector<index_t> mine;
+    mine.reserve(static_cast<std::size_t>(per));
+    for (index_t i = rank; i < total; i += num_replicas) mine.push_back(order[static_cast<std::size_t>(i)]);
+    return mine;
+  }
+  void validate() const {
+    check(num_replicas >= 1, "DistributedSampler", "num_replicas must be positive, got ", num_replicas);
+    check(rank >= 0 && rank < num_replicas, "DistributedSampler", "rank ", rank, " is outside [0, ", num_replicas, ")");
+  }
+};
+
 struct DataLoaderOptions {
   index_t batch_size = 1;
   bool shuffle = false;
@@ -34,6 +77,8 @@ struct DataLoaderOptions {
   bool pin_memory = false;  // stack batches in page-locked memory (implied by a CUDA device)
   Device device = kCPU;     // where the batches are delivered
   int prefetch_factor = 2;  // batches prepared ahead per worker
+  // This process's share of each epoch (then `shuffle` must stay false: the sampler shuffles).
+  std::optional<DistributedSampler> sampler = std::nullopt;
 };
 
 template <Dataset D>
@@ -48,6 +93,9 @@ class DataLoader {
     check(options_.num_workers >= 0, "DataLoader", "num_workers must be non-negative, got ", options_.num_workers);
     check(options_.prefetch_factor > 0, "DataLoader", "prefetch_factor must be positive, got ",
           options_.prefetch_factor);
+    check(!(options_.sampler && options_.shuffle), "DataLoader",
+          "shuffle and a sampler are exclusive (the sampler's own shuffle option orders each epoch)");
+    if (options_.sampler) options_.sampler->validate();
     if (options_.device.is_cuda()) cuda::require_device(options_.device, "DataLoader");
     pool_ = cuda::PinnedPool::create(options_.pin_memory || options_.device.is_cuda());
   }
@@ -56,7 +104,8 @@ class DataLoader {
 
   // Batches per epoch (PyTorch's len(loader)).
   index_t len() const {
-    const index_t n = dataset_->size(), b = options_.batch_size;
+    const index_t b = options_.batch_size;
+    const index_t n = options_.sampler ? options_.sampler->num_samples(dataset_->size()) : dataset_->size();
     return options_.drop_last ? n / b : (n + b - 1) / b;
   }
   index_t size() const { return len(); }
@@ -113,6 +162,7 @@ class DataLoader {
  private:
   std::vector<index_t> order(std::uint64_t epoch) const {
     const index_t n = dataset_->size();
+    if (options_.sampler) return options_.sampler->indices(n, epoch);
     if (!options_.shuffle) {
       std::vector<index_t> o(static_cast<std::size_t>(n));
       std::iota(o.begin(), o.end(), index_t{0});

@@ -30,6 +30,8 @@ class Parameter {
   // The accumulated gradient; undefined until a backward reached the Var.
   AnyTensor grad() const { return state().any_grad(); }
   bool has_grad() const { return state().has_grad(); }
+  // The gradient, zeros first when none has been accumulated.
+  AnyTensor grad_or_zeros() const { return state().grad_or_zeros(); }
   bool requires_grad() const { return state().requires_grad; }
   // Forgets the gradient (set_to_none, PyTorch's default) or fills it with zeros.
   void zero_grad(bool set_to_none = true) const {
