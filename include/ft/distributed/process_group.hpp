@@ -392,6 +392,15 @@ void write_back(Staged<T, R>& s) {
   if (s.target.defined()) std::move(s.target) = s.buffer;
 }
 
+// After an MPI reduction: Avg's division by the world size (MPI has no average), then the
+// write-back.
+template <class T, int R>
+void finish_reduction(Staged<T, R>& s, ReduceOp op, int world) {
+  if constexpr (is_floating_v<T>)
+    if (op == ReduceOp::Avg) std::move(s.buffer) = s.buffer / static_cast<T>(world);
+  write_back(s);
+}
+
 enum Collective : int { kAllReduce = 1, kBroadcast, kAllGather, kReduceScatter, kBarrier };
 
 #if FT_HAVE_NCCL && FT_CUDA_ENABLED
@@ -590,11 +599,7 @@ Work all_reduce(const Tensor<T, R>& t, ReduceOp op = ReduceOp::Sum, const Collec
                                           detail::mpi_type<T>("all_reduce"), detail::mpi_op(op), g.comm),
                             "all_reduce", "MPI_Allreduce");
         };
-        task.finish = [st, op, world] {
-          if constexpr (is_floating_v<T>)
-            if (op == ReduceOp::Avg) std::move(st->buffer) = st->buffer / static_cast<T>(world);
-          detail::write_back(*st);
-        };
+        task.finish = [st, op, world] { detail::finish_reduction(*st, op, world); };
 #else
         (void)task;
 #endif
@@ -738,11 +743,7 @@ Work reduce_scatter_tensor(const Tensor<T, R>& output, const Tensor<T, R>& input
                                        detail::mpi_type<T>("reduce_scatter_tensor"), detail::mpi_op(op), g.comm),
               "reduce_scatter_tensor", "MPI_Reduce_scatter_block");
         };
-        task.finish = [st, op, world] {
-          if constexpr (is_floating_v<T>)
-            if (op == ReduceOp::Avg) std::move(st->buffer) = st->buffer / static_cast<T>(world);
-          detail::write_back(*st);
-        };
+        task.finish = [st, op, world] { detail::finish_reduction(*st, op, world); };
 #else
         (void)task;
 #endif

@@ -219,7 +219,7 @@ template <Expression E>
 auto unsqueeze(const E& e, int dim) {
   return Unsqueeze<E>(e, dim);
 }
-// e broadcast to `shape` (see BroadcastTo); e itself when it has that shape already.
+// e read over `shape`, which it broadcasts to (see BroadcastTo).
 template <int R, Expression E>
 auto broadcast_to(const E& e, const Shape<R>& shape) {
   return BroadcastTo<E, R>(e, shape);
