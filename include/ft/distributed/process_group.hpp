@@ -239,6 +239,17 @@ class Worker {
   bool stop_ = false;
 };
 
+#if FT_HAVE_MPI
+// A joining step's buffers and request. One abandoned at a timeout is kept (the engine may
+// still write its buffers) and tested at every later join until the late ranks complete it, so
+// the ranks' collectives stay matched in order.
+struct Join {
+  static constexpr int kValues = 2 * (4 + 8);
+  std::int64_t both[kValues], out[kValues];
+  MPI_Request req = MPI_REQUEST_NULL;
+};
+#endif
+
 struct GroupState {
   bool initialized = false;
   bool owns_mpi = false;  // init_process_group called MPI_Init (so destroy finalizes)
@@ -247,6 +258,7 @@ struct GroupState {
   std::unique_ptr<Worker> worker = std::make_unique<Worker>();
 #if FT_HAVE_MPI
   MPI_Comm comm = MPI_COMM_NULL;
+  std::vector<std::unique_ptr<Join>> abandoned;  // joins that timed out, not completed yet
 #endif
 #if FT_HAVE_NCCL && FT_CUDA_ENABLED
   ncclComm_t nccl[kMaxDevices] = {};
@@ -338,23 +350,34 @@ inline void agree(GroupState& g, const Signature& mine, const char* op, const ch
 #if FT_HAVE_MPI
   if (g.world == 1) return;
   constexpr int K = Signature::kSlots;
-  std::int64_t both[2 * K], out[2 * K];
-  for (int i = 0; i < K; ++i) {
-    both[i] = mine.v[i];
-    both[K + i] = -mine.v[i];
-  }
-  MPI_Request req;
-  mpi_check(MPI_Iallreduce(both, out, 2 * K, MPI_INT64_T, MPI_MAX, g.comm, &req), op, "MPI_Iallreduce");
-  const auto start = std::chrono::steady_clock::now();
-  for (std::uint64_t spins = 0;; ++spins) {
+  static_assert(2 * K == Join::kValues);
+  for (auto& j : g.abandoned) {  // a late rank may have completed an abandoned join meanwhile
     int flag = 0;
-    mpi_check(MPI_Test(&req, &flag, MPI_STATUS_IGNORE), op, "MPI_Test");
+    MPI_Test(&j->req, &flag, MPI_STATUS_IGNORE);
+    if (flag) j.reset();
+  }
+  std::erase(g.abandoned, nullptr);
+  auto join = std::make_unique<Join>();
+  for (int i = 0; i < K; ++i) {
+    join->both[i] = mine.v[i];
+    join->both[K + i] = -mine.v[i];
+  }
+  mpi_check(MPI_Iallreduce(join->both, join->out, 2 * K, MPI_INT64_T, MPI_MAX, g.comm, &join->req), op,
+            "MPI_Iallreduce");
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    int flag = 0;
+    mpi_check(MPI_Test(&join->req, &flag, MPI_STATUS_IGNORE), op, "MPI_Test");
     if (flag) break;
-    // a pure spin: yielding here let a 1 MB all_reduce take 4 ms instead of 0.2 on two cores
-    if ((spins & 4095) == 4095 && std::chrono::steady_clock::now() - start > timeout)
+    // a pure spin (a yield here let a 1 MB all_reduce take 4 ms instead of 0.2 on two cores);
+    // the clock read every time: an oversubscribed MPI_Test may itself give up the core
+    if (std::chrono::steady_clock::now() - start > timeout) {
+      g.abandoned.push_back(std::move(join));
       fail(op, "timed out after ", timeout.count(),
            " ms waiting for the other ranks (a rank failed, or called another collective)");
+    }
   }
+  const std::int64_t* out = join->out;
   bool same = true;
   for (int i = 0; i < K; ++i) same = same && out[i] == -out[K + i];
   if (same) return;
@@ -563,6 +586,21 @@ inline void destroy_process_group() {
 #endif
   }
   g.worker->stop();
+#if FT_HAVE_MPI
+  const auto start = std::chrono::steady_clock::now();
+  while (!g.abandoned.empty()) {  // joins abandoned at a timeout: the late ranks complete them
+    int flag = 0;
+    MPI_Test(&g.abandoned.back()->req, &flag, MPI_STATUS_IGNORE);
+    if (flag) {
+      g.abandoned.pop_back();
+    } else if (std::chrono::steady_clock::now() - start > g.options.timeout) {
+      std::fprintf(stderr,
+                   "ft::distributed::destroy_process_group: a rank never joined an abandoned collective; "
+                   "aborting the job\n");
+      MPI_Abort(g.comm, 1);
+    }
+  }
+#endif
 #if FT_HAVE_NCCL && FT_CUDA_ENABLED
   for (auto& c : g.nccl)
     if (c) {
