@@ -10,6 +10,8 @@
 //               (batch 8, 4 heads, 512 tokens), causal: the fused kernels (ft), the composed
 //               path (ft_composed: batched GEMM, masked softmax, batched GEMM) and LibTorch
 //               1.13's explicit softmax(q·kᵀ/8 + causal mask)·v (it has no fused SDPA)
+//   resize_aa   ft::vision::resize of 16 float images [3, 375, 500] to [224, 298], antialiased
+//               bilinear (torchvision's Resize(224)); LibTorch: interpolate(antialias = true)
 // of_copy_bw is the logical traffic (each input read once, each output written once) over the
 // copy bandwidth measured in the same run: the memory floor is 1.0.
 #include <benchmark/benchmark.h>
@@ -24,6 +26,7 @@
 #include "ft/autograd.hpp"
 #include "ft/nn/attention.hpp"
 #include "ft/tensor.hpp"
+#include "ft/vision/transforms.hpp"
 
 #if FT_BENCH_HAVE_LIBTORCH
 // Defined in bench_ops_torch.cpp (C++17, LibTorch's headers).
@@ -42,6 +45,7 @@ constexpr index_t kGatherRows = 4096, kGatherCols = 1024, kGatherK = 256;
 constexpr index_t kTopkRows = 4096, kTopkCols = 1000, kTopk = 5;
 constexpr index_t kScanN = index_t(1) << 24;
 constexpr index_t kAttN = 8, kAttH = 4, kAttL = 512, kAttE = 64;
+constexpr index_t kResizeN = 16, kResizeH = 375, kResizeW = 500, kResizeOH = 224, kResizeOW = 298;
 
 void BM_cat4_relu(benchmark::State& state) {
   const auto dev = device_of(state);
@@ -110,6 +114,16 @@ void attention(benchmark::State& state, bool fused) {
 void BM_attention(benchmark::State& state) { attention(state, true); }
 void BM_attention_composed(benchmark::State& state) { attention(state, false); }
 
+// Each input read once and each output written once.
+void BM_resize_aa(benchmark::State& state) {
+  const auto dev = device_of(state);
+  auto x = ft::uniform<float>({kResizeN, 3, kResizeH, kResizeW}, 0.f, 1.f, dev, 15);
+  timed_loop(state, dev, 4.0 * kResizeN * 3 * (kResizeH * kResizeW + kResizeOH * kResizeOW), [&] {
+    auto y = ft::vision::resize(x, {kResizeOH, kResizeOW});
+    benchmark::DoNotOptimize(y.data());
+  });
+}
+
 void BM_copy(benchmark::State& state) {
   const auto dev = device_of(state);
   auto src = ft::uniform<float>({kScanN}, -1.f, 1.f, dev, 10);
@@ -141,6 +155,7 @@ int main(int argc, char** argv) {
     reg("sort", BM_sort);
     reg("copy", BM_copy);
     reg("attention", BM_attention);
+    reg("resize_aa", BM_resize_aa);
     benchmark::RegisterBenchmark((dn + "attention/ft_composed").c_str(), BM_attention_composed)
         ->Unit(benchmark::kMillisecond)
         ->Arg(d)

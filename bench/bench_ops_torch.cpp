@@ -18,6 +18,7 @@ constexpr std::int64_t kGatherRows = 4096, kGatherCols = 1024, kGatherK = 256;
 constexpr std::int64_t kTopkRows = 4096, kTopkCols = 1000, kTopk = 5;
 constexpr std::int64_t kScanN = std::int64_t(1) << 24;
 constexpr std::int64_t kAttN = 8, kAttH = 4, kAttL = 512, kAttE = 64;
+constexpr std::int64_t kResizeN = 16, kResizeH = 375, kResizeW = 500, kResizeOH = 224, kResizeOW = 298;
 
 template <class F>
 void loop(benchmark::State& state, F&& body) {
@@ -69,6 +70,21 @@ void BM_sort(benchmark::State& state) {
   });
 }
 
+void BM_resize_aa(benchmark::State& state) {
+  torch::manual_seed(7);
+  auto x = torch::rand({kResizeN, 3, kResizeH, kResizeW});
+  namespace F = torch::nn::functional;
+  const auto options = F::InterpolateFuncOptions()
+                           .size(std::vector<std::int64_t>{kResizeOH, kResizeOW})
+                           .mode(torch::kBilinear)
+                           .align_corners(false)
+                           .antialias(true);
+  loop(state, [&] {
+    auto y = F::interpolate(x, options);
+    benchmark::DoNotOptimize(y.data_ptr());
+  });
+}
+
 // softmax(q·kᵀ/8 + causal mask)·v, forward and backward, as bench_ops.cpp's attention.
 void BM_attention(benchmark::State& state) {
   torch::manual_seed(6);
@@ -92,7 +108,8 @@ void register_benches(int threads) {
   for (auto [name, fn] :
        {std::pair{"cpu/cat4_relu/libtorch", BM_cat4_relu}, std::pair{"cpu/gather/libtorch", BM_gather},
         std::pair{"cpu/topk5/libtorch", BM_topk5}, std::pair{"cpu/cumsum/libtorch", BM_cumsum},
-        std::pair{"cpu/sort/libtorch", BM_sort}, std::pair{"cpu/attention/libtorch", BM_attention}})
+        std::pair{"cpu/sort/libtorch", BM_sort}, std::pair{"cpu/attention/libtorch", BM_attention},
+        std::pair{"cpu/resize_aa/libtorch", BM_resize_aa}})
     benchmark::RegisterBenchmark(name, fn)->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 

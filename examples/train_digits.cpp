@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ft/data.hpp"
 #include "ft/ft.hpp"
@@ -78,6 +79,41 @@ double accuracy(Model& model, Loader& loader) {
   return double(correct) / double(total);
 }
 
+// TensorBoard's image panels: the test digits the model gets wrong (up to 32, 8 a row, enlarged)
+// and the confusion matrix (row: the true digit, column: the predicted one; brighter: more of
+// the row's samples).
+template <class Model, class Loader>
+void log_mistakes(Model& model, Loader& loader, ft::utils::SummaryWriter& writer, std::int64_t step) {
+  ft::NoGradGuard no_grad;
+  model.eval();
+  std::vector<ft::Tensor<float, 3>> wrong;
+  std::vector<double> confusion(100, 0.0);
+  for (auto& [x, y] : loader) {
+    ft::Var<float, 2> logits = model(x);
+    const auto pred = ft::Tensor<std::int64_t, 1>(ft::argmax(logits.value(), 1)).to_vector();
+    const auto truth = y.to_vector();
+    const ft::Tensor<float, 4> images = x.to(ft::kCPU);
+    for (std::size_t i = 0; i < pred.size(); ++i) {
+      confusion[static_cast<std::size_t>(truth[i] * 10 + pred[i])] += 1;
+      if (pred[i] != truth[i] && wrong.size() < 32) wrong.push_back(images.select(0, static_cast<ft::index_t>(i)));
+    }
+  }
+  model.train();
+  if (!wrong.empty()) {
+    ft::Tensor<float, 4> batch = ft::interpolate(ft::stack(wrong), {32, 32}, "nearest");  // 8×8 → 32×32
+    writer.add_images("test/misclassified", batch, step);
+  }
+  auto matrix = ft::zeros<float>({1, 160, 160});  // 16×16 pixels a cell
+  for (int t = 0; t < 10; ++t) {
+    double row = 0;
+    for (int p = 0; p < 10; ++p) row += confusion[static_cast<std::size_t>(t * 10 + p)];
+    for (int p = 0; p < 10; ++p)
+      matrix.slice(1, 16 * t, 16 * t + 16).slice(2, 16 * p, 16 * p + 16) =
+          static_cast<float>(row > 0 ? confusion[static_cast<std::size_t>(t * 10 + p)] / row : 0.0);
+  }
+  writer.add_image("test/confusion_matrix", matrix, step);
+}
+
 template <class Model, class Train, class Test>
 double fit(const char* name, Model& model, Train& train, Test& test, const Settings& s) {
   model.to(s.device);
@@ -117,6 +153,7 @@ double fit(const char* name, Model& model, Train& train, Test& test, const Setti
     writer.add_scalar("train/lr", opt.lr(), step);
     for (const auto& [pname, p] : model.named_parameters()) writer.add_histogram("weights/" + pname, p.value(), step);
   }
+  log_mistakes(model, test, writer, step);
   ft::io::save_checkpoint(s.logdir + "/" + name + ".ckpt", model, opt,
                           {{"epochs", std::to_string(s.epochs)}, {"test_accuracy", std::to_string(test_acc)}});
   return test_acc;

@@ -8,3 +8,4 @@
 #include "ft/optim.hpp"
 #include "ft/tensor.hpp"
 #include "ft/utils.hpp"
+#include "ft/vision.hpp"

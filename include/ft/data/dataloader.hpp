@@ -72,7 +72,7 @@ struct DataLoaderOptions {
   index_t batch_size = 1;
   bool shuffle = false;
   bool drop_last = false;   // drop the last batch when it is smaller than batch_size
-  std::uint64_t seed = 0;   // with shuffle: epoch e's order depends only on (seed, e)
+  std::uint64_t seed = 0;   // epoch e's order (with shuffle) and its random transforms depend only on (seed, e)
   int num_workers = 0;      // 0: batches are made on the calling thread when asked for
   bool pin_memory = false;  // stack batches in page-locked memory (implied by a CUDA device)
   Device device = kCPU;     // where the batches are delivered
@@ -124,7 +124,8 @@ class DataLoader {
   // Starts an epoch (stopping the workers of an unfinished one).
   iterator begin() {
     current_.reset();
-    current_ = std::make_shared<Epoch>(dataset_, options_, order(epoch_++), pool_);
+    current_ = std::make_shared<Epoch>(dataset_, options_, order(epoch_), EpochSeed{options_.seed, epoch_}, pool_);
+    ++epoch_;
     return iterator(current_);
   }
   std::default_sentinel_t end() const { return {}; }
@@ -176,8 +177,12 @@ class DataLoader {
   class Epoch {
    public:
     Epoch(std::shared_ptr<const D> dataset, const DataLoaderOptions& options, std::vector<index_t> order,
-          std::shared_ptr<cuda::PinnedPool> pool)
-        : dataset_(std::move(dataset)), options_(options), order_(std::move(order)), pool_(std::move(pool)) {
+          EpochSeed seed, std::shared_ptr<cuda::PinnedPool> pool)
+        : dataset_(std::move(dataset)),
+          options_(options),
+          order_(std::move(order)),
+          seed_(seed),
+          pool_(std::move(pool)) {
       const index_t n = static_cast<index_t>(order_.size()), b = options_.batch_size;
       batches_ = options_.drop_last ? n / b : (n + b - 1) / b;
       alloc_ = [p = pool_](std::size_t bytes) { return p->allocate(bytes); };
@@ -212,7 +217,7 @@ class DataLoader {
       const index_t begin = i * options_.batch_size;
       const index_t end = std::min<index_t>(begin + options_.batch_size, static_cast<index_t>(order_.size()));
       std::span<const index_t> indices(order_.data() + begin, static_cast<std::size_t>(end - begin));
-      return get_batch(*dataset_, indices, alloc_);
+      return get_batch(*dataset_, indices, alloc_, seed_);
     }
     // Workers claim batches in order, at most `capacity_` ahead of the consumer.
     void work() {
@@ -259,6 +264,7 @@ class DataLoader {
     std::shared_ptr<const D> dataset_;
     DataLoaderOptions options_;
     std::vector<index_t> order_;
+    EpochSeed seed_;
     std::shared_ptr<cuda::PinnedPool> pool_;
     HostAllocator alloc_;
     std::optional<cuda::AsyncCopier> copier_;

@@ -163,6 +163,35 @@ batch_t<S> collate(std::span<const S> samples, std::span<const index_t> indices,
   return batch;
 }
 
+// The seed of sample `index`'s random transforms in an epoch: a function of (seed, epoch, index)
+// alone, so augmentation is the same whatever the number of workers and the batch order.
+struct EpochSeed {
+  std::uint64_t seed = 0, epoch = 0;
+  std::uint64_t for_sample(index_t index) const {
+    std::uint64_t z =
+        seed ^ (epoch * 0xD1B54A32D192ED03ull) ^ (static_cast<std::uint64_t>(index) * 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;  // SplitMix64's finaliser
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+};
+
+// A dataset whose samples take a seed (random transforms): the loader calls get(i, seed), with
+// the seed from EpochSeed::for_sample; get(i) alone is epoch 0 of seed 0.
+template <class D>
+concept SeededDataset = Dataset<D> && requires(const D& d, index_t i, std::uint64_t s) {
+  { d.get(i, s) } -> std::same_as<sample_t<D>>;
+};
+
+// Sample i of a dataset, with its seed when the dataset takes one.
+template <Dataset D>
+sample_t<D> get_sample(const D& dataset, index_t i, const EpochSeed& seed) {
+  if constexpr (SeededDataset<D>)
+    return dataset.get(i, seed.for_sample(i));
+  else
+    return dataset.get(i);
+}
+
 // A dataset may gather a whole batch itself (PyTorch's __getitems__): then the loader calls it.
 template <class D>
 concept BatchedDataset = Dataset<D> && requires(const D& d, std::span<const index_t> idx, const HostAllocator& a) {
@@ -170,13 +199,14 @@ concept BatchedDataset = Dataset<D> && requires(const D& d, std::span<const inde
 };
 
 template <Dataset D>
-batch_t<sample_t<D>> get_batch(const D& dataset, std::span<const index_t> indices, const HostAllocator& alloc = {}) {
-  if constexpr (BatchedDataset<D>) {
+batch_t<sample_t<D>> get_batch(const D& dataset, std::span<const index_t> indices, const HostAllocator& alloc = {},
+                               const EpochSeed& seed = {}) {
+  if constexpr (BatchedDataset<D> && !SeededDataset<D>) {
     return dataset.get_batch(indices, alloc);
   } else {
     std::vector<sample_t<D>> samples;
     samples.reserve(indices.size());
-    for (index_t i : indices) samples.push_back(dataset.get(i));
+    for (index_t i : indices) samples.push_back(get_sample(dataset, i, seed));
     return collate(std::span<const sample_t<D>>(samples), indices, alloc);
   }
 }
@@ -241,6 +271,11 @@ class Subset {
   sample_t<D> get(index_t i) const {
     check(i >= 0 && i < size(), "Subset", "index ", i, " is out of range for a subset of ", size(), " samples");
     return dataset_.get((*indices_)[static_cast<std::size_t>(i)]);
+  }
+  // The seed of the subset's sample i goes to the dataset's sample it maps to.
+  sample_t<D> get(index_t i, std::uint64_t seed) const requires SeededDataset<D> {
+    check(i >= 0 && i < size(), "Subset", "index ", i, " is out of range for a subset of ", size(), " samples");
+    return dataset_.get((*indices_)[static_cast<std::size_t>(i)], seed);
   }
   batch_t<sample_t<D>> get_batch(std::span<const index_t> indices, const HostAllocator& alloc = {}) const {
     std::vector<index_t> mapped;

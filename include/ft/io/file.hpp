@@ -79,7 +79,11 @@ class ByteReader {
 };
 
 // Writes `path` atomically: write(FILE*) fills a temporary file next to it, which then replaces it.
-inline void write_file_atomic(const std::string& path, const char* op, const std::function<void(std::FILE*)>& write) {
+// With `sync` (checkpoints, model files) the data and the rename are fsync'd, so they survive a
+// power cut too; without it (many small files, such as images) a crashed process still leaves
+// the old file or the new one.
+inline void write_file_atomic(const std::string& path, const char* op, const std::function<void(std::FILE*)>& write,
+                              bool sync = true) {
   namespace fs = std::filesystem;
   static std::atomic<unsigned> counter{0};
   const fs::path target(path);
@@ -100,13 +104,14 @@ inline void write_file_atomic(const std::string& path, const char* op, const std
     abandon(e.what());
   }
   if (std::ferror(f) || std::fflush(f) != 0) abandon(std::string("write error: ") + std::strerror(errno));
-  if (fsync(fileno(f)) != 0) abandon(std::string("fsync: ") + std::strerror(errno));
+  if (sync && fsync(fileno(f)) != 0) abandon(std::string("fsync: ") + std::strerror(errno));
   if (std::fclose(f) != 0) {
     f = nullptr;
     abandon(std::string("close: ") + std::strerror(errno));
   }
   f = nullptr;
   if (std::rename(tmp.c_str(), path.c_str()) != 0) abandon(std::string("rename: ") + std::strerror(errno));
+  if (!sync) return;
   // the rename itself survives a power cut only once the directory is synced
   const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
   if (d >= 0) {

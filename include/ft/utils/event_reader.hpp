@@ -19,12 +19,19 @@
 
 namespace ft::inline FT_ABI::utils {
 
+// Summary.Image: the size, the channels (colorspace) and the PNG bytes.
+struct SummaryImage {
+  std::int64_t height = 0, width = 0, colorspace = 0;
+  std::string encoded;
+};
+
 struct SummaryValue {
   std::string tag;
   std::optional<float> simple_value;
   std::optional<Histogram> histogram;
   std::vector<std::string> strings;  // a tensor's string_val (add_text)
   std::string plugin_name;
+  std::optional<SummaryImage> image;  // add_image / add_images
 };
 
 struct Event {
@@ -72,6 +79,21 @@ inline SummaryValue decode_value(std::string_view m, std::size_t at, const std::
       v.tag = std::string(r.bytes().first);
     } else if (f == 2 && w == pb::kFixed32) {
       v.simple_value = r.fixed32();
+    } else if (f == 4 && w == pb::kBytes) {
+      auto [b, o] = r.bytes();
+      pb::Reader im(b, o, name);
+      SummaryImage image;
+      while (!im.done()) {
+        pb::Wire iw;
+        const auto k = im.key(iw);
+        if (k >= 1 && k <= 3 && iw == pb::kVarint)
+          (k == 1 ? image.height : k == 2 ? image.width : image.colorspace) = static_cast<std::int64_t>(im.varint());
+        else if (k == 4 && iw == pb::kBytes)
+          image.encoded = std::string(im.bytes().first);
+        else
+          im.skip(iw);
+      }
+      v.image = std::move(image);
     } else if (f == 5 && w == pb::kBytes) {
       auto [b, o] = r.bytes();
       v.histogram = decode_histogram(b, o, name);

@@ -32,6 +32,7 @@
 #include "ft/core/config.hpp"
 #include "ft/utils/crc32c.hpp"
 #include "ft/utils/protobuf.hpp"
+#include "ft/vision/image.hpp"
 
 namespace ft::inline FT_ABI::utils {
 
@@ -100,6 +101,49 @@ inline std::string encode_histogram(const Histogram& h) {
   packed(6, h.bucket_limit);
   packed(7, h.bucket);
   return m;
+}
+
+// An image or a batch of images as torch's SummaryWriter makes them: uint8 CHW with 3 or 4
+// channels (one is repeated to three), a batch tiled 8 a row (tensorboard's make_grid).
+inline Tensor<std::uint8_t, 3> image_to_chw(const AnyTensor& t, const std::string& format, const char* op) {
+  check(t.defined(), op, "the image tensor is undefined");
+  check(t.dim() == static_cast<int>(format.size()), op, "dataformats \"", format, "\" needs a rank-", format.size(),
+        " tensor, got shape ", t.shape_string());
+  std::vector<double> v;
+  v.reserve(static_cast<std::size_t>(t.numel()));
+  visit_elements(t, [&](auto typed) {
+    for (auto x : typed.to_vector()) v.push_back(static_cast<double>(x));
+  });
+  const double scale = t.dtype() == DType::UInt8 ? 1.0 : 255.0;
+  // The sizes of N, C, H, W (1 where the format has no such letter) and their strides in v.
+  index_t size[4] = {1, 1, 1, 1}, stride[4] = {0, 0, 0, 0};
+  const auto shape = t.shape();
+  index_t s = 1;
+  for (int d = static_cast<int>(format.size()) - 1; d >= 0; --d) {
+    const int k = static_cast<int>(std::string("NCHW").find(format[static_cast<std::size_t>(d)]));
+    size[k] = shape[static_cast<std::size_t>(d)];
+    stride[k] = s;
+    s *= size[k];
+  }
+  const index_t n = size[0], c = size[1], h = size[2], w = size[3];
+  check(c == 1 || c == 3 || c == 4, op, "images need 1, 3 or 4 channels, got shape ", t.shape_string(), " (", format,
+        ")");
+  check(n > 0 && h > 0 && w > 0, op, "the image ", t.shape_string(), " is empty");
+  const index_t cols = std::min<index_t>(n, 8), rows = (n + cols - 1) / cols, oc = c == 1 ? 3 : c;
+  Tensor<std::uint8_t, 3> out(Shape<3>{oc, h * rows, w * cols});
+  std::fill(out.data(), out.data() + out.numel(), std::uint8_t{0});
+  const index_t ow = w * cols, plane = h * rows * ow;
+  for (index_t i = 0; i < n; ++i)
+    for (index_t ch = 0; ch < oc; ++ch)
+      for (index_t y = 0; y < h; ++y)
+        for (index_t x = 0; x < w; ++x) {
+          const double val = v[static_cast<std::size_t>(i * stride[0] + (c == 1 ? 0 : ch) * stride[1] + y * stride[2] +
+                                                        x * stride[3])];
+          const double q = std::clamp(val * scale, 0.0, 255.0);  // NaN → 0
+          out.data()[ch * plane + ((i / cols) * h + y) * ow + (i % cols) * w + x] =
+              static_cast<std::uint8_t>(q == q ? q : 0.0);
+        }
+  return out;
 }
 
 // One append-only event file.
@@ -256,6 +300,22 @@ class SummaryWriter {
     pb::bytes_field(v, 9, metadata);
     write(*file_, v, step, wall_time);
   }
+  // An image of any dtype on any device, laid out as `dataformats` ("CHW", "HWC" or "HW"):
+  // uint8 as it is, other types (values in [0, 1]) times 255, clipped and truncated, as
+  // torch's add_image; one channel becomes RGB. PNG-encoded for TensorBoard's image plugin.
+  void add_image(const std::string& tag, const AnyTensor& image, std::int64_t step,
+                 const std::string& dataformats = "CHW", std::optional<double> wall_time = {}) {
+    check(dataformats == "CHW" || dataformats == "HWC" || dataformats == "HW", "SummaryWriter::add_image",
+          "dataformats must be \"CHW\", \"HWC\" or \"HW\", got \"", dataformats, "\"");
+    write_image(tag, detail::image_to_chw(image, dataformats, "SummaryWriter::add_image"), step, wall_time);
+  }
+  // A batch [N, C, H, W] ("NCHW", or "NHWC") tiled 8 a row without padding, as torch's add_images.
+  void add_images(const std::string& tag, const AnyTensor& images, std::int64_t step,
+                  const std::string& dataformats = "NCHW", std::optional<double> wall_time = {}) {
+    check(dataformats == "NCHW" || dataformats == "NHWC", "SummaryWriter::add_images",
+          "dataformats must be \"NCHW\" or \"NHWC\", got \"", dataformats, "\"");
+    write_image(tag, detail::image_to_chw(images, dataformats, "SummaryWriter::add_images"), step, wall_time);
+  }
   void flush() {
     std::lock_guard lock(mutex_);
     file_->flush();
@@ -283,6 +343,19 @@ class SummaryWriter {
       f.flush();
       last_flush_ = now;
     }
+  }
+
+  void write_image(const std::string& tag, const Tensor<std::uint8_t, 3>& chw, std::int64_t step,
+                   std::optional<double> wall_time) {
+    std::string image, v;
+    pb::uint_field(image, 1, static_cast<std::uint64_t>(chw.size(1)));  // Summary.Image: height, width,
+    pb::uint_field(image, 2, static_cast<std::uint64_t>(chw.size(2)));  // colorspace (channels), PNG bytes
+    pb::uint_field(image, 3, static_cast<std::uint64_t>(chw.size(0)));
+    const std::vector<std::uint8_t> png = vision::encode_png(chw);
+    pb::bytes_field(image, 4, std::string(png.begin(), png.end()));
+    pb::bytes_field(v, 1, tag);
+    pb::bytes_field(v, 4, image);
+    write(*file_, v, step, wall_time);
   }
 
   std::string logdir_;

@@ -1,0 +1,386 @@
+// Images in and out: PNG through libpng, JPEG through libjpeg-turbo, into and out of uint8 CHW
+// tensors (torchvision.io's decode_image / read_image / encode_png / write_png).
+//
+//   ft::Tensor<std::uint8_t, 3> img = ft::vision::read_image("cat.jpg", ft::vision::ImageReadMode::RGB);
+//   ft::vision::write_png(img, "cat.png");
+//
+// Decoding checks the image's dimensions against a limit before anything is allocated, and a
+// corrupt, truncated or unsupported file is an ft::Error naming it (never a crash). Without
+// libpng or libjpeg (CMake finds them: Debian libpng-dev, libjpeg62-turbo-dev) the functions of
+// that format are an ft::Error that says so.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ft/core/config.hpp"
+#include "ft/core/error.hpp"
+#include "ft/core/tensor.hpp"
+#include "ft/exec/assign.hpp"
+#include "ft/io/file.hpp"
+
+#if defined(FT_HAVE_PNG)
+#include <png.h>
+#endif
+#if defined(FT_HAVE_JPEG)
+#include <csetjmp>
+// jpeglib.h needs size_t and FILE declared before it.
+#include <jerror.h>  // the message codes (JWRN_JPEG_EOF)
+#include <jpeglib.h>
+#endif
+
+namespace ft::inline FT_ABI::vision {
+
+// The channels a decoded image gets (torchvision.io.ImageReadMode): UNCHANGED keeps the file's
+// (gray 1, gray + alpha 2, RGB 3, RGBA 4; a palette becomes RGB, or RGBA with transparency).
+// Each mode's value is its number of channels.
+enum class ImageReadMode { UNCHANGED = 0, GRAY = 1, GRAY_ALPHA = 2, RGB = 3, RGB_ALPHA = 4 };
+
+struct DecodeOptions {
+  ImageReadMode mode = ImageReadMode::UNCHANGED;
+  // The most pixels (width × height) a file may declare; a larger one is an ft::Error before
+  // any allocation (the default: 16384 × 16384).
+  std::uint64_t max_pixels = std::uint64_t{1} << 28;
+};
+
+inline bool is_png(std::span<const std::uint8_t> b) {
+  static constexpr std::uint8_t magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  return b.size() >= 8 && std::memcmp(b.data(), magic, 8) == 0;
+}
+inline bool is_jpeg(std::span<const std::uint8_t> b) {
+  return b.size() >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff;
+}
+
+namespace detail {
+
+// An interleaved (HWC) 8-bit image as a decoder writes it.
+struct Interleaved {
+  std::vector<std::uint8_t> pixels;
+  index_t height = 0, width = 0;
+  int channels = 0;
+};
+
+// HWC bytes → a CHW tensor.
+inline Tensor<std::uint8_t, 3> to_chw(const Interleaved& im) {
+  auto out = empty<std::uint8_t>({im.channels, im.height, im.width});
+  const index_t plane = im.height * im.width;
+  const std::uint8_t* src = im.pixels.data();
+  std::uint8_t* dst = out.data();
+  const int c = im.channels;
+  for (index_t p = 0; p < plane; ++p)
+    for (int k = 0; k < c; ++k) dst[k * plane + p] = src[p * c + k];
+  return out;
+}
+
+// Gray from RGB as PIL's "L" conversion and torchvision (ITU-R 601-2: 0.299, 0.587, 0.114),
+// rounded; alpha kept or dropped, gray widened to RGB, alpha added as 255.
+inline Interleaved convert_channels(Interleaved im, ImageReadMode mode) {
+  const bool has_alpha = im.channels == 2 || im.channels == 4;
+  const bool is_gray = im.channels <= 2;
+  if (mode == ImageReadMode::UNCHANGED) return im;
+  const int want = static_cast<int>(mode);  // the channels of the mode
+  if (want == im.channels) return im;
+  const index_t n = im.height * im.width;
+  Interleaved out{std::vector<std::uint8_t>(static_cast<std::size_t>(n) * static_cast<std::size_t>(want)), im.height,
+                  im.width, want};
+  const int c = im.channels;
+  for (index_t p = 0; p < n; ++p) {
+    const std::uint8_t* s = im.pixels.data() + p * c;
+    std::uint8_t* d = out.pixels.data() + p * want;
+    const std::uint8_t alpha = has_alpha ? s[c - 1] : 255;
+    if (want <= 2) {
+      d[0] = is_gray ? s[0] : static_cast<std::uint8_t>((s[0] * 19595u + s[1] * 38470u + s[2] * 7471u + 0x8000u) >> 16);
+    } else {
+      d[0] = s[0];
+      d[1] = is_gray ? s[0] : s[1];
+      d[2] = is_gray ? s[0] : s[2];
+    }
+    if (want == 2 || want == 4) d[want - 1] = alpha;
+  }
+  return out;
+}
+
+inline void check_dimensions(const char* op, const std::string& name, std::uint64_t width, std::uint64_t height,
+                             const DecodeOptions& options) {
+  if (width == 0 || height == 0) fail(op, "\"", name, "\": the image is ", width, " × ", height, " pixels (empty)");
+  if (width > options.max_pixels / height)
+    fail(op, "\"", name, "\": the image is ", width, " × ", height, " pixels, more than the limit of ",
+         options.max_pixels, " (DecodeOptions::max_pixels)");
+}
+
+#if defined(FT_HAVE_PNG)
+// libpng reports errors by longjmp to the frame that called setjmp; that frame (png_decode_frame,
+// png_encode_frame) holds only trivially destructible locals, and every C++ object it fills
+// belongs to its caller.
+struct PngIo {
+  const std::uint8_t* data = nullptr;
+  std::size_t size = 0, pos = 0;
+  std::vector<std::uint8_t>* out = nullptr;  // encoding
+  char message[256] = {};
+};
+
+inline void png_on_error(png_structp png, png_const_charp msg) {
+  auto* io = static_cast<PngIo*>(png_get_error_ptr(png));
+  std::snprintf(io->message, sizeof(io->message), "%s", msg);
+  png_longjmp(png, 1);
+}
+inline void png_on_warning(png_structp, png_const_charp) {}
+inline void png_on_read(png_structp png, png_bytep out, std::size_t n) {
+  auto* io = static_cast<PngIo*>(png_get_io_ptr(png));
+  if (n > io->size - io->pos) png_error(png, "the file ends early (truncated?)");
+  std::memcpy(out, io->data + io->pos, n);
+  io->pos += n;
+}
+inline void png_on_write(png_structp png, png_bytep data, std::size_t n) {
+  auto* io = static_cast<PngIo*>(png_get_io_ptr(png));
+  io->out->insert(io->out->end(), data, data + n);
+}
+inline void png_on_flush(png_structp) {}
+
+struct PngHeader {
+  png_uint_32 width = 0, height = 0;
+  int channels = 0;
+};
+
+// Reads the header, sets up the conversions to 8-bit gray/gray-alpha/RGB/RGBA, then (once
+// `allocate` has sized `pixels` from the header) the rows. Returns false after a libpng error.
+template <class Allocate>
+bool png_decode_frame(png_structp png, png_infop info, PngHeader& h, std::vector<png_bytep>& rows, Allocate& allocate) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_set_user_limits(png, 0x7fffffff, 0x7fffffff);  // the caller's pixel limit decides
+  png_read_info(png, info);
+  int bit_depth = 0, color_type = 0;
+  png_get_IHDR(png, info, &h.width, &h.height, &bit_depth, &color_type, nullptr, nullptr, nullptr);
+  png_set_expand(png);                         // palette → RGB, gray below 8 bits → 8 bits, tRNS → alpha
+  if (bit_depth == 16) png_set_scale_16(png);  // rounded: v · 255 / 65535
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  h.channels = png_get_channels(png, info);
+  allocate(h);  // C++ allocations happen in the caller's objects; they may throw (no libpng frame is active)
+  png_read_image(png, rows.data());
+  png_read_end(png, nullptr);
+  return true;
+}
+
+inline bool png_encode_frame(png_structp png, png_infop info, const std::uint8_t* pixels, std::size_t width,
+                             std::size_t height, int channels, std::vector<png_bytep>& rows) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  static constexpr int types[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
+                                   PNG_COLOR_TYPE_RGB_ALPHA};
+  png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), 8, types[channels],
+               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  for (std::size_t y = 0; y < height; ++y)
+    rows[y] = const_cast<png_bytep>(pixels + y * width * static_cast<std::size_t>(channels));
+  png_write_image(png, rows.data());
+  png_write_end(png, nullptr);
+  return true;
+}
+#endif
+
+#if defined(FT_HAVE_JPEG)
+struct JpegError {
+  jpeg_error_mgr mgr;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX] = {};
+};
+inline void jpeg_on_error(j_common_ptr c) {
+  auto* e = reinterpret_cast<JpegError*>(c->err);
+  (*c->err->format_message)(c, e->message);
+  std::longjmp(e->jump, 1);
+}
+// Warnings pass, except the end of the data before the image's end: libjpeg would fill the rest
+// with gray, and a truncated file is an error here.
+inline void jpeg_on_message(j_common_ptr c, int level) {
+  if (level < 0 && c->err->msg_code == JWRN_JPEG_EOF) jpeg_on_error(c);
+}
+
+struct JpegHeader {
+  JDIMENSION width = 0, height = 0;
+  int channels = 0;
+  bool cmyk = false, adobe = false;
+};
+
+template <class Allocate>
+bool jpeg_decode_frame(jpeg_decompress_struct& cinfo, const std::uint8_t* data, std::size_t size, JpegHeader& h,
+                       std::vector<std::uint8_t>& pixels, Allocate& allocate) {
+  auto* err = reinterpret_cast<JpegError*>(cinfo.err);
+  if (setjmp(err->jump)) return false;
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
+  jpeg_read_header(&cinfo, TRUE);
+  h.width = cinfo.image_width;
+  h.height = cinfo.image_height;
+  h.cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+  h.adobe = cinfo.saw_Adobe_marker;
+  cinfo.out_color_space = h.cmyk ? JCS_CMYK : cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  h.channels = h.cmyk ? 4 : cinfo.num_components == 1 ? 1 : 3;
+  allocate(h);  // checks the size, then sizes `pixels`; runs before libjpeg allocates the image's buffers
+  jpeg_start_decompress(&cinfo);
+  const std::size_t stride = static_cast<std::size_t>(cinfo.output_width) * static_cast<std::size_t>(h.channels);
+  while (cinfo.output_scanline < cinfo.output_height) {
+    JSAMPROW row = pixels.data() + cinfo.output_scanline * stride;
+    jpeg_read_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_decompress(&cinfo);
+  return true;
+}
+#endif
+
+}  // namespace detail
+
+// A PNG's pixels, 8 bits a channel (16-bit files rounded to 8 bits, palettes expanded).
+inline Tensor<std::uint8_t, 3> decode_png(std::span<const std::uint8_t> bytes, const std::string& name = "<memory>",
+                                          const DecodeOptions& options = {}) {
+  const char* op = "decode_png";
+  if (!is_png(bytes)) fail(op, "\"", name, "\" is not a PNG file (no PNG signature in its first 8 bytes)");
+#if defined(FT_HAVE_PNG)
+  detail::PngIo io;
+  io.data = bytes.data();
+  io.size = bytes.size();
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &io, detail::png_on_error, detail::png_on_warning);
+  if (!png) fail(op, "libpng could not start (out of memory?)");
+  png_infop info = png_create_info_struct(png);
+  struct Guard {
+    png_structp* png;
+    png_infop* info;
+    ~Guard() { png_destroy_read_struct(png, info, nullptr); }
+  } guard{&png, &info};
+  if (!info) fail(op, "libpng could not start (out of memory?)");
+  png_set_read_fn(png, &io, detail::png_on_read);
+  detail::Interleaved im;
+  std::vector<png_bytep> rows;
+  auto allocate = [&](const detail::PngHeader& h) {
+    detail::check_dimensions(op, name, h.width, h.height, options);
+    im.height = h.height;
+    im.width = h.width;
+    im.channels = h.channels;
+    const std::size_t stride = std::size_t{h.width} * static_cast<std::size_t>(h.channels);
+    im.pixels.resize(stride * h.height);
+    rows.resize(h.height);
+    for (std::size_t y = 0; y < h.height; ++y) rows[y] = im.pixels.data() + y * stride;
+  };
+  detail::PngHeader header;
+  if (!detail::png_decode_frame(png, info, header, rows, allocate))
+    fail(op, "\"", name, "\" is not a valid PNG: ", io.message);
+  return detail::to_chw(detail::convert_channels(std::move(im), options.mode));
+#else
+  (void)options;
+  fail(op, "\"", name,
+       "\": fusedtensor was built without libpng (install libpng-dev and reconfigure) so PNG files cannot be read");
+#endif
+}
+
+// A JPEG's pixels: gray or RGB (CMYK files are converted to RGB, Adobe's inverted form included).
+inline Tensor<std::uint8_t, 3> decode_jpeg(std::span<const std::uint8_t> bytes, const std::string& name = "<memory>",
+                                           const DecodeOptions& options = {}) {
+  const char* op = "decode_jpeg";
+  if (!is_jpeg(bytes)) fail(op, "\"", name, "\" is not a JPEG file (no SOI marker FF D8 FF at its start)");
+#if defined(FT_HAVE_JPEG)
+  jpeg_decompress_struct cinfo{};
+  detail::JpegError err{};
+  cinfo.err = jpeg_std_error(&err.mgr);
+  err.mgr.error_exit = detail::jpeg_on_error;
+  err.mgr.emit_message = detail::jpeg_on_message;
+  struct Guard {
+    jpeg_decompress_struct* c;
+    ~Guard() { jpeg_destroy_decompress(c); }  // safe on a struct jpeg_create_decompress never set up
+  } guard{&cinfo};
+  detail::Interleaved im;
+  auto allocate = [&](const detail::JpegHeader& h) {
+    detail::check_dimensions(op, name, h.width, h.height, options);
+    im.height = h.height;
+    im.width = h.width;
+    im.channels = h.channels;
+    im.pixels.resize(std::size_t{h.width} * h.height * static_cast<std::size_t>(h.channels));
+  };
+  detail::JpegHeader header;
+  if (!detail::jpeg_decode_frame(cinfo, bytes.data(), bytes.size(), header, im.pixels, allocate))
+    fail(op, "\"", name, "\" is not a valid JPEG: ", err.message);
+  if (header.cmyk) {  // C, M, Y, K (stored inverted by Adobe's encoders) → R = (255 - K) - C (255 - K) / 255, as PIL
+    const index_t n = im.height * im.width;
+    std::vector<std::uint8_t> rgb(static_cast<std::size_t>(n) * 3);
+    for (index_t p = 0; p < n; ++p) {
+      const std::uint8_t* s = im.pixels.data() + 4 * p;
+      const unsigned nk = header.adobe ? s[3] : 255u - s[3];
+      for (int c = 0; c < 3; ++c) {
+        const unsigned v = header.adobe ? 255u - s[c] : s[c], t = v * nk + 128;
+        rgb[static_cast<std::size_t>(3 * p + c)] = static_cast<std::uint8_t>(nk - (((t >> 8) + t) >> 8));
+      }
+    }
+    im.pixels = std::move(rgb);
+    im.channels = 3;
+  }
+  return detail::to_chw(detail::convert_channels(std::move(im), options.mode));
+#else
+  (void)options;
+  fail(op, "\"", name,
+       "\": fusedtensor was built without libjpeg (install libjpeg62-turbo-dev and reconfigure) so JPEG files "
+       "cannot be read");
+#endif
+}
+
+// A PNG or JPEG (told apart by their signatures).
+inline Tensor<std::uint8_t, 3> decode_image(std::span<const std::uint8_t> bytes, const std::string& name = "<memory>",
+                                            const DecodeOptions& options = {}) {
+  if (is_png(bytes)) return decode_png(bytes, name, options);
+  if (is_jpeg(bytes)) return decode_jpeg(bytes, name, options);
+  fail("decode_image", "\"", name, "\" is neither a PNG nor a JPEG file (", bytes.size(),
+       " bytes; no PNG signature or JPEG SOI marker at the start)");
+}
+
+// The bytes of an image file (at most 1 GiB), decoded.
+inline Tensor<std::uint8_t, 3> read_image(const std::string& path, ImageReadMode mode = ImageReadMode::UNCHANGED) {
+  return decode_image(io::read_file(path, "read_image", std::uintmax_t{1} << 30), path, {.mode = mode});
+}
+
+// A PNG of a uint8 CHW image with 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) channels, on any device.
+inline std::vector<std::uint8_t> encode_png(const Tensor<std::uint8_t, 3>& image, int compression_level = 6) {
+  const char* op = "encode_png";
+  const index_t c = image.size(0), h = image.size(1), w = image.size(2);
+  check(c >= 1 && c <= 4, op, "expects 1, 2, 3 or 4 channels (CHW), got an image of shape ", to_string(image.shape()),
+        " on ", image.device());
+  check(h > 0 && w > 0 && h <= 0x7fffffff && w <= 0x7fffffff, op, "cannot encode an image of shape ",
+        to_string(image.shape()));
+  check(compression_level >= 0 && compression_level <= 9, op, "compression_level must be 0 to 9, got ",
+        compression_level);
+#if defined(FT_HAVE_PNG)
+  Tensor<std::uint8_t, 3> host = image.to(kCPU).permute({1, 2, 0}).contiguous();  // HWC
+  std::vector<std::uint8_t> out;
+  detail::PngIo io;
+  io.out = &out;
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &io, detail::png_on_error, detail::png_on_warning);
+  if (!png) fail(op, "libpng could not start (out of memory?)");
+  png_infop info = png_create_info_struct(png);
+  struct Guard {
+    png_structp* png;
+    png_infop* info;
+    ~Guard() { png_destroy_write_struct(png, info); }
+  } guard{&png, &info};
+  if (!info) fail(op, "libpng could not start (out of memory?)");
+  png_set_write_fn(png, &io, detail::png_on_write, detail::png_on_flush);
+  png_set_compression_level(png, compression_level);
+  std::vector<png_bytep> rows(static_cast<std::size_t>(h));
+  if (!detail::png_encode_frame(png, info, host.data(), static_cast<std::size_t>(w), static_cast<std::size_t>(h),
+                                static_cast<int>(c), rows))
+    fail(op, "libpng failed: ", io.message);
+  return out;
+#else
+  fail(op, "fusedtensor was built without libpng (install libpng-dev and reconfigure) so PNG files cannot be written");
+#endif
+}
+
+// encode_png, written atomically (a temporary file renamed over `path`; not fsync'd, so that
+// writing thousands of images stays fast: a crash leaves the old file or the new one).
+inline void write_png(const Tensor<std::uint8_t, 3>& image, const std::string& path, int compression_level = 6) {
+  const std::vector<std::uint8_t> bytes = encode_png(image, compression_level);
+  io::write_file_atomic(
+      path, "write_png", [&](std::FILE* f) { io::write_all(f, bytes.data(), bytes.size()); }, /*sync=*/false);
+}
+
+}  // namespace ft::inline FT_ABI::vision

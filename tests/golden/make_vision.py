@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Writes the image files of tests/data/images/ and tests/golden/vision.txt: what PIL (the loader
+of torchvision's ImageFolder) decodes from them, and torchvision 0.14's functional transforms
+and make_grid on fixed images, for include/ft/vision/.
+
+Records: <file>.pixels (the decoded image, CHW, i64; converted to RGB as ImageFolder's loader
+does: <file>.rgb); <case>.in (the transform's input), <case>.out. uint8 tensors are written as
+i64. 16-bit PNG files are written by hand (PIL cannot write 16-bit RGB); their expected 8-bit
+pixels are round(v · 255 / 65535), the rounding libpng's png_set_scale_16 does.
+
+Run from the repository root with Debian's python3 (torch 1.13, python3-torchvision 0.14,
+python3-pil):
+    /usr/bin/python3 tests/golden/make_vision.py
+The output is committed; CI does not run this script. Record format: tests/golden/golden.hpp.
+"""
+
+import os
+import struct
+import sys
+import zlib
+
+import numpy as np
+import torch
+import torchvision.transforms.functional as F
+import torchvision.utils as U
+from PIL import Image
+
+sys.dont_write_bytecode = True  # no __pycache__ next to the golden files
+from golden_io import write  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "vision.txt")
+IMAGES = os.path.join(HERE, "..", "data", "images")
+rng = np.random.default_rng(20261206)
+
+
+def png16(path, array, color_type):
+    """A 16-bit PNG (gray: color type 0, RGB: 2) of an HxW or HxWx3 uint16 array."""
+    h, w = array.shape[:2]
+    raw = b"".join(b"\0" + array[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def chw(a):
+    a = np.asarray(a)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)).astype(np.int64))
+
+
+def main():
+    os.makedirs(IMAGES, exist_ok=True)
+    h, w = 13, 17
+    rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    rgba = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    gray = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    with open(OUT, "w") as f:
+        f.write("# written by tests/golden/make_vision.py (PIL, torchvision %s)\n" % __import__("torchvision").__version__)
+
+        def files(name, save, unchanged=None):
+            path = os.path.join(IMAGES, name)
+            save(path)
+            im = Image.open(path)
+            im.load()
+            if unchanged is not None:
+                write(f, name + ".pixels", unchanged)
+            write(f, name + ".rgb", chw(im.convert("RGB")))
+            write(f, name + ".gray", chw(im.convert("L")))
+
+        files("rgb.png", lambda p: Image.fromarray(rgb).save(p), chw(rgb))
+        files("rgba.png", lambda p: Image.fromarray(rgba, "RGBA").save(p), chw(rgba))
+        files("gray.png", lambda p: Image.fromarray(gray).save(p), chw(gray))
+        files("gray_alpha.png", lambda p: Image.fromarray(rgba[:, :, :2], "LA").save(p), chw(rgba[:, :, :2]))
+        bits = (gray > 127)
+        files("bilevel.png", lambda p: Image.fromarray(bits).save(p), chw(bits.astype(np.uint8) * 255))
+        pal = Image.fromarray(rgb).quantize(16)
+        pal.info["transparency"] = 3
+        files("palette.png", lambda p: pal.save(p, transparency=3))
+        g16 = rng.integers(0, 65536, (h, w), dtype=np.uint16)
+        png16(os.path.join(IMAGES, "gray16.png"), g16, 0)
+        write(f, "gray16.png.pixels", chw(np.round(g16.astype(np.float64) * 255 / 65535).astype(np.uint8)))
+        c16 = rng.integers(0, 65536, (h, w, 3), dtype=np.uint16)
+        png16(os.path.join(IMAGES, "rgb16.png"), c16, 2)
+        write(f, "rgb16.png.pixels", chw(np.round(c16.astype(np.float64) * 255 / 65535).astype(np.uint8)))
+        files("rgb.jpg", lambda p: Image.fromarray(rgb).save(p, quality=90))
+        files("gray.jpg", lambda p: Image.fromarray(gray).save(p, quality=90))
+        files("progressive.jpg", lambda p: Image.fromarray(rgb).save(p, quality=80, progressive=True))
+        files("cmyk.jpg", lambda p: Image.fromarray(rgba, "RGBA").convert("CMYK").save(p, quality=95))
+
+        # transforms on a fixed image
+        img = torch.from_numpy(rng.integers(0, 256, (3, 23, 31), dtype=np.uint8))
+        imgf = img.float() / 255
+        write(f, "img", img.long())
+        write(f, "imgf", imgf)
+        cases = {
+            "resize_down": F.resize(img, [11, 15], antialias=True),
+            "resize_down_float": F.resize(imgf, [11, 15], antialias=True),
+            "resize_shorter": F.resize(img, [16], antialias=True),
+            "resize_max_size": F.resize(img, [16], antialias=True, max_size=20),
+            "resize_up": F.resize(img, [40, 50], antialias=True),
+            "resize_mixed": F.resize(imgf, [46, 12], antialias=True),
+            "resize_down_plain": F.resize(img, [11, 15], antialias=False),
+            "resize_down_plain_float": F.resize(imgf, [11, 15], antialias=False),
+            "center_crop": F.center_crop(img, [10, 12]),
+            "center_crop_odd": F.center_crop(img, [8, 9]),
+            "center_crop_large": F.center_crop(img, [26, 33]),
+            "crop_outside": F.crop(img, -2, 25, 6, 9),
+            "resized_crop": F.resized_crop(img, 3, 4, 15, 20, [9, 7], antialias=True),
+            "hflip": F.hflip(img),
+            "to_tensor": F.convert_image_dtype(img, torch.float32),
+            "normalize": F.normalize(imgf, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+            "brightness": F.adjust_brightness(img, 1.7),
+            "brightness_float": F.adjust_brightness(imgf, 0.6),
+            "contrast": F.adjust_contrast(img, 0.5),
+            "contrast_high": F.adjust_contrast(img, 1.8),
+            "contrast_float": F.adjust_contrast(imgf, 1.3),
+            "pad_reflect": F.pad(img, [2, 3, 4, 1], padding_mode="reflect"),
+            "pad_edge": F.pad(img, [2, 3, 4, 1], padding_mode="edge"),
+        }
+        for name, out in cases.items():
+            write(f, name, out.long() if out.dtype == torch.uint8 else out.float())
+        # the uint8 resizes before rounding: PyTorch's float sums may land on the other side of
+        # a .5 than another order of the same sums, so a tie may round either way
+        unrounded = {
+            "resize_down": F.resize(img.float(), [11, 15], antialias=True),
+            "resize_shorter": F.resize(img.float(), [16], antialias=True),
+            "resize_max_size": F.resize(img.float(), [16], antialias=True, max_size=20),
+            "resize_up": F.resize(img.float(), [40, 50], antialias=True),
+            "resize_down_plain": F.resize(img.float(), [11, 15], antialias=False),
+            "resized_crop": F.resized_crop(img.float(), 3, 4, 15, 20, [9, 7], antialias=True),
+        }
+        for name, out in unrounded.items():
+            write(f, name + ".unrounded", out)
+
+        # make_grid and save_image
+        batch = torch.from_numpy(rng.random((5, 1, 4, 6)).astype(np.float32)) * 3 - 1
+        write(f, "grid.in", batch)
+        write(f, "grid.out", U.make_grid(batch, nrow=2, padding=1, pad_value=0.5, normalize=True))
+        write(f, "grid_each.out", U.make_grid(batch, nrow=3, padding=2, normalize=True, scale_each=True))
+        write(f, "grid_range.out", U.make_grid(batch, nrow=8, padding=0, normalize=True, value_range=(0, 1)))
+        path = os.path.join(IMAGES, "..", "..", "..", "build_vision_grid.png")
+        U.save_image(batch.clamp(0, 1), path, nrow=4)
+        write(f, "save_image.out", chw(Image.open(path)))
+        os.remove(path)
+    print("wrote", OUT, "and", IMAGES)
+
+
+if __name__ == "__main__":
+    main()
