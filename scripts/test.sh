@@ -16,4 +16,9 @@ echo "build took $(($(date +%s) - start)) s; slowest translation units:"
 # SIGPIPE it gives sort would fail the whole test command; the report never fails it.)
 awk '!/^#/ && $4 ~ /\.o$/ { printf "%8.1f s  %s\n", ($2 - $1) / 1000, $4 }' "$build/.ninja_log" | sort -rn |
   awk 'NR <= 5' || true
+# ONNX Runtime checks the exported models (tests/onnx/check_onnx.py): its Python packages from
+# PyPI when missing (the test reports itself skipped if they cannot be installed).
+python3 -c "import onnx, onnxruntime" 2>/dev/null ||
+  python3 -m pip install -q onnx onnxruntime ||
+  echo "warning: could not install onnx and onnxruntime; the ONNX Runtime test will be skipped"
 ctest --test-dir "$build" --output-on-failure -j "$jobs"

@@ -5,6 +5,7 @@
 #include "ft/data.hpp"
 #include "ft/io.hpp"
 #include "ft/nn.hpp"
+#include "ft/onnx.hpp"
 #include "ft/optim.hpp"
 #include "ft/tensor.hpp"
 #include "ft/utils.hpp"

@@ -49,10 +49,9 @@ void accumulate(const Var<T, R>& v, const G& g) {
   if (v.requires_grad()) v.state().accumulate(g);
 }
 
-// Records `value` as the result of op `name` over the Vars `inputs` with backward `bwd`, or
-// returns it as a constant when recording is off or no input requires grad.
+// record() without the trace's mark.
 template <class T, int R, class Bwd, class... Vs>
-Var<T, R> record(std::string name, Tensor<T, R> value, Bwd bwd, const Vs&... inputs) {
+Var<T, R> record_untraced(std::string name, Tensor<T, R> value, Bwd bwd, const Vs&... inputs) {
   bool any = false;
   ((any = any || (inputs.defined() && inputs.requires_grad())), ...);
   if (!is_grad_enabled() || !any) return Var<T, R>(std::move(value));
@@ -67,6 +66,18 @@ Var<T, R> record(std::string name, Tensor<T, R> value, Bwd bwd, const Vs&... inp
   auto node = std::make_shared<FunctionNode<T, R, Bwd>>(std::move(name), std::move(bwd), std::move(in), saved);
   if (is_anomaly_enabled()) check_forward_finite(value, node->name());
   return Var<T, R>::from_node(std::move(value), std::move(node));
+}
+
+// Records `value` as the result of op `name` over the Vars `inputs` with backward `bwd`, or
+// returns it as a constant when recording is off or no input requires grad.
+template <class T, int R, class Bwd, class... Vs>
+Var<T, R> record(std::string name, Tensor<T, R> value, Bwd bwd, const Vs&... inputs) {
+  // traced: marked as not describable until the op's own hook binds it (or the trace fails)
+  const bool traced = trace::current() != nullptr;
+  const std::string op = traced ? name : std::string();
+  Var<T, R> out = record_untraced(std::move(name), std::move(value), std::move(bwd), inputs...);
+  if (traced) trace::when_traced([&](trace::Sink& s) { s.opaque(trace::key(out), op, AnyTensor(out.value())); });
+  return out;
 }
 
 // An operand of a boundary op as a Var: a Var as it is, an expression over Vars recorded as
@@ -188,7 +199,14 @@ Var<T, R> Var<T, R>::transpose(int d0, int d1) const {
   d0 = wrap_dim(d0, R, "transpose");
   d1 = wrap_dim(d1, R, "transpose");
   auto bwd = [in = *this, d0, d1](const Tensor<T, R>& g) { in.state().accumulate(g.transpose(d0, d1)); };
-  return autograd::record("transpose", value().transpose(d0, d1), std::move(bwd), *this);
+  auto out = autograd::record("transpose", value().transpose(d0, d1), std::move(bwd), *this);
+  autograd::trace::when_traced([&](autograd::trace::Sink& s) {
+    std::vector<std::int64_t> perm(R);
+    for (int i = 0; i < R; ++i) perm[static_cast<std::size_t>(i)] = i == d0 ? d1 : i == d1 ? d0 : i;
+    autograd::trace::boundary(s, "Transpose", {autograd::trace::name(s, *this)}, out,
+                              {autograd::trace::Attribute::integers("perm", perm)});
+  });
+  return out;
 }
 
 template <class T, int R>
@@ -201,7 +219,14 @@ Var<T, R> Var<T, R>::permute(const int (&dims)[R > 0 ? R : 1]) const {
     std::copy(p.begin(), p.end(), q);
     in.state().accumulate(g.permute(q));
   };
-  return autograd::record("permute", v, std::move(bwd), *this);
+  auto out = autograd::record("permute", v, std::move(bwd), *this);
+  autograd::trace::when_traced([&](autograd::trace::Sink& s) {
+    std::vector<std::int64_t> perm(R);
+    for (int i = 0; i < R; ++i) perm[static_cast<std::size_t>(i)] = wrap_dim(dims[i], R, "permute");
+    autograd::trace::boundary(s, "Transpose", {autograd::trace::name(s, *this)}, out,
+                              {autograd::trace::Attribute::integers("perm", perm)});
+  });
+  return out;
 }
 
 template <class T, int R>
@@ -209,7 +234,14 @@ template <std::size_t N>
 Var<T, static_cast<int>(N)> Var<T, R>::reshape(const index_t (&sizes)[N]) const {
   constexpr int NR = static_cast<int>(N);
   auto bwd = [in = *this](const Tensor<T, NR>& g) { in.state().accumulate(g.reshape(in.shape())); };
-  return autograd::record("reshape", value().reshape(sizes), std::move(bwd), *this);
+  auto out = autograd::record("reshape", value().reshape(sizes), std::move(bwd), *this);
+  autograd::trace::when_traced([&](autograd::trace::Sink& s) {
+    // the sizes; a symbolic batch dimension that the reshape keeps in front is 0 (copied)
+    std::vector<std::int64_t> shape(out.shape().begin(), out.shape().end());
+    if (s.is_dynamic_batch() && R > 0 && NR > 0 && shape[0] == size(0)) shape[0] = 0;
+    autograd::trace::boundary(s, "Reshape", {autograd::trace::name(s, *this), s.ints(shape)}, out);
+  });
+  return out;
 }
 
 template <class T, int R>
@@ -222,7 +254,11 @@ Var<T, R + 1> Var<T, R>::unsqueeze(int d) const {
   auto v = value().unsqueeze(d);
   if (d < 0) d += R + 1;
   auto bwd = [in = *this, d](const Tensor<T, R + 1>& g) { in.state().accumulate(g.squeeze(d)); };
-  return autograd::record("unsqueeze", v, std::move(bwd), *this);
+  auto out = autograd::record("unsqueeze", v, std::move(bwd), *this);
+  autograd::trace::when_traced([&](autograd::trace::Sink& s) {
+    autograd::trace::boundary(s, "Unsqueeze", {autograd::trace::name(s, *this), s.ints({d})}, out);
+  });
+  return out;
 }
 
 template <class T, int R>
@@ -231,7 +267,11 @@ Var<T, (R > 0 ? R - 1 : 0)> Var<T, R>::squeeze(int d) const {
   auto v = value().squeeze(d);
   d = wrap_dim(d, R, "squeeze");
   auto bwd = [in = *this, d](const Tensor<T, R - 1>& g) { in.state().accumulate(g.unsqueeze(d)); };
-  return autograd::record("squeeze", v, std::move(bwd), *this);
+  auto out = autograd::record("squeeze", v, std::move(bwd), *this);
+  autograd::trace::when_traced([&](autograd::trace::Sink& s) {
+    autograd::trace::boundary(s, "Squeeze", {autograd::trace::name(s, *this), s.ints({d})}, out);
+  });
+  return out;
 }
 
 template <class T, int R>
@@ -240,7 +280,14 @@ Var<T, R> Var<T, R>::slice(int dim, index_t start, index_t end, index_t step) co
     autograd::detail::accumulate_into_view(
         in, [&](const Tensor<T, R>& t) { return t.slice(dim, start, end, step); }, g);
   };
-  return autograd::record("slice", value().slice(dim, start, end, step), std::move(bwd), *this);
+  auto out = autograd::record("slice", value().slice(dim, start, end, step), std::move(bwd), *this);
+  autograd::trace::when_traced([&](autograd::trace::Sink& s) {
+    autograd::trace::boundary(s, "Slice",
+                              {autograd::trace::name(s, *this), s.ints({start}), s.ints({end}),
+                               s.ints({wrap_dim(dim, R, "slice")}), s.ints({step})},
+                              out);
+  });
+  return out;
 }
 
 template <class T, int R>
@@ -250,7 +297,12 @@ Var<T, (R > 0 ? R - 1 : 0)> Var<T, R>::select(int dim, index_t i) const {
     autograd::detail::accumulate_into_view(
         in, [&](const Tensor<T, R>& t) { return t.select(dim, i); }, g);
   };
-  return autograd::record("select", value().select(dim, i), std::move(bwd), *this);
+  auto out = autograd::record("select", value().select(dim, i), std::move(bwd), *this);
+  autograd::trace::when_traced([&](autograd::trace::Sink& s) {
+    autograd::trace::boundary(s, "Gather", {autograd::trace::name(s, *this), s.scalar(double(i), DType::Int64)}, out,
+                              {autograd::trace::Attribute::integer("axis", wrap_dim(dim, R, "select"))});
+  });
+  return out;
 }
 
 template <class T, int R>
@@ -258,7 +310,15 @@ template <std::size_t N>
 Var<T, static_cast<int>(N)> Var<T, R>::expand(const index_t (&sizes)[N]) const {
   constexpr int NR = static_cast<int>(N);
   auto bwd = [in = *this](const Tensor<T, NR>& g) { in.state().accumulate(sum_to(g, in.shape())); };
-  return autograd::record("expand", value().expand(sizes), std::move(bwd), *this);
+  auto out = autograd::record("expand", value().expand(sizes), std::move(bwd), *this);
+  autograd::trace::when_traced([&](autograd::trace::Sink& s) {
+    // 1 where the size stays (broadcasting keeps it, a symbolic batch included)
+    std::vector<std::int64_t> shape(out.shape().begin(), out.shape().end());
+    for (int d = 0; d < R; ++d)
+      if (size(d) == out.size(NR - R + d)) shape[static_cast<std::size_t>(NR - R + d)] = 1;
+    autograd::trace::boundary(s, "Expand", {autograd::trace::name(s, *this), s.ints(shape)}, out);
+  });
+  return out;
 }
 
 }  // namespace ft::inline FT_ABI

@@ -12,6 +12,7 @@
 
 #include "ft/autograd/adjoint.hpp"
 #include "ft/autograd/fused_backward.hpp"
+#include "ft/autograd/trace.hpp"
 #include "ft/autograd/var.hpp"
 #include "ft/core/config.hpp"
 
@@ -94,6 +95,7 @@ requires(detail::is_expression_node_v<E> && !std::is_same_v<E, Var<T, R>> &&
                 "ft::Var: the expression's rank differs from the Var's; declare the Var with the expression's rank");
   detail::EvaluationScope scope(detail::EvaluationScope::fresh);
   Tensor<T, R> v = evaluate(e);  // one fused launch
+  bool recorded = false;
   if constexpr (detail::has_var_v<E>) {
     if (autograd::records(e)) {
       if constexpr (autograd::detail::is_reduce<E>::value) {
@@ -103,10 +105,11 @@ requires(detail::is_expression_node_v<E> && !std::is_same_v<E, Var<T, R>> &&
       auto node = std::make_shared<autograd::StatementNode<E, T, R>>(e, scope.take());
       if (autograd::is_anomaly_enabled()) autograd::check_forward_finite(v, node->name());
       *this = from_node(std::move(v), std::move(node));
-      return;
+      recorded = true;
     }
   }
-  *this = Var(std::move(v));
+  if (!recorded) *this = Var(std::move(v));
+  autograd::trace::statement(e, *this);  // ONNX export's trace, when one runs
 }
 
 }  // namespace ft::inline FT_ABI

@@ -48,6 +48,7 @@ class Generator {
   const Shape<R>& shape() const { return shape_; }
   std::optional<Device> device_opt() const { return device_; }
   Device device() const { return device_; }
+  const F& functor() const { return f_; }
   Eval evaluator(const EvalContext& ctx) const {
     Eval e{f_, strides_, shape_.numel() == ctx.numel};
     for (int d = 0; d < R; ++d)

@@ -76,6 +76,7 @@ class Reduce {
   const E& input() const { return e_; }
   const Red& reducer() const { return red_; }
   int dim() const { return dim_; }
+  bool keepdim() const { return keepdim_; }
   // Elements combined into each output element.
   index_t reduced_size() const { return dim_ >= 0 ? e_.shape()[dim_] : e_.shape().numel(); }
   index_t output_numel() const { return shape_.numel(); }

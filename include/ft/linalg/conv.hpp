@@ -409,7 +409,19 @@ auto conv2d_var(const VX& vx, const VW& vw, const VB* vb, const Conv2dOptions& o
     if (vw.requires_grad()) vw.state().accumulate(conv2d_backward_weight(vx.value(), g, vw.shape(), options));
     if (b.defined() && b.requires_grad()) b.state().accumulate(conv2d_backward_bias(g));
   };
-  return record("conv2d", y, std::move(bwd), vx, vw, b);
+  auto out = record("conv2d", y, std::move(bwd), vx, vw, b);
+  trace::when_traced([&](trace::Sink& s) {
+    std::vector<std::string> in = {trace::name(s, vx), trace::name(s, vw)};
+    if (b.defined()) in.push_back(trace::name(s, b));
+    const auto& o = options;
+    boundary(s, "Conv", in, out,
+             {trace::Attribute::integers("strides", {o.stride.h, o.stride.w}),
+              trace::Attribute::integers("pads", {o.padding.h, o.padding.w, o.padding.h, o.padding.w}),
+              trace::Attribute::integers("dilations", {o.dilation.h, o.dilation.w}),
+              trace::Attribute::integer("group", o.groups),
+              trace::Attribute::integers("kernel_shape", {vw.size(2), vw.size(3)})});
+  });
+  return out;
 }
 }  // namespace autograd::detail
 
@@ -450,7 +462,18 @@ auto conv1d_var(const VX& vx, const VW& vw, const VB* vb, const Conv1dOptions& o
     if (vw.requires_grad()) vw.state().accumulate(conv2d_backward_weight(x4, g4, w4.shape(), opt2).squeeze(2));
     if (b.defined() && b.requires_grad()) b.state().accumulate(conv2d_backward_bias(g4));
   };
-  return record("conv1d", y, std::move(bwd), vx, vw, b);
+  auto out = record("conv1d", y, std::move(bwd), vx, vw, b);
+  trace::when_traced([&](trace::Sink& s) {
+    std::vector<std::string> in = {trace::name(s, vx), trace::name(s, vw)};
+    if (b.defined()) in.push_back(trace::name(s, b));
+    const auto& o = options;
+    boundary(
+        s, "Conv", in, out,
+        {trace::Attribute::integers("strides", {o.stride}), trace::Attribute::integers("pads", {o.padding, o.padding}),
+         trace::Attribute::integers("dilations", {o.dilation}), trace::Attribute::integer("group", o.groups),
+         trace::Attribute::integers("kernel_shape", {vw.size(2)})});
+  });
+  return out;
 }
 
 template <class VX, class VW, class VB>

@@ -394,7 +394,11 @@ requires(autograd::detail::any_var_v<A, B>) auto matmul(const A& a, const B& b) 
     if (va.requires_grad()) autograd::detail::accumulate_from_batch(va, g3, b3.transpose(1, 2));
     if (vb.requires_grad()) autograd::detail::accumulate_from_batch(vb, a3.transpose(1, 2), g3);
   };
-  return autograd::record("matmul", y, std::move(bwd), va, vb);
+  auto out = autograd::record("matmul", y, std::move(bwd), va, vb);
+  autograd::trace::when_traced([&](autograd::trace::Sink& s) {
+    autograd::trace::boundary(s, "MatMul", {autograd::trace::name(s, va), autograd::trace::name(s, vb)}, out);
+  });
+  return out;
 }
 
 // x·Wᵀ; the three-argument linear adds the bias to this lazily, so it fuses downstream.
@@ -415,7 +419,16 @@ requires(autograd::detail::any_var_v<X, W>) auto linear(const X& x, const W& wei
       autograd::detail::accumulate_product(vw, vw.shape(), g2.transpose(0, 1), x2);
     }
   };
-  return autograd::record("linear", y, std::move(bwd), vx, vw);
+  auto out = autograd::record("linear", y, std::move(bwd), vx, vw);
+  autograd::trace::when_traced([&](autograd::trace::Sink& s) {
+    const std::string x = autograd::trace::name(s, vx), w = autograd::trace::name(s, vw);
+    if constexpr (decltype(vx)::rank == 2)
+      autograd::trace::boundary(s, "Gemm", {x, w}, out, {autograd::trace::Attribute::integer("transB", 1)});
+    else
+      autograd::trace::boundary(
+          s, "MatMul", {x, s.node("Transpose", {w}, {autograd::trace::Attribute::integers("perm", {1, 0})})[0]}, out);
+  });
+  return out;
 }
 
 }  // namespace ft::inline FT_ABI

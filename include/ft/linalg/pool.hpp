@@ -644,7 +644,16 @@ requires(ft::detail::has_var_v<X>) auto max_pool2d(const X& x, Pair kernel, Pair
   auto bwd = [vx, idx = r.indices, kernel, stride, padding, dilation, ceil_mode](const Tensor<T, 4>& g) {
     vx.state().accumulate(max_pool2d_backward(g, idx, vx.shape(), kernel, stride, padding, dilation, ceil_mode));
   };
-  return autograd::record("max_pool2d", r.output, std::move(bwd), vx);
+  auto out = autograd::record("max_pool2d", r.output, std::move(bwd), vx);
+  autograd::trace::when_traced([&](autograd::trace::Sink& s) {
+    using A = autograd::trace::Attribute;
+    autograd::trace::boundary(
+        s, "MaxPool", {autograd::trace::name(s, vx)}, out,
+        {A::integers("kernel_shape", {kernel.h, kernel.w}), A::integers("strides", {stride.h, stride.w}),
+         A::integers("pads", {padding.h, padding.w, padding.h, padding.w}),
+         A::integers("dilations", {dilation.h, dilation.w}), A::integer("ceil_mode", ceil_mode)});
+  });
+  return out;
 }
 template <Expression X>
 requires(ft::detail::has_var_v<X>) auto max_pool2d(const X& x, Pair kernel) { return max_pool2d(x, kernel, kernel); }
@@ -657,7 +666,16 @@ requires(ft::detail::has_var_v<X>) auto avg_pool2d(const X& x, Pair kernel, Pair
   auto bwd = [vx, kernel, stride, padding, ceil_mode, count_include_pad](const Tensor<T, 4>& g) {
     vx.state().accumulate(avg_pool2d_backward(g, vx.shape(), kernel, stride, padding, ceil_mode, count_include_pad));
   };
-  return autograd::record("avg_pool2d", y, std::move(bwd), vx);
+  auto out = autograd::record("avg_pool2d", y, std::move(bwd), vx);
+  autograd::trace::when_traced([&](autograd::trace::Sink& s) {
+    using A = autograd::trace::Attribute;
+    autograd::trace::boundary(
+        s, "AveragePool", {autograd::trace::name(s, vx)}, out,
+        {A::integers("kernel_shape", {kernel.h, kernel.w}), A::integers("strides", {stride.h, stride.w}),
+         A::integers("pads", {padding.h, padding.w, padding.h, padding.w}), A::integer("ceil_mode", ceil_mode),
+         A::integer("count_include_pad", count_include_pad)});
+  });
+  return out;
 }
 template <Expression X>
 requires(ft::detail::has_var_v<X>) auto avg_pool2d(const X& x, Pair kernel) { return avg_pool2d(x, kernel, kernel); }
@@ -667,7 +685,22 @@ requires(ft::detail::has_var_v<X>) auto adaptive_avg_pool2d(const X& x, Pair out
   using T = typename decltype(vx)::value_type;
   auto y = adaptive_avg_pool2d(vx.value(), output_size);
   auto bwd = [vx](const Tensor<T, 4>& g) { vx.state().accumulate(adaptive_avg_pool2d_backward(g, vx.shape())); };
-  return autograd::record("adaptive_avg_pool2d", y, std::move(bwd), vx);
+  auto out = autograd::record("adaptive_avg_pool2d", y, std::move(bwd), vx);
+  autograd::trace::when_traced([&](autograd::trace::Sink& s) {
+    // ONNX has the global form; an output that divides the input is a plain average pooling
+    const index_t h = vx.size(2), w = vx.size(3), oh = out.size(2), ow = out.size(3);
+    using A = autograd::trace::Attribute;
+    if (oh == 1 && ow == 1)
+      autograd::trace::boundary(s, "GlobalAveragePool", {autograd::trace::name(s, vx)}, out);
+    else if (h % oh == 0 && w % ow == 0)
+      autograd::trace::boundary(
+          s, "AveragePool", {autograd::trace::name(s, vx)}, out,
+          {A::integers("kernel_shape", {h / oh, w / ow}), A::integers("strides", {h / oh, w / ow})});
+    else
+      s.unsupported("adaptive_avg_pool2d from " + to_string(vx.shape()) + " to " + to_string(out.shape()) +
+                    " (ONNX pools with one window size: the output must divide the input)");
+  });
+  return out;
 }
 
 }  // namespace ft::inline FT_ABI

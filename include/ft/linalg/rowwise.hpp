@@ -812,6 +812,15 @@ requires(!detail::has_var_v<E>) LayerNormResult<T, E::rank> layer_norm(const E& 
 // ---- on Vars: each backward is one fused expression ----
 namespace ft::inline FT_ABI {
 
+namespace detail {
+template <class T, int R>
+Tensor<T, R> ones_like_shape(const Shape<R>& shape) {
+  Tensor<T, R> t(shape);
+  std::fill(t.data(), t.data() + t.numel(), T(1));
+  return t;
+}
+}  // namespace detail
+
 // ---- row-wise composites ----
 // softmax: dx = y·(g − Σ g·y) along dim (one reduction, one fused kernel).
 template <Expression E>
@@ -821,7 +830,12 @@ requires(ft::detail::has_var_v<E>) auto softmax(const E& e, int dim) {
   Tensor<T, E::rank> y = softmax(vx.value(), dim);
   dim = wrap_dim(dim, E::rank, "softmax");
   auto bwd = [vx, y, dim](const Tensor<T, E::rank>& g) { vx.state().accumulate(y * (g - sum(g * y, dim, keepdim))); };
-  return autograd::record("softmax", y, std::move(bwd), vx);
+  auto out = autograd::record("softmax", y, std::move(bwd), vx);
+  autograd::trace::when_traced([&](autograd::trace::Sink& s) {
+    autograd::trace::boundary(s, "Softmax", {autograd::trace::name(s, vx)}, out,
+                              {autograd::trace::Attribute::integer("axis", dim)});
+  });
+  return out;
 }
 // log_softmax: dx = g − exp(y)·Σ g along dim.
 template <Expression E>
@@ -831,7 +845,12 @@ requires(ft::detail::has_var_v<E>) auto log_softmax(const E& e, int dim) {
   Tensor<T, E::rank> y = log_softmax(vx.value(), dim);
   dim = wrap_dim(dim, E::rank, "log_softmax");
   auto bwd = [vx, y, dim](const Tensor<T, E::rank>& g) { vx.state().accumulate(g - exp(y) * sum(g, dim, keepdim)); };
-  return autograd::record("log_softmax", y, std::move(bwd), vx);
+  auto out = autograd::record("log_softmax", y, std::move(bwd), vx);
+  autograd::trace::when_traced([&](autograd::trace::Sink& s) {
+    autograd::trace::boundary(s, "LogSoftmax", {autograd::trace::name(s, vx)}, out,
+                              {autograd::trace::Attribute::integer("axis", dim)});
+  });
+  return out;
 }
 
 // cross_entropy: dlogits = (softmax(x) − q)·scale on the rows whose target is not ignored,
@@ -928,7 +947,20 @@ requires(ft::detail::has_var_v<E>) Var<T, E::rank> layer_norm(const E& x, int no
     if (bias.defined() && bias.requires_grad())
       autograd::detail::accumulate_reshaped(bias, Shape<1>{K}, ft::sum(g2, 0));
   };
-  return autograd::record("layer_norm", res.output, std::move(bwd), vx, weight, bias);
+  auto out = autograd::record("layer_norm", res.output, std::move(bwd), vx, weight, bias);
+  autograd::trace::when_traced([&](autograd::trace::Sink& s) {
+    // ONNX's LayerNormalization needs a scale: ones when the layer has no weight
+    Shape<WR> normalized;
+    for (int d = 0; d < WR; ++d) normalized[d] = vx.size(R - WR + d);
+    std::vector<std::string> in = {autograd::trace::name(s, vx),
+                                   weight.defined() ? autograd::trace::name(s, weight)
+                                                    : autograd::trace::name(s, detail::ones_like_shape<T>(normalized))};
+    if (bias.defined()) in.push_back(autograd::trace::name(s, bias));
+    autograd::trace::boundary(s, "LayerNormalization", in, out,
+                              {autograd::trace::Attribute::integer("axis", -normalized_dims),
+                               autograd::trace::Attribute::real("epsilon", eps)});
+  });
+  return out;
 }
 
 }  // namespace ft::inline FT_ABI

@@ -169,7 +169,12 @@ Var<T, R + 1> embedding(const Tensor<std::int64_t, R>& indices, const Var<T, 2>&
     wv.state().accumulate(Generator<ft::nn::detail::EmbeddingGradRows<T>, 2>(
         {offsets.data(), positions.data(), gc.data(), D, pad ? *pad : std::int64_t(-1)}, Shape<2>{V, D}, d));
   };
-  return autograd::record("embedding", out, std::move(bwd), weight);
+  auto result = autograd::record("embedding", out, std::move(bwd), weight);
+  autograd::trace::when_traced([&](autograd::trace::Sink& s) {
+    autograd::trace::boundary(s, "Gather", {autograd::trace::name(s, weight), autograd::trace::name(s, indices)},
+                              result);
+  });
+  return result;
 }
 
 }  // namespace functional

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "ft/autograd/trace.hpp"
 #include "ft/autograd/var.hpp"
 #include "ft/core/config.hpp"
 #include "ft/nn/parameter.hpp"
@@ -90,6 +91,7 @@ class Module {
   // forward(), as PyTorch's module call.
   template <class... A>
   auto operator()(A&&... a) {
+    const autograd::trace::ModuleScope scope(this);  // in an exported forward: the module path for errors
     return self().forward(std::forward<A>(a)...);
   }
 

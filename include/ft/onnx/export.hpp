@@ -1,0 +1,358 @@
+// ONNX export: a model's forward, traced, as an ONNX ModelProto that ONNX Runtime, TensorRT and
+// OpenVINO load (the protobuf wire format written directly, as the TensorBoard writer does).
+//
+//   model.eval();   // export_model runs the forward in eval mode anyway, and restores the mode
+//   ft::onnx::export_model(model, ft::zeros<float>({1, 1, 8, 8}), "digits.onnx", {.opset = 17});
+//   # python3 -c "import onnxruntime as ort, numpy as np;
+//   #   s = ort.InferenceSession('digits.onnx'); print(s.run(None, {'input': np.zeros((5, 1, 8, 8), 'float32')}))"
+//
+// The graph is the forward as it runs on the example input (autograd/trace.hpp): each fused
+// statement becomes its ONNX node sequence, each boundary op (Gemm/MatMul, Conv, MaxPool,
+// AveragePool, GlobalAveragePool, LayerNormalization, Softmax, LogSoftmax, Gather, the views)
+// its node; parameters and buffers become initializers under their state_dict names; the first
+// dimension of the input and output is the symbolic "batch" (dynamic_batch). Dropout runs as
+// the identity (eval mode) and BatchNorm as its inference arithmetic. Something the graph cannot
+// express is an ft::Error naming it and the module it ran in, before any file is written.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ft/autograd.hpp"
+#include "ft/core/any_tensor.hpp"
+#include "ft/core/config.hpp"
+#include "ft/io/file.hpp"
+#include "ft/nn/module.hpp"
+#include "ft/utils/protobuf.hpp"
+#include "ft/version.hpp"
+
+namespace ft::inline FT_ABI::onnx {
+
+struct ExportOptions {
+  int opset = 17;  // 13 to 17: the operator set the nodes follow
+  std::vector<std::string> input_names = {"input"};
+  std::vector<std::string> output_names = {"output"};
+  bool dynamic_batch = true;  // the first dimension of the input and output is "batch"
+  std::string graph_name = "fusedtensor";
+};
+
+namespace detail {
+
+namespace pb = utils::pb;
+using autograd::trace::Attribute;
+using autograd::trace::onnx_dtype;
+
+// A host copy of a tensor's elements, in C order (little-endian, as ONNX's raw_data).
+inline std::string raw_bytes(const AnyTensor& t) {
+  std::string out;
+  visit(t, [&](auto typed) {
+    auto host = typed.to(kCPU).contiguous();
+    using T = typename decltype(host)::value_type;
+    out.assign(reinterpret_cast<const char*>(host.data()), static_cast<std::size_t>(host.numel()) * sizeof(T));
+  });
+  return out;
+}
+
+inline std::string tensor_proto(const std::string& name, DType dtype, const std::vector<index_t>& shape,
+                                const std::string& raw) {
+  std::string m;
+  for (index_t d : shape) pb::uint_field(m, 1, static_cast<std::uint64_t>(d));  // dims
+  pb::uint_field(m, 2, static_cast<std::uint64_t>(onnx_dtype(dtype)));          // data_type
+  pb::bytes_field(m, 8, name);
+  pb::bytes_field(m, 9, raw);  // raw_data
+  return m;
+}
+
+inline std::string attribute_proto(const Attribute& a) {
+  std::string m;
+  pb::bytes_field(m, 1, a.name);
+  switch (a.kind) {
+    case Attribute::Int:
+      pb::uint_field(m, 3, static_cast<std::uint64_t>(a.i));
+      pb::uint_field(m, 20, 2);  // AttributeType INT
+      break;
+    case Attribute::Ints:
+      for (std::int64_t v : a.ints) pb::uint_field(m, 8, static_cast<std::uint64_t>(v));
+      pb::uint_field(m, 20, 7);  // INTS
+      break;
+    case Attribute::Float:
+      pb::float_field(m, 2, static_cast<float>(a.f));
+      pb::uint_field(m, 20, 1);  // FLOAT
+      break;
+    case Attribute::String:
+      pb::bytes_field(m, 4, a.s);
+      pb::uint_field(m, 20, 3);  // STRING
+      break;
+  }
+  return m;
+}
+
+// ValueInfoProto: a name, an element type and a shape. With a symbolic batch (`batch` > 0, the
+// example's size), a first dimension of that size is "batch", and a later one of that size is
+// left symbolic too ("<name>_dim<k>": it may depend on the batch); the others are fixed.
+inline std::string value_info(const std::string& name, DType dtype, const std::vector<index_t>& shape, index_t batch) {
+  std::string dims, tensor, type, m;
+  for (std::size_t d = 0; d < shape.size(); ++d) {
+    std::string dim;
+    if (batch > 0 && shape[d] == batch)
+      pb::bytes_field(dim, 2, d == 0 ? std::string("batch") : name + "_dim" + std::to_string(d));  // dim_param
+    else
+      pb::uint_field(dim, 1, static_cast<std::uint64_t>(shape[d]));  // dim_value
+    pb::bytes_field(dims, 1, dim);
+  }
+  pb::uint_field(tensor, 1, static_cast<std::uint64_t>(onnx_dtype(dtype)));  // elem_type
+  pb::bytes_field(tensor, 2, dims);                                          // shape
+  pb::bytes_field(type, 1, tensor);                                          // tensor_type
+  pb::bytes_field(m, 1, name);
+  pb::bytes_field(m, 2, type);
+  return m;
+}
+
+// The graph a traced forward writes: nodes, initializers and the names of values.
+class Graph final : public autograd::trace::Sink {
+ public:
+  explicit Graph(const ExportOptions& options) : options_(options) {}
+
+  // A parameter or buffer: an initializer named `name`, written when a node reads it.
+  void add_initializer(std::shared_ptr<const void> key, const std::string& name, const AnyTensor& value) {
+    if (entries_.count(key.get())) return;  // shared by two modules: the first name
+    entries_[key.get()] = {name, key, value, Kind::initializer};
+    add_data_key(name, value, Kind::initializer);
+  }
+  void add_input(std::shared_ptr<const void> key, const std::string& name, const AnyTensor& value) {
+    entries_[key.get()] = {name, key, value, Kind::input};
+    add_data_key(name, value, Kind::input);
+  }
+  // Paths of the modules, for errors.
+  void add_module(const void* module, const std::string& path) { modules_[module] = path; }
+
+  std::string value(std::shared_ptr<const void> key, const AnyTensor& v) override {
+    if (auto it = entries_.find(key.get()); it != entries_.end()) {
+      if (it->second.kind == Kind::opaque)  // named where it ran
+        fail(op_name(), "cannot export the op ", it->second.name, " (in ", it->second.where, "); nothing was written");
+      return use(it->second);
+    }
+    // a Var over a traced tensor (a boundary op's operand wrapped as a constant Var): its data
+    if (auto it = entries_.find(v.data()); it != entries_.end()) {
+      const Entry e = it->second;
+      if (e.value.shape() == v.shape() && e.value.strides() == v.strides() && e.value.dtype() == v.dtype())
+        return use(e);
+      // a parameter's or buffer's reshaped view (BatchNorm's statistics as [1, C, 1]): a Reshape
+      if (e.kind == Kind::initializer && e.value.dtype() == v.dtype() && e.value.numel() == v.numel() &&
+          is_dense(e.value) && is_dense(v)) {
+        const std::vector<std::int64_t> shape(v.shape().begin(), v.shape().end());
+        const std::string name = node("Reshape", {use(e), ints(shape)}, {}, 1)[0];
+        entries_[key.get()] = {name, key, v, Kind::computed};
+        return name;
+      }
+      unsupported("a view " + v.shape_string() + " of the traced value \"" + e.name + "\" " + e.value.shape_string() +
+                  " taken outside the traced ops (use the Var's own view methods)");
+    }
+    // a tensor the forward created: a constant
+    const std::string name = fresh("const");
+    entries_[key.get()] = {name, key, v, Kind::initializer};
+    return use(entries_[key.get()]);
+  }
+  std::string scalar(double v, DType dtype) override {
+    const auto k = std::make_pair(v, static_cast<int>(dtype));
+    if (auto it = scalars_.find(k); it != scalars_.end()) return it->second;
+    AnyTensor t;
+    with_dtype_rank(dtype, 0, [&]<class T, int R>() {
+      Tensor<T, R> x(Shape<R>{});
+      x.data()[0] = static_cast<T>(v);
+      t = x;
+      return t;
+    });
+    const std::string name = fresh("scalar");
+    initializers_.push_back(tensor_proto(name, dtype, {}, raw_bytes(t)));
+    return scalars_[k] = name;
+  }
+  std::string ints(const std::vector<std::int64_t>& v) override {
+    if (auto it = int_lists_.find(v); it != int_lists_.end()) return it->second;
+    std::string raw(v.size() * 8, '\0');
+    if (!v.empty()) std::memcpy(raw.data(), v.data(), raw.size());
+    const std::string name = fresh("ints");
+    initializers_.push_back(tensor_proto(name, DType::Int64, {static_cast<index_t>(v.size())}, raw));
+    return int_lists_[v] = name;
+  }
+  std::vector<std::string> node(const std::string& op_type, const std::vector<std::string>& inputs,
+                                const std::vector<Attribute>& attributes, int outputs) override {
+    std::string m;
+    for (const auto& in : inputs) pb::bytes_field(m, 1, in);
+    std::vector<std::string> outs;
+    for (int k = 0; k < outputs; ++k) outs.push_back(fresh(op_type));
+    for (const auto& o : outs) pb::bytes_field(m, 2, o);
+    pb::bytes_field(m, 3, op_type + "_" + std::to_string(nodes_.size()));
+    pb::bytes_field(m, 4, op_type);
+    for (const auto& a : attributes) pb::bytes_field(m, 5, attribute_proto(a));
+    nodes_.push_back(std::move(m));
+    return outs;
+  }
+  void opaque(std::shared_ptr<const void> key, const std::string& op, const AnyTensor& v) override {
+    entries_[key.get()] = {op, key, v, Kind::opaque, false, where()};
+  }
+  void bind(std::shared_ptr<const void> key, const std::string& name, const AnyTensor& v) override {
+    entries_[key.get()] = {name, key, v, Kind::computed};
+    add_data_key(name, v, Kind::computed);
+  }
+  const char* op_name() const override { return "onnx::export_model"; }
+  std::string where() const override {
+    if (!stack_.empty())
+      if (auto it = modules_.find(stack_.back()); it != modules_.end()) return "module \"" + it->second + "\"";
+    return "the model's forward";
+  }
+  bool is_dynamic_batch() const override { return options_.dynamic_batch; }
+  void enter(const void* module) override { stack_.push_back(module); }
+  void leave() override { stack_.pop_back(); }
+
+  // The ModelProto with `output` (a traced value) as the graph's output.
+  std::string model(const std::string& output, const AnyTensor& output_value) {
+    const std::string& out_name = options_.output_names[0];
+    std::string identity;  // the output under its requested name
+    pb::bytes_field(identity, 1, output);
+    pb::bytes_field(identity, 2, out_name);
+    pb::bytes_field(identity, 3, "output_identity");
+    pb::bytes_field(identity, 4, "Identity");
+    nodes_.push_back(std::move(identity));
+    std::string graph;
+    for (const auto& n : nodes_) pb::bytes_field(graph, 1, n);
+    pb::bytes_field(graph, 2, options_.graph_name);
+    for (const auto& [ptr, e] : entries_)  // the parameters, buffers and constants that nodes read
+      if (e.kind == Kind::initializer && !e.data_alias && used_.count(e.name))
+        pb::bytes_field(graph, 5, tensor_proto(e.name, e.value.dtype(), e.value.shape(), raw_bytes(e.value)));
+    for (const auto& init : initializers_) pb::bytes_field(graph, 5, init);
+    index_t batch = 0;
+    for (const auto& [ptr, e] : entries_)
+      if (e.kind == Kind::input && !e.data_alias) {
+        if (options_.dynamic_batch && e.value.dim() > 0) batch = e.value.shape()[0];
+        pb::bytes_field(graph, 11, value_info(e.name, e.value.dtype(), e.value.shape(), batch));
+      }
+    pb::bytes_field(
+        graph, 12,
+        value_info(out_name, output_value.dtype(), output_value.shape(), output_value.dim() > 0 ? batch : 0));
+    std::string opset, m;
+    pb::bytes_field(opset, 1, "");
+    pb::uint_field(opset, 2, static_cast<std::uint64_t>(options_.opset));
+    pb::uint_field(m, 1, 8);  // ir_version 8 (ONNX 1.10+, opsets up to 17)
+    pb::bytes_field(m, 2, "fusedtensor");
+    pb::bytes_field(m, 3, FT_VERSION_STRING);
+    pb::bytes_field(m, 7, graph);
+    pb::bytes_field(m, 8, opset);
+    return m;
+  }
+
+ private:
+  enum class Kind { input, initializer, computed, opaque };
+  struct Entry {
+    std::string name;
+    std::shared_ptr<const void> keep;  // the Var or storage, so that its address names nothing else
+    AnyTensor value;
+    Kind kind;
+    bool data_alias = false;  // the same value under its data pointer
+    std::string where = {};   // an opaque op's module
+  };
+
+  std::string use(const Entry& e) {
+    used_.insert(e.name);
+    return e.name;
+  }
+  // The value under its data pointer too (a tensor leaf reading it); a view's data pointer is
+  // its base's, which keeps its entry when it is an input or a parameter.
+  void add_data_key(const std::string& name, const AnyTensor& v, Kind kind) {
+    if (!v.defined()) return;
+    auto it = entries_.find(v.data());
+    if (it != entries_.end() && it->second.kind != Kind::computed) return;
+    entries_[v.data()] = Entry{name, v.storage(), v, kind, true};
+  }
+  std::string fresh(const std::string& stem) { return stem + "_" + std::to_string(counter_++); }
+  static bool is_dense(const AnyTensor& t) {
+    index_t expect = 1;
+    for (int d = t.dim() - 1; d >= 0; --d) {
+      const auto i = static_cast<std::size_t>(d);
+      if (t.shape()[i] != 1 && t.strides()[i] != expect) return false;
+      expect *= t.shape()[i];
+    }
+    return true;
+  }
+
+  ExportOptions options_;
+  std::map<const void*, Entry> entries_;
+  std::map<std::pair<double, int>, std::string> scalars_;
+  std::map<std::vector<std::int64_t>, std::string> int_lists_;
+  std::map<const void*, std::string> modules_;
+  std::vector<const void*> stack_;
+  std::vector<std::string> nodes_, initializers_;
+  std::set<std::string> used_;
+  int counter_ = 0;
+};
+
+// The example input as the model receives it: a floating tensor as a Var (so that its views
+// are traced), an integer tensor (indices) as it is.
+template <class X>
+auto model_input(const X& x) {
+  if constexpr (!ft::detail::is_var<X>::value && is_floating_v<typename X::value_type>)
+    return Var<typename X::value_type, X::rank>(x);
+  else
+    return x;
+}
+
+}  // namespace detail
+
+// The ONNX bytes of the model's forward on `example_input` (a Tensor or Var; its first
+// dimension is the batch). The model runs once, in eval mode and without a tape.
+template <class Model, class X>
+std::string to_onnx(Model& model, const X& example_input, const ExportOptions& options = {}) {
+  check(options.opset >= 13 && options.opset <= 17, "onnx::export_model", "opset ", options.opset,
+        " is not supported (13 to 17)");
+  check(options.input_names.size() == 1 && options.output_names.size() == 1, "onnx::export_model",
+        "one input and one output name, got ", options.input_names.size(), " and ", options.output_names.size());
+  detail::Graph g(options);
+  g.add_module(&model, "(the model)");
+  nn::walk(
+      model,
+      [&](const std::string& name, auto& v) { g.add_initializer(autograd::trace::key(v), name, AnyTensor(v.value())); },
+      [&](const std::string& name, auto& t) { g.add_initializer(autograd::trace::key(t), name, AnyTensor(t)); },
+      [&](const std::string& name, auto& m) { g.add_module(&m, name); });
+  const auto input = detail::model_input(example_input);
+  if constexpr (ft::detail::is_var<std::remove_cvref_t<decltype(input)>>::value)
+    g.add_input(autograd::trace::key(input), options.input_names[0], AnyTensor(input.value()));
+  else
+    g.add_input(autograd::trace::key(input), options.input_names[0], AnyTensor(input));
+  const bool was_training = model.is_training();
+  model.eval();
+  struct Restore {
+    Model& m;
+    bool training;
+    ~Restore() { m.train(training); }
+  } restore{model, was_training};
+  NoGradGuard no_grad;
+  const autograd::trace::Scope scope(g);
+  auto y = model(input);
+  using Y = decltype(y);
+  using T = float_promote_t<typename Y::value_type>;
+  Var<T, Y::rank> out = [&] {
+    if constexpr (ft::detail::is_var<Y>::value && std::is_same_v<typename Y::value_type, T>)
+      return y;
+    else
+      return Var<T, Y::rank>(y);  // the last statement, traced
+  }();
+  return g.model(autograd::trace::name(g, out), AnyTensor(out.value()));
+}
+
+// to_onnx, written atomically to `path`.
+template <class Model, class X>
+void export_model(Model& model, const X& example_input, const std::string& path, const ExportOptions& options = {}) {
+  const std::string bytes = to_onnx(model, example_input, options);
+  check(bytes.size() < (std::size_t{2} << 30), "onnx::export_model", "the model is ", bytes.size(),
+        " bytes: files over 2 GB need ONNX's external data, which is not written yet");
+  io::write_file_atomic(path, "onnx::export_model",
+                        [&](std::FILE* f) { io::write_all(f, bytes.data(), bytes.size()); });
+}
+
+}  // namespace ft::inline FT_ABI::onnx

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Checks the ONNX files that tests/onnx/export_models.cpp wrote: onnx.checker.check_model with
+full_check (types and shapes inferred through every node) passes, and ONNX Runtime's output on
+<case>.x.npy (a batch other than the one exported: the batch is symbolic) equals fusedtensor's
+<case>.y.npy within 1e-5 (absolute, plus 1e-5 relative).
+
+    python3 tests/onnx/check_onnx.py <dir>      # pip install onnx onnxruntime (scripts/test.sh does)
+
+Exit status 0 when every case passes, 1 when one fails, 77 (CTest's skip) without onnx or
+onnxruntime installed.
+"""
+import glob
+import os
+import sys
+
+try:
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+except ImportError as e:  # pragma: no cover
+    print("skipped: %s (pip install onnx onnxruntime)" % e)
+    sys.exit(77)
+
+
+def main(directory):
+    files = sorted(glob.glob(os.path.join(directory, "*.onnx")))
+    if not files:
+        print("no .onnx files in", directory)
+        return 1
+    failures = 0
+    for path in files:
+        case = os.path.basename(path)[: -len(".onnx")]
+        try:
+            model = onnx.load(path)
+            onnx.checker.check_model(model, full_check=True)
+            session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+            x = np.load(os.path.join(directory, case + ".x.npy"))
+            want = np.load(os.path.join(directory, case + ".y.npy"))
+            got = session.run(None, {session.get_inputs()[0].name: x})[0]
+            if got.shape != want.shape:
+                raise AssertionError("shape %s, fusedtensor's %s" % (got.shape, want.shape))
+            err = np.abs(got.astype(np.float64) - want.astype(np.float64))
+            bound = 1e-5 + 1e-5 * np.abs(want.astype(np.float64))
+            if not (err <= bound).all():
+                raise AssertionError("max |difference| %.3g" % err.max())
+            ops = sorted({n.op_type for n in model.graph.node} - {"Identity"})
+            print("ok   %-26s batch %d, %d nodes: %s" % (case, x.shape[0], len(model.graph.node), " ".join(ops)))
+        except Exception as e:  # noqa: BLE001 - every case reports
+            failures += 1
+            print("FAIL %-26s %s: %s" % (case, type(e).__name__, e))
+    print("%d of %d cases pass (onnx %s, onnxruntime %s)" % (len(files) - failures, len(files), onnx.__version__,
+                                                             ort.__version__))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "."))

@@ -1,0 +1,202 @@
+// Writes ONNX files of the models and layers that tests/onnx/check_onnx.py runs in ONNX Runtime:
+// for each case <dir>/<case>.onnx (exported on a batch of 3), <case>.x.npy (a batch of 5: the
+// batch dimension is symbolic) and <case>.y.npy (fusedtensor's output on it, in eval mode).
+//   export_models <dir>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "ft/ft.hpp"
+
+namespace nn = ft::nn;
+using ft::index_t;
+
+namespace {
+
+std::string g_dir;
+int g_cases = 0;
+
+template <class Model, class X>
+void run_case(const std::string& name, Model& model, const X& example, const X& input) {
+  ft::onnx::export_model(model, example, g_dir + "/" + name + ".onnx");
+  ft::io::save_npy(g_dir + "/" + name + ".x.npy", input);
+  ft::NoGradGuard no_grad;
+  model.eval();
+  using T = ft::float_promote_t<typename decltype(model(input))::value_type>;
+  ft::Var<T, decltype(model(input))::rank> y = model(input);
+  ft::io::save_npy(g_dir + "/" + name + ".y.npy", y.value());
+  ++g_cases;
+}
+
+// A module whose forward is a function (for the ops that are functions, not layers).
+template <class F>
+struct Fn : nn::Module<Fn<F>> {
+  F f;
+  explicit Fn(F fn) : f(fn) {}
+  template <class V>
+  void visit(V&&) {}
+  template <class X>
+  auto forward(const X& x) {
+    return f(x);
+  }
+};
+template <class F>
+void run_fn(const std::string& name, F f, ft::Tensor<float, 2> example, ft::Tensor<float, 2> input) {
+  Fn<F> m(f);
+  run_case(name, m, example, input);
+}
+
+// The digits demo's models (examples/train_digits.cpp).
+struct DigitsMLP : nn::Module<DigitsMLP> {
+  nn::Flatten flatten;
+  nn::Linear<float> fc1{64, 128}, fc2{128, 64}, fc3{64, 10};
+  template <class V>
+  void visit(V&& v) {
+    v("fc1", fc1), v("fc2", fc2), v("fc3", fc3);
+  }
+  template <class X>
+  auto forward(const X& x) {
+    return fc3(ft::relu(fc2(ft::relu(fc1(flatten(x))))));
+  }
+};
+struct DigitsCNN : nn::Module<DigitsCNN> {
+  nn::Conv2d<float> conv1{1, 16, 3, {.padding = 1}}, conv2{16, 32, 3, {.padding = 1}};
+  nn::Flatten flatten;
+  nn::Dropout drop{0.2};
+  nn::Linear<float> fc{32 * 2 * 2, 10};
+  template <class V>
+  void visit(V&& v) {
+    v("conv1", conv1), v("conv2", conv2), v("drop", drop), v("fc", fc);
+  }
+  template <class X>
+  auto forward(const X& x) {
+    auto h = ft::max_pool2d(ft::relu(conv1(x)), 2);
+    return fc(drop(flatten(ft::max_pool2d(ft::relu(conv2(h)), 2))));
+  }
+};
+// The nn tour's model (examples/nn_tour.cpp): BatchNorm in eval mode, a reshape by sizes.
+struct TourCNN : nn::Module<TourCNN> {
+  nn::Conv2d<float> conv{1, 8, 3, {.padding = 1}};
+  nn::BatchNorm2d<float> bn{8};
+  nn::Linear<float> fc{8 * 4 * 4, 2};
+  nn::Dropout drop{0.1};
+  template <class V>
+  void visit(V&& v) {
+    v("conv", conv), v("bn", bn), v("fc", fc), v("drop", drop);
+  }
+  template <class X>
+  auto forward(const X& x) {
+    auto h = ft::max_pool2d(ft::relu(bn(conv(x))), 2);
+    return fc(drop(h.reshape({h.size(0), -1})));
+  }
+};
+// A pre-norm transformer MLP block on [N, 16, 32] tokens: x + fc2(gelu(fc1(layer_norm(x)))).
+struct MlpBlock : nn::Module<MlpBlock> {
+  nn::LayerNorm<float, 1> norm{32};
+  nn::Linear<float> fc1{32, 64}, fc2{64, 32};
+  template <class V>
+  void visit(V&& v) {
+    v("norm", norm), v("fc1", fc1), v("fc2", fc2);
+  }
+  template <class X>
+  auto forward(const X& x) {
+    return x + fc2(ft::gelu(fc1(norm(x))));
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s <output dir>\n", argv[0]);
+    return 2;
+  }
+  g_dir = argv[1];
+  std::filesystem::create_directories(g_dir);
+  ft::manual_seed(1);
+  auto img = [](index_t n, index_t c, index_t h, std::uint64_t seed) {
+    return ft::randn<float>({n, c, h, h}, ft::kCPU, seed);
+  };
+  auto rows = [](index_t n, index_t k, std::uint64_t seed) { return ft::randn<float>({n, k}, ft::kCPU, seed); };
+
+  // whole models
+  DigitsMLP mlp;
+  run_case("digits_mlp", mlp, img(3, 1, 8, 1), img(5, 1, 8, 2));
+  DigitsCNN cnn;
+  run_case("digits_cnn", cnn, img(3, 1, 8, 3), img(5, 1, 8, 4));
+  TourCNN tour;  // running statistics that are not the defaults
+  tour.bn.running_mean = ft::randn<float>({8}, ft::kCPU, 5);
+  tour.bn.running_var = ft::uniform<float>({8}, 0.5f, 2.0f, ft::kCPU, 6);
+  run_case("tour_cnn", tour, img(3, 1, 8, 7), img(5, 1, 8, 8));
+  MlpBlock block;
+  run_case("mlp_block", block, ft::randn<float>({3, 16, 32}, ft::kCPU, 9), ft::randn<float>({5, 16, 32}, ft::kCPU, 10));
+
+  // layers alone
+  nn::Linear<float> linear(12, 7);
+  run_case("linear", linear, rows(3, 12, 11), rows(5, 12, 12));
+  nn::Conv2d<float> conv(4, 6, 3, {.stride = 2, .padding = {1, 2}, .groups = 2});
+  run_case("conv2d_strided_grouped", conv, img(3, 4, 9, 13), img(5, 4, 9, 14));
+  nn::Conv2d<float> dilated(3, 5, 3, {.padding = 2, .dilation = 2}, /*has_bias=*/false);
+  run_case("conv2d_dilated_nobias", dilated, img(3, 3, 10, 15), img(5, 3, 10, 16));
+  nn::Conv1d<float> conv1d(3, 4, 5, {.stride = 2, .padding = 1});
+  run_case("conv1d", conv1d, ft::randn<float>({3, 3, 20}, ft::kCPU, 17), ft::randn<float>({5, 3, 20}, ft::kCPU, 18));
+  nn::MaxPool2d maxpool(3, 2, 1);
+  run_case("max_pool2d", maxpool, img(3, 2, 9, 19), img(5, 2, 9, 20));
+  nn::AvgPool2d avgpool(3, 2, 1, /*ceil=*/false, /*include_pad=*/false);
+  run_case("avg_pool2d", avgpool, img(3, 2, 9, 21), img(5, 2, 9, 22));
+  nn::AdaptiveAvgPool2d global(1);
+  run_case("global_avg_pool", global, img(3, 4, 6, 23), img(5, 4, 6, 24));
+  nn::AdaptiveAvgPool2d half(3);
+  run_case("adaptive_avg_pool", half, img(3, 4, 6, 25), img(5, 4, 6, 26));
+  nn::BatchNorm1d<float> bn1(6);
+  bn1.running_mean = ft::randn<float>({6}, ft::kCPU, 27);
+  bn1.running_var = ft::uniform<float>({6}, 0.5f, 2.0f, ft::kCPU, 28);
+  run_case("batch_norm1d", bn1, rows(3, 6, 29), rows(5, 6, 30));
+  nn::LayerNorm<float, 1> ln(10);
+  run_case("layer_norm", ln, rows(3, 10, 31), rows(5, 10, 32));
+  nn::LayerNorm<float, 1> ln_plain(10, 1e-5, /*elementwise_affine=*/false);
+  run_case("layer_norm_no_affine", ln_plain, rows(3, 10, 33), rows(5, 10, 34));
+  nn::Flatten flatten;
+  run_case("flatten", flatten, img(3, 2, 4, 35), img(5, 2, 4, 36));
+  nn::Embedding<float> embed(20, 6);
+  run_case("embedding", embed, ft::randint<std::int64_t>(0, 20, {3, 7}, ft::kCPU, 37),
+           ft::randint<std::int64_t>(0, 20, {5, 7}, ft::kCPU, 38));
+
+  // activations and elementwise statements, reductions (as functions)
+  const auto a = rows(3, 9, 39), b = rows(5, 9, 40);
+  run_fn(
+      "relu_sigmoid_tanh", [](const auto& x) { return ft::relu(x) + ft::sigmoid(x) * ft::tanh(x); }, a, b);
+  run_fn(
+      "gelu_tanh_silu", [](const auto& x) { return ft::gelu(x, "tanh") - ft::silu(x); }, a, b);
+  run_fn(
+      "leaky_elu_softplus",
+      [](const auto& x) { return ft::leaky_relu(x, 0.2) + ft::elu(x, 0.7) + ft::softplus(x) + ft::softplus(x, 2.0); },
+      a, b);
+  run_fn(
+      "exp_log_sqrt_pow",
+      [](const auto& x) {
+        return ft::exp(x * 0.5f) + ft::log(ft::abs(x) + 1.0f) * ft::sqrt(ft::square(x) + 2.0f) -
+               ft::pow(ft::abs(x), 1.5f);
+      },
+      a, b);
+  run_fn(
+      "where_clamp_compare",
+      [](const auto& x) {
+        return ft::where(x > 0.0f, x, x * 0.1f) + ft::clamp(x, -0.5f, 0.5f) + ft::cast<float>(x <= 0.25f);
+      },
+      a, b);
+  run_fn(
+      "softmax", [](const auto& x) { return ft::softmax(x, 1); }, a, b);
+  run_fn(
+      "log_softmax", [](const auto& x) { return ft::log_softmax(x * 2.0f, -1); }, a, b);
+  run_fn(
+      "sum_mean_max",
+      [](const auto& x) {
+        return ft::sum(x * x, 1, ft::keepdim) + ft::mean(x, 1, ft::keepdim) - ft::max(x, 1, ft::keepdim) + x;
+      },
+      a, b);
+  run_fn(
+      "transpose_matmul", [](const auto& x) { return ft::matmul(x, x.transpose(0, 1)); }, a, b);
+  std::printf("exported %d cases into %s\n", g_cases, g_dir.c_str());
+  return 0;
+}

@@ -1,0 +1,163 @@
+// ft::onnx export: the graph's structure read back from the bytes (the values are checked by
+// ONNX Runtime in tests/onnx/check_onnx.py), and the errors for what cannot be exported.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "ft/nn.hpp"
+#include "ft/onnx.hpp"
+#include "ft/ops/ordering.hpp"
+
+namespace {
+
+namespace nn = ft::nn;
+namespace pb = ft::utils::pb;
+
+// The op types of a ModelProto's graph nodes, in order, and its initializer names.
+struct GraphSummary {
+  std::vector<std::string> ops, initializers, inputs, outputs;
+  std::int64_t opset = 0;
+};
+
+GraphSummary summarize(const std::string& model) {
+  GraphSummary g;
+  auto strings_of = [](std::string_view msg, std::uint32_t field) {
+    std::vector<std::string> out;
+    pb::Reader r(msg, 0, "onnx");
+    while (!r.done()) {
+      pb::Wire w;
+      if (r.key(w) == field && w == pb::kBytes)
+        out.emplace_back(r.bytes().first);
+      else
+        r.skip(w);
+    }
+    return out;
+  };
+  pb::Reader m(model, 0, "model");
+  while (!m.done()) {
+    pb::Wire w;
+    const auto f = m.key(w);
+    if (f == 7 && w == pb::kBytes) {  // graph
+      auto graph = m.bytes().first;
+      pb::Reader r(graph, 0, "graph");
+      while (!r.done()) {
+        pb::Wire gw;
+        const auto gf = r.key(gw);
+        if (gw != pb::kBytes) {
+          r.skip(gw);
+          continue;
+        }
+        const auto body = r.bytes().first;
+        if (gf == 1) g.ops.push_back(strings_of(body, 4).at(0));           // NodeProto.op_type
+        if (gf == 5) g.initializers.push_back(strings_of(body, 8).at(0));  // TensorProto.name
+        if (gf == 11) g.inputs.push_back(strings_of(body, 1).at(0));       // ValueInfoProto.name
+        if (gf == 12) g.outputs.push_back(strings_of(body, 1).at(0));
+      }
+    } else if (f == 8 && w == pb::kBytes) {  // opset_import
+      pb::Reader r(m.bytes().first, 0, "opset");
+      while (!r.done()) {
+        pb::Wire ow;
+        if (r.key(ow) == 2 && ow == pb::kVarint)
+          g.opset = static_cast<std::int64_t>(r.varint());
+        else
+          r.skip(ow);
+      }
+    } else {
+      m.skip(w);
+    }
+  }
+  return g;
+}
+
+struct Mlp : nn::Module<Mlp> {
+  nn::Linear<float> fc1{6, 8}, fc2{8, 3};
+  nn::Dropout drop{0.5};
+  template <class V>
+  void visit(V&& v) {
+    v("fc1", fc1), v("fc2", fc2), v("drop", drop);
+  }
+  template <class X>
+  auto forward(const X& x) {
+    return fc2(drop(ft::relu(fc1(x))));
+  }
+};
+
+// A model whose inner module uses an op without an ONNX form (cumsum).
+struct Scan : nn::Module<Scan> {
+  template <class V>
+  void visit(V&&) {}
+  template <class X>
+  auto forward(const X& x) {
+    return ft::cumsum(x, 1);
+  }
+};
+struct WithScan : nn::Module<WithScan> {
+  nn::Linear<float> fc{6, 6};
+  Scan scan;
+  template <class V>
+  void visit(V&& v) {
+    v("fc", fc), v("scan", scan);
+  }
+  template <class X>
+  auto forward(const X& x) {
+    return fc(scan(x));
+  }
+};
+
+// A forward that views a Var's value as a tensor (outside the traced ops).
+struct TensorView : nn::Module<TensorView> {
+  nn::Linear<float> fc{6, 6};
+  template <class V>
+  void visit(V&& v) {
+    v("fc", fc);
+  }
+  template <class X>
+  auto forward(const X& x) {
+    ft::Var<float, 2> h = fc(x);
+    return ft::Var<float, 2>(h.value().transpose(0, 1)) * 2.0f;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("onnx: a model's graph: its nodes, initializers under state_dict names, input and output") {
+  Mlp m;
+  m.train();
+  const auto bytes = ft::onnx::to_onnx(m, ft::randn<float>({4, 6}, ft::kCPU, 1), {.opset = 17});
+  CHECK(m.is_training());  // the mode is restored
+  const GraphSummary g = summarize(bytes);
+  CHECK(g.opset == 17);
+  // Gemm (x·Wᵀ), the fused statement relu(· + b1) · 1 (dropout in eval mode), Gemm, + b2, the output
+  CHECK(g.ops == std::vector<std::string>{"Gemm", "Add", "Relu", "Mul", "Gemm", "Add", "Identity"});
+  for (const char* name : {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"})
+    CHECK(std::find(g.initializers.begin(), g.initializers.end(), name) != g.initializers.end());
+  CHECK(g.inputs == std::vector<std::string>{"input"});
+  CHECK(g.outputs == std::vector<std::string>{"output"});
+  const auto named = summarize(ft::onnx::to_onnx(m, ft::randn<float>({4, 6}, ft::kCPU, 1),
+                                                 {.input_names = {"pixels"}, .output_names = {"logits"}}));
+  CHECK(named.inputs == std::vector<std::string>{"pixels"});
+  CHECK(named.outputs == std::vector<std::string>{"logits"});
+}
+
+TEST_CASE("onnx: what cannot be exported is an error naming it and its module, and no file is written") {
+  const auto path = std::filesystem::temp_directory_path() / "ft_test_onnx_unsupported.onnx";
+  std::filesystem::remove(path);
+  WithScan m;
+  const std::string e = ft::test::error_of([&] {
+    ft::onnx::export_model(m, ft::randn<float>({4, 6}, ft::kCPU, 2), path.string());
+  });
+  CHECK(e.find("onnx::export_model") != std::string::npos);
+  CHECK(e.find("cumsum") != std::string::npos);
+  CHECK(e.find("module \"scan\"") != std::string::npos);
+  CHECK(!std::filesystem::exists(path));
+  TensorView v;
+  const std::string view = ft::test::error_of([&] { ft::onnx::to_onnx(v, ft::randn<float>({4, 6}, ft::kCPU, 3)); });
+  CHECK(view.find("taken outside the traced ops") != std::string::npos);
+  Mlp mlp;
+  CHECK(ft::test::error_of([&] {
+          ft::onnx::to_onnx(mlp, ft::randn<float>({4, 6}, ft::kCPU, 4), {.opset = 11});
+        }).find("opset 11") != std::string::npos);
+}
