@@ -256,7 +256,7 @@ Var<T, R + 1> Var<T, R>::unsqueeze(int d) const {
   auto bwd = [in = *this, d](const Tensor<T, R + 1>& g) { in.state().accumulate(g.squeeze(d)); };
   auto out = autograd::record("unsqueeze", v, std::move(bwd), *this);
   autograd::trace::when_traced([&](autograd::trace::Sink& s) {
-    autograd::trace::boundary(s, "Unsqueeze", {autograd::trace::name(s, *this), s.ints({d})}, out);
+    autograd::trace::boundary(s, "Unsqueeze", {autograd::trace::name(s, *this), s.int1(d)}, out);
   });
   return out;
 }
@@ -269,7 +269,7 @@ Var<T, (R > 0 ? R - 1 : 0)> Var<T, R>::squeeze(int d) const {
   auto bwd = [in = *this, d](const Tensor<T, R - 1>& g) { in.state().accumulate(g.unsqueeze(d)); };
   auto out = autograd::record("squeeze", v, std::move(bwd), *this);
   autograd::trace::when_traced([&](autograd::trace::Sink& s) {
-    autograd::trace::boundary(s, "Squeeze", {autograd::trace::name(s, *this), s.ints({d})}, out);
+    autograd::trace::boundary(s, "Squeeze", {autograd::trace::name(s, *this), s.int1(d)}, out);
   });
   return out;
 }
@@ -282,10 +282,10 @@ Var<T, R> Var<T, R>::slice(int dim, index_t start, index_t end, index_t step) co
   };
   auto out = autograd::record("slice", value().slice(dim, start, end, step), std::move(bwd), *this);
   autograd::trace::when_traced([&](autograd::trace::Sink& s) {
-    autograd::trace::boundary(s, "Slice",
-                              {autograd::trace::name(s, *this), s.ints({start}), s.ints({end}),
-                               s.ints({wrap_dim(dim, R, "slice")}), s.ints({step})},
-                              out);
+    autograd::trace::boundary(
+        s, "Slice",
+        {autograd::trace::name(s, *this), s.int1(start), s.int1(end), s.int1(wrap_dim(dim, R, "slice")), s.int1(step)},
+        out);
   });
   return out;
 }

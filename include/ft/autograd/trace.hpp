@@ -46,8 +46,9 @@ class Sink {
   virtual std::string value(std::shared_ptr<const void> key, const AnyTensor& value) = 0;
   // A constant (rank 0) of the given type.
   virtual std::string scalar(double v, DType dtype) = 0;
-  // A constant int64 vector (shapes, axes).
+  // A constant int64 vector (shapes, axes), and one of one element.
   virtual std::string ints(const std::vector<std::int64_t>& v) = 0;
+  std::string int1(std::int64_t v) { return ints(std::vector<std::int64_t>(1, v)); }
   // Appends a node; returns the names of its `outputs` outputs.
   virtual std::vector<std::string> node(const std::string& op_type, const std::vector<std::string>& inputs,
                                         const std::vector<Attribute>& attributes = {}, int outputs = 1) = 0;
@@ -343,7 +344,7 @@ inline std::string emit(Sink& s, const std::vector<TraceOp>& ops, std::size_t& p
       if (op == "argmax" || op == "argmin") {
         const std::string input = emit(s, ops, pos, ops[pos].dtype);
         std::string x = input;
-        if (o.dim < 0) x = one(s, "Reshape", {x, s.ints({-1})});  // over everything: of the flattened input
+        if (o.dim < 0) x = one(s, "Reshape", {x, s.int1(-1)});  // over everything: of the flattened input
         attr.push_back(Attribute::integer("axis", o.dim < 0 ? 0 : o.dim));
         return one(s, op == "argmax" ? "ArgMax" : "ArgMin", {x}, attr);
       }
@@ -358,7 +359,7 @@ inline std::string emit(Sink& s, const std::vector<TraceOp>& ops, std::size_t& p
       std::vector<std::string> in = {emit(s, ops, pos, o.dtype)};
       if (o.dim >= 0) {  // sum's axes are an input from opset 13, the others' an attribute until opset 18
         if (op == "sum")
-          in.push_back(s.ints({o.dim}));
+          in.push_back(s.int1(o.dim));
         else
           attr.push_back(Attribute::integers("axes", {o.dim}));
       }
