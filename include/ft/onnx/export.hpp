@@ -15,6 +15,7 @@
 // express is an ft::Error naming it and the module it ran in, before any file is written.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -160,7 +161,7 @@ class Graph final : public autograd::trace::Sink {
     return use(entries_[key.get()]);
   }
   std::string scalar(double v, DType dtype) override {
-    const auto k = std::make_pair(v, static_cast<int>(dtype));
+    const auto k = std::make_pair(std::bit_cast<std::uint64_t>(v), static_cast<int>(dtype));  // NaN too
     if (auto it = scalars_.find(k); it != scalars_.end()) return it->second;
     AnyTensor t;
     with_dtype_rank(dtype, 0, [&]<class T, int R>() {
@@ -283,7 +284,7 @@ class Graph final : public autograd::trace::Sink {
 
   ExportOptions options_;
   std::map<const void*, Entry> entries_;
-  std::map<std::pair<double, int>, std::string> scalars_;
+  std::map<std::pair<std::uint64_t, int>, std::string> scalars_;
   std::map<std::vector<std::int64_t>, std::string> int_lists_;
   std::map<const void*, std::string> modules_;
   std::vector<const void*> stack_;
