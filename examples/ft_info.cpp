@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "ft/cuda/device_query.hpp"
-#include "ft/ft.hpp"
+#include "ft/tensor.hpp"
 #include "ft/version.hpp"
 
 namespace {

@@ -1,8 +1,9 @@
 #!/bin/sh
-# Compiler launcher of the nvcc test copies in their quick mode (tests/CMakeLists.txt): runs the
-# nvcc command it is given, whose host pass is g++ -fsyntax-only (every template is still
-# instantiated and checked; no code is generated), so no object file is written. An empty file
-# stands for it, for the build tool: nothing links these objects.
+# Compiler launcher of the nvcc test copies in their quick mode (tests/CMakeLists.txt) and of the
+# benches' compile check (bench/CMakeLists.txt): runs the command it is given, g++ -fsyntax-only
+# or nvcc whose host pass is (every template is still instantiated and checked; no code is
+# generated), so no object file is written. An empty file stands for it, for the build tool:
+# nothing links these objects.
 "$@" || exit
 out=
 prev=

@@ -160,6 +160,13 @@ TEST_CASE("save_npy writes numpy.save's bytes; load_npy reads numpy's files") {
   auto fortran = ft::io::load_npy(data_file("i4_fortran.npy")).as<std::int32_t, 2>();
   CHECK(fortran.shape() == ft::Shape<2>(ft::Array<ft::index_t, 2>{{2, 3}}));
   CHECK(fortran.to_vector() == std::vector<std::int32_t>{0, 1, 2, 3, 4, 5});
+  for (ft::Device dev : ft::test::devices()) {  // rank 3, straight onto the device
+    auto f3 = ft::io::load_npy(data_file("f4_fortran_2x3x4.npy"), dev).as<float, 3>();
+    CHECK(f3.shape() == ft::Shape<3>(ft::Array<ft::index_t, 3>{{2, 3, 4}}));
+    CHECK(f3.device() == dev);
+    CHECK(f3.is_contiguous());
+    CHECK(f3.to_vector() == ft::arange<float>(24).to_vector());
+  }
   CHECK(ft::io::load_npy(data_file("f4_v2.npy")).as<float, 1>().to_vector() == std::vector<float>{1, 2});
   const auto halves = ft::io::load_npy(data_file("f2_2x2.npy"));
   CHECK(ft::test::to_double(halves.as<ft::half, 2>()) == std::vector<double>{1.5, -2.0, 65504.0, std::ldexp(1.0, -24)});

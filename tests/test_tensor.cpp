@@ -674,6 +674,31 @@ TEST_CASE("AnyTensor keeps the dtype, rank, shape and storage of the typed tenso
   }
 }
 
+TEST_CASE("AnyTensor::permute is a view; contiguous_on copies only when it must") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto a = ft::test::random_tensor<double>({2, 3, 4}, dev, 22);
+    ft::AnyTensor p = ft::AnyTensor(a).permute({2, 0, -2});
+    CHECK(p.shape() == std::vector<index_t>{4, 2, 3});
+    CHECK(p.strides() == std::vector<index_t>{1, 12, 4});
+    CHECK(p.data() == static_cast<void*>(a.data()));
+    CHECK(ft::test::to_double(p.as<double, 3>()) == ft::test::to_double(a.permute({2, 0, 1})));
+    CHECK_THROWS_WITH(ft::AnyTensor(a).permute({0, 1}), doctest::Contains("2 entries for a tensor of rank 3"));
+    CHECK_THROWS_WITH(ft::AnyTensor(a).permute({0, 1, -3}), doctest::Contains("repeats"));
+
+    const ft::AnyTensor same = ft::contiguous_on(ft::AnyTensor(a), dev);  // already contiguous there
+    CHECK(same.data() == static_cast<void*>(a.data()));
+    const ft::AnyTensor c = ft::contiguous_on(p, dev);
+    CHECK(c.data() != p.data());
+    CHECK(c.strides() == std::vector<index_t>{6, 3, 1});
+    CHECK(ft::test::to_double(c.as<double, 3>()) == ft::test::to_double(a.permute({2, 0, 1})));
+    const ft::AnyTensor host = ft::contiguous_on(ft::AnyTensor(ft::full<bool>({3}, true, dev)), ft::kCPU);
+    CHECK(host.device() == ft::Device(ft::kCPU));
+    CHECK(host.as<bool, 1>().to_vector() == std::vector<bool>{true, true, true});
+    CHECK(ft::contiguous_on(ft::AnyTensor(ft::zeros<float>(ft::Shape<0>{}, dev)), ft::kCPU).dim() == 0);
+  }
+}
+
 TEST_CASE("AnyTensor::as returns the typed tensor sharing storage, or throws naming both types") {
   for (ft::Device dev : ft::test::devices()) {
     CAPTURE(dev);

@@ -26,6 +26,7 @@ np.save(p("b1_vector.npy"), np.array([True, False, True]))
 np.save(p("u1_empty.npy"), np.zeros((2, 0), dtype=np.uint8))
 np.save(p("f8_bigendian.npy"), np.array([1.5, -2.0, 3.25], dtype=">f8"))
 np.save(p("i4_fortran.npy"), np.asfortranarray(np.arange(6, dtype=np.int32).reshape(2, 3)))
+np.save(p("f4_fortran_2x3x4.npy"), np.asfortranarray(np.arange(24, dtype=np.float32).reshape(2, 3, 4)))
 with open(p("f4_v2.npy"), "wb") as f:  # the 2.0 header (4-byte length)
     np.lib.format.write_array(f, np.array([1.0, 2.0], dtype=np.float32), version=(2, 0))
 

@@ -88,6 +88,24 @@ class AnyTensor {
     return r;
   }
 
+  // The same elements with dimension i of the result being dimension dims[i] of this one (a
+  // view, as Tensor::permute; torch.permute).
+  AnyTensor permute(const std::vector<int>& dims) const {
+    check(static_cast<int>(dims.size()) == dim(), "AnyTensor::permute", "the permutation has ", dims.size(),
+          " entries for a tensor of rank ", dim());
+    AnyTensor r = *this;
+    std::vector<bool> seen(dims.size(), false);
+    for (std::size_t i = 0; i < dims.size(); ++i) {
+      const int d = wrap_dim(dims[i], dim(), "AnyTensor::permute");
+      check(!seen[static_cast<std::size_t>(d)], "AnyTensor::permute", "dimension ", dims[i],
+            " repeats in the permutation of ", shape_string());
+      seen[static_cast<std::size_t>(d)] = true;
+      r.shape_[i] = shape_[static_cast<std::size_t>(d)];
+      r.strides_[i] = strides_[static_cast<std::size_t>(d)];
+    }
+    return r;
+  }
+
   std::string shape_string() const {
     std::string r = "[";
     for (std::size_t i = 0; i < shape_.size(); ++i) r += (i ? ", " : "") + std::to_string(shape_[i]);
@@ -154,6 +172,14 @@ template <class F>
 decltype(auto) visit_elements(const AnyTensor& t, F&& f) {
   auto by_type = [&]<class T>() -> decltype(auto) { return f(t.padded<T>()); };
   return detail::by_dtype(t.dtype(), by_type);
+}
+
+// `t` as a contiguous tensor on `device` (`t` itself when it is one already): compiled once per
+// dtype, not per dtype and rank. A template only so that this header needs no executor; the
+// callers' files have them.
+template <class = void>
+AnyTensor contiguous_on(const AnyTensor& t, Device device) {
+  return visit_elements(t, [&](auto x) { return AnyTensor(x.to(device).contiguous()).unpadded(t.dim()); });
 }
 
 // Calls f.template operator()<T, R>() for a dtype and rank known at run time (rank 0..8), e.g.

@@ -124,8 +124,7 @@ inline std::vector<std::uint8_t> to_npy_bytes(const AnyTensor& t) {
   check(t.defined(), "save_npy", "the tensor is undefined");
   check(dtype_info(t.dtype()).numpy != nullptr, "save_npy", "numpy has no ", t.dtype(),
         " type; convert the tensor first (ft::cast<float>), or save it as safetensors");
-  AnyTensor host =
-      visit_elements(t, [&](auto typed) { return AnyTensor(typed.to(kCPU).contiguous()).unpadded(t.dim()); });
+  AnyTensor host = contiguous_on(t, kCPU);
   std::string shape = "(";
   for (std::size_t d = 0; d < host.shape().size(); ++d) {
     if (d) shape += ", ";
@@ -185,6 +184,8 @@ inline AnyTensor from_npy_bytes(std::span<const std::uint8_t> bytes, const std::
                             std::to_string(r.remaining()) + " follow");
   auto data = r.take(static_cast<std::size_t>(need), "the data");
   const int rank = static_cast<int>(hd.shape.size());
+  // typed only to fill the host tensor: its copy to the device (and Fortran order's transpose) is
+  // compiled once per dtype (contiguous_on), not per dtype and rank
   AnyTensor t = with_dtype_rank(hd.dtype, rank, [&]<class T, int R>() -> AnyTensor {
     Shape<R> s;  // Fortran order is C order of the reversed shape, transposed back below
     for (int d = 0; d < R; ++d) s[d] = hd.shape[static_cast<std::size_t>(hd.fortran ? R - 1 - d : d)];
@@ -196,16 +197,14 @@ inline AnyTensor from_npy_bytes(std::span<const std::uint8_t> bytes, const std::
     if constexpr (std::is_same_v<T, bool>)
       for (std::size_t i = 0; i < data.size(); ++i)
         if (data[i] > 1) r.error(bytes.size() - data.size() + i, "a bool byte is not 0 or 1");
-    if constexpr (R > 1) {
-      if (hd.fortran) {
-        int perm[R];
-        for (int d = 0; d < R; ++d) perm[d] = R - 1 - d;
-        host = host.permute(perm).contiguous();
-      }
-    }
-    return host.to(device);
+    return host;
   });
-  return t;
+  if (hd.fortran && rank > 1) {
+    std::vector<int> reversed(static_cast<std::size_t>(rank));
+    for (int d = 0; d < rank; ++d) reversed[static_cast<std::size_t>(d)] = rank - 1 - d;
+    t = t.permute(reversed);
+  }
+  return contiguous_on(t, device);
 }
 
 inline AnyTensor load_npy(const std::string& path, Device device = kCPU) {

@@ -33,11 +33,6 @@ inline const char* safetensors_dtype(DType t) { return dtype_info(t).safetensors
 // The Python package orders tensors by its dtype enum, descending, then by name.
 inline int safetensors_rank(DType t) { return dtype_info(t).safetensors_order; }
 
-// A contiguous host copy of any tensor (GPU or strided), as an AnyTensor.
-inline AnyTensor host_contiguous(const AnyTensor& t) {
-  return visit_elements(t, [&](auto typed) { return AnyTensor(typed.to(kCPU).contiguous()).unpadded(t.dim()); });
-}
-
 }  // namespace detail
 
 // The bytes of a safetensors file holding `tensors` and `metadata`.
@@ -47,7 +42,7 @@ inline std::vector<std::uint8_t> to_safetensors_bytes(const nn::StateDict& tenso
   for (const auto& [name, t] : tensors) {
     check(t.defined(), "save_safetensors", "tensor \"", name, "\" is undefined");
     check(name != "__metadata__", "save_safetensors", "\"__metadata__\" is reserved and cannot name a tensor");
-    order.emplace_back(name, detail::host_contiguous(t));
+    order.emplace_back(name, contiguous_on(t, kCPU));
   }
   std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
     const int ra = detail::safetensors_rank(a.second.dtype()), rb = detail::safetensors_rank(b.second.dtype());
@@ -199,9 +194,9 @@ inline SafetensorsFile from_safetensors_bytes(std::span<const std::uint8_t> byte
           if (data[e->begin + static_cast<std::uint64_t>(i)] > 1)
             r.error(8 + n + e->begin + static_cast<std::uint64_t>(i),
                     "tensor \"" + e->name + "\": a BOOL byte is not 0 or 1");
-      return host.to(device);
+      return host;
     });
-    out.tensors.insert(e->name, t);
+    out.tensors.insert(e->name, contiguous_on(t, device));
   }
   return out;
 }

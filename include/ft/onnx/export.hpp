@@ -51,13 +51,8 @@ using autograd::trace::onnx_dtype;
 
 // A host copy of a tensor's elements, in C order (little-endian, as ONNX's raw_data).
 inline std::string raw_bytes(const AnyTensor& t) {
-  std::string out;
-  visit(t, [&](auto typed) {
-    auto host = typed.to(kCPU).contiguous();
-    using T = typename decltype(host)::value_type;
-    out.assign(reinterpret_cast<const char*>(host.data()), static_cast<std::size_t>(host.numel()) * sizeof(T));
-  });
-  return out;
+  const AnyTensor host = contiguous_on(t, kCPU);
+  return std::string(static_cast<const char*>(host.data()), host.nbytes());
 }
 
 inline std::string tensor_proto(const std::string& name, DType dtype, const std::vector<index_t>& shape,
