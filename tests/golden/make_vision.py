@@ -120,6 +120,13 @@ def main():
             "contrast": F.adjust_contrast(img, 0.5),
             "contrast_high": F.adjust_contrast(img, 1.8),
             "contrast_float": F.adjust_contrast(imgf, 1.3),
+            "saturation": F.adjust_saturation(img, 0.3),
+            "saturation_high": F.adjust_saturation(img, 1.7),
+            "saturation_float": F.adjust_saturation(imgf, 1.4),
+            "hue": F.adjust_hue(img, 0.2),
+            "hue_neg": F.adjust_hue(img, -0.35),
+            "hue_float": F.adjust_hue(imgf, 0.1),
+            "hue_float_half": F.adjust_hue(imgf, -0.5),
             "pad_reflect": F.pad(img, [2, 3, 4, 1], padding_mode="reflect"),
             "pad_edge": F.pad(img, [2, 3, 4, 1], padding_mode="edge"),
         }
@@ -137,6 +144,17 @@ def main():
         }
         for name, out in unrounded.items():
             write(f, name + ".unrounded", out)
+        # the uint8 color adjustments before truncation: a value within float rounding of an
+        # integer may truncate either way
+        gray = F.rgb_to_grayscale(img).float()
+        untruncated = {
+            "saturation": (0.3 * img.float() + 0.7 * gray).clamp(0, 255),
+            "saturation_high": (1.7 * img.float() + (1.0 - 1.7) * gray).clamp(0, 255),
+            "hue": F.adjust_hue(img.float() / 255.0, 0.2) * 255.0,
+            "hue_neg": F.adjust_hue(img.float() / 255.0, -0.35) * 255.0,
+        }
+        for name, out in untruncated.items():
+            write(f, name + ".untruncated", out)
 
         # make_grid and save_image
         batch = torch.from_numpy(rng.random((5, 1, 4, 6)).astype(np.float32)) * 3 - 1

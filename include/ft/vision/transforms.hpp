@@ -339,31 +339,123 @@ Tensor<T, R> adjust_brightness(const Tensor<T, R>& img, double factor) {
   return out;
 }
 
+namespace detail {
+
+// The image as [N, C, H, W] (C 1 or 3, checked for `op`).
+template <class T, int R>
+Tensor<T, 4> as_nchw(const Tensor<T, R>& img, const char* op) {
+  static_assert(R >= 3, "ft::vision: the color transforms expect [..., C, H, W]");
+  const index_t c = img.size(R - 3);
+  check(c == 1 || c == 3, op, "expects 1 or 3 channels, got ", to_string(img.shape()));
+  const index_t h = img.size(R - 2), w = img.size(R - 1), n = img.numel() / (c * h * w);
+  return img.contiguous().reshape({n, c, h, w});
+}
+
+// torchvision's rgb_to_grayscale of an RGB [N, 3, H, W] image, as a float expression of shape
+// [N, 1, H, W]: 0.2989 R + 0.587 G + 0.114 B, truncated to uint8 for uint8 images.
+template <class T>
+auto gray_of(const Tensor<T, 4>& x) {
+  auto g = 0.2989f * cast<float>(x.slice(1, 0, 1)) + 0.587f * cast<float>(x.slice(1, 1, 2)) +
+           0.114f * cast<float>(x.slice(1, 2, 3));
+  if constexpr (std::is_same_v<T, std::uint8_t>)
+    return cast<float>(cast<std::uint8_t>(g));
+  else
+    return g;
+}
+
+}  // namespace detail
+
 // Blends the image with the mean of its gray version (per image): clamp(f·x + (1 − f)·mean).
 // Gray is 0.2989 R + 0.587 G + 0.114 B (truncated to uint8 for uint8 images), as torchvision.
 template <class T, int R>
 Tensor<T, R> adjust_contrast(const Tensor<T, R>& img, double factor) {
-  static_assert(R >= 3, "ft::vision::adjust_contrast: expects [..., C, H, W]");
   check(factor >= 0, "adjust_contrast", "the factor must be non-negative, got ", factor);
-  const index_t c = img.size(R - 3);
-  check(c == 1 || c == 3, "adjust_contrast", "expects 1 or 3 channels, got ", to_string(img.shape()));
+  Tensor<T, 4> x = detail::as_nchw(img, "adjust_contrast");
   constexpr float bound = static_cast<float>(detail::bound_v<T>);
-  const index_t h = img.size(R - 2), w = img.size(R - 1), n = img.numel() / (c * h * w);
-  Tensor<T, 4> x = img.contiguous().reshape({n, c, h, w});
+  const index_t n = x.size(0), h = x.size(2), w = x.size(3);
   Tensor<float, 4> gray;
-  if (c == 3) {
-    auto g = 0.2989f * cast<float>(x.slice(1, 0, 1)) + 0.587f * cast<float>(x.slice(1, 1, 2)) +
-             0.114f * cast<float>(x.slice(1, 2, 3));
-    if constexpr (std::is_same_v<T, std::uint8_t>)
-      gray = cast<float>(cast<std::uint8_t>(g));
-    else
-      gray = g;
-  } else {
+  if (x.size(1) == 3)
+    gray = detail::gray_of(x);
+  else
     gray = cast<float>(x);
-  }
   Tensor<float, 2> mean = ft::mean(gray.reshape({n, h * w}), 1, keepdim);
-  const auto f = static_cast<float>(factor);
-  Tensor<T, 4> out = cast<T>(clamp(f * cast<float>(x) + (1.0f - f) * mean.reshape({n, 1, 1, 1}), 0.0f, bound));
+  const auto f = static_cast<float>(factor), rest = static_cast<float>(1.0 - factor);  // as torchvision's _blend
+  Tensor<T, 4> out = cast<T>(clamp(f * cast<float>(x) + rest * mean.reshape({n, 1, 1, 1}), 0.0f, bound));
+  return out.reshape(img.shape());
+}
+
+// Blends the image with its gray version: clamp(f·x + (1 − f)·gray), one launch (0 gives the
+// gray image, 1 the image, 2 doubles the saturation); a one-channel image is returned as it is
+// (torchvision's adjust_saturation).
+template <class T, int R>
+Tensor<T, R> adjust_saturation(const Tensor<T, R>& img, double factor) {
+  check(factor >= 0, "adjust_saturation", "the factor must be non-negative, got ", factor);
+  Tensor<T, 4> x = detail::as_nchw(img, "adjust_saturation");
+  if (x.size(1) == 1) return img;
+  constexpr float bound = static_cast<float>(detail::bound_v<T>);
+  const auto f = static_cast<float>(factor), rest = static_cast<float>(1.0 - factor);
+  Tensor<T, 4> out = cast<T>(clamp(f * cast<float>(x) + rest * detail::gray_of(x), 0.0f, bound));
+  return out.reshape(img.shape());
+}
+
+namespace detail {
+
+// Which of HSV -> RGB's four values (0 v, 1 q, 2 p, 3 t) channel c takes in hue sector i.
+struct HsvRole {
+  static constexpr const char* name = "hsv_role";
+  FT_HD FT_INLINE std::int32_t operator()(std::int32_t c, std::int32_t i) const {
+    constexpr std::int32_t table[3][6] = {{0, 1, 2, 2, 3, 0}, {3, 0, 0, 1, 2, 2}, {2, 2, 3, 0, 0, 1}};
+    return table[c][i];
+  }
+};
+
+}  // namespace detail
+
+// Shifts the hue of an RGB image by `factor` turns (in [-0.5, 0.5]): RGB -> HSV, h + factor
+// (mod 1), HSV -> RGB in one launch, with torchvision's adjust_hue formulas (so its float
+// results); uint8 images go through x / 255 and back, truncated. A one-channel image is
+// returned as it is.
+template <class T, int R>
+Tensor<T, R> adjust_hue(const Tensor<T, R>& img, double factor) {
+  check(factor >= -0.5 && factor <= 0.5, "adjust_hue", "the factor must be in [-0.5, 0.5], got ", factor);
+  Tensor<T, 4> x = detail::as_nchw(img, "adjust_hue");
+  if (x.size(1) == 1) return img;
+  constexpr bool u8 = std::is_same_v<T, std::uint8_t>;
+  auto channel = [&](index_t k) {
+    auto v = cast<float>(x.slice(1, k, k + 1));
+    if constexpr (u8)
+      return v / 255.0f;
+    else
+      return v;
+  };
+  auto r = channel(0), g = channel(1), b = channel(2);
+  // RGB -> HSV ([N, 1, H, W] expressions)
+  auto v = maximum(maximum(r, g), b);
+  auto minc = minimum(minimum(r, g), b);
+  auto eqc = v == minc;
+  auto cr = v - minc;
+  auto s = cr / where(eqc, 1.0f, v);
+  auto cr_divisor = where(eqc, 1.0f, cr);
+  auto rc = (v - r) / cr_divisor, gc = (v - g) / cr_divisor, bc = (v - b) / cr_divisor;
+  auto hr = where(v == r, bc - gc, 0.0f);
+  auto hg = where(logical_and(v == g, v != r), 2.0f + rc - bc, 0.0f);
+  auto hb = where(logical_and(v != g, v != r), 4.0f + gc - rc, 0.0f);
+  auto hue = remainder(fmod((hr + hg + hb) / 6.0f + 1.0f, 1.0f) + static_cast<float>(factor), 1.0f);
+  // HSV -> RGB: hue sector i of six, fraction f; channel c takes v, q, p or t by (c, i)
+  auto i = floor(hue * 6.0f);
+  auto f = hue * 6.0f - i;
+  auto sector = remainder(cast<std::int32_t>(i), 6);
+  auto p = clamp(v * (1.0f - s), 0.0f, 1.0f);
+  auto q = clamp(v * (1.0f - s * f), 0.0f, 1.0f);
+  auto t = clamp(v * (1.0f - s * (1.0f - f)), 0.0f, 1.0f);
+  const auto c = from_vector<std::int32_t>({0, 1, 2}, {1, 3, 1, 1}, x.device());  // a copy, not a launch
+  auto role = make_binary(detail::HsvRole{}, c, sector);                          // [N, 3, H, W]
+  auto rgb = where(role == 0, v, where(role == 1, q, where(role == 2, p, t)));
+  Tensor<T, 4> out;
+  if constexpr (u8)
+    out = cast<std::uint8_t>(rgb * 255.0f);
+  else
+    out = cast<T>(rgb);
   return out.reshape(img.shape());
 }
 
@@ -534,23 +626,27 @@ struct RandomResizedCrop {
   }
 };
 
-// Random brightness and contrast factors, uniform in [max(0, 1 − b), 1 + b] (0: unchanged), applied
-// in a random order, as torchvision's ColorJitter (saturation and hue are not implemented).
+// Random brightness, contrast and saturation factors, uniform in [max(0, 1 − b), 1 + b], and a hue
+// shift uniform in [−hue, hue] (0: that one unchanged), applied in a random order, as
+// torchvision's ColorJitter.
 struct ColorJitter {
-  double brightness = 0, contrast = 0;
+  double brightness = 0, contrast = 0, saturation = 0, hue = 0;
   template <class T, int R>
   Tensor<T, R> operator()(const Tensor<T, R>& img, Rng& rng) const {
-    check(brightness >= 0 && contrast >= 0, "ColorJitter", "brightness and contrast must be non-negative");
-    const bool contrast_first = rng.bernoulli(0.5);
-    const double fb = brightness > 0 ? rng.uniform(std::max(0.0, 1 - brightness), 1 + brightness) : 1.0;
-    const double fc = contrast > 0 ? rng.uniform(std::max(0.0, 1 - contrast), 1 + contrast) : 1.0;
+    check(brightness >= 0 && contrast >= 0 && saturation >= 0, "ColorJitter",
+          "brightness, contrast and saturation must be non-negative");
+    check(hue >= 0 && hue <= 0.5, "ColorJitter", "hue must be in [0, 0.5], got ", hue);
+    int order[4] = {0, 1, 2, 3};  // a random permutation (Fisher-Yates)
+    for (int k = 3; k > 0; --k) std::swap(order[k], order[rng.randint(0, k + 1)]);
+    auto factor = [&](double amount) { return amount > 0 ? rng.uniform(std::max(0.0, 1 - amount), 1 + amount) : 1.0; };
+    const double fb = factor(brightness), fc = factor(contrast), fs = factor(saturation);
+    const double fh = hue > 0 ? rng.uniform(-hue, hue) : 0.0;
     Tensor<T, R> x = img;
-    for (int k = 0; k < 2; ++k) {
-      if ((k == 0) == contrast_first) {
-        if (contrast > 0) x = adjust_contrast(x, fc);
-      } else if (brightness > 0) {
-        x = adjust_brightness(x, fb);
-      }
+    for (int k : order) {
+      if (k == 0 && brightness > 0) x = adjust_brightness(x, fb);
+      if (k == 1 && contrast > 0) x = adjust_contrast(x, fc);
+      if (k == 2 && saturation > 0) x = adjust_saturation(x, fs);
+      if (k == 3 && hue > 0) x = adjust_hue(x, fh);
     }
     return x;
   }
