@@ -2,6 +2,7 @@
 // ONNX Runtime in tests/onnx/check_onnx.py), and the errors for what cannot be exported.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -121,7 +122,42 @@ struct TensorView : nn::Module<TensorView> {
   }
 };
 
+// A recurrent layer's output as a model.
+template <class Layer>
+struct Recurrent : nn::Module<Recurrent<Layer>> {
+  Layer layer;
+  explicit Recurrent(Layer l) : layer(std::move(l)) {}
+  template <class V>
+  void visit(V&& v) {
+    v("layer", layer);
+  }
+  template <class X>
+  auto forward(const X& x) {
+    return layer(x).output;
+  }
+};
+
 }  // namespace
+
+TEST_CASE("onnx: a recurrent layer is one node per layer and direction, its gates in ONNX's order") {
+  Recurrent lstm(nn::LSTM<float>(3, 4, {.num_layers = 2, .bidirectional = true}));
+  const GraphSummary g = summarize(ft::onnx::to_onnx(lstm, ft::randn<float>({5, 2, 3}, ft::kCPU, 5)));
+  CHECK(std::count(g.ops.begin(), g.ops.end(), "LSTM") == 4);
+  CHECK(std::count(g.ops.begin(), g.ops.end(), "Concat") == 2);  // each layer's two directions
+  Recurrent gru(nn::GRU<float>(3, 4));
+  const auto gru_ops = summarize(ft::onnx::to_onnx(gru, ft::randn<float>({5, 2, 3}, ft::kCPU, 6))).ops;
+  CHECK(std::count(gru_ops.begin(), gru_ops.end(), "GRU") == 1);
+  // the gate blocks: PyTorch's LSTM rows (i, f, g, o) become ONNX's (i, o, f, c)
+  const auto w = ft::arange<float>(8).reshape({4, 2});
+  const auto onnx = ft::nn::rnn::onnx_gates(ft::nn::rnn::Mode::LSTM, w);
+  CHECK(onnx.to_vector() == std::vector<float>{0, 1, 6, 7, 2, 3, 4, 5});
+  CHECK(ft::nn::rnn::onnx_gates(ft::nn::rnn::Mode::GRU, ft::arange<float>(3).reshape({3, 1})).to_vector() ==
+        std::vector<float>{1, 0, 2});
+  Recurrent projected(nn::LSTM<float>(3, 4, {.proj_size = 2}));
+  CHECK(ft::test::error_of([&] {
+          ft::onnx::to_onnx(projected, ft::randn<float>({5, 2, 3}, ft::kCPU, 7));
+        }).find("proj_size") != std::string::npos);
+}
 
 TEST_CASE("onnx: a model's graph: its nodes, initializers under state_dict names, input and output") {
   Mlp m;

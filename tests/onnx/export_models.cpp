@@ -104,6 +104,79 @@ struct MlpBlock : nn::Module<MlpBlock> {
   }
 };
 
+// Recurrent layers: each layer and direction one ONNX RNN/GRU/LSTM node.
+struct LstmTagger : nn::Module<LstmTagger> {  // [B, T, 6] -> [B, T, 16]
+  nn::LSTM<float> lstm{6, 8, {.num_layers = 2, .bias = true, .batch_first = true, .bidirectional = true}};
+  template <class V>
+  void visit(V&& v) {
+    v("lstm", lstm);
+  }
+  template <class X>
+  auto forward(const X& x) {
+    return lstm(x).output;
+  }
+};
+struct LstmState : nn::Module<LstmState> {  // [B, T, 5] -> the last cell state as [B, 1, 7]
+  nn::LSTM<float> lstm{5, 7, {.batch_first = true}};
+  template <class V>
+  void visit(V&& v) {
+    v("lstm", lstm);
+  }
+  template <class X>
+  auto forward(const X& x) {
+    return lstm(x).c_n.transpose(0, 1);
+  }
+};
+struct GruWithState : nn::Module<GruWithState> {  // h0 from the first step: [B, T, 4] -> [B, T, 6]
+  nn::Linear<float> init{4, 6};
+  nn::GRU<float> gru{4, 6, {.batch_first = true}};
+  template <class V>
+  void visit(V&& v) {
+    v("init", init), v("gru", gru);
+  }
+  template <class X>
+  auto forward(const X& x) {
+    ft::Var<float, 2> first = ft::autograd::to_var(x).select(1, 0);
+    ft::Var<float, 2> h0 = ft::tanh(init(first));
+    return gru(x, h0.unsqueeze(0)).output;
+  }
+};
+struct ReluRnn : nn::Module<ReluRnn> {  // sequence first, [T, 2, 3] -> [T, 2, 5]: the symbolic size is T
+  nn::RNN<float> rnn{3, 5, {.num_layers = 2, .bias = false, .nonlinearity = nn::RNNActivation::ReLU}};
+  template <class V>
+  void visit(V&& v) {
+    v("rnn", rnn);
+  }
+  template <class X>
+  auto forward(const X& x) {
+    return rnn(x).output;
+  }
+};
+
+// Attention: the composed form (MatMul, Softmax, MatMul) of the fused kernel.
+struct CausalSelfAttention : nn::Module<CausalSelfAttention> {  // [B, 6, 16] -> [B, 6, 16]
+  nn::MultiheadAttention<float> mha{16, 4, {.batch_first = true}};
+  template <class V>
+  void visit(V&& v) {
+    v("mha", mha);
+  }
+  template <class X>
+  auto forward(const X& x) {
+    return mha.forward(x, x, x, {}, false, {}, true).output;
+  }
+};
+struct EncoderLayer : nn::Module<EncoderLayer> {  // a pre-norm Transformer encoder layer
+  nn::TransformerEncoderLayer<float> layer{16, 4, {.dim_feedforward = 32, .batch_first = true, .norm_first = true}};
+  template <class V>
+  void visit(V&& v) {
+    v("layer", layer);
+  }
+  template <class X>
+  auto forward(const X& x) {
+    return layer(x);
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -130,6 +203,26 @@ int main(int argc, char** argv) {
   run_case("tour_cnn", tour, img(3, 1, 8, 7), img(5, 1, 8, 8));
   MlpBlock block;
   run_case("mlp_block", block, ft::randn<float>({3, 16, 32}, ft::kCPU, 9), ft::randn<float>({5, 16, 32}, ft::kCPU, 10));
+
+  LstmTagger tagger;
+  run_case("lstm_bidirectional_2layer", tagger, ft::randn<float>({3, 7, 6}, ft::kCPU, 41),
+           ft::randn<float>({5, 7, 6}, ft::kCPU, 42));
+  LstmState lstm_state;
+  run_case("lstm_cell_state", lstm_state, ft::randn<float>({3, 4, 5}, ft::kCPU, 43),
+           ft::randn<float>({5, 4, 5}, ft::kCPU, 44));
+  GruWithState gru;
+  run_case("gru_initial_state", gru, ft::randn<float>({3, 6, 4}, ft::kCPU, 45),
+           ft::randn<float>({5, 6, 4}, ft::kCPU, 46));
+  ReluRnn rnn;
+  run_case("rnn_relu_2layer", rnn, ft::randn<float>({3, 2, 3}, ft::kCPU, 47),
+           ft::randn<float>({5, 2, 3}, ft::kCPU, 48));
+
+  CausalSelfAttention attention;
+  run_case("causal_self_attention", attention, ft::randn<float>({3, 6, 16}, ft::kCPU, 49),
+           ft::randn<float>({5, 6, 16}, ft::kCPU, 50));
+  EncoderLayer encoder;
+  run_case("transformer_encoder_layer", encoder, ft::randn<float>({3, 6, 16}, ft::kCPU, 51),
+           ft::randn<float>({5, 6, 16}, ft::kCPU, 52));
 
   // layers alone
   nn::Linear<float> linear(12, 7);

@@ -236,9 +236,13 @@ Var<T, static_cast<int>(N)> Var<T, R>::reshape(const index_t (&sizes)[N]) const 
   auto bwd = [in = *this](const Tensor<T, NR>& g) { in.state().accumulate(g.reshape(in.shape())); };
   auto out = autograd::record("reshape", value().reshape(sizes), std::move(bwd), *this);
   autograd::trace::when_traced([&](autograd::trace::Sink& s) {
-    // the sizes; a symbolic batch dimension that the reshape keeps in front is 0 (copied)
+    // the sizes: a size left to the reshape (-1) stays -1; with a symbolic batch, the leading
+    // dimensions that the reshape keeps are 0 (copied: [L, N, 3E] -> [L, N, 3, H, hd] follows N)
     std::vector<std::int64_t> shape(out.shape().begin(), out.shape().end());
-    if (s.is_dynamic_batch() && R > 0 && NR > 0 && shape[0] == size(0)) shape[0] = 0;
+    for (int d = 0; d < NR; ++d)
+      if (sizes[d] == -1) shape[static_cast<std::size_t>(d)] = -1;
+    for (int d = 0; s.is_dynamic_batch() && d < std::min(R, NR) && shape[static_cast<std::size_t>(d)] == size(d); ++d)
+      shape[static_cast<std::size_t>(d)] = 0;
     autograd::trace::boundary(s, "Reshape", {autograd::trace::name(s, *this), s.ints(shape)}, out);
   });
   return out;

@@ -20,20 +20,25 @@
 
 namespace ft::inline FT_ABI::autograd::trace {
 
-// A node attribute: an int, a list of ints, a float or a string (ONNX's AttributeProto kinds).
+// A node attribute: an int, a list of ints, a float, a string or a list of strings (ONNX's
+// AttributeProto kinds).
 struct Attribute {
-  enum Kind { Int, Ints, Float, String } kind;
+  enum Kind { Int, Ints, Float, String, Strings } kind;
   std::string name;
   std::int64_t i = 0;
   std::vector<std::int64_t> ints;
   double f = 0;
   std::string s;
-  static Attribute integer(std::string n, std::int64_t v) { return {Int, std::move(n), v, {}, 0, {}}; }
+  std::vector<std::string> strings;
+  static Attribute integer(std::string n, std::int64_t v) { return {Int, std::move(n), v, {}, 0, {}, {}}; }
   static Attribute integers(std::string n, std::vector<std::int64_t> v) {
-    return {Ints, std::move(n), 0, std::move(v), 0, {}};
+    return {Ints, std::move(n), 0, std::move(v), 0, {}, {}};
   }
-  static Attribute real(std::string n, double v) { return {Float, std::move(n), 0, {}, v, {}}; }
-  static Attribute text(std::string n, std::string v) { return {String, std::move(n), 0, {}, 0, std::move(v)}; }
+  static Attribute real(std::string n, double v) { return {Float, std::move(n), 0, {}, v, {}, {}}; }
+  static Attribute text(std::string n, std::string v) { return {String, std::move(n), 0, {}, 0, std::move(v), {}}; }
+  static Attribute texts(std::string n, std::vector<std::string> v) {
+    return {Strings, std::move(n), 0, {}, 0, {}, std::move(v)};
+  }
 };
 
 // What a traced forward is written into.
@@ -118,6 +123,19 @@ class Scope {
   ~Scope() { current() = previous_; }
   Scope(const Scope&) = delete;
   Scope& operator=(const Scope&) = delete;
+
+ private:
+  Sink* previous_;
+};
+
+// No tracing for a scope: an op made of other traced ops that describes itself as one node
+// afterwards (a recurrent layer's steps are one ONNX LSTM) hides its parts.
+class Pause {
+ public:
+  Pause() : previous_(current()) { current() = nullptr; }
+  ~Pause() { current() = previous_; }
+  Pause(const Pause&) = delete;
+  Pause& operator=(const Pause&) = delete;
 
  private:
   Sink* previous_;

@@ -110,11 +110,13 @@ Var<T, R> composed(const Var<T, R>& q, const Var<T, R>& k, const Var<T, R>& v, c
   Var<T, 3> o = matmul(p, v3);
   Shape<R> out_shape = q.shape();
   out_shape[R - 1] = v.size(R - 1);
-  if constexpr (R == 2)
+  if constexpr (R == 2) {
     return o.squeeze(0);
-  else
+  } else {
+    out_shape[0] = -1;  // the batch's share, as the fold above (so a traced graph follows the batch)
     return [&]<std::size_t... I>(std::index_sequence<I...>) { return o.reshape({out_shape[I]...}); }
-  (std::make_index_sequence<R>{});
+    (std::make_index_sequence<R>{});
+  }
 }
 
 // ---- the fused path ----
@@ -295,7 +297,9 @@ Var<float_promote_t<typename Q::value_type>, Q::rank> scaled_dot_product_attenti
   check(options.dropout_p >= 0 && options.dropout_p <= 1, "scaled_dot_product_attention",
         "dropout_p must be in [0, 1], got ", options.dropout_p);
   const double scale = options.scale ? *options.scale : 1.0 / std::sqrt(static_cast<double>(q.size(R - 1)));
-  if (attention::fusable<M>(q, k, v)) return attention::fused(q, k, v, attn_mask, scale, options);
+  // a traced forward (ONNX export) takes the composed path: its matmuls and softmax have ONNX forms
+  if (attention::fusable<M>(q, k, v) && !autograd::trace::current())
+    return attention::fused(q, k, v, attn_mask, scale, options);
   return attention::composed(q, k, v, attn_mask, scale, options);
 }
 

@@ -11,6 +11,7 @@
 // like the fused statements; cuDNN's RNN API is not used yet).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -491,6 +492,63 @@ struct SequenceResult {
   Var<T, 3> output;
   Var<T, 2> h_n, c_n;
 };
+
+// A layer's weights in ONNX's layout: the gate blocks of m's rows [G·H, K] in ONNX's order
+// (LSTM i, o, f, c from PyTorch's i, f, g, o; GRU z, r, h from r, z, n), as [1, G·H, K]; the
+// biases as [1, 2·G·H] (input side, then hidden side).
+template <class T>
+Tensor<T, 3> onnx_gates(Mode mode, const Tensor<T, 2>& m) {
+  static constexpr index_t kLstm[] = {0, 3, 1, 2}, kGru[] = {1, 0, 2}, kOne[] = {0};
+  const index_t* order = mode == Mode::LSTM ? kLstm : mode == Mode::GRU ? kGru : kOne;
+  const Tensor<T, 2> src = m.to(kCPU).contiguous();
+  const index_t G = gate_count(mode), rows = src.size(0) / G, block = rows * src.size(1);
+  Tensor<T, 3> out(Shape<3>{1, src.size(0), src.size(1)});
+  for (index_t g = 0; g < G; ++g) std::copy_n(src.data() + order[g] * block, block, out.data() + g * block);
+  return out;
+}
+
+// The layer as one ONNX node (RNN, GRU or LSTM, one direction; outputs squeezed to PyTorch's
+// shapes): what a traced forward records for layer().
+template <class T>
+[[gnu::cold]] void trace_layer(autograd::trace::Sink& s, Mode mode, const Var<T, 3>& x, const Var<T, 2>& h0,
+                               const Var<T, 2>& c0, const LayerWeights<T>& w, bool reverse,
+                               const SequenceResult<T>& out) {
+  namespace tr = autograd::trace;
+  if (w.w_hr.defined()) s.unsupported("an LSTM with proj_size (ONNX's LSTM has no projection)");
+  const index_t H = w.w_ih.size(0) / gate_count(mode);
+  auto constant = [&](const auto& t) { return tr::name(s, t); };  // a tensor made here: an initializer
+  std::string bias;
+  if (w.b_ih.defined()) {
+    const Tensor<T, 3> bi = onnx_gates(mode, w.b_ih.value().reshape({w.b_ih.size(0), 1}));
+    const Tensor<T, 3> bh = onnx_gates(mode, w.b_hh.value().reshape({w.b_hh.size(0), 1}));
+    Tensor<T, 2> b(Shape<2>{1, 2 * bi.size(1)});
+    std::copy_n(bi.data(), bi.numel(), b.data());
+    std::copy_n(bh.data(), bh.numel(), b.data() + bi.numel());
+    bias = constant(b);
+  }
+  auto state = [&](const Var<T, 2>& v) {
+    return v.defined() ? s.node("Unsqueeze", {tr::name(s, v), s.int1(0)})[0] : "";
+  };
+  std::vector<std::string> in = {tr::name(s, x),
+                                 constant(onnx_gates(mode, w.w_ih.value())),
+                                 constant(onnx_gates(mode, w.w_hh.value())),
+                                 bias,
+                                 "",  // sequence_lens: every sequence runs T steps
+                                 state(h0)};
+  if (mode == Mode::LSTM) in.push_back(state(c0));
+  while (in.back().empty()) in.pop_back();
+  std::vector<tr::Attribute> attributes = {tr::Attribute::integer("hidden_size", H),
+                                           tr::Attribute::text("direction", reverse ? "reverse" : "forward")};
+  if (mode == Mode::GRU) attributes.push_back(tr::Attribute::integer("linear_before_reset", 1));  // PyTorch's GRU
+  if (mode == Mode::ReLU) attributes.push_back(tr::Attribute::texts("activations", {"Relu"}));
+  const char* op = mode == Mode::LSTM ? "LSTM" : mode == Mode::GRU ? "GRU" : "RNN";
+  const auto y = s.node(op, in, attributes, mode == Mode::LSTM ? 3 : 2);
+  // Y [T, 1, B, H] -> [T, B, H]; Y_h and Y_c [1, B, H] -> [B, H]
+  s.bind(tr::key(out.output), s.node("Squeeze", {y[0], s.int1(1)})[0], AnyTensor(out.output.value()));
+  s.bind(tr::key(out.h_n), s.node("Squeeze", {y[1], s.int1(0)})[0], AnyTensor(out.h_n.value()));
+  if (mode == Mode::LSTM) s.bind(tr::key(out.c_n), s.node("Squeeze", {y[2], s.int1(0)})[0], AnyTensor(out.c_n.value()));
+}
+
 template <class T>
 SequenceResult<T> layer(Mode mode, const Var<T, 3>& x, const Var<T, 2>& h0, const Var<T, 2>& c0,
                         const LayerWeights<T>& w, bool reverse, const std::string& name) {
@@ -500,8 +558,14 @@ SequenceResult<T> layer(Mode mode, const Var<T, 3>& x, const Var<T, 2>& h0, cons
   check(x.size(2) == w.w_ih.size(1), name.c_str(), "input.size(-1) must be equal to input_size. Expected ",
         w.w_ih.size(1), ", got ", x.size(2), " (input ", to_string(x.shape()), ")");
   const Layout L{T_, B, H, P, reverse, mode == Mode::LSTM, {}, {}};
-  auto r = layer_steps(mode, Var<T, 2>(x.reshape({T_ * B, x.size(2)})), h0, c0, w, L, name);
-  return {r.output.reshape({T_, B, P}), r.h_n, r.c_n};
+  SequenceResult<T> out;
+  {
+    autograd::trace::Pause pause;  // traced as one node (trace_layer), not as its steps
+    auto r = layer_steps(mode, Var<T, 2>(x.reshape({T_ * B, x.size(2)})), h0, c0, w, L, name);
+    out = {r.output.reshape({T_, B, P}), r.h_n, r.c_n};
+  }
+  autograd::trace::when_traced([&](autograd::trace::Sink& s) { trace_layer(s, mode, x, h0, c0, w, reverse, out); });
+  return out;
 }
 
 // A packed sequence's rows x [N, I], forward, `sizes` sequences at each step (non-increasing).

@@ -85,6 +85,10 @@ inline std::string attribute_proto(const Attribute& a) {
       pb::bytes_field(m, 4, a.s);
       pb::uint_field(m, 20, 3);  // STRING
       break;
+    case Attribute::Strings:
+      for (const auto& v : a.strings) pb::bytes_field(m, 9, v);
+      pb::uint_field(m, 20, 8);  // STRINGS
+      break;
   }
   return m;
 }

@@ -510,15 +510,9 @@ const Tensor<typename CatList<E>::value_type, CatList<E>::rank>& CatList<E>::joi
 }
 
 namespace detail {
-// cat of Vars: the joined value, and a backward that hands each part its slice of the gradient.
+// The Var of a cat's value `out`: with its tape node when a part needs a gradient.
 template <class T, int R>
-Var<T, R> cat_vars(const std::vector<Var<T, R>>& parts, int dim) {
-  std::vector<Tensor<T, R>> values;
-  values.reserve(parts.size());
-  for (const auto& p : parts) values.push_back(p.value());
-  const Shape<R> s = cat_shape(values, dim, "cat");
-  Tensor<T, R> out(s, values[0].device());
-  CatList<Tensor<T, R>>(values, dim, s, values[0].device()).write_into(out);
+Var<T, R> cat_var_node(const std::vector<Var<T, R>>& parts, int dim, Tensor<T, R> out) {
   if (!autograd::is_grad_enabled() ||
       std::none_of(parts.begin(), parts.end(), [](const auto& p) { return p.requires_grad(); }))
     return Var<T, R>(std::move(out));
@@ -539,6 +533,23 @@ Var<T, R> cat_vars(const std::vector<Var<T, R>>& parts, int dim) {
   auto node =
       std::make_shared<autograd::FunctionNode<T, R, decltype(bwd)>>("cat", std::move(bwd), std::move(in), saved);
   return Var<T, R>::from_node(std::move(out), std::move(node));
+}
+// cat of Vars: the joined value, and a backward that hands each part its slice of the gradient.
+template <class T, int R>
+Var<T, R> cat_vars(const std::vector<Var<T, R>>& parts, int dim) {
+  std::vector<Tensor<T, R>> values;
+  values.reserve(parts.size());
+  for (const auto& p : parts) values.push_back(p.value());
+  const Shape<R> s = cat_shape(values, dim, "cat");
+  Tensor<T, R> out(s, values[0].device());
+  CatList<Tensor<T, R>>(values, dim, s, values[0].device()).write_into(out);
+  Var<T, R> result = cat_var_node(parts, dim, std::move(out));
+  autograd::trace::when_traced([&](autograd::trace::Sink& sink) {
+    std::vector<std::string> in;
+    for (const auto& p : parts) in.push_back(autograd::trace::name(sink, p));
+    autograd::trace::boundary(sink, "Concat", in, result, {autograd::trace::Attribute::integer("axis", dim)});
+  });
+  return result;
 }
 }  // namespace detail
 
