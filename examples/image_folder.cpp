@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
   write_pngs(test_digits, std::filesystem::path(dir) / "test");
 
   // gray images; training crops 16×16 from the image padded by 2, and varies brightness and contrast
+  // (saturation and hue would change nothing on one channel)
   const v::ImageFolderOptions gray{.mode = v::ImageReadMode::GRAY};
   v::ImageFolder train(
       dir + "/train",
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
 
   CNN model;
   ft::optim::AdamW opt(model.parameters(), {.lr = 3e-3});
+  ft::optim::CosineAnnealingLR schedule(opt, epochs);  // the last epochs settle at small steps
   double acc = 0;
   for (int epoch = 1; epoch <= epochs; ++epoch) {
     for (auto& [x, y] : train_loader) {
@@ -79,6 +81,7 @@ int main(int argc, char** argv) {
       loss.backward();
       opt.step();
     }
+    schedule.step();
     ft::NoGradGuard no_grad;
     std::int64_t correct = 0;
     for (auto& [x, y] : test_loader) {

@@ -163,16 +163,22 @@ batch_t<S> collate(std::span<const S> samples, std::span<const index_t> indices,
   return batch;
 }
 
+namespace detail {
+// SplitMix64's finaliser: every bit of z reaches every bit of the result.
+constexpr std::uint64_t mix64(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+}  // namespace detail
+
 // The seed of sample `index`'s random transforms in an epoch: a function of (seed, epoch, index)
 // alone, so augmentation is the same whatever the number of workers and the batch order.
 struct EpochSeed {
   std::uint64_t seed = 0, epoch = 0;
   std::uint64_t for_sample(index_t index) const {
-    std::uint64_t z =
-        seed ^ (epoch * 0xD1B54A32D192ED03ull) ^ (static_cast<std::uint64_t>(index) * 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;  // SplitMix64's finaliser
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return detail::mix64(seed ^ (epoch * 0xD1B54A32D192ED03ull) ^
+                         (static_cast<std::uint64_t>(index) * 0x9E3779B97F4A7C15ull));
   }
 };
 
@@ -300,12 +306,7 @@ namespace detail {
 // standard libraries, so shuffles would not reproduce across compilers).
 struct SplitMix64 {
   std::uint64_t state;
-  std::uint64_t next() {
-    std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
+  std::uint64_t next() { return mix64(state += 0x9E3779B97F4A7C15ull); }
   // Uniform in [0, n) without modulo bias (Lemire's multiply-and-reject).
   std::uint64_t below(std::uint64_t n) {
     unsigned __int128 m = static_cast<unsigned __int128>(next()) * n;
