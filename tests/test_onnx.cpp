@@ -3,7 +3,10 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -197,4 +200,98 @@ TEST_CASE("onnx: what cannot be exported is an error naming it and its module, a
   CHECK(ft::test::error_of([&] {
           ft::onnx::to_onnx(mlp, ft::randn<float>({4, 6}, ft::kCPU, 4), {.opset = 11});
         }).find("opset 11") != std::string::npos);
+}
+
+namespace {
+
+// ONNX's external data: TensorProto.external_data (13) entries and data_location (14).
+struct ExternalEntry {
+  std::string name, location;
+  std::uint64_t offset = 0, length = 0;
+  bool external = false, raw = false;
+};
+
+std::vector<ExternalEntry> initializers_of(const std::string& model) {
+  std::vector<ExternalEntry> out;
+  auto fields = [](std::string_view msg, auto&& on) {
+    pb::Reader r(msg, 0, "onnx");
+    while (!r.done()) {
+      pb::Wire w;
+      const auto f = r.key(w);
+      if (w == pb::kBytes)
+        on(f, r.bytes().first, std::uint64_t{0});
+      else if (w == pb::kVarint)
+        on(f, std::string_view{}, r.varint());
+      else
+        r.skip(w);
+    }
+  };
+  fields(model, [&](std::uint32_t f, std::string_view graph, std::uint64_t) {
+    if (f != 7) return;
+    fields(graph, [&](std::uint32_t gf, std::string_view tensor, std::uint64_t) {
+      if (gf != 5) return;
+      ExternalEntry e;
+      fields(tensor, [&](std::uint32_t tf, std::string_view b, std::uint64_t v) {
+        if (tf == 8) e.name = std::string(b);
+        if (tf == 9) e.raw = true;
+        if (tf == 14) e.external = v == 1;
+        if (tf == 13) {
+          std::string key, value;
+          fields(b, [&](std::uint32_t kf, std::string_view kv, std::uint64_t) {
+            (kf == 1 ? key : value) = std::string(kv);
+          });
+          if (key == "location") e.location = value;
+          if (key == "offset") e.offset = std::stoull(value);
+          if (key == "length") e.length = std::stoull(value);
+        }
+      });
+      out.push_back(e);
+    });
+  });
+  return out;
+}
+
+std::string file_bytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+TEST_CASE("onnx: external data: the larger parameters in <file>.data at aligned offsets, the rest inside") {
+  const auto dir = std::filesystem::temp_directory_path() / "ft_test_onnx_external";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto path = dir / "mlp.onnx";
+  Mlp m;
+  const auto x = ft::randn<float>({4, 6}, ft::kCPU, 5);
+  // fc1.weight (192 bytes) and fc2.weight (96) reach the threshold; the biases and constants do not
+  ft::onnx::export_model(m, x, path.string(),
+                         {.external_data = ft::onnx::ExternalData::Always, .external_size_threshold = 96});
+  const std::string data = file_bytes(dir / "mlp.onnx.data");
+  int outside = 0;
+  for (const auto& e : initializers_of(file_bytes(path))) {
+    const bool big = e.name == "fc1.weight" || e.name == "fc2.weight";
+    CAPTURE(e.name);
+    CHECK(e.external == big);
+    CHECK(e.raw == !big);
+    if (!big) continue;
+    ++outside;
+    CHECK(e.location == "mlp.onnx.data");
+    CHECK(e.offset % 4096 == 0);
+    const auto& w = e.name == "fc1.weight" ? m.fc1.weight.value() : m.fc2.weight.value();
+    REQUIRE(e.length == static_cast<std::uint64_t>(w.numel()) * sizeof(float));
+    REQUIRE(e.offset + e.length <= data.size());
+    CHECK(std::memcmp(data.data() + e.offset, w.data(), e.length) == 0);
+  }
+  CHECK(outside == 2);
+  // Auto: a small model keeps everything inside and writes no side file (as Never)
+  std::filesystem::remove(dir / "mlp.onnx.data");
+  ft::onnx::export_model(m, x, path.string());
+  CHECK(!std::filesystem::exists(dir / "mlp.onnx.data"));
+  CHECK(file_bytes(path) == ft::onnx::to_onnx(m, x));
+  CHECK(ft::test::error_of([&] {
+          ft::onnx::to_onnx(m, x, {.external_data = ft::onnx::ExternalData::Always});
+        }).find("use export_model") != std::string::npos);
+  std::filesystem::remove_all(dir);
 }

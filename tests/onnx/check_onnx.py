@@ -2,7 +2,8 @@
 """Checks the ONNX files that tests/onnx/export_models.cpp wrote: onnx.checker.check_model with
 full_check (types and shapes inferred through every node) passes, and ONNX Runtime's output on
 <case>.x.npy (a batch other than the one exported: the batch is symbolic) equals fusedtensor's
-<case>.y.npy within 1e-5 (absolute, plus 1e-5 relative).
+<case>.y.npy within 1e-5 (absolute, plus 1e-5 relative). A case named *_external must keep
+its larger initializers in <case>.onnx.data (ONNX's external data), which both tools read.
 
     python3 tests/onnx/check_onnx.py <dir>      # pip install onnx onnxruntime (scripts/test.sh does)
 
@@ -31,6 +32,12 @@ def main(directory):
     for path in files:
         case = os.path.basename(path)[: -len(".onnx")]
         try:
+            if case.endswith("_external"):
+                bare = onnx.load(path, load_external_data=False)
+                outside = [t.name for t in bare.graph.initializer
+                           if t.data_location == onnx.TensorProto.EXTERNAL]
+                if not outside or not os.path.exists(path + ".data"):
+                    raise AssertionError("no initializer in %s.data" % os.path.basename(path))
             model = onnx.load(path)
             onnx.checker.check_model(model, full_check=True)
             session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])

@@ -1,5 +1,6 @@
 // Writes ONNX files of the models and layers that tests/onnx/check_onnx.py runs in ONNX Runtime:
-// for each case <dir>/<case>.onnx (exported on a batch of 3), <case>.x.npy (a batch of 5: the
+// for each case <dir>/<case>.onnx (exported on a batch of 3; <case>.onnx.data holds the
+// parameters of a case named *_external), <case>.x.npy (a batch of 5: the
 // batch dimension is symbolic) and <case>.y.npy (fusedtensor's output on it, in eval mode).
 //   export_models <dir>
 #include <cstdio>
@@ -17,8 +18,9 @@ std::string g_dir;
 int g_cases = 0;
 
 template <class Model, class X>
-void run_case(const std::string& name, Model& model, const X& example, const X& input) {
-  ft::onnx::export_model(model, example, g_dir + "/" + name + ".onnx");
+void run_case(const std::string& name, Model& model, const X& example, const X& input,
+              const ft::onnx::ExportOptions& options = {}) {
+  ft::onnx::export_model(model, example, g_dir + "/" + name + ".onnx", options);
   ft::io::save_npy(g_dir + "/" + name + ".x.npy", input);
   ft::NoGradGuard no_grad;
   model.eval();
@@ -197,6 +199,9 @@ int main(int argc, char** argv) {
   run_case("digits_mlp", mlp, img(3, 1, 8, 1), img(5, 1, 8, 2));
   DigitsCNN cnn;
   run_case("digits_cnn", cnn, img(3, 1, 8, 3), img(5, 1, 8, 4));
+  // its parameters of 1 KB or more in digits_cnn_external.onnx.data (check_onnx.py checks that)
+  run_case("digits_cnn_external", cnn, img(3, 1, 8, 3), img(5, 1, 8, 4),
+           {.external_data = ft::onnx::ExternalData::Always});
   TourCNN tour;  // running statistics that are not the defaults
   tour.bn.running_mean = ft::randn<float>({8}, ft::kCPU, 5);
   tour.bn.running_var = ft::uniform<float>({8}, 0.5f, 2.0f, ft::kCPU, 6);

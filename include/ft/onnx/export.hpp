@@ -10,7 +10,8 @@
 // statement becomes its ONNX node sequence, each boundary op (Gemm/MatMul, Conv, MaxPool,
 // AveragePool, GlobalAveragePool, LayerNormalization, Softmax, LogSoftmax, Gather, the views)
 // its node; parameters and buffers become initializers under their state_dict names; the first
-// dimension of the input and output is the symbolic "batch" (dynamic_batch). Dropout runs as
+// dimension of the input and output is the symbolic "batch" (dynamic_batch); over 2 GB (or with
+// ExternalData::Always) they go to "<file>.data" beside the model, as ONNX's external data. Dropout runs as
 // the identity (eval mode) and BatchNorm as its inference arithmetic. Something the graph cannot
 // express is an ft::Error naming it and the module it ran in, before any file is written.
 #pragma once
@@ -18,6 +19,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <set>
@@ -35,12 +37,20 @@
 
 namespace ft::inline FT_ABI::onnx {
 
+// Where export_model writes the parameters: in the .onnx file, or in a side file beside it
+// ("<model file name>.data", ONNX's external data: each initializer's location, offset and
+// length in the model, its bytes at a 4096-byte aligned offset in the side file). A protobuf
+// file cannot exceed 2 GB, so Auto puts them in the side file exactly when the model would.
+enum class ExternalData { Auto, Always, Never };
+
 struct ExportOptions {
   int opset = 17;  // 13 to 17: the operator set the nodes follow
   std::vector<std::string> input_names = {"input"};
   std::vector<std::string> output_names = {"output"};
   bool dynamic_batch = true;  // the first dimension of the input and output is "batch"
   std::string graph_name = "fusedtensor";
+  ExternalData external_data = ExternalData::Auto;
+  std::size_t external_size_threshold = 1024;  // smaller initializers stay in the model (as onnx.save's)
 };
 
 namespace detail {
@@ -55,13 +65,50 @@ inline std::string raw_bytes(const AnyTensor& t) {
   return std::string(static_cast<const char*>(host.data()), host.nbytes());
 }
 
-inline std::string tensor_proto(const std::string& name, DType dtype, const std::vector<index_t>& shape,
-                                const std::string& raw) {
+inline std::string tensor_header(const std::string& name, DType dtype, const std::vector<index_t>& shape) {
   std::string m;
   for (index_t d : shape) pb::uint_field(m, 1, static_cast<std::uint64_t>(d));  // dims
   pb::uint_field(m, 2, static_cast<std::uint64_t>(onnx_dtype(dtype)));          // data_type
   pb::bytes_field(m, 8, name);
+  return m;
+}
+
+inline std::string tensor_proto(const std::string& name, DType dtype, const std::vector<index_t>& shape,
+                                const std::string& raw) {
+  std::string m = tensor_header(name, dtype, shape);
   pb::bytes_field(m, 9, raw);  // raw_data
+  return m;
+}
+
+// The initializers export_model puts in the side file: where each one's bytes go.
+struct External {
+  std::string location;  // the side file's name, relative to the model's folder
+  std::size_t threshold = 0;
+  std::vector<std::pair<std::uint64_t, AnyTensor>> tensors;  // offset, value
+  std::uint64_t size = 0;
+};
+
+inline constexpr std::uint64_t kExternalAlignment = 4096;
+// A protobuf message over 2 GB cannot be parsed (its sizes are 32-bit signed).
+inline constexpr std::uint64_t kProtobufLimit = (std::uint64_t{1} << 31) - 1;
+
+// The TensorProto of an initializer whose bytes go to the side file (data_location EXTERNAL,
+// its location, offset and length as ONNX's ExternalData.md describes).
+inline std::string external_tensor_proto(const std::string& name, const AnyTensor& value, External& ext) {
+  const std::uint64_t offset = (ext.size + kExternalAlignment - 1) / kExternalAlignment * kExternalAlignment;
+  const std::uint64_t length = value.nbytes();
+  ext.tensors.emplace_back(offset, value);
+  ext.size = offset + length;
+  std::string m = tensor_header(name, value.dtype(), value.shape());
+  for (const auto& [key, v] : {std::pair<const char*, std::string>{"location", ext.location},
+                               {"offset", std::to_string(offset)},
+                               {"length", std::to_string(length)}}) {
+    std::string entry;  // StringStringEntryProto
+    pb::bytes_field(entry, 1, key);
+    pb::bytes_field(entry, 2, v);
+    pb::bytes_field(m, 13, entry);  // external_data
+  }
+  pb::uint_field(m, 14, 1);  // data_location: EXTERNAL
   return m;
 }
 
@@ -211,21 +258,34 @@ class Graph final : public autograd::trace::Sink {
   void enter(const void* module) override { stack_.push_back(module); }
   void leave() override { stack_.pop_back(); }
 
-  // The ModelProto with `output` (a traced value) as the graph's output.
-  std::string model(const std::string& output, const AnyTensor& output_value) {
+  // The bytes of the parameters, buffers and constants that nodes read.
+  std::uint64_t initializer_bytes() const {
+    std::uint64_t n = 0;
+    for (const auto& [ptr, e] : entries_)
+      if (e.kind == Kind::initializer && !e.data_alias && used_.count(e.name)) n += e.value.nbytes();
+    return n;
+  }
+
+  // The ModelProto with `output` (a traced value) as the graph's output; with `external`, the
+  // initializers of at least its threshold's bytes are written as external data.
+  std::string model(const std::string& output, const AnyTensor& output_value, External* external = nullptr) {
     const std::string& out_name = options_.output_names[0];
     std::string identity;  // the output under its requested name
     pb::bytes_field(identity, 1, output);
     pb::bytes_field(identity, 2, out_name);
     pb::bytes_field(identity, 3, "output_identity");
     pb::bytes_field(identity, 4, "Identity");
-    nodes_.push_back(std::move(identity));
     std::string graph;
     for (const auto& n : nodes_) pb::bytes_field(graph, 1, n);
+    pb::bytes_field(graph, 1, identity);
     pb::bytes_field(graph, 2, options_.graph_name);
     for (const auto& [ptr, e] : entries_)  // the parameters, buffers and constants that nodes read
-      if (e.kind == Kind::initializer && !e.data_alias && used_.count(e.name))
-        pb::bytes_field(graph, 5, tensor_proto(e.name, e.value.dtype(), e.value.shape(), raw_bytes(e.value)));
+      if (e.kind == Kind::initializer && !e.data_alias && used_.count(e.name)) {
+        if (external && e.value.nbytes() >= external->threshold)
+          pb::bytes_field(graph, 5, external_tensor_proto(e.name, e.value, *external));
+        else
+          pb::bytes_field(graph, 5, tensor_proto(e.name, e.value.dtype(), e.value.shape(), raw_bytes(e.value)));
+      }
     for (const auto& init : initializers_) pb::bytes_field(graph, 5, init);
     index_t batch = 0;
     for (const auto& [ptr, e] : entries_)
@@ -304,22 +364,25 @@ auto model_input(const X& x) {
 
 }  // namespace detail
 
-// The ONNX bytes of the model's forward on `example_input` (a Tensor or Var; its first
-// dimension is the batch). The model runs once, in eval mode and without a tape.
-template <class Model, class X>
-std::string to_onnx(Model& model, const X& example_input, const ExportOptions& options = {}) {
+namespace detail {
+
+// Runs the model's forward on `example_input` (a Tensor or Var; its first dimension is the
+// batch) once, in eval mode and without a tape, traced into a Graph; returns
+// finish(graph, the output's name, the output).
+template <class Model, class X, class Finish>
+std::string trace_model(Model& model, const X& example_input, const ExportOptions& options, Finish&& finish) {
   check(options.opset >= 13 && options.opset <= 17, "onnx::export_model", "opset ", options.opset,
         " is not supported (13 to 17)");
   check(options.input_names.size() == 1 && options.output_names.size() == 1, "onnx::export_model",
         "one input and one output name, got ", options.input_names.size(), " and ", options.output_names.size());
-  detail::Graph g(options);
+  Graph g(options);
   g.add_module(&model, "(the model)");
   nn::walk(
       model,
       [&](const std::string& name, auto& v) { g.add_initializer(autograd::trace::key(v), name, AnyTensor(v.value())); },
       [&](const std::string& name, auto& t) { g.add_initializer(autograd::trace::key(t), name, AnyTensor(t)); },
       [&](const std::string& name, auto& m) { g.add_module(&m, name); });
-  const auto input = detail::model_input(example_input);
+  const auto input = model_input(example_input);
   if constexpr (ft::detail::is_var<std::remove_cvref_t<decltype(input)>>::value)
     g.add_input(autograd::trace::key(input), options.input_names[0], AnyTensor(input.value()));
   else
@@ -342,17 +405,87 @@ std::string to_onnx(Model& model, const X& example_input, const ExportOptions& o
     else
       return Var<T, Y::rank>(y);  // the last statement, traced
   }();
-  return g.model(autograd::trace::name(g, out), AnyTensor(out.value()));
+  return finish(g, autograd::trace::name(g, out), AnyTensor(out.value()));
 }
 
-// to_onnx, written atomically to `path`.
-template <class Model, class X>
-void export_model(Model& model, const X& example_input, const std::string& path, const ExportOptions& options = {}) {
-  const std::string bytes = to_onnx(model, example_input, options);
-  check(bytes.size() < (std::size_t{2} << 30), "onnx::export_model", "the model is ", bytes.size(),
-        " bytes: files over 2 GB need ONNX's external data, which is not written yet");
+inline void check_protobuf_size(std::uint64_t bytes) {
+  check(bytes <= kProtobufLimit, "onnx::export_model", "the model is ", bytes,
+        " bytes, over protobuf's 2 GB limit: export_model with external_data Auto or Always writes the "
+        "parameters to a side file");
+}
+
+// The side file: each tensor's bytes at its offset, zeros between.
+inline void write_external(std::FILE* f, const External& ext) {
+  static const char zeros[kExternalAlignment] = {};
+  std::uint64_t at = 0;
+  for (const auto& [offset, value] : ext.tensors) {
+    io::write_all(f, zeros, static_cast<std::size_t>(offset - at));
+    const std::string raw = raw_bytes(value);
+    io::write_all(f, raw.data(), raw.size());
+    at = offset + raw.size();
+  }
+}
+
+// The ModelProto; its initializers of at least ext.threshold bytes recorded in `ext` instead
+// when `mode` asks for external data.
+inline std::string model_bytes(Graph& g, const std::string& out, const AnyTensor& value, ExternalData mode,
+                               External& ext) {
+  if (mode != ExternalData::Never) {
+    std::string outside = g.model(out, value, &ext);
+    // in the file, each initializer's bytes would add at most its length to this
+    if (mode == ExternalData::Always || outside.size() + g.initializer_bytes() > kProtobufLimit) {
+      check_protobuf_size(outside.size());
+      return outside;
+    }
+    ext.tensors.clear();
+    ext.size = 0;
+  }
+  std::string inside = g.model(out, value);
+  check_protobuf_size(inside.size());
+  return inside;
+}
+
+// The side file when `ext` has tensors, then the model.
+inline void write_model_files(const std::string& path, const std::string& bytes, const External& ext) {
+  if (!ext.tensors.empty()) {
+    const std::filesystem::path target(path);
+    const std::filesystem::path data =
+        target.has_parent_path() ? target.parent_path() / ext.location : std::filesystem::path(ext.location);
+    io::write_file_atomic(data.string(), "onnx::export_model", [&](std::FILE* f) { write_external(f, ext); });
+  }
   io::write_file_atomic(path, "onnx::export_model",
                         [&](std::FILE* f) { io::write_all(f, bytes.data(), bytes.size()); });
+}
+
+}  // namespace detail
+
+// The ONNX bytes of the model's forward on `example_input` (a Tensor or Var; its first
+// dimension is the batch), every parameter inside. The model runs once, in eval mode and
+// without a tape.
+template <class Model, class X>
+std::string to_onnx(Model& model, const X& example_input, const ExportOptions& options = {}) {
+  check(options.external_data != ExternalData::Always, "onnx::to_onnx",
+        "external data needs a file beside the model: use export_model");
+  return detail::trace_model(model, example_input, options,
+                             [](detail::Graph& g, const std::string& out, const AnyTensor& value) {
+                               std::string bytes = g.model(out, value);
+                               detail::check_protobuf_size(bytes.size());
+                               return bytes;
+                             });
+}
+
+// to_onnx, written atomically to `path`; with external data (options.external_data) the
+// parameters go to "<path>.data" first (also atomically), then the model that names it.
+template <class Model, class X>
+void export_model(Model& model, const X& example_input, const std::string& path, const ExportOptions& options = {}) {
+  detail::External ext;
+  ext.location = std::filesystem::path(path).filename().string() + ".data";
+  ext.threshold = options.external_size_threshold;
+  const std::string bytes = detail::trace_model(model, example_input, options,
+                                                [&](detail::Graph& g, const std::string& out, const AnyTensor& value) {
+                                                  return detail::model_bytes(g, out, value, options.external_data, ext);
+                                                });
+  detail::write_model_files(path, bytes, ext);
 }
 
 }  // namespace ft::inline FT_ABI::onnx
