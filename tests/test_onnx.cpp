@@ -295,3 +295,11 @@ TEST_CASE("onnx: external data: the larger parameters in <file>.data at aligned 
         }).find("use export_model") != std::string::npos);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("onnx: BatchNorm in eval mode is one BatchNormalization node reading its parameters and statistics") {
+  nn::BatchNorm2d<float> bn(3);
+  const GraphSummary g = summarize(ft::onnx::to_onnx(bn, ft::randn<float>({2, 3, 4, 4}, ft::kCPU, 6)));
+  CHECK(g.ops == std::vector<std::string>{"BatchNormalization", "Identity"});
+  for (const char* name : {"weight", "bias", "running_mean", "running_var"})
+    CHECK(std::find(g.initializers.begin(), g.initializers.end(), name) != g.initializers.end());
+}

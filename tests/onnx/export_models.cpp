@@ -250,6 +250,11 @@ int main(int argc, char** argv) {
   bn1.running_mean = ft::randn<float>({6}, ft::kCPU, 27);
   bn1.running_var = ft::uniform<float>({6}, 0.5f, 2.0f, ft::kCPU, 28);
   run_case("batch_norm1d", bn1, rows(3, 6, 29), rows(5, 6, 30));
+  nn::BatchNorm1d<float> bn_seq(4, {.eps = 1e-3, .affine = false});  // [N, C, L], scale 1 and bias 0
+  bn_seq.running_mean = ft::randn<float>({4}, ft::kCPU, 57);
+  bn_seq.running_var = ft::uniform<float>({4}, 0.5f, 2.0f, ft::kCPU, 58);
+  run_case("batch_norm1d_sequence_no_affine", bn_seq, ft::randn<float>({3, 4, 7}, ft::kCPU, 59),
+           ft::randn<float>({5, 4, 7}, ft::kCPU, 60));
   nn::LayerNorm<float, 1> ln(10);
   run_case("layer_norm", ln, rows(3, 10, 31), rows(5, 10, 32));
   nn::LayerNorm<float, 1> ln_plain(10, 1e-5, /*elementwise_affine=*/false);

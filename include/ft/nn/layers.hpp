@@ -297,22 +297,26 @@ class BatchNorm : public Module<BatchNorm<T, MinRank, MaxRank>> {
     check(C == features_, "BatchNorm", "input ", to_string(xv.shape()), " has ", C, " channels, the layer expects ",
           features_);
     const index_t L = N * C > 0 ? xv.numel() / (N * C) : 0;
-    Var<T, 3> x3 = xv.reshape({N, C, L});
-    const bool batch_stats = this->is_training() || !running_mean.defined();
-    Var<T, 3> y3;
-    if (batch_stats) {
-      check(N * L > 1 || !this->is_training(), "BatchNorm",
-            "expected more than 1 value per channel when training, got input ", to_string(xv.shape()));
-      Var<T, 3> mu = ft::mean(ft::mean(x3, 2, keepdim), 0, keepdim);
-      Var<T, 3> var = ft::mean(ft::mean(ft::square(x3 - mu), 2, keepdim), 0, keepdim);
-      if (this->is_training() && running_mean.defined()) update_running(mu.value(), var.value(), N * L);
-      y3 = affine(x3, mu, var);
-    } else {
-      y3 = affine(x3, Var<T, 3>(running_mean.reshape({1, C, 1})), Var<T, 3>(running_var.reshape({1, C, 1})));
-    }
     index_t sizes[R];
     for (int d = 0; d < R; ++d) sizes[d] = xv.size(d);
-    return y3.reshape(sizes);
+    if (!this->is_training() && running_mean.defined()) {
+      Var<T, R> y;
+      {
+        autograd::trace::Pause pause;  // traced as one BatchNormalization node (inference form)
+        Var<T, 3> x3 = xv.reshape({N, C, L});
+        y = affine(x3, Var<T, 3>(running_mean.reshape({1, C, 1})), Var<T, 3>(running_var.reshape({1, C, 1})))
+                .reshape(sizes);
+      }
+      autograd::trace::when_traced([&](autograd::trace::Sink& s) { trace_inference(s, xv, y); });
+      return y;
+    }
+    check(N * L > 1 || !this->is_training(), "BatchNorm",
+          "expected more than 1 value per channel when training, got input ", to_string(xv.shape()));
+    Var<T, 3> x3 = xv.reshape({N, C, L});
+    Var<T, 3> mu = ft::mean(ft::mean(x3, 2, keepdim), 0, keepdim);
+    Var<T, 3> var = ft::mean(ft::mean(ft::square(x3 - mu), 2, keepdim), 0, keepdim);
+    if (this->is_training() && running_mean.defined()) update_running(mu.value(), var.value(), N * L);
+    return affine(x3, mu, var).reshape(sizes);
   }
 
  private:
@@ -321,6 +325,19 @@ class BatchNorm : public Module<BatchNorm<T, MinRank, MaxRank>> {
     auto xhat = (x3 - mu) * ft::rsqrt(var + static_cast<T>(options.eps));
     if (weight.defined()) return xhat * weight.reshape({1, C, 1}) + bias.reshape({1, C, 1});
     return xhat;
+  }
+  // ONNX's BatchNormalization with the running statistics (scale 1 and bias 0 without affine).
+  template <int R>
+  [[gnu::cold]] void trace_inference(autograd::trace::Sink& s, const Var<T, R>& x, const Var<T, R>& y) {
+    namespace tr = autograd::trace;
+    auto param = [&](const Var<T, 1>& p, double fill) {
+      return p.defined() ? tr::name(s, p) : tr::name(s, ft::full<T>({features_}, static_cast<T>(fill)));
+    };
+    const std::string out =
+        s.node("BatchNormalization",
+               {tr::name(s, x), param(weight, 1), param(bias, 0), tr::name(s, running_mean), tr::name(s, running_var)},
+               {tr::Attribute::real("epsilon", options.eps)}, 1)[0];
+    s.bind(tr::key(y), out, AnyTensor(y.value()));
   }
   void update_running(const Tensor<T, 3>& mu, const Tensor<T, 3>& var, index_t n) {
     NoGradGuard no_grad;

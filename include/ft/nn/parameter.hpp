@@ -39,7 +39,9 @@ class Parameter {
     if (set_to_none) {
       state().drop_grad();
     } else {
-      visit_elements(grad(), [](auto g) { g = typename decltype(g)::value_type(0); });
+      visit_elements(grad(), [](auto g) {  // gradients are floating
+        if constexpr (is_floating_v<typename decltype(g)::value_type>) g = typename decltype(g)::value_type(0);
+      });
     }
   }
   DType dtype() const { return value().dtype(); }

@@ -8,12 +8,13 @@
 //
 // The graph is the forward as it runs on the example input (autograd/trace.hpp): each fused
 // statement becomes its ONNX node sequence, each boundary op (Gemm/MatMul, Conv, MaxPool,
-// AveragePool, GlobalAveragePool, LayerNormalization, Softmax, LogSoftmax, Gather, the views)
-// its node; parameters and buffers become initializers under their state_dict names; the first
-// dimension of the input and output is the symbolic "batch" (dynamic_batch); over 2 GB (or with
-// ExternalData::Always) they go to "<file>.data" beside the model, as ONNX's external data. Dropout runs as
-// the identity (eval mode) and BatchNorm as its inference arithmetic. Something the graph cannot
-// express is an ft::Error naming it and the module it ran in, before any file is written.
+// AveragePool, GlobalAveragePool, BatchNormalization, LayerNormalization, Softmax, LogSoftmax,
+// Gather, the views) its node; parameters and buffers become initializers under their
+// state_dict names, in "<file>.data" beside the model over 2 GB (or with ExternalData::Always),
+// as ONNX's external data; the first dimension of the input and output is the symbolic "batch"
+// (dynamic_batch). Dropout runs as the identity (eval mode); BatchNorm is one
+// BatchNormalization node with the running statistics. Something the graph cannot express is
+// an ft::Error naming it and the module it ran in, before any file is written.
 #pragma once
 
 #include <bit>
