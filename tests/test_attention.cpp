@@ -3,10 +3,10 @@
 // MultiheadAttention (key_padding_mask, float and bool attn_mask, batch_first, no bias, the heads'
 // averaged weights); TransformerEncoderLayer post- and pre-norm (relu, gelu, a causal float mask,
 // a key padding mask) and TransformerEncoder with a final norm; MultiheadAttention with kdim and
-// vdim; TransformerDecoderLayer (post- and pre-norm, target and memory masks), TransformerDecoder
-// and nn.Transformer: outputs and every gradient.
-// CPU only: these are compositions of matmul, softmax, layer_norm, elementwise statements and the
-// fused attention, whose CUDA paths the other suites run (test_flash.cpp's nvcc copy).
+// vdim, add_bias_kv and add_zero_attn; TransformerDecoderLayer (post- and pre-norm, target and memory masks),
+// TransformerDecoder and nn.Transformer: outputs and every gradient. CPU only: these are compositions of matmul,
+// softmax, layer_norm, elementwise statements and the fused attention, whose CUDA paths the other suites run
+// (test_flash.cpp's nvcc copy).
 #include <doctest/doctest.h>
 
 #include <limits>
@@ -165,6 +165,38 @@ TEST_CASE("MultiheadAttention with kdim and vdim equals PyTorch's (q_proj_weight
     check_backward("mha_kvdim", mha, out, {{"query", query}, {"key", key}, {"value", value}});
     CHECK_THROWS_WITH_AS(mha(query, value, value), doctest::Contains("kdim 6"), ft::Error);
   }
+}
+
+TEST_CASE("MultiheadAttention with add_bias_kv and add_zero_attn equals PyTorch's (the masks extended)") {
+  for (bool need_weights : {true, false}) {
+    INFO("need_weights " << need_weights);
+    nn::MultiheadAttention<float> mha(8, 2, {.add_bias_kv = true, .add_zero_attn = true});
+    REQUIRE(mha.named_parameters().size() == 6);
+    CHECK(mha.named_parameters()[2].first == "bias_k");
+    CHECK(mha.bias_k.shape() == ft::Shape<3>{1, 1, 8});
+    load_case(mha, "mha_bias_kv_zero_attn");
+    const std::string c = "mha_bias_kv_zero_attn";
+    auto query = leaf<3>(c + ".query"), key = leaf<3>(c + ".key"), value = leaf<3>(c + ".value");
+    auto [out, weights] = mha(query, key, value, bool_mask(c + ".key_padding_mask"), need_weights,
+                              golden().tensor<float, 2>(c + ".attn_mask"));
+    if (need_weights) {
+      CHECK(weights.shape() == ft::Shape<3>{3, 4, 7});  // S + 2 keys
+      ft::test::check_close(weights.value(), golden().values(c + ".weights"), 2e-5, 2e-6);
+    } else {
+      CHECK(!weights.defined());
+    }
+    check_backward(c, mha, out, {{"query", query}, {"key", key}, {"value", value}});
+    CHECK_THROWS_WITH_AS(mha(query, key, value, ft::Tensor<bool, 2>(), need_weights, ft::NoMask{}, true),
+                         doctest::Contains("is_causal with add_bias_kv or add_zero_attn"), ft::Error);
+  }
+  nn::MultiheadAttention<float> self(8, 2, {.batch_first = true, .add_zero_attn = true});
+  CHECK(self.named_parameters().size() == 4);  // no bias_k, bias_v
+  load_case(self, "mha_zero_attn_bf");
+  auto x = leaf<3>("mha_zero_attn_bf.x");
+  const ft::Tensor<bool, 3> mask(golden().tensor<std::int64_t, 3>("mha_zero_attn_bf.attn_mask") != 0);
+  auto [out, weights] = self(x, x, x, ft::Tensor<bool, 2>(), true, mask);
+  ft::test::check_close(weights.value(), golden().values("mha_zero_attn_bf.weights"), 2e-5, 2e-6);
+  check_backward("mha_zero_attn_bf", self, out, {{"x", x}});
 }
 
 TEST_CASE("TransformerDecoderLayer, TransformerDecoder and Transformer equal PyTorch's: post-norm, pre-norm, masks") {

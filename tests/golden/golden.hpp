@@ -100,8 +100,11 @@ template <class M>
 void load_params(M& m, const Golden& g, const std::string& prefix, Device dev = kCPU) {
   nn::StateDict sd;
   for (const auto& key : m.state_dict().keys()) {
-    if (g.record(prefix + key).shape.size() == 2)
+    const auto rank = g.record(prefix + key).shape.size();
+    if (rank == 2)
       sd.insert(key, g.tensor<float, 2>(prefix + key, dev));
+    else if (rank == 3)
+      sd.insert(key, g.tensor<float, 3>(prefix + key, dev));
     else
       sd.insert(key, g.tensor<float, 1>(prefix + key, dev));
   }

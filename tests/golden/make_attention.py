@@ -184,6 +184,23 @@ def main():
                            "tgt_mask": nn.Transformer.generate_square_subsequent_mask(4).double()},
                           lambda m, i: (m(i["src"], i["tgt"], tgt_mask=i["tgt_mask"]), None))
 
+        # MultiheadAttention with add_bias_kv and add_zero_attn (S + 2 keys): a float attn_mask and a
+        # key padding mask, which both tools extend over the appended keys
+        torch.manual_seed(11)
+        m = nn.MultiheadAttention(8, 2, add_bias_kv=True, add_zero_attn=True)
+        kpm = torch.zeros(3, 5, dtype=torch.bool)
+        kpm[0, 4] = kpm[2, 0] = True
+        write_module_case(f, "mha_bias_kv_zero_attn", m,
+                          {"query": leaf(4, 3, 8), "key": leaf(5, 3, 8), "value": leaf(5, 3, 8),
+                           "key_padding_mask": kpm, "attn_mask": torch.randn(4, 5).double()},
+                          lambda m, i: m(i["query"], i["key"], i["value"], key_padding_mask=i["key_padding_mask"],
+                                         attn_mask=i["attn_mask"]))
+        # add_zero_attn alone: self-attention, batch-first, a bool [N·heads, L, S] mask
+        torch.manual_seed(12)
+        m = nn.MultiheadAttention(8, 2, add_zero_attn=True, batch_first=True)
+        write_module_case(f, "mha_zero_attn_bf", m, {"x": leaf(3, 4, 8), "attn_mask": torch.rand(6, 4, 4) < 0.4},
+                          lambda m, i: m(i["x"], i["x"], i["x"], attn_mask=i["attn_mask"]))
+
 
 if __name__ == "__main__":
     main()

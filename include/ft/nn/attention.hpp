@@ -320,6 +320,8 @@ struct MultiheadAttentionOptions {
   bool batch_first = false;  // [N, L, E] instead of [L, N, E]
   index_t kdim = 0;          // the keys' features (0: embed_dim)
   index_t vdim = 0;          // the values' features (0: embed_dim)
+  bool add_bias_kv = false;  // learnt bias_k and bias_v [1, 1, E] appended to the projected keys and values
+  bool add_zero_attn = false;  // a key and a value of zeros appended after the projections (per head)
 };
 
 // What MultiheadAttention returns: the output, and the attention probabilities averaged over the
@@ -335,14 +337,18 @@ struct MultiheadAttentionOutput {
 // [E, kdim] and v_proj_weight [E, vdim] instead of in_proj_weight), initialisation (xavier_uniform,
 // zero biases) and masks: a bool attn_mask [L, S] or [N·heads, L, S] is true where attending is
 // NOT allowed (a floating one is added); key_padding_mask [N, S] is true at the keys to ignore.
-// With need_weights false the attention is the fused one (scaled_dot_product_attention over the
-// heads, read in place); with it, the probabilities are formed and averaged over the heads.
+// add_bias_kv appends the learnt key and value bias_k, bias_v [1, 1, E] (xavier_normal) to the
+// projected keys and values, add_zero_attn a key and a value of zeros to each head's; the masks
+// allow both (S + 1 or S + 2 keys, as PyTorch's). With need_weights false the attention is the
+// fused one (scaled_dot_product_attention over the heads, read in place); with it, or with the
+// extra keys, the probabilities are formed (and averaged over the heads).
 template <class T = float>
 class MultiheadAttention : public Module<MultiheadAttention<T>> {
  public:
   Var<T, 2> in_proj_weight;
   Var<T, 2> q_proj_weight, k_proj_weight, v_proj_weight;  // defined when kdim or vdim ≠ embed_dim
   Var<T, 1> in_proj_bias;
+  Var<T, 3> bias_k, bias_v;  // [1, 1, E], defined with add_bias_kv
   Linear<T> out_proj;
 
   MultiheadAttention() = default;
@@ -372,6 +378,13 @@ class MultiheadAttention : public Module<MultiheadAttention<T>> {
       in_proj_bias = detail::parameter(zeros<T>(Shape<1>{3 * embed_dim}, device));
       out_proj.bias.data() = T(0.0f);
     }
+    if (options.add_bias_kv) {
+      for (Var<T, 3>* b : {&bias_k, &bias_v}) {
+        Tensor<T, 3> t(Shape<3>{1, 1, embed_dim}, device);
+        init::xavier_normal_(t);
+        *b = detail::parameter(t);
+      }
+    }
   }
   index_t embed_dim() const { return out_proj.weight.size(0); }
   index_t kdim() const { return k_proj_weight.defined() ? k_proj_weight.size(1) : embed_dim(); }
@@ -383,6 +396,7 @@ class MultiheadAttention : public Module<MultiheadAttention<T>> {
     v("q_proj_weight", q_proj_weight), v("k_proj_weight", k_proj_weight), v("v_proj_weight", v_proj_weight);
     v("in_proj_weight", in_proj_weight);
     v("in_proj_bias", in_proj_bias);
+    v("bias_k", bias_k), v("bias_v", bias_v);
     v("out_proj", out_proj);
   }
 
@@ -418,7 +432,11 @@ class MultiheadAttention : public Module<MultiheadAttention<T>> {
     }
     check(!key_padding_mask.defined() || key_padding_mask.shape() == Shape<2>{N, S}, "MultiheadAttention",
           "key_padding_mask ", to_string(key_padding_mask.shape()), " is not [", N, ", ", S, "]");
-    if (!need_weights && !ft::detail::is_var<M>::value) {
+    const index_t extra = (bias_k.defined() ? 1 : 0) + (options_.add_zero_attn ? 1 : 0);  // keys appended
+    check(!(is_causal && extra), "MultiheadAttention",
+          "is_causal with add_bias_kv or add_zero_attn: pass the causal attn_mask instead (the appended keys "
+          "stay visible to every query)");
+    if (!need_weights && !ft::detail::is_var<M>::value && !extra) {
       // the fused attention over the heads read in place: [len, N, E] → [N, heads, len, head_dim];
       // self-attention projects once, [L, N, 3E], and reads its three parts
       Var<T, 4> qh, kh, vh;
@@ -457,24 +475,42 @@ class MultiheadAttention : public Module<MultiheadAttention<T>> {
     auto project = [&](const Var<T, 3>& x, index_t part) {
       return in_projection(x, part).reshape({x.size(0), N * H, hd}).transpose(0, 1);
     };
-    const Var<T, 3> qh = project(q, 0), kh = project(k, 1), vh = project(v, 2);
-    Var<T, 3> s = matmul(qh, kh.transpose(1, 2)) * (1.0 / std::sqrt(static_cast<double>(hd)));  // [N·H, L, S]
+    const Var<T, 3> qh = project(q, 0);
+    Var<T, 3> kh, vh;
+    if (bias_k.defined()) {  // the learnt key and value appended: [S + 1, N, E]
+      auto with_bias = [&](const Var<T, 3>& x, index_t part, const Var<T, 3>& b) {
+        return Var<T, 3>(cat({in_projection(x, part), b.expand({1, N, E})}, 0))
+            .reshape({S + 1, N * H, hd})
+            .transpose(0, 1);
+      };
+      kh = with_bias(k, 1, bias_k), vh = with_bias(v, 2, bias_v);
+    } else {
+      kh = project(k, 1), vh = project(v, 2);
+    }
+    if (options_.add_zero_attn) {  // a key and a value of zeros for each head
+      kh = pad(kh, {0, 0, 0, 1});
+      vh = pad(vh, {0, 0, 0, 1});
+    }
+    const index_t SK = S + extra;                                                               // the keys attended to
+    Var<T, 3> s = matmul(qh, kh.transpose(1, 2)) * (1.0 / std::sqrt(static_cast<double>(hd)));  // [N·H, L, SK]
     const T neg_inf = -std::numeric_limits<T>::infinity();
     if constexpr (!std::is_same_v<M, NoMask>) {
-      if (attn_mask.defined()) {
+      if (attn_mask.defined()) {  // the appended keys allowed (false, or 0 added)
         if constexpr (std::is_same_v<typename M::value_type, bool>)
-          s = where(attn_mask, neg_inf, s);
+          s = extra ? Var<T, 3>(where(pad(attn_mask, {0, extra}), neg_inf, s))
+                    : Var<T, 3>(where(attn_mask, neg_inf, s));
         else
-          s = s + attn_mask;
+          s = extra ? Var<T, 3>(s + pad(attn_mask, {0, extra})) : Var<T, 3>(s + attn_mask);
       }
     }
     if (key_padding_mask.defined()) {
-      const Tensor<bool, 3> pad =
-          key_padding_mask.reshape(Shape<3>{N, 1, S}).expand({N, H, S}).reshape(Shape<3>{N * H, 1, S});
-      s = where(pad, neg_inf, s);
+      const Tensor<bool, 2> keys = extra ? Tensor<bool, 2>(pad(key_padding_mask, {0, extra})) : key_padding_mask;
+      const Tensor<bool, 3> ignored =
+          keys.reshape(Shape<3>{N, 1, SK}).expand({N, H, SK}).reshape(Shape<3>{N * H, 1, SK});
+      s = where(ignored, neg_inf, s);
     }
     Var<T, 3> p = attention::masked_softmax(s, NoMask{}, is_causal);
-    const Var<T, 3> weights = need_weights ? Var<T, 3>(mean(p.reshape({N, H, L, S}), 1)) : Var<T, 3>();
+    const Var<T, 3> weights = need_weights ? Var<T, 3>(mean(p.reshape({N, H, L, SK}), 1)) : Var<T, 3>();
     if (options_.dropout > 0 && this->is_training())
       p = functional::dropout(p, options_.dropout, true, seed_ ^ (0x9E3779B97F4A7C15ull * ++calls_));
     Var<T, 3> o = matmul(p, vh).transpose(0, 1).reshape({L, N, E});  // [L, N, E]
