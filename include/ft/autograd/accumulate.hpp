@@ -28,11 +28,25 @@ inline constexpr bool is_expression_node_v<autograd::AddTo<T, R, G>> = true;
 
 namespace ft::inline FT_ABI::autograd {
 
-// True when any element of `t` is NaN or infinite: one fused reduction.
+namespace detail {
+template <class T>
+bool any_non_finite(const Tensor<T, 1>& t) {
+  return ft::any(!(ft::abs(t) <= std::numeric_limits<T>::max())).item();
+}
+}  // namespace detail
+
+// True when any element of `t` is NaN or infinite: one fused reduction over the elements as a
+// rank-1 tensor (compiled once per dtype, not per dtype and rank; a strided `t` is copied
+// first, which anomaly detection can afford).
 template <class T, int R>
 bool has_non_finite(const Tensor<T, R>& t) {
   if (!t.defined() || t.numel() == 0) return false;
-  return ft::any(!(ft::abs(t) <= std::numeric_limits<T>::max())).item();
+  if constexpr (R == 1) {
+    return detail::any_non_finite(t);
+  } else {
+    const Tensor<T, R> dense = t.contiguous();
+    return detail::any_non_finite(dense.reshape(Shape<1>{dense.numel()}));
+  }
 }
 
 template <class G>

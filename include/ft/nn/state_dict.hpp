@@ -50,6 +50,13 @@ class StateDict {
   std::unordered_map<std::string, std::size_t> index_;
 };
 
+// to[i] = from[i] converted (a host loop).
+template <class S, class T>
+void convert_elements(const S* from, T* to, index_t n) {
+#pragma omp parallel for simd if (n > (index_t{1} << 18))
+  for (index_t i = 0; i < n; ++i) to[i] = static_cast<T>(static_cast<compute_t<S>>(from[i]));
+}
+
 // dst = src for two tensors of one shape (any devices): loading a state dict entry into a live
 // tensor, so every handle to it sees the loaded values. As PyTorch's load_state_dict (copy_), a
 // floating entry converts to the model's floating type: a float checkpoint loads into a bfloat16
@@ -68,10 +75,19 @@ inline void copy_into(const AnyTensor& dst, const AnyTensor& src, const std::str
       std::move(d) = src.padded<T>().to(d.device());
       return;
     }
-    if constexpr (is_floating_v<T>)
-      visit_elements(src, [&](auto s) {
-        if constexpr (is_floating_v<typename decltype(s)::value_type>) std::move(d) = cast<T>(s.to(d.device()));
-      });
+    if constexpr (is_floating_v<T>) {
+      // converted on the host by a plain loop (a load converts once; no kernel for each pair of
+      // dtypes and each instruction set), then copied in
+      Tensor<T, 1> converted(Shape<1>{src.numel()});
+      auto convert = [&]<class S>() {
+        if constexpr (is_floating_v<S> && !std::is_same_v<S, T>) {
+          const Tensor<S, kMaxRank> from = src.padded<S>().to(kCPU).contiguous();
+          convert_elements(from.data(), converted.data(), from.numel());
+        }
+      };
+      ft::detail::by_dtype(src.dtype(), convert);
+      std::move(d) = converted.reshape(d.shape()).to(d.device());
+    }
   });
 }
 
