@@ -61,8 +61,9 @@ ft::Tensor<std::uint8_t, 3> golden_image() { return golden().tensor<std::uint8_t
 }  // namespace
 
 TEST_CASE("vision: PNG and JPEG files decode as PIL decodes them") {
-  const char* files[] = {"rgb.png",     "rgba.png", "gray.png", "gray_alpha.png",  "bilevel.png",
-                         "palette.png", "rgb.jpg",  "gray.jpg", "progressive.jpg", "cmyk.jpg"};
+  const char* files[] = {"rgb.png",     "rgba.png",           "gray.png", "gray_alpha.png", "bilevel.png",
+                         "palette.png", "rgb_interlaced.png", "rgb.jpg",  "gray.jpg",       "progressive.jpg",
+                         "cmyk.jpg"};
   for (const char* f : files) {
     CAPTURE(f);
     const std::string name = f;
@@ -73,6 +74,7 @@ TEST_CASE("vision: PNG and JPEG files decode as PIL decodes them") {
   // 16-bit files: rounded to 8 bits
   check_pixels(ft::vision::read_image(image_path("gray16.png")), "gray16.png.pixels");
   check_pixels(ft::vision::read_image(image_path("rgb16.png")), "rgb16.png.pixels");
+  check_pixels(ft::vision::read_image(image_path("gray16_interlaced.png")), "gray16_interlaced.png.pixels");
   // the other modes: alpha added as 255 or kept
   auto rgba = ft::vision::read_image(image_path("rgb.png"), ImageReadMode::RGB_ALPHA);
   CHECK(rgba.size(0) == 4);

@@ -34,17 +34,35 @@ IMAGES = os.path.join(HERE, "..", "data", "images")
 rng = np.random.default_rng(20261206)
 
 
-def png16(path, array, color_type):
-    """A 16-bit PNG (gray: color type 0, RGB: 2) of an HxW or HxWx3 uint16 array."""
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def png_file(path, array, bits, color_type, interlaced=False):
+    """A PNG of an HxW or HxWxC array (8 or 16 bits; gray: color type 0, RGB: 2), written by hand:
+    PIL writes neither 16-bit RGB nor Adam7-interlaced files. Each scanline has filter 0."""
     h, w = array.shape[:2]
-    raw = b"".join(b"\0" + array[y].astype(">u2").tobytes() for y in range(h))
+    dtype = ">u2" if bits == 16 else "u1"
+
+    def scanlines(a):
+        return b"".join(b"\0" + a[y].astype(dtype).tobytes() for y in range(a.shape[0]))
+
+    if interlaced:  # the seven passes' sub-images, an empty one left out
+        raw = b"".join(scanlines(array[y0::dy, x0::dx]) for x0, y0, dx, dy in ADAM7
+                       if x0 < w and y0 < h)
+    else:
+        raw = scanlines(array)
 
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    ihdr = struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", w, h, bits, color_type, 0, 0, 1 if interlaced else 0)
     with open(path, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def png16(path, array, color_type):
+    """A 16-bit PNG (gray: color type 0, RGB: 2) of an HxW or HxWx3 uint16 array."""
+    png_file(path, array, 16, color_type)
 
 
 def chw(a):
@@ -88,6 +106,10 @@ def main():
         c16 = rng.integers(0, 65536, (h, w, 3), dtype=np.uint16)
         png16(os.path.join(IMAGES, "rgb16.png"), c16, 2)
         write(f, "rgb16.png.pixels", chw(np.round(c16.astype(np.float64) * 255 / 65535).astype(np.uint8)))
+        # Adam7-interlaced files (libpng's png_set_interlace_handling), checked against PIL's reading
+        files("rgb_interlaced.png", lambda p: png_file(p, rgb, 8, 2, interlaced=True), chw(rgb))
+        png_file(os.path.join(IMAGES, "gray16_interlaced.png"), g16, 16, 0, interlaced=True)
+        write(f, "gray16_interlaced.png.pixels", chw(np.round(g16.astype(np.float64) * 255 / 65535).astype(np.uint8)))
         files("rgb.jpg", lambda p: Image.fromarray(rgb).save(p, quality=90))
         files("gray.jpg", lambda p: Image.fromarray(gray).save(p, quality=90))
         files("progressive.jpg", lambda p: Image.fromarray(rgb).save(p, quality=80, progressive=True))
