@@ -61,9 +61,11 @@ ft::Tensor<std::uint8_t, 3> golden_image() { return golden().tensor<std::uint8_t
 }  // namespace
 
 TEST_CASE("vision: PNG and JPEG files decode as PIL decodes them") {
-  const char* files[] = {"rgb.png",     "rgba.png",           "gray.png", "gray_alpha.png", "bilevel.png",
-                         "palette.png", "rgb_interlaced.png", "rgb.jpg",  "gray.jpg",       "progressive.jpg",
-                         "cmyk.jpg"};
+  const char* files[] = {"rgb.png",     "rgba.png",        "gray.png",           "gray_alpha.png",
+                         "bilevel.png", "palette.png",     "rgb_interlaced.png", "rgb.jpg",
+                         "gray.jpg",    "progressive.jpg", "cmyk.jpg",           "rgb.bmp",
+                         "gray.bmp",    "palette.bmp",     "bilevel.bmp",        "rgba_v5_topdown.bmp",
+                         "rgb565.bmp",  "rgb555.bmp",      "palette4.bmp",       "os2_palette8.bmp"};
   for (const char* f : files) {
     CAPTURE(f);
     const std::string name = f;
@@ -102,7 +104,8 @@ TEST_CASE("vision: encode_png and write_png round-trip 1 to 4 channels") {
 
 TEST_CASE("vision: corrupt, truncated, huge and foreign files are an ft::Error naming the file") {
   // every prefix of every file: an error (or, past the image data, the image), never a crash
-  for (const char* f : {"rgb.png", "palette.png", "gray16.png", "rgb.jpg", "progressive.jpg", "cmyk.jpg"}) {
+  for (const char* f : {"rgb.png", "palette.png", "gray16.png", "rgb.jpg", "progressive.jpg", "cmyk.jpg", "rgb.bmp",
+                        "palette4.bmp", "rgba_v5_topdown.bmp", "os2_palette8.bmp"}) {
     CAPTURE(f);
     const auto bytes = file_bytes(image_path(f));
     const auto whole = ft::vision::decode_image(bytes).to_vector();
@@ -141,9 +144,26 @@ TEST_CASE("vision: corrupt, truncated, huge and foreign files are an ft::Error n
       [&] { ft::vision::decode_image(file_bytes(image_path("rgb.jpg")), "x.jpg", {.max_pixels = 100}); });
   CHECK(e.find("13 × 17") == std::string::npos);
   CHECK(e.find("17 × 13 pixels, more than the limit of 100") != std::string::npos);
+  // BMP: a header declaring 1,000,000 × 1,000,000 pixels, run-length compression, 0 × 13 pixels
+  const auto bmp = file_bytes(image_path("rgb.bmp"));  // the 40-byte header: width at 18, compression at 30
+  auto set32 = [](std::vector<std::uint8_t> b, std::size_t at, std::uint32_t v) {
+    for (int k = 0; k < 4; ++k) b[at + static_cast<std::size_t>(k)] = static_cast<std::uint8_t>(v >> (8 * k));
+    return b;
+  };
+  auto bmp_huge = set32(set32(bmp, 18, 1000000), 22, 1000000);
+  CHECK(ft::test::error_of([&] { ft::vision::decode_image(bmp_huge, "huge.bmp"); }).find("1000000 × 1000000") !=
+        std::string::npos);
+  CHECK(ft::test::error_of([&] {
+          ft::vision::decode_image(set32(bmp, 30, 1), "rle.bmp");
+        }).find("\"rle.bmp\": BI_RLE8 compression is not supported") != std::string::npos);
+  CHECK(ft::test::error_of([&] { ft::vision::decode_image(set32(bmp, 18, 0), "empty.bmp"); }).find("0 × 13") !=
+        std::string::npos);
+  CHECK(ft::test::error_of([&] {
+          ft::vision::decode_image(set32(bmp, 14, 64), "os2v2.bmp");
+        }).find("a 64-byte info header is not supported") != std::string::npos);
   // not an image, a missing file
   const std::vector<std::uint8_t> text = {'h', 'e', 'l', 'l', 'o'};
-  CHECK(ft::test::error_of([&] { ft::vision::decode_image(text, "notes.txt"); }).find("neither a PNG nor a JPEG") !=
+  CHECK(ft::test::error_of([&] { ft::vision::decode_image(text, "notes.txt"); }).find("not a PNG, JPEG or BMP") !=
         std::string::npos);
   CHECK(ft::test::error_of([&] { ft::vision::read_image("/nonexistent/cat.png"); }).find("/nonexistent/cat.png") !=
         std::string::npos);

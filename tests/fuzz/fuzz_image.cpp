@@ -1,5 +1,6 @@
-// libFuzzer harness: PNG and JPEG decoding (libpng and libjpeg-turbo behind ft::vision's error
-// handling: longjmp out of the libraries, the pixel limit checked before allocation) in every
+// libFuzzer harness: PNG, JPEG and BMP decoding (libpng and libjpeg-turbo behind ft::vision's
+// error handling: longjmp out of the libraries; BMP read directly; the pixel limit checked
+// before allocation) in every
 // read mode, and the PNG encoder on what was decoded. Any input must either decode or throw
 // ft::Error.
 #include <cstddef>

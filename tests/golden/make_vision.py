@@ -60,6 +60,29 @@ def png_file(path, array, bits, color_type, interlaced=False):
         f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
+def bmp_file(path, width, height, bits, rows, palette=(), compression=0, masks=(), header=40, top_down=False):
+    """A BMP written by hand (PIL writes only 1-, 8- and 24-bit files with the 40-byte header):
+    rows are each row's pixel bytes, top row first, unpadded; palette (r, g, b) entries."""
+    stride = (width * bits + 31) // 32 * 4
+    data = b"".join(r + b"\0" * (stride - len(r)) for r in (rows if top_down else rows[::-1]))
+    extra = b""
+    if header == 12:  # OS/2 1.x: 16-bit sizes, 3-byte palette entries
+        info = struct.pack("<IHHHH", 12, width, height, 1, bits)
+        pal = b"".join(bytes((b, g, r)) for r, g, b in palette)
+    else:
+        info = struct.pack("<IiiHHIIiiII", header, width, -height if top_down else height, 1, bits, compression,
+                           len(data), 2835, 2835, len(palette), 0)
+        if header > 40:  # the masks inside the header, then the V4/V5 fields left zero
+            info += struct.pack("<4I", *(list(masks) + [0] * (4 - len(masks))))
+            info += b"\0" * (header - len(info))
+        else:
+            extra = b"".join(struct.pack("<I", m) for m in masks)
+        pal = b"".join(bytes((b, g, r, 0)) for r, g, b in palette)
+    offset = 14 + len(info) + len(extra) + len(pal)
+    with open(path, "wb") as f:
+        f.write(b"BM" + struct.pack("<IHHI", offset + len(data), 0, 0, offset) + info + extra + pal + data)
+
+
 def png16(path, array, color_type):
     """A 16-bit PNG (gray: color type 0, RGB: 2) of an HxW or HxWx3 uint16 array."""
     png_file(path, array, 16, color_type)
@@ -110,6 +133,31 @@ def main():
         files("rgb_interlaced.png", lambda p: png_file(p, rgb, 8, 2, interlaced=True), chw(rgb))
         png_file(os.path.join(IMAGES, "gray16_interlaced.png"), g16, 16, 0, interlaced=True)
         write(f, "gray16_interlaced.png.pixels", chw(np.round(g16.astype(np.float64) * 255 / 65535).astype(np.uint8)))
+        # BMP: PIL's writer (24-bit, an 8-bit gray palette, an 8-bit colour palette, 1-bit) and by hand
+        # (32-bit bit fields with alpha, top-down, V5 header; 16-bit 5-6-5 bit fields and 5-5-5;
+        # 4-bit palette; the OS/2 1.x header)
+        files("rgb.bmp", lambda p: Image.fromarray(rgb).save(p), chw(rgb))
+        files("gray.bmp", lambda p: Image.fromarray(gray).save(p), chw(gray))
+        files("palette.bmp", lambda p: pal.save(p), chw(pal.convert("RGB")))
+        files("bilevel.bmp", lambda p: Image.fromarray(bits).save(p), chw(bits.astype(np.uint8) * 255))
+        bgra = rgba[:, :, [2, 1, 0, 3]]
+        files("rgba_v5_topdown.bmp",
+              lambda p: bmp_file(p, w, h, 32, [bgra[y].tobytes() for y in range(h)], compression=3,
+                                 masks=(0xFF0000, 0xFF00, 0xFF, 0xFF000000), header=124, top_down=True), chw(rgba))
+        r16, g16_, b16 = (rgb[:, :, k].astype(np.uint16) for k in range(3))
+        px565 = (r16 >> 3) << 11 | (g16_ >> 2) << 5 | b16 >> 3
+        files("rgb565.bmp", lambda p: bmp_file(p, w, h, 16, [px565[y].astype("<u2").tobytes() for y in range(h)],
+                                               compression=3, masks=(0xF800, 0x7E0, 0x1F)))
+        px555 = (r16 >> 3) << 10 | (g16_ >> 3) << 5 | b16 >> 3
+        files("rgb555.bmp", lambda p: bmp_file(p, w, h, 16, [px555[y].astype("<u2").tobytes() for y in range(h)]))
+        index = np.asarray(pal)
+        colours = [tuple(pal.getpalette()[3 * k:3 * k + 3]) for k in range(16)]
+        nibbles = [bytes(int(index[y, x]) << 4 | (int(index[y, x + 1]) if x + 1 < w else 0) for x in range(0, w, 2))
+                   for y in range(h)]
+        files("palette4.bmp", lambda p: bmp_file(p, w, h, 4, nibbles, palette=colours), chw(pal.convert("RGB")))
+        files("os2_palette8.bmp",
+              lambda p: bmp_file(p, w, h, 8, [index[y].astype(np.uint8).tobytes() for y in range(h)],
+                                 palette=colours + [(0, 0, 0)] * 240, header=12), chw(pal.convert("RGB")))
         files("rgb.jpg", lambda p: Image.fromarray(rgb).save(p, quality=90))
         files("gray.jpg", lambda p: Image.fromarray(gray).save(p, quality=90))
         files("progressive.jpg", lambda p: Image.fromarray(rgb).save(p, quality=80, progressive=True))

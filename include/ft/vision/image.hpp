@@ -1,5 +1,5 @@
-// Images in and out: PNG through libpng, JPEG through libjpeg-turbo, into and out of uint8 CHW
-// tensors (torchvision.io's decode_image / read_image / encode_png / write_png).
+// Images in and out: PNG through libpng, JPEG through libjpeg-turbo, BMP read directly, into
+// and out of uint8 CHW tensors (torchvision.io's decode_image / read_image / encode_png / write_png).
 //
 //   ft::Tensor<std::uint8_t, 3> img = ft::vision::read_image("cat.jpg", ft::vision::ImageReadMode::RGB);
 //   ft::vision::write_png(img, "cat.png");
@@ -55,6 +55,7 @@ inline bool is_png(std::span<const std::uint8_t> b) {
 inline bool is_jpeg(std::span<const std::uint8_t> b) {
   return b.size() >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff;
 }
+inline bool is_bmp(std::span<const std::uint8_t> b) { return b.size() >= 2 && b[0] == 'B' && b[1] == 'M'; }
 
 namespace detail {
 
@@ -325,13 +326,150 @@ inline Tensor<std::uint8_t, 3> decode_jpeg(std::span<const std::uint8_t> bytes, 
 #endif
 }
 
-// A PNG or JPEG (told apart by their signatures).
+namespace detail {
+
+// Little-endian fields of a BMP file, each read checked against its end.
+struct BmpReader {
+  std::span<const std::uint8_t> b;
+  const std::string& name;
+  std::uint32_t u(std::size_t at, int bytes) const {
+    if (at + static_cast<std::size_t>(bytes) > b.size())
+      fail("decode_bmp", "\"", name, "\" is truncated: its header needs ", at + static_cast<std::size_t>(bytes),
+           " bytes, the file has ", b.size());
+    std::uint32_t v = 0;
+    for (int k = bytes - 1; k >= 0; --k) v = v << 8 | b[at + static_cast<std::size_t>(k)];
+    return v;
+  }
+};
+
+// One channel of a bit-field pixel: its bits scaled to 0..255 (v · 255 / max, as PIL's unpackers).
+struct BmpField {
+  std::uint32_t mask = 0;
+  int shift = 0;
+  std::uint32_t max = 0;
+  explicit BmpField(std::uint32_t m) : mask(m) {
+    if (!m) return;
+    while (!(m & 1u)) m >>= 1, ++shift;
+    max = m;
+  }
+  std::uint8_t operator()(std::uint32_t px) const {
+    return max ? static_cast<std::uint8_t>(((px & mask) >> shift) * 255u / max) : 0;
+  }
+  bool contiguous() const { return (max & (max + 1)) == 0; }
+};
+
+}  // namespace detail
+
+// A Windows bitmap's pixels (the format's public definition; no library): 1-, 4- and 8-bit
+// palettes (gray when every entry is gray, else RGB), 16-bit (5-5-5, or any bit fields), 24-bit
+// and 32-bit (the fourth byte alpha when BI_BITFIELDS gives it a mask, else unused, as PIL
+// reads it), bottom-up or top-down rows; the OS/2 1.x, Windows 3 (with BI_BITFIELDS) and
+// V4/V5 headers. Run-length (RLE4/RLE8), JPEG and PNG payloads are an ft::Error.
+inline Tensor<std::uint8_t, 3> decode_bmp(std::span<const std::uint8_t> bytes, const std::string& name = "<memory>",
+                                          const DecodeOptions& options = {}) {
+  const char* op = "decode_bmp";
+  if (!is_bmp(bytes)) fail(op, "\"", name, "\" is not a BMP file (no \"BM\" at its start)");
+  const detail::BmpReader r{bytes, name};
+  const std::size_t data_at = r.u(10, 4), header = r.u(14, 4);
+  std::int64_t width = 0, height = 0;
+  std::uint32_t bits = 0, compression = 0, colors = 0;
+  std::uint32_t masks[4] = {0, 0, 0, 0};
+  bool header_masks = false;
+  if (header == 12) {  // OS/2 1.x / BITMAPCOREHEADER
+    width = r.u(18, 2), height = r.u(20, 2), bits = r.u(24, 2);
+  } else if (header == 40 || header == 52 || header == 56 || header == 108 || header == 124) {
+    width = static_cast<std::int32_t>(r.u(18, 4));
+    height = static_cast<std::int32_t>(r.u(22, 4));
+    bits = r.u(28, 2), compression = r.u(30, 4), colors = r.u(46, 4);
+    if (r.u(26, 2) != 1) fail(op, "\"", name, "\": ", r.u(26, 2), " colour planes (a BMP has 1)");
+    if (compression == 3 || compression == 6) {                // BI_BITFIELDS, BI_ALPHABITFIELDS
+      const std::size_t at = header == 40 ? 14 + header : 54;  // after the Windows 3 header, or in V2+
+      const int n = compression == 6 || header >= 56 ? 4 : 3;
+      for (int k = 0; k < n; ++k) masks[k] = r.u(at + 4 * static_cast<std::size_t>(k), 4);
+      header_masks = true;
+    }
+  } else {
+    fail(op, "\"", name, "\": a ", header, "-byte info header is not supported (12, 40, 52, 56, 108 or 124)");
+  }
+  const bool top_down = height < 0;
+  if (top_down) height = -height;
+  if (width <= 0 || height <= 0)
+    fail(op, "\"", name, "\": the image is ", width, " × ", height, " pixels (empty or negative)");
+  const char* compressions[] = {"BI_RGB",  "BI_RLE8", "BI_RLE4",          "BI_BITFIELDS",
+                                "BI_JPEG", "BI_PNG",  "BI_ALPHABITFIELDS"};
+  if (compression == 1 || compression == 2 || compression == 4 || compression == 5)
+    fail(op, "\"", name, "\": ", compressions[compression], " compression is not supported (uncompressed files only)");
+  if (compression > 6) fail(op, "\"", name, "\": unknown compression ", compression);
+  const bool fields = compression == 3 || compression == 6;
+  if (!(bits == 1 || bits == 4 || bits == 8 || bits == 16 || bits == 24 || bits == 32) ||
+      (fields && bits != 16 && bits != 32))
+    fail(op, "\"", name, "\": ", bits, " bits a pixel", fields ? " with bit fields" : "",
+         " is not supported (1, 4, 8, 16, 24 or 32; bit fields with 16 or 32)");
+  detail::check_dimensions(op, name, static_cast<std::uint64_t>(width), static_cast<std::uint64_t>(height), options);
+  const std::size_t W = static_cast<std::size_t>(width), H = static_cast<std::size_t>(height);
+  const std::size_t stride = (W * bits + 31) / 32 * 4;
+  if (data_at > bytes.size() || stride > (bytes.size() - data_at) / H)
+    fail(op, "\"", name, "\" is truncated: ", H, " rows of ", stride, " bytes from offset ", data_at, " need ",
+         data_at + stride * H, " bytes, the file has ", bytes.size());
+  detail::Interleaved im;
+  im.height = height, im.width = width;
+  if (bits <= 8) {
+    const std::size_t entry = header == 12 ? 3 : 4, at = 14 + header + (header_masks && header == 40 ? 12 : 0);
+    std::size_t n = colors ? colors : std::size_t{1} << bits;
+    if (n > (std::size_t{1} << bits)) n = std::size_t{1} << bits;  // more entries than indices: unused
+    if (at + n * entry > data_at)
+      fail(op, "\"", name, "\": the palette of ", n, " colours (", at, " to ", at + n * entry,
+           ") overlaps the pixels at ", data_at);
+    std::uint8_t palette[256][3] = {};  // an index past the palette's entries is black
+    bool gray = true;
+    for (std::size_t k = 0; k < n; ++k) {
+      for (int c = 0; c < 3; ++c) palette[k][c] = bytes[at + k * entry + 2 - static_cast<std::size_t>(c)];
+      gray = gray && palette[k][0] == palette[k][1] && palette[k][1] == palette[k][2];
+    }
+    im.channels = gray ? 1 : 3;
+    im.pixels.resize(W * H * static_cast<std::size_t>(im.channels));
+    for (std::size_t y = 0; y < H; ++y) {
+      const std::uint8_t* row = bytes.data() + data_at + (top_down ? y : H - 1 - y) * stride;
+      std::uint8_t* out = im.pixels.data() + y * W * static_cast<std::size_t>(im.channels);
+      for (std::size_t x = 0; x < W; ++x) {
+        const std::size_t bit = x * bits;
+        const unsigned index = (row[bit / 8] >> (8 - bits - bit % 8)) & ((1u << bits) - 1);
+        for (int c = 0; c < im.channels; ++c) *out++ = palette[index][c];
+      }
+    }
+  } else {
+    if (!header_masks) {
+      if (bits == 16) masks[0] = 0x7c00, masks[1] = 0x3e0, masks[2] = 0x1f;  // 5-5-5
+      if (bits >= 24) masks[0] = 0xff0000, masks[1] = 0xff00, masks[2] = 0xff;
+    }
+    const detail::BmpField red(masks[0]), green(masks[1]), blue(masks[2]), alpha(bits == 32 ? masks[3] : 0);
+    for (const auto* f : {&red, &green, &blue, &alpha})
+      if (!f->contiguous()) fail(op, "\"", name, "\": the bit field mask ", f->mask, " is not one run of bits");
+    im.channels = alpha.mask ? 4 : 3;
+    im.pixels.resize(W * H * static_cast<std::size_t>(im.channels));
+    const std::size_t size = bits / 8;
+    for (std::size_t y = 0; y < H; ++y) {
+      const std::uint8_t* row = bytes.data() + data_at + (top_down ? y : H - 1 - y) * stride;
+      std::uint8_t* out = im.pixels.data() + y * W * static_cast<std::size_t>(im.channels);
+      for (std::size_t x = 0; x < W; ++x) {
+        std::uint32_t px = 0;
+        for (std::size_t k = size; k-- > 0;) px = px << 8 | row[x * size + k];
+        *out++ = red(px), *out++ = green(px), *out++ = blue(px);
+        if (alpha.mask) *out++ = alpha(px);
+      }
+    }
+  }
+  return detail::to_chw(detail::convert_channels(std::move(im), options.mode));
+}
+
+// A PNG, JPEG or BMP (told apart by their signatures).
 inline Tensor<std::uint8_t, 3> decode_image(std::span<const std::uint8_t> bytes, const std::string& name = "<memory>",
                                             const DecodeOptions& options = {}) {
   if (is_png(bytes)) return decode_png(bytes, name, options);
   if (is_jpeg(bytes)) return decode_jpeg(bytes, name, options);
-  fail("decode_image", "\"", name, "\" is neither a PNG nor a JPEG file (", bytes.size(),
-       " bytes; no PNG signature or JPEG SOI marker at the start)");
+  if (is_bmp(bytes)) return decode_bmp(bytes, name, options);
+  fail("decode_image", "\"", name, "\" is not a PNG, JPEG or BMP file (", bytes.size(),
+       " bytes; no PNG signature, JPEG SOI marker or \"BM\" at the start)");
 }
 
 // The bytes of an image file (at most 1 GiB), decoded.
