@@ -1,5 +1,5 @@
-// libFuzzer harness: PNG, JPEG and BMP decoding (libpng and libjpeg-turbo behind ft::vision's
-// error handling: longjmp out of the libraries; BMP read directly; the pixel limit checked
+// libFuzzer harness: PNG, JPEG, WebP and BMP decoding (libpng, libjpeg-turbo and libwebp behind
+// ft::vision's error handling: longjmp out of the libraries; BMP read directly; the pixel limit checked
 // before allocation) in every
 // read mode, and the PNG encoder on what was decoded. Any input must either decode or throw
 // ft::Error.

@@ -158,6 +158,12 @@ def main():
         files("os2_palette8.bmp",
               lambda p: bmp_file(p, w, h, 8, [index[y].astype(np.uint8).tobytes() for y in range(h)],
                                  palette=colours + [(0, 0, 0)] * 240, header=12), chw(pal.convert("RGB")))
+        # WebP (libwebp, as PIL): lossless RGB and RGBA (exact: transparent pixels keep their colour), lossy
+        files("rgb_lossless.webp", lambda p: Image.fromarray(rgb).save(p, lossless=True), chw(rgb))
+        files("rgba_lossless.webp", lambda p: Image.fromarray(rgba, "RGBA").save(p, lossless=True, exact=True), chw(rgba))
+        files("rgb_lossy.webp", lambda p: Image.fromarray(rgb).save(p, quality=80))
+        frames = [Image.fromarray(rgb), Image.fromarray(rgb[::-1].copy())]  # two frames: an error for ft
+        frames[0].save(os.path.join(IMAGES, "animated.webp"), save_all=True, append_images=frames[1:], lossless=True)
         files("rgb.jpg", lambda p: Image.fromarray(rgb).save(p, quality=90))
         files("gray.jpg", lambda p: Image.fromarray(gray).save(p, quality=90))
         files("progressive.jpg", lambda p: Image.fromarray(rgb).save(p, quality=80, progressive=True))

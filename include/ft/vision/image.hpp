@@ -1,13 +1,14 @@
-// Images in and out: PNG through libpng, JPEG through libjpeg-turbo, BMP read directly, into
-// and out of uint8 CHW tensors (torchvision.io's decode_image / read_image / encode_png / write_png).
+// Images in and out: PNG through libpng, JPEG through libjpeg-turbo, WebP through libwebp, BMP
+// read directly, into and out of uint8 CHW tensors (torchvision.io's decode_image / read_image / encode_png /
+// write_png).
 //
 //   ft::Tensor<std::uint8_t, 3> img = ft::vision::read_image("cat.jpg", ft::vision::ImageReadMode::RGB);
 //   ft::vision::write_png(img, "cat.png");
 //
 // Decoding checks the image's dimensions against a limit before anything is allocated, and a
 // corrupt, truncated or unsupported file is an ft::Error naming it (never a crash). Without
-// libpng or libjpeg (CMake finds them: Debian libpng-dev, libjpeg62-turbo-dev) the functions of
-// that format are an ft::Error that says so.
+// libpng, libjpeg or libwebp (CMake finds them: Debian libpng-dev, libjpeg62-turbo-dev,
+// libwebp-dev) the functions of that format are an ft::Error that says so.
 #pragma once
 
 #include <cstddef>
@@ -26,6 +27,9 @@
 
 #if defined(FT_HAVE_PNG)
 #include <png.h>
+#endif
+#if defined(FT_HAVE_WEBP)
+#include <webp/decode.h>
 #endif
 #if defined(FT_HAVE_JPEG)
 #include <csetjmp>
@@ -56,6 +60,9 @@ inline bool is_jpeg(std::span<const std::uint8_t> b) {
   return b.size() >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff;
 }
 inline bool is_bmp(std::span<const std::uint8_t> b) { return b.size() >= 2 && b[0] == 'B' && b[1] == 'M'; }
+inline bool is_webp(std::span<const std::uint8_t> b) {
+  return b.size() >= 12 && std::memcmp(b.data(), "RIFF", 4) == 0 && std::memcmp(b.data() + 8, "WEBP", 4) == 0;
+}
 
 namespace detail {
 
@@ -462,14 +469,48 @@ inline Tensor<std::uint8_t, 3> decode_bmp(std::span<const std::uint8_t> bytes, c
   return detail::to_chw(detail::convert_channels(std::move(im), options.mode));
 }
 
-// A PNG, JPEG or BMP (told apart by their signatures).
+// A WebP's pixels (libwebp): RGB, or RGBA when the file has alpha; lossy or lossless, one frame.
+inline Tensor<std::uint8_t, 3> decode_webp(std::span<const std::uint8_t> bytes, const std::string& name = "<memory>",
+                                           const DecodeOptions& options = {}) {
+  const char* op = "decode_webp";
+  if (!is_webp(bytes)) fail(op, "\"", name, "\" is not a WebP file (no RIFF ... WEBP header in its first 12 bytes)");
+#if defined(FT_HAVE_WEBP)
+  WebPBitstreamFeatures f{};
+  const VP8StatusCode status = WebPGetFeatures(bytes.data(), bytes.size(), &f);
+  const char* why[] = {
+      "",          "out of memory", "an invalid parameter",       "a corrupt bitstream", "an unsupported feature",
+      "suspended", "user abort",    "not enough data (truncated)"};
+  if (status != VP8_STATUS_OK)
+    fail(op, "\"", name, "\" is not a valid WebP: ", status >= 0 && status <= 7 ? why[status] : "an unknown error");
+  if (f.has_animation) fail(op, "\"", name, "\": animated WebP files are not supported (one frame only)");
+  detail::check_dimensions(op, name, static_cast<std::uint64_t>(f.width), static_cast<std::uint64_t>(f.height),
+                           options);
+  detail::Interleaved im;
+  im.height = f.height, im.width = f.width, im.channels = f.has_alpha ? 4 : 3;
+  const std::size_t stride = static_cast<std::size_t>(f.width) * static_cast<std::size_t>(im.channels);
+  im.pixels.resize(stride * static_cast<std::size_t>(f.height));
+  const std::uint8_t* ok =
+      f.has_alpha
+          ? WebPDecodeRGBAInto(bytes.data(), bytes.size(), im.pixels.data(), im.pixels.size(), static_cast<int>(stride))
+          : WebPDecodeRGBInto(bytes.data(), bytes.size(), im.pixels.data(), im.pixels.size(), static_cast<int>(stride));
+  if (!ok) fail(op, "\"", name, "\" is not a valid WebP: its image data is corrupt or truncated");
+  return detail::to_chw(detail::convert_channels(std::move(im), options.mode));
+#else
+  (void)options;
+  fail(op, "\"", name,
+       "\": fusedtensor was built without libwebp (install libwebp-dev and reconfigure) so WebP files cannot be read");
+#endif
+}
+
+// A PNG, JPEG, BMP or WebP (told apart by their signatures).
 inline Tensor<std::uint8_t, 3> decode_image(std::span<const std::uint8_t> bytes, const std::string& name = "<memory>",
                                             const DecodeOptions& options = {}) {
   if (is_png(bytes)) return decode_png(bytes, name, options);
   if (is_jpeg(bytes)) return decode_jpeg(bytes, name, options);
   if (is_bmp(bytes)) return decode_bmp(bytes, name, options);
-  fail("decode_image", "\"", name, "\" is not a PNG, JPEG or BMP file (", bytes.size(),
-       " bytes; no PNG signature, JPEG SOI marker or \"BM\" at the start)");
+  if (is_webp(bytes)) return decode_webp(bytes, name, options);
+  fail("decode_image", "\"", name, "\" is not a PNG, JPEG, BMP or WebP file (", bytes.size(),
+       " bytes; no PNG signature, JPEG SOI marker, \"BM\" or RIFF WEBP header at the start)");
 }
 
 // The bytes of an image file (at most 1 GiB), decoded.
