@@ -60,13 +60,15 @@ ft::Tensor<std::uint8_t, 3> golden_image() { return golden().tensor<std::uint8_t
 
 }  // namespace
 
-TEST_CASE("vision: PNG, JPEG, BMP and WebP files decode as PIL decodes them") {
+TEST_CASE("vision: PNG, JPEG, BMP, WebP and TIFF files decode as PIL decodes them") {
   const char* files[] = {"rgb.png",           "rgba.png",           "gray.png",           "gray_alpha.png",
                          "bilevel.png",       "palette.png",        "rgb_interlaced.png", "rgb.jpg",
                          "gray.jpg",          "progressive.jpg",    "cmyk.jpg",           "rgb.bmp",
                          "gray.bmp",          "palette.bmp",        "bilevel.bmp",        "rgba_v5_topdown.bmp",
                          "rgb565.bmp",        "rgb555.bmp",         "palette4.bmp",       "os2_palette8.bmp",
-                         "rgb_lossless.webp", "rgba_lossless.webp", "rgb_lossy.webp"};
+                         "rgb_lossless.webp", "rgba_lossless.webp", "rgb_lossy.webp",     "rgb.tif",
+                         "rgba_lzw.tif",      "gray_deflate.tif",   "gray_alpha.tif",     "bilevel_g4.tif",
+                         "palette.tif",       "rgb_jpeg.tif",       "rgb_tiled.tif",      "rgb_planar.tif"};
   for (const char* f : files) {
     CAPTURE(f);
     const std::string name = f;
@@ -105,9 +107,9 @@ TEST_CASE("vision: encode_png and write_png round-trip 1 to 4 channels") {
 
 TEST_CASE("vision: corrupt, truncated, huge and foreign files are an ft::Error naming the file") {
   // every prefix of every file: an error (or, past the image data, the image), never a crash
-  for (const char* f :
-       {"rgb.png", "palette.png", "gray16.png", "rgb.jpg", "progressive.jpg", "cmyk.jpg", "rgb.bmp", "palette4.bmp",
-        "rgba_v5_topdown.bmp", "os2_palette8.bmp", "rgba_lossless.webp", "rgb_lossy.webp"}) {
+  for (const char* f : {"rgb.png", "palette.png", "gray16.png", "rgb.jpg", "progressive.jpg", "cmyk.jpg", "rgb.bmp",
+                        "palette4.bmp", "rgba_v5_topdown.bmp", "os2_palette8.bmp", "rgba_lossless.webp",
+                        "rgb_lossy.webp", "rgba_lzw.tif", "bilevel_g4.tif", "rgb_tiled.tif", "rgb_jpeg.tif"}) {
     CAPTURE(f);
     const auto bytes = file_bytes(image_path(f));
     const auto whole = ft::vision::decode_image(bytes).to_vector();
@@ -168,8 +170,9 @@ TEST_CASE("vision: corrupt, truncated, huge and foreign files are an ft::Error n
         }).find("animated WebP files are not supported") != std::string::npos);
   // not an image, a missing file
   const std::vector<std::uint8_t> text = {'h', 'e', 'l', 'l', 'o'};
-  CHECK(ft::test::error_of([&] { ft::vision::decode_image(text, "notes.txt"); }).find("not a PNG, JPEG, BMP or WebP") !=
-        std::string::npos);
+  CHECK(ft::test::error_of([&] {
+          ft::vision::decode_image(text, "notes.txt");
+        }).find("not a PNG, JPEG, BMP, WebP or TIFF") != std::string::npos);
   CHECK(ft::test::error_of([&] { ft::vision::read_image("/nonexistent/cat.png"); }).find("/nonexistent/cat.png") !=
         std::string::npos);
 }

@@ -1,8 +1,7 @@
-// libFuzzer harness: PNG, JPEG, WebP and BMP decoding (libpng, libjpeg-turbo and libwebp behind
-// ft::vision's error handling: longjmp out of the libraries; BMP read directly; the pixel limit checked
-// before allocation) in every
-// read mode, and the PNG encoder on what was decoded. Any input must either decode or throw
-// ft::Error.
+// libFuzzer harness: PNG, JPEG, WebP, TIFF and BMP decoding (libpng, libjpeg-turbo, libwebp and
+// libtiff behind ft::vision's error handling: longjmp out of the libraries, libtiff's per-file
+// handlers; BMP read directly; the pixel limit checked before allocation) in every read mode,
+// and the PNG encoder on what was decoded. Any input must either decode or throw ft::Error.
 #include <cstddef>
 #include <cstdint>
 #include <span>

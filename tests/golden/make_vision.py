@@ -16,6 +16,7 @@ The output is committed; CI does not run this script. Record format: tests/golde
 
 import os
 import struct
+import subprocess
 import sys
 import zlib
 
@@ -164,6 +165,20 @@ def main():
         files("rgb_lossy.webp", lambda p: Image.fromarray(rgb).save(p, quality=80))
         frames = [Image.fromarray(rgb), Image.fromarray(rgb[::-1].copy())]  # two frames: an error for ft
         frames[0].save(os.path.join(IMAGES, "animated.webp"), save_all=True, append_images=frames[1:], lossless=True)
+        # TIFF (libtiff, as PIL): uncompressed, LZW, Deflate, Group 4, JPEG; gray + alpha, a palette;
+        # tiles and separate planes made by libtiff's tiffcp (Debian libtiff-tools)
+        files("rgb.tif", lambda p: Image.fromarray(rgb).save(p), chw(rgb))
+        files("rgba_lzw.tif", lambda p: Image.fromarray(rgba, "RGBA").save(p, compression="tiff_lzw"), chw(rgba))
+        files("gray_deflate.tif", lambda p: Image.fromarray(gray).save(p, compression="tiff_adobe_deflate"), chw(gray))
+        files("gray_alpha.tif", lambda p: Image.fromarray(rgba[:, :, :2], "LA").save(p), chw(rgba[:, :, :2]))
+        files("bilevel_g4.tif", lambda p: Image.fromarray(bits).save(p, compression="group4"),
+              chw(bits.astype(np.uint8) * 255))
+        files("palette.tif", lambda p: pal.save(p), chw(pal.convert("RGB")))
+        files("rgb_jpeg.tif", lambda p: Image.fromarray(rgb).save(p, compression="jpeg", quality=90))
+        files("rgb_tiled.tif", lambda p: subprocess.run(["tiffcp", "-t", "-w", "16", "-l", "16",
+                                                         os.path.join(IMAGES, "rgb.tif"), p], check=True), chw(rgb))
+        files("rgb_planar.tif", lambda p: subprocess.run(["tiffcp", "-p", "separate", os.path.join(IMAGES, "rgb.tif"),
+                                                          p], check=True), chw(rgb))
         files("rgb.jpg", lambda p: Image.fromarray(rgb).save(p, quality=90))
         files("gray.jpg", lambda p: Image.fromarray(gray).save(p, quality=90))
         files("progressive.jpg", lambda p: Image.fromarray(rgb).save(p, quality=80, progressive=True))

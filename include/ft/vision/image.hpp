@@ -1,14 +1,14 @@
-// Images in and out: PNG through libpng, JPEG through libjpeg-turbo, WebP through libwebp, BMP
-// read directly, into and out of uint8 CHW tensors (torchvision.io's decode_image / read_image / encode_png /
-// write_png).
+// Images in and out: PNG through libpng, JPEG through libjpeg-turbo, WebP through libwebp, TIFF
+// through libtiff, BMP read directly, into and out of uint8 CHW tensors (torchvision.io's decode_image / read_image /
+// encode_png / write_png).
 //
 //   ft::Tensor<std::uint8_t, 3> img = ft::vision::read_image("cat.jpg", ft::vision::ImageReadMode::RGB);
 //   ft::vision::write_png(img, "cat.png");
 //
 // Decoding checks the image's dimensions against a limit before anything is allocated, and a
 // corrupt, truncated or unsupported file is an ft::Error naming it (never a crash). Without
-// libpng, libjpeg or libwebp (CMake finds them: Debian libpng-dev, libjpeg62-turbo-dev,
-// libwebp-dev) the functions of that format are an ft::Error that says so.
+// libpng, libjpeg, libwebp or libtiff (CMake finds them: Debian libpng-dev, libjpeg62-turbo-dev,
+// libwebp-dev, libtiff-dev) the functions of that format are an ft::Error that says so.
 #pragma once
 
 #include <cstddef>
@@ -30,6 +30,12 @@
 #endif
 #if defined(FT_HAVE_WEBP)
 #include <webp/decode.h>
+#endif
+#if defined(FT_HAVE_TIFF)
+#include <tiffio.h>
+
+#include <algorithm>
+#include <cstdarg>
 #endif
 #if defined(FT_HAVE_JPEG)
 #include <csetjmp>
@@ -60,6 +66,10 @@ inline bool is_jpeg(std::span<const std::uint8_t> b) {
   return b.size() >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff;
 }
 inline bool is_bmp(std::span<const std::uint8_t> b) { return b.size() >= 2 && b[0] == 'B' && b[1] == 'M'; }
+inline bool is_tiff(std::span<const std::uint8_t> b) {
+  return b.size() >= 4 && ((b[0] == 'I' && b[1] == 'I' && (b[2] == 42 || b[2] == 43) && b[3] == 0) ||
+                           (b[0] == 'M' && b[1] == 'M' && b[2] == 0 && (b[3] == 42 || b[3] == 43)));
+}
 inline bool is_webp(std::span<const std::uint8_t> b) {
   return b.size() >= 12 && std::memcmp(b.data(), "RIFF", 4) == 0 && std::memcmp(b.data() + 8, "WEBP", 4) == 0;
 }
@@ -502,15 +512,175 @@ inline Tensor<std::uint8_t, 3> decode_webp(std::span<const std::uint8_t> bytes, 
 #endif
 }
 
-// A PNG, JPEG, BMP or WebP (told apart by their signatures).
+#if defined(FT_HAVE_TIFF)
+namespace detail {
+
+// libtiff reading from memory; its errors are collected per file (libtiff 4.5's per-handle
+// handlers: no global state, so threads decode at once).
+struct TiffIo {
+  const std::uint8_t* data = nullptr;
+  std::uint64_t size = 0, pos = 0;
+  std::string message;
+};
+inline tmsize_t tiff_read(thandle_t h, void* buf, tmsize_t n) {
+  auto* io = static_cast<TiffIo*>(h);
+  if (n <= 0 || io->pos >= io->size) return 0;
+  const std::uint64_t k = std::min<std::uint64_t>(static_cast<std::uint64_t>(n), io->size - io->pos);
+  std::memcpy(buf, io->data + io->pos, static_cast<std::size_t>(k));
+  io->pos += k;
+  return static_cast<tmsize_t>(k);
+}
+inline tmsize_t tiff_write(thandle_t, void*, tmsize_t) { return -1; }
+inline toff_t tiff_seek(thandle_t h, toff_t off, int whence) {
+  auto* io = static_cast<TiffIo*>(h);
+  const std::uint64_t base = whence == SEEK_CUR ? io->pos : whence == SEEK_END ? io->size : 0;
+  if (off > ~std::uint64_t{0} - base) return static_cast<toff_t>(-1);
+  io->pos = base + off;  // past the end: later reads return 0 bytes
+  return io->pos;
+}
+inline int tiff_close(thandle_t) { return 0; }
+inline toff_t tiff_size(thandle_t h) { return static_cast<TiffIo*>(h)->size; }
+// The file's bytes as libtiff's "memory-mapped" file (it reads tiles of unmapped files wrongly:
+// libtiff 4.5.0 finds "invalid tile byte count" in valid tiled files). In read mode libtiff only
+// reads the mapping (it copies what it must change, e.g. to reverse a fill order).
+inline int tiff_map(thandle_t h, void** base, toff_t* size) {
+  auto* io = static_cast<TiffIo*>(h);
+  *base = const_cast<std::uint8_t*>(io->data);
+  *size = io->size;
+  return 1;
+}
+inline void tiff_unmap(thandle_t, void*, toff_t) {}
+inline int tiff_on_error(TIFF*, void* user, const char* module, const char* fmt, va_list ap) {
+  auto* io = static_cast<TiffIo*>(user);
+  if (io->message.empty()) {
+    char text[512];
+    std::vsnprintf(text, sizeof text, fmt, ap);
+    io->message = std::string(module ? module : "libtiff") + ": " + text;
+  }
+  return 1;  // handled: nothing printed
+}
+inline int tiff_on_warning(TIFF*, void*, const char*, const char*, va_list) { return 1; }
+
+}  // namespace detail
+#endif
+
+// A TIFF's first image (libtiff, any of its codecs: none, LZW, Deflate, PackBits, JPEG …): 8-bit
+// gray, gray + alpha, RGB and RGBA (unassociated alpha, as stored), 1-bit bilevel and palettes
+// read by scanlines; other layouts (tiles, separate planes, YCbCr, 16 bits, CMYK …) through
+// libtiff's RGBA conversion (RGB, or RGBA with alpha premultiplied, 8 bits).
+inline Tensor<std::uint8_t, 3> decode_tiff(std::span<const std::uint8_t> bytes, const std::string& name = "<memory>",
+                                           const DecodeOptions& options = {}) {
+  const char* op = "decode_tiff";
+  if (!is_tiff(bytes)) fail(op, "\"", name, "\" is not a TIFF file (no II*\\0 or MM\\0* at its start)");
+#if defined(FT_HAVE_TIFF)
+  detail::TiffIo io;
+  io.data = bytes.data();
+  io.size = bytes.size();
+  TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
+  if (!opts) fail(op, "libtiff could not start (out of memory?)");
+  TIFFOpenOptionsSetErrorHandlerExtR(opts, detail::tiff_on_error, &io);
+  TIFFOpenOptionsSetWarningHandlerExtR(opts, detail::tiff_on_warning, &io);
+  TIFF* tif = TIFFClientOpenExt(name.c_str(), "r", &io, detail::tiff_read, detail::tiff_write, detail::tiff_seek,
+                                detail::tiff_close, detail::tiff_size, detail::tiff_map, detail::tiff_unmap, opts);
+  TIFFOpenOptionsFree(opts);
+  if (!tif) fail(op, "\"", name, "\" is not a valid TIFF: ", io.message);
+  struct Guard {
+    TIFF* t;
+    ~Guard() { TIFFClose(t); }
+  } guard{tif};
+  auto invalid = [&](const char* what) {
+    fail(op, "\"", name, "\" is not a valid TIFF: ", what, io.message.empty() ? "" : " (", io.message,
+         io.message.empty() ? "" : ")");
+  };
+  std::uint32_t w = 0, h = 0;
+  std::uint16_t spp = 1, bps = 1, photometric = 0, planar = PLANARCONFIG_CONTIG, extras = 0;
+  std::uint16_t* extra_types = nullptr;
+  if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w) || !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &h))
+    invalid("no image width or length");
+  TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bps);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_EXTRASAMPLES, &extras, &extra_types);
+  if (!TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photometric)) invalid("no photometric interpretation");
+  detail::check_dimensions(op, name, w, h, options);
+  if (extras >= spp) invalid("more extra samples than samples");
+  const int colour = spp - extras;
+  const bool alpha = extras > 0 && extra_types &&
+                     (extra_types[0] == EXTRASAMPLE_UNASSALPHA || extra_types[0] == EXTRASAMPLE_ASSOCALPHA);
+  std::uint16_t compression = COMPRESSION_NONE;
+  TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
+  if (photometric == PHOTOMETRIC_YCBCR && compression == COMPRESSION_JPEG && bps == 8) {
+    TIFFSetField(tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);  // libjpeg converts to RGB
+    photometric = PHOTOMETRIC_RGB;
+  }
+  const bool gray = photometric == PHOTOMETRIC_MINISBLACK || photometric == PHOTOMETRIC_MINISWHITE;
+  const bool by_lines =
+      !TIFFIsTiled(tif) && (planar == PLANARCONFIG_CONTIG || spp == 1) &&
+      ((bps == 8 && ((gray && colour == 1) || (photometric == PHOTOMETRIC_RGB && colour == 3))) ||
+       (bps == 1 && gray && spp == 1) || (photometric == PHOTOMETRIC_PALETTE && spp == 1 && bps <= 8));
+  detail::Interleaved im;
+  im.height = h, im.width = w;
+  const std::size_t W = w, H = h;
+  if (by_lines) {
+    std::uint16_t *red = nullptr, *green = nullptr, *blue = nullptr;
+    if (photometric == PHOTOMETRIC_PALETTE && !TIFFGetField(tif, TIFFTAG_COLORMAP, &red, &green, &blue))
+      invalid("a palette image without a colour map");
+    im.channels = photometric == PHOTOMETRIC_PALETTE ? 3 : (gray ? 1 : 3) + (alpha ? 1 : 0);
+    const std::uint64_t line_bytes = TIFFScanlineSize64(tif);
+    if (line_bytes < (std::uint64_t{W} * spp * bps + 7) / 8) invalid("a scanline shorter than its pixels");
+    std::vector<std::uint8_t> line(static_cast<std::size_t>(line_bytes));
+    im.pixels.resize(W * H * static_cast<std::size_t>(im.channels));
+    const std::uint8_t invert = photometric == PHOTOMETRIC_MINISWHITE ? 255 : 0;
+    for (std::size_t y = 0; y < H; ++y) {
+      if (TIFFReadScanline(tif, line.data(), static_cast<std::uint32_t>(y), 0) < 0)
+        invalid("a scanline cannot be read");
+      std::uint8_t* out = im.pixels.data() + y * W * static_cast<std::size_t>(im.channels);
+      for (std::size_t x = 0; x < W; ++x) {
+        if (photometric == PHOTOMETRIC_PALETTE) {
+          const std::size_t bit = x * bps;
+          const unsigned k = (line[bit / 8] >> (8 - bps - bit % 8)) & ((1u << bps) - 1);
+          *out++ = static_cast<std::uint8_t>(red[k] >> 8), *out++ = static_cast<std::uint8_t>(green[k] >> 8),
+          *out++ = static_cast<std::uint8_t>(blue[k] >> 8);
+        } else if (bps == 1) {
+          *out++ = static_cast<std::uint8_t>(((line[x / 8] >> (7 - x % 8)) & 1 ? 255 : 0) ^ invert);
+        } else {
+          const std::uint8_t* px = line.data() + x * spp;
+          for (int c = 0; c < colour; ++c) *out++ = static_cast<std::uint8_t>(px[c] ^ invert);
+          if (alpha) *out++ = px[colour];
+        }
+      }
+    }
+  } else {
+    std::vector<std::uint32_t> raster(W * H);
+    if (!TIFFReadRGBAImageOriented(tif, w, h, raster.data(), ORIENTATION_TOPLEFT, 0))
+      invalid("libtiff cannot convert its layout to RGBA");
+    im.channels = alpha ? 4 : 3;
+    im.pixels.resize(W * H * static_cast<std::size_t>(im.channels));
+    std::uint8_t* out = im.pixels.data();
+    for (std::uint32_t px : raster) {
+      *out++ = static_cast<std::uint8_t>(TIFFGetR(px)), *out++ = static_cast<std::uint8_t>(TIFFGetG(px)),
+      *out++ = static_cast<std::uint8_t>(TIFFGetB(px));
+      if (alpha) *out++ = static_cast<std::uint8_t>(TIFFGetA(px));
+    }
+  }
+  return detail::to_chw(detail::convert_channels(std::move(im), options.mode));
+#else
+  (void)options;
+  fail(op, "\"", name,
+       "\": fusedtensor was built without libtiff (install libtiff-dev and reconfigure) so TIFF files cannot be read");
+#endif
+}
+
+// A PNG, JPEG, BMP, WebP or TIFF (told apart by their signatures).
 inline Tensor<std::uint8_t, 3> decode_image(std::span<const std::uint8_t> bytes, const std::string& name = "<memory>",
                                             const DecodeOptions& options = {}) {
   if (is_png(bytes)) return decode_png(bytes, name, options);
   if (is_jpeg(bytes)) return decode_jpeg(bytes, name, options);
   if (is_bmp(bytes)) return decode_bmp(bytes, name, options);
   if (is_webp(bytes)) return decode_webp(bytes, name, options);
-  fail("decode_image", "\"", name, "\" is not a PNG, JPEG, BMP or WebP file (", bytes.size(),
-       " bytes; no PNG signature, JPEG SOI marker, \"BM\" or RIFF WEBP header at the start)");
+  if (is_tiff(bytes)) return decode_tiff(bytes, name, options);
+  fail("decode_image", "\"", name, "\" is not a PNG, JPEG, BMP, WebP or TIFF file (", bytes.size(),
+       " bytes; no PNG signature, JPEG SOI marker, \"BM\", RIFF WEBP or TIFF header at the start)");
 }
 
 // The bytes of an image file (at most 1 GiB), decoded.

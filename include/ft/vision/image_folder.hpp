@@ -7,7 +7,7 @@
 //
 // Classes are the sub-folders of root, sorted; a class's files are found in its folder and
 // below (symbolic links followed), sorted by folder then name, keeping the extensions given
-// (.png, .jpg, .jpeg, .bmp, .webp by default, in any case). Images are read when a sample is asked for; a
+// (.png, .jpg, .jpeg, .bmp, .webp, .tif, .tiff by default, in any case). Images are read when a sample is asked for; a
 // file that cannot be decoded is an ft::Error naming it. A random transform draws from an Rng
 // seeded by the DataLoader from (seed, epoch, index).
 #pragma once
@@ -31,7 +31,7 @@ namespace ft::inline FT_ABI::vision {
 
 struct ImageFolderOptions {
   ImageReadMode mode = ImageReadMode::RGB;  // torchvision's default loader converts to RGB
-  std::vector<std::string> extensions = {".png", ".jpg", ".jpeg", ".bmp", ".webp"};
+  std::vector<std::string> extensions = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"};
   bool allow_empty = false;  // a class folder without images is an error unless this is set
 };
 
