@@ -123,6 +123,13 @@ inline Interleaved convert_channels(Interleaved im, ImageReadMode mode) {
   return out;
 }
 
+// The error of a format whose library the build did not find.
+[[noreturn]] inline void built_without(const char* op, const std::string& name, const char* library,
+                                       const char* package, const char* format) {
+  fail(op, "\"", name, "\": fusedtensor was built without ", library, " (install ", package, " and reconfigure) so ",
+       format, " files cannot be read");
+}
+
 inline void check_dimensions(const char* op, const std::string& name, std::uint64_t width, std::uint64_t height,
                              const DecodeOptions& options) {
   if (width == 0 || height == 0) fail(op, "\"", name, "\": the image is ", width, " × ", height, " pixels (empty)");
@@ -289,8 +296,7 @@ inline Tensor<std::uint8_t, 3> decode_png(std::span<const std::uint8_t> bytes, c
   return detail::to_chw(detail::convert_channels(std::move(im), options.mode));
 #else
   (void)options;
-  fail(op, "\"", name,
-       "\": fusedtensor was built without libpng (install libpng-dev and reconfigure) so PNG files cannot be read");
+  detail::built_without(op, name, "libpng", "libpng-dev", "PNG");
 #endif
 }
 
@@ -337,9 +343,7 @@ inline Tensor<std::uint8_t, 3> decode_jpeg(std::span<const std::uint8_t> bytes, 
   return detail::to_chw(detail::convert_channels(std::move(im), options.mode));
 #else
   (void)options;
-  fail(op, "\"", name,
-       "\": fusedtensor was built without libjpeg (install libjpeg62-turbo-dev and reconfigure) so JPEG files "
-       "cannot be read");
+  detail::built_without(op, name, "libjpeg", "libjpeg62-turbo-dev", "JPEG");
 #endif
 }
 
@@ -507,8 +511,7 @@ inline Tensor<std::uint8_t, 3> decode_webp(std::span<const std::uint8_t> bytes, 
   return detail::to_chw(detail::convert_channels(std::move(im), options.mode));
 #else
   (void)options;
-  fail(op, "\"", name,
-       "\": fusedtensor was built without libwebp (install libwebp-dev and reconfigure) so WebP files cannot be read");
+  detail::built_without(op, name, "libwebp", "libwebp-dev", "WebP");
 #endif
 }
 
@@ -666,8 +669,7 @@ inline Tensor<std::uint8_t, 3> decode_tiff(std::span<const std::uint8_t> bytes, 
   return detail::to_chw(detail::convert_channels(std::move(im), options.mode));
 #else
   (void)options;
-  fail(op, "\"", name,
-       "\": fusedtensor was built without libtiff (install libtiff-dev and reconfigure) so TIFF files cannot be read");
+  detail::built_without(op, name, "libtiff", "libtiff-dev", "TIFF");
 #endif
 }
 
