@@ -61,14 +61,42 @@ ft::Tensor<std::uint8_t, 3> golden_image() { return golden().tensor<std::uint8_t
 }  // namespace
 
 TEST_CASE("vision: PNG, JPEG, BMP, WebP and TIFF files decode as PIL decodes them") {
-  const char* files[] = {"rgb.png",           "rgba.png",           "gray.png",           "gray_alpha.png",
-                         "bilevel.png",       "palette.png",        "rgb_interlaced.png", "rgb.jpg",
-                         "gray.jpg",          "progressive.jpg",    "cmyk.jpg",           "rgb.bmp",
-                         "gray.bmp",          "palette.bmp",        "bilevel.bmp",        "rgba_v5_topdown.bmp",
-                         "rgb565.bmp",        "rgb555.bmp",         "palette4.bmp",       "os2_palette8.bmp",
-                         "rgb_lossless.webp", "rgba_lossless.webp", "rgb_lossy.webp",     "rgb.tif",
-                         "rgba_lzw.tif",      "gray_deflate.tif",   "gray_alpha.tif",     "bilevel_g4.tif",
-                         "palette.tif",       "rgb_jpeg.tif",       "rgb_tiled.tif",      "rgb_planar.tif"};
+  const char* files[] = {"rgb.png",
+                         "rgba.png",
+                         "gray.png",
+                         "gray_alpha.png",
+                         "bilevel.png",
+                         "palette.png",
+                         "rgb_interlaced.png",
+                         "rgb.jpg",
+                         "gray.jpg",
+                         "progressive.jpg",
+                         "cmyk.jpg",
+                         "rgb.bmp",
+                         "gray.bmp",
+                         "palette.bmp",
+                         "bilevel.bmp",
+                         "rgba_v5_topdown.bmp",
+                         "rgb565.bmp",
+                         "rgb555.bmp",
+                         "palette4.bmp",
+                         "os2_palette8.bmp",
+                         "rgb_lossless.webp",
+                         "rgba_lossless.webp",
+                         "rgb_lossy.webp",
+                         "rgb.tif",
+                         "rgba_lzw.tif",
+                         "gray_deflate.tif",
+                         "gray_alpha.tif",
+                         "bilevel_g4.tif",
+                         "palette.tif",
+                         "rgb_jpeg.tif",
+                         "rgb_tiled.tif",
+                         "rgb_planar.tif",
+                         "rgba_tiled_planar.tif",
+                         "rgba_planar.tif",
+                         "cmyk.tif",
+                         "bilevel_tiled.tif"};
   for (const char* f : files) {
     CAPTURE(f);
     const std::string name = f;
@@ -80,6 +108,7 @@ TEST_CASE("vision: PNG, JPEG, BMP, WebP and TIFF files decode as PIL decodes the
   check_pixels(ft::vision::read_image(image_path("gray16.png")), "gray16.png.pixels");
   check_pixels(ft::vision::read_image(image_path("rgb16.png")), "rgb16.png.pixels");
   check_pixels(ft::vision::read_image(image_path("gray16_interlaced.png")), "gray16_interlaced.png.pixels");
+  check_pixels(ft::vision::read_image(image_path("gray16.tif")), "gray16.tif.pixels");  // libtiff's RGBA conversion
   // the other modes: alpha added as 255 or kept
   auto rgba = ft::vision::read_image(image_path("rgb.png"), ImageReadMode::RGB_ALPHA);
   CHECK(rgba.size(0) == 4);

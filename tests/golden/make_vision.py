@@ -179,6 +179,15 @@ def main():
                                                          os.path.join(IMAGES, "rgb.tif"), p], check=True), chw(rgb))
         files("rgb_planar.tif", lambda p: subprocess.run(["tiffcp", "-p", "separate", os.path.join(IMAGES, "rgb.tif"),
                                                           p], check=True), chw(rgb))
+        tiffcp = lambda args, src: lambda p: subprocess.run(["tiffcp", *args, os.path.join(IMAGES, src), p], check=True)
+        files("rgba_tiled_planar.tif", tiffcp(["-t", "-w", "16", "-l", "16", "-p", "separate"], "rgba_lzw.tif"), chw(rgba))
+        files("rgba_planar.tif", tiffcp(["-p", "separate", "-r", "5", "-c", "lzw"], "rgba_lzw.tif"), chw(rgba))
+        files("cmyk.tif", lambda p: Image.fromarray(rgba, "RGBA").convert("CMYK").save(p))
+        files("bilevel_tiled.tif", tiffcp(["-t", "-w", "16", "-l", "16"], "bilevel_g4.tif"),  # libtiff's RGBA path
+              chw(bits.astype(np.uint8) * 255))
+        # 16 bits, rounded to 8 bits as the PNG reader does
+        Image.fromarray(g16).save(os.path.join(IMAGES, "gray16.tif"))
+        write(f, "gray16.tif.pixels", chw(np.round(g16.astype(np.float64) * 255 / 65535).astype(np.uint8)))
         files("rgb.jpg", lambda p: Image.fromarray(rgb).save(p, quality=90))
         files("gray.jpg", lambda p: Image.fromarray(gray).save(p, quality=90))
         files("progressive.jpg", lambda p: Image.fromarray(rgb).save(p, quality=80, progressive=True))

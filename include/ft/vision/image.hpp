@@ -568,9 +568,11 @@ inline int tiff_on_warning(TIFF*, void*, const char*, const char*, va_list) { re
 #endif
 
 // A TIFF's first image (libtiff, any of its codecs: none, LZW, Deflate, PackBits, JPEG …): 8-bit
-// gray, gray + alpha, RGB and RGBA (unassociated alpha, as stored), 1-bit bilevel and palettes
-// read by scanlines; other layouts (tiles, separate planes, YCbCr, 16 bits, CMYK …) through
-// libtiff's RGBA conversion (RGB, or RGBA with alpha premultiplied, 8 bits).
+// gray, gray + alpha, RGB, RGBA, CMYK (to RGB as PIL converts) and palettes, 16-bit gray and RGB
+// (rounded to 8 bits), as stored (alpha unassociated, as PIL reads it) from strips or tiles,
+// interleaved or in separate planes; 1-bit bilevel files and palettes of fewer bits from
+// strips; anything else (packed tiles, YCbCr without JPEG, Lab, floats …) through libtiff's RGBA
+// conversion (gray, RGB, or RGBA with its alpha premultiplied; 8 bits).
 inline Tensor<std::uint8_t, 3> decode_tiff(std::span<const std::uint8_t> bytes, const std::string& name = "<memory>",
                                            const DecodeOptions& options = {}) {
   const char* op = "decode_tiff";
@@ -617,26 +619,27 @@ inline Tensor<std::uint8_t, 3> decode_tiff(std::span<const std::uint8_t> bytes, 
     photometric = PHOTOMETRIC_RGB;
   }
   const bool gray = photometric == PHOTOMETRIC_MINISBLACK || photometric == PHOTOMETRIC_MINISWHITE;
-  const bool by_lines =
-      !TIFFIsTiled(tif) && (planar == PLANARCONFIG_CONTIG || spp == 1) &&
-      ((bps == 8 && ((gray && colour == 1) || (photometric == PHOTOMETRIC_RGB && colour == 3))) ||
-       (bps == 1 && gray && spp == 1) || (photometric == PHOTOMETRIC_PALETTE && spp == 1 && bps <= 8));
+  // as stored: 8-bit samples in any layout (strips or tiles, interleaved or separate planes);
+  // packed 1-bit and palette samples in interleaved strips
+  const bool tiled = TIFFIsTiled(tif), separate = planar == PLANARCONFIG_SEPARATE && spp > 1;
+  const bool cmyk = photometric == PHOTOMETRIC_SEPARATED && colour == 4;  // InkSet CMYK, the default
+  const bool eight = bps == 8 && ((gray && colour == 1) || (photometric == PHOTOMETRIC_RGB && colour == 3) || cmyk ||
+                                  (photometric == PHOTOMETRIC_PALETTE && spp == 1));
+  const bool packed = bps < 8 && !tiled && spp == 1 && ((bps == 1 && gray) || photometric == PHOTOMETRIC_PALETTE);
+  // 16-bit gray and RGB likewise, rounded to 8 bits (as the PNG reader; libtiff's RGBA conversion truncates)
+  const bool wide = bps == 16 && ((gray && colour == 1) || (photometric == PHOTOMETRIC_RGB && colour == 3));
   detail::Interleaved im;
   im.height = h, im.width = w;
-  const std::size_t W = w, H = h;
-  if (by_lines) {
+  const std::size_t W = w, H = h, S = spp, B = wide ? 2 : 1;  // B: bytes a sample
+  if (eight || packed || wide) {
     std::uint16_t *red = nullptr, *green = nullptr, *blue = nullptr;
     if (photometric == PHOTOMETRIC_PALETTE && !TIFFGetField(tif, TIFFTAG_COLORMAP, &red, &green, &blue))
       invalid("a palette image without a colour map");
-    im.channels = photometric == PHOTOMETRIC_PALETTE ? 3 : (gray ? 1 : 3) + (alpha ? 1 : 0);
-    const std::uint64_t line_bytes = TIFFScanlineSize64(tif);
-    if (line_bytes < (std::uint64_t{W} * spp * bps + 7) / 8) invalid("a scanline shorter than its pixels");
-    std::vector<std::uint8_t> line(static_cast<std::size_t>(line_bytes));
+    im.channels = photometric == PHOTOMETRIC_PALETTE ? 3 : (gray ? 1 : 3) + (alpha ? 1 : 0);  // CMYK: RGB
     im.pixels.resize(W * H * static_cast<std::size_t>(im.channels));
     const std::uint8_t invert = photometric == PHOTOMETRIC_MINISWHITE ? 255 : 0;
-    for (std::size_t y = 0; y < H; ++y) {
-      if (TIFFReadScanline(tif, line.data(), static_cast<std::uint32_t>(y), 0) < 0)
-        invalid("a scanline cannot be read");
+    // one row of samples (interleaved, or packed bits) → pixels
+    auto put_row = [&](const std::uint8_t* line, std::size_t y) {
       std::uint8_t* out = im.pixels.data() + y * W * static_cast<std::size_t>(im.channels);
       for (std::size_t x = 0; x < W; ++x) {
         if (photometric == PHOTOMETRIC_PALETTE) {
@@ -647,22 +650,84 @@ inline Tensor<std::uint8_t, 3> decode_tiff(std::span<const std::uint8_t> bytes, 
         } else if (bps == 1) {
           *out++ = static_cast<std::uint8_t>(((line[x / 8] >> (7 - x % 8)) & 1 ? 255 : 0) ^ invert);
         } else {
-          const std::uint8_t* px = line.data() + x * spp;
-          for (int c = 0; c < colour; ++c) *out++ = static_cast<std::uint8_t>(px[c] ^ invert);
-          if (alpha) *out++ = px[colour];
+          const std::uint8_t* px = line + x * S * B;
+          auto sample = [&](int c) -> std::uint8_t {
+            if (B == 1) return px[c];
+            std::uint16_t v;  // in the host's order (libtiff swaps)
+            std::memcpy(&v, px + 2 * c, 2);
+            return static_cast<std::uint8_t>((v * 255u + 32767u) / 65535u);
+          };
+          if (cmyk) {  // R = (255 - K) - C (255 - K) / 255, rounded as PIL's conversion
+            const unsigned nk = 255u - px[3];
+            for (int c = 0; c < 3; ++c) {
+              const unsigned t = px[c] * nk + 128;
+              *out++ = static_cast<std::uint8_t>(nk - (((t >> 8) + t) >> 8));
+            }
+          } else {
+            for (int c = 0; c < colour; ++c) *out++ = static_cast<std::uint8_t>(sample(c) ^ invert);
+          }
+          if (alpha) *out++ = sample(colour);
         }
+      }
+    };
+    if (!tiled) {
+      const std::uint64_t line_bytes = TIFFScanlineSize64(tif);
+      if (line_bytes < (std::uint64_t{W} * (separate ? 1 : S) * bps + 7) / 8)
+        invalid("a scanline shorter than its pixels");
+      std::vector<std::uint8_t> line(static_cast<std::size_t>(line_bytes));
+      auto read_line = [&](std::size_t y, std::size_t k) {
+        if (TIFFReadScanline(tif, line.data(), static_cast<std::uint32_t>(y), static_cast<std::uint16_t>(k)) < 0)
+          invalid("a scanline cannot be read");
+      };
+      if (separate) {  // plane after plane (a compressed strip is read from its start), interleaved
+        std::vector<std::uint8_t> all(W * H * S * B);
+        for (std::size_t k = 0; k < S; ++k)
+          for (std::size_t y = 0; y < H; ++y) {
+            read_line(y, k);
+            for (std::size_t x = 0; x < W; ++x) std::memcpy(&all[((y * W + x) * S + k) * B], &line[x * B], B);
+          }
+        for (std::size_t y = 0; y < H; ++y) put_row(all.data() + y * W * S * B, y);
+      } else {
+        for (std::size_t y = 0; y < H; ++y) read_line(y, 0), put_row(line.data(), y);
+      }
+    } else {  // a band of tile rows at a time, its tiles' samples placed into rows
+      std::uint32_t tw = 0, th = 0;
+      if (!TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw) || !TIFFGetField(tif, TIFFTAG_TILELENGTH, &th) || !tw || !th)
+        invalid("a tiled image without a tile size");
+      const std::size_t TW = tw, TH = std::min<std::size_t>(th, H), per = separate ? 1 : S;
+      if (TIFFTileSize64(tif) < std::uint64_t{TW} * th * per * B) invalid("a tile shorter than its pixels");
+      std::vector<std::uint8_t> tile(static_cast<std::size_t>(TIFFTileSize64(tif))), band(TH * W * S * B);
+      for (std::size_t y0 = 0; y0 < H; y0 += th) {
+        const std::size_t rows = std::min<std::size_t>(th, H - y0);
+        for (std::size_t x0 = 0; x0 < W; x0 += TW)
+          for (std::size_t k = 0; k < (separate ? S : 1); ++k) {
+            if (TIFFReadTile(tif, tile.data(), static_cast<std::uint32_t>(x0), static_cast<std::uint32_t>(y0), 0,
+                             static_cast<std::uint16_t>(k)) < 0)
+              invalid("a tile cannot be read");
+            const std::size_t cols = std::min(TW, W - x0);
+            for (std::size_t r = 0; r < rows; ++r) {
+              std::uint8_t* dst = band.data() + (r * W + x0) * S * B;
+              const std::uint8_t* src = tile.data() + r * TW * per * B;
+              if (separate)
+                for (std::size_t c = 0; c < cols; ++c) std::memcpy(dst + (c * S + k) * B, src + c * B, B);
+              else
+                std::memcpy(dst, src, cols * S * B);
+            }
+          }
+        for (std::size_t r = 0; r < rows; ++r) put_row(band.data() + r * W * S * B, y0 + r);
       }
     }
   } else {
     std::vector<std::uint32_t> raster(W * H);
     if (!TIFFReadRGBAImageOriented(tif, w, h, raster.data(), ORIENTATION_TOPLEFT, 0))
       invalid("libtiff cannot convert its layout to RGBA");
-    im.channels = alpha ? 4 : 3;
+    const bool one = gray && colour == 1;  // gray stays one channel
+    im.channels = (one ? 1 : 3) + (alpha ? 1 : 0);
     im.pixels.resize(W * H * static_cast<std::size_t>(im.channels));
     std::uint8_t* out = im.pixels.data();
     for (std::uint32_t px : raster) {
-      *out++ = static_cast<std::uint8_t>(TIFFGetR(px)), *out++ = static_cast<std::uint8_t>(TIFFGetG(px)),
-      *out++ = static_cast<std::uint8_t>(TIFFGetB(px));
+      *out++ = static_cast<std::uint8_t>(TIFFGetR(px));
+      if (!one) *out++ = static_cast<std::uint8_t>(TIFFGetG(px)), *out++ = static_cast<std::uint8_t>(TIFFGetB(px));
       if (alpha) *out++ = static_cast<std::uint8_t>(TIFFGetA(px));
     }
   }
