@@ -380,6 +380,42 @@ TEST_CASE("autocast: matmul and its gradients in bfloat16 as torch.autocast, eve
   CHECK(test::error_of([] { autocast bad(kCPU, kFloat32); }).find("float16 or bfloat16") != std::string::npos);
 }
 
+TEST_CASE("autocast keeps a parameter's lower-precision copy for the guard's scope (PyTorch's autocast cache)") {
+  for (Device dev : devices()) {
+    CAPTURE(dev);
+    Var<float, 2> w(randn<float>({32, 16}, dev, 60), requires_grad);  // a parameter
+    const Tensor<float, 2> x = randn<float>({8, 16}, dev, 61);
+    Tensor<float, 2> first, again, changed;
+    std::int64_t cold = 0, warm = 0;
+    {
+      autocast guard(dev.type, kBFloat16);
+      auto l0 = stats::launches(dev);
+      first = linear(Var<float, 2>(x), w).value();  // casts the input and the weight
+      cold = stats::launches(dev) - l0;
+      l0 = stats::launches(dev);
+      again = linear(Var<float, 2>(x), w).value();  // the weight's copy is kept: one cast fewer
+      warm = stats::launches(dev) - l0;
+      CHECK(warm == cold - 1);
+      CHECK(again.to(kCPU).to_vector() == first.to(kCPU).to_vector());
+      CHECK(amp::detail::cast_cache(dev.type).entries.size() == 1);  // the weight only, not the input
+      {
+        NoGradGuard no_grad;
+        w.data() = w.value() * 2.0f;  // a write through the library: a new copy
+      }
+      changed = linear(Var<float, 2>(x), w).value();
+      const auto c = changed.to(kCPU).to_vector(), f = first.to(kCPU).to_vector();
+      for (std::size_t i = 0; i < c.size(); ++i) CHECK(c[i] == 2 * f[i]);  // 2 w is exact in bfloat16 too
+    }
+    CHECK(amp::detail::cast_cache(dev.type).entries.empty());  // the outermost guard's end empties it
+    {
+      autocast guard(dev.type, kBFloat16);
+      const auto l0 = stats::launches(dev);
+      (void)linear(Var<float, 2>(x), w);
+      CHECK(stats::launches(dev) - l0 == cold);  // a new scope casts again
+    }
+  }
+}
+
 TEST_CASE_TEMPLATE(
     "conv2d in two-byte types and under autocast: the float convolution of the rounded operands, rounded", H, ft::half,
     bfloat16) {

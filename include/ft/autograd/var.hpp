@@ -164,6 +164,7 @@ class Var {
   template <class E>
   requires detail::is_expression_node_v<E> Var(const E& init, RequiresGrad) : Var(evaluate(init)) {
     impl_->requires_grad = true;
+    mark_parameter();
   }
   // Materialises an expression over Vars: one fused kernel, one tape node. Defined in
   // autograd/statement.hpp.
@@ -205,6 +206,7 @@ class Var {
       fail("set_requires_grad", "only a leaf Var's requires_grad can be changed; this one is the result of ",
            impl_->grad_fn->name(), " (use detach() for a leaf copy)");
     state().requires_grad = on;
+    if (on) mark_parameter();
     return *this;
   }
   // A leaf is a Var not produced by a recorded statement.
@@ -289,6 +291,9 @@ class Var {
   }
 
  private:
+  void mark_parameter() const {
+    if (const auto& s = state().value.storage()) s->mark_leaf_parameter();
+  }
   template <class E>
   static Tensor<T, R> evaluate(const E& e) {
     static_assert(E::rank == R, "ft::Var: the initial value's rank differs from the Var's");

@@ -183,6 +183,10 @@ class StorageImpl {
   // autograd can tell when a value it will recompute from was changed in place.
   std::uint64_t version() const { return version_.load(std::memory_order_relaxed); }
   void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
+  // Set when a leaf Var that requires grad (a parameter) holds this block: ft::autocast keeps
+  // its lower-precision copies for the guard's scope, as PyTorch's autocast cache.
+  void mark_leaf_parameter() { leaf_parameter_.store(true, std::memory_order_relaxed); }
+  bool leaf_parameter() const { return leaf_parameter_.load(std::memory_order_relaxed); }
   // The stream the block was allocated on (and will be freed on); CUDA blocks only.
   cuda::Stream stream() const { return stream_; }
   // Marks the block as used by work on `s`, a stream of its device other than the one it was
@@ -197,6 +201,7 @@ class StorageImpl {
 
  private:
   std::atomic<std::uint64_t> version_{0};
+  std::atomic<bool> leaf_parameter_{false};
   void* ptr_ = nullptr;
   std::size_t bytes_ = 0;
   std::size_t cpu_bytes_ = 0;  // the size the CPU block was allocated with

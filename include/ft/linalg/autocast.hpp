@@ -20,7 +20,10 @@
 // (nn::Linear<ft::bfloat16>) with float master weights in the optimizer.
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <optional>
+#include <vector>
 
 #include "ft/core/config.hpp"
 #include "ft/core/device.hpp"
@@ -37,6 +40,30 @@ struct AutocastState {
 inline AutocastState& autocast_state(DeviceType type) {
   thread_local AutocastState state[2];
   return state[type == DeviceType::CPU ? 0 : 1];
+}
+
+// PyTorch's autocast cache: the lower-precision copy of a parameter (a block a leaf Var that
+// requires grad holds) made by the first autocast op that reads it is kept while an enabled
+// guard on this thread lives, so a weight read by several ops (a recurrent cell called each
+// step, a tied embedding, the backward inside the guard) is cast once. Keyed by the block, the
+// view (data, shape, strides), the kind of copy and the block's version (a write through the
+// library makes a new copy); the source block is kept alive with its entry, so an address never
+// names another tensor. Emptied when the outermost enabled guard ends.
+struct CastCacheEntry {
+  std::shared_ptr<const void> source;  // the source block (kept alive)
+  const void* data = nullptr;
+  std::vector<std::int64_t> shape, strides;
+  int kind = 0;  // which copy (its element type and rounding)
+  std::uint64_t version = 0;
+  std::shared_ptr<const void> copy;  // the typed copy (a Tensor)
+};
+struct CastCache {
+  int guards = 0;  // enabled guards alive on this thread
+  std::vector<CastCacheEntry> entries;
+};
+inline CastCache& cast_cache(DeviceType type) {
+  thread_local CastCache cache[2];
+  return cache[type == DeviceType::CPU ? 0 : 1];
 }
 }  // namespace amp::detail
 
@@ -61,14 +88,20 @@ class autocast {
     check(d == DType::Float16 || d == DType::BFloat16, "autocast",
           "the lower precision must be float16 or bfloat16, got ", d);
     amp::detail::autocast_state(type) = {enabled, d};
+    if (enabled) ++amp::detail::cast_cache(type).guards;
+    counted_ = enabled;
   }
-  ~autocast() { amp::detail::autocast_state(type_) = saved_; }
+  ~autocast() {
+    amp::detail::autocast_state(type_) = saved_;
+    if (counted_ && --amp::detail::cast_cache(type_).guards == 0) amp::detail::cast_cache(type_).entries.clear();
+  }
   autocast(const autocast&) = delete;
   autocast& operator=(const autocast&) = delete;
 
  private:
   DeviceType type_;
   amp::detail::AutocastState saved_;
+  bool counted_ = false;
 };
 
 namespace amp {

@@ -138,6 +138,29 @@ Tensor<float, R> rounded_to(const Tensor<float, R>& t) {
   return cast<float>(cast<H>(t));
 }
 
+// make(), a lower-precision copy of t under ft::autocast, or the copy the guard keeps for a
+// parameter (amp::detail::CastCache): Kind tells apart the copies of one view.
+template <int Kind, class U, int R, class T, class Make>
+Tensor<U, R> autocast_copy(const Tensor<T, R>& t, Make&& make) {
+  auto& cache = amp::detail::cast_cache(t.device().type);
+  const auto& s = t.storage();
+  if (!cache.guards || !s || !s->leaf_parameter()) return make();
+  std::vector<std::int64_t> shape(R), strides(R);
+  for (int d = 0; d < R; ++d)
+    shape[static_cast<std::size_t>(d)] = t.size(d), strides[static_cast<std::size_t>(d)] = t.stride(d);
+  for (auto& e : cache.entries)
+    if (e.source.get() == s.get() && e.data == t.data() && e.kind == Kind && e.shape == shape && e.strides == strides) {
+      if (e.version != s->version()) {  // written since: a new copy
+        e.copy = std::make_shared<const Tensor<U, R>>(make());
+        e.version = s->version();
+      }
+      return *static_cast<const Tensor<U, R>*>(e.copy.get());
+    }
+  auto copy = std::make_shared<const Tensor<U, R>>(make());
+  cache.entries.push_back({s, t.data(), std::move(shape), std::move(strides), Kind, s->version(), copy});
+  return *copy;
+}
+
 // A float product under ft::autocast: the operands rounded to H (a launch each), the product in H
 // with float accumulation, rounded to H as PyTorch's autocast output is, and written (or added,
 // beta = 1) into out in one launch.
@@ -149,9 +172,13 @@ Tensor<float, matmul_rank(RA, RB)> autocast_matmul(const Tensor<float, RA>& a, c
     // a CPU GEMM in H would widen its operands to float: round them in float instead (the same
     // values, one pass each) for sgemm
     const amp::AutocastScope in_float(kCPU, std::nullopt);
-    product = matmul_tensors<float, RA, RB>(rounded_to<H>(a), rounded_to<H>(b));
+    constexpr int kind = std::is_same_v<H, bfloat16> ? 0 : 1;  // rounded to H, held in float
+    product = matmul_tensors<float, RA, RB>(autocast_copy<kind, float>(a, [&] { return rounded_to<H>(a); }),
+                                            autocast_copy<kind, float>(b, [&] { return rounded_to<H>(b); }));
   } else {
-    product = matmul_tensors<H, RA, RB, float>(cast<H>(a), cast<H>(b));
+    constexpr int kind = std::is_same_v<H, bfloat16> ? 2 : 3;  // in H
+    product = matmul_tensors<H, RA, RB, float>(autocast_copy<kind, H>(a, [&] { return Tensor<H, RA>(cast<H>(a)); }),
+                                               autocast_copy<kind, H>(b, [&] { return Tensor<H, RB>(cast<H>(b)); }));
   }
   if (!out.defined()) {
     out = product;
