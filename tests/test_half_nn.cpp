@@ -405,6 +405,14 @@ TEST_CASE("autocast keeps a parameter's lower-precision copy for the guard's sco
       changed = linear(Var<float, 2>(x), w).value();
       const auto c = changed.to(kCPU).to_vector(), f = first.to(kCPU).to_vector();
       for (std::size_t i = 0; i < c.size(); ++i) CHECK(c[i] == 2 * f[i]);  // 2 w is exact in bfloat16 too
+      // an optimizer step inside the guard writes the weight too: the next product reads the new one
+      Var<float, 0> loss = sum(linear(Var<float, 2>(x), w));
+      loss.backward();
+      optim::SGD opt({w}, {.lr = 0.5});
+      opt.step();
+      const Tensor<float, 2> stepped = linear(Var<float, 2>(x), w).value();
+      const Tensor<float, 2> want = linear(Var<float, 2>(x), Var<float, 2>(w.value().clone())).value();
+      CHECK(stepped.to(kCPU).to_vector() == want.to(kCPU).to_vector());
     }
     CHECK(amp::detail::cast_cache(dev.type).entries.empty());  // the outermost guard's end empties it
     {

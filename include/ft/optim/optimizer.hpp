@@ -229,6 +229,7 @@ class OptimizerBase : public Optimizer {
         check(detail::is_contiguous(grad), Derived::kName, "the gradient of ", value.shape_string(),
               " is not contiguous");
         State& s = state_[p.id()];
+        value.storage()->bump_version();  // written by the launch below (autocast's cache sees it)
         if (p.dtype() == DType::Float32)
           add<float>(f32, s, g.options, value, grad);
         else if (p.dtype() == DType::Float64)
