@@ -197,6 +197,17 @@ TEST_CASE("vision: corrupt, truncated, huge and foreign files are an ft::Error n
   CHECK(ft::test::error_of([&] {
           ft::vision::read_image(image_path("animated.webp"));
         }).find("animated WebP files are not supported") != std::string::npos);
+  // TIFF: tiles declared 65520 × 65520 (12 GB a tile) in a 17 × 13 image: refused before allocating
+  // ("a tile far larger than the image")
+  auto tif = file_bytes(image_path("rgb_tiled.tif"));  // little-endian; its first directory's entries
+  const std::size_t ifd = tif[4] | tif[5] << 8 | tif[6] << 16 | static_cast<std::size_t>(tif[7]) << 24;
+  for (std::size_t k = 0, n = tif[ifd] | tif[ifd + 1] << 8; k < n; ++k) {
+    const std::size_t at = ifd + 2 + 12 * k, tag = tif[at] | tif[at + 1] << 8;
+    if (tag == 322 || tag == 323) tif[at + 8] = 0xf0, tif[at + 9] = 0xff;  // TileWidth, TileLength (SHORT)
+  }
+  CHECK(ft::test::error_of([&] {
+          ft::vision::decode_image(tif, "tiles.tif");
+        }).find("\"tiles.tif\" is not a valid TIFF: a tile far larger") != std::string::npos);
   // not an image, a missing file
   const std::vector<std::uint8_t> text = {'h', 'e', 'l', 'l', 'o'};
   CHECK(ft::test::error_of([&] {

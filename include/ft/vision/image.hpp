@@ -696,6 +696,9 @@ inline Tensor<std::uint8_t, 3> decode_tiff(std::span<const std::uint8_t> bytes, 
         invalid("a tiled image without a tile size");
       const std::size_t TW = tw, TH = std::min<std::size_t>(th, H), per = separate ? 1 : S;
       if (TIFFTileSize64(tif) < std::uint64_t{TW} * th * per * B) invalid("a tile shorter than its pixels");
+      // a tile may exceed the image, but not absurdly: its buffer is allocated before any data is read
+      if (TIFFTileSize64(tif) > std::max<std::uint64_t>(std::uint64_t{1} << 26, 2 * std::uint64_t{W} * H * S * B))
+        invalid("a tile far larger than the image");
       std::vector<std::uint8_t> tile(static_cast<std::size_t>(TIFFTileSize64(tif))), band(TH * W * S * B);
       for (std::size_t y0 = 0; y0 < H; y0 += th) {
         const std::size_t rows = std::min<std::size_t>(th, H - y0);
