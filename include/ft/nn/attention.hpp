@@ -317,10 +317,10 @@ Tensor<T, 2> generate_square_subsequent_mask(index_t n, Device device = kCPU) {
 struct MultiheadAttentionOptions {
   double dropout = 0.0;  // on the attention probabilities, in training mode
   bool bias = true;
-  bool batch_first = false;  // [N, L, E] instead of [L, N, E]
-  index_t kdim = 0;          // the keys' features (0: embed_dim)
-  index_t vdim = 0;          // the values' features (0: embed_dim)
-  bool add_bias_kv = false;  // learnt bias_k and bias_v [1, 1, E] appended to the projected keys and values
+  bool batch_first = false;    // [N, L, E] instead of [L, N, E]
+  index_t kdim = 0;            // the keys' features (0: embed_dim)
+  index_t vdim = 0;            // the values' features (0: embed_dim)
+  bool add_bias_kv = false;    // learnt bias_k and bias_v [1, 1, E] appended to the projected keys and values
   bool add_zero_attn = false;  // a key and a value of zeros appended after the projections (per head)
 };
 

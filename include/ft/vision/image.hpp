@@ -491,11 +491,11 @@ inline Tensor<std::uint8_t, 3> decode_webp(std::span<const std::uint8_t> bytes, 
 #if defined(FT_HAVE_WEBP)
   WebPBitstreamFeatures f{};
   const VP8StatusCode status = WebPGetFeatures(bytes.data(), bytes.size(), &f);
-  const char* why[] = {
-      "",          "out of memory", "an invalid parameter",       "a corrupt bitstream", "an unsupported feature",
-      "suspended", "user abort",    "not enough data (truncated)"};
+  // VP8StatusCode 1 to 7 (0 is VP8_STATUS_OK)
+  const char* why[] = {"out of memory", "an invalid parameter", "a corrupt bitstream",        "an unsupported feature",
+                       "suspended",     "user abort",           "not enough data (truncated)"};
   if (status != VP8_STATUS_OK)
-    fail(op, "\"", name, "\" is not a valid WebP: ", status >= 0 && status <= 7 ? why[status] : "an unknown error");
+    fail(op, "\"", name, "\" is not a valid WebP: ", status >= 1 && status <= 7 ? why[status - 1] : "an unknown error");
   if (f.has_animation) fail(op, "\"", name, "\": animated WebP files are not supported (one frame only)");
   detail::check_dimensions(op, name, static_cast<std::uint64_t>(f.width), static_cast<std::uint64_t>(f.height),
                            options);
