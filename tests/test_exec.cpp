@@ -190,6 +190,105 @@ TEST_CASE("mixed element types in one statement") {
   }
 }
 
+namespace {
+// Copies and fills of one dtype against a host reference: layouts that coalesce to one row,
+// transposes, broadcasts, rank 0 and rank 8, sizes above the CPU's parallel grain, each one launch.
+template <class T>
+void check_copies(ft::Device dev) {
+  INFO("dtype ", static_cast<int>(ft::dtype_of<T>()));
+  auto value = [](index_t i) {  // distinct bit patterns of T, NaN-free
+    if constexpr (std::is_same_v<T, bool>)
+      return static_cast<T>(i % 3 == 1);
+    else
+      return static_cast<T>(static_cast<float>(i % 97) - 40.0f);
+  };
+  auto bits = [](const T& v) {
+    std::uint64_t b = 0;
+    std::memcpy(&b, &v, sizeof(T));
+    return b;
+  };
+  std::vector<T> host(2 * 3 * 50000);
+  for (std::size_t i = 0; i < host.size(); ++i) host[i] = value(static_cast<index_t>(i));
+  const auto src = ft::from_vector(host, {2, 3, 50000}, dev);  // 300000 elements
+
+  // a permuted copy (strided on both sides of each row), above the parallel grain; a named
+  // tensor rebinds on `t = u`, so the copies below assign through std::move(t) = u
+  ft::Tensor<T, 3> t = ft::empty<T>({50000, 2, 3}, dev);
+  CHECK(launches_of(dev, [&] { std::move(t) = src.permute({2, 0, 1}); }) == 1);
+  auto tv = t.to_vector();
+  bool same = true;
+  for (index_t k = 0; k < 50000; ++k)
+    for (index_t i = 0; i < 2; ++i)
+      for (index_t j = 0; j < 3; ++j)
+        same = same && bits(tv[(k * 2 + i) * 3 + j]) == bits(host[(i * 3 + j) * 50000 + k]);
+  CHECK(same);
+
+  // a contiguous copy into a strided destination, and back: a clone and a contiguous() of a view
+  auto big = ft::zeros<T>({2, 3, 100000}, dev);
+  auto half_view = big.slice(2, 1, 100000, 2);  // [2, 3, 50000], every second element
+  CHECK(launches_of(dev, [&] { std::move(half_view) = src; }) == 1);
+  CHECK(launches_of(dev, [&] { CHECK(half_view.contiguous().to_vector() == host); }) == 1);
+  auto bv = big.to_vector();
+  for (std::size_t i = 0; i < bv.size(); i += 4999) CHECK(bits(bv[i]) == bits(i % 2 ? host[i / 2] : T{}));
+
+  // a broadcast row and column, and a fill, into a transposed destination
+  const auto row = ft::from_vector(std::vector<T>{value(1), value(2), value(3)}, {3}, dev);
+  auto m = ft::empty<T>({3, 4}, dev).transpose(0, 1);  // [4, 3], strides [1, 4]
+  CHECK(launches_of(dev, [&] { m = row; }) == 1);
+  auto mv = m.contiguous().to_vector();
+  for (int i = 0; i < 12; ++i) CHECK(bits(mv[i]) == bits(value(1 + i % 3)));
+  const auto col = ft::from_vector(std::vector<T>{value(5), value(6), value(7), value(8)}, {4, 1}, dev);
+  std::move(m) = col;
+  mv = m.contiguous().to_vector();
+  for (int i = 0; i < 12; ++i) CHECK(bits(mv[i]) == bits(value(5 + i / 3)));
+  CHECK(launches_of(dev, [&] { m = value(9); }) == 1);
+  mv = m.contiguous().to_vector();
+  for (int i = 0; i < 12; ++i) CHECK(bits(mv[i]) == bits(value(9)));
+
+  // rank 0 and rank 8, a self copy, and a transposed self assignment through a temporary
+  auto s0 = ft::empty<T>(ft::Shape<0>{}, dev);
+  s0 = value(4);
+  auto s0b = ft::empty<T>(ft::Shape<0>{}, dev);
+  std::move(s0b) = s0;
+  CHECK(bits(s0b.item()) == bits(value(4)));
+  auto r8 = ft::empty<T>({2, 1, 2, 1, 2, 2, 3, 3}, dev);
+  r8 = src.slice(2, 0, 3);  // [2, 3, 3] broadcast over the five leading dimensions
+  auto r8v = r8.to_vector();
+  for (std::size_t i = 0; i < r8v.size(); ++i) CHECK(bits(r8v[i]) == bits(host[(i % 18) / 3 * 50000 + i % 3]));
+  ft::Tensor<T, 3> same_tensor = src.clone();
+  std::move(same_tensor) = same_tensor;
+  CHECK(same_tensor.to_vector() == host);
+  auto sq = ft::from_vector(std::vector<T>(host.begin(), host.begin() + 49), {7, 7}, dev);
+  CHECK(launches_of(dev, [&] { std::move(sq) = sq.transpose(0, 1); }) == 2);  // through a temporary
+  auto sqv = sq.to_vector();
+  for (int i = 0; i < 7; ++i)
+    for (int j = 0; j < 7; ++j) CHECK(bits(sqv[i * 7 + j]) == bits(host[j * 7 + i]));
+}
+}  // namespace
+
+TEST_CASE("copies and fills of every dtype: layouts, broadcasts, ranks 0 to 8, one launch each") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    check_copies<float>(dev);
+    check_copies<double>(dev);
+    check_copies<std::int32_t>(dev);
+    check_copies<std::int64_t>(dev);
+    check_copies<std::uint8_t>(dev);
+    check_copies<bool>(dev);
+    check_copies<ft::half>(dev);
+    check_copies<ft::bfloat16>(dev);
+  }
+}
+
+TEST_CASE("a half tensor's copy keeps its bits: NaN payloads, signed zeros, subnormals") {
+  std::vector<ft::half> h;
+  for (std::uint16_t b : {0x7e01, 0xfc01, 0x8000, 0x0001, 0x7c00}) h.push_back(ft::half::from_bits(b));
+  const auto src = ft::from_vector(h, {5});
+  ft::Tensor<ft::half, 1> dst = src.clone();
+  auto v = dst.to_vector();
+  for (std::size_t i = 0; i < h.size(); ++i) CHECK(v[i].x == h[i].x);
+}
+
 TEST_CASE("FastDivmod divides exactly for every divisor and dividend tried") {
   std::mt19937_64 gen(42);
   for (int trial = 0; trial < 2000; ++trial) {

@@ -7,6 +7,7 @@
 
 #include "ft/core/config.hpp"
 #include "ft/core/tensor.hpp"
+#include "ft/exec/copy.hpp"
 #include "ft/exec/cpu.hpp"
 #include "ft/exec/cuda.hpp"
 #include "ft/exec/launch.hpp"
@@ -18,6 +19,19 @@
 namespace ft::inline FT_ABI {
 
 namespace exec {
+
+// The GPU half of run: the statement's kernel on dst's device (or the error of a build
+// without CUDA).
+template <class T, int R, class Ev>
+void run_on_gpu(const Tensor<T, R>& dst, const Ev& ev, const Plan& plan) {
+#if FT_CUDA_ENABLED
+  gpu::run(dst, ev, plan);
+#else
+  (void)ev;
+  (void)plan;
+  cuda::require_device(dst.device(), "eval");
+#endif
+}
 
 // Runs `e` into `dst` with exactly one launch; `dst` is not read by `e` through another index map.
 template <class T, int R, class E>
@@ -41,11 +55,27 @@ void run(const Tensor<T, R>& dst, const E& e) {
     }
     cpu::run(dst, ev, plan);
   } else {
-#if FT_CUDA_ENABLED
-    gpu::run(dst, ev, plan);
-#else
-    cuda::require_device(dst.device(), "eval");
-#endif
+    run_on_gpu(dst, ev, plan);
+  }
+}
+
+// A copy into `dst` from a tensor of its dtype (S ≤ R: broadcast), or a fill with one value:
+// bytes moved by one routine per element size on the CPU (exec/copy.hpp), so the CPU's fused
+// loops are never instantiated for them; the same kernel as any statement on a GPU.
+template <class T, int R, class E>
+void copy_or_fill(const Tensor<T, R>& dst, const E& e) {
+  if (dst.numel() == 0) return;
+  if (dst.device().is_cpu()) {
+    if constexpr (requires { e.value; }) {
+      T value;
+      store_value(value, e.value);
+      cpu::fill_tensor(dst, value);
+    } else {
+      cpu::copy_tensor(dst, e);
+    }
+  } else {
+    ft::detail::EvaluationScope scope;
+    run_on_gpu(dst, e.evaluator(make_context(dst.shape())), make_plan(dst, e));
   }
 }
 
@@ -73,6 +103,15 @@ namespace detail {
 template <class From, class To>
 inline constexpr bool can_assign_v = is_floating_v<To> ||
                                      (std::is_same_v<To, bool> ? std::is_same_v<From, bool> : !is_floating_v<From>);
+
+// Whether writing E into a Tensor<T, R> only moves bytes: E is a tensor of dtype T (any rank)
+// or one value of type T (exec::copy_or_fill).
+template <class T, class E>
+inline constexpr bool is_copy_or_fill_v = false;
+template <class T, int S>
+inline constexpr bool is_copy_or_fill_v<T, Tensor<T, S>> = exec::cpu::byte_copyable_v<T>;
+template <class T>
+inline constexpr bool is_copy_or_fill_v<T, Scalar<T>> = exec::cpu::byte_copyable_v<T>;
 
 // Throws unless `expr` can be written into `dst`: same device, shape broadcasting to dst's.
 template <class T, int R, class E>
@@ -120,10 +159,18 @@ void assign(const Tensor<T, R>& dst, const E& expr, const char* op) {
         return;
       }
     }
-    if (exec::reads_through_other_map(dst, expr)) {
+    if constexpr (is_copy_or_fill_v<T, E>) {
+      if (exec::reads_through_other_map(dst, expr)) {
+        Tensor<T, R> tmp(dst.shape(), dst.device());  // e.g. a = a.transpose(0, 1)
+        exec::copy_or_fill(tmp, expr);
+        exec::copy_or_fill(dst, tmp);
+      } else {
+        exec::copy_or_fill(dst, expr);
+      }
+    } else if (exec::reads_through_other_map(dst, expr)) {
       Tensor<T, R> tmp(dst.shape(), dst.device());  // e.g. a = a.transpose(0, 1) + a
       exec::run(tmp, expr);
-      exec::run(dst, tmp);
+      exec::copy_or_fill(dst, tmp);
     } else {
       exec::run(dst, expr);
     }
