@@ -7,8 +7,8 @@
 //     eigen              Eigen 3 row-major Matrix product, c.noalias() = a * b (OpenMP threads)
 //     ft_blocked         ft's own blocked kernel (gemm_blocked), the path when there is no BLAS
 //     *_1thread          the same on one thread: per-core speed, less exposed to other load
-//     ft_matmul_bf16     ft::matmul on bfloat16 operands (OpenBLAS's sbgemm, AVX512-BF16 where the
-//                        CPU has it, float accumulation; else widened to float for sgemm)
+//     ft_matmul_bf16     ft::matmul on bfloat16 operands, float accumulation (oneDNN on AMX where
+//                        the CPU has it, else OpenBLAS's sbgemm if exported, else widened for sgemm)
 //     ft_matmul_fp16     ft::matmul on half operands (widened to float for sgemm)
 //     openblas_sbgemm    cblas_sbgemm on the same bfloat16 buffers into a preallocated float C
 //   GPU, 4096³ fp32 (registered only when a GPU is present):

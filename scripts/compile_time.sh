@@ -18,6 +18,8 @@ sets=${FLAGSETS:-"release native o2 o1 o1_noclones"}
 cxx=${CXX:-g++}
 base=(-std=c++20 -fopenmp -fno-trapping-math -fno-math-errno -DFT_HAVE_CBLAS -DFT_HAVE_ZLIB
       "-DFT_DATA_DIR=\"$PWD/data\"" -Iinclude -I/usr/include/x86_64-linux-gnu/openblas-pthread)
+# as CMake adds them where oneDNN is installed
+[ -f /usr/include/oneapi/dnnl/dnnl.h ] && base+=(-DFT_HAVE_DNNL)
 flags_of() {
   case $1 in
     release) echo "-O3 -DNDEBUG" ;;

@@ -16,6 +16,7 @@ TEST_CASE("version_info names the library version and what the build uses") {
   CHECK(text.find("fusedtensor " FT_VERSION_STRING) == 0);
   CHECK(text.find("OpenMP") != std::string::npos);
   CHECK(text.find("CPU BLAS") != std::string::npos);
+  CHECK(text.find("bf16 GEMM") != std::string::npos);
 #if defined(FT_HAVE_CBLAS)
   // OpenBLAS names itself when its library is loaded; a binary that never calls BLAS may not load it
   CHECK((v.blas.find("OpenBLAS") != std::string::npos || v.blas.find("CBLAS") != std::string::npos));

@@ -2,6 +2,7 @@
 // checked against a plain double-precision loop, with launch and allocation counts.
 #include <cmath>
 #include <limits>
+#include <random>
 
 #include "common.hpp"
 
@@ -327,6 +328,67 @@ TEST_CASE("matmul and linear backward write each GEMM straight into .grad: no te
                          ref_product(to_double(x.reshape({14, 33}).transpose(0, 1)), {1, 33, 14},
                                      to_double(seed.reshape({14, 9})), {1, 14, 9}),
                          14);
+  }
+}
+
+TEST_CASE("bfloat16 GEMMs on the CPU (oneDNN on AMX, else widened to float): alpha, beta, transposes, batches") {
+  // Each product of two bfloat16 values is exact in float, so every path equals the double sum
+  // of the widened products up to float accumulation: |error| ≤ k·2⁻²³·Σ|terms| (and beta·C).
+  using ft::bfloat16;
+  INFO("the CPU's bfloat16 GEMM runs in bfloat16: ", ft::linalg::detail::cpu_bf16_gemm());
+  std::mt19937 gen(5);
+  std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+  struct Case {
+    index_t batch, m, n, k;
+    bool ta, tb;
+    float alpha, beta;
+    bool broadcast_a, broadcast_b;
+  };
+  for (const Case& t : {Case{1, 37, 29, 61, false, false, 1.0f, 0.0f, false, false},
+                        Case{1, 64, 48, 96, true, false, 0.5f, 0.0f, false, false},
+                        Case{1, 33, 17, 70, false, true, 1.0f, 1.0f, false, false},
+                        Case{3, 20, 40, 33, true, true, -2.0f, 0.25f, false, false},
+                        Case{4, 16, 24, 40, false, true, 1.0f, 0.0f, true, false},
+                        Case{4, 16, 24, 40, false, false, 1.0f, 0.0f, false, true},
+                        Case{2, 256, 192, 320, false, false, 1.0f, 0.0f, false, false}}) {
+    CAPTURE(t.batch);
+    CAPTURE(t.m);
+    CAPTURE(t.ta);
+    CAPTURE(t.tb);
+    // row-major with a padded leading dimension (3 extra columns), as a slice of a wider tensor
+    const index_t a_rows = t.ta ? t.k : t.m, a_cols = t.ta ? t.m : t.k;
+    const index_t b_rows = t.tb ? t.n : t.k, b_cols = t.tb ? t.k : t.n;
+    const index_t lda = a_cols + 3, ldb = b_cols + 3;
+    const index_t stride_a = t.broadcast_a ? 0 : a_rows * lda, stride_b = t.broadcast_b ? 0 : b_rows * ldb;
+    std::vector<bfloat16> a(static_cast<std::size_t>(std::max<index_t>(stride_a * t.batch, a_rows * lda)));
+    std::vector<bfloat16> b(static_cast<std::size_t>(std::max<index_t>(stride_b * t.batch, b_rows * ldb)));
+    for (auto& v : a) v = bfloat16(dist(gen));
+    for (auto& v : b) v = bfloat16(dist(gen));
+    std::vector<float> c(static_cast<std::size_t>(t.batch * t.m * t.n));
+    for (auto& v : c) v = dist(gen);
+    const std::vector<float> c0 = c;
+    ft::linalg::detail::gemm<bfloat16, float>(ft::kCPU, t.ta, t.tb, t.m, t.n, t.k, t.alpha, a.data(), lda, stride_a,
+                                              b.data(), ldb, stride_b, t.beta, c.data(), t.n, t.m * t.n, t.batch);
+    bool within = true;
+    for (index_t q = 0; q < t.batch; ++q)
+      for (index_t i = 0; i < t.m; ++i)
+        for (index_t j = 0; j < t.n; ++j) {
+          double sum = 0, mag = 0;
+          for (index_t kk = 0; kk < t.k; ++kk) {
+            const double x = static_cast<float>(a[q * stride_a + (t.ta ? kk * lda + i : i * lda + kk)]);
+            const double y = static_cast<float>(b[q * stride_b + (t.tb ? j * ldb + kk : kk * ldb + j)]);
+            sum += x * y;
+            mag += std::abs(x * y);
+          }
+          const std::size_t at = static_cast<std::size_t>((q * t.m + i) * t.n + j);
+          const double want = t.alpha * sum + t.beta * c0[at];
+          const double tol = 2.0 * t.k * 0x1p-23 * (std::abs(t.alpha) * mag + std::abs(t.beta * c0[at])) + 1e-30;
+          if (std::abs(c[at] - want) > tol) {
+            within = false;
+            CHECK(c[at] == doctest::Approx(want));
+          }
+        }
+    CHECK(within);
   }
 }
 

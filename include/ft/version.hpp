@@ -15,6 +15,9 @@
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
+#if defined(FT_HAVE_DNNL)
+#include <oneapi/dnnl/dnnl.h>
+#endif
 #if FT_CUDA_ENABLED
 #include <cublas_v2.h>
 #endif
@@ -35,6 +38,7 @@ struct VersionInfo {
   int cudnn_compiled = 0, cudnn_loaded = 0;
   std::string openmp;  // "5.0 (201811), 2 threads" or "off"
   std::string blas;
+  std::string bf16_gemm;  // how a bfloat16 product runs on the CPU
 };
 
 namespace detail {
@@ -107,6 +111,16 @@ inline VersionInfo version_info() {
 #else
   v.blas = "none: matmul uses fusedtensor's blocked kernel";
 #endif
+#if defined(FT_HAVE_DNNL)
+  const dnnl_version_t* dv = dnnl_version();
+  v.bf16_gemm = "oneDNN " + std::to_string(dv->major) + "." + std::to_string(dv->minor) + "." +
+                std::to_string(dv->patch) +
+                (dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core_amx
+                     ? std::string(" on AMX")
+                     : std::string(" found, but no AMX on this CPU: operands widened to float"));
+#else
+  v.bf16_gemm = "operands widened to float (oneDNN not compiled in)";
+#endif
   return v;
 }
 
@@ -127,7 +141,8 @@ inline std::ostream& operator<<(std::ostream& os, const VersionInfo& v) {
                         : std::string("not found"))
      << (v.cudnn_compiled ? " (compiled against " + std::to_string(v.cudnn_compiled) + ")" : std::string()) << "\n"
      << "  OpenMP        " << v.openmp << "\n"
-     << "  CPU BLAS      " << v.blas << "\n";
+     << "  CPU BLAS      " << v.blas << "\n"
+     << "  bf16 GEMM     " << v.bf16_gemm << "\n";
   return os;
 }
 

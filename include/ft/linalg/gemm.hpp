@@ -36,6 +36,8 @@
 #include <dlfcn.h>
 #endif
 
+#include "ft/linalg/onednn.hpp"
+
 #if FT_CUDA_ENABLED
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -659,9 +661,12 @@ inline SbgemmFn cblas_sbgemm_fn() {
 }
 #endif
 
-// Whether a bfloat16 product on the CPU runs in bfloat16 (OpenBLAS's sbgemm; Debian's build
-// has none), rather than on operands widened to float.
+// Whether a bfloat16 product on the CPU runs in bfloat16 (oneDNN on AMX, or OpenBLAS's sbgemm:
+// Debian's build has none), rather than on operands widened to float.
 inline bool cpu_bf16_gemm() {
+#if defined(FT_HAVE_DNNL)
+  if (onednn::has_amx_bf16()) return true;
+#endif
 #if defined(FT_HAVE_CBLAS)
   return cblas_sbgemm_fn() != nullptr && !blas_outdated();
 #else
@@ -676,8 +681,8 @@ void gemm_cpu_part(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, 
 
 // C = alpha·op(A)·op(B) + beta·C for A, B half or bfloat16, with float accumulation: the products
 // go to a float C (C itself when it is float and contiguous, else a scratch holding beta·C's
-// widened values first); A and B are widened to float copies of the same layout, or, for bfloat16
-// with OpenBLAS, read as they are by its sbgemm. A two-byte C is rounded once, at the end.
+// widened values first); A and B are widened to float copies of the same layout, or, for bfloat16,
+// read as they are by oneDNN (on AMX) or OpenBLAS's sbgemm. A two-byte C is rounded once, at the end.
 template <class H, class TC>
 void gemm_cpu_half(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float alpha, const H* a, index_t lda,
                    index_t stride_a, const H* b, index_t ldb, index_t stride_b, float beta, TC* c, index_t ldc,
@@ -693,9 +698,14 @@ void gemm_cpu_half(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, 
       for (index_t j = 0; j < n; ++j) c32[r * n + j] = static_cast<float>(c[(r / m) * stride_c + (r % m) * ldc + j]);
   }
   bool done = false;
+#if defined(FT_HAVE_DNNL)
+  if constexpr (std::is_same_v<H, bfloat16>)
+    done = onednn::gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c32, batch);
+#endif
 #if defined(FT_HAVE_CBLAS)
   if constexpr (std::is_same_v<H, bfloat16>) {
-    if (const SbgemmFn sbgemm = cblas_sbgemm_fn(); cpu_bf16_gemm() && std::max({m, n, k, lda, ldb}) <= INT_MAX) {
+    if (const SbgemmFn sbgemm = cblas_sbgemm_fn();
+        !done && sbgemm && !blas_outdated() && std::max({m, n, k, lda, ldb}) <= INT_MAX) {
       const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
       for (index_t i = 0; i < batch; ++i)
         sbgemm(CblasRowMajor, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha,
