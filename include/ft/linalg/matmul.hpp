@@ -126,16 +126,23 @@ template <class T, int RA, int RB, class TC = T>
 Tensor<TC, matmul_rank(RA, RB)> matmul_tensors(Tensor<T, RA> a, Tensor<T, RB> b,
                                                Tensor<TC, matmul_rank(RA, RB)> out = {}, compute_t<T> beta = 0);
 
-// t's values rounded to H, in float, in t's layout where t is a transposed view of contiguous
-// memory (a linear's weight): read in order, not by strides.
-template <class H, int R>
-Tensor<float, R> rounded_to(const Tensor<float, R>& t) {
+// t cast to H (Rounded: rounded to H but held in float), in t's layout where t is a transposed
+// view of contiguous memory (a linear's weight, an output gradient read transposed): read and
+// written in order, not gathered by strides; the GEMM reads the transposed result as it is.
+template <class H, bool Rounded, int R>
+auto lowered_to(const Tensor<float, R>& t) {
+  using U = std::conditional_t<Rounded, float, H>;
+  auto lower = [](const Tensor<float, R>& v) {
+    if constexpr (Rounded)
+      return Tensor<float, R>(cast<float>(cast<H>(v)));
+    else
+      return Tensor<H, R>(cast<H>(v));
+  };
   if constexpr (R >= 2) {
     const auto back = t.transpose(R - 2, R - 1);
-    if (!t.is_contiguous() && back.is_contiguous())
-      return Tensor<float, R>(cast<float>(cast<H>(back))).transpose(R - 2, R - 1);
+    if (!t.is_contiguous() && back.is_contiguous()) return Tensor<U, R>(lower(back).transpose(R - 2, R - 1));
   }
-  return cast<float>(cast<H>(t));
+  return Tensor<U, R>(lower(t));
 }
 
 // make(), a lower-precision copy of t under ft::autocast, or the copy the guard keeps for a
@@ -173,12 +180,12 @@ Tensor<float, matmul_rank(RA, RB)> autocast_matmul(const Tensor<float, RA>& a, c
     // values, one pass each) for sgemm
     const amp::AutocastScope in_float(kCPU, std::nullopt);
     constexpr int kind = std::is_same_v<H, bfloat16> ? 0 : 1;  // rounded to H, held in float
-    product = matmul_tensors<float, RA, RB>(autocast_copy<kind, float>(a, [&] { return rounded_to<H>(a); }),
-                                            autocast_copy<kind, float>(b, [&] { return rounded_to<H>(b); }));
+    product = matmul_tensors<float, RA, RB>(autocast_copy<kind, float>(a, [&] { return lowered_to<H, true>(a); }),
+                                            autocast_copy<kind, float>(b, [&] { return lowered_to<H, true>(b); }));
   } else {
     constexpr int kind = std::is_same_v<H, bfloat16> ? 2 : 3;  // in H
-    product = matmul_tensors<H, RA, RB, float>(autocast_copy<kind, H>(a, [&] { return Tensor<H, RA>(cast<H>(a)); }),
-                                               autocast_copy<kind, H>(b, [&] { return Tensor<H, RB>(cast<H>(b)); }));
+    product = matmul_tensors<H, RA, RB, float>(autocast_copy<kind, H>(a, [&] { return lowered_to<H, false>(a); }),
+                                               autocast_copy<kind, H>(b, [&] { return lowered_to<H, false>(b); }));
   }
   if (!out.defined()) {
     out = product;
