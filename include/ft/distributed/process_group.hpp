@@ -45,6 +45,7 @@
 #include "ft/core/error.hpp"
 #include "ft/core/tensor.hpp"
 #include "ft/cuda/runtime.hpp"
+#include "ft/distributed/rendezvous.hpp"
 #include "ft/exec/assign.hpp"
 #include "ft/ops/elementwise.hpp"
 
@@ -96,6 +97,13 @@ struct InitOptions {
   // The longest a collective waits for the other ranks before it is an ft::Error (PyTorch's
   // default: 30 minutes).
   std::chrono::milliseconds timeout = std::chrono::minutes(30);
+  // How the ranks find each other. "mpi": the processes mpirun started (MPI_COMM_WORLD).
+  // "env://": torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT; see
+  // distributed/rendezvous.hpp), for the "nccl" backend without MPI: NCCL's id goes from rank 0
+  // over one TCP connection a rank, and every collective is NCCL's (CUDA tensors only). Empty:
+  // "env://" for "nccl" when RANK and WORLD_SIZE are set and mpirun did not start the process,
+  // else "mpi".
+  std::string init_method;
 };
 
 struct CollectiveOptions {
@@ -255,6 +263,7 @@ struct GroupState {
   bool owns_mpi = false;  // init_process_group called MPI_Init (so destroy finalizes)
   int rank = 0, world = 1;
   InitOptions options;
+  std::unique_ptr<Rendezvous> rendezvous;  // init_method "env://": NCCL ids from rank 0, no MPI
   std::unique_ptr<Worker> worker = std::make_unique<Worker>();
 #if FT_HAVE_MPI
   MPI_Comm comm = MPI_COMM_NULL;
@@ -472,9 +481,13 @@ inline ncclComm_t nccl_comm(GroupState& g, Device d, const char* op) {
   if (c) return c;
   ncclUniqueId id;
   if (g.rank == 0) nccl_check(ncclGetUniqueId(&id), op, "ncclGetUniqueId");
+  if (g.rendezvous) {
+    g.rendezvous->share(&id, sizeof(id));
+  } else {
 #if FT_HAVE_MPI
-  if (g.world > 1) mpi_check(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, g.comm), op, "MPI_Bcast of the NCCL id");
+    if (g.world > 1) mpi_check(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, g.comm), op, "MPI_Bcast of the NCCL id");
 #endif
+  }
   cuda::DeviceGuard guard(d);
   nccl_check(ncclCommInitRank(&c, g.world, id, g.rank), op, "ncclCommInitRank");
   return c;
@@ -499,6 +512,9 @@ Work run(GroupState& g, Device dev, const char* op, const Signature& sig, const 
     fail(op, "a collective on ", dev, " needs NCCL: this translation unit was compiled without it");
 #endif
   }
+  check(!g.rendezvous, op, "a collective on a CPU tensor goes over MPI, and this group was started from the ",
+        "environment (init_method \"env://\", torchrun's variables) without it: launch with mpirun for CPU tensors, ",
+        "or move the tensor to its rank's GPU");
 #if FT_HAVE_MPI
   auto t = std::make_shared<Task>();
   mpi(*t);
@@ -529,8 +545,15 @@ Work run(GroupState& g, Device dev, const char* op, const Signature& sig, const 
 
 // ---- the process group ----
 
+// Whether mpirun (Open MPI, or a PMI launcher such as MPICH's or Slurm's) started this process.
+inline bool started_by_mpi_launcher() {
+  return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE") || std::getenv("PMIX_RANK");
+}
+
 // torch.distributed.init_process_group: joins the processes started by mpirun (MPI_Init unless
-// the program initialised MPI itself). Without MPI in the build, a world of one process.
+// the program initialised MPI itself), or, for "nccl", those a launcher such as torchrun described
+// in the environment (InitOptions::init_method). Without MPI in the build and without that
+// environment, a world of one process.
 inline void init_process_group(const InitOptions& options = {}) {
   auto& g = detail::group();
   check(!g.initialized, "init_process_group", "the default process group is already initialized");
@@ -539,10 +562,28 @@ inline void init_process_group(const InitOptions& options = {}) {
   check(options.backend != "nccl" || has_nccl(), "init_process_group",
         "the \"nccl\" backend needs a CUDA build with NCCL (nccl.h and libnccl found by CMake)");
   check(options.timeout.count() > 0, "init_process_group", "the timeout must be positive");
+  const bool from_env = options.init_method.empty()
+                            ? options.backend == "nccl" && !started_by_mpi_launcher() && env_world().has_value()
+                            : options.init_method == "env://";
+  check(options.init_method.empty() || options.init_method == "env://" || options.init_method == "mpi",
+        "init_process_group", "unknown init_method \"", options.init_method, "\" (\"env://\" or \"mpi\")");
+  check(!from_env || options.backend == "nccl", "init_process_group",
+        "init_method \"env://\" starts the \"nccl\" backend (CUDA tensors); the \"mpi\" backend's processes come from "
+        "mpirun");
   check(has_mpi() || options.backend == "nccl", "init_process_group",
         "this build has no MPI (install libopenmpi-dev and reconfigure); without it only the \"nccl\" backend ",
         "runs, as a world of one process");
   g.options = options;
+  if (from_env) {
+    const std::optional<EnvWorld> w = env_world();
+    check(w.has_value(), "init_process_group", "init_method \"env://\" needs RANK and WORLD_SIZE in the environment ",
+          "(and MASTER_ADDR, MASTER_PORT for more than one rank), as torchrun sets them");
+    g.rank = w->rank;
+    g.world = w->world;
+    g.rendezvous = std::make_unique<detail::Rendezvous>(*w, options.timeout);
+    g.initialized = true;
+    return;
+  }
 #if FT_HAVE_MPI
   int ready = 0;
   detail::mpi_check(MPI_Initialized(&ready), "init_process_group", "MPI_Initialized");
@@ -609,7 +650,7 @@ inline void destroy_process_group() {
     }
 #endif
 #if FT_HAVE_MPI
-  MPI_Comm_free(&g.comm);
+  if (g.comm != MPI_COMM_NULL) MPI_Comm_free(&g.comm);  // none when started from the environment
   if (g.owns_mpi) MPI_Finalize();
 #endif
   g = detail::GroupState{};
@@ -802,9 +843,14 @@ Work reduce_scatter_tensor(const Tensor<T, R>& output, const Tensor<T, R>& input
 }
 
 // torch.distributed.barrier: returns when every rank has called it (within the timeout: the
-// joining step is the barrier).
+// joining step is the barrier; in a group started from the environment, rank 0's rendezvous).
 inline Work barrier(const CollectiveOptions& o = {}) {
   auto& g = detail::require_group("barrier");
+  if (g.rendezvous) {  // started from the environment: through rank 0's rendezvous
+    char token = 0;
+    g.rendezvous->share(&token, 1);
+    return Work();
+  }
   return detail::run(
       g, kCPU, "barrier", detail::signature<float, 0>(detail::kBarrier, 0, Shape<0>{}), "", o, [](detail::Task&) {},
       [] {});
