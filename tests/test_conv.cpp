@@ -143,6 +143,12 @@ void check_conv_case(ft::Device dev, const ConvCase& k, unsigned seed) {
   check_close(db, ref_backward_bias(k, gv), t, t * 10);
 }
 
+// oneDNN's convolutions off (the im2col + GEMM path alone) while alive, where the build has them.
+struct Im2colOnly {
+  bool saved = ft::linalg::testing::onednn_conv.exchange(false);
+  ~Im2colOnly() { ft::linalg::testing::onednn_conv = saved; }
+};
+
 // Cases with each of stride, padding, dilation, groups ≠ 1, pairs, odd sizes, batch 1 and 3.
 const std::vector<ConvCase>& conv_cases() {
   static const std::vector<ConvCase> cases = {
@@ -154,6 +160,11 @@ const std::vector<ConvCase>& conv_cases() {
       {2, 4, 5, 7, 6, 1, 1, {.groups = 2}, true},                                 // pointwise: no im2col
       {1, 3, 13, 13, 2, 5, 5, {.stride = 3}, false},                              // kernel 5, stride 3
       {3, 2, 7, 7, 3, 7, 7, {}, true},                                            // kernel = input: 1x1 output
+      // four or more input channels a group: oneDNN's direct kernels where the build has oneDNN
+      {2, 8, 9, 9, 6, 3, 3, {.padding = 1}, true},                                          // "same" 3x3
+      {3, 8, 11, 10, 8, 3, 3, {.stride = 2, .padding = {1, 2}, .dilation = {2, 1}}, true},  // pairs, dilation
+      {2, 8, 9, 9, 8, 3, 3, {.padding = 1, .groups = 2}, false},                            // groups of 4
+      {1, 5, 13, 13, 7, 5, 5, {.stride = 3}, false},                                        // kernel 5, stride 3
   };
   return cases;
 }
@@ -169,7 +180,36 @@ TEST_CASE("conv2d and its backward primitives match a direct double-precision lo
     CAPTURE(dev);
     unsigned seed = 100;
     for (const ConvCase& k : conv_cases()) check_conv_case<float>(dev, k, seed += 10);
+    if (dev.is_cpu()) {  // the same cases on the im2col path alone (oneDNN's where it has them, above)
+      Im2colOnly im2col;
+      for (const ConvCase& k : conv_cases()) check_conv_case<float>(dev, k, seed += 10);
+    }
   }
+}
+
+TEST_CASE("on the CPU, a float convolution of four or more channels a group is one oneDNN call (where built)") {
+  const bool dnn = ft::linalg::detail::conv_uses_onednn(
+      ft::linalg::detail::conv_geometry("conv2d", Shape<4>{3, 4, 8, 8}, Shape<4>{6, 4, 3, 3}, {.padding = 1}));
+#if defined(FT_HAVE_DNNL)
+  CHECK(dnn);
+#else
+  CHECK(!dnn);
+#endif
+  auto x = random_tensor<float>({3, 4, 8, 8}, ft::kCPU, 51);
+  auto w = random_tensor<float>({6, 4, 3, 3}, ft::kCPU, 52);
+  auto b = random_tensor<float>({6}, ft::kCPU, 53);
+  auto gy = random_tensor<float>({3, 6, 8, 8}, ft::kCPU, 54);
+  const ft::Conv2dOptions opt{.padding = 1};
+  // oneDNN: one call (its reorders inside); im2col + GEMM otherwise; the bias adds its fill
+  CHECK(launches_of(ft::kCPU, [&] { (void)ft::conv2d(x, w, opt); }) == (dnn ? 1 : 2));
+  CHECK(launches_of(ft::kCPU, [&] { (void)ft::conv2d(x, w, b, opt); }) == (dnn ? 2 : 3));
+  CHECK(launches_of(ft::kCPU, [&] { (void)ft::conv2d_backward_data(gy, w, x.shape(), opt); }) == (dnn ? 1 : 2));
+  // the weight gradient stays ft's one kernel (the same bits for any thread count)
+  CHECK(launches_of(ft::kCPU, [&] { (void)ft::conv2d_backward_weight(x, gy, w.shape(), opt); }) == 1);
+  // run after run, the same bits
+  CHECK(ft::conv2d(x, w, b, opt).to_vector() == ft::conv2d(x, w, b, opt).to_vector());
+  CHECK(ft::conv2d_backward_data(gy, w, x.shape(), opt).to_vector() ==
+        ft::conv2d_backward_data(gy, w, x.shape(), opt).to_vector());
 }
 
 TEST_CASE("conv2d and its backward primitives match a direct double-precision loop (double)") {
@@ -263,6 +303,7 @@ TEST_CASE("conv2d reads non-contiguous views and expressions, and its result is 
 }
 
 TEST_CASE("conv2d counts its launches: im2col, one GEMM per group batch, and the bias fill") {
+  Im2colOnly im2col;
   for (ft::Device dev : ft::test::devices()) {
     CAPTURE(dev);
     const bool cpu = dev.is_cpu();
@@ -296,6 +337,7 @@ TEST_CASE("on the CPU a large batch is processed in chunks of samples, with the 
     std::size_t saved = ft::linalg::testing::im2col_bytes.exchange(1);
     ~Budget() { ft::linalg::testing::im2col_bytes = saved; }
   } budget;
+  Im2colOnly im2col;
   for (ft::Device dev : ft::test::devices()) {
     CAPTURE(dev);
     check_conv_case<float>(dev, conv_cases()[1], 700);  // groups = 1: one GEMM over each chunk
@@ -744,6 +786,7 @@ TEST_CASE("conv1d and conv_transpose2d read views and expressions, and take Vars
 }
 
 TEST_CASE("conv1d and conv_transpose2d count their launches: conv2d's primitives, nothing more") {
+  Im2colOnly im2col;
   for (ft::Device dev : ft::test::devices()) {
     CAPTURE(dev);
     const bool cpu = dev.is_cpu();
@@ -786,8 +829,8 @@ TEST_CASE("conv2d's and max_pool2d's gradients become .grad with no copy, and ac
     auto gy = random_tensor<float>({3, 6, 4, 4}, dev, 1014);
     const ft::Conv2dOptions opt{.padding = 1};
     // The backward's primitives alone: what y.backward may launch, and no more (no copies into
-    // .grad): the pooling scatter, backward-data (CPU: GEMM + col2im), backward-weight (one
-    // kernel) and the bias sum.
+    // .grad): the pooling scatter, backward-data (CPU: GEMM + col2im, or one oneDNN call),
+    // backward-weight (one kernel) and the bias sum.
     auto fwd = ft::max_pool2d_with_indices(ft::conv2d(x, w, b, opt), 2);
     const auto primitives = launches_of(dev, [&] {
       auto g = ft::max_pool2d_backward(gy, fwd.indices, Shape<4>{3, 6, 8, 8}, 2, 2);
@@ -795,7 +838,9 @@ TEST_CASE("conv2d's and max_pool2d's gradients become .grad with no copy, and ac
       (void)ft::conv2d_backward_weight(x, g, w.shape(), opt);
       (void)ft::conv2d_backward_bias(g);
     });
-    CHECK(primitives == (cpu ? 1 + 2 + 1 + 1 : 4));
+    const bool dnn = ft::linalg::detail::conv_uses_onednn(
+        ft::linalg::detail::conv_geometry("conv2d", x.shape(), w.shape(), opt));  // backward data: one call
+    CHECK(primitives == (cpu ? 1 + (dnn ? 1 : 2) + 1 + 1 : 4));
     ft::Var<float, 4> vx(x, ft::requires_grad), vw(w, ft::requires_grad);
     ft::Var<float, 1> vb(b, ft::requires_grad);
     ft::Var<float, 4> y = ft::max_pool2d(ft::conv2d(vx, vw, vb, opt), 2);

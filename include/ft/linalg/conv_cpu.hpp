@@ -26,9 +26,36 @@ namespace linalg::testing {
 // The batch is processed in chunks of samples whose im2col matrices fit in this many bytes;
 // tests lower it to run the chunked path on small tensors.
 inline std::atomic<std::size_t> im2col_bytes{std::size_t(64) << 20};
+// Whether float convolutions may run through oneDNN (where the build has it); tests of the
+// im2col path turn it off.
+inline std::atomic<bool> onednn_conv{true};
 }  // namespace linalg::testing
 
 namespace linalg::detail {
+
+// ---- CPU: oneDNN's direct convolutions where they pay ----
+// A float forward or data gradient runs through oneDNN (linalg/onednn.hpp) when the build has it
+// and each group has at least kOnednnMinChannels input channels: its blocked direct kernels were
+// 1.7–4× faster than im2col + GEMM on layers of 6 to 64 channels, but slower for one input
+// channel (LeNet's first layer: the data gradient 7×). Pointwise kernels stay one GEMM. The
+// weight gradient stays ft's (its sum over the batch has the same bits for any thread count).
+inline constexpr index_t kOnednnMinChannels = 4;
+
+inline bool conv_uses_onednn(const ConvGeometry& g) {
+#if defined(FT_HAVE_DNNL)
+  return testing::onednn_conv && g.cg >= kOnednnMinChannels && !g.pointwise();
+#else
+  (void)g;
+  return false;
+#endif
+}
+
+#if defined(FT_HAVE_DNNL)
+inline onednn::ConvKey onednn_key(const ConvGeometry& g, onednn::ConvKind kind, bool accumulate) {
+  return {kind, g.n,      g.c,        g.h,        g.w,         g.o,         g.kh,         g.kw,         g.oh,
+          g.ow, g.groups, g.stride.h, g.stride.w, g.padding.h, g.padding.w, g.dilation.h, g.dilation.w, accumulate};
+}
+#endif
 
 // ---- CPU: im2col + GEMM ----
 
@@ -137,6 +164,14 @@ void col2im(const ConvGeometry& g, const T* col, T* dx, index_t n0, index_t nb) 
 // group over the samples, or per sample over the groups, whichever makes fewer calls.
 template <class T>
 void conv2d_cpu(const ConvGeometry& g, const T* x, const T* w, T* y, bool accumulate) {
+#if defined(FT_HAVE_DNNL)
+  if constexpr (std::is_same_v<T, float>) {
+    if (conv_uses_onednn(g) && onednn::convolution(onednn_key(g, onednn::ConvKind::forward, accumulate), x, w, y)) {
+      stats::detail::record_launch(kCPU);
+      return;
+    }
+  }
+#endif
   const index_t G = g.groups, og = g.og(), kg = g.kg(), P = g.p(), K = g.k();
   const T beta = accumulate ? T(1) : T(0);
   const index_t chunk = im2col_chunk<T>(g);
@@ -162,6 +197,14 @@ void conv2d_cpu(const ConvGeometry& g, const T* x, const T* w, T* y, bool accumu
 // writes dx directly).
 template <class T>
 void conv2d_backward_data_cpu(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+#if defined(FT_HAVE_DNNL)
+  if constexpr (std::is_same_v<T, float>) {
+    if (conv_uses_onednn(g) && onednn::convolution(onednn_key(g, onednn::ConvKind::backward_data, false), dy, w, dx)) {
+      stats::detail::record_launch(kCPU);
+      return;
+    }
+  }
+#endif
   const index_t G = g.groups, og = g.og(), kg = g.kg(), P = g.p(), K = g.k();
   const index_t chunk = im2col_chunk<T>(g);
   T* col = g.pointwise() ? nullptr : im2col_buffer<T>(g, chunk);

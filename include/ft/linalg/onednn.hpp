@@ -1,9 +1,13 @@
-// bfloat16 GEMMs on the CPU through oneDNN's matmul (Debian: libdnnl-dev; FT_HAVE_DNNL), used
-// where oneDNN runs them on AMX tiles (Sapphire Rapids and later): 1024³ in about a quarter of
-// OpenBLAS's sgemm time on the widened operands. Without AMX (AVX512-BF16 only) oneDNN's bf16
-// matmul was no faster than sgemm here, so those machines keep the widened path. oneDNN's own
-// switch ONEDNN_MAX_CPU_ISA (e.g. AVX512_CORE_BF16) turns this path off. The C API only: its
-// C++ header is 13,000 lines that every file would parse.
+// oneDNN on the CPU (Debian: libdnnl-dev; FT_HAVE_DNNL), for two things it does better than
+// OpenBLAS and the im2col path:
+// - bfloat16 GEMMs, through its matmul primitive, where it runs them on AMX tiles (Sapphire
+//   Rapids and later): 1024³ in a fifth of OpenBLAS's sgemm time on the widened operands.
+//   Without AMX (AVX512-BF16 only) oneDNN's bf16 matmul was no faster than sgemm here, so those
+//   machines keep the widened path; oneDNN's switch ONEDNN_MAX_CPU_ISA (e.g. AVX512_CORE_BF16)
+//   turns this path off.
+// - float convolutions' forward and data gradient, through its direct JIT kernels on blocked
+//   layouts (linalg/conv_cpu.hpp decides where they pay).
+// The C API only: its C++ header is 13,000 lines that every file would parse.
 #pragma once
 
 #if defined(FT_HAVE_DNNL)
@@ -14,9 +18,11 @@
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <utility>
 
 #include "ft/core/config.hpp"
 #include "ft/core/half.hpp"
+#include "ft/core/storage.hpp"
 
 namespace ft::inline FT_ABI::linalg::detail::onednn {
 
@@ -143,6 +149,210 @@ inline bool gemm_bf16(bool trans_a, bool trans_b, index_t m, index_t n, index_t 
     if (mem) dnnl_memory_destroy(mem);
   if (!cached) dnnl_primitive_destroy(prim);
   return ok;
+}
+
+// ---- float convolutions ----
+// A convolution primitive's three operands come from the caller in plain NCHW / OIHW (GOIHW with
+// groups) and are taken in the layouts oneDNN chose (format `any`: its blocked layouts, where
+// its direct JIT kernels run), reordered into scratch buffers where the two differ, as
+// LibTorch's mkldnn path does for plain tensors.
+enum class ConvKind { forward, backward_data };
+
+struct ConvKey {
+  ConvKind kind;
+  index_t n, c, h, w, o, kh, kw, oh, ow, groups, sh, sw, ph, pw, dh, dw;
+  bool accumulate;  // forward only: y += conv (y holds the bias)
+  bool operator<(const ConvKey& r) const {
+    return std::tie(kind, n, c, h, w, o, kh, kw, oh, ow, groups, sh, sw, ph, pw, dh, dw, accumulate) <
+           std::tie(r.kind, r.n, r.c, r.h, r.w, r.o, r.kh, r.kw, r.oh, r.ow, r.groups, r.sh, r.sw, r.ph, r.pw, r.dh,
+                    r.dw, r.accumulate);
+  }
+};
+
+struct ConvPlan {
+  dnnl_primitive_t prim = nullptr;
+  int arg[3] = {};              // the operands' DNNL_ARG_*: two inputs, then the output
+  dnnl_memory_desc_t plain[3];  // as the caller holds them
+  dnnl_memory_desc_t wanted[3];
+  dnnl_primitive_t reorder[3] = {};  // plain → wanted for the inputs, wanted → plain for the output
+};
+
+// A reorder from → to; with `sum` the destination's values are added to (a sum post-op).
+inline dnnl_primitive_t make_reorder(const dnnl_memory_desc_t& from, const dnnl_memory_desc_t& to, bool sum) {
+  dnnl_primitive_attr_t attr = nullptr;
+  dnnl_post_ops_t ops = nullptr;
+  dnnl_primitive_desc_t pd = nullptr;
+  dnnl_primitive_t prim = nullptr;
+  bool ok = dnnl_primitive_attr_create(&attr) == dnnl_success;
+  if (ok && sum)
+    ok = dnnl_post_ops_create(&ops) == dnnl_success && dnnl_post_ops_append_sum(ops, 1.0f) == dnnl_success &&
+         dnnl_primitive_attr_set_post_ops(attr, ops) == dnnl_success;
+  if (ok) ok = dnnl_reorder_primitive_desc_create(&pd, &from, engine(), &to, engine(), attr) == dnnl_success;
+  if (ok && dnnl_primitive_create(&prim, pd) != dnnl_success) prim = nullptr;
+  if (pd) dnnl_primitive_desc_destroy(pd);
+  if (ops) dnnl_post_ops_destroy(ops);
+  if (attr) dnnl_primitive_attr_destroy(attr);
+  return prim;
+}
+
+inline void destroy(ConvPlan* p) {
+  if (!p) return;
+  if (p->prim) dnnl_primitive_destroy(p->prim);
+  for (dnnl_primitive_t r : p->reorder)
+    if (r) dnnl_primitive_destroy(r);
+  delete p;
+}
+
+// The primitive of `key` and its reorders, or nullptr where oneDNN has none. An accumulating
+// forward adds its result to y: in the output's reorder (a sum post-op) when the primitive
+// writes a blocked layout, else in the primitive itself.
+inline ConvPlan* create(const ConvKey& key) {
+  const index_t G = key.groups;
+  const dnnl_dims_t xd = {key.n, key.c, key.h, key.w}, yd = {key.n, key.o, key.oh, key.ow};
+  const dnnl_dims_t wd = {G, key.o / G, key.c / G, key.kh, key.kw};
+  const int wn = G > 1 ? 5 : 4;
+  const auto* wdims = G > 1 ? wd : wd + 1;
+  const dnnl_dims_t strides = {key.sh, key.sw}, dil = {key.dh - 1, key.dw - 1}, pl = {key.ph, key.pw};
+  // oneDNN's right padding: how far the last output row (column) reads past the input
+  const dnnl_dims_t pr = {(key.oh - 1) * key.sh + (key.kh - 1) * key.dh + 1 - key.h - key.ph,
+                          (key.ow - 1) * key.sw + (key.kw - 1) * key.dw + 1 - key.w - key.pw};
+  dnnl_memory_desc_t x, w, y, xa, wa, ya;
+  if (dnnl_memory_desc_init_by_tag(&x, 4, xd, dnnl_f32, dnnl_nchw) != dnnl_success ||
+      dnnl_memory_desc_init_by_tag(&y, 4, yd, dnnl_f32, dnnl_nchw) != dnnl_success ||
+      dnnl_memory_desc_init_by_tag(&w, wn, wdims, dnnl_f32, G > 1 ? dnnl_goihw : dnnl_oihw) != dnnl_success ||
+      dnnl_memory_desc_init_by_tag(&xa, 4, xd, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+      dnnl_memory_desc_init_by_tag(&ya, 4, yd, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+      dnnl_memory_desc_init_by_tag(&wa, wn, wdims, dnnl_f32, dnnl_format_tag_any) != dnnl_success)
+    return nullptr;
+  dnnl_convolution_desc_t fwd, bwd;
+  if (dnnl_dilated_convolution_forward_desc_init(&fwd, dnnl_forward_training, dnnl_convolution_direct, &xa, &wa,
+                                                 nullptr, &ya, strides, dil, pl, pr) != dnnl_success)
+    return nullptr;
+  dnnl_primitive_desc_t fpd = nullptr, pd = nullptr;
+  if (dnnl_primitive_desc_create(&fpd, &fwd, nullptr, engine(), nullptr) != dnnl_success) return nullptr;
+  auto* plan = new ConvPlan;
+  bool ok = true;
+  dnnl_query_t q[3] = {};
+  if (key.kind == ConvKind::forward) {
+    plan->arg[0] = DNNL_ARG_SRC, plan->arg[1] = DNNL_ARG_WEIGHTS, plan->arg[2] = DNNL_ARG_DST;
+    plan->plain[0] = x, plan->plain[1] = w, plan->plain[2] = y;
+    q[0] = dnnl_query_src_md, q[1] = dnnl_query_weights_md, q[2] = dnnl_query_dst_md;
+    std::swap(pd, fpd);
+    if (key.accumulate && dnnl_memory_desc_equal(&y, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0))) {
+      // writes y's own layout: add there, with a sum post-op
+      dnnl_primitive_attr_t attr = nullptr;
+      dnnl_post_ops_t ops = nullptr;
+      dnnl_primitive_desc_destroy(pd);
+      pd = nullptr;
+      ok = dnnl_primitive_attr_create(&attr) == dnnl_success && dnnl_post_ops_create(&ops) == dnnl_success &&
+           dnnl_post_ops_append_sum(ops, 1.0f) == dnnl_success &&
+           dnnl_primitive_attr_set_post_ops(attr, ops) == dnnl_success &&
+           dnnl_primitive_desc_create(&pd, &fwd, attr, engine(), nullptr) == dnnl_success &&
+           dnnl_memory_desc_equal(&y, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+      if (ops) dnnl_post_ops_destroy(ops);
+      if (attr) dnnl_primitive_attr_destroy(attr);
+    }
+  } else {
+    plan->arg[0] = DNNL_ARG_DIFF_DST, plan->arg[1] = DNNL_ARG_WEIGHTS, plan->arg[2] = DNNL_ARG_DIFF_SRC;
+    plan->plain[0] = y, plan->plain[1] = w, plan->plain[2] = x;
+    q[0] = dnnl_query_diff_dst_md, q[1] = dnnl_query_weights_md, q[2] = dnnl_query_diff_src_md;
+    ok = dnnl_dilated_convolution_backward_data_desc_init(&bwd, dnnl_convolution_direct, &xa, &wa, &ya, strides, dil,
+                                                          pl, pr) == dnnl_success &&
+         dnnl_primitive_desc_create(&pd, &bwd, nullptr, engine(), fpd) == dnnl_success;
+  }
+  for (int i = 0; ok && i < 3; ++i) {
+    plan->wanted[i] = *dnnl_primitive_desc_query_md(pd, q[i], 0);
+    if (dnnl_memory_desc_equal(&plan->plain[i], &plan->wanted[i])) continue;
+    plan->reorder[i] = i < 2 ? make_reorder(plan->plain[i], plan->wanted[i], false)
+                             : make_reorder(plan->wanted[i], plan->plain[i], key.accumulate);
+    ok = plan->reorder[i] != nullptr;
+  }
+  if (ok) ok = dnnl_primitive_create(&plan->prim, pd) == dnnl_success;
+  if (pd) dnnl_primitive_desc_destroy(pd);
+  if (fpd) dnnl_primitive_desc_destroy(fpd);
+  if (!ok) {
+    destroy(plan);
+    return nullptr;
+  }
+  return plan;
+}
+
+// Runs `plan` on the caller's plain buffers (two inputs, then the output).
+inline bool run(const ConvPlan& plan, const float* in0, const float* in1, float* out) {
+  void* user[3] = {const_cast<float*>(in0), const_cast<float*>(in1), out};
+  dnnl_memory_t plain[3] = {}, wanted[3] = {};
+  Storage scratch[3];
+  dnnl_stream_t stream = nullptr;
+  bool ok = dnnl_stream_create(&stream, engine(), dnnl_stream_default_flags) == dnnl_success;
+  for (int i = 0; ok && i < 3; ++i) {
+    ok = dnnl_memory_create(&plain[i], &plan.plain[i], engine(), user[i]) == dnnl_success;
+    if (ok && plan.reorder[i]) {
+      scratch[i] = make_storage(dnnl_memory_desc_get_size(&plan.wanted[i]), kCPU);
+      ok = dnnl_memory_create(&wanted[i], &plan.wanted[i], engine(), scratch[i]->data()) == dnnl_success;
+    }
+  }
+  auto operand = [&](int i) { return plan.reorder[i] ? wanted[i] : plain[i]; };
+  for (int i = 0; ok && i < 2; ++i)
+    if (plan.reorder[i]) {
+      const dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, plain[i]}, {DNNL_ARG_TO, wanted[i]}};
+      ok = dnnl_primitive_execute(plan.reorder[i], stream, 2, args) == dnnl_success;
+    }
+  if (ok) {
+    const dnnl_exec_arg_t args[] = {{plan.arg[0], operand(0)}, {plan.arg[1], operand(1)}, {plan.arg[2], operand(2)}};
+    ok = dnnl_primitive_execute(plan.prim, stream, 3, args) == dnnl_success;
+  }
+  if (ok && plan.reorder[2]) {
+    const dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, wanted[2]}, {DNNL_ARG_TO, plain[2]}};
+    ok = dnnl_primitive_execute(plan.reorder[2], stream, 2, args) == dnnl_success;
+  }
+  if (ok) ok = dnnl_stream_wait(stream) == dnnl_success;
+  if (stream) dnnl_stream_destroy(stream);
+  for (int i = 0; i < 3; ++i) {
+    if (plain[i]) dnnl_memory_destroy(plain[i]);
+    if (wanted[i]) dnnl_memory_destroy(wanted[i]);
+  }
+  return ok;
+}
+
+struct ConvCache {
+  std::mutex mutex;
+  std::map<ConvKey, ConvPlan*> plans;  // nullptr: oneDNN has no primitive for that geometry
+};
+inline ConvCache& conv_cache() {
+  static ConvCache* c = new ConvCache;  // leaked on purpose, as the matmul cache
+  return *c;
+}
+
+// A float convolution through oneDNN on the caller's plain, contiguous buffers: forward
+// (in0 = x, in1 = w, out = y, y += conv where key.accumulate) or backward data (in0 = dy,
+// in1 = w, out = dx). False where oneDNN has no primitive for it (the caller's path runs).
+inline bool convolution(const ConvKey& key, const float* in0, const float* in1, float* out) {
+  if (engine() == nullptr) return false;
+  ConvPlan* plan = nullptr;
+  {
+    ConvCache& cc = conv_cache();
+    std::lock_guard<std::mutex> lock(cc.mutex);
+    if (auto it = cc.plans.find(key); it != cc.plans.end()) {
+      if (!it->second) return false;
+      plan = it->second;
+    }
+  }
+  if (!plan) {
+    ConvPlan* made = create(key);
+    ConvCache& cc = conv_cache();
+    std::unique_lock<std::mutex> lock(cc.mutex);
+    if (cc.plans.size() >= Cache::kMaxCached) {  // not kept: made, run and dropped
+      lock.unlock();
+      const bool ok = made && run(*made, in0, in1, out);
+      destroy(made);
+      return ok;
+    }
+    auto [it, fresh] = cc.plans.emplace(key, made);
+    if (!fresh) destroy(made);  // another thread made it first
+    plan = it->second;
+    if (!plan) return false;
+  }
+  return run(*plan, in0, in1, out);
 }
 
 }  // namespace ft::inline FT_ABI::linalg::detail::onednn
