@@ -34,18 +34,19 @@ inline std::atomic<bool> onednn_conv{true};
 namespace linalg::detail {
 
 // ---- CPU: oneDNN's direct convolutions where they pay ----
-// A float forward or data gradient runs through oneDNN (linalg/onednn.hpp) when the build has it
-// and each group has at least kOnednnMinChannels input channels: its blocked direct kernels were
-// 1.7–4× faster than im2col + GEMM on layers of 6 to 64 channels, but slower for one input
-// channel (LeNet's first layer: the data gradient 7×). Pointwise kernels stay one GEMM. The
-// weight gradient stays ft's (its sum over the batch has the same bits for any thread count).
-inline constexpr index_t kOnednnMinChannels = 4;
+// A float forward, and a data gradient with at least kOnednnDataGradMinChannels input channels a
+// group, run through oneDNN (linalg/onednn.hpp) when the build has it; pointwise kernels stay one
+// GEMM. Measured against im2col + GEMM (2 threads, docs/benchmarks.md): the forward 0.45–0.84 of
+// the time from 1 to 64 channels; the data gradient 0.53–0.77 from 6 channels up but 1.6–5.4
+// times slower below (oneDNN pads the channels of its blocked layout). The weight gradient stays
+// ft's (its sum over the batch has the same bits for any thread count).
+inline constexpr index_t kOnednnDataGradMinChannels = 6;
 
-inline bool conv_uses_onednn(const ConvGeometry& g) {
+inline bool conv_uses_onednn(const ConvGeometry& g, bool data_gradient) {
 #if defined(FT_HAVE_DNNL)
-  return testing::onednn_conv && g.cg >= kOnednnMinChannels && !g.pointwise();
+  return testing::onednn_conv && !g.pointwise() && (!data_gradient || g.cg >= kOnednnDataGradMinChannels);
 #else
-  (void)g;
+  (void)g, (void)data_gradient;
   return false;
 #endif
 }
@@ -166,7 +167,8 @@ template <class T>
 void conv2d_cpu(const ConvGeometry& g, const T* x, const T* w, T* y, bool accumulate) {
 #if defined(FT_HAVE_DNNL)
   if constexpr (std::is_same_v<T, float>) {
-    if (conv_uses_onednn(g) && onednn::convolution(onednn_key(g, onednn::ConvKind::forward, accumulate), x, w, y)) {
+    if (conv_uses_onednn(g, false) &&
+        onednn::convolution(onednn_key(g, onednn::ConvKind::forward, accumulate), x, w, y)) {
       stats::detail::record_launch(kCPU);
       return;
     }
@@ -199,7 +201,8 @@ template <class T>
 void conv2d_backward_data_cpu(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
 #if defined(FT_HAVE_DNNL)
   if constexpr (std::is_same_v<T, float>) {
-    if (conv_uses_onednn(g) && onednn::convolution(onednn_key(g, onednn::ConvKind::backward_data, false), dy, w, dx)) {
+    if (conv_uses_onednn(g, true) &&
+        onednn::convolution(onednn_key(g, onednn::ConvKind::backward_data, false), dy, w, dx)) {
       stats::detail::record_launch(kCPU);
       return;
     }
