@@ -91,8 +91,9 @@ inline dnnl_primitive_t create(const Key& key) {
   return prim;
 }
 
-// The primitives made so far, by geometry (a training loop has a few dozen). Never destroyed
-// while the program runs; past kMaxCached a new geometry's primitive is made and dropped per call.
+// The primitives made so far, by geometry (a training loop has a few dozen; nullptr where oneDNN
+// has none, so that it is not asked again). Never destroyed while the program runs; past
+// kMaxCached a new geometry's primitive is made and dropped per call.
 struct Cache {
   static constexpr std::size_t kMaxCached = 1024;
   std::mutex mutex;
@@ -118,16 +119,17 @@ inline bool gemm_bf16(bool trans_a, bool trans_b, index_t m, index_t n, index_t 
     Cache& cc = cache();
     std::lock_guard<std::mutex> lock(cc.mutex);
     if (auto it = cc.primitives.find(key); it != cc.primitives.end()) {
+      if (!it->second) return false;  // oneDNN had none for this geometry
       prim = it->second;
       cached = true;
     }
   }
   if (!prim) {
     prim = create(key);
-    if (!prim) return false;
     Cache& cc = cache();
     std::lock_guard<std::mutex> lock(cc.mutex);
     if (cc.primitives.size() < Cache::kMaxCached) cached = cc.primitives.emplace(key, prim).second;
+    if (!prim) return false;
   }
   const_dnnl_primitive_desc_t pd = nullptr;
   dnnl_primitive_get_primitive_desc(prim, &pd);
