@@ -22,7 +22,9 @@
 //   ft::Error after InitOptions::timeout (a rank died, or called another collective).
 // - CUDA tensors (backend "nccl"): NCCL's collectives on the tensor's device's current stream,
 //   ordered with the kernels around them and no host synchronisation; the NCCL communicator is
-//   made at the first CUDA collective, its unique id broadcast over MPI.
+//   made at the first CUDA collective, its unique id broadcast over MPI, or, in a group started
+//   from torchrun's environment (InitOptions::init_method "env://"), handed over by rank 0's
+//   rendezvous (distributed/rendezvous.hpp).
 #pragma once
 
 #include <algorithm>
