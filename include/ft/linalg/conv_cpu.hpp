@@ -52,9 +52,17 @@ inline bool conv_uses_onednn(const ConvGeometry& g, bool data_gradient) {
 }
 
 #if defined(FT_HAVE_DNNL)
-inline onednn::ConvKey onednn_key(const ConvGeometry& g, onednn::ConvKind kind, bool accumulate) {
-  return {kind, g.n,      g.c,        g.h,        g.w,         g.o,         g.kh,         g.kw,         g.oh,
-          g.ow, g.groups, g.stride.h, g.stride.w, g.padding.h, g.padding.w, g.dilation.h, g.dilation.w, accumulate};
+// One pass of a float convolution through oneDNN where conv_uses_onednn says so (in0, in1, out
+// as onednn::convolution's): true when it ran, one launch.
+inline bool onednn_pass(const ConvGeometry& g, onednn::ConvKind kind, bool accumulate, const float* in0,
+                        const float* in1, float* out) {
+  const onednn::ConvKey key{kind,       g.n,         g.c,         g.h,          g.w,          g.o,
+                            g.kh,       g.kw,        g.oh,        g.ow,         g.groups,     g.stride.h,
+                            g.stride.w, g.padding.h, g.padding.w, g.dilation.h, g.dilation.w, accumulate};
+  if (!conv_uses_onednn(g, kind == onednn::ConvKind::backward_data) || !onednn::convolution(key, in0, in1, out))
+    return false;
+  stats::detail::record_launch(kCPU);
+  return true;
 }
 #endif
 
@@ -166,13 +174,8 @@ void col2im(const ConvGeometry& g, const T* col, T* dx, index_t n0, index_t nb) 
 template <class T>
 void conv2d_cpu(const ConvGeometry& g, const T* x, const T* w, T* y, bool accumulate) {
 #if defined(FT_HAVE_DNNL)
-  if constexpr (std::is_same_v<T, float>) {
-    if (conv_uses_onednn(g, false) &&
-        onednn::convolution(onednn_key(g, onednn::ConvKind::forward, accumulate), x, w, y)) {
-      stats::detail::record_launch(kCPU);
-      return;
-    }
-  }
+  if constexpr (std::is_same_v<T, float>)
+    if (onednn_pass(g, onednn::ConvKind::forward, accumulate, x, w, y)) return;
 #endif
   const index_t G = g.groups, og = g.og(), kg = g.kg(), P = g.p(), K = g.k();
   const T beta = accumulate ? T(1) : T(0);
@@ -200,13 +203,8 @@ void conv2d_cpu(const ConvGeometry& g, const T* x, const T* w, T* y, bool accumu
 template <class T>
 void conv2d_backward_data_cpu(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
 #if defined(FT_HAVE_DNNL)
-  if constexpr (std::is_same_v<T, float>) {
-    if (conv_uses_onednn(g, true) &&
-        onednn::convolution(onednn_key(g, onednn::ConvKind::backward_data, false), dy, w, dx)) {
-      stats::detail::record_launch(kCPU);
-      return;
-    }
-  }
+  if constexpr (std::is_same_v<T, float>)
+    if (onednn_pass(g, onednn::ConvKind::backward_data, false, dy, w, dx)) return;
 #endif
   const index_t G = g.groups, og = g.og(), kg = g.kg(), P = g.p(), K = g.k();
   const index_t chunk = im2col_chunk<T>(g);

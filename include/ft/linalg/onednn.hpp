@@ -91,17 +91,34 @@ inline dnnl_primitive_t create(const Key& key) {
   return prim;
 }
 
-// The primitives made so far, by geometry (a training loop has a few dozen; nullptr where oneDNN
-// has none, so that it is not asked again). Never destroyed while the program runs; past
-// kMaxCached a new geometry's primitive is made and dropped per call.
-struct Cache {
-  static constexpr std::size_t kMaxCached = 1024;
-  std::mutex mutex;
-  std::map<Key, dnnl_primitive_t> primitives;
+// What was made for each geometry (a training loop has a few dozen), kept for the program's
+// life; nullptr where oneDNN has nothing for it, so that it is not asked again.
+template <class Key, class T>
+class Kept {
+ public:
+  static constexpr std::size_t kMax = 1024;
+  // key's object, made by make() the first time, and whether it is kept; one not kept (past
+  // kMax, or another thread's was kept first) is the caller's to destroy after its one use.
+  template <class Make>
+  std::pair<T*, bool> get(const Key& key, Make&& make) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (auto it = made_.find(key); it != made_.end()) return {it->second, true};
+    }
+    T* fresh = make();
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (made_.size() >= kMax) return {fresh, false};
+    return {fresh, made_.emplace(key, fresh).second};
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<Key, T*> made_;
 };
-inline Cache& cache() {
-  static Cache* c = new Cache;  // leaked on purpose: primitives may run during static destruction
-  return *c;
+
+inline Kept<Key, dnnl_primitive>& matmuls() {
+  static auto* k = new Kept<Key, dnnl_primitive>;  // leaked on purpose: primitives may run during static destruction
+  return *k;
 }
 
 // C[b] = alpha·op(A[b])·op(B[b]) + beta·C[b] for bfloat16 A, B and a contiguous float C (batch
@@ -113,24 +130,8 @@ inline bool gemm_bf16(bool trans_a, bool trans_b, index_t m, index_t n, index_t 
   if (!has_amx_bf16() || engine() == nullptr || k == 0) return false;
   const Key key{batch,   m,       n,     k,   lda, ldb, batch == 1 ? 0 : stride_a, batch == 1 ? 0 : stride_b,
                 trans_a, trans_b, alpha, beta};
-  dnnl_primitive_t prim = nullptr;
-  bool cached = false;
-  {
-    Cache& cc = cache();
-    std::lock_guard<std::mutex> lock(cc.mutex);
-    if (auto it = cc.primitives.find(key); it != cc.primitives.end()) {
-      if (!it->second) return false;  // oneDNN had none for this geometry
-      prim = it->second;
-      cached = true;
-    }
-  }
-  if (!prim) {
-    prim = create(key);
-    Cache& cc = cache();
-    std::lock_guard<std::mutex> lock(cc.mutex);
-    if (cc.primitives.size() < Cache::kMaxCached) cached = cc.primitives.emplace(key, prim).second;
-    if (!prim) return false;
-  }
+  const auto [prim, kept] = matmuls().get(key, [&] { return create(key); });
+  if (!prim) return false;
   const_dnnl_primitive_desc_t pd = nullptr;
   dnnl_primitive_get_primitive_desc(prim, &pd);
   dnnl_memory_t ma = nullptr, mb = nullptr, mc = nullptr;
@@ -149,7 +150,7 @@ inline bool gemm_bf16(bool trans_a, bool trans_b, index_t m, index_t n, index_t 
   if (stream) dnnl_stream_destroy(stream);
   for (dnnl_memory_t mem : {ma, mb, mc})
     if (mem) dnnl_memory_destroy(mem);
-  if (!cached) dnnl_primitive_destroy(prim);
+  if (!kept) dnnl_primitive_destroy(prim);
   return ok;
 }
 
@@ -316,13 +317,9 @@ inline bool run(const ConvPlan& plan, const float* in0, const float* in1, float*
   return ok;
 }
 
-struct ConvCache {
-  std::mutex mutex;
-  std::map<ConvKey, ConvPlan*> plans;  // nullptr: oneDNN has no primitive for that geometry
-};
-inline ConvCache& conv_cache() {
-  static ConvCache* c = new ConvCache;  // leaked on purpose, as the matmul cache
-  return *c;
+inline Kept<ConvKey, ConvPlan>& conv_plans() {
+  static auto* k = new Kept<ConvKey, ConvPlan>;  // leaked on purpose, as matmuls()
+  return *k;
 }
 
 // A float convolution through oneDNN on the caller's plain, contiguous buffers: forward
@@ -330,31 +327,11 @@ inline ConvCache& conv_cache() {
 // in1 = w, out = dx). False where oneDNN has no primitive for it (the caller's path runs).
 inline bool convolution(const ConvKey& key, const float* in0, const float* in1, float* out) {
   if (engine() == nullptr) return false;
-  ConvPlan* plan = nullptr;
-  {
-    ConvCache& cc = conv_cache();
-    std::lock_guard<std::mutex> lock(cc.mutex);
-    if (auto it = cc.plans.find(key); it != cc.plans.end()) {
-      if (!it->second) return false;
-      plan = it->second;
-    }
-  }
-  if (!plan) {
-    ConvPlan* made = create(key);
-    ConvCache& cc = conv_cache();
-    std::unique_lock<std::mutex> lock(cc.mutex);
-    if (cc.plans.size() >= Cache::kMaxCached) {  // not kept: made, run and dropped
-      lock.unlock();
-      const bool ok = made && run(*made, in0, in1, out);
-      destroy(made);
-      return ok;
-    }
-    auto [it, fresh] = cc.plans.emplace(key, made);
-    if (!fresh) destroy(made);  // another thread made it first
-    plan = it->second;
-    if (!plan) return false;
-  }
-  return run(*plan, in0, in1, out);
+  const auto [plan, kept] = conv_plans().get(key, [&] { return create(key); });
+  if (!plan) return false;
+  const bool ok = run(*plan, in0, in1, out);
+  if (!kept) destroy(plan);
+  return ok;
 }
 
 }  // namespace ft::inline FT_ABI::linalg::detail::onednn
