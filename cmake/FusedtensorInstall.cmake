@@ -24,4 +24,5 @@ configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/fusedtensorConfig.cmak
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/fusedtensorConfigVersion.cmake
   COMPATIBILITY SameMinorVersion ARCH_INDEPENDENT)
 install(FILES ${PROJECT_BINARY_DIR}/fusedtensorConfig.cmake ${PROJECT_BINARY_DIR}/fusedtensorConfigVersion.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/FusedtensorCpuIsa.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fusedtensor)

@@ -17,6 +17,8 @@ TEST_CASE("version_info names the library version and what the build uses") {
   CHECK(text.find("OpenMP") != std::string::npos);
   CHECK(text.find("CPU BLAS") != std::string::npos);
   CHECK(text.find("bf16 GEMM") != std::string::npos);
+  CHECK(v.cpu_loops == FT_CPU_LOOPS);  // how this file's CPU loops were compiled (FT_CPU_ISA)
+  CHECK(text.find("CPU loops     " + v.cpu_loops) != std::string::npos);
 #if defined(FT_HAVE_CBLAS)
   // OpenBLAS names itself when its library is loaded; a binary that never calls BLAS may not load it
   CHECK((v.blas.find("OpenBLAS") != std::string::npos || v.blas.find("CBLAS") != std::string::npos));

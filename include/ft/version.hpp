@@ -39,6 +39,7 @@ struct VersionInfo {
   std::string openmp;  // "5.0 (201811), 2 threads" or "off"
   std::string blas;
   std::string bf16_gemm;  // how a bfloat16 product runs on the CPU
+  std::string cpu_loops = FT_CPU_LOOPS;  // how the fused CPU loops were compiled (FT_CPU_ISA)
 };
 
 namespace detail {
@@ -142,7 +143,8 @@ inline std::ostream& operator<<(std::ostream& os, const VersionInfo& v) {
      << (v.cudnn_compiled ? " (compiled against " + std::to_string(v.cudnn_compiled) + ")" : std::string()) << "\n"
      << "  OpenMP        " << v.openmp << "\n"
      << "  CPU BLAS      " << v.blas << "\n"
-     << "  bf16 GEMM     " << v.bf16_gemm << "\n";
+     << "  bf16 GEMM     " << v.bf16_gemm << "\n"
+     << "  CPU loops     " << v.cpu_loops << "\n";
   return os;
 }
 

@@ -4,6 +4,21 @@
 #include <ft/ft.hpp>
 
 int main() {
+#if defined(FT_CONSUMER_CMAKE) && defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  // Through CMake (FT_CPU_ISA=host, the default) the CPU loops are built for this machine's
+  // x86-64 level: the package's reading of /proc/cpuinfo must agree with the CPU's own.
+#if !defined(FT_CPU_HOST_ISA)
+  std::printf("the CMake package did not set FT_CPU_HOST_ISA\n");
+  return 1;
+#else
+  const int level = __builtin_cpu_supports("x86-64-v4") ? 4 : __builtin_cpu_supports("x86-64-v3") ? 3 : 1;
+  if (level != FT_CPU_HOST_ISA) {
+    std::printf("the CMake package built the loops for x86-64 level %d on a level %d CPU\n", FT_CPU_HOST_ISA, level);
+    return 1;
+  }
+  std::printf("CPU loops: %s\n", FT_CPU_LOOPS);
+#endif
+#endif
   auto a = ft::randn<float>({1000, 37}, ft::kCPU, 1);
   auto b = ft::randn<float>({37}, ft::kCPU, 2);
   ft::stats::reset();

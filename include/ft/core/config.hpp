@@ -63,24 +63,54 @@
 #define FT_INLINE inline
 #endif
 
-// The CPU loops are compiled three times — AVX-512, AVX2+FMA and the baseline — and the best
-// one for the running machine is picked at load time (GCC's function multiversioning, glibc
-// ifunc), so a portable build still uses the machine's full vector width. Off under nvcc and
-// clang (which cannot multiversion templates), or with -DFT_NO_MULTIVERSION. A clone is only
-// made for a level above the one the compiler already targets: with -march=native on an
-// AVX-512 machine (or -march=x86-64-v4) each loop is compiled once, with -march=x86-64-v3 twice,
-// so users who pick their machine's ISA do not pay for the clones in compile time.
+// The CPU loops (FT_CPU_MULTIVERSION) are compiled for the machine's vector ISA in one of two
+// ways, chosen by the CMake option FT_CPU_ISA (the target ft::ft defines the macros):
+// - host (CMake's default): once, for the ISA of the machine that builds (FT_CPU_HOST_ISA=4:
+//   AVX-512, x86-64-v4; 3: AVX2+FMA, x86-64-v3; 1: the baseline), through a target attribute on
+//   the loops alone (the rest of the program keeps the user's flags). A program built so stops
+//   at start-up with a message naming the option on a CPU without that ISA, rather than at an
+//   illegal instruction.
+// - portable (FT_CPU_HOST_ISA undefined: also the default without CMake): three times —
+//   AVX-512, AVX2+FMA and the baseline — and the best one for the running machine is picked at
+//   load time (GCC's function multiversioning, glibc ifunc), for binaries that run elsewhere.
+//   Each clone costs compile time: train_digits' code is 40 % clones. A clone is only made for a
+//   level above the one the compiler already targets: with -march=native on an AVX-512 machine
+//   (or -march=x86-64-v4) each loop is compiled once, with -march=x86-64-v3 twice.
+// Off under nvcc and clang (which cannot multiversion templates), or with -DFT_NO_MULTIVERSION.
 #if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__) && defined(__x86_64__) && \
     defined(__gnu_linux__) && !defined(FT_NO_MULTIVERSION)
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
 #define FT_CPU_MULTIVERSION
+#define FT_CPU_LOOPS "once, for the compiler's target ISA (AVX-512)"
+#elif defined(FT_CPU_HOST_ISA) && FT_CPU_HOST_ISA == 4
+#define FT_CPU_MULTIVERSION __attribute__((target("arch=x86-64-v4")))
+#define FT_CPU_LOOPS_ARCH "x86-64-v4"
 #elif defined(__AVX2__) && defined(__FMA__) && defined(__BMI2__)
+#if defined(FT_CPU_HOST_ISA)
+#define FT_CPU_MULTIVERSION
+#define FT_CPU_LOOPS "once, for the compiler's target ISA (AVX2)"
+#else
 #define FT_CPU_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "default")))
+#define FT_CPU_LOOPS "twice: AVX-512 and the compiler's target (AVX2), picked at load time"
+#endif
+#elif defined(FT_CPU_HOST_ISA) && FT_CPU_HOST_ISA == 3
+#define FT_CPU_MULTIVERSION __attribute__((target("arch=x86-64-v3")))
+#define FT_CPU_LOOPS_ARCH "x86-64-v3"
+#elif defined(FT_CPU_HOST_ISA)
+#define FT_CPU_MULTIVERSION
+#define FT_CPU_LOOPS "once, for the baseline x86-64 ISA (FT_CPU_ISA=host on a machine without AVX2)"
 #else
 #define FT_CPU_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define FT_CPU_LOOPS "three times: AVX-512, AVX2 and the baseline, picked at load time (FT_CPU_ISA=portable)"
 #endif
 #else
 #define FT_CPU_MULTIVERSION
+#define FT_CPU_LOOPS "once, for the compiler's target ISA"
+#endif
+#if defined(FT_CPU_LOOPS_ARCH)
+#include <cstdio>
+#include <cstdlib>
+#define FT_CPU_LOOPS "once, for " FT_CPU_LOOPS_ARCH " (FT_CPU_ISA=host: the build machine's ISA)"
 #endif
 
 // The CPU's strided loop (exec/cpu.hpp: each_strided, each_cat_part) reads each leaf at a
@@ -111,5 +141,22 @@ using index_t = std::int64_t;
 
 // The largest rank a tensor may have; bounds the small fixed-size arrays kernels carry.
 inline constexpr int kMaxRank = 8;
+
+#if defined(FT_CPU_LOOPS_ARCH)
+namespace detail {
+// The CPU loops of a program built with FT_CPU_ISA=host use the build machine's instructions:
+// on a CPU without them the program stops here, at start-up, saying why (instead of dying at
+// an illegal instruction in its first loop).
+inline const bool cpu_loops_supported = [] {
+  __builtin_cpu_init();  // (a static initializer may run before the library's own)
+  if (__builtin_cpu_supports(FT_CPU_LOOPS_ARCH)) return true;
+  std::fputs("fusedtensor: this program's CPU loops were compiled for " FT_CPU_LOOPS_ARCH
+             " (CMake option FT_CPU_ISA=host, the build machine's instruction set), which this CPU lacks; "
+             "rebuild it here, or with -DFT_CPU_ISA=portable to run on any x86-64 CPU\n",
+             stderr);
+  std::abort();
+}();
+}  // namespace detail
+#endif
 
 }  // namespace ft::inline FT_ABI
