@@ -63,6 +63,14 @@
 #define FT_INLINE inline
 #endif
 
+// FT_OUTLINE: a non-template helper that the statement templates share (checks, plans): kept
+// out of line, so that -O3 does not copy it into every statement that calls it (compile time).
+#if defined(__GNUC__)
+#define FT_OUTLINE inline __attribute__((noinline))
+#else
+#define FT_OUTLINE inline
+#endif
+
 // The CPU loops (FT_CPU_MULTIVERSION) are compiled for the machine's vector ISA in one of two
 // ways, chosen by the CMake option FT_CPU_ISA (the target ft::ft defines the macros):
 // - host (CMake's default): once, for the ISA of the machine that builds (FT_CPU_HOST_ISA=4:

@@ -65,6 +65,13 @@ std::string to_string(const Array<T, N>& a) {
   return detail::concat(a);
 }
 
+// "[3, 4]" for `n` extents at `d`, as to_string of a Shape (a rank known only when running).
+FT_OUTLINE std::string dims_string(const index_t* d, int n) {
+  std::string s = "[";
+  for (int i = 0; i < n; ++i) (s += i ? ", " : "") += std::to_string(d[i]);
+  return s + "]";
+}
+
 // Row-major (C-order) strides, in elements, of a contiguous tensor of this shape.
 template <int R>
 constexpr Array<index_t, R> contiguous_strides(const Shape<R>& s) {

@@ -33,15 +33,16 @@ void run_on_gpu(const Tensor<T, R>& dst, const Ev& ev, const Plan& plan) {
 #endif
 }
 
-// Runs `e` into `dst` with exactly one launch; `dst` is not read by `e` through another index map.
+// Runs `e`, whose leaves are `leaves`, into `dst` with exactly one launch; `dst` is not read
+// by `e` through another index map.
 template <class T, int R, class E>
-void run(const Tensor<T, R>& dst, const E& e) {
+void run(const Tensor<T, R>& dst, const E& e, const LeafList& leaves) {
   if (dst.numel() == 0) return;  // nothing to compute: no launch
   if constexpr (requires { e.run_rows_cpu(dst); }) {
     if (dst.device().is_cpu() && e.run_rows_cpu(dst)) return;  // a statement with a CPU loop of its own (gather)
   }
   ft::detail::EvaluationScope scope;
-  Plan plan = make_plan(dst, e);
+  Plan plan = make_plan(dst, leaves);
   auto ev = e.evaluator(make_context(dst.shape()));
   if (dst.device().is_cpu()) {
     if constexpr (ft::detail::cat_parts<E>::ok && ft::detail::cat_parts<E>::count == 1) {
@@ -79,19 +80,30 @@ void copy_or_fill(const Tensor<T, R>& dst, const E& e) {
   }
 }
 
-// True when `e` reads `dst`'s storage through any index map other than `dst`'s own, in
-// which case writing in place could read an element after it was overwritten.
+// True when one of the leaves reads `dst`'s storage through any index map other than `dst`'s
+// own, in which case writing in place could read an element after it was overwritten.
+FT_OUTLINE bool reads_through_other_map(const void* storage, const void* data, std::size_t elem_size, int rank,
+                                        const index_t* shape, const index_t* strides, const LeafList& leaves) {
+  for (int i = 0; i < leaves.size(); ++i) {
+    const LeafInfo& l = leaves[i];
+    if (!l.storage || l.storage != storage) continue;
+    bool same = !l.remapped && l.data == data && l.rank == rank && l.elem_size == elem_size;
+    for (int d = 0; same && d < rank; ++d)
+      same = l.shape[d] == shape[d] && (l.shape[d] == 1 || l.strides[d] == strides[d]);
+    if (!same) return true;
+  }
+  return false;
+}
+
+template <class T, int R>
+bool reads_through_other_map(const Tensor<T, R>& dst, const LeafList& leaves) {
+  return reads_through_other_map(dst.storage().get(), dst.data(), sizeof(T), R, dst.shape().begin(),
+                                 dst.strides().begin(), leaves);
+}
+
 template <class T, int R, class E>
 bool reads_through_other_map(const Tensor<T, R>& dst, const E& e) {
-  bool conflict = false;
-  e.for_each_leaf([&](const LeafInfo& l) {
-    if (!l.storage || l.storage != dst.storage().get()) return;
-    bool same = !l.remapped && l.data == dst.data() && l.rank == R && l.elem_size == sizeof(T);
-    for (int d = 0; same && d < R; ++d)
-      same = l.shape[d] == dst.shape()[d] && (l.shape[d] == 1 || l.strides[d] == dst.strides()[d]);
-    if (!same) conflict = true;
-  });
-  return conflict;
+  return reads_through_other_map(dst, leaves_of(e));
 }
 
 }  // namespace exec
@@ -113,24 +125,37 @@ inline constexpr bool is_copy_or_fill_v<T, Tensor<T, S>> = exec::cpu::byte_copya
 template <class T>
 inline constexpr bool is_copy_or_fill_v<T, Scalar<T>> = exec::cpu::byte_copyable_v<T>;
 
-// Throws unless `expr` can be written into `dst`: same device, shape broadcasting to dst's.
+// Throws unless an expression of shape `eshape` (rank `erank`) on `edev` can be written into a
+// tensor of shape `shape`: same device, shape broadcasting to the tensor's, no element of the
+// tensor written twice. Not a template: one copy a file, whatever the statements.
+FT_OUTLINE void check_assignable(const char* op, bool defined, Device device, std::optional<Device> edev, int rank,
+                                 const index_t* shape, const index_t* strides, int erank, const index_t* eshape) {
+  check(defined, op, "the destination tensor is undefined");
+  if (edev && !(*edev == device))
+    fail(op, "expression on ", *edev, " cannot be written to a tensor on ", device, "; move one side with .to(device)");
+  for (int d = 0; d < rank; ++d)
+    if (shape[d] > 1 && strides[d] == 0)  // an expanded view: torch refuses it too
+      fail(op, "more than one element of the written-to tensor of shape ", dims_string(shape, rank), " (strides ",
+           dims_string(strides, rank), ") refers to a single memory location; clone() it before writing");
+  for (int i = 0; i < erank; ++i) {
+    const index_t want = shape[rank - erank + i];
+    if (eshape[i] != want && eshape[i] != 1)
+      fail(op, "cannot write an expression of shape ", dims_string(eshape, erank), " into a tensor of shape ",
+           dims_string(shape, rank), " (dim ", i, ")");
+  }
+}
+
 template <class T, int R, class E>
 void check_assignable(const Tensor<T, R>& dst, const E& expr, const char* op) {
-  check(dst.defined(), op, "the destination tensor is undefined");
-  if (auto d = device_of(expr); d && !(*d == dst.device()))
-    fail(op, "expression on ", *d, " cannot be written to a tensor on ", dst.device(),
-         "; move one side with .to(device)");
-  for (int d = 0; d < R; ++d)
-    if (dst.shape()[d] > 1 && dst.strides()[d] == 0)  // an expanded view: torch refuses it too
-      fail(op, "more than one element of the written-to tensor of shape ", to_string(dst.shape()), " (strides ",
-           to_string(dst.strides()), ") refers to a single memory location; clone() it before writing");
-  const auto& s = expr.shape();
-  for (int i = 0; i < E::rank; ++i) {
-    index_t want = dst.shape()[R - E::rank + i];
-    if (s[i] != want && s[i] != 1)
-      fail(op, "cannot write an expression of shape ", to_string(s), " into a tensor of shape ", to_string(dst.shape()),
-           " (dim ", i, ")");
-  }
+  check_assignable(op, dst.defined(), dst.device(), device_of(expr), R, dst.shape().begin(), dst.strides().begin(),
+                   E::rank, expr.shape().begin());
+}
+
+// A contiguous tensor of dst's shape and device, to compute into when dst is read through
+// another index map (one copy per tensor type, not per statement).
+template <class T, int R>
+[[gnu::noinline]] Tensor<T, R> scratch_like(const Tensor<T, R>& dst) {
+  return Tensor<T, R>(dst.shape(), dst.device());
 }
 
 template <class T, int R, class E>
@@ -161,18 +186,21 @@ void assign(const Tensor<T, R>& dst, const E& expr, const char* op) {
     }
     if constexpr (is_copy_or_fill_v<T, E>) {
       if (exec::reads_through_other_map(dst, expr)) {
-        Tensor<T, R> tmp(dst.shape(), dst.device());  // e.g. a = a.transpose(0, 1)
+        const Tensor<T, R> tmp = scratch_like(dst);  // e.g. a = a.transpose(0, 1)
         exec::copy_or_fill(tmp, expr);
         exec::copy_or_fill(dst, tmp);
       } else {
         exec::copy_or_fill(dst, expr);
       }
-    } else if (exec::reads_through_other_map(dst, expr)) {
-      Tensor<T, R> tmp(dst.shape(), dst.device());  // e.g. a = a.transpose(0, 1) + a
-      exec::run(tmp, expr);
-      exec::copy_or_fill(dst, tmp);
     } else {
-      exec::run(dst, expr);
+      const exec::LeafList leaves = exec::leaves_of(expr);
+      if (exec::reads_through_other_map(dst, leaves)) {
+        const Tensor<T, R> tmp = scratch_like(dst);  // e.g. a = a.transpose(0, 1) + a
+        exec::run(tmp, expr, leaves);
+        exec::copy_or_fill(dst, tmp);
+      } else {
+        exec::run(dst, expr, leaves);
+      }
     }
   }
 }

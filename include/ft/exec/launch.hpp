@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "ft/core/config.hpp"
 #include "ft/core/index.hpp"
@@ -60,11 +61,49 @@ inline index_t offset_span(int rank, const index_t* shape, const index_t* stride
   return span;
 }
 
-// What the leaves of `e` allow when it is evaluated over `n` elements of its own shape.
+// The leaves of one statement, collected once (`leaves_of`), so that the checks and the plan
+// that do not depend on the expression's type are plain functions compiled once a file, not
+// once a statement (compile time: they were 10 % of a model file's code).
+class LeafList {
+ public:
+  LeafList() {}  // (the slots stay unset until added: no stores for the unused ones)
+  void add(const LeafInfo& l) {
+    if (n_ < kInline)
+      slots_.items[n_++] = l;  // (a trivial assignment begins the slot's life)
+    else
+      add_more(l);
+  }
+  int size() const { return n_; }
+  const LeafInfo& operator[](int i) const {
+    return i < kInline ? slots_.items[i] : more_[static_cast<std::size_t>(i - kInline)];
+  }
+
+ private:
+  FT_OUTLINE void add_more(const LeafInfo& l) {
+    more_.push_back(l);
+    ++n_;
+  }
+  static constexpr int kInline = 16;  // more only in large gradient statements
+  union Slots {
+    Slots() {}
+    LeafInfo items[kInline];
+  } slots_;
+  int n_ = 0;
+  std::vector<LeafInfo> more_;
+};
+
 template <class E>
-void plan_leaves(Plan& p, index_t n, const E& e) {
+LeafList leaves_of(const E& e) {
+  LeafList list;
+  e.for_each_leaf([&](const LeafInfo& l) { list.add(l); });
+  return list;
+}
+
+// What the leaves allow when the statement is evaluated over `n` elements of its own shape.
+FT_OUTLINE void plan_leaves(Plan& p, index_t n, const LeafList& leaves) {
   if (!fits_int32(n)) p.index32 = false;
-  e.for_each_leaf([&](const LeafInfo& l) {
+  for (int i = 0; i < leaves.size(); ++i) {
+    const LeafInfo& l = leaves[i];
     index_t ln = 1;
     bool contiguous = true;
     index_t expected = 1;
@@ -77,18 +116,34 @@ void plan_leaves(Plan& p, index_t n, const E& e) {
     if (!(contiguous && ln == n) || l.remapped) p.dense = false;
     if (!fits_int32(offset_span(l.rank, l.shape, l.strides))) p.index32 = false;
     if (l.data && reinterpret_cast<std::uintptr_t>(l.data) % 16 != 0) p.aligned16 = false;
-  });
+  }
   if (testing::force_int64_index) p.index32 = false;
+}
+
+template <class E>
+void plan_leaves(Plan& p, index_t n, const E& e) {
+  plan_leaves(p, n, leaves_of(e));
+}
+
+// The plan of writing a statement with these leaves into a tensor of rank `rank`.
+FT_OUTLINE Plan make_plan(int rank, const index_t* shape, const index_t* strides, const void* data, index_t numel,
+                          bool contiguous, const LeafList& leaves) {
+  Plan p;
+  p.dense = contiguous;
+  p.index32 = fits_int32(offset_span(rank, shape, strides));
+  p.aligned16 = reinterpret_cast<std::uintptr_t>(data) % 16 == 0;
+  plan_leaves(p, numel, leaves);
+  return p;
+}
+
+template <class T, int R>
+Plan make_plan(const Tensor<T, R>& dst, const LeafList& leaves) {
+  return make_plan(R, dst.shape().begin(), dst.strides().begin(), dst.data(), dst.numel(), dst.is_contiguous(), leaves);
 }
 
 template <class T, int R, class E>
 Plan make_plan(const Tensor<T, R>& dst, const E& e) {
-  Plan p;
-  p.dense = dst.is_contiguous();
-  p.index32 = fits_int32(offset_span(R, dst.shape().begin(), dst.strides().begin()));
-  p.aligned16 = reinterpret_cast<std::uintptr_t>(dst.data()) % 16 == 0;
-  plan_leaves(p, dst.numel(), e);
-  return p;
+  return make_plan(dst, leaves_of(e));
 }
 
 // Output coordinates of linear index `i` (row-major), for the first element of a CPU chunk.

@@ -134,43 +134,65 @@ FT_INLINE ColumnTile column_tile(index_t t, index_t tiles, index_t inner) {
   return {t / tiles, i0, inner - i0 < kTile ? inner - i0 : kTile};
 }
 
+// The three shapes of a reduction, each its own loop (a caller that knows which can occur
+// compiles only those): one long reduction (fixed chunks in parallel, partials combined in
+// order), rows (one output per row), columns (a tile of 64 outputs walks down k together:
+// contiguous reads along i).
 template <class T, class Red, class Read>
-FT_CPU_MULTIVERSION void reduce(T* out, const Red& red, const Read read, const ReduceGeometry g, bool add = false) {
+FT_CPU_MULTIVERSION void reduce_all(T* out, const Red& red, const Read read, const ReduceGeometry g, bool add) {
+  using Acc = red::acc_t<Red, false>;
+  const index_t K = g.K;
+  const index_t chunks = K > 0 ? (K + kReduceChunk - 1) / kReduceChunk : 1;
+  std::unique_ptr<Acc[]> part(new Acc[static_cast<std::size_t>(chunks)]);  // not vector<bool>
+#pragma omp parallel for schedule(static) if (chunks > 1) firstprivate(read)
+  for (index_t c = 0; c < chunks; ++c) {
+    index_t k0 = c * kReduceChunk, k1 = k0 + kReduceChunk < K ? k0 + kReduceChunk : K;
+    part[c] = reduce_range<Acc>(
+        red, [&](index_t k) { return read(k); }, k0, k1);
+  }
+  Acc acc = part[0];
+  for (index_t c = 1; c < chunks; ++c) acc = red.combine(acc, part[c]);
+  put(out, 0, red.finalize(acc, K), add);
+}
+
+template <class T, class Red, class Read>
+FT_CPU_MULTIVERSION void reduce_rows(T* out, const Red& red, const Read read, const ReduceGeometry g, bool add) {
+  using Acc = red::acc_t<Red, false>;
+  const index_t K = g.K, outputs = g.outer * g.inner;
+#pragma omp parallel for schedule(static) if (outputs * K > kReduceChunk) firstprivate(read)
+  for (index_t o = 0; o < outputs; ++o) {
+    Acc acc = reduce_range<Acc>(
+        red, [&](index_t k) { return read(o * K + k); }, 0, K);
+    put(out, o, red.finalize(acc, K), add);
+  }
+}
+
+template <class T, class Red, class Read>
+FT_CPU_MULTIVERSION void reduce_columns(T* out, const Red& red, const Read read, const ReduceGeometry g, bool add) {
   using Acc = red::acc_t<Red, false>;
   const index_t K = g.K, inner = g.inner, outputs = g.outer * g.inner;
-  if (outputs == 1) {  // one long reduction: fixed chunks in parallel, partials combined in order
-    const index_t chunks = K > 0 ? (K + kReduceChunk - 1) / kReduceChunk : 1;
-    std::unique_ptr<Acc[]> part(new Acc[static_cast<std::size_t>(chunks)]);  // not vector<bool>
-#pragma omp parallel for schedule(static) if (chunks > 1) firstprivate(read)
-    for (index_t c = 0; c < chunks; ++c) {
-      index_t k0 = c * kReduceChunk, k1 = k0 + kReduceChunk < K ? k0 + kReduceChunk : K;
-      part[c] = reduce_range<Acc>(
-          red, [&](index_t k) { return read(k); }, k0, k1);
-    }
-    Acc acc = part[0];
-    for (index_t c = 1; c < chunks; ++c) acc = red.combine(acc, part[c]);
-    put(out, 0, red.finalize(acc, K), add);
-  } else if (inner == 1) {  // rows: one output per row
+  const index_t tiles = (inner + kTile - 1) / kTile;
 #pragma omp parallel for schedule(static) if (outputs * K > kReduceChunk) firstprivate(read)
-    for (index_t o = 0; o < outputs; ++o) {
-      Acc acc = reduce_range<Acc>(
-          red, [&](index_t k) { return read(o * K + k); }, 0, K);
-      put(out, o, red.finalize(acc, K), add);
+  for (index_t t = 0; t < g.outer * tiles; ++t) {
+    const auto [o, i0, width] = column_tile(t, tiles, inner);
+    Acc acc[kTile];
+    for (index_t i = 0; i < width; ++i) acc[i] = red.template init<Acc>();
+    for (index_t k = 0; k < K; ++k) {
+      const index_t base = (o * K + k) * inner + i0;
+      for (index_t i = 0; i < width; ++i) acc[i] = red.accumulate(acc[i], read(base + i), k);
     }
-  } else {  // columns: a tile of 64 outputs walks down k together (contiguous reads along i)
-    const index_t tiles = (inner + kTile - 1) / kTile;
-#pragma omp parallel for schedule(static) if (outputs * K > kReduceChunk) firstprivate(read)
-    for (index_t t = 0; t < g.outer * tiles; ++t) {
-      const auto [o, i0, width] = column_tile(t, tiles, inner);
-      Acc acc[kTile];
-      for (index_t i = 0; i < width; ++i) acc[i] = red.template init<Acc>();
-      for (index_t k = 0; k < K; ++k) {
-        const index_t base = (o * K + k) * inner + i0;
-        for (index_t i = 0; i < width; ++i) acc[i] = red.accumulate(acc[i], read(base + i), k);
-      }
-      for (index_t i = 0; i < width; ++i) put(out, o * inner + i0 + i, red.finalize(acc[i], K), add);
-    }
+    for (index_t i = 0; i < width; ++i) put(out, o * inner + i0 + i, red.finalize(acc[i], K), add);
   }
+}
+
+template <class T, class Red, class Read>
+void reduce(T* out, const Red& red, const Read& read, const ReduceGeometry& g, bool add = false) {
+  if (g.outer * g.inner == 1)
+    reduce_all(out, red, read, g, add);
+  else if (g.inner == 1)
+    reduce_rows(out, red, read, g, add);
+  else
+    reduce_columns(out, red, read, g, add);
 }
 
 // A SumTo whose kept dimensions end the input (g.inner > 1: a bias gradient, [B, N] → [N]):
@@ -658,20 +680,16 @@ ReduceGeometry sum_to_geometry(const Shape<RI>& s, const bool (&summed)[RI > 0 ?
   return g;
 }
 
-// Runs SumTo `node` into the contiguous `dst` of its shape: one launch.
-template <class T, int R, class Node>
-void run_sum_to(const Tensor<T, R>& dst, const Node& node, bool add = false) {
-  const auto& e = node.input();
-  using E = std::remove_cvref_t<decltype(e)>;
+// Sums `e` over its dimensions marked in `summed` into the contiguous `out` on `dev` (kept
+// dimensions in order): SumTo's launch. Not a function of the output's rank or node type, so
+// that the gradients of a statement's operands of different ranks (x and a bias it broadcasts,
+// SumTo<g, 2> and SumTo<g, 1>) share one set of loops.
+template <class T, class E>
+void sum_dims_into(T* out, Device dev, const E& e, const bool (&summed)[E::rank > 0 ? E::rank : 1], bool add) {
   constexpr int RI = E::rank;
-  if (dst.numel() == 0) return;
-  ft::detail::EvaluationScope scope;
   const auto& s = e.shape();
-  bool summed[RI > 0 ? RI : 1] = {};
-  for (int j = 0; j < RI; ++j) summed[j] = j < RI - R || node.shape()[j - (RI - R)] == 1;
   Array<index_t, RI> vstride;
   const ReduceGeometry g = sum_to_geometry(s, summed, vstride);
-  const Device dev = dst.device();
   using Red = red::Sum<typename E::value_type, 0>;
   Plan plan;
   plan_leaves(plan, s.numel(), e);
@@ -682,7 +700,7 @@ void run_sum_to(const Tensor<T, R>& dst, const Node& node, bool add = false) {
     auto ev = e.evaluator(make_context(s));
     ElementReader<std::int64_t, RI, true, decltype(ev)> read{ev, s};
     cpu::reduce(
-        dst.data(), Red{}, [read](index_t L) { return read(static_cast<std::int64_t>(L)); }, g, add);
+        out, Red{}, [read](index_t L) { return read(static_cast<std::int64_t>(L)); }, g, add);
     cpu::raise_reports();
     return;
   }
@@ -697,13 +715,17 @@ void run_sum_to(const Tensor<T, R>& dst, const Node& node, bool add = false) {
               [&](int a, int b) { return vstride[a] != vstride[b] ? vstride[a] > vstride[b] : s[a] < s[b]; });
     if constexpr (RI > 0) {
       if (g.inner > 1) {
-        cpu::sum_to_columns(dst.data(), Red{}, read, g, add);
+        cpu::sum_to_columns(out, Red{}, read, g, add);
         cpu::raise_reports();
         return;
       }
     }
-    cpu::reduce(
-        dst.data(), Red{}, [read](index_t L) { return read(static_cast<std::int64_t>(L)); }, g, add);
+    // (columns, g.inner > 1, went to sum_to_columns: one long sum or rows, two of reduce's three loops)
+    const auto at = [read](index_t L) { return read(static_cast<std::int64_t>(L)); };
+    if (g.outer * g.inner == 1)
+      cpu::reduce_all(out, Red{}, at, g, add);
+    else
+      cpu::reduce_rows(out, Red{}, at, g, add);
     cpu::raise_reports();
   } else {
 #if FT_CUDA_ENABLED
@@ -714,7 +736,7 @@ void run_sum_to(const Tensor<T, R>& dst, const Node& node, bool add = false) {
         read.vstride[p] = FastDivmod<I>(static_cast<I>(vstride[p]));
         read.size[p] = FastDivmod<I>(static_cast<I>(s[p] > 0 ? s[p] : 1));
       }
-      gpu::reduce<T, Red, decltype(read), I>(dst.data(), dev, Red{}, read, g, add);
+      gpu::reduce<T, Red, decltype(read), I>(out, dev, Red{}, read, g, add);
     };
     if (plan.index32)
       go.template operator()<std::int32_t>();
@@ -724,6 +746,18 @@ void run_sum_to(const Tensor<T, R>& dst, const Node& node, bool add = false) {
     cuda::require_device(dev, "sum_to");
 #endif
   }
+}
+
+// Runs SumTo `node` into the contiguous `dst` of its shape: one launch.
+template <class T, int R, class Node>
+void run_sum_to(const Tensor<T, R>& dst, const Node& node, bool add = false) {
+  const auto& e = node.input();
+  constexpr int RI = std::remove_cvref_t<decltype(e)>::rank;
+  if (dst.numel() == 0) return;
+  ft::detail::EvaluationScope scope;
+  bool summed[RI > 0 ? RI : 1] = {};
+  for (int j = 0; j < RI; ++j) summed[j] = j < RI - R || node.shape()[j - (RI - R)] == 1;
+  sum_dims_into(dst.data(), dst.device(), e, summed, add);
 }
 
 // Runs reduction `node` into the contiguous tensor `dst` of its shape: one launch.
