@@ -110,6 +110,31 @@ TEST_CASE("a right-hand side reading the destination through another index map g
   }
 }
 
+TEST_CASE("a statement of more leaves than the executor keeps inline: plan and alias checks see all of them") {
+  // exec::LeafList keeps 16 leaves inline and the rest apart: here the one transposed leaf and
+  // the one reading the destination come after the sixteenth.
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    const index_t n = 19;
+    auto a = random_tensor<float>({n, n}, dev, 20);
+    auto d = random_tensor<float>({n, n}, dev, 21);
+    const auto av = to_double(a), dv0 = to_double(d);
+    // 16 dense leaves, then a transposed one: the statement runs by strides, still one launch
+    auto sum16 = [&] { return a + a + a + a + a + a + a + a + a + a + a + a + a + a + a + a; };
+    ft::Tensor<float, 2> y(ft::Shape<2>{n, n}, dev);
+    CHECK(launches_of(dev, [&] { y = sum16() + a.transpose(0, 1); }) == 1);
+    std::vector<double> want(av.size());
+    for (index_t i = 0; i < n; ++i)
+      for (index_t j = 0; j < n; ++j) want[i * n + j] = 16 * av[i * n + j] + av[j * n + i];
+    check_close(y, want, 1e-5);
+    // ... then the destination read transposed: through a temporary (two launches), old values read
+    CHECK(launches_of(dev, [&] { d = sum16() + d.transpose(0, 1); }) == 2);
+    for (index_t i = 0; i < n; ++i)
+      for (index_t j = 0; j < n; ++j) want[i * n + j] = 16 * av[i * n + j] + dv0[j * n + i];
+    check_close(d, want, 1e-5);
+  }
+}
+
 TEST_CASE("a non-contiguous destination is written through its strides") {
   for (ft::Device dev : ft::test::devices()) {
     CAPTURE(dev);
