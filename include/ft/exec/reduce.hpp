@@ -681,10 +681,11 @@ ReduceGeometry sum_to_geometry(const Shape<RI>& s, const bool (&summed)[RI > 0 ?
 }
 
 // Sums `e` over its dimensions marked in `summed` into the contiguous `out` on `dev` (kept
-// dimensions in order): SumTo's launch. Not a function of the output's rank or node type, so
-// that the gradients of a statement's operands of different ranks (x and a bias it broadcasts,
+// dimensions in order): SumTo's launch. Of the output it depends only on whether it is one
+// value (ToScalar: one loop of the three), not on its rank or node type, so that the
+// gradients of a statement's operands of different ranks (x and a bias it broadcasts,
 // SumTo<g, 2> and SumTo<g, 1>) share one set of loops.
-template <class T, class E>
+template <bool ToScalar, class T, class E>
 void sum_dims_into(T* out, Device dev, const E& e, const bool (&summed)[E::rank > 0 ? E::rank : 1], bool add) {
   constexpr int RI = E::rank;
   const auto& s = e.shape();
@@ -699,8 +700,11 @@ void sum_dims_into(T* out, Device dev, const E& e, const bool (&summed)[E::rank 
     // input in its own order, read by linear index (5 times faster than by coordinates)
     auto ev = e.evaluator(make_context(s));
     ElementReader<std::int64_t, RI, true, decltype(ev)> read{ev, s};
-    cpu::reduce(
-        out, Red{}, [read](index_t L) { return read(static_cast<std::int64_t>(L)); }, g, add);
+    const auto at = [read](index_t L) { return read(static_cast<std::int64_t>(L)); };
+    if constexpr (ToScalar)  // (one value: the other loops cannot occur)
+      cpu::reduce_all(out, Red{}, at, g, add);
+    else
+      cpu::reduce(out, Red{}, at, g, add);
     cpu::raise_reports();
     return;
   }
@@ -713,7 +717,7 @@ void sum_dims_into(T* out, Device dev, const E& e, const bool (&summed)[E::rank 
     // slowest first; of equal strides (a size-1 dimension beside another) the larger size last
     std::sort(read.order.begin(), read.order.end(),
               [&](int a, int b) { return vstride[a] != vstride[b] ? vstride[a] > vstride[b] : s[a] < s[b]; });
-    if constexpr (RI > 0) {
+    if constexpr (RI > 0 && !ToScalar) {
       if (g.inner > 1) {
         cpu::sum_to_columns(out, Red{}, read, g, add);
         cpu::raise_reports();
@@ -722,9 +726,9 @@ void sum_dims_into(T* out, Device dev, const E& e, const bool (&summed)[E::rank 
     }
     // (columns, g.inner > 1, went to sum_to_columns: one long sum or rows, two of reduce's three loops)
     const auto at = [read](index_t L) { return read(static_cast<std::int64_t>(L)); };
-    if (g.outer * g.inner == 1)
+    if (ToScalar || g.outer * g.inner == 1)
       cpu::reduce_all(out, Red{}, at, g, add);
-    else
+    else if constexpr (!ToScalar)
       cpu::reduce_rows(out, Red{}, at, g, add);
     cpu::raise_reports();
   } else {
@@ -757,7 +761,7 @@ void run_sum_to(const Tensor<T, R>& dst, const Node& node, bool add = false) {
   ft::detail::EvaluationScope scope;
   bool summed[RI > 0 ? RI : 1] = {};
   for (int j = 0; j < RI; ++j) summed[j] = j < RI - R || node.shape()[j - (RI - R)] == 1;
-  sum_dims_into(dst.data(), dst.device(), e, summed, add);
+  sum_dims_into<R == 0>(dst.data(), dst.device(), e, summed, add);
 }
 
 // Runs reduction `node` into the contiguous tensor `dst` of its shape: one launch.
@@ -770,13 +774,17 @@ void run_reduce(const Tensor<T, OR>& dst, const Node& node) {
   with_reader<true>(
       e, dev,
       [&](const auto& read) {
-        if constexpr (requires { read.order; }) {  // a non-dense input, read by coordinates
-          if (g.inner > 1 && g.K > 0) {            // columns: a tile's row at a time, which vectorises
-            cpu::sum_to_columns(dst.data(), node.reducer(), read, g, false);
-            return;
+        if constexpr (OR == 0) {  // everything into one value: the other loops cannot occur
+          cpu::reduce_all(dst.data(), node.reducer(), read, g, false);
+        } else {
+          if constexpr (requires { read.order; }) {  // a non-dense input, read by coordinates
+            if (g.inner > 1 && g.K > 0) {            // columns: a tile's row at a time, which vectorises
+              cpu::sum_to_columns(dst.data(), node.reducer(), read, g, false);
+              return;
+            }
           }
+          cpu::reduce(dst.data(), node.reducer(), read, g);
         }
-        cpu::reduce(dst.data(), node.reducer(), read, g);
       },
       [&]<class I>(const auto& read) {
 #if FT_CUDA_ENABLED
