@@ -42,9 +42,17 @@ struct Attribute {
 };
 
 // What a traced forward is written into.
+namespace detail {
+struct TraceOp;
+}  // namespace detail
+
 class Sink {
  public:
   virtual ~Sink() = default;
+  // The graph's value of a fused statement, its nodes flattened in prefix order (`ops`), as
+  // type `want`. Virtual, so that the code writing the nodes (detail::emit) is compiled only
+  // where a sink is defined (ft/onnx/), not in every file with a Var (compile time).
+  virtual std::string statement(const std::vector<detail::TraceOp>& ops, DType want) = 0;
   // The graph's name of a value: an input, a parameter or buffer, an earlier node's output
   // (`key`: a Var's state or a tensor's data, kept alive by the sink so that its address names
   // nothing else while the trace runs); an unknown value becomes a constant holding `value`.
@@ -433,8 +441,7 @@ template <class E, class T, int R>
 [[gnu::cold, gnu::noinline]] void emit_statement(Sink& s, const E& e, const Var<T, R>& out) {
   std::vector<detail::TraceOp> ops;
   detail::flatten(ops, e);
-  std::size_t pos = 0;
-  s.bind(key(out), detail::emit(s, ops, pos, dtype_of<T>()), AnyTensor(out.value()));
+  s.bind(key(out), s.statement(ops, dtype_of<T>()), AnyTensor(out.value()));
 }
 
 // Records statement `e`, whose value the Var `out` holds, when a sink is set.

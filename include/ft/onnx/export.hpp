@@ -180,6 +180,10 @@ class Graph final : public autograd::trace::Sink {
   // Paths of the modules, for errors.
   void add_module(const void* module, const std::string& path) { modules_[module] = path; }
 
+  std::string statement(const std::vector<autograd::trace::detail::TraceOp>& ops, DType want) override {
+    std::size_t pos = 0;
+    return autograd::trace::detail::emit(*this, ops, pos, want);
+  }
   std::string value(std::shared_ptr<const void> key, const AnyTensor& v) override {
     if (auto it = entries_.find(key.get()); it != entries_.end()) {
       if (it->second.kind == Kind::opaque)  // named where it ran
