@@ -38,7 +38,7 @@ struct VersionInfo {
   int cudnn_compiled = 0, cudnn_loaded = 0;
   std::string openmp;  // "5.0 (201811), 2 threads" or "off"
   std::string blas;
-  std::string bf16_gemm;  // how a bfloat16 product runs on the CPU
+  std::string bf16_gemm;                 // how a bfloat16 product runs on the CPU
   std::string cpu_loops = FT_CPU_LOOPS;  // how the fused CPU loops were compiled (FT_CPU_ISA)
 };
 

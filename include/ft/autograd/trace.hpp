@@ -41,11 +41,11 @@ struct Attribute {
   }
 };
 
-// What a traced forward is written into.
 namespace detail {
-struct TraceOp;
+struct TraceOp;  // one node of a flattened statement (below)
 }  // namespace detail
 
+// What a traced forward is written into.
 class Sink {
  public:
   virtual ~Sink() = default;
