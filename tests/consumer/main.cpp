@@ -18,6 +18,11 @@ int main() {
   }
   std::printf("CPU loops: %s\n", FT_CPU_LOOPS);
 #endif
+  // ...and ft::ft links the compiled-once part (CMake's default, FT_SEPARATE_COMPILATION)
+#if !defined(FT_SEPARATE_COMPILATION)
+  std::printf("the CMake target did not link the compiled-once part\n");
+  return 1;
+#endif
 #endif
   auto a = ft::randn<float>({1000, 37}, ft::kCPU, 1);
   auto b = ft::randn<float>({37}, ft::kCPU, 2);
@@ -26,6 +31,13 @@ int main() {
   if (ft::stats::launches(ft::kCPU) != 1) return 1;
   ft::Tensor<float, 2> t = a.transpose(0, 1).contiguous();
   auto v = y.to_vector();
+  // a step of a model (the optimizer's step and the products: compiled once, where CMake links it)
+  ft::nn::Linear fc(37, 3);
+  ft::optim::Adam opt(fc.parameters(), {.lr = 0.01});
+  ft::Var<float, 0> loss = ft::mean(ft::square(fc(ft::Var<float, 2>(a))));
+  loss.backward();
+  opt.step();
+  if (!opt.state(fc.parameters()[0]) || opt.state(fc.parameters()[0])->step != 1) return 1;
 #ifdef FT_HAVE_ZLIB
   // Through CMake, the digits are found where the library is (source tree or install prefix).
   ft::data::Digits digits;

@@ -71,6 +71,33 @@
 #define FT_OUTLINE inline
 #endif
 
+// Separate compilation. The library's non-template code (samplers, schedulers, file writers) and
+// its fixed instantiations (each optimizer's step for its four dtypes, gradient clipping) are
+// compiled once, into the static library built from src/fusedtensor.cpp, instead of in every
+// file that includes them: CMake's targets do this by default (option FT_SEPARATE_COMPILATION).
+//   FT_SEPARATE_COMPILATION  this file links that library: its headers declare those parts.
+//   FT_BUILDING_LIBRARY      this file is the library (src/fusedtensor.cpp): it defines them.
+//   neither                  header-only (a plain `-I include` build): defined where used.
+// FT_DEFINES_COMPILED is 1 where this file must see their definitions (the library, or a
+// header-only build); FT_COMPILED marks such a function's declaration and definition (inline
+// where header-only); FT_COMPILED_INSTANCE(class X<...>) names a fixed instantiation (extern in
+// the library's users, instantiated in the library).
+#if defined(FT_SEPARATE_COMPILATION) && !defined(FT_BUILDING_LIBRARY)
+#define FT_DEFINES_COMPILED 0
+#else
+#define FT_DEFINES_COMPILED 1
+#endif
+#if defined(FT_BUILDING_LIBRARY)
+#define FT_COMPILED
+#define FT_COMPILED_INSTANCE(...) template __VA_ARGS__;
+#elif defined(FT_SEPARATE_COMPILATION)
+#define FT_COMPILED
+#define FT_COMPILED_INSTANCE(...) extern template __VA_ARGS__;
+#else
+#define FT_COMPILED inline
+#define FT_COMPILED_INSTANCE(...)
+#endif
+
 // The CPU loops (FT_CPU_MULTIVERSION) are compiled for the machine's vector ISA in one of two
 // ways, chosen by the CMake option FT_CPU_ISA (the target ft::ft defines the macros):
 // - host (CMake's default): once, for the ISA of the machine that builds (FT_CPU_HOST_ISA=4:

@@ -21,24 +21,7 @@ class Digits {
   using sample_type = Example<Tensor<float, 3>, Tensor<std::int64_t, 0>>;
 
   // Reads `path`, or default_path() when empty.
-  explicit Digits(const std::string& path = "") {
-    const std::string file = path.empty() ? default_path() : path;
-    CsvDataset<std::int64_t> csv(file);
-    check(csv.num_features() == 64, "Digits", "\"", file, "\" has ", csv.num_features(),
-          " pixel columns; the digits file has 64 (8×8) and a label");
-    const index_t n = csv.size();
-    images_ = Tensor<float, 4>(Shape<4>{n, 1, 8, 8});
-    const float* px = csv.features().data();
-    for (index_t i = 0; i < n * 64; ++i) {
-      check(px[i] >= 0 && px[i] <= 16, "Digits", "\"", file, "\": pixel ", i % 64, " of row ", i / 64 + 1, " is ",
-            px[i], ", outside 0..16");
-      images_.data()[i] = px[i] * (1.0f / 16.0f);
-    }
-    targets_ = csv.targets();
-    for (index_t i = 0; i < n; ++i)
-      check(targets_.data()[i] >= 0 && targets_.data()[i] <= 9, "Digits", "\"", file, "\": label ", targets_.data()[i],
-            " of row ", i + 1, " is not a digit");
-  }
+  FT_COMPILED explicit Digits(const std::string& path = "");
 
   // The shipped data/digits.csv.gz (data::shipped_file: $FT_DATA_DIR first).
   static std::string default_path() { return shipped_file("digits.csv.gz"); }
@@ -70,5 +53,26 @@ std::pair<Subset<D>, Subset<D>> train_test_split(const D& dataset, double test_f
   auto parts = random_split(dataset, {1 - test_fraction, test_fraction}, seed);
   return {parts[0], parts[1]};
 }
+
+#if FT_DEFINES_COMPILED  // compiled once in the library (core/config.hpp)
+FT_COMPILED Digits::Digits(const std::string& path) {
+  const std::string file = path.empty() ? default_path() : path;
+  CsvDataset<std::int64_t> csv(file);
+  check(csv.num_features() == 64, "Digits", "\"", file, "\" has ", csv.num_features(),
+        " pixel columns; the digits file has 64 (8×8) and a label");
+  const index_t n = csv.size();
+  images_ = Tensor<float, 4>(Shape<4>{n, 1, 8, 8});
+  const float* px = csv.features().data();
+  for (index_t i = 0; i < n * 64; ++i) {
+    check(px[i] >= 0 && px[i] <= 16, "Digits", "\"", file, "\": pixel ", i % 64, " of row ", i / 64 + 1, " is ", px[i],
+          ", outside 0..16");
+    images_.data()[i] = px[i] * (1.0f / 16.0f);
+  }
+  targets_ = csv.targets();
+  for (index_t i = 0; i < n; ++i)
+    check(targets_.data()[i] >= 0 && targets_.data()[i] <= 9, "Digits", "\"", file, "\": label ", targets_.data()[i],
+          " of row ", i + 1, " is not a digit");
+}
+#endif
 
 }  // namespace ft::inline FT_ABI::data

@@ -22,7 +22,9 @@ namespace ft::inline FT_ABI::data {
 // Decodes an IDX file: 2 zero bytes, a type code, the rank, big-endian u32 dimensions, then
 // big-endian elements. Types: 0x08 uint8, 0x09 int8 (as int32), 0x0B int16 (as int32),
 // 0x0C int32, 0x0D float32, 0x0E float64. Every size is checked against the data's length.
-inline AnyTensor read_idx(std::span<const std::uint8_t> b, const std::string& name) {
+FT_COMPILED AnyTensor read_idx(std::span<const std::uint8_t> b, const std::string& name);
+#if FT_DEFINES_COMPILED
+FT_COMPILED AnyTensor read_idx(std::span<const std::uint8_t> b, const std::string& name) {
   const char* op = "read_idx";
   if (b.size() < 4) fail(op, "\"", name, "\": ", b.size(), " bytes, too short for the 4-byte IDX magic number");
   if (b[0] != 0 || b[1] != 0)
@@ -105,6 +107,7 @@ inline AnyTensor read_idx(std::span<const std::uint8_t> b, const std::string& na
     return t;
   });
 }
+#endif
 
 inline AnyTensor read_idx(const std::string& path) {
   const std::vector<std::uint8_t> bytes = read_maybe_gzip(path, "read_idx");
@@ -118,26 +121,7 @@ class MNIST {
  public:
   using sample_type = Example<Tensor<float, 3>, Tensor<std::int64_t, 0>>;
 
-  explicit MNIST(const std::string& root, bool train = true) {
-    const std::string prefix = train ? "train" : "t10k";
-    const std::string image_path = find(root, prefix + "-images-idx3-ubyte");
-    const std::string label_path = find(root, prefix + "-labels-idx1-ubyte");
-    AnyTensor images = read_idx(image_path), labels = read_idx(label_path);
-    check(images.is<std::uint8_t, 3>(), "MNIST", "\"", image_path, "\" holds ", images.dtype(), " of shape ",
-          images.shape_string(), "; MNIST images are uint8 [N, rows, cols] (magic 0x00000803)");
-    check(labels.is<std::uint8_t, 1>(), "MNIST", "\"", label_path, "\" holds ", labels.dtype(), " of shape ",
-          labels.shape_string(), "; MNIST labels are uint8 [N] (magic 0x00000801)");
-    check(images.size(0) == labels.size(0), "MNIST", "\"", image_path, "\" has ", images.size(0), " images but \"",
-          label_path, "\" has ", labels.size(0), " labels");
-    images_ = images.as<std::uint8_t, 3>();
-    auto l = labels.as<std::uint8_t, 1>();
-    targets_ = Tensor<std::int64_t, 1>(l.shape());
-    for (index_t i = 0; i < l.numel(); ++i) {
-      check(l.data()[i] <= 9, "MNIST", "\"", label_path, "\": label ", int(l.data()[i]), " of sample ", i,
-            " is not a digit 0..9");
-      targets_.data()[i] = l.data()[i];
-    }
-  }
+  FT_COMPILED explicit MNIST(const std::string& root, bool train = true);
 
   index_t size() const { return targets_.numel(); }
   sample_type get(index_t i) const {
@@ -176,5 +160,28 @@ class MNIST {
   Tensor<std::uint8_t, 3> images_;
   Tensor<std::int64_t, 1> targets_;
 };
+
+#if FT_DEFINES_COMPILED  // compiled once in the library (core/config.hpp)
+FT_COMPILED MNIST::MNIST(const std::string& root, bool train) {
+  const std::string prefix = train ? "train" : "t10k";
+  const std::string image_path = find(root, prefix + "-images-idx3-ubyte");
+  const std::string label_path = find(root, prefix + "-labels-idx1-ubyte");
+  AnyTensor images = read_idx(image_path), labels = read_idx(label_path);
+  check(images.is<std::uint8_t, 3>(), "MNIST", "\"", image_path, "\" holds ", images.dtype(), " of shape ",
+        images.shape_string(), "; MNIST images are uint8 [N, rows, cols] (magic 0x00000803)");
+  check(labels.is<std::uint8_t, 1>(), "MNIST", "\"", label_path, "\" holds ", labels.dtype(), " of shape ",
+        labels.shape_string(), "; MNIST labels are uint8 [N] (magic 0x00000801)");
+  check(images.size(0) == labels.size(0), "MNIST", "\"", image_path, "\" has ", images.size(0), " images but \"",
+        label_path, "\" has ", labels.size(0), " labels");
+  images_ = images.as<std::uint8_t, 3>();
+  auto l = labels.as<std::uint8_t, 1>();
+  targets_ = Tensor<std::int64_t, 1>(l.shape());
+  for (index_t i = 0; i < l.numel(); ++i) {
+    check(l.data()[i] <= 9, "MNIST", "\"", label_path, "\": label ", int(l.data()[i]), " of sample ", i,
+          " is not a digit 0..9");
+    targets_.data()[i] = l.data()[i];
+  }
+}
+#endif
 
 }  // namespace ft::inline FT_ABI::data

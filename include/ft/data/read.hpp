@@ -30,7 +30,11 @@ inline std::vector<std::uint8_t> read_file(const std::string& path, const char* 
 inline bool is_gzip(const std::vector<std::uint8_t>& b) { return b.size() >= 2 && b[0] == 0x1f && b[1] == 0x8b; }
 
 // Inflates a gzip stream (several members are concatenated, as gzip -d does).
-inline std::vector<std::uint8_t> gunzip(const std::vector<std::uint8_t>& in, const std::string& name, const char* op) {
+FT_COMPILED std::vector<std::uint8_t> gunzip(const std::vector<std::uint8_t>& in, const std::string& name,
+                                             const char* op);
+#if FT_DEFINES_COMPILED
+FT_COMPILED std::vector<std::uint8_t> gunzip(const std::vector<std::uint8_t>& in, const std::string& name,
+                                             const char* op) {
 #if defined(FT_HAVE_ZLIB)
   std::vector<std::uint8_t> out;
   z_stream zs{};
@@ -69,6 +73,7 @@ inline std::vector<std::uint8_t> gunzip(const std::vector<std::uint8_t>& in, con
        "decompress it with gunzip)");
 #endif
 }
+#endif
 
 // A file's bytes, decompressed when it starts with the gzip magic number.
 inline std::vector<std::uint8_t> read_maybe_gzip(const std::string& path, const char* op) {
@@ -79,7 +84,9 @@ inline std::vector<std::uint8_t> read_maybe_gzip(const std::string& path, const 
 // The path of a data file shipped with fusedtensor (data/): $FT_DATA_DIR/<file>, else the data
 // directory of the source tree or installation (the FT_DATA_DIR definition that the ft::ft CMake
 // target adds), else data/<file>.
-inline std::string shipped_file(const std::string& file) {
+FT_COMPILED std::string shipped_file(const std::string& file);
+#if FT_DEFINES_COMPILED
+FT_COMPILED std::string shipped_file(const std::string& file) {
   namespace fs = std::filesystem;
   if (const char* env = std::getenv("FT_DATA_DIR")) return (fs::path(env) / file).string();
 #ifdef FT_DATA_DIR
@@ -87,5 +94,6 @@ inline std::string shipped_file(const std::string& file) {
 #endif
   return (fs::path("data") / file).string();
 }
+#endif
 
 }  // namespace ft::inline FT_ABI::data

@@ -24,7 +24,10 @@ struct Checkpoint {
 };
 
 // Splits a safetensors file's contents into a checkpoint; a file that is not one is an ft::Error.
-inline Checkpoint read_checkpoint(std::span<const std::uint8_t> bytes, const std::string& name, Device device = kCPU) {
+FT_COMPILED Checkpoint read_checkpoint(std::span<const std::uint8_t> bytes, const std::string& name,
+                                       Device device = kCPU);
+#if FT_DEFINES_COMPILED
+FT_COMPILED Checkpoint read_checkpoint(std::span<const std::uint8_t> bytes, const std::string& name, Device device) {
   SafetensorsFile f = from_safetensors_bytes(bytes, name, device);
   auto format = f.metadata.find("format");
   if (format == f.metadata.end() || format->second != kCheckpointFormat)
@@ -45,6 +48,7 @@ inline Checkpoint read_checkpoint(std::span<const std::uint8_t> bytes, const std
   }
   return c;
 }
+#endif
 inline Checkpoint read_checkpoint(const std::string& path, Device device = kCPU) {
   const std::vector<std::uint8_t> bytes = io::read_file(path, "load_checkpoint");
   return read_checkpoint(bytes, path, device);

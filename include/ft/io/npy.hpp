@@ -34,7 +34,9 @@ struct NpyHeader {
   std::vector<index_t> shape;
 };
 
-inline NpyHeader parse_npy_header(std::string_view h, std::size_t base, ByteReader& r) {
+FT_COMPILED NpyHeader parse_npy_header(std::string_view h, std::size_t base, ByteReader& r);
+#if FT_DEFINES_COMPILED
+FT_COMPILED NpyHeader parse_npy_header(std::string_view h, std::size_t base, ByteReader& r) {
   std::size_t p = 0;
   auto err = [&](const std::string& what) { r.error(base + p, "npy header: " + what); };
   auto ws = [&] {
@@ -116,11 +118,14 @@ inline NpyHeader parse_npy_header(std::string_view h, std::size_t base, ByteRead
   if (!have_descr || !have_order || !have_shape) err("'descr', 'fortran_order' and 'shape' are all required");
   return out;
 }
+#endif
 
 }  // namespace detail
 
 // The bytes numpy.save would write for `t` (any device or strides).
-inline std::vector<std::uint8_t> to_npy_bytes(const AnyTensor& t) {
+FT_COMPILED std::vector<std::uint8_t> to_npy_bytes(const AnyTensor& t);
+#if FT_DEFINES_COMPILED
+FT_COMPILED std::vector<std::uint8_t> to_npy_bytes(const AnyTensor& t) {
   check(t.defined(), "save_npy", "the tensor is undefined");
   check(dtype_info(t.dtype()).numpy != nullptr, "save_npy", "numpy has no ", t.dtype(),
         " type; convert the tensor first (ft::cast<float>), or save it as safetensors");
@@ -151,13 +156,17 @@ inline std::vector<std::uint8_t> to_npy_bytes(const AnyTensor& t) {
   out.insert(out.end(), data, data + host.nbytes());
   return out;
 }
+#endif
 
 inline void save_npy(const std::string& path, const AnyTensor& t) {
   const std::vector<std::uint8_t> bytes = to_npy_bytes(t);
   write_file_atomic(path, "save_npy", [&](std::FILE* f) { write_all(f, bytes.data(), bytes.size()); });
 }
 
-inline AnyTensor from_npy_bytes(std::span<const std::uint8_t> bytes, const std::string& name, Device device = kCPU) {
+FT_COMPILED AnyTensor from_npy_bytes(std::span<const std::uint8_t> bytes, const std::string& name,
+                                     Device device = kCPU);
+#if FT_DEFINES_COMPILED
+FT_COMPILED AnyTensor from_npy_bytes(std::span<const std::uint8_t> bytes, const std::string& name, Device device) {
   ByteReader r(bytes, name, "load_npy");
   auto magic = r.take(6, "the magic string \\x93NUMPY");
   static constexpr std::uint8_t kMagic[] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
@@ -206,6 +215,7 @@ inline AnyTensor from_npy_bytes(std::span<const std::uint8_t> bytes, const std::
   }
   return contiguous_on(t, device);
 }
+#endif
 
 inline AnyTensor load_npy(const std::string& path, Device device = kCPU) {
   const std::vector<std::uint8_t> bytes = read_file(path, "load_npy");

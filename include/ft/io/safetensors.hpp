@@ -36,8 +36,11 @@ inline int safetensors_rank(DType t) { return dtype_info(t).safetensors_order; }
 }  // namespace detail
 
 // The bytes of a safetensors file holding `tensors` and `metadata`.
-inline std::vector<std::uint8_t> to_safetensors_bytes(const nn::StateDict& tensors,
-                                                      const std::map<std::string, std::string>& metadata = {}) {
+FT_COMPILED std::vector<std::uint8_t> to_safetensors_bytes(const nn::StateDict& tensors,
+                                                           const std::map<std::string, std::string>& metadata = {});
+#if FT_DEFINES_COMPILED
+FT_COMPILED std::vector<std::uint8_t> to_safetensors_bytes(const nn::StateDict& tensors,
+                                                           const std::map<std::string, std::string>& metadata) {
   std::vector<std::pair<std::string, AnyTensor>> order;
   for (const auto& [name, t] : tensors) {
     check(t.defined(), "save_safetensors", "tensor \"", name, "\" is undefined");
@@ -82,6 +85,7 @@ inline std::vector<std::uint8_t> to_safetensors_bytes(const nn::StateDict& tenso
   }
   return out;
 }
+#endif
 
 // Writes atomically (a temporary file renamed over `path`).
 inline void save_safetensors(const std::string& path, const nn::StateDict& tensors,
@@ -97,8 +101,11 @@ inline void save_safetensors(const std::string& path, const AnyTensor& t, const 
 }
 
 // Parses and validates a whole file's bytes; tensors are created on `device`.
-inline SafetensorsFile from_safetensors_bytes(std::span<const std::uint8_t> bytes, const std::string& name,
-                                              Device device = kCPU) {
+FT_COMPILED SafetensorsFile from_safetensors_bytes(std::span<const std::uint8_t> bytes, const std::string& name,
+                                                   Device device = kCPU);
+#if FT_DEFINES_COMPILED
+FT_COMPILED SafetensorsFile from_safetensors_bytes(std::span<const std::uint8_t> bytes, const std::string& name,
+                                                   Device device) {
   const char* op = "load_safetensors";
   ByteReader r(bytes, name, op);
   const std::uint64_t n = r.u64_le("the 8-byte header length");
@@ -200,6 +207,7 @@ inline SafetensorsFile from_safetensors_bytes(std::span<const std::uint8_t> byte
   }
   return out;
 }
+#endif
 
 inline SafetensorsFile read_safetensors(const std::string& path, Device device = kCPU) {
   const std::vector<std::uint8_t> bytes = read_file(path, "load_safetensors");

@@ -79,6 +79,12 @@ Tensor<T, 4> conv2d_impl(const Tensor<T, 4>& x, const Tensor<T, 4>& w, const Ten
   return y;
 }
 
+// The float and double convolutions, compiled once in the library (core/config.hpp); the float
+// one with the half and bfloat16 paths that ft::autocast takes inside it.
+FT_COMPILED_INSTANCE(Tensor<float, 4> conv2d_impl<float>(const Tensor<float, 4>&, const Tensor<float, 4>&,
+                                                         const Tensor<float, 1>*, const Conv2dOptions&, const char*))
+FT_COMPILED_INSTANCE(Tensor<double, 4> conv2d_impl<double>(const Tensor<double, 4>&, const Tensor<double, 4>&,
+                                                           const Tensor<double, 1>*, const Conv2dOptions&, const char*))
 }  // namespace linalg::detail
 
 // torch.nn.functional.conv2d: x [N, C, H, W], w [O, C / groups, kH, kW] → [N, O, oH, oW] with
@@ -118,42 +124,47 @@ Tensor<typename G::value_type, 4> conv2d_backward_data(const G& grad_out, const 
   constexpr const char* op = "conv2d_backward_data";
   if constexpr (linalg::detail::conv_operands_ok<G, W>()) {
     using namespace linalg::detail;
-    auto dy = contiguous_operand(grad_out, op, "grad_out");
-    auto wc = contiguous_operand(w, op, "weight");
-    if constexpr (std::is_same_v<T, float>) {  // ft::autocast, as conv2d
-      auto low = amp::with_autocast_type(dy.device(), [&]<class H>() {
-        const Tensor<H, 4> dyh = cast<H>(dy), wh = cast<H>(wc);
-        return Tensor<float, 4>(cast<float>(conv2d_backward_data(dyh, wh, x_shape, options)));
-      });
-      if (low) return *low;
-    }
-    if constexpr (is_half_v<T>) {  // on the CPU in float, rounded once
-      if (dy.device().is_cpu() && wc.device().is_cpu()) {
-        const amp::AutocastScope in_float(kCPU, std::nullopt);
-        return Tensor<T, 4>(cast<T>(conv2d_backward_data(cast<float>(dy), cast<float>(wc), x_shape, options)));
+    if constexpr (!std::is_same_v<G, Tensor<T, 4>> || !std::is_same_v<W, Tensor<T, 4>>) {
+      // operands evaluated first: one instance per dtype (the library's, core/config.hpp)
+      return conv2d_backward_data(contiguous_operand(grad_out, op, "grad_out"), contiguous_operand(w, op, "weight"),
+                                  x_shape, options);
+    } else {
+      const Tensor<T, 4> dy = contiguous_operand(grad_out, op, "grad_out"), wc = contiguous_operand(w, op, "weight");
+      if constexpr (std::is_same_v<T, float>) {  // ft::autocast, as conv2d
+        auto low = amp::with_autocast_type(dy.device(), [&]<class H>() {
+          const Tensor<H, 4> dyh = cast<H>(dy), wh = cast<H>(wc);
+          return Tensor<float, 4>(cast<float>(conv2d_backward_data(dyh, wh, x_shape, options)));
+        });
+        if (low) return *low;
       }
-    }
-    const Device device = dy.device();
-    check_conv_devices(op, "grad_out", device, "weight", wc.device());
-    const ConvGeometry g = conv_geometry(op, x_shape, wc.shape(), options);
-    check_grad_out(op, g, dy.shape(), x_shape, wc.shape());
-    Tensor<T, 4> dx(x_shape, device);
-    if (dx.numel() == 0) return dx;
-    if (dy.numel() == 0) {  // no output channels: nothing flows back
-      ft::detail::assign(dx, T(0), op);
+      if constexpr (is_half_v<T>) {  // on the CPU in float, rounded once
+        if (dy.device().is_cpu() && wc.device().is_cpu()) {
+          const amp::AutocastScope in_float(kCPU, std::nullopt);
+          return Tensor<T, 4>(cast<T>(conv2d_backward_data(cast<float>(dy), cast<float>(wc), x_shape, options)));
+        }
+      }
+      const Device device = dy.device();
+      check_conv_devices(op, "grad_out", device, "weight", wc.device());
+      const ConvGeometry g = conv_geometry(op, x_shape, wc.shape(), options);
+      check_grad_out(op, g, dy.shape(), x_shape, wc.shape());
+      Tensor<T, 4> dx(x_shape, device);
+      if (dx.numel() == 0) return dx;
+      if (dy.numel() == 0) {  // no output channels: nothing flows back
+        ft::detail::assign(dx, T(0), op);
+        return dx;
+      }
+      if (device.is_cpu()) {
+        if constexpr (!is_half_v<T>)
+          conv2d_backward_data_cpu<T>(g, dy.data(), wc.data(), dx.data());  // two-byte types: in float, above
+      } else {
+#if FT_CUDNN_ENABLED
+        conv2d_cudnn<T>(op, CudnnConvKind::backward_data, g, device, nullptr, wc.data(), dy.data(), dx.data(), false);
+#else
+        no_cudnn(op, device);
+#endif
+      }
       return dx;
     }
-    if (device.is_cpu()) {
-      if constexpr (!is_half_v<T>)
-        conv2d_backward_data_cpu<T>(g, dy.data(), wc.data(), dx.data());  // two-byte types: in float, above
-    } else {
-#if FT_CUDNN_ENABLED
-      conv2d_cudnn<T>(op, CudnnConvKind::backward_data, g, device, nullptr, wc.data(), dy.data(), dx.data(), false);
-#else
-      no_cudnn(op, device);
-#endif
-    }
-    return dx;
   }
 }
 
@@ -166,44 +177,60 @@ Tensor<typename X::value_type, 4> conv2d_backward_weight(const X& x, const G& gr
   constexpr const char* op = "conv2d_backward_weight";
   if constexpr (linalg::detail::conv_operands_ok<X, G>()) {
     using namespace linalg::detail;
-    auto xc = contiguous_operand(x, op, "input");
-    auto dy = contiguous_operand(grad_out, op, "grad_out");
-    if constexpr (std::is_same_v<T, float>) {  // ft::autocast, as conv2d
-      auto low = amp::with_autocast_type(xc.device(), [&]<class H>() {
-        const Tensor<H, 4> xh = cast<H>(xc), dyh = cast<H>(dy);
-        return Tensor<float, 4>(cast<float>(conv2d_backward_weight(xh, dyh, w_shape, options)));
-      });
-      if (low) return *low;
-    }
-    if constexpr (is_half_v<T>) {  // on the CPU in float, rounded once
-      if (xc.device().is_cpu() && dy.device().is_cpu()) {
-        const amp::AutocastScope in_float(kCPU, std::nullopt);
-        return Tensor<T, 4>(cast<T>(conv2d_backward_weight(cast<float>(xc), cast<float>(dy), w_shape, options)));
+    if constexpr (!std::is_same_v<X, Tensor<T, 4>> || !std::is_same_v<G, Tensor<T, 4>>) {
+      // operands evaluated first: one instance per dtype (the library's, core/config.hpp)
+      return conv2d_backward_weight(contiguous_operand(x, op, "input"), contiguous_operand(grad_out, op, "grad_out"),
+                                    w_shape, options);
+    } else {
+      const Tensor<T, 4> xc = contiguous_operand(x, op, "input"), dy = contiguous_operand(grad_out, op, "grad_out");
+      if constexpr (std::is_same_v<T, float>) {  // ft::autocast, as conv2d
+        auto low = amp::with_autocast_type(xc.device(), [&]<class H>() {
+          const Tensor<H, 4> xh = cast<H>(xc), dyh = cast<H>(dy);
+          return Tensor<float, 4>(cast<float>(conv2d_backward_weight(xh, dyh, w_shape, options)));
+        });
+        if (low) return *low;
       }
-    }
-    const Device device = xc.device();
-    check_conv_devices(op, "input", device, "grad_out", dy.device());
-    const ConvGeometry g = conv_geometry(op, xc.shape(), w_shape, options);
-    check_grad_out(op, g, dy.shape(), xc.shape(), w_shape);
-    Tensor<T, 4> dw(w_shape, device);
-    if (dw.numel() == 0) return dw;
-    if (dy.numel() == 0 || xc.numel() == 0) {  // an empty batch: the gradient is zero
-      ft::detail::assign(dw, T(0), op);
+      if constexpr (is_half_v<T>) {  // on the CPU in float, rounded once
+        if (xc.device().is_cpu() && dy.device().is_cpu()) {
+          const amp::AutocastScope in_float(kCPU, std::nullopt);
+          return Tensor<T, 4>(cast<T>(conv2d_backward_weight(cast<float>(xc), cast<float>(dy), w_shape, options)));
+        }
+      }
+      const Device device = xc.device();
+      check_conv_devices(op, "input", device, "grad_out", dy.device());
+      const ConvGeometry g = conv_geometry(op, xc.shape(), w_shape, options);
+      check_grad_out(op, g, dy.shape(), xc.shape(), w_shape);
+      Tensor<T, 4> dw(w_shape, device);
+      if (dw.numel() == 0) return dw;
+      if (dy.numel() == 0 || xc.numel() == 0) {  // an empty batch: the gradient is zero
+        ft::detail::assign(dw, T(0), op);
+        return dw;
+      }
+      if (device.is_cpu()) {
+        if constexpr (!is_half_v<T>)
+          conv2d_backward_weight_cpu<T>(g, xc.data(), dy.data(), dw.data());  // two-byte types: in float, above
+      } else {
+#if FT_CUDNN_ENABLED
+        conv2d_cudnn<T>(op, CudnnConvKind::backward_filter, g, device, xc.data(), nullptr, dy.data(), dw.data(), false);
+#else
+        no_cudnn(op, device);
+#endif
+      }
       return dw;
     }
-    if (device.is_cpu()) {
-      if constexpr (!is_half_v<T>)
-        conv2d_backward_weight_cpu<T>(g, xc.data(), dy.data(), dw.data());  // two-byte types: in float, above
-    } else {
-#if FT_CUDNN_ENABLED
-      conv2d_cudnn<T>(op, CudnnConvKind::backward_filter, g, device, xc.data(), nullptr, dy.data(), dw.data(), false);
-#else
-      no_cudnn(op, device);
-#endif
-    }
-    return dw;
   }
 }
+
+// The float and double gradients, compiled once in the library (core/config.hpp); other
+// operands reach them through the evaluated tensors.
+FT_COMPILED_INSTANCE(Tensor<float, 4> conv2d_backward_data<Tensor<float, 4>, Tensor<float, 4>>(
+    const Tensor<float, 4>&, const Tensor<float, 4>&, const Shape<4>&, const Conv2dOptions&))
+FT_COMPILED_INSTANCE(Tensor<double, 4> conv2d_backward_data<Tensor<double, 4>, Tensor<double, 4>>(
+    const Tensor<double, 4>&, const Tensor<double, 4>&, const Shape<4>&, const Conv2dOptions&))
+FT_COMPILED_INSTANCE(Tensor<float, 4> conv2d_backward_weight<Tensor<float, 4>, Tensor<float, 4>>(
+    const Tensor<float, 4>&, const Tensor<float, 4>&, const Shape<4>&, const Conv2dOptions&))
+FT_COMPILED_INSTANCE(Tensor<double, 4> conv2d_backward_weight<Tensor<double, 4>, Tensor<double, 4>>(
+    const Tensor<double, 4>&, const Tensor<double, 4>&, const Shape<4>&, const Conv2dOptions&))
 
 // db = ∂L/∂bias given dy [N, O, oH, oW]: the sum over every axis but the channel. One launch,
 // deterministic (a fixed summation order in double on both devices).

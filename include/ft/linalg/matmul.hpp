@@ -257,6 +257,18 @@ Tensor<TC, matmul_rank(RA, RB)> matmul_tensors(Tensor<T, RA> a, Tensor<T, RB> b,
   return out;
 }
 
+// The products most programs take, compiled once in the library (core/config.hpp): float and
+// double matrices, batches and batch-by-matrix products (a float one with the half and bfloat16
+// paths that ft::autocast takes inside it).
+#define FT_MATMUL_INSTANCE(T, RA, RB)                                               \
+  FT_COMPILED_INSTANCE(Tensor<T, matmul_rank(RA, RB)> matmul_tensors<T, RA, RB, T>( \
+      Tensor<T, RA>, Tensor<T, RB>, Tensor<T, matmul_rank(RA, RB)>, compute_t<T>))
+FT_MATMUL_INSTANCE(float, 2, 2)
+FT_MATMUL_INSTANCE(float, 3, 3)
+FT_MATMUL_INSTANCE(float, 3, 2)
+FT_MATMUL_INSTANCE(double, 2, 2)
+FT_MATMUL_INSTANCE(double, 3, 3)
+#undef FT_MATMUL_INSTANCE
 }  // namespace linalg::detail
 
 // The matrix product with torch.matmul's rules for rank 1–3 operands: 1·1 is a dot product

@@ -446,6 +446,9 @@ MaxPool2dResult<T> max_pool2d_impl(const Tensor<T, 4>& x, Pair kernel, Pair stri
   return r;
 }
 
+// compiled once in the library (core/config.hpp)
+FT_COMPILED_INSTANCE(MaxPool2dResult<float> max_pool2d_impl<float>(const Tensor<float, 4>&, Pair, Pair, Pair, Pair,
+                                                                   bool, bool))
 }  // namespace linalg::detail
 
 // torch.nn.functional.max_pool2d with return_indices: x [N, C, H, W] → output and indices

@@ -75,8 +75,14 @@ void for_each_grad_list(const ParameterList& params, H hyper, F&& f) {
 // double tensor on the first gradient's device, as PyTorch returns a tensor. Nothing waits for
 // the device (error_if_nonfinite excepted: it must read the norm): the norm is one multi-tensor
 // launch, its combination a second, the scale a third, which reads the norm on the device.
-inline Tensor<double, 0> clip_grad_norm_(const ParameterList& params, double max_norm, double norm_type = 2.0,
-                                         bool error_if_nonfinite = false) {
+FT_COMPILED Tensor<double, 0> clip_grad_norm_(const ParameterList& params, double max_norm, double norm_type = 2.0,
+                                              bool error_if_nonfinite = false);
+// Clamps every gradient element into [−clip_value, clip_value]: one launch.
+FT_COMPILED void clip_grad_value_(const ParameterList& params, double clip_value);
+
+#if FT_DEFINES_COMPILED  // compiled once in the library (core/config.hpp)
+FT_COMPILED Tensor<double, 0> clip_grad_norm_(const ParameterList& params, double max_norm, double norm_type,
+                                              bool error_if_nonfinite) {
   check(norm_type == 1 || norm_type == 2 || (std::isinf(norm_type) && norm_type > 0), "clip_grad_norm_",
         "norm_type must be 1, 2 or inf, got ", norm_type);
   const int p = std::isinf(norm_type) ? 0 : static_cast<int>(norm_type);
@@ -123,8 +129,7 @@ inline Tensor<double, 0> clip_grad_norm_(const ParameterList& params, double max
   return total;
 }
 
-// Clamps every gradient element into [−clip_value, clip_value]: one launch.
-inline void clip_grad_value_(const ParameterList& params, double clip_value) {
+FT_COMPILED void clip_grad_value_(const ParameterList& params, double clip_value) {
   check(clip_value >= 0, "clip_grad_value_", "clip_value must be non-negative, got ", clip_value);
   auto clamp = [&]<class T>() {
     detail::for_each_grad_list<T>(
@@ -136,5 +141,6 @@ inline void clip_grad_value_(const ParameterList& params, double clip_value) {
   clamp.template operator()<half>();
   clamp.template operator()<bfloat16>();
 }
+#endif
 
 }  // namespace ft::inline FT_ABI::nn

@@ -180,51 +180,9 @@ class Graph final : public autograd::trace::Sink {
   // Paths of the modules, for errors.
   void add_module(const void* module, const std::string& path) { modules_[module] = path; }
 
-  std::string statement(const std::vector<autograd::trace::detail::TraceOp>& ops, DType want) override {
-    std::size_t pos = 0;
-    return autograd::trace::detail::emit(*this, ops, pos, want);
-  }
-  std::string value(std::shared_ptr<const void> key, const AnyTensor& v) override {
-    if (auto it = entries_.find(key.get()); it != entries_.end()) {
-      if (it->second.kind == Kind::opaque)  // named where it ran
-        fail(op_name(), "cannot export the op ", it->second.name, " (in ", it->second.where, "); nothing was written");
-      return use(it->second);
-    }
-    // a Var over a traced tensor (a boundary op's operand wrapped as a constant Var): its data
-    if (auto it = entries_.find(v.data()); it != entries_.end()) {
-      const Entry e = it->second;
-      if (e.value.shape() == v.shape() && e.value.strides() == v.strides() && e.value.dtype() == v.dtype())
-        return use(e);
-      // a parameter's or buffer's reshaped view (BatchNorm's statistics as [1, C, 1]): a Reshape
-      if (e.kind == Kind::initializer && e.value.dtype() == v.dtype() && e.value.numel() == v.numel() &&
-          is_dense(e.value) && is_dense(v)) {
-        const std::vector<std::int64_t> shape(v.shape().begin(), v.shape().end());
-        const std::string name = node("Reshape", {use(e), ints(shape)}, {}, 1)[0];
-        entries_[key.get()] = {name, key, v, Kind::computed};
-        return name;
-      }
-      unsupported("a view " + v.shape_string() + " of the traced value \"" + e.name + "\" " + e.value.shape_string() +
-                  " taken outside the traced ops (use the Var's own view methods)");
-    }
-    // a tensor the forward created: a constant
-    const std::string name = fresh("const");
-    entries_[key.get()] = {name, key, v, Kind::initializer};
-    return use(entries_[key.get()]);
-  }
-  std::string scalar(double v, DType dtype) override {
-    const auto k = std::make_pair(std::bit_cast<std::uint64_t>(v), static_cast<int>(dtype));  // NaN too
-    if (auto it = scalars_.find(k); it != scalars_.end()) return it->second;
-    AnyTensor t;
-    with_dtype_rank(dtype, 0, [&]<class T, int R>() {
-      Tensor<T, R> x(Shape<R>{});
-      x.data()[0] = static_cast<T>(v);
-      t = x;
-      return t;
-    });
-    const std::string name = fresh("scalar");
-    initializers_.push_back(tensor_proto(name, dtype, {}, raw_bytes(t)));
-    return scalars_[k] = name;
-  }
+  FT_COMPILED std::string statement(const std::vector<autograd::trace::detail::TraceOp>& ops, DType want) override;
+  FT_COMPILED std::string value(std::shared_ptr<const void> key, const AnyTensor& v) override;
+  FT_COMPILED std::string scalar(double v, DType dtype) override;
   std::string ints(const std::vector<std::int64_t>& v) override {
     if (auto it = int_lists_.find(v); it != int_lists_.end()) return it->second;
     std::string raw(v.size() * 8, '\0');
@@ -273,44 +231,7 @@ class Graph final : public autograd::trace::Sink {
 
   // The ModelProto with `output` (a traced value) as the graph's output; with `external`, the
   // initializers of at least its threshold's bytes are written as external data.
-  std::string model(const std::string& output, const AnyTensor& output_value, External* external = nullptr) {
-    const std::string& out_name = options_.output_names[0];
-    std::string identity;  // the output under its requested name
-    pb::bytes_field(identity, 1, output);
-    pb::bytes_field(identity, 2, out_name);
-    pb::bytes_field(identity, 3, "output_identity");
-    pb::bytes_field(identity, 4, "Identity");
-    std::string graph;
-    for (const auto& n : nodes_) pb::bytes_field(graph, 1, n);
-    pb::bytes_field(graph, 1, identity);
-    pb::bytes_field(graph, 2, options_.graph_name);
-    for (const auto& [ptr, e] : entries_)  // the parameters, buffers and constants that nodes read
-      if (e.kind == Kind::initializer && !e.data_alias && used_.count(e.name)) {
-        if (external && e.value.nbytes() >= external->threshold)
-          pb::bytes_field(graph, 5, external_tensor_proto(e.name, e.value, *external));
-        else
-          pb::bytes_field(graph, 5, tensor_proto(e.name, e.value.dtype(), e.value.shape(), raw_bytes(e.value)));
-      }
-    for (const auto& init : initializers_) pb::bytes_field(graph, 5, init);
-    index_t batch = 0;
-    for (const auto& [ptr, e] : entries_)
-      if (e.kind == Kind::input && !e.data_alias) {
-        if (options_.dynamic_batch && e.value.dim() > 0) batch = e.value.shape()[0];
-        pb::bytes_field(graph, 11, value_info(e.name, e.value.dtype(), e.value.shape(), batch));
-      }
-    pb::bytes_field(
-        graph, 12,
-        value_info(out_name, output_value.dtype(), output_value.shape(), output_value.dim() > 0 ? batch : 0));
-    std::string opset, m;
-    pb::bytes_field(opset, 1, "");
-    pb::uint_field(opset, 2, static_cast<std::uint64_t>(options_.opset));
-    pb::uint_field(m, 1, 8);  // ir_version 8 (ONNX 1.10+, opsets up to 17)
-    pb::bytes_field(m, 2, "fusedtensor");
-    pb::bytes_field(m, 3, FT_VERSION_STRING);
-    pb::bytes_field(m, 7, graph);
-    pb::bytes_field(m, 8, opset);
-    return m;
-  }
+  FT_COMPILED std::string model(const std::string& output, const AnyTensor& output_value, External* external = nullptr);
 
  private:
   enum class Kind { input, initializer, computed, opaque };
@@ -461,6 +382,93 @@ inline void write_model_files(const std::string& path, const std::string& bytes,
   io::write_file_atomic(path, "onnx::export_model",
                         [&](std::FILE* f) { io::write_all(f, bytes.data(), bytes.size()); });
 }
+
+#if FT_DEFINES_COMPILED  // compiled once in the library (core/config.hpp)
+FT_COMPILED std::string Graph::statement(const std::vector<autograd::trace::detail::TraceOp>& ops, DType want) {
+  std::size_t pos = 0;
+  return autograd::trace::detail::emit(*this, ops, pos, want);
+}
+
+FT_COMPILED std::string Graph::value(std::shared_ptr<const void> key, const AnyTensor& v) {
+  if (auto it = entries_.find(key.get()); it != entries_.end()) {
+    if (it->second.kind == Kind::opaque)  // named where it ran
+      fail(op_name(), "cannot export the op ", it->second.name, " (in ", it->second.where, "); nothing was written");
+    return use(it->second);
+  }
+  // a Var over a traced tensor (a boundary op's operand wrapped as a constant Var): its data
+  if (auto it = entries_.find(v.data()); it != entries_.end()) {
+    const Entry e = it->second;
+    if (e.value.shape() == v.shape() && e.value.strides() == v.strides() && e.value.dtype() == v.dtype()) return use(e);
+    // a parameter's or buffer's reshaped view (BatchNorm's statistics as [1, C, 1]): a Reshape
+    if (e.kind == Kind::initializer && e.value.dtype() == v.dtype() && e.value.numel() == v.numel() &&
+        is_dense(e.value) && is_dense(v)) {
+      const std::vector<std::int64_t> shape(v.shape().begin(), v.shape().end());
+      const std::string name = node("Reshape", {use(e), ints(shape)}, {}, 1)[0];
+      entries_[key.get()] = {name, key, v, Kind::computed};
+      return name;
+    }
+    unsupported("a view " + v.shape_string() + " of the traced value \"" + e.name + "\" " + e.value.shape_string() +
+                " taken outside the traced ops (use the Var's own view methods)");
+  }
+  // a tensor the forward created: a constant
+  const std::string name = fresh("const");
+  entries_[key.get()] = {name, key, v, Kind::initializer};
+  return use(entries_[key.get()]);
+}
+
+FT_COMPILED std::string Graph::scalar(double v, DType dtype) {
+  const auto k = std::make_pair(std::bit_cast<std::uint64_t>(v), static_cast<int>(dtype));  // NaN too
+  if (auto it = scalars_.find(k); it != scalars_.end()) return it->second;
+  AnyTensor t;
+  with_dtype_rank(dtype, 0, [&]<class T, int R>() {
+    Tensor<T, R> x(Shape<R>{});
+    x.data()[0] = static_cast<T>(v);
+    t = x;
+    return t;
+  });
+  const std::string name = fresh("scalar");
+  initializers_.push_back(tensor_proto(name, dtype, {}, raw_bytes(t)));
+  return scalars_[k] = name;
+}
+
+FT_COMPILED std::string Graph::model(const std::string& output, const AnyTensor& output_value, External* external) {
+  const std::string& out_name = options_.output_names[0];
+  std::string identity;  // the output under its requested name
+  pb::bytes_field(identity, 1, output);
+  pb::bytes_field(identity, 2, out_name);
+  pb::bytes_field(identity, 3, "output_identity");
+  pb::bytes_field(identity, 4, "Identity");
+  std::string graph;
+  for (const auto& n : nodes_) pb::bytes_field(graph, 1, n);
+  pb::bytes_field(graph, 1, identity);
+  pb::bytes_field(graph, 2, options_.graph_name);
+  for (const auto& [ptr, e] : entries_)  // the parameters, buffers and constants that nodes read
+    if (e.kind == Kind::initializer && !e.data_alias && used_.count(e.name)) {
+      if (external && e.value.nbytes() >= external->threshold)
+        pb::bytes_field(graph, 5, external_tensor_proto(e.name, e.value, *external));
+      else
+        pb::bytes_field(graph, 5, tensor_proto(e.name, e.value.dtype(), e.value.shape(), raw_bytes(e.value)));
+    }
+  for (const auto& init : initializers_) pb::bytes_field(graph, 5, init);
+  index_t batch = 0;
+  for (const auto& [ptr, e] : entries_)
+    if (e.kind == Kind::input && !e.data_alias) {
+      if (options_.dynamic_batch && e.value.dim() > 0) batch = e.value.shape()[0];
+      pb::bytes_field(graph, 11, value_info(e.name, e.value.dtype(), e.value.shape(), batch));
+    }
+  pb::bytes_field(graph, 12,
+                  value_info(out_name, output_value.dtype(), output_value.shape(), output_value.dim() > 0 ? batch : 0));
+  std::string opset, m;
+  pb::bytes_field(opset, 1, "");
+  pb::uint_field(opset, 2, static_cast<std::uint64_t>(options_.opset));
+  pb::uint_field(m, 1, 8);  // ir_version 8 (ONNX 1.10+, opsets up to 17)
+  pb::bytes_field(m, 2, "fusedtensor");
+  pb::bytes_field(m, 3, FT_VERSION_STRING);
+  pb::bytes_field(m, 7, graph);
+  pb::bytes_field(m, 8, opset);
+  return m;
+}
+#endif
 
 }  // namespace detail
 

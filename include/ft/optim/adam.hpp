@@ -135,4 +135,8 @@ class AdamW : public detail::AdamBase<AdamW, AdamWOptions, true> {
       : AdamBase(std::move(groups), defaults) {}
 };
 
+// The steps for the four dtypes, compiled once in the library (core/config.hpp).
+FT_COMPILED_INSTANCE(class OptimizerBase<Adam, AdamOptions, AdamState>)
+FT_COMPILED_INSTANCE(class OptimizerBase<AdamW, AdamWOptions, AdamState>)
+
 }  // namespace ft::inline FT_ABI::optim

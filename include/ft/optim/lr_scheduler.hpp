@@ -99,20 +99,8 @@ class LRScheduler {
   const std::vector<double>& base_lrs() const { return base_lrs_; }
   Optimizer& optimizer() const { return opt_; }
 
-  virtual StateDict state_dict() const {
-    StateDict sd;
-    sd.insert("last_epoch", detail::scalar_tensor(last_epoch_));
-    sd.insert("step_count", detail::scalar_tensor(step_count_));
-    sd.insert("base_lrs", detail::doubles_tensor(base_lrs_));
-    sd.insert("last_lr", detail::doubles_tensor(last_lr_));
-    return sd;
-  }
-  virtual void load_state_dict(const StateDict& sd) {
-    last_epoch_ = detail::int_value(sd, "last_epoch");
-    step_count_ = detail::int_value(sd, "step_count");
-    base_lrs_ = detail::doubles_value(sd, "base_lrs", base_lrs_.size());
-    last_lr_ = detail::doubles_value(sd, "last_lr", base_lrs_.size());
-  }
+  FT_COMPILED virtual StateDict state_dict() const;
+  FT_COMPILED virtual void load_state_dict(const StateDict& sd);
 
  protected:
   LRScheduler(Optimizer& opt, const char* name)
@@ -339,75 +327,12 @@ class OneCycleLR : public LRScheduler {
  public:
   static constexpr const char* kName = "OneCycleLR";
 
-  OneCycleLR(Optimizer& opt, PerGroup max_lr, const OneCycleLROptions& o = {})
-      : LRScheduler(opt, kName), anneal_(o.anneal_strategy), cycle_momentum_(o.cycle_momentum) {
-    if (o.total_steps) {
-      check(*o.total_steps > 0, kName, "expected a positive total_steps, got ", *o.total_steps);
-      total_steps_ = *o.total_steps;
-    } else {
-      check(o.epochs || o.steps_per_epoch, kName, "give either total_steps or epochs and steps_per_epoch");
-      check(o.epochs && *o.epochs > 0, kName, "expected a positive epochs, got ",
-            o.epochs ? std::to_string(*o.epochs) : "none");
-      check(o.steps_per_epoch && *o.steps_per_epoch > 0, kName, "expected a positive steps_per_epoch, got ",
-            o.steps_per_epoch ? std::to_string(*o.steps_per_epoch) : "none");
-      total_steps_ = *o.epochs * *o.steps_per_epoch;
-    }
-    check(o.pct_start >= 0 && o.pct_start <= 1, kName, "expected pct_start between 0 and 1, got ", o.pct_start);
-    using L = Levels;
-    if (o.three_phase)
-      phases_ = {{o.pct_start * total_steps_ - 1, &L::initial, &L::max, &L::max_momentum, &L::base_momentum},
-                 {2 * o.pct_start * total_steps_ - 2, &L::max, &L::initial, &L::base_momentum, &L::max_momentum},
-                 {total_steps_ - 1.0, &L::initial, &L::min, &L::max_momentum, &L::max_momentum}};
-    else
-      phases_ = {{o.pct_start * total_steps_ - 1, &L::initial, &L::max, &L::max_momentum, &L::base_momentum},
-                 {total_steps_ - 1.0, &L::max, &L::min, &L::base_momentum, &L::max_momentum}};
-
-    const std::vector<double> max_lrs = max_lr.expand(groups(), kName, "max_lr");
-    levels_.resize(groups());
-    for (std::size_t g = 0; g < groups(); ++g) {
-      levels_[g].initial = max_lrs[g] / o.div_factor;
-      levels_[g].max = max_lrs[g];
-      levels_[g].min = levels_[g].initial / o.final_div_factor;
-      (*initial_lrs_)[g] = base_lrs_[g] = levels_[g].initial;  // OneCycleLR sets group['initial_lr']
-    }
-    if (cycle_momentum_) {
-      for (std::size_t g = 0; g < groups(); ++g)
-        check(opt.momentum(g).has_value(), kName, "the optimizer must have a momentum (or beta1) with cycle_momentum");
-      const std::vector<double> max_m = o.max_momentum.expand(groups(), kName, "max_momentum");
-      const std::vector<double> base_m = o.base_momentum.expand(groups(), kName, "base_momentum");
-      for (std::size_t g = 0; g < groups(); ++g) {
-        levels_[g].max_momentum = max_m[g];
-        levels_[g].base_momentum = base_m[g];
-        opt.set_momentum(g, max_m[g]);
-      }
-    }
-    initial_step();
-  }
+  FT_COMPILED OneCycleLR(Optimizer& opt, PerGroup max_lr, const OneCycleLROptions& o = {});
 
   int total_steps() const { return total_steps_; }
 
  protected:
-  std::vector<double> get_lr() override {
-    const int step_num = last_epoch_;
-    check(step_num <= total_steps_, kName, "tried to step ", step_num + 1,
-          " times; the specified number of total steps is ", total_steps_);
-    std::vector<double> lrs(groups());
-    for (std::size_t g = 0; g < groups(); ++g) {
-      const Levels& l = levels_[g];
-      double start_step = 0;
-      for (std::size_t i = 0; i < phases_.size(); ++i) {
-        const Phase& p = phases_[i];
-        if (step_num <= p.end_step || i + 1 == phases_.size()) {
-          const double pct = (step_num - start_step) / (p.end_step - start_step);
-          lrs[g] = anneal(l.*p.start_lr, l.*p.end_lr, pct);
-          if (cycle_momentum_) opt_.set_momentum(g, anneal(l.*p.start_momentum, l.*p.end_momentum, pct));
-          break;
-        }
-        start_step = p.end_step;
-      }
-    }
-    return lrs;
-  }
+  FT_COMPILED std::vector<double> get_lr() override;
 
  private:
   struct Levels {
@@ -634,5 +559,90 @@ class ReduceLROnPlateau {
   int cooldown_counter_ = 0;
   int last_epoch_ = 0;
 };
+
+#if FT_DEFINES_COMPILED  // compiled once in the library (core/config.hpp)
+FT_COMPILED StateDict LRScheduler::state_dict() const {
+  StateDict sd;
+  sd.insert("last_epoch", detail::scalar_tensor(last_epoch_));
+  sd.insert("step_count", detail::scalar_tensor(step_count_));
+  sd.insert("base_lrs", detail::doubles_tensor(base_lrs_));
+  sd.insert("last_lr", detail::doubles_tensor(last_lr_));
+  return sd;
+}
+
+FT_COMPILED void LRScheduler::load_state_dict(const StateDict& sd) {
+  last_epoch_ = detail::int_value(sd, "last_epoch");
+  step_count_ = detail::int_value(sd, "step_count");
+  base_lrs_ = detail::doubles_value(sd, "base_lrs", base_lrs_.size());
+  last_lr_ = detail::doubles_value(sd, "last_lr", base_lrs_.size());
+}
+
+FT_COMPILED OneCycleLR::OneCycleLR(Optimizer& opt, PerGroup max_lr, const OneCycleLROptions& o)
+    : LRScheduler(opt, kName), anneal_(o.anneal_strategy), cycle_momentum_(o.cycle_momentum) {
+  if (o.total_steps) {
+    check(*o.total_steps > 0, kName, "expected a positive total_steps, got ", *o.total_steps);
+    total_steps_ = *o.total_steps;
+  } else {
+    check(o.epochs || o.steps_per_epoch, kName, "give either total_steps or epochs and steps_per_epoch");
+    check(o.epochs && *o.epochs > 0, kName, "expected a positive epochs, got ",
+          o.epochs ? std::to_string(*o.epochs) : "none");
+    check(o.steps_per_epoch && *o.steps_per_epoch > 0, kName, "expected a positive steps_per_epoch, got ",
+          o.steps_per_epoch ? std::to_string(*o.steps_per_epoch) : "none");
+    total_steps_ = *o.epochs * *o.steps_per_epoch;
+  }
+  check(o.pct_start >= 0 && o.pct_start <= 1, kName, "expected pct_start between 0 and 1, got ", o.pct_start);
+  using L = Levels;
+  if (o.three_phase)
+    phases_ = {{o.pct_start * total_steps_ - 1, &L::initial, &L::max, &L::max_momentum, &L::base_momentum},
+               {2 * o.pct_start * total_steps_ - 2, &L::max, &L::initial, &L::base_momentum, &L::max_momentum},
+               {total_steps_ - 1.0, &L::initial, &L::min, &L::max_momentum, &L::max_momentum}};
+  else
+    phases_ = {{o.pct_start * total_steps_ - 1, &L::initial, &L::max, &L::max_momentum, &L::base_momentum},
+               {total_steps_ - 1.0, &L::max, &L::min, &L::base_momentum, &L::max_momentum}};
+
+  const std::vector<double> max_lrs = max_lr.expand(groups(), kName, "max_lr");
+  levels_.resize(groups());
+  for (std::size_t g = 0; g < groups(); ++g) {
+    levels_[g].initial = max_lrs[g] / o.div_factor;
+    levels_[g].max = max_lrs[g];
+    levels_[g].min = levels_[g].initial / o.final_div_factor;
+    (*initial_lrs_)[g] = base_lrs_[g] = levels_[g].initial;  // OneCycleLR sets group['initial_lr']
+  }
+  if (cycle_momentum_) {
+    for (std::size_t g = 0; g < groups(); ++g)
+      check(opt.momentum(g).has_value(), kName, "the optimizer must have a momentum (or beta1) with cycle_momentum");
+    const std::vector<double> max_m = o.max_momentum.expand(groups(), kName, "max_momentum");
+    const std::vector<double> base_m = o.base_momentum.expand(groups(), kName, "base_momentum");
+    for (std::size_t g = 0; g < groups(); ++g) {
+      levels_[g].max_momentum = max_m[g];
+      levels_[g].base_momentum = base_m[g];
+      opt.set_momentum(g, max_m[g]);
+    }
+  }
+  initial_step();
+}
+
+FT_COMPILED std::vector<double> OneCycleLR::get_lr() {
+  const int step_num = last_epoch_;
+  check(step_num <= total_steps_, kName, "tried to step ", step_num + 1,
+        " times; the specified number of total steps is ", total_steps_);
+  std::vector<double> lrs(groups());
+  for (std::size_t g = 0; g < groups(); ++g) {
+    const Levels& l = levels_[g];
+    double start_step = 0;
+    for (std::size_t i = 0; i < phases_.size(); ++i) {
+      const Phase& p = phases_[i];
+      if (step_num <= p.end_step || i + 1 == phases_.size()) {
+        const double pct = (step_num - start_step) / (p.end_step - start_step);
+        lrs[g] = anneal(l.*p.start_lr, l.*p.end_lr, pct);
+        if (cycle_momentum_) opt_.set_momentum(g, anneal(l.*p.start_momentum, l.*p.end_momentum, pct));
+        break;
+      }
+      start_step = p.end_step;
+    }
+  }
+  return lrs;
+}
+#endif
 
 }  // namespace ft::inline FT_ABI::optim

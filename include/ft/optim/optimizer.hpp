@@ -217,89 +217,11 @@ class OptimizerBase : public Optimizer {
   }
 
   // One launch per device and dtype: float, double, and the two-byte types (stepped in float).
-  void step() override {
-    Buckets<float> f32;
-    Buckets<double> f64;
-    HalfBuckets<half> f16;
-    HalfBuckets<bfloat16> bf16;
-    for (auto& g : groups_) {
-      for (const auto& p : g.params) {
-        if (!p.has_grad()) continue;
-        const AnyTensor value = p.value(), grad = p.grad();
-        check(detail::is_contiguous(grad), Derived::kName, "the gradient of ", value.shape_string(),
-              " is not contiguous");
-        State& s = state_[p.id()];
-        value.storage()->bump_version();  // written by the launch below (autocast's cache sees it)
-        if (p.dtype() == DType::Float32)
-          add<float>(f32, s, g.options, value, grad);
-        else if (p.dtype() == DType::Float64)
-          add<double>(f64, s, g.options, value, grad);
-        else if (p.dtype() == DType::Float16)
-          add_half<half>(f16, s, g.options, p, value, grad);
-        else
-          add_half<bfloat16>(bf16, s, g.options, p, value, grad);
-      }
-    }
-    launch<float>(f32);
-    launch<double>(f64);
-    launch_half<half>(f16);
-    launch_half<bfloat16>(bf16);
-  }
-
+  void step() override;
   // "state.<i>.<name>" for parameter i (counted over the groups in order) and
   // "param_groups.<g>.<option>" for every option, as PyTorch's optimizer state_dict.
-  StateDict state_dict() const override {
-    StateDict sd;
-    std::size_t i = 0;
-    for (std::size_t g = 0; g < groups_.size(); ++g) {
-      Options o = groups_[g].options;
-      o.visit([&](const char* name, auto& v) {
-        sd.insert("param_groups." + std::to_string(g) + "." + name, detail::scalar_tensor(static_cast<double>(v)));
-      });
-      for (const auto& p : groups_[g].params) {
-        auto it = state_.find(p.id());
-        if (it != state_.end()) {
-          State s = it->second;
-          const std::string prefix = "state." + std::to_string(i) + ".";
-          sd.insert(prefix + "step", detail::scalar_tensor(static_cast<double>(s.step)));
-          s.visit([&](const char* name, AnyTensor& t) {
-            if (t.defined()) sd.insert(prefix + name, t);
-          });
-          if (auto m = master_.find(p.id()); m != master_.end()) sd.insert(prefix + "master_param", m->second);
-        }
-        ++i;
-      }
-    }
-    return sd;
-  }
-  void load_state_dict(const StateDict& sd) override {
-    std::size_t i = 0;
-    for (std::size_t g = 0; g < groups_.size(); ++g) {
-      Options& o = groups_[g].options;
-      o.visit([&](const char* name, auto& v) {
-        v = static_cast<std::remove_reference_t<decltype(v)>>(
-            detail::scalar_value(sd, "param_groups." + std::to_string(g) + "." + name));
-      });
-      for (const auto& p : groups_[g].params) {
-        const std::string prefix = "state." + std::to_string(i) + ".";
-        if (sd.contains(prefix + "step")) {
-          State& s = state_[p.id()];
-          s.step = static_cast<std::int64_t>(detail::scalar_value(sd, prefix + "step"));
-          s.visit([&](const char* name, AnyTensor& t) {
-            if (!sd.contains(prefix + name)) return;
-            if (!t.defined()) t = detail::empty_like_flat(p.value());
-            nn::copy_into(t, sd.at(prefix + name), prefix + name);
-          });
-          if (sd.contains(prefix + "master_param")) {
-            AnyTensor& m = master_[p.id()];
-            if (!m.defined()) m = detail::empty_like_flat(p.value());
-            nn::copy_into(m, sd.at(prefix + "master_param"), prefix + "master_param");
-          }
-        }
-        ++i;
-      }
-    }
-  }
+  StateDict state_dict() const override;
+  void load_state_dict(const StateDict& sd) override;
 
  protected:
   template <class T>
@@ -383,5 +305,93 @@ class OptimizerBase : public Optimizer {
   bool master_weights_ = true;
   std::unordered_set<const void*> owners_;
 };
+
+// The members that instantiate the kernels: compiled in src/fusedtensor.cpp for the library's
+// optimizers under separate compilation (FT_COMPILED_INSTANCE in their headers).
+template <class Derived, class Options, class State>
+void OptimizerBase<Derived, Options, State>::step() {
+  Buckets<float> f32;
+  Buckets<double> f64;
+  HalfBuckets<half> f16;
+  HalfBuckets<bfloat16> bf16;
+  for (auto& g : groups_) {
+    for (const auto& p : g.params) {
+      if (!p.has_grad()) continue;
+      const AnyTensor value = p.value(), grad = p.grad();
+      check(detail::is_contiguous(grad), Derived::kName, "the gradient of ", value.shape_string(),
+            " is not contiguous");
+      State& s = state_[p.id()];
+      value.storage()->bump_version();  // written by the launch below (autocast's cache sees it)
+      if (p.dtype() == DType::Float32)
+        add<float>(f32, s, g.options, value, grad);
+      else if (p.dtype() == DType::Float64)
+        add<double>(f64, s, g.options, value, grad);
+      else if (p.dtype() == DType::Float16)
+        add_half<half>(f16, s, g.options, p, value, grad);
+      else
+        add_half<bfloat16>(bf16, s, g.options, p, value, grad);
+    }
+  }
+  launch<float>(f32);
+  launch<double>(f64);
+  launch_half<half>(f16);
+  launch_half<bfloat16>(bf16);
+}
+
+template <class Derived, class Options, class State>
+StateDict OptimizerBase<Derived, Options, State>::state_dict() const {
+  StateDict sd;
+  std::size_t i = 0;
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    Options o = groups_[g].options;
+    o.visit([&](const char* name, auto& v) {
+      sd.insert("param_groups." + std::to_string(g) + "." + name, detail::scalar_tensor(static_cast<double>(v)));
+    });
+    for (const auto& p : groups_[g].params) {
+      auto it = state_.find(p.id());
+      if (it != state_.end()) {
+        State s = it->second;
+        const std::string prefix = "state." + std::to_string(i) + ".";
+        sd.insert(prefix + "step", detail::scalar_tensor(static_cast<double>(s.step)));
+        s.visit([&](const char* name, AnyTensor& t) {
+          if (t.defined()) sd.insert(prefix + name, t);
+        });
+        if (auto m = master_.find(p.id()); m != master_.end()) sd.insert(prefix + "master_param", m->second);
+      }
+      ++i;
+    }
+  }
+  return sd;
+}
+
+template <class Derived, class Options, class State>
+void OptimizerBase<Derived, Options, State>::load_state_dict(const StateDict& sd) {
+  std::size_t i = 0;
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    Options& o = groups_[g].options;
+    o.visit([&](const char* name, auto& v) {
+      v = static_cast<std::remove_reference_t<decltype(v)>>(
+          detail::scalar_value(sd, "param_groups." + std::to_string(g) + "." + name));
+    });
+    for (const auto& p : groups_[g].params) {
+      const std::string prefix = "state." + std::to_string(i) + ".";
+      if (sd.contains(prefix + "step")) {
+        State& s = state_[p.id()];
+        s.step = static_cast<std::int64_t>(detail::scalar_value(sd, prefix + "step"));
+        s.visit([&](const char* name, AnyTensor& t) {
+          if (!sd.contains(prefix + name)) return;
+          if (!t.defined()) t = detail::empty_like_flat(p.value());
+          nn::copy_into(t, sd.at(prefix + name), prefix + name);
+        });
+        if (sd.contains(prefix + "master_param")) {
+          AnyTensor& m = master_[p.id()];
+          if (!m.defined()) m = detail::empty_like_flat(p.value());
+          nn::copy_into(m, sd.at(prefix + "master_param"), prefix + "master_param");
+        }
+      }
+      ++i;
+    }
+  }
+}
 
 }  // namespace ft::inline FT_ABI::optim

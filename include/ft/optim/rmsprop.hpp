@@ -168,4 +168,8 @@ class Adagrad : public OptimizerBase<Adagrad, AdagradOptions, AdagradState> {
   }
 };
 
+// The steps for the four dtypes, compiled once in the library (core/config.hpp).
+FT_COMPILED_INSTANCE(class OptimizerBase<RMSprop, RMSpropOptions, RMSpropState>)
+FT_COMPILED_INSTANCE(class OptimizerBase<Adagrad, AdagradOptions, AdagradState>)
+
 }  // namespace ft::inline FT_ABI::optim

@@ -86,4 +86,7 @@ void SGD::prepare(SGDState& s, const SGDOptions& o, const AnyTensor& value, Entr
              first};
 }
 
+// The step for the four dtypes, compiled once in the library (core/config.hpp).
+FT_COMPILED_INSTANCE(class OptimizerBase<SGD, SGDOptions, SGDState>)
+
 }  // namespace ft::inline FT_ABI::optim

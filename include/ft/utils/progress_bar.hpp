@@ -37,14 +37,7 @@ struct ProgressBarOptions {
 
 class ProgressBar {
  public:
-  explicit ProgressBar(std::int64_t total, const ProgressBarOptions& options = {}) : total_(total), o_(options) {
-    if (!o_.clock)
-      o_.clock = [] {
-        return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-      };
-    tty_ = o_.tty ? *o_.tty : is_terminal(o_.out);
-    start_ = last_draw_ = o_.clock();
-  }
+  FT_COMPILED explicit ProgressBar(std::int64_t total, const ProgressBarOptions& options = {});
   ~ProgressBar() { close(); }
   ProgressBar(const ProgressBar&) = delete;
   ProgressBar& operator=(const ProgressBar&) = delete;
@@ -66,30 +59,7 @@ class ProgressBar {
   std::int64_t count() const { return count_; }
 
   // The line as it would be drawn at `now` (also what tests check).
-  std::string render(double now) const {
-    const double elapsed = now - start_;
-    const double rate = elapsed > 0 ? static_cast<double>(count_) / elapsed : 0;
-    std::ostringstream s;
-    if (!o_.desc.empty()) s << o_.desc << ' ';
-    if (total_ > 0) {
-      const double frac = std::min(1.0, static_cast<double>(count_) / static_cast<double>(total_));
-      char pct[8];
-      std::snprintf(pct, sizeof pct, "%3d%%", static_cast<int>(frac * 100));
-      s << pct << '|' << bar(frac) << "| " << count_ << '/' << total_ << " [" << clock_time(elapsed) << '<'
-        << (rate > 0 ? clock_time(static_cast<double>(total_ - count_) / rate) : "?") << ", ";
-    } else {
-      s << count_ << " [" << clock_time(elapsed) << ", ";
-    }
-    char r[32];
-    if (rate >= 1 || rate == 0)
-      std::snprintf(r, sizeof r, "%.1f it/s", rate);
-    else
-      std::snprintf(r, sizeof r, "%.2f s/it", 1 / rate);
-    s << r;
-    for (const auto& [k, v] : postfix_) s << ", " << k << '=' << number(v);
-    s << ']';
-    return s.str();
-  }
+  FT_COMPILED std::string render(double now) const;
 
  private:
   static bool is_terminal(std::ostream* out) {
@@ -114,34 +84,8 @@ class ProgressBar {
     return b;
   }
   // Unicode eighth blocks on a terminal, '#' in logs.
-  std::string bar(double frac) const {
-    const int eighths = static_cast<int>(frac * o_.width * 8);
-    std::string b;
-    if (!tty_) {
-      b.assign(static_cast<std::size_t>(eighths / 8), '#');
-      b.append(static_cast<std::size_t>(o_.width - eighths / 8), ' ');
-      return b;
-    }
-    static const char* partial[] = {"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"};
-    for (int i = 0; i < eighths / 8; ++i) b += "█";
-    int used = eighths / 8;
-    if (used < o_.width && eighths % 8) b += partial[eighths % 8], ++used;
-    b.append(static_cast<std::size_t>(o_.width - used), ' ');
-    return b;
-  }
-  void draw(double now, bool final) {
-    last_draw_ = now;
-    const std::string line = render(now);
-    if (tty_) {
-      *o_.out << '\r' << line;
-      if (line.size() < last_width_) *o_.out << std::string(last_width_ - line.size(), ' ');
-      last_width_ = line.size();
-      if (final) *o_.out << '\n';
-    } else {
-      *o_.out << line << '\n';
-    }
-    o_.out->flush();
-  }
+  FT_COMPILED std::string bar(double frac) const;
+  FT_COMPILED void draw(double now, bool final);
 
   std::int64_t total_, count_ = 0;
   ProgressBarOptions o_;
@@ -150,5 +94,72 @@ class ProgressBar {
   std::size_t last_width_ = 0;
   std::vector<std::pair<std::string, double>> postfix_;
 };
+
+#if FT_DEFINES_COMPILED  // compiled once in the library (core/config.hpp)
+FT_COMPILED ProgressBar::ProgressBar(std::int64_t total, const ProgressBarOptions& options)
+    : total_(total), o_(options) {
+  if (!o_.clock)
+    o_.clock = [] {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    };
+  tty_ = o_.tty ? *o_.tty : is_terminal(o_.out);
+  start_ = last_draw_ = o_.clock();
+}
+
+FT_COMPILED std::string ProgressBar::render(double now) const {
+  const double elapsed = now - start_;
+  const double rate = elapsed > 0 ? static_cast<double>(count_) / elapsed : 0;
+  std::ostringstream s;
+  if (!o_.desc.empty()) s << o_.desc << ' ';
+  if (total_ > 0) {
+    const double frac = std::min(1.0, static_cast<double>(count_) / static_cast<double>(total_));
+    char pct[8];
+    std::snprintf(pct, sizeof pct, "%3d%%", static_cast<int>(frac * 100));
+    s << pct << '|' << bar(frac) << "| " << count_ << '/' << total_ << " [" << clock_time(elapsed) << '<'
+      << (rate > 0 ? clock_time(static_cast<double>(total_ - count_) / rate) : "?") << ", ";
+  } else {
+    s << count_ << " [" << clock_time(elapsed) << ", ";
+  }
+  char r[32];
+  if (rate >= 1 || rate == 0)
+    std::snprintf(r, sizeof r, "%.1f it/s", rate);
+  else
+    std::snprintf(r, sizeof r, "%.2f s/it", 1 / rate);
+  s << r;
+  for (const auto& [k, v] : postfix_) s << ", " << k << '=' << number(v);
+  s << ']';
+  return s.str();
+}
+
+FT_COMPILED std::string ProgressBar::bar(double frac) const {
+  const int eighths = static_cast<int>(frac * o_.width * 8);
+  std::string b;
+  if (!tty_) {
+    b.assign(static_cast<std::size_t>(eighths / 8), '#');
+    b.append(static_cast<std::size_t>(o_.width - eighths / 8), ' ');
+    return b;
+  }
+  static const char* partial[] = {"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"};
+  for (int i = 0; i < eighths / 8; ++i) b += "█";
+  int used = eighths / 8;
+  if (used < o_.width && eighths % 8) b += partial[eighths % 8], ++used;
+  b.append(static_cast<std::size_t>(o_.width - used), ' ');
+  return b;
+}
+
+FT_COMPILED void ProgressBar::draw(double now, bool final) {
+  last_draw_ = now;
+  const std::string line = render(now);
+  if (tty_) {
+    *o_.out << '\r' << line;
+    if (line.size() < last_width_) *o_.out << std::string(last_width_ - line.size(), ' ');
+    last_width_ = line.size();
+    if (final) *o_.out << '\n';
+  } else {
+    *o_.out << line << '\n';
+  }
+  o_.out->flush();
+}
+#endif
 
 }  // namespace ft::inline FT_ABI::utils

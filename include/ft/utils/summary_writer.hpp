@@ -58,7 +58,9 @@ inline const std::vector<double>& tensorflow_bins() {
 
 // np.histogram over `edges` (the last bin closed), trimmed to the non-empty range with one empty
 // bucket in front, as torch.utils.tensorboard.summary.make_histogram.
-inline Histogram make_histogram(const std::vector<double>& values, const std::vector<double>& edges) {
+FT_COMPILED Histogram make_histogram(const std::vector<double>& values, const std::vector<double>& edges);
+#if FT_DEFINES_COMPILED
+FT_COMPILED Histogram make_histogram(const std::vector<double>& values, const std::vector<double>& edges) {
   Histogram h;
   if (values.empty()) return h;
   h.min = *std::min_element(values.begin(), values.end());
@@ -83,10 +85,13 @@ inline Histogram make_histogram(const std::vector<double>& values, const std::ve
   }
   return h;
 }
+#endif
 
 namespace detail {
 
-inline std::string encode_histogram(const Histogram& h) {
+FT_COMPILED std::string encode_histogram(const Histogram& h);
+#if FT_DEFINES_COMPILED
+FT_COMPILED std::string encode_histogram(const Histogram& h) {
   std::string m;
   pb::double_field(m, 1, h.min);
   pb::double_field(m, 2, h.max);
@@ -102,10 +107,13 @@ inline std::string encode_histogram(const Histogram& h) {
   packed(7, h.bucket);
   return m;
 }
+#endif
 
 // An image or a batch of images as torch's SummaryWriter makes them: uint8 CHW with 3 or 4
 // channels (one is repeated to three), a batch tiled 8 a row (tensorboard's make_grid).
-inline Tensor<std::uint8_t, 3> image_to_chw(const AnyTensor& t, const std::string& format, const char* op) {
+FT_COMPILED Tensor<std::uint8_t, 3> image_to_chw(const AnyTensor& t, const std::string& format, const char* op);
+#if FT_DEFINES_COMPILED
+FT_COMPILED Tensor<std::uint8_t, 3> image_to_chw(const AnyTensor& t, const std::string& format, const char* op) {
   check(t.defined(), op, "the image tensor is undefined");
   check(t.dim() == static_cast<int>(format.size()), op, "dataformats \"", format, "\" needs a rank-", format.size(),
         " tensor, got shape ", t.shape_string());
@@ -145,30 +153,12 @@ inline Tensor<std::uint8_t, 3> image_to_chw(const AnyTensor& t, const std::strin
         }
   return out;
 }
+#endif
 
 // One append-only event file.
 class EventFile {
  public:
-  explicit EventFile(const std::filesystem::path& dir) {
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (ec) fail("SummaryWriter", "cannot create the log directory \"", dir.string(), "\": ", ec.message());
-    char host[256] = "localhost";
-    (void)gethostname(host, sizeof(host) - 1);
-    static std::atomic<int> counter{0};
-    const auto now = std::chrono::system_clock::now().time_since_epoch();
-    path_ =
-        (dir / ("events.out.tfevents." + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now).count()) +
-                "." + host + "." + std::to_string(getpid()) + "." + std::to_string(counter++)))
-            .string();
-    file_ = std::fopen(path_.c_str(), "wb");
-    if (!file_) fail("SummaryWriter", "cannot create the event file \"", path_, "\"");
-    std::string event;
-    pb::double_field(event, 1, wall_time());
-    pb::bytes_field(event, 3, "brain.Event:2");
-    append(event);
-    flush();
-  }
+  FT_COMPILED explicit EventFile(const std::filesystem::path& dir);
   ~EventFile() {
     try {
       flush();
@@ -183,30 +173,8 @@ class EventFile {
     return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   }
   // Frames one serialized Event as a TFRecord into the buffer.
-  void append(const std::string& event) {
-    char len[8];
-    const std::uint64_t n = event.size();
-    std::memcpy(len, &n, 8);
-    auto put_crc = [&](std::uint32_t c) {
-      char b[4];
-      std::memcpy(b, &c, 4);
-      buffer_.append(b, 4);
-    };
-    buffer_.append(len, 8);
-    put_crc(masked_crc32c(len, 8));
-    buffer_.append(event);
-    put_crc(masked_crc32c(event.data(), event.size()));
-    ++pending_;
-  }
-  void flush() {
-    if (!buffer_.empty()) {
-      if (std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size())
-        fail("SummaryWriter", "write to \"", path_, "\" failed (disk full?)");
-      buffer_.clear();
-    }
-    if (std::fflush(file_) != 0) fail("SummaryWriter", "flush of \"", path_, "\" failed");
-    pending_ = 0;
-  }
+  FT_COMPILED void append(const std::string& event);
+  FT_COMPILED void flush();
   int pending() const { return pending_; }
   const std::string& path() const { return path_; }
 
@@ -216,6 +184,55 @@ class EventFile {
   std::string buffer_;
   int pending_ = 0;
 };
+
+#if FT_DEFINES_COMPILED  // compiled once in the library (core/config.hpp)
+FT_COMPILED EventFile::EventFile(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) fail("SummaryWriter", "cannot create the log directory \"", dir.string(), "\": ", ec.message());
+  char host[256] = "localhost";
+  (void)gethostname(host, sizeof(host) - 1);
+  static std::atomic<int> counter{0};
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  path_ =
+      (dir / ("events.out.tfevents." + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now).count()) +
+              "." + host + "." + std::to_string(getpid()) + "." + std::to_string(counter++)))
+          .string();
+  file_ = std::fopen(path_.c_str(), "wb");
+  if (!file_) fail("SummaryWriter", "cannot create the event file \"", path_, "\"");
+  std::string event;
+  pb::double_field(event, 1, wall_time());
+  pb::bytes_field(event, 3, "brain.Event:2");
+  append(event);
+  flush();
+}
+
+FT_COMPILED void EventFile::append(const std::string& event) {
+  char len[8];
+  const std::uint64_t n = event.size();
+  std::memcpy(len, &n, 8);
+  auto put_crc = [&](std::uint32_t c) {
+    char b[4];
+    std::memcpy(b, &c, 4);
+    buffer_.append(b, 4);
+  };
+  buffer_.append(len, 8);
+  put_crc(masked_crc32c(len, 8));
+  buffer_.append(event);
+  put_crc(masked_crc32c(event.data(), event.size()));
+  ++pending_;
+}
+
+FT_COMPILED void EventFile::flush() {
+  if (!buffer_.empty()) {
+    if (std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size())
+      fail("SummaryWriter", "write to \"", path_, "\" failed (disk full?)");
+    buffer_.clear();
+  }
+  if (std::fflush(file_) != 0) fail("SummaryWriter", "flush of \"", path_, "\" failed");
+  pending_ = 0;
+}
+#endif
 
 }  // namespace detail
 
@@ -241,40 +258,12 @@ class SummaryWriter {
   }
   // One run per key, in <logdir>/<main_tag>_<key>, each with the scalar under main_tag: the
   // curves share one chart (torch's add_scalars).
-  void add_scalars(const std::string& main_tag, const std::map<std::string, double>& values, std::int64_t step,
-                   std::optional<double> wall_time = {}) {
-    std::lock_guard lock(mutex_);
-    for (const auto& [key, value] : values) {
-      auto& f = children_[key];
-      if (!f) f = std::make_unique<detail::EventFile>(std::filesystem::path(logdir_) / (main_tag + "_" + key));
-      std::string v;
-      pb::bytes_field(v, 1, main_tag);
-      pb::float_field(v, 2, static_cast<float>(value));
-      write_locked(*f, v, step, wall_time);
-    }
-  }
+  FT_COMPILED void add_scalars(const std::string& main_tag, const std::map<std::string, double>& values,
+                               std::int64_t step, std::optional<double> wall_time = {});
   // The values of a tensor of any dtype and device. bins: 0 = PyTorch's "tensorflow" default
   // (exponential buckets), n > 0 = n equal buckets between the minimum and the maximum.
-  void add_histogram(const std::string& tag, const AnyTensor& t, std::int64_t step, int bins = 0,
-                     std::optional<double> wall_time = {}) {
-    check(t.defined(), "SummaryWriter::add_histogram", "tag \"", tag, "\": the tensor is undefined");
-    std::vector<double> values;
-    values.reserve(static_cast<std::size_t>(t.numel()));
-    visit_elements(t, [&](auto typed) {
-      for (auto x : typed.to_vector()) values.push_back(static_cast<double>(x));
-    });
-    std::vector<double> edges;
-    if (bins <= 0) {
-      edges = tensorflow_bins();
-    } else if (!values.empty()) {
-      double lo = *std::min_element(values.begin(), values.end()), hi = *std::max_element(values.begin(), values.end());
-      if (lo == hi) lo -= 0.5, hi += 0.5;  // numpy's range for constant input
-      for (int i = 0; i <= bins; ++i) edges.push_back(lo + (hi - lo) * i / bins);
-    } else {
-      edges = {0, 1};
-    }
-    add_histogram_raw(tag, make_histogram(values, edges), step, wall_time);
-  }
+  FT_COMPILED void add_histogram(const std::string& tag, const AnyTensor& t, std::int64_t step, int bins = 0,
+                                 std::optional<double> wall_time = {});
   void add_histogram_raw(const std::string& tag, const Histogram& h, std::int64_t step,
                          std::optional<double> wall_time = {}) {
     std::string v;
@@ -284,22 +273,8 @@ class SummaryWriter {
   }
   // Text (Markdown) under "<tag>/text_summary", as torch's add_text: a DT_STRING tensor of
   // shape [1] with the "text" plugin's metadata.
-  void add_text(const std::string& tag, const std::string& text, std::int64_t step,
-                std::optional<double> wall_time = {}) {
-    std::string plugin, metadata, shape, dim, tensor, v;
-    pb::bytes_field(plugin, 1, "text");
-    pb::bytes_field(plugin, 2, "");  // TextPluginData{version = 0} serialises to nothing
-    pb::bytes_field(metadata, 1, plugin);
-    pb::uint_field(dim, 1, 1);
-    pb::bytes_field(shape, 2, dim);
-    pb::uint_field(tensor, 1, 7);  // DT_STRING
-    pb::bytes_field(tensor, 2, shape);
-    pb::bytes_field(tensor, 8, text);
-    pb::bytes_field(v, 1, tag + "/text_summary");
-    pb::bytes_field(v, 8, tensor);
-    pb::bytes_field(v, 9, metadata);
-    write(*file_, v, step, wall_time);
-  }
+  FT_COMPILED void add_text(const std::string& tag, const std::string& text, std::int64_t step,
+                            std::optional<double> wall_time = {});
   // An image of any dtype on any device, laid out as `dataformats` ("CHW", "HWC" or "HW"):
   // uint8 as it is, other types (values in [0, 1]) times 255, clipped and truncated, as
   // torch's add_image; one channel becomes RGB. PNG-encoded for TensorBoard's image plugin.
@@ -329,34 +304,11 @@ class SummaryWriter {
     std::lock_guard lock(mutex_);
     write_locked(f, value, step, wall_time);
   }
-  void write_locked(detail::EventFile& f, const std::string& value, std::int64_t step,
-                    std::optional<double> wall_time) {
-    std::string summary, event;
-    pb::bytes_field(summary, 1, value);
-    pb::double_field(event, 1, wall_time ? *wall_time : detail::EventFile::wall_time());
-    pb::uint_field(event, 2, static_cast<std::uint64_t>(step));
-    pb::bytes_field(event, 5, summary);
-    f.append(event);
-    const auto now = std::chrono::steady_clock::now();
-    if (f.pending() >= options_.max_queue ||
-        std::chrono::duration<double>(now - last_flush_).count() >= options_.flush_secs) {
-      f.flush();
-      last_flush_ = now;
-    }
-  }
+  FT_COMPILED void write_locked(detail::EventFile& f, const std::string& value, std::int64_t step,
+                                std::optional<double> wall_time);
 
-  void write_image(const std::string& tag, const Tensor<std::uint8_t, 3>& chw, std::int64_t step,
-                   std::optional<double> wall_time) {
-    std::string image, v;
-    pb::uint_field(image, 1, static_cast<std::uint64_t>(chw.size(1)));  // Summary.Image: height, width,
-    pb::uint_field(image, 2, static_cast<std::uint64_t>(chw.size(2)));  // colorspace (channels), PNG bytes
-    pb::uint_field(image, 3, static_cast<std::uint64_t>(chw.size(0)));
-    const std::vector<std::uint8_t> png = vision::encode_png(chw);
-    pb::bytes_field(image, 4, std::string(png.begin(), png.end()));
-    pb::bytes_field(v, 1, tag);
-    pb::bytes_field(v, 4, image);
-    write(*file_, v, step, wall_time);
-  }
+  FT_COMPILED void write_image(const std::string& tag, const Tensor<std::uint8_t, 3>& chw, std::int64_t step,
+                               std::optional<double> wall_time);
 
   std::string logdir_;
   SummaryWriterOptions options_;
@@ -365,5 +317,87 @@ class SummaryWriter {
   std::map<std::string, std::unique_ptr<detail::EventFile>> children_;
   std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();
 };
+
+#if FT_DEFINES_COMPILED  // compiled once in the library (core/config.hpp)
+FT_COMPILED void SummaryWriter::add_scalars(const std::string& main_tag, const std::map<std::string, double>& values,
+                                            std::int64_t step, std::optional<double> wall_time) {
+  std::lock_guard lock(mutex_);
+  for (const auto& [key, value] : values) {
+    auto& f = children_[key];
+    if (!f) f = std::make_unique<detail::EventFile>(std::filesystem::path(logdir_) / (main_tag + "_" + key));
+    std::string v;
+    pb::bytes_field(v, 1, main_tag);
+    pb::float_field(v, 2, static_cast<float>(value));
+    write_locked(*f, v, step, wall_time);
+  }
+}
+
+FT_COMPILED void SummaryWriter::add_histogram(const std::string& tag, const AnyTensor& t, std::int64_t step, int bins,
+                                              std::optional<double> wall_time) {
+  check(t.defined(), "SummaryWriter::add_histogram", "tag \"", tag, "\": the tensor is undefined");
+  std::vector<double> values;
+  values.reserve(static_cast<std::size_t>(t.numel()));
+  visit_elements(t, [&](auto typed) {
+    for (auto x : typed.to_vector()) values.push_back(static_cast<double>(x));
+  });
+  std::vector<double> edges;
+  if (bins <= 0) {
+    edges = tensorflow_bins();
+  } else if (!values.empty()) {
+    double lo = *std::min_element(values.begin(), values.end()), hi = *std::max_element(values.begin(), values.end());
+    if (lo == hi) lo -= 0.5, hi += 0.5;  // numpy's range for constant input
+    for (int i = 0; i <= bins; ++i) edges.push_back(lo + (hi - lo) * i / bins);
+  } else {
+    edges = {0, 1};
+  }
+  add_histogram_raw(tag, make_histogram(values, edges), step, wall_time);
+}
+
+FT_COMPILED void SummaryWriter::add_text(const std::string& tag, const std::string& text, std::int64_t step,
+                                         std::optional<double> wall_time) {
+  std::string plugin, metadata, shape, dim, tensor, v;
+  pb::bytes_field(plugin, 1, "text");
+  pb::bytes_field(plugin, 2, "");  // TextPluginData{version = 0} serialises to nothing
+  pb::bytes_field(metadata, 1, plugin);
+  pb::uint_field(dim, 1, 1);
+  pb::bytes_field(shape, 2, dim);
+  pb::uint_field(tensor, 1, 7);  // DT_STRING
+  pb::bytes_field(tensor, 2, shape);
+  pb::bytes_field(tensor, 8, text);
+  pb::bytes_field(v, 1, tag + "/text_summary");
+  pb::bytes_field(v, 8, tensor);
+  pb::bytes_field(v, 9, metadata);
+  write(*file_, v, step, wall_time);
+}
+
+FT_COMPILED void SummaryWriter::write_locked(detail::EventFile& f, const std::string& value, std::int64_t step,
+                                             std::optional<double> wall_time) {
+  std::string summary, event;
+  pb::bytes_field(summary, 1, value);
+  pb::double_field(event, 1, wall_time ? *wall_time : detail::EventFile::wall_time());
+  pb::uint_field(event, 2, static_cast<std::uint64_t>(step));
+  pb::bytes_field(event, 5, summary);
+  f.append(event);
+  const auto now = std::chrono::steady_clock::now();
+  if (f.pending() >= options_.max_queue ||
+      std::chrono::duration<double>(now - last_flush_).count() >= options_.flush_secs) {
+    f.flush();
+    last_flush_ = now;
+  }
+}
+
+FT_COMPILED void SummaryWriter::write_image(const std::string& tag, const Tensor<std::uint8_t, 3>& chw,
+                                            std::int64_t step, std::optional<double> wall_time) {
+  std::string image, v;
+  pb::uint_field(image, 1, static_cast<std::uint64_t>(chw.size(1)));  // Summary.Image: height, width,
+  pb::uint_field(image, 2, static_cast<std::uint64_t>(chw.size(2)));  // colorspace (channels), PNG bytes
+  pb::uint_field(image, 3, static_cast<std::uint64_t>(chw.size(0)));
+  const std::vector<std::uint8_t> png = vision::encode_png(chw);
+  pb::bytes_field(image, 4, std::string(png.begin(), png.end()));
+  pb::bytes_field(v, 1, tag);
+  pb::bytes_field(v, 4, image);
+  write(*file_, v, step, wall_time);
+}
+#endif
 
 }  // namespace ft::inline FT_ABI::utils
