@@ -71,10 +71,11 @@
 #define FT_OUTLINE inline
 #endif
 
-// Separate compilation. The library's non-template code (samplers, schedulers, file writers) and
-// its fixed instantiations (each optimizer's step for its four dtypes, gradient clipping) are
-// compiled once, into the static library built from src/fusedtensor.cpp, instead of in every
-// file that includes them: CMake's targets do this by default (option FT_SEPARATE_COMPILATION).
+// Separate compilation. The library's non-template code (gradient clipping, the grad scaler, file
+// readers and writers, TensorBoard's event files) and its fixed instantiations (each optimizer's
+// step for its four dtypes, float and double products and convolutions) are compiled once, into
+// the static library built from src/fusedtensor.cpp, instead of in every file that includes
+// them: CMake's targets do this by default (option FT_SEPARATE_COMPILATION).
 //   FT_SEPARATE_COMPILATION  this file links that library: its headers declare those parts.
 //   FT_BUILDING_LIBRARY      this file is the library (src/fusedtensor.cpp): it defines them.
 //   neither                  header-only (a plain `-I include` build): defined where used.

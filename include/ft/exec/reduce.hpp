@@ -170,7 +170,8 @@ FT_CPU_MULTIVERSION void reduce_rows(T* out, const Red& red, const Read read, co
 template <class T, class Red, class Read>
 FT_CPU_MULTIVERSION void reduce_columns(T* out, const Red& red, const Read read, const ReduceGeometry g, bool add) {
   using Acc = red::acc_t<Red, false>;
-  const index_t K = g.K, inner = g.inner, outputs = g.outer * g.inner;
+  const index_t K = g.K, inner = g.inner;
+  [[maybe_unused]] const index_t outputs = g.outer * g.inner;  // read by OpenMP's if clause alone
   const index_t tiles = (inner + kTile - 1) / kTile;
 #pragma omp parallel for schedule(static) if (outputs * K > kReduceChunk) firstprivate(read)
   for (index_t t = 0; t < g.outer * tiles; ++t) {
