@@ -54,10 +54,13 @@
 #define FT_ABI abi_cpu
 #endif
 
-// Forces inlining of the small evaluator calls that make up a fused kernel body.
+// Forces inlining of the small evaluator calls that make up a fused kernel body. Not in an
+// unoptimised host build (-O0, as the value tests are built): there each evaluator stays one
+// function that every loop reading it calls, instead of being copied into each loop (code the
+// compiler must generate for every statement, at no gain in speed at -O0).
 #if defined(__CUDACC__)
 #define FT_INLINE __forceinline__
-#elif defined(__GNUC__)
+#elif defined(__GNUC__) && defined(__OPTIMIZE__)
 #define FT_INLINE inline __attribute__((always_inline))
 #else
 #define FT_INLINE inline
