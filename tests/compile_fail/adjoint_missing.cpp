@@ -1,6 +1,6 @@
 // An elementwise op without an adjoint rule cannot be recorded on the tape.
 // expect: this unary op has no adjoint rule; specialise ft::autograd::UnaryGrad<Op>
-#include <ft/ft.hpp>
+#include <ft/tensor.hpp>
 struct Twice {
   static constexpr const char* name = "twice";
   template <class T>
