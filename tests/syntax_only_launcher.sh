@@ -1,9 +1,9 @@
 #!/bin/sh
 # Compiler launcher of the nvcc test copies in their quick mode (tests/CMakeLists.txt) and of the
 # benches' compile check (bench/CMakeLists.txt): runs the command it is given, g++ -fsyntax-only
-# or nvcc whose host pass is (every template is still instantiated and checked; no code is
-# generated), so no object file is written. An empty file stands for it, for the build tool:
-# nothing links these objects.
+# or nvcc -cuda (every template is still instantiated and checked; no host code is generated), so
+# no object file is written (nvcc -cuda writes the host source it would have compiled). An empty
+# file stands for it, for the build tool: nothing links these objects.
 "$@" || exit
 out=
 prev=
