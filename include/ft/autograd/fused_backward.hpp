@@ -324,7 +324,8 @@ void accumulate_unless_top(const Occ& o, const Tops& tops, const Stripped& strip
 // statement, the top-rank occurrences run as its reverse sweep where it covers them.
 template <auto At, class Tuple, class Stmt, std::size_t... C, std::size_t... I>
 void accumulate_split(const Tuple& occ, const Stmt& st, std::index_sequence<C...> cs, std::index_sequence<I...>) {
-  constexpr bool swept = sweepable_v<Stmt> && std::tuple_element_t<At[0], Tuple>::rank == Stmt::rank;
+  constexpr bool swept =
+      sweepable_v<Stmt> && std::remove_cvref_t<std::tuple_element_t<At[0], Tuple>>::rank == Stmt::rank;
   if (fusable(std::get<At[C]>(occ)...)) {
     const auto top = std::forward_as_tuple(std::get<At[C]>(occ)...);
     const auto stripped = std::make_tuple(strip(std::get<At[C]>(occ).grad)...);
@@ -346,12 +347,13 @@ void accumulate_split(const Tuple& occ, const Stmt& st, std::index_sequence<C...
 
 // Accumulates every occurrence's gradient into its leaf (see the top of this file); `st` is
 // the statement the occurrences come from, which the reverse sweep runs where it can.
-template <class... O, class Stmt>
-void accumulate_all(const std::tuple<O...>& occ, const Stmt& st) {
+template <class Stmt, class... O>
+void accumulate_occurrences(const Stmt& st, const O&... occ) {
   if constexpr (sizeof...(O) > 0) {
     constexpr int top_rank = std::max({O::rank...});
     constexpr auto at = detail::positions_of_rank<top_rank, O...>();
-    detail::accumulate_split<at>(occ, st, std::make_index_sequence<at.size()>{}, std::index_sequence_for<O...>{});
+    detail::accumulate_split<at>(std::forward_as_tuple(occ...), st, std::make_index_sequence<at.size()>{},
+                                 std::index_sequence_for<O...>{});
   }
 }
 

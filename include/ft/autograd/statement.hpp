@@ -53,8 +53,10 @@ class StatementNode final : public Node {
   void backward(VarState& out) override {
     const Tensor<T, R>& g = static_cast<VarImpl<T, R>&>(out).grad;
     ft::detail::EvaluationScope scope(ft::detail::EvaluationScope::fresh, &forward_);
-    accumulate_all(backprop(*expr_, g, [](const auto& var, const auto& gv) { return occurrence(var, gv); }),
-                   detail::Statement<E, T, R>{*expr_, g});
+    const detail::Statement<E, T, R> st{*expr_, g};
+    backprop(
+        *expr_, g, [](const auto& var, const auto& gv) { return occurrence(var, gv); },
+        [&](const auto&... occ) { accumulate_occurrences(st, occ...); });
   }
   void release_saved() override {
     expr_.reset();

@@ -1451,8 +1451,8 @@ namespace ft::inline FT_ABI::autograd {
 
 template <class E>
 struct Adjoint<Gather<E>> {
-  template <class G, class F>
-  static auto apply(const Gather<E>& n, const G& g, F&& f) {
+  template <class G, class F, class Cont>
+  static decltype(auto) apply(const Gather<E>& n, const G& g, F&& f, Cont&& k) {
     constexpr int R = E::rank;
     using T = typename G::value_type;
     const Shape<R> in = n.operand().shape();
@@ -1463,14 +1463,14 @@ struct Adjoint<Gather<E>> {
     return backprop(
         n.operand(),
         Scattered<Scalar<T>, G, R, R>(Scalar<T>{0}, g, in, n.shape(), std::move(groups), 0, R, ScatterMode::sum, false),
-        f);
+        f, k);
   }
 };
 
 template <class E, int K, int B>
 struct Adjoint<IndexGather<E, K, B>> {
-  template <class G, class F>
-  static auto apply(const IndexGather<E, K, B>& n, const G& g, F&& f) {
+  template <class G, class F, class Cont>
+  static decltype(auto) apply(const IndexGather<E, K, B>& n, const G& g, F&& f, Cont&& k) {
     constexpr int R = E::rank;
     using T = typename G::value_type;
     const Shape<R> in = n.operand().shape();
@@ -1480,15 +1480,16 @@ struct Adjoint<IndexGather<E, K, B>> {
     return backprop(n.operand(),
                     Scattered<Scalar<T>, G, R, IndexGather<E, K, B>::rank>(
                         Scalar<T>{0}, g, in, n.shape(), std::move(groups), 0, K, ScatterMode::sum, false),
-                    f);
+                    f, k);
   }
 };
 
 template <class E, int R>
 struct Adjoint<FlatTake<E, R>> {
-  template <class G, class F>
-  static auto apply(const FlatTake<E, R>& n, const G& g, F&& f) {
-    return backprop(n.operand(), detail::fit(FlatPut<G, R>(g, n.positions(), n.full_shape()), n.operand().shape()), f);
+  template <class G, class F, class Cont>
+  static decltype(auto) apply(const FlatTake<E, R>& n, const G& g, F&& f, Cont&& k) {
+    return backprop(n.operand(), detail::fit(FlatPut<G, R>(g, n.positions(), n.full_shape()), n.operand().shape()), f,
+                    k);
   }
 };
 

@@ -694,21 +694,21 @@ namespace ft::inline FT_ABI::autograd {
 
 template <class E>
 struct Adjoint<Resample<E>> {
-  template <class G, class F>
-  static auto apply(const Resample<E>& n, const G& g, F&& f) {
-    return backprop(n.operand(), ResampleGrad<G>(g, n.axes(), n.operand().shape()), f);
+  template <class G, class F, class Cont>
+  static decltype(auto) apply(const Resample<E>& n, const G& g, F&& f, Cont&& k) {
+    return backprop(n.operand(), ResampleGrad<G>(g, n.axes(), n.operand().shape()), f, k);
   }
 };
 
 template <class E, class M>
 struct Adjoint<Remap<E, M>> {
-  template <class G, class F>
-  static auto apply(const Remap<E, M>& n, const G& g, F&& f) {
+  template <class G, class F, class Cont>
+  static decltype(auto) apply(const Remap<E, M>& n, const G& g, F&& f, Cont&& k) {
     const auto& in = n.operand();
     if constexpr (requires { n.map().inverse(); })
-      return backprop(in, Remap<G, decltype(n.map().inverse())>(g, n.map().inverse(), in.shape()), f);
+      return backprop(in, Remap<G, decltype(n.map().inverse())>(g, n.map().inverse(), in.shape()), f, k);
     else
-      return backprop(in, PreimageSum<G, M::in_rank, M::out_rank>(g, n.map(), in.shape()), f);
+      return backprop(in, PreimageSum<G, M::in_rank, M::out_rank>(g, n.map(), in.shape()), f, k);
   }
 };
 
