@@ -1,7 +1,9 @@
 // A downstream program: the snippet, built three ways by the consumer tests.
 #include <cstdio>
 #include <ft/data.hpp>
-#include <ft/ft.hpp>
+#include <ft/nn/layers.hpp>
+#include <ft/optim/adam.hpp>
+#include <ft/tensor.hpp>
 
 int main() {
 #if defined(FT_CONSUMER_CMAKE) && defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)

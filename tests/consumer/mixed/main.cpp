@@ -3,6 +3,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <ft/data.hpp>
+#include <ft/io/checkpoint.hpp>
+#include <ft/optim/sgd.hpp>
 
 #include "model.hpp"
 

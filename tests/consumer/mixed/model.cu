@@ -1,5 +1,8 @@
 // The model's half of the program, compiled by nvcc: its kernels (forward, backward,
 // initialisation, and the optimizer step main.cpp calls) are compiled here.
+#include <ft/nn/loss.hpp>
+#include <ft/optim/sgd.hpp>
+
 #include "model.hpp"
 
 std::unique_ptr<Mlp> make_model(ft::Device device) {
