@@ -49,6 +49,17 @@ auto fit(const G& g, const Shape<R>& s) {
   else
     return ft::detail::raise_rank<R>(g);
 }
+
+// A node with two differentiable operands (Adj::lhs and Adj::rhs walk one each): k gets the
+// left operand's occurrences, then the right's.
+template <class Adj, class N, class G, class F, class Cont>
+decltype(auto) both_operands(const N& n, const G& g, F& f, Cont& k) {
+  return Adj::lhs(n, g, f, [&](auto&&... a) -> decltype(auto) {
+    return Adj::rhs(n, g, f, [&](auto&&... b) -> decltype(auto) {
+      return k(std::forward<decltype(a)>(a)..., std::forward<decltype(b)>(b)...);
+    });
+  });
+}
 }  // namespace detail
 
 template <class T, int R>
@@ -83,11 +94,7 @@ struct Adjoint<Binary<Op, A, B>> {
                   "ft::autograd: this binary op has no adjoint rule; specialise ft::autograd::BinaryGrad<Op> "
                   "(see autograd/rules.hpp) or compute it under an ft::NoGradGuard");
     if constexpr (rule == Rule::differentiable)
-      return lhs(n, g, f, [&](auto&&... a) -> decltype(auto) {
-        return rhs(n, g, f, [&](auto&&... b) -> decltype(auto) {
-          return k(std::forward<decltype(a)>(a)..., std::forward<decltype(b)>(b)...);
-        });
-      });
+      return detail::both_operands<Adjoint>(n, g, f, k);
     else
       return k();
   }
@@ -124,11 +131,7 @@ template <class C, class A, class B>
 struct Adjoint<Where<C, A, B>> {
   template <class G, class F, class Cont>
   static decltype(auto) apply(const Where<C, A, B>& n, const G& g, F&& f, Cont&& k) {
-    return lhs(n, g, f, [&](auto&&... a) -> decltype(auto) {
-      return rhs(n, g, f, [&](auto&&... b) -> decltype(auto) {
-        return k(std::forward<decltype(a)>(a)..., std::forward<decltype(b)>(b)...);
-      });
-    });
+    return detail::both_operands<Adjoint>(n, g, f, k);
   }
   template <class G, class F, class Cont>
   static decltype(auto) lhs(const Where<C, A, B>& n, const G& g, F& f, Cont&& k) {
