@@ -7,9 +7,12 @@
 // written as one statement (one tape node; backward is one multi-output kernel) against the
 // same written as 10 statements (one node an op, every intermediate kept: PyTorch's eager
 // tape), and, when LibTorch is found, against LibTorch on the CPU (bench_autograd_torch.cpp).
+// On the CPU `transcendental` saves its derivatives at the forward (autograd/saved_derivatives.hpp,
+// the default there); `fused_recompute` is the same statement with the backward recomputing
+// its forward instead (StatementDerivatives::recompute: less memory).
 //
 // Counters: launches_per_iter, extra_MB (the peak allocated during one forward + backward
-// beyond the leaves and the seed; the two gradients are part of it), bytes/s of the logical
+// beyond the leaves and the seed; the two gradients and any saved derivatives are part of it), bytes/s of the logical
 // traffic (forward: 2 reads + 1 write; backward: a seed read + 2 leaves read + 1 gradient
 // written, per leaf) and of_copy_bw against the copy bandwidth measured in the same run.
 #include <string>
@@ -43,6 +46,12 @@ void fused(Leaves& l) {
   const auto& w = l.w;
   ft::Var<float, 1> y = ft::tanh(x * w + ft::sin(x)) * ft::sigmoid(w) - ft::exp(x * 0.5f) + w;
   y.backward(l.seed);
+}
+
+void fused_recompute(Leaves& l) {
+  const auto was = ft::autograd::set_statement_derivatives(ft::autograd::StatementDerivatives::recompute);
+  fused(l);
+  ft::autograd::set_statement_derivatives(was);
 }
 
 void op_by_op(Leaves& l) {
@@ -121,6 +130,7 @@ int main(int argc, char** argv) {
         {"/fwd_bwd_10op/exp_family/fused_statement", BM_fwd_bwd<fused_exp>},
         {"/fwd_bwd_10op/exp_family/op_by_op", BM_fwd_bwd<op_by_op_exp>},
         {"/fwd_bwd_10op/transcendental/fused_statement", BM_fwd_bwd<fused>},
+        {"/fwd_bwd_10op/transcendental/fused_recompute", BM_fwd_bwd<fused_recompute>},
         {"/fwd_bwd_10op/transcendental/op_by_op", BM_fwd_bwd<op_by_op>}};
     for (auto [name, fn] : benches) {
       auto* b = benchmark::RegisterBenchmark((dn + name).c_str(), fn)->Args({d})->Unit(benchmark::kMillisecond);

@@ -27,6 +27,19 @@ int main() {
   std::cout << "backward: " << ft::stats::launches(ft::kCPU)
             << " launches (a's two occurrences in one kernel, c summed over the rows)\n";
 
+  // a statement heavy in transcendental functions: on the CPU its forward kernel also saves
+  // ∂s/∂a (one tensor), so its backward is one multiply instead of the forward again
+  const auto before = ft::stats::bytes_in_use(ft::kCPU);
+  ft::Var<float, 2> s = ft::tanh(ft::sin(a) * a) * ft::exp(-a);
+  std::cout << "kept for the backward: " << (ft::stats::bytes_in_use(ft::kCPU) - before) / 1024
+            << " KiB (s and ds/da)\n";
+  s.backward(seed);
+  // ... or recomputed by the backward, keeping nothing (the choice on a GPU)
+  const auto was = ft::autograd::set_statement_derivatives(ft::autograd::StatementDerivatives::recompute);
+  ft::Var<float, 2> r = ft::tanh(ft::sin(a) * a) * ft::exp(-a);
+  r.backward(seed);
+  ft::autograd::set_statement_derivatives(was);
+
   // dynamic control flow: the tape records what ran
   ft::Var<double, 1> v(ft::from_vector<double>({1.0, 2.0}, {2}), ft::requires_grad);
   ft::Var<double, 1> p = v * 1.0;

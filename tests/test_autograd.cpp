@@ -254,6 +254,90 @@ TEST_CASE("a statement's backward is one reverse sweep over every elementwise no
   }
 }
 
+// Saved derivatives (autograd/saved_derivatives.hpp): on the CPU a compute-heavy statement's
+// forward kernel also stores ∂y/∂x and ∂y/∂w (summed over each Var's occurrences), and its
+// backward is one kernel of g·∂y/∂leaf; elsewhere, or when told to recompute, nothing is kept.
+TEST_CASE("a compute-heavy statement on the CPU saves its derivatives in its forward kernel") {
+  using ft::autograd::StatementDerivatives;
+  const index_t m = 128, n = 257;  // ≥ kSaveMinElements; rows with a vector remainder
+  const std::int64_t bytes = m * n * static_cast<std::int64_t>(sizeof(float));
+  const auto restore = ft::autograd::statement_derivatives();
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    ft::Var<float, 2> x(random_tensor<float>({m, n}, dev, 1), ft::requires_grad);
+    ft::Var<float, 2> w(random_tensor<float>({m, n}, dev, 2), ft::requires_grad);
+    const auto seed = random_tensor<float>({m, n}, dev, 3);
+    const auto xv = to_double(x.value()), wv = to_double(w.value()), g = to_double(seed);
+    std::vector<double> yr(xv.size()), dx(xv.size()), dw(xv.size());
+    for (std::size_t i = 0; i < xv.size(); ++i) {
+      const double a = xv[i], b = wv[i], t = std::tanh(a * b + std::sin(a)), s = 1 / (1 + std::exp(-b)),
+                   e = std::exp(0.5 * a), dc = (1 - t * t) * s;
+      yr[i] = t * s - e + b;
+      dx[i] = g[i] * (dc * (b + std::cos(a)) - 0.5 * e);
+      dw[i] = g[i] * (dc * a + t * s * (1 - s) + 1);
+    }
+    // x and w three times each: each Var's derivative is the sum over its occurrences
+    auto statement = [&] { return ft::tanh(x * w + ft::sin(x)) * ft::sigmoid(w) - ft::exp(x * 0.5f) + w; };
+    for (auto policy : {StatementDerivatives::automatic, StatementDerivatives::save, StatementDerivatives::recompute}) {
+      CAPTURE(static_cast<int>(policy));
+      ft::autograd::set_statement_derivatives(policy);
+      x.zero_grad();
+      w.zero_grad();
+      const auto before = ft::stats::bytes_in_use(dev);
+      ft::Var<float, 2> y;
+      CHECK(ft::test::launches_of(dev, [&] { y = statement(); }) == 1);
+      const bool saves = dev.is_cpu() && policy != StatementDerivatives::recompute;
+      CHECK(ft::stats::bytes_in_use(dev) - before == (saves ? 3 : 1) * bytes);  // y, and ∂y/∂x, ∂y/∂w
+      check_close(y.value(), yr, 1e-5, 1e-6);
+      CHECK(ft::test::launches_of(dev, [&] { y.backward(seed, {.retain_graph = true}); }) == 1);
+      check_close(x.grad(), dx, 1e-4, 1e-5);
+      check_close(w.grad(), dw, 1e-4, 1e-5);
+      // a second backward accumulates onto the gradients
+      CHECK(ft::test::launches_of(dev, [&] { y.backward(seed); }) == 1);
+      std::vector<double> dx2(dx), dw2(dw);
+      for (auto& v : dx2) v *= 2;
+      for (auto& v : dw2) v *= 2;
+      check_close(x.grad(), dx2, 1e-4, 1e-5);
+      check_close(w.grad(), dw2, 1e-4, 1e-5);
+      // the derivatives are freed with the graph
+      y = ft::Var<float, 2>();
+      CHECK(ft::stats::bytes_in_use(dev) - before == 2 * bytes);  // the two gradients
+    }
+    // not eligible, so recomputed even when told to save: a Var that does not require grad,
+    // a broadcast Var (its gradient is a reduction)
+    ft::autograd::set_statement_derivatives(StatementDerivatives::save);
+    const ft::Var<float, 2> c(random_tensor<float>({m, n}, dev, 4));
+    ft::Var<float, 1> bias(random_tensor<float>({n}, dev, 5), ft::requires_grad);
+    for (int k = 0; k < 2; ++k) {
+      x.zero_grad();
+      const auto before = ft::stats::bytes_in_use(dev);
+      ft::Var<float, 2> y = k == 0 ? ft::Var<float, 2>(ft::tanh(x * c) * ft::exp(c) + ft::sin(x))
+                                   : ft::Var<float, 2>(ft::tanh(x * bias) * ft::exp(bias) + ft::sin(x));
+      CHECK(ft::stats::bytes_in_use(dev) - before == bytes);
+      y.backward(seed);
+      const auto cv = k == 0 ? to_double(c.value()) : to_double(bias.value());
+      std::vector<double> d(xv.size());
+      for (std::size_t i = 0; i < xv.size(); ++i) {
+        const double cc = k == 0 ? cv[i] : cv[i % n], t = std::tanh(xv[i] * cc);
+        d[i] = g[i] * ((1 - t * t) * cc * std::exp(cc) + std::cos(xv[i]));
+      }
+      check_close(x.grad(), d, 1e-4, 1e-5);
+    }
+  }
+  // the saved derivatives' gradient against finite differences, in double
+  ft::autograd::set_statement_derivatives(StatementDerivatives::save);
+  ft::Var<double, 2> a(ft::randn<double>({5, 7}, ft::kCPU, 11), ft::requires_grad);
+  ft::Var<double, 2> b(ft::randn<double>({5, 7}, ft::kCPU, 12), ft::requires_grad);
+  auto r = ft::gradcheck(
+      [](const auto& a, const auto& b) {
+        return ft::Var<double, 2>(ft::where(a > b, ft::exp(a) * ft::sin(b), ft::log(b * b + 1.0) * a) +
+                                  ft::pow(ft::sigmoid(a), b));
+      },
+      a, b);
+  CHECK_MESSAGE(r.ok, r.report);
+  ft::autograd::set_statement_derivatives(restore);
+}
+
 TEST_CASE("backward of a 20-op statement allocates only the leaves' gradients") {
   for (ft::Device dev : ft::test::devices()) {
     CAPTURE(dev);

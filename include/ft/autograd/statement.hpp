@@ -1,8 +1,10 @@
 // One statement, one tape node. `ft::Var<float, 2> h = expr;` runs the expression as one fused
 // kernel and records a StatementNode that keeps the expression itself: its leaves (the Vars
-// and tensors it read, which exist anyway) and nothing computed inside it. Backward derives
-// each leaf's gradient expression from the expression's type (autograd/adjoint.hpp) and runs
-// it as one fused kernel accumulating into the leaf's gradient.
+// and tensors it read, which exist anyway) and nothing computed inside it, but for a
+// compute-heavy statement on the CPU, which saves its derivatives
+// (autograd/saved_derivatives.hpp). Backward derives each leaf's gradient expression from the
+// expression's type (autograd/adjoint.hpp) and runs it as one fused kernel accumulating into
+// the leaf's gradient.
 #pragma once
 
 #include <optional>
@@ -12,6 +14,7 @@
 
 #include "ft/autograd/adjoint.hpp"
 #include "ft/autograd/fused_backward.hpp"
+#include "ft/autograd/saved_derivatives.hpp"
 #include "ft/autograd/trace.hpp"
 #include "ft/autograd/var.hpp"
 #include "ft/core/config.hpp"
@@ -40,8 +43,10 @@ template <class E, class T, int R>
 class StatementNode final : public Node {
  public:
   // `forward`: the temporaries the forward computed (the statement's reductions), read again
-  // by the backward instead of being recomputed.
-  StatementNode(const E& e, ft::detail::Temporaries forward) : expr_(e), forward_(std::move(forward)) {
+  // by the backward instead of being recomputed; `saved`: the derivatives the forward saved
+  // (autograd/saved_derivatives.hpp), or none.
+  StatementNode(const E& e, ft::detail::Temporaries forward, saved::Derivatives<T, R> derivatives = {})
+      : expr_(e), forward_(std::move(forward)), saved_(std::move(derivatives)) {
     detail::for_each_storage(e, [&](const StorageImpl* s) { save_version(s); });
     for_each_var(e, [&](const auto& v) {
       if (v.requires_grad()) add_input(v.state_ptr());
@@ -52,6 +57,9 @@ class StatementNode final : public Node {
   std::string describe() const override { return autograd::describe(*expr_); }
   void backward(VarState& out) override {
     const Tensor<T, R>& g = static_cast<VarImpl<T, R>&>(out).grad;
+    if constexpr (saved::eligible_v<E, T, R>) {
+      if (!saved_.empty()) return saved::accumulate(g, saved_);
+    }
     ft::detail::EvaluationScope scope(ft::detail::EvaluationScope::fresh, &forward_);
     const detail::Statement<E, T, R> st{*expr_, g};
     backprop(
@@ -61,11 +69,13 @@ class StatementNode final : public Node {
   void release_saved() override {
     expr_.reset();
     forward_.clear();
+    saved_.clear();
   }
 
  private:
   std::optional<E> expr_;
   ft::detail::Temporaries forward_;
+  saved::Derivatives<T, R> saved_;
 };
 
 // Throws when `value` holds a NaN or an infinity (anomaly detection, after a forward).
@@ -96,15 +106,22 @@ requires(detail::is_expression_node_v<E> && !std::is_same_v<E, Var<T, R>> &&
   static_assert(E::rank == R,
                 "ft::Var: the expression's rank differs from the Var's; declare the Var with the expression's rank");
   detail::EvaluationScope scope(detail::EvaluationScope::fresh);
-  Tensor<T, R> v = evaluate(e);  // one fused launch
+  bool recording = false;
+  if constexpr (detail::has_var_v<E>) recording = autograd::records(e);
+  Tensor<T, R> v;
+  autograd::saved::Derivatives<T, R> saved;
+  if constexpr (autograd::saved::eligible_v<E, T, R>) {
+    if (recording) autograd::saved::forward(e, v, saved);  // one fused launch, the derivatives with it
+  }
+  if (saved.empty()) v = evaluate(e);  // one fused launch
   bool recorded = false;
   if constexpr (detail::has_var_v<E>) {
-    if (autograd::records(e)) {
+    if (recording) {
       if constexpr (autograd::detail::is_reduce<E>::value) {
         // the statement's value is its top reduction's value: keep it for the adjoint rule
         if constexpr (std::is_same_v<typename E::value_type, T>) scope.temporaries().put(e.id(), v);
       }
-      auto node = std::make_shared<autograd::StatementNode<E, T, R>>(e, scope.take());
+      auto node = std::make_shared<autograd::StatementNode<E, T, R>>(e, scope.take(), std::move(saved));
       if (autograd::is_anomaly_enabled()) autograd::check_forward_finite(v, node->name());
       *this = from_node(std::move(v), std::move(node));
       recorded = true;

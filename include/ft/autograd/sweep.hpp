@@ -400,18 +400,43 @@ Sinks<T, Rest...> make_sinks(const Sink<T>& head, const Sink<Rest>&... rest) {
   return {head.ptr, head.add, make_sinks(rest...)};
 }
 
+// Where the root's forward value goes: nowhere in a backward; into the statement's value in a
+// forward that saves its derivatives (autograd/saved_derivatives.hpp).
+struct NoValue {
+  template <class V, class I>
+  FT_HD FT_INLINE void store(const V&, I) const {}
+};
+template <class T>
+struct ValueOut {
+  T* ptr;  // contiguous, with the kernel's shape
+  template <class V, class I>
+  FT_HD FT_INLINE void store(const V& v, I i) const {
+    store_value(ptr[i], v);
+  }
+};
+// A unit adjoint at every element: the sweep then computes ∂y/∂(each occurrence).
+template <class C>
+struct UnitAdjoint {
+  template <class Ix>
+  FT_HD FT_INLINE C operator()(const Ix&) const {
+    return C(1);
+  }
+};
+
 // The kernel body: the tape, the adjoints from the root's g, the stores.
-template <class Root, class GEv, class Out>
+template <class Root, class GEv, class Out, class Value = NoValue>
 struct Body {
   Root root;
   GEv g;
   Out out;
+  Value value{};
   template <class Ix>
   FT_HD FT_INLINE void operator()(const Ix& ix) const {
     typename Root::Tape tape;
     root.forward(ix, tape);
     typename Out::Values vals;
     root.backward(tape, g(ix), vals);
+    value.store(tape.value, ix.linear);
     out.store(vals, ix.linear);
   }
 };

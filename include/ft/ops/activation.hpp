@@ -28,6 +28,7 @@ struct Relu {
 };
 struct Sigmoid {
   static constexpr const char* name = "sigmoid";
+  static constexpr bool costly = true;  // autograd/saved_derivatives.hpp
   template <class T>
   FT_HD FT_INLINE auto operator()(T in) const {
     using F = float_promote_t<T>;
@@ -37,6 +38,7 @@ struct Sigmoid {
 };
 struct Silu {
   static constexpr const char* name = "silu";
+  static constexpr bool costly = true;  // autograd/saved_derivatives.hpp
   template <class T>
   FT_HD FT_INLINE auto operator()(T in) const {
     using F = float_promote_t<T>;
@@ -82,6 +84,7 @@ FT_HD FT_INLINE GeluCdf<F> gelu_cdf(F x, bool approximate_tanh) {
 
 struct Gelu {
   static constexpr const char* name = "gelu";
+  static constexpr bool costly = true;  // autograd/saved_derivatives.hpp
   bool approximate_tanh = false;
   template <class T>
   FT_HD FT_INLINE float_promote_t<T> operator()(T in) const {
@@ -103,6 +106,7 @@ struct LeakyRelu {
 // elu(x) = x for x > 0, α·(eˣ − 1) otherwise
 struct Elu {
   static constexpr const char* name = "elu";
+  static constexpr bool costly = true;  // autograd/saved_derivatives.hpp
   double alpha = 1.0;
   template <class T>
   FT_HD FT_INLINE float_promote_t<T> operator()(T in) const {
@@ -114,6 +118,7 @@ struct Elu {
 // softplus(x) = log(1 + e^{βx})/β, linear above the threshold (as torch.nn.functional.softplus)
 struct Softplus {
   static constexpr const char* name = "softplus";
+  static constexpr bool costly = true;  // autograd/saved_derivatives.hpp
   double beta = 1.0;
   double threshold = 20.0;
   template <class T>

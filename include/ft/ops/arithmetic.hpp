@@ -41,6 +41,7 @@ struct Div {
 };
 struct Pow {
   static constexpr const char* name = "pow";
+  static constexpr bool costly = true;  // autograd/saved_derivatives.hpp
   template <class A, class B>
   FT_HD FT_INLINE promote_t<A, B> operator()(A a_, B b_) const {
     using C = promote_t<A, B>;
@@ -65,6 +66,7 @@ struct Pow {
 };
 struct Atan2 {
   static constexpr const char* name = "atan2";
+  static constexpr bool costly = true;  // autograd/saved_derivatives.hpp
   template <class A, class B>
   FT_HD FT_INLINE auto operator()(A a, B b) const {
     using C = float_promote_t<promote_t<A, B>>;

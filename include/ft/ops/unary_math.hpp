@@ -13,10 +13,12 @@
 
 namespace ft::inline FT_ABI::op {
 
-// A floating unary op: promotes integral input to float, then applies `body`.
-#define FT_FLOAT_UNARY(Name, str, body)           \
+// A floating unary op: promotes integral input to float, then applies `body`. `heavy`: a
+// transcendental function (`costly`: autograd/saved_derivatives.hpp weighs recomputing it).
+#define FT_FLOAT_UNARY(Name, str, heavy, body)    \
   struct Name {                                   \
     static constexpr const char* name = str;      \
+    static constexpr bool costly = heavy;         \
     template <class T>                            \
     FT_HD FT_INLINE auto operator()(T in) const { \
       using F = float_promote_t<T>;               \
@@ -24,20 +26,20 @@ namespace ft::inline FT_ABI::op {
       return static_cast<F>(body);                \
     }                                             \
   };
-FT_FLOAT_UNARY(Exp, "exp", math::exp(x))
-FT_FLOAT_UNARY(Exp2, "exp2", math::exp2(x))
-FT_FLOAT_UNARY(Log, "log", math::log(x))
-FT_FLOAT_UNARY(Log2, "log2", math::log2(x))
-FT_FLOAT_UNARY(Log1p, "log1p", math::log1p(x))
-FT_FLOAT_UNARY(Expm1, "expm1", math::expm1(x))
-FT_FLOAT_UNARY(Sqrt, "sqrt", math::sqrt(x))
-FT_FLOAT_UNARY(Rsqrt, "rsqrt", math::rsqrt(x))
-FT_FLOAT_UNARY(Reciprocal, "reciprocal", F(1) / x)
-FT_FLOAT_UNARY(Sin, "sin", math::sin(x))
-FT_FLOAT_UNARY(Cos, "cos", math::cos(x))
-FT_FLOAT_UNARY(Tan, "tan", math::tan(x))
-FT_FLOAT_UNARY(Tanh, "tanh", math::tanh(x))
-FT_FLOAT_UNARY(Erf, "erf", math::erf(x))
+FT_FLOAT_UNARY(Exp, "exp", true, math::exp(x))
+FT_FLOAT_UNARY(Exp2, "exp2", true, math::exp2(x))
+FT_FLOAT_UNARY(Log, "log", true, math::log(x))
+FT_FLOAT_UNARY(Log2, "log2", true, math::log2(x))
+FT_FLOAT_UNARY(Log1p, "log1p", true, math::log1p(x))
+FT_FLOAT_UNARY(Expm1, "expm1", true, math::expm1(x))
+FT_FLOAT_UNARY(Sqrt, "sqrt", false, math::sqrt(x))
+FT_FLOAT_UNARY(Rsqrt, "rsqrt", false, math::rsqrt(x))
+FT_FLOAT_UNARY(Reciprocal, "reciprocal", false, F(1) / x)
+FT_FLOAT_UNARY(Sin, "sin", true, math::sin(x))
+FT_FLOAT_UNARY(Cos, "cos", true, math::cos(x))
+FT_FLOAT_UNARY(Tan, "tan", true, math::tan(x))
+FT_FLOAT_UNARY(Tanh, "tanh", true, math::tanh(x))
+FT_FLOAT_UNARY(Erf, "erf", true, math::erf(x))
 #undef FT_FLOAT_UNARY
 
 // Ops that keep the input type (integral stays integral).
