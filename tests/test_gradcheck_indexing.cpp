@@ -34,7 +34,7 @@ std::vector<Case> indexing_cases() {
   c.push_back(binary("scatter_add repeated", {3, 5}, {3, 4}, [](const V2& a, const V2& b) {
     return scatter_add(a, 1, ix({0, 2, 0, 0, 4, 1, 4, 1, 3, 3, 3, 3}, {3, 4}), b * b);
   }));
-  for (const char* reduce : {"sum", "mean", "amax", "amin"})
+  for (const char* reduce : {"sum", "mean", "amax", "amin", "prod"})
     c.push_back(binary(std::string("scatter_reduce ") + reduce, {3, 5}, {3, 4}, [reduce](const V2& a, const V2& b) {
       const auto i = ix({0, 2, 0, 0, 4, 1, 4, 1, 3, 3, 3, 3}, {3, 4});
       V2 with_self = scatter_reduce(a, 1, i, b, reduce);

@@ -27,6 +27,12 @@ std::vector<Case> op_cases() {
   c.push_back(general(
       "prod", {3, 4}, [](const V2& x) { return Var<double, 2>(prod(x) + prod(x, 0) + prod(x, 1, keepdim)); }, 0.5,
       1.5));
+  // zeros: a row with one (its gradient there is the others' product), a row and a column with
+  // two (a zero gradient), and the product over all with three
+  c.push_back({"prod with zeros", [] {
+                 V2 x(from_vector<double>({0, 1.5, -2, 0.5, 0, 0, 3, 1, 2, -1, 0.5, 1.25}, {3, 4}), requires_grad);
+                 return gradcheck([](const V2& x) { return V2(prod(x) + prod(x, 0) + prod(x, 1, keepdim)); }, x);
+               }});
   c.push_back(general("max", {3, 4},
                       [](const V2& x) { return Var<double, 2>(max(x) + max(x, 0) + (x - max(x, 1, keepdim)) * 2); }));
   c.push_back(

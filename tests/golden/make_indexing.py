@@ -60,7 +60,7 @@ CASES = [
     ("masked_select_bcast", [(1, 4)], [t([[1, 0, 0, 1], [0, 0, 0, 0], [1, 1, 0, 1]])],
      lambda x, m: torch.masked_select(x, m.bool())),
 ]
-for reduce in ["sum", "mean", "amax", "amin"]:
+for reduce in ["sum", "mean", "amax", "amin", "prod"]:
     for include_self in [True, False]:
         CASES.append(("scatter_reduce_%s_%s" % (reduce, "self" if include_self else "noself"),
                       [lambda: randint_float(3, 5), lambda: randint_float(3, 4)], [t(SCATTER_IDX)],

@@ -108,7 +108,7 @@ FT_CPU_MULTIVERSION FT_CPU_STRIDED_LOOP void each_strided(const Body body, I n, 
 template <class I, int R, class Body>
 FT_CPU_MULTIVERSION FT_CPU_STRIDED_LOOP void each_cat_part(const Body body, const Shape<R> shape, int d,
                                                            const CatSplit split) {
-  const I n = static_cast<I>(shape.numel());
+  [[maybe_unused]] const I n = static_cast<I>(shape.numel());  // (read by OpenMP's if clause only)
   const Array<index_t, R> cstrides = contiguous_strides(shape);
 #pragma omp parallel if (n > kParallelGrain) firstprivate(body, shape, split)
   {

@@ -179,7 +179,7 @@ struct MaxPoolBackward {
 // scatter(p, d) adding plane p's windows into it. True when a plane's scatter returned true (a
 // bad index).
 template <class T, class Scatter>
-bool scatter_planes(T* dx, index_t planes, index_t in_plane, index_t work, const Scatter& scatter) {
+bool scatter_planes(T* dx, index_t planes, index_t in_plane, [[maybe_unused]] index_t work, const Scatter& scatter) {
   if (planes * in_plane == 0) return false;  // nothing to compute: no launch
   stats::detail::record_launch(kCPU);
   bool bad = false;

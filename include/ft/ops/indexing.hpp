@@ -1262,8 +1262,44 @@ auto scatter(const X& x, int dim, const Tensor<std::int64_t, X::rank>& index, V 
   }
 }
 
+namespace indexing {
+// scatter_reduce's "prod" backward (torch's scatter_reduce_backward): each element's gradient is
+// g times the product of the other factors of its destination, computed without dividing by a
+// zero. Self: g·P'/x', with x' = x where x ≠ 0 else 1 and P' the product with x' in place of
+// x. A source: g·P/s where it is not the only zero source of its destination; where it is, g
+// times the product with that source replaced by 1.
+template <class T, int R>
+void scatter_prod_backward(const char* op, const Var<T, R>& vx, const Var<T, R>& vs, int dim,
+                           const Tensor<std::int64_t, R>& index, bool include_self, const Tensor<T, R>& out,
+                           const Tensor<T, R>& g) {
+  const Shape<R> is = index.shape();
+  const Tensor<T, R>& x = vx.value();
+  if (vx.requires_grad()) {
+    const Tensor<T, R> nonzero_x = where(x == T(0), T(1), x);
+    const Tensor<T, R> p = scatter_along(op, nonzero_x, dim, index, vs.value(), ScatterMode::prod, include_self);
+    const Tensor<T, R> gx = g * p / nonzero_x;
+    if (include_self)
+      vx.state().accumulate(gx);
+    else  // the destinations' values do not depend on x
+      vx.state().accumulate(scatter_along(op, gx, dim, index, Scalar<T>{0}, ScatterMode::replace, true));
+  }
+  if (vs.requires_grad()) {
+    const Tensor<T, R> s = leading(vs.value(), is);
+    Tensor<T, R> zeros_here(x.shape(), x.device());
+    zeros_here = T(0);
+    // the zero sources of each source's destination
+    const Tensor<T, R> zero_sources =
+        gather(scatter_along(op, zeros_here, dim, index, cast<T>(s == T(0)), ScatterMode::sum, true), dim, index);
+    const Tensor<bool, R> only_zero = logical_and(s == T(0), zero_sources == T(1));
+    const Tensor<T, R> p = scatter_along(op, x, dim, index, where(only_zero, T(1), s), ScatterMode::prod, include_self);
+    autograd::detail::accumulate_leading(
+        vs, is, where(only_zero, gather(g * p, dim, index), gather(g * out, dim, index) / where(s == T(0), T(1), s)));
+  }
+}
+}  // namespace indexing
+
 // torch.scatter_reduce(x, dim, index, src, reduce, include_self): reduce ∈ sum, prod, mean,
-// amax, amin (prod has no gradient here: an ft::Error in backward).
+// amax, amin; gradients for all of them.
 template <Expression X, Expression S>
 auto scatter_reduce(const X& x, int dim, const Tensor<std::int64_t, X::rank>& index, const S& src,
                     std::string_view reduce, bool include_self = true) {
@@ -1280,7 +1316,8 @@ auto scatter_reduce(const X& x, int dim, const Tensor<std::int64_t, X::rank>& in
     auto bwd = [vx, vs, dim, index, mode, include_self, out](const Tensor<T, R>& g) {
       const char* op = "scatter_reduce";
       const Shape<R> is = index.shape();
-      if (mode == ScatterMode::prod) fail(op, "the gradient of reduce=\"prod\" is not implemented");
+      if (mode == ScatterMode::prod)
+        return indexing::scatter_prod_backward(op, vx, vs, dim, index, include_self, out, g);
       if (mode == ScatterMode::sum) {
         if (vx.requires_grad()) {
           if (include_self)

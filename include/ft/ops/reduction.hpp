@@ -493,13 +493,21 @@ struct ReduceGrad<red::Sum<V, Final>> {
     }
   }
 };
-// ∂prod/∂x = prod / x (an element equal to zero gives NaN or infinity here)
+// ∂prod/∂x_i = the product of the other elements (torch's prod_backward): prod / x_i where the
+// group has no zero; where it has one, the product of its nonzero elements at the zero and 0
+// elsewhere; where it has two or more, 0.
 template <class V>
 struct ReduceGrad<red::Prod<V>> {
   static constexpr Rule rule = is_floating_v<V> ? Rule::differentiable : Rule::none;
   template <class N, class G>
   static auto grad(const N& r, const G& ge) {
-    return ge * detail::expanded_result(r) / r.input();
+    const auto& x = r.input();
+    using X = typename N::input_type::value_type;
+    auto zero = x == X(0);
+    auto zero_count = detail::like(r, red::SumR<float>{}, cast<float>(zero));
+    auto nonzero_prod = detail::like(r, red::Prod<X>{}, where(zero, X(1), x));
+    return where(zero_count == 0, ge * detail::expanded_result(r) / x,
+                 where(logical_and(zero, zero_count == 1), ge * nonzero_prod, X(0)));
   }
 };
 // max/min: the gradient goes to the elements equal to the extreme, shared equally among ties
