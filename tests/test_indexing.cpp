@@ -98,6 +98,9 @@ TEST_CASE("gathers match PyTorch, values and gradients") {
         "masked_fill",
         [&](const V2& x) { return ft::masked_fill(x, ft::cast<bool>(idx<1>("masked_fill", 0, dev)), 0.5); },
         leaf<2>("masked_fill", 0, dev));
+    grad_case<2>(
+        "index_mask", [&](const V3& x) { return ft::index(x, ft::eval(ft::cast<bool>(idx<2>("index_mask", 0, dev)))); },
+        leaf<3>("index_mask", 0, dev));
     for (std::string name : {"masked_select", "masked_select_bcast"})
       grad_case<1>(
           name, [&](const V2& x) { return ft::masked_select(x, ft::cast<bool>(idx<2>(name, 0, dev))); },
@@ -123,6 +126,17 @@ TEST_CASE("scatters match PyTorch, values and gradients") {
         [&](const V2& x, const V2& s) { return ft::index_add(x, 0, idx<1>("index_add", 0, dev), s, 2.0); });
     two("index_add_dim1",
         [&](const V2& x, const V2& s) { return ft::index_add(x, -1, idx<1>("index_add_dim1", 0, dev), s); });
+    const auto mask = [&](const std::string& name) { return ft::eval(ft::cast<bool>(idx<2>(name, 0, dev))); };
+    const auto mask1 = ft::eval(ft::cast<bool>(idx<1>("index_put_mask", 0, dev)));
+    two("index_put_mask", [&](const V2& x, const V2& v) { return ft::index_put(x, mask1, v); });
+    grad_case<3>(
+        "index_put_mask_acc_bcast",
+        [&](const V3& x, const V1& v) { return ft::index_put(x, mask("index_put_mask_acc_bcast"), v, true); },
+        leaf<3>("index_put_mask_acc_bcast", 0, dev), leaf<1>("index_put_mask_acc_bcast", 1, dev));
+    // a mask whose shape differs from the dims it indexes
+    CHECK_THROWS_WITH_AS(
+        ft::index_put(leaf<2>("index_put_mask", 0, dev).value(), mask("index_mask"), ft::ones<double>({1}, dev)),
+        doctest::Contains("the shape of the mask [3, 4] at index 0 does not match"), ft::Error);
     two("index_put_acc",
         [&](const V2& x, const V2& v) { return ft::index_put(x, idx<1>("index_put_acc", 0, dev), v, true); });
     grad_case<3>(

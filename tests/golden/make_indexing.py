@@ -67,6 +67,15 @@ for reduce in ["sum", "mean", "amax", "amin", "prod"]:
                       lambda x, s, i, r=reduce, inc=include_self: torch.scatter_reduce(x, 1, i, s, r,
                                                                                        include_self=inc)))
 
+# bool masks (given as int64, made bool in the function): x[mask] = v, x[mask] += v, x[mask]
+MASK2 = [[1, 0, 0, 1], [0, 0, 0, 0], [1, 1, 0, 1]]
+CASES += [
+    ("index_put_mask", [(4, 3), (3, 3)], [t([1, 0, 1, 1])], lambda x, v, m: x.index_put((m.bool(),), v)),
+    ("index_put_mask_acc_bcast", [(3, 4, 2), (2,)], [t(MASK2)],
+     lambda x, v, m: x.index_put((m.bool(),), v, accumulate=True)),
+    ("index_mask", [(3, 4, 2)], [t(MASK2)], lambda x, m: x[m.bool()]),
+]
+
 # integer and bool cases (no gradient): name, inputs (int64), function
 INT_CASES = [
     ("one_hot", [t([[0, 4, 2], [1, 1, 3]])], lambda c: F.one_hot(c, 5)),

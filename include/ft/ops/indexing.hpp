@@ -1180,6 +1180,31 @@ auto masked_select(const X& x, const M& mask) {
   return FlatTake<X, R>(x, detail::true_positions(f.reshape(Shape<1>{f.numel()}), "masked_select"), s);
 }
 
+namespace indexing {
+// The trues of a bool mask over x's leading dims, one index vector a dim (views of nonzero's
+// result: one host wait), after checking the mask's shape against those dims (PyTorch's rule).
+template <int M, int R>
+std::array<Tensor<std::int64_t, 1>, M> mask_indices(const char* op, const Tensor<bool, M>& mask,
+                                                    const Shape<R>& shape) {
+  static_assert(M >= 1 && M <= R, "ft: a bool mask indexes between 1 and rank(x) leading dims");
+  for (int d = 0; d < M; ++d)
+    if (mask.shape()[d] != shape[d])
+      fail(op, "the shape of the mask ", to_string(mask.shape()), " at index ", d,
+           " does not match the shape of the indexed tensor ", to_string(shape));
+  const Tensor<std::int64_t, 2> nz = nonzero(mask);
+  std::array<Tensor<std::int64_t, 1>, M> r;
+  for (int d = 0; d < M; ++d) r[d] = nz.select(1, d);
+  return r;
+}
+}  // namespace indexing
+
+// x[mask] (ATen's index with a bool mask): mask over x's M leading dims, of their shape; the
+// result is [number of trues, x.shape[M:]…], in the trues' row-major order (one host wait).
+template <Expression E, int M>
+auto index(const E& x, const Tensor<bool, M>& mask) {
+  return ft::index(x, indexing::mask_indices("index", mask, x.shape()));
+}
+
 // ---- scatters (boundaries: a new tensor, one launch on the CPU) ----
 namespace indexing {
 
@@ -1432,7 +1457,8 @@ auto index_add(const X& x, int dim, const Tensor<std::int64_t, 1>& index, const 
 // accumulate) at x[i0, …, i(K−1)]: K ≥ 1 int64 index tensors (broadcast together) over the
 // leading K dims; values broadcast to [index shape…, x.shape[K:]…]. Without accumulate,
 // the last of duplicate destinations wins (row-major order of the indices). Negative indices
-// count from the end. Boolean masks and index tensors after a slice are not supported.
+// count from the end (a bool mask: the overload below; index tensors after a slice are not
+// supported).
 template <Expression X, int B, std::size_t K, Expression V>
 auto index_put(const X& x, const std::array<Tensor<std::int64_t, B>, K>& indices, const V& values,
                bool accumulate = false) {
@@ -1479,6 +1505,13 @@ auto index_put(const X& x, const std::array<Tensor<std::int64_t, B>, K>& indices
 template <Expression X, int B, Expression V>
 auto index_put(const X& x, const Tensor<std::int64_t, B>& index, const V& values, bool accumulate = false) {
   return index_put(x, std::array<Tensor<std::int64_t, B>, 1>{index}, values, accumulate);
+}
+// x[mask] = values (torch.index_put with a bool mask): mask over x's M leading dims, of their
+// shape; values broadcast to [number of trues, x.shape[M:]…], written (added, with
+// accumulate) in the trues' row-major order (one host wait, as PyTorch's boolean indexing).
+template <Expression X, int M, Expression V>
+auto index_put(const X& x, const Tensor<bool, M>& mask, const V& values, bool accumulate = false) {
+  return index_put(x, indexing::mask_indices("index_put", mask, x.shape()), values, accumulate);
 }
 
 }  // namespace ft::inline FT_ABI
