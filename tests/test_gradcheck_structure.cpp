@@ -25,6 +25,10 @@ std::vector<Case> structure_cases() {
     return V4(interpolate(x, {7, 4}) + interpolate(x, {7, 4}, "nearest-exact") + interpolate(x, {7, 4}, "bilinear") +
               sum(interpolate(x, {4, 9}, "bilinear", true)) + sum(interpolate(x, {1.75, 0.6}, "bilinear")));
   }));
+  c.push_back(general("interpolate bicubic", {1, 2, 3, 5}, [](const V4& x) {
+    return V4(interpolate(x, {7, 4}, "bicubic") + sum(interpolate(x, {4, 9}, "bicubic", true)) +
+              sum(interpolate(x, {1.75, 0.6}, "bicubic")) + sum(interpolate(x, {1, 2}, "bicubic")));
+  }));
   c.push_back(general("tril", {3, 4}, [](const V2& x) { return V2(tril(x, 1) * x + triu(x, -1)); }));
   c.push_back(general("diagonal", {3, 4, 5},
                       [](const Var<double, 3>& x) { return V2(diagonal(x, 1, 0, 2) * diagonal(x, -1, 2, 0)); }));

@@ -85,6 +85,14 @@ TEST_CASE("structure ops match PyTorch, values and gradients") {
     FT_CPU_ONLY(golden_case<5, 5>("trilinear", dev, [](const auto& x) {
       return ft::interpolate(x, {3, 5, 2}, "trilinear");
     }));
+    golden_case<4, 4>("bicubic", dev, [](const auto& x) { return ft::interpolate(x, {7, 4}, "bicubic"); });
+    golden_case<4, 4>("bicubic_align", dev, [](const auto& x) { return ft::interpolate(x, {4, 9}, "bicubic", true); });
+    FT_CPU_ONLY(golden_case<4, 4>("bicubic_scale", dev, [](const auto& x) {
+      return ft::interpolate(x, {1.75, 0.6}, "bicubic");
+    }));
+    FT_CPU_ONLY(golden_case<4, 4>("bicubic_one", dev, [](const auto& x) {
+      return ft::interpolate(x, {3, 2}, "bicubic", true);
+    }));
     golden_case<3, 3>("tril", dev, [](const auto& x) { return ft::tril(x, 1); });
     FT_CPU_ONLY(golden_case<3, 3>("triu", dev, [](const auto& x) { return ft::triu(x, -1); }));
     golden_case<3, 2>("diagonal", dev, [](const auto& x) { return ft::diagonal(x, 1, 0, 2); });
@@ -308,7 +316,9 @@ TEST_CASE("structure ops reject bad input with the op's name") {
   CHECK_THROWS_WITH_AS(ft::diagonal(a, 0, 1, -1), doctest::Contains("differ"), ft::Error);
   CHECK_THROWS_WITH_AS(ft::flip(a, {0, -2}), doctest::Contains("more than once"), ft::Error);
   CHECK_THROWS_WITH_AS(ft::split(a, std::vector<index_t>{1, 1}, 1), doctest::Contains("split"), ft::Error);
-  CHECK_THROWS_WITH_AS(ft::interpolate(ft::zeros<float>({1, 1, 2, 2}), {3, 3}, "bicubic"),
+  CHECK_THROWS_WITH_AS(ft::interpolate(ft::zeros<float>({1, 1, 2}), {3}, "bicubic"),
+                       doctest::Contains("does not fit an input of rank 3"), ft::Error);
+  CHECK_THROWS_WITH_AS(ft::interpolate(ft::zeros<float>({1, 1, 2, 2}), {3, 3}, "area"),
                        doctest::Contains("interpolate"), ft::Error);
   CHECK_THROWS_WITH_AS(ft::interpolate(ft::zeros<float>({1, 1, 2, 2}), {3, 3}, "nearest", true),
                        doctest::Contains("align_corners"), ft::Error);

@@ -52,6 +52,10 @@ CASES = [
     ("bilinear_scale", [(1, 2, 4, 5)], lambda x: F.interpolate(x, scale_factor=(1.75, 0.6), mode="bilinear")),
     ("linear", [(2, 3, 5)], lambda x: F.interpolate(x, size=(8,), mode="linear")),
     ("trilinear", [(1, 1, 2, 3, 4)], lambda x: F.interpolate(x, size=(3, 5, 2), mode="trilinear")),
+    ("bicubic", [(1, 2, 3, 5)], lambda x: F.interpolate(x, size=(7, 4), mode="bicubic")),
+    ("bicubic_align", [(1, 2, 3, 5)], lambda x: F.interpolate(x, size=(4, 9), mode="bicubic", align_corners=True)),
+    ("bicubic_scale", [(2, 1, 4, 5)], lambda x: F.interpolate(x, scale_factor=(1.75, 0.6), mode="bicubic")),
+    ("bicubic_one", [(1, 1, 1, 6)], lambda x: F.interpolate(x, size=(3, 2), mode="bicubic", align_corners=True)),
 ]
 
 

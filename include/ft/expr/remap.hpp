@@ -328,18 +328,24 @@ class PreimageSum : public RemapNode<G, SeparableMap<RI, RO>, RI> {
   Eval evaluator(const EvalContext&) const { return {this->operand_eval(), this->params(), this->shape()}; }
 };
 
-// ---- resampling (interpolate: nearest, nearest-exact, linear, bilinear, trilinear) ----
-enum class ResampleKind : std::uint8_t { keep, nearest, nearest_exact, linear };
+// ---- resampling (interpolate: nearest, nearest-exact, linear, bilinear, trilinear, bicubic) ----
+enum class ResampleKind : std::uint8_t { keep, nearest, nearest_exact, linear, cubic };
 
-// One dimension of a resampling: output o reads input i0 with weight 1 − λ and i1 with weight λ
-// (λ = 0 unless linear). The source positions follow PyTorch's nearest_idx and
-// area_pixel_compute_source_index (nearest in float, linear in double).
+// One dimension of a resampling: output o reads up to four inputs (taps), each with a weight:
+// one (keep, nearest) with weight 1; two (linear) i0 and i1 with 1 − λ and λ; four (cubic)
+// ⌊s⌋ − 1 … ⌊s⌋ + 2, clamped to the dim, with Keys' cubic convolution weights (a = −0.75) of
+// s − ⌊s⌋. The source positions s follow PyTorch's nearest_idx and
+// area_pixel_compute_source_index (nearest in float, linear and cubic in double; cubic not
+// clamped at 0).
 struct ResampleAxis {
+  static constexpr int kMaxTaps = 4;
   ResampleKind kind = ResampleKind::keep;
   bool align_corners = false;
   index_t n = 1, out_n = 1;
   double scale = 1;  // input elements per output element (align_corners: (n − 1) / (out_n − 1))
 
+  // i0: the first input output o reads (cubic: ⌊s⌋, before the clamp; non-decreasing in o),
+  // i1 the second (linear), λ the fraction.
   template <class I>
   FT_HD FT_INLINE void source(I o, I& i0, I& i1, double& lambda) const {
     lambda = 0;
@@ -357,8 +363,15 @@ struct ResampleAxis {
         i1 = i0;
         return;
       }
-      case ResampleKind::linear: {
+      case ResampleKind::linear:
+      case ResampleKind::cubic: {
         double src = align_corners ? scale * static_cast<double>(o) : scale * (static_cast<double>(o) + 0.5) - 0.5;
+        if (kind == ResampleKind::cubic) {
+          const double f = math::floor(src);
+          i0 = i1 = static_cast<I>(f);
+          lambda = src - f;
+          return;
+        }
         if (src < 0) src = 0;
         i0 = static_cast<I>(src);
         i0 = i0 < last ? i0 : last;
@@ -369,21 +382,63 @@ struct ResampleAxis {
       }
     }
   }
-  // The weight with which output o reads input i (0 when it does not).
+  // Keys' cubic convolution kernel with a = −0.75 (PyTorch's get_cubic_upsample_coefficients)
+  // at distance x: |x| ≤ 1, and 1 < |x| < 2.
+  static constexpr double kCubicA = -0.75;
+  FT_HD FT_INLINE static double cubic_near(double x) { return ((kCubicA + 2) * x - (kCubicA + 3)) * x * x + 1; }
+  FT_HD FT_INLINE static double cubic_far(double x) {
+    return ((kCubicA * x - 5 * kCubicA) * x + 8 * kCubicA) * x - 4 * kCubicA;
+  }
+  // The inputs output o reads and their weights; returns how many.
   template <class I>
-  FT_HD FT_INLINE double weight(I o, I i) const {
+  FT_HD FT_INLINE int taps(I o, I (&at)[kMaxTaps], double (&w)[kMaxTaps]) const {
     I i0 = 0, i1 = 0;
     double l = 0;
     source(o, i0, i1, l);
-    return (i0 == i ? 1 - l : 0.0) + (i1 == i ? l : 0.0);
+    at[0] = i0;
+    w[0] = 1;
+    if (kind == ResampleKind::linear) {
+      at[1] = i1;
+      w[0] = 1 - l;
+      w[1] = l;
+      return 2;
+    }
+    if (kind != ResampleKind::cubic) return 1;
+    w[0] = cubic_far(l + 1);
+    w[1] = cubic_near(l);
+    w[2] = cubic_near(1 - l);
+    w[3] = cubic_far(2 - l);
+    const I last = static_cast<I>(n) - 1;
+    for (int k = 0; k < 4; ++k) {
+      const I i = i0 - 1 + k;
+      at[k] = i < 0 ? 0 : i > last ? last : i;
+    }
+    return 4;
+  }
+  // The weight with which output o reads input i (0 when it does not; the sum of its taps that
+  // a clamp put on i).
+  template <class I>
+  FT_HD FT_INLINE double weight(I o, I i) const {
+    I at[kMaxTaps];
+    double w[kMaxTaps];
+    const int count = taps(o, at, w);
+    double sum = 0;
+    for (int k = 0; k < count; ++k) sum += at[k] == i ? w[k] : 0.0;
+    return sum;
   }
   // The outputs [lo, hi) that read input i: i0 is non-decreasing in o, and an output reads i
-  // when i0 is i (or i − 1, linear).
+  // when i0 is i (or i − 1, linear; i − 2 … i + 1, cubic, and any i0 that the clamp puts on
+  // the first or last input).
   template <class I>
   FT_HD FT_INLINE void readers(I i, I& lo, I& hi) const {
     if (kind == ResampleKind::keep) {
       lo = i;
       hi = i + 1;
+      return;
+    }
+    if (kind == ResampleKind::cubic) {
+      lo = i == 0 ? I(0) : first_at_least(i - 2);
+      hi = i == static_cast<I>(n) - 1 ? static_cast<I>(out_n) : first_at_least(i + 2);
       return;
     }
     lo = first_at_least(kind == ResampleKind::linear ? i - 1 : i);
@@ -422,23 +477,32 @@ class Resample : public RemapNode<E, Array<ResampleAxis, E::rank>, E::rank> {
     Array<index_t, rank> shape;
     template <class I, int OR, bool D>
     FT_HD FT_INLINE compute_type operator()(const Index<I, OR, D>& ix) const {
+      constexpr int RN = rank > 0 ? rank : 1;
+      constexpr int K = ResampleAxis::kMaxTaps;
       const Array<I, rank> out = detail::node_coords<rank>(ix, shape);
-      I lo[rank > 0 ? rank : 1], hi[rank > 0 ? rank : 1];
-      double lambda[rank > 0 ? rank : 1];
-      for (int d = 0; d < rank; ++d) axes[d].source(out[d], lo[d], hi[d], lambda[d]);
+      I at[RN][K];
+      double w[RN][K];
+      int count[RN], k[RN];
+      for (int d = 0; d < rank; ++d) {
+        count[d] = axes[d].taps(out[d], at[d], w[d]);
+        k[d] = 0;
+      }
+      // every combination of the dims' taps, the last dim's fastest
       double acc = 0;
-      for (int corner = 0; corner < (1 << rank); ++corner) {
-        CoordIndex<I, rank> at{};
-        double w = 1;
-        bool used = true;
+      while (true) {
+        CoordIndex<I, rank> c{};
+        double weight = 1;
         for (int d = 0; d < rank; ++d) {
-          const bool upper = (corner >> d) & 1;
-          const bool linear = axes[d].kind == ResampleKind::linear;
-          if (upper && !linear) used = false;
-          at.coord[d] = upper ? hi[d] : lo[d];
-          w *= linear ? (upper ? lambda[d] : 1 - lambda[d]) : 1.0;
+          c.coord[d] = at[d][k[d]];
+          weight *= w[d][k[d]];
         }
-        if (used) acc += w * static_cast<double>(e(at));
+        acc += weight * static_cast<double>(e(c));
+        int d = rank - 1;
+        for (; d >= 0; --d) {
+          if (++k[d] < count[d]) break;
+          k[d] = 0;
+        }
+        if (d < 0) break;
       }
       return static_cast<compute_type>(acc);
     }

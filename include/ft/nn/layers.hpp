@@ -731,7 +731,7 @@ struct PixelUnshuffle : Stateless<PixelUnshuffle> {
   }
 };
 // nn.Upsample of images [N, C, H, W] to a size or by a scale factor; mode "nearest",
-// "nearest-exact" or "bilinear" (with align_corners).
+// "nearest-exact", "bilinear" or "bicubic" (those two with align_corners).
 struct Upsample : Stateless<Upsample> {
   std::optional<std::array<index_t, 2>> size;
   double scale_factor = 1.0;

@@ -327,11 +327,14 @@ auto resample(const E& e, const index_t (&size)[N], const double* scale, std::st
     kind = ResampleKind::nearest;
   else if (mode == "nearest-exact")
     kind = ResampleKind::nearest_exact;
+  else if (mode == "bicubic" && N == 2)
+    kind = ResampleKind::cubic;
   else
     check((mode == "linear" && N == 1) || (mode == "bilinear" && N == 2) || (mode == "trilinear" && N == 3),
           "interpolate", "mode '", mode, "' does not fit an input of rank ", R,
-          " (nearest, nearest-exact; linear for 3-D, bilinear for 4-D, trilinear for 5-D input)");
-  check(kind == ResampleKind::linear || !align_corners, "interpolate", "align_corners only applies to linear modes");
+          " (nearest, nearest-exact; linear for 3-D, bilinear or bicubic for 4-D, trilinear for 5-D input)");
+  check(kind == ResampleKind::linear || kind == ResampleKind::cubic || !align_corners, "interpolate",
+        "align_corners only applies to the linear and cubic modes");
   Array<ResampleAxis, R> axes{};
   Shape<R> out = e.shape();
   for (int d = 0; d < R; ++d) axes[d] = ResampleAxis{ResampleKind::keep, false, e.shape()[d], e.shape()[d], 1.0};
@@ -351,7 +354,8 @@ auto resample(const E& e, const index_t (&size)[N], const double* scale, std::st
 
 // torch.nn.functional.interpolate(x, size, mode, align_corners) over the dims after [N, C]:
 // mode "nearest" (⌊o · in/out⌋, in float as PyTorch), "nearest-exact", "linear" (3-D input),
-// "bilinear" (4-D), "trilinear" (5-D); antialias off. An expression; its gradient is the
+// "bilinear" or "bicubic" (4-D; bicubic: Keys' a = −0.75 over 4×4 inputs, clamped at the
+// borders, as PyTorch), "trilinear" (5-D); antialias off. An expression; its gradient is the
 // fixed-order sum over the outputs that read each input element.
 template <Expression E, std::size_t N>
 auto interpolate(const E& e, const index_t (&size)[N], std::string_view mode = "nearest", bool align_corners = false) {
