@@ -159,6 +159,11 @@ TEST_CASE("einsum matches torch: bmm, transposed and implicit outputs, dot, oute
     FT_EINSUM1("transpose", "ij->ji", 2);
     FT_EINSUM1("total", "ij->", 2);
     FT_EINSUM1("sum_perm", "ijk->ki", 3);
+    FT_EINSUM2("ell_bmm", "...ij,...jk->...ik", 4, 4);
+    FT_EINSUM2("ell_rank", "...ij,jk->...ik", 3, 2);
+    FT_EINSUM2("ell_implicit", "b...i,b...j", 3, 3);
+    FT_EINSUM2("ell_sum", "...i,...i->", 2, 2);
+    FT_EINSUM1("ell_one", "i...->...i", 3);
 #undef FT_EINSUM1
 #undef FT_EINSUM2
     // tensors in give a tensor; the contraction is one GEMM (the operands are views)

@@ -97,6 +97,11 @@ def main():
             ("transpose", "ij->ji", [(3, 4)]),
             ("total", "ij->", [(3, 4)]),
             ("sum_perm", "ijk->ki", [(2, 3, 4)]),
+            ("ell_bmm", "...ij,...jk->...ik", [(2, 3, 4, 5), (2, 3, 5, 2)]),
+            ("ell_rank", "...ij,jk->...ik", [(2, 3, 4), (4, 5)]),
+            ("ell_implicit", "b...i,b...j", [(2, 3, 4), (2, 3, 5)]),
+            ("ell_sum", "...i,...i->", [(3, 4), (3, 4)]),
+            ("ell_one", "i...->...i", [(3, 2, 4)]),
         ]
         for name, eq, shapes in einsum_cases:
             ins = [torch.randn(s) for s in shapes]

@@ -10,9 +10,12 @@
 // viewed and permuted into the output's order. One operand is a permutation and sums. On Vars
 // the gradient flows through the views, the sums and matmul's rule.
 //
-// Not supported (static_assert): an ellipsis, a label repeated within one operand (diagonals:
-// use ft::diagonal), more than two operands (chain ft::einsum calls). A label's sizes must be
-// equal in both operands (torch also broadcasts a size of 1): otherwise an ft::Error.
+// An ellipsis ("...ij,...jk->...ik") stands for an operand's dims beyond its letters, aligned
+// from the right across the operands as torch does (a missing leading dim is a dim only one
+// operand has). Not supported (static_assert): a label repeated within one operand (diagonals:
+// use ft::diagonal), more than two operands (chain ft::einsum calls). A label's sizes (an
+// ellipsis dim's too) must be equal in both operands (torch also broadcasts a size of 1):
+// otherwise an ft::Error.
 #pragma once
 
 #include <cstddef>
@@ -104,6 +107,88 @@ constexpr Plan parse(const Subscripts<N>& s) {
   return p;
 }
 
+// The subscripts with each operand's ellipsis replaced by labels of its own (ranks[o] minus its
+// letters), fresh letters aligned from the right across operands as torch broadcasts them, and
+// an output ellipsis by all of them; without an arrow, the implicit output made explicit
+// (torch's rule: the ellipsis dims first, then the labels that appear once, sorted). A string
+// without an ellipsis comes back unchanged; a bad one is left for parse() to report, or gets
+// '#' (an ellipsis where the operand's rank leaves no room, or not three dots).
+inline constexpr std::size_t kExpanded = 96;
+template <std::size_t N>
+constexpr Subscripts<kExpanded> expand_ellipsis(const Subscripts<N>& s, const int (&ranks)[2]) {
+  char text[kExpanded]{};
+  Subscripts<kExpanded> r(text);
+  bool any = false;
+  for (std::size_t i = 0; i + 1 < N && s.text[i] != '\0'; ++i) any = any || s.text[i] == '.';
+  if (!any || N > kExpanded / 2) {
+    for (std::size_t i = 0; i < N && i < kExpanded; ++i) r.text[i] = s.text[i];
+    return r;
+  }
+  auto bad = [&] {
+    Subscripts<kExpanded> b(text);
+    b.text[0] = '#';
+    return b;
+  };
+  // per operand: its letters and whether it has an ellipsis; the output's start
+  int letters[3] = {0, 0, 0}, op = 0;
+  bool has[3] = {false, false, false}, arrow = false;
+  bool used[128] = {};
+  for (std::size_t i = 0; i + 1 < N && s.text[i] != '\0'; ++i) {
+    const char c = s.text[i];
+    if (c == ',') {
+      if (++op > 1) return bad();
+    } else if (c == '-' && s.text[i + 1] == '>') {
+      arrow = true;
+      op = 2;
+      ++i;
+    } else if (c == '.') {
+      if (i + 2 >= N || s.text[i + 1] != '.' || s.text[i + 2] != '.' || has[op]) return bad();
+      has[op] = true;
+      i += 2;
+    } else if (is_label(c)) {
+      ++letters[op];
+      used[static_cast<int>(c)] = true;
+    }
+  }
+  int dims[2] = {0, 0}, most = 0;
+  for (int o = 0; o < 2; ++o) {
+    if (!has[o]) continue;
+    dims[o] = ranks[o] - letters[o];
+    if (dims[o] < 0) return bad();
+    most = dims[o] > most ? dims[o] : most;
+  }
+  char fresh[kMaxRank] = {};
+  if (most > kMaxRank) return bad();
+  for (int k = 0, c = 'A'; k < most; ++c) {
+    if (c > 'z') return bad();
+    if (is_label(static_cast<char>(c)) && !used[c]) fresh[k++] = static_cast<char>(c);
+  }
+  std::size_t j = 0;
+  op = 0;
+  int count[128] = {};
+  for (std::size_t i = 0; i + 1 < N && s.text[i] != '\0'; ++i) {
+    const char c = s.text[i];
+    if (c == '.') {
+      const int n = op == 2 ? most : dims[op];
+      for (int k = most - n; k < most; ++k) r.text[j++] = fresh[k];
+      i += 2;
+      continue;
+    }
+    if (c == ',') ++op;
+    if (c == '-') op = 2;
+    if (is_label(c) && op < 2) ++count[static_cast<int>(c)];
+    r.text[j++] = c;
+  }
+  if (!arrow) {  // torch's implicit output: the ellipsis dims, then the labels seen once, sorted
+    r.text[j++] = '-';
+    r.text[j++] = '>';
+    for (int k = 0; k < most; ++k) r.text[j++] = fresh[k];
+    for (int c = 'A'; c <= 'z'; ++c)
+      if (is_label(static_cast<char>(c)) && count[c] == 1) r.text[j++] = static_cast<char>(c);
+  }
+  return r;
+}
+
 constexpr int find(const char* labels, int n, char c) {
   for (int k = 0; k < n; ++k)
     if (labels[k] == c) return k;
@@ -180,13 +265,17 @@ auto permute_view(const L& x, const int (&perm)[R > 0 ? R : 1], const index_t (&
 
 }  // namespace linalg::einsum_detail
 
-template <linalg::einsum_detail::Subscripts S, Expression... X>
+template <linalg::einsum_detail::Subscripts S0, Expression... X>
 auto einsum(const X&... xs) {
   namespace ed = linalg::einsum_detail;
+  static constexpr int ranks[2] = {std::tuple_element_t<0, std::tuple<X...>>::rank,
+                                   std::tuple_element_t<sizeof...(X) - 1, std::tuple<X...>>::rank};
+  static constexpr ed::Subscripts<ed::kExpanded> S = ed::expand_ellipsis(S0, ranks);
   constexpr ed::Plan p = ed::parse(S);
   static_assert(p.error == nullptr,
-                "ft::einsum: bad subscripts (see the plan's error: an ellipsis, a repeated "
-                "label within an operand, a label or arrow typo, or more than two operands)");
+                "ft::einsum: bad subscripts (see the plan's error: a repeated label within an "
+                "operand, a label or arrow typo, an ellipsis that is not three dots or covers more "
+                "dims than the operand has, or more than two operands)");
   static_assert(sizeof...(X) == static_cast<std::size_t>(p.operands),
                 "ft::einsum: the subscripts name a different number of operands");
   constexpr int RO = p.out_rank;
