@@ -61,7 +61,7 @@ constexpr Plan parse(const Subscripts<N>& s) {
   for (; i + 1 < N && s.text[i] != '\0'; ++i) {
     const char c = s.text[i];
     if (c == ' ') continue;
-    if (c == '.') return p.error = "an ellipsis (...) is not supported", p;
+    if (c == '.') return p.error = "a '.' outside an ellipsis (...)", p;
     if (c == ',') {
       if (++op >= 2) return p.error = "at most two operands are supported", p;
       continue;
@@ -112,20 +112,22 @@ constexpr Plan parse(const Subscripts<N>& s) {
 // an output ellipsis by all of them; without an arrow, the implicit output made explicit
 // (torch's rule: the ellipsis dims first, then the labels that appear once, sorted). A string
 // without an ellipsis comes back unchanged; a bad one is left for parse() to report, or gets
-// '#' (an ellipsis where the operand's rank leaves no room, or not three dots).
-inline constexpr std::size_t kExpanded = 96;
+// '#' (an ellipsis where the operand's rank leaves no room, or not three dots). Room: each of
+// at most three ellipses grows by at most 5 letters, an implicit output adds at most 2 + 24.
 template <std::size_t N>
-constexpr Subscripts<kExpanded> expand_ellipsis(const Subscripts<N>& s, const int (&ranks)[2]) {
-  char text[kExpanded]{};
-  Subscripts<kExpanded> r(text);
+inline constexpr std::size_t expanded_size = N + 48;
+template <std::size_t N>
+constexpr Subscripts<expanded_size<N>> expand_ellipsis(const Subscripts<N>& s, const int (&ranks)[2]) {
+  char text[expanded_size<N>]{};
+  Subscripts<expanded_size<N>> r(text);
   bool any = false;
   for (std::size_t i = 0; i + 1 < N && s.text[i] != '\0'; ++i) any = any || s.text[i] == '.';
-  if (!any || N > kExpanded / 2) {
-    for (std::size_t i = 0; i < N && i < kExpanded; ++i) r.text[i] = s.text[i];
+  if (!any) {
+    for (std::size_t i = 0; i < N; ++i) r.text[i] = s.text[i];
     return r;
   }
   auto bad = [&] {
-    Subscripts<kExpanded> b(text);
+    Subscripts<expanded_size<N>> b(text);
     b.text[0] = '#';
     return b;
   };
@@ -270,7 +272,7 @@ auto einsum(const X&... xs) {
   namespace ed = linalg::einsum_detail;
   static constexpr int ranks[2] = {std::tuple_element_t<0, std::tuple<X...>>::rank,
                                    std::tuple_element_t<sizeof...(X) - 1, std::tuple<X...>>::rank};
-  static constexpr ed::Subscripts<ed::kExpanded> S = ed::expand_ellipsis(S0, ranks);
+  static constexpr auto S = ed::expand_ellipsis(S0, ranks);
   constexpr ed::Plan p = ed::parse(S);
   static_assert(p.error == nullptr,
                 "ft::einsum: bad subscripts (see the plan's error: a repeated label within an "
