@@ -136,12 +136,13 @@ bool fusable(const First& first, const Rest&... rest) {
   return ok(first) && (ok(rest) && ...);
 }
 
-// The output of one occurrence in the multi-output kernel (its gradient allocated if absent).
-template <class Occ, class S>
-auto output_of(const Occ& o, const S& stripped, bool add, exec::Plan& plan) {
-  auto& grad = o.leaf->grad;
+// The output of a leaf's gradient in a multi-output kernel (allocated if absent): `add`s, or
+// writes, the values of `stripped`.
+template <class T, int R, class S>
+auto output_of(VarImpl<T, R>* leaf, const S& stripped, bool add, exec::Plan& plan) {
+  auto& grad = leaf->grad;
   using Grad = std::decay_t<decltype(grad)>;
-  if (!grad.defined()) grad = Grad(o.leaf->value.shape(), o.leaf->value.device());
+  if (!grad.defined()) grad = Grad(leaf->value.shape(), leaf->value.device());
   ft::detail::check_assignable(grad, stripped, "backward");
   grad.storage()->bump_version();
   exec::plan_leaves(plan, grad.numel(), stripped);
@@ -185,7 +186,7 @@ auto run_fused(const Occs& occ, const Stripped& stripped, std::index_sequence<K.
   const auto flags = store_flags(occ, ks);
   ft::detail::EvaluationScope scope;
   exec::Plan plan;
-  const std::tuple outs{output_of(std::get<K>(occ), std::get<K>(stripped), flags.add[K], plan)...};
+  const std::tuple outs{output_of(std::get<K>(occ).leaf, std::get<K>(stripped), flags.add[K], plan)...};
   const auto& first = std::get<0>(occ).leaf->value;
   exec::run_outputs(outputs_of(outs, ks), first.shape(), first.device(), plan);
   return flags.fresh;

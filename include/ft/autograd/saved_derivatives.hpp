@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "ft/autograd/fused_backward.hpp"
 #include "ft/autograd/sweep.hpp"
 #include "ft/autograd/var.hpp"
 #include "ft/core/config.hpp"
@@ -147,18 +148,9 @@ struct Derivatives {
 template <class T, int R, std::size_t... I>
 void accumulate_k(const Tensor<T, R>& g, const Derivatives<T, R>& s, std::index_sequence<I...>) {
   exec::Plan plan;
-  auto output = [&](std::size_t k) {
-    auto& grad = s.leaves[k]->grad;
-    const bool add = grad.defined();
-    if (!add) grad = Tensor<T, R>(s.leaves[k]->value.shape(), s.leaves[k]->value.device());
-    grad.storage()->bump_version();
-    const auto e = g * s.d[k];
-    exec::plan_leaves(plan, g.numel(), e);
-    return exec::Output<T, decltype(e.evaluator(EvalContext{}))>{grad.data(), e.evaluator(make_context(g.shape())),
-                                                                 static_cast<T>(add)};
-  };
-  const auto outs = exec::make_outputs(output(I)...);
-  exec::cpu::run_each(outs, g.shape(), plan.dense);
+  const auto outs =
+      exec::make_outputs(detail::output_of(s.leaves[I], g * s.d[I], s.leaves[I]->grad.defined(), plan)...);
+  exec::cpu::run_each(outs, g.shape(), plan.dense);  // a CPU-only path: no GPU kernel instantiated
 }
 
 template <class T, int R>

@@ -1310,11 +1310,10 @@ void scatter_prod_backward(const char* op, const Var<T, R>& vx, const Var<T, R>&
   }
   if (vs.requires_grad()) {
     const Tensor<T, R> s = leading(vs.value(), is);
-    Tensor<T, R> zeros_here(x.shape(), x.device());
-    zeros_here = T(0);
     // the zero sources of each source's destination
-    const Tensor<T, R> zero_sources =
-        gather(scatter_along(op, zeros_here, dim, index, cast<T>(s == T(0)), ScatterMode::sum, true), dim, index);
+    const Tensor<T, R> zero_sources = gather(
+        scatter_along(op, zeros<T>(x.shape(), x.device()), dim, index, cast<T>(s == T(0)), ScatterMode::sum, true), dim,
+        index);
     const Tensor<bool, R> only_zero = logical_and(s == T(0), zero_sources == T(1));
     const Tensor<T, R> p = scatter_along(op, x, dim, index, where(only_zero, T(1), s), ScatterMode::prod, include_self);
     autograd::detail::accumulate_leading(
