@@ -1,5 +1,5 @@
 // Reductions, row-wise composites and the library boundaries (matmul, conv, pooling) in one
-// small classifier forward pass. Prints each result and how many launches it took.
+// small classifier forward pass, and einsum. Prints each result and how many launches it took.
 #include <cstdio>
 #include <ft/ft.hpp>
 #include <iostream>
@@ -39,4 +39,15 @@ int main() {
   auto ln = ft::layer_norm(h, 3);
   std::cout << "pooled shape " << h.shape() << ", per-sample mean after layer_norm "
             << ft::eval(ft::mean(ln.output.reshape({2, -1}), 1)) << "\n";
+
+  // einsum: subscripts checked at compile time; one GEMM per pair of operands
+  auto q = ft::randn<float>({2, 4, 5, 8}, dev, 7), kk = ft::randn<float>({2, 4, 6, 8}, dev, 8);
+  ft::Tensor<float, 4> scores;
+  count("scores = einsum<\"bhqd,bhkd->bhqk\">(q, k)", [&] { scores = ft::einsum<"bhqd,bhkd->bhqk">(q, kk); });
+  auto A = ft::randn<float>({6, 6}, dev, 9), B = ft::randn<float>({6, 3}, dev, 10),
+       C = ft::randn<float>({3, 2}, dev, 11);
+  ft::Tensor<float, 2> chain;
+  count("chain = einsum<\"ij,jk,kl->il\">(A, B, C)", [&] { chain = ft::einsum<"ij,jk,kl->il">(A, B, C); });
+  ft::Tensor<float, 0> tr = ft::einsum<"ii">(A);  // a repeated label: the diagonal, here summed (the trace)
+  std::cout << "scores " << scores.shape() << ", chain " << chain.shape() << ", trace(A) " << tr.item() << "\n";
 }

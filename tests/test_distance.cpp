@@ -143,6 +143,10 @@ TEST_CASE("einsum matches torch: bmm, transposed and implicit outputs, dot, oute
   check_case(                                                                                 \
       "einsum_" name, dev, [](const auto& a, const auto& b) { return ft::einsum<eq>(a, b); }, \
       in.template operator()<RA>(name, 0), in.template operator()<RB>(name, 1))
+#define FT_EINSUM3(name, eq, RA, RB, RC)                                                                        \
+  check_case(                                                                                                   \
+      "einsum_" name, dev, [](const auto& a, const auto& b, const auto& c) { return ft::einsum<eq>(a, b, c); }, \
+      in.template operator()<RA>(name, 0), in.template operator()<RB>(name, 1), in.template operator()<RC>(name, 2))
 #define FT_EINSUM1(name, eq, RA) \
   check_case(                    \
       "einsum_" name, dev, [](const auto& a) { return ft::einsum<eq>(a); }, in.template operator()<RA>(name, 0))
@@ -164,13 +168,45 @@ TEST_CASE("einsum matches torch: bmm, transposed and implicit outputs, dot, oute
     FT_EINSUM2("ell_implicit", "b...i,b...j", 3, 3);
     FT_EINSUM2("ell_sum", "...i,...i->", 2, 2);
     FT_EINSUM1("ell_one", "i...->...i", 3);
+    FT_EINSUM1("diag", "ii->i", 2);
+    FT_EINSUM1("trace", "ii", 2);
+    FT_EINSUM2("diag_batch", "bii,bj->bij", 3, 2);
+    FT_EINSUM1("diag_mid", "iji->j", 3);
+    FT_EINSUM2("diag_contract", "ii,ij->j", 2, 2);
+    FT_EINSUM2("bcast", "ij,ij->ij", 2, 2);
+    FT_EINSUM2("bcast_con", "ij,jk->ik", 2, 2);
+    FT_EINSUM2("bcast_ell", "...ij,...jk->...ik", 4, 4);
+    FT_EINSUM3("chain3", "ij,jk,kl->il", 2, 2, 2);
+    FT_EINSUM3("dot3", "i,i,i->", 1, 1, 1);
+    FT_EINSUM3("ell3", "...ij,...jk,...k->...i", 3, 3, 2);
+    FT_EINSUM3("diag3", "ii,ij,j", 2, 2, 1);
+    check_case(
+        "einsum_four", dev,
+        [](const auto& a, const auto& b, const auto& c, const auto& d) {
+          return ft::einsum<"bi,bj,bk,b->bijk">(a, b, c, d);
+        },
+        in.template operator()<2>("four", 0), in.template operator()<2>("four", 1),
+        in.template operator()<2>("four", 2), in.template operator()<1>("four", 3));
 #undef FT_EINSUM1
+#undef FT_EINSUM3
 #undef FT_EINSUM2
     // tensors in give a tensor; the contraction is one GEMM (the operands are views)
     auto a = golden().tensor<float, 3>("einsum_bmm.in0", dev), b = golden().tensor<float, 3>("einsum_bmm.in1", dev);
     ft::Tensor<float, 3> c;
     CHECK(ft::test::launches_of(dev, [&] { c = ft::einsum<"bij,bjk->bik">(a, b); }) == 1);
     check_close(c, golden().values("einsum_bmm.out"), 1e-4, 1e-5);
+    // three operands: two GEMMs; a diagonal: one small launch before its GEMM
+    auto x = golden().tensor<float, 2>("einsum_chain3.in0", dev),
+         y = golden().tensor<float, 2>("einsum_chain3.in1", dev),
+         z = golden().tensor<float, 2>("einsum_chain3.in2", dev);
+    ft::Tensor<float, 2> chain;
+    CHECK(ft::test::launches_of(dev, [&] { chain = ft::einsum<"ij,jk,kl->il">(x, y, z); }) == 2);
+    check_close(chain, golden().values("einsum_chain3.out"), 1e-4, 1e-5);
+    auto sq = golden().tensor<float, 2>("einsum_diag_contract.in0", dev),
+         w = golden().tensor<float, 2>("einsum_diag_contract.in1", dev);
+    ft::Tensor<float, 1> dc;
+    CHECK(ft::test::launches_of(dev, [&] { dc = ft::einsum<"ii,ij->j">(sq, w); }) == 2);
+    check_close(dc, golden().values("einsum_diag_contract.out"), 1e-4, 1e-5);
   }
 }
 
@@ -199,6 +235,12 @@ TEST_CASE("bad distance arguments throw an ft::Error naming the op and the shape
   check_throws_with([&] { (void)ft::cdist(a, a, 2.0, "fast"); }, {"cdist", "compute_mode"});
   check_throws_with([&] { (void)ft::Tensor<float, 1>(ft::norm(a, -2.0, 1)); }, {"norm", "p must be"});
   check_throws_with([&] { (void)ft::einsum<"ij,jk->ik">(a, b); }, {"einsum", "label 'j'", "[3, 4]", "[2, 5]"});
+  check_throws_with([&] { (void)ft::einsum<"ii->i">(a); }, {"einsum", "label 'i'", "repeated", "[3, 4]"});
+  check_throws_with(
+      [&] {
+        (void)ft::einsum<"ij,jk,kl->il">(a, ft::Tensor<float, 2>({4, 3}), b);
+      },
+      {"einsum", "label 'k'", "operand 1 [4, 3]", "operand 2 [2, 5]"});
   ft::Tensor<float, 3> c({2, 3, 4}), d({3, 3, 4});
   check_throws_with([&] { (void)ft::cdist(c, d); }, {"cdist", "batch", "[2, 3, 4]", "[3, 3, 4]"});
 }

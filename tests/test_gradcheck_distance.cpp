@@ -34,6 +34,13 @@ std::vector<Case> distance_cases() {
     return Var<double, 2>(einsum<"ij,kj->ik">(a, b) + einsum<"ij,kj->ki">(b * 2, a) + einsum<"ij,ij->i">(a, b) +
                           einsum<"ij->">(a * a));
   }));
+  c.push_back(binary("einsum diagonal, broadcast, three operands", s3x4, s3x4, [](const auto& a, const auto& b) {
+    // a square [3, 3] from each, a size-1 label broadcast, a chain of three
+    auto sq = einsum<"ij,kj->ik">(a, b);
+    const Var<double, 1> rows = sum(a, 1);
+    return Var<double, 1>(einsum<"ii->i">(sq) + einsum<"ii,ij->i">(sq, a) * einsum<"ij,ij,ij->i">(a, b, a) +
+                          einsum<"ij,ij->i">(rows.unsqueeze(1), b) + einsum<"ii">(sq));
+  }));
   c.push_back(general("cross_entropy_weighted", {5, 4}, [](const V2& x) {
     auto t = ft::from_vector<std::int64_t>({0, 3, -100, 1, 2}, {5});
     auto w = ft::from_vector<double>({0.5, 1, 2, 3}, {4});

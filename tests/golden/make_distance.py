@@ -4,7 +4,7 @@ tests/test_distance.cpp.
 
 torch.linalg.vector_norm with p = 0, 1, 2, 3, inf; F.normalize, F.pairwise_distance,
 F.cosine_similarity, torch.outer, torch.cdist (direct, the GEMM form for p = 2 with many
-points, batched, p = 0, 1, 3, inf) and torch.einsum (one and two operands). For each: the result and the gradient of each float input for
+points, batched, p = 0, 1, 3, inf) and torch.einsum (one to four operands, diagonals, size-1 broadcasts). For each: the result and the gradient of each float input for
 (result * r).sum() with a recorded r. float32 inputs; a zero row where the gradient has a special
 case.
 
@@ -102,6 +102,19 @@ def main():
             ("ell_implicit", "b...i,b...j", [(2, 3, 4), (2, 3, 5)]),
             ("ell_sum", "...i,...i->", [(3, 4), (3, 4)]),
             ("ell_one", "i...->...i", [(3, 2, 4)]),
+            ("diag", "ii->i", [(4, 4)]),
+            ("trace", "ii", [(4, 4)]),
+            ("diag_batch", "bii,bj->bij", [(2, 3, 3), (2, 4)]),
+            ("diag_mid", "iji->j", [(3, 2, 3)]),
+            ("diag_contract", "ii,ij->j", [(3, 3), (3, 4)]),
+            ("bcast", "ij,ij->ij", [(3, 1), (3, 4)]),
+            ("bcast_con", "ij,jk->ik", [(3, 1), (4, 5)]),
+            ("bcast_ell", "...ij,...jk->...ik", [(2, 1, 3, 4), (1, 5, 4, 2)]),
+            ("chain3", "ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]),
+            ("dot3", "i,i,i->", [(3,), (3,), (3,)]),
+            ("four", "bi,bj,bk,b->bijk", [(2, 3), (2, 2), (2, 4), (2,)]),
+            ("ell3", "...ij,...jk,...k->...i", [(2, 3, 4), (2, 4, 5), (2, 5)]),
+            ("diag3", "ii,ij,j", [(3, 3), (3, 4), (4,)]),
         ]
         for name, eq, shapes in einsum_cases:
             ins = [torch.randn(s) for s in shapes]
