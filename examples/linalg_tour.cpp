@@ -36,6 +36,11 @@ int main() {
   ft::Tensor<float, 4> h;
   count("h = max_pool2d(relu(conv2d(img, k, kb)), 2)",
         [&] { h = ft::max_pool2d(ft::relu(ft::conv2d(img, k, kb, {.stride = 1, .padding = 1})), 2); });
+  // a thumbnail: antialiased bicubic (each output reads a 4·scale window, as PIL), fused with its consumer
+  ft::Tensor<float, 4> thumb;
+  count("thumb = relu(interpolate(img, {4, 4}, bicubic, antialias))", [&] {
+    thumb = ft::relu(ft::interpolate(img, {4, 4}, "bicubic", false, /*antialias=*/true));
+  });
   auto ln = ft::layer_norm(h, 3);
   std::cout << "pooled shape " << h.shape() << ", per-sample mean after layer_norm "
             << ft::eval(ft::mean(ln.output.reshape({2, -1}), 1)) << "\n";

@@ -29,6 +29,12 @@ std::vector<Case> structure_cases() {
     return V4(interpolate(x, {7, 4}, "bicubic") + sum(interpolate(x, {4, 9}, "bicubic", true)) +
               sum(interpolate(x, {1.75, 0.6}, "bicubic")) + sum(interpolate(x, {1, 2}, "bicubic")));
   }));
+  c.push_back(general("interpolate antialias", {1, 2, 9, 7}, [](const V4& x) {
+    // shrinking (windows of several inputs), growing, align_corners, a scale factor
+    return V4(interpolate(x, {4, 3}, "bilinear", false, true) + interpolate(x, {4, 3}, "bicubic", false, true) +
+              sum(interpolate(x, {11, 2}, "bicubic", true, true)) +
+              sum(interpolate(x, {0.4, 1.5}, "bilinear", false, true)));
+  }));
   c.push_back(general("tril", {3, 4}, [](const V2& x) { return V2(tril(x, 1) * x + triu(x, -1)); }));
   c.push_back(general("diagonal", {3, 4, 5},
                       [](const Var<double, 3>& x) { return V2(diagonal(x, 1, 0, 2) * diagonal(x, -1, 2, 0)); }));

@@ -93,6 +93,30 @@ TEST_CASE("structure ops match PyTorch, values and gradients") {
     FT_CPU_ONLY(golden_case<4, 4>("bicubic_one", dev, [](const auto& x) {
       return ft::interpolate(x, {3, 2}, "bicubic", true);
     }));
+    golden_case<4, 4>("aa_bilinear", dev, [](const auto& x) {
+      return ft::interpolate(x, {4, 3}, "bilinear", false, true);
+    });
+    FT_CPU_ONLY(golden_case<4, 4>("aa_bilinear_up", dev, [](const auto& x) {
+      return ft::interpolate(x, {7, 9}, "bilinear", false, true);
+    }));
+    FT_CPU_ONLY(golden_case<4, 4>("aa_bilinear_align", dev, [](const auto& x) {
+      return ft::interpolate(x, {4, 3}, "bilinear", true, true);
+    }));
+    FT_CPU_ONLY(golden_case<4, 4>("aa_bilinear_big", dev, [](const auto& x) {
+      return ft::interpolate(x, {5, 4}, "bilinear", false, true);
+    }));
+    golden_case<4, 4>("aa_bicubic", dev, [](const auto& x) {
+      return ft::interpolate(x, {4, 3}, "bicubic", false, true);
+    });
+    FT_CPU_ONLY(golden_case<4, 4>("aa_bicubic_mixed", dev, [](const auto& x) {
+      return ft::interpolate(x, {8, 3}, "bicubic", false, true);
+    }));
+    FT_CPU_ONLY(golden_case<4, 4>("aa_bicubic_scale", dev, [](const auto& x) {
+      return ft::interpolate(x, {0.4, 0.7}, "bicubic", false, true);
+    }));
+    FT_CPU_ONLY(golden_case<4, 4>("aa_bicubic_align", dev, [](const auto& x) {
+      return ft::interpolate(x, {4, 3}, "bicubic", true, true);
+    }));
     golden_case<3, 3>("tril", dev, [](const auto& x) { return ft::tril(x, 1); });
     FT_CPU_ONLY(golden_case<3, 3>("triu", dev, [](const auto& x) { return ft::triu(x, -1); }));
     golden_case<3, 2>("diagonal", dev, [](const auto& x) { return ft::diagonal(x, 1, 0, 2); });
@@ -322,6 +346,10 @@ TEST_CASE("structure ops reject bad input with the op's name") {
                        doctest::Contains("interpolate"), ft::Error);
   CHECK_THROWS_WITH_AS(ft::interpolate(ft::zeros<float>({1, 1, 2, 2}), {3, 3}, "nearest", true),
                        doctest::Contains("align_corners"), ft::Error);
+  CHECK_THROWS_WITH_AS(ft::interpolate(ft::zeros<float>({1, 1, 2, 2}), {3, 3}, "nearest", false, true),
+                       doctest::Contains("antialias is only supported for the bilinear and bicubic"), ft::Error);
+  CHECK_THROWS_WITH_AS(ft::interpolate(ft::zeros<float>({1, 1, 2}), {3}, "linear", false, true),
+                       doctest::Contains("[1, 1, 2]"), ft::Error);
 }
 
 TEST_CASE("nn.PixelShuffle, PixelUnshuffle and Upsample are the functional ops") {

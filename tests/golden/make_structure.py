@@ -56,6 +56,17 @@ CASES = [
     ("bicubic_align", [(1, 2, 3, 5)], lambda x: F.interpolate(x, size=(4, 9), mode="bicubic", align_corners=True)),
     ("bicubic_scale", [(2, 1, 4, 5)], lambda x: F.interpolate(x, scale_factor=(1.75, 0.6), mode="bicubic")),
     ("bicubic_one", [(1, 1, 1, 6)], lambda x: F.interpolate(x, size=(3, 2), mode="bicubic", align_corners=True)),
+    ("aa_bilinear", [(1, 2, 9, 7)], lambda x: F.interpolate(x, size=(4, 3), mode="bilinear", antialias=True)),
+    ("aa_bilinear_up", [(1, 2, 3, 5)], lambda x: F.interpolate(x, size=(7, 9), mode="bilinear", antialias=True)),
+    ("aa_bilinear_align", [(1, 2, 9, 7)],
+     lambda x: F.interpolate(x, size=(4, 3), mode="bilinear", align_corners=True, antialias=True)),
+    ("aa_bilinear_big", [(1, 1, 40, 33)], lambda x: F.interpolate(x, size=(5, 4), mode="bilinear", antialias=True)),
+    ("aa_bicubic", [(1, 2, 9, 7)], lambda x: F.interpolate(x, size=(4, 3), mode="bicubic", antialias=True)),
+    ("aa_bicubic_mixed", [(2, 1, 5, 11)], lambda x: F.interpolate(x, size=(8, 3), mode="bicubic", antialias=True)),
+    ("aa_bicubic_scale", [(1, 1, 10, 9)],
+     lambda x: F.interpolate(x, scale_factor=(0.4, 0.7), mode="bicubic", antialias=True)),
+    ("aa_bicubic_align", [(1, 2, 9, 7)],
+     lambda x: F.interpolate(x, size=(4, 3), mode="bicubic", align_corners=True, antialias=True)),
 ]
 
 

@@ -329,20 +329,26 @@ class PreimageSum : public RemapNode<G, SeparableMap<RI, RO>, RI> {
 };
 
 // ---- resampling (interpolate: nearest, nearest-exact, linear, bilinear, trilinear, bicubic) ----
-enum class ResampleKind : std::uint8_t { keep, nearest, nearest_exact, linear, cubic };
+enum class ResampleKind : std::uint8_t { keep, nearest, nearest_exact, linear, cubic, linear_aa, cubic_aa };
 
 // One dimension of a resampling: output o reads up to four inputs (taps), each with a weight:
 // one (keep, nearest) with weight 1; two (linear) i0 and i1 with 1 − λ and λ; four (cubic)
 // ⌊s⌋ − 1 … ⌊s⌋ + 2, clamped to the dim, with Keys' cubic convolution weights (a = −0.75) of
 // s − ⌊s⌋. The source positions s follow PyTorch's nearest_idx and
 // area_pixel_compute_source_index (nearest in float, linear and cubic in double; cubic not
-// clamped at 0).
+// clamped at 0). The antialiased kinds (PyTorch's _upsample_bilinear2d_aa / _bicubic2d_aa, as
+// PIL) read a window instead: the inputs within `support` of the centre scale · (o + ½), where
+// support is the filter's (1: triangle; 2: Keys' cubic with a = −0.5) times the scale when it
+// shrinks, each weighted by the filter at its distance (scaled down likewise), the weights
+// normalised to sum to 1 (so the borders need no clamp). Windows may hold any number of inputs.
 struct ResampleAxis {
   static constexpr int kMaxTaps = 4;
   ResampleKind kind = ResampleKind::keep;
   bool align_corners = false;
   index_t n = 1, out_n = 1;
   double scale = 1;  // input elements per output element (align_corners: (n − 1) / (out_n − 1))
+
+  FT_HD FT_INLINE bool antialiased() const { return kind == ResampleKind::linear_aa || kind == ResampleKind::cubic_aa; }
 
   // i0: the first input output o reads (cubic: ⌊s⌋, before the clamp; non-decreasing in o),
   // i1 the second (linear), λ the fraction.
@@ -352,6 +358,8 @@ struct ResampleAxis {
     const I last = static_cast<I>(n) - 1;
     switch (kind) {
       case ResampleKind::keep:
+      case ResampleKind::linear_aa:
+      case ResampleKind::cubic_aa:  // windows: see window()
         i0 = i1 = o;
         return;
       case ResampleKind::nearest:
@@ -382,14 +390,14 @@ struct ResampleAxis {
       }
     }
   }
-  // Keys' cubic convolution kernel with a = −0.75 (PyTorch's get_cubic_upsample_coefficients)
-  // at distance x: |x| ≤ 1, and 1 < |x| < 2.
-  static constexpr double kCubicA = -0.75;
-  FT_HD FT_INLINE static double cubic_near(double x) { return ((kCubicA + 2) * x - (kCubicA + 3)) * x * x + 1; }
-  FT_HD FT_INLINE static double cubic_far(double x) {
-    return ((kCubicA * x - 5 * kCubicA) * x + 8 * kCubicA) * x - 4 * kCubicA;
+  // Keys' cubic convolution kernel (PyTorch's get_cubic_upsample_coefficients: a = −0.75; its
+  // antialiased filter: a = −0.5) at distance x: |x| ≤ 1, and 1 < |x| < 2.
+  static constexpr double kCubicA = -0.75, kCubicAaA = -0.5;
+  FT_HD FT_INLINE static double cubic_near(double x, double a = kCubicA) { return ((a + 2) * x - (a + 3)) * x * x + 1; }
+  FT_HD FT_INLINE static double cubic_far(double x, double a = kCubicA) {
+    return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a;
   }
-  // The inputs output o reads and their weights; returns how many.
+  // The inputs output o reads and their weights; returns how many (not for the antialiased kinds).
   template <class I>
   FT_HD FT_INLINE int taps(I o, I (&at)[kMaxTaps], double (&w)[kMaxTaps]) const {
     I i0 = 0, i1 = 0;
@@ -415,10 +423,51 @@ struct ResampleAxis {
     }
     return 4;
   }
+
+  // An antialiased kind's window of output o: inputs [first, first + count), the centre, and
+  // 1 / (the sum of the filter over the window) (PyTorch's _compute_weights_aa).
+  template <class I>
+  struct Window {
+    I first = 0, count = 0;
+    double center = 0, inv_total = 0;
+  };
+  FT_HD FT_INLINE double aa_support() const {
+    const double half = kind == ResampleKind::cubic_aa ? 2.0 : 1.0;
+    return scale >= 1 ? half * scale : half;
+  }
+  FT_HD FT_INLINE double aa_filter(double x) const {  // at distance x (already scaled)
+    x = x < 0 ? -x : x;
+    if (kind == ResampleKind::linear_aa) return x < 1 ? 1 - x : 0.0;
+    return x < 1 ? cubic_near(x, kCubicAaA) : x < 2 ? cubic_far(x, kCubicAaA) : 0.0;
+  }
+  // The filter's unnormalised weight of input i for a window centred at `center`.
+  template <class I>
+  FT_HD FT_INLINE double aa_raw(I i, double center) const {
+    const double invscale = scale >= 1 ? 1 / scale : 1.0;
+    return aa_filter((static_cast<double>(i) - center + 0.5) * invscale);
+  }
+  template <class I>
+  FT_HD FT_INLINE Window<I> window(I o) const {
+    Window<I> w;
+    w.center = scale * (static_cast<double>(o) + 0.5);
+    const double support = aa_support();
+    const I lo = static_cast<I>(w.center - support + 0.5), hi = static_cast<I>(w.center + support + 0.5);
+    w.first = lo > 0 ? lo : I(0);
+    w.count = (hi < static_cast<I>(n) ? hi : static_cast<I>(n)) - w.first;
+    double total = 0;
+    for (I j = 0; j < w.count; ++j) total += aa_raw(w.first + j, w.center);
+    w.inv_total = total != 0 ? 1 / total : 1.0;
+    return w;
+  }
+
   // The weight with which output o reads input i (0 when it does not; the sum of its taps that
   // a clamp put on i).
   template <class I>
   FT_HD FT_INLINE double weight(I o, I i) const {
+    if (antialiased()) {
+      const Window<I> w = window(o);
+      return i >= w.first && i < w.first + w.count ? aa_raw(i, w.center) * w.inv_total : 0.0;
+    }
     I at[kMaxTaps];
     double w[kMaxTaps];
     const int count = taps(o, at, w);
@@ -428,12 +477,17 @@ struct ResampleAxis {
   }
   // The outputs [lo, hi) that read input i: i0 is non-decreasing in o, and an output reads i
   // when i0 is i (or i − 1, linear; i − 2 … i + 1, cubic, and any i0 that the clamp puts on
-  // the first or last input).
+  // the first or last input). A window's first and end are non-decreasing in o too.
   template <class I>
   FT_HD FT_INLINE void readers(I i, I& lo, I& hi) const {
     if (kind == ResampleKind::keep) {
       lo = i;
       hi = i + 1;
+      return;
+    }
+    if (antialiased()) {
+      lo = first_at_least(i + 1, true);   // the first window ending after i
+      hi = first_at_least(i + 1, false);  // the first window starting after i
       return;
     }
     if (kind == ResampleKind::cubic) {
@@ -444,14 +498,27 @@ struct ResampleAxis {
     lo = first_at_least(kind == ResampleKind::linear ? i - 1 : i);
     hi = first_at_least(i + 1);
   }
+  // The first o with i0(o) ≥ v (a window's: its end when `end`, else its first), by bisection.
   template <class I>
-  FT_HD FT_INLINE I first_at_least(I v) const {  // the first o with i0(o) ≥ v, by bisection
+  FT_HD FT_INLINE I first_at_least(I v, bool end = false) const {
     I a = 0, b = static_cast<I>(out_n);
     while (a < b) {
       const I mid = a + (b - a) / 2;
-      I i0 = 0, i1 = 0;
-      double l = 0;
-      source(mid, i0, i1, l);
+      I i0 = 0;
+      if (antialiased()) {
+        const double center = scale * (static_cast<double>(mid) + 0.5), support = aa_support();
+        if (end) {
+          const I e = static_cast<I>(center + support + 0.5);
+          i0 = e < static_cast<I>(n) ? e : static_cast<I>(n);
+        } else {
+          const I f = static_cast<I>(center - support + 0.5);
+          i0 = f > 0 ? f : I(0);
+        }
+      } else {
+        I i1 = 0;
+        double l = 0;
+        source(mid, i0, i1, l);
+      }
       if (i0 >= v)
         b = mid;
       else
@@ -482,10 +549,17 @@ class Resample : public RemapNode<E, Array<ResampleAxis, E::rank>, E::rank> {
       const Array<I, rank> out = detail::node_coords<rank>(ix, shape);
       I at[RN][K];
       double w[RN][K];
-      int count[RN], k[RN];
+      ResampleAxis::Window<I> win[RN];
+      I count[RN], k[RN];
       for (int d = 0; d < rank; ++d) {
-        count[d] = axes[d].taps(out[d], at[d], w[d]);
+        if (axes[d].antialiased()) {
+          win[d] = axes[d].window(out[d]);
+          count[d] = win[d].count;
+        } else {
+          count[d] = axes[d].taps(out[d], at[d], w[d]);
+        }
         k[d] = 0;
+        if (count[d] == 0) return compute_type(0);
       }
       // every combination of the dims' taps, the last dim's fastest
       double acc = 0;
@@ -493,8 +567,13 @@ class Resample : public RemapNode<E, Array<ResampleAxis, E::rank>, E::rank> {
         CoordIndex<I, rank> c{};
         double weight = 1;
         for (int d = 0; d < rank; ++d) {
-          c.coord[d] = at[d][k[d]];
-          weight *= w[d][k[d]];
+          if (axes[d].antialiased()) {
+            c.coord[d] = win[d].first + k[d];
+            weight *= axes[d].aa_raw(c.coord[d], win[d].center) * win[d].inv_total;
+          } else {
+            c.coord[d] = at[d][k[d]];
+            weight *= w[d][k[d]];
+          }
         }
         acc += weight * static_cast<double>(e(c));
         int d = rank - 1;

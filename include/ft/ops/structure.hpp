@@ -319,7 +319,8 @@ namespace detail {
 // The resampling of the dims after [N, C] to `size`; `scale` (when given) is PyTorch's
 // scale_factor, whose inverse then gives the source positions.
 template <Expression E, std::size_t N>
-auto resample(const E& e, const index_t (&size)[N], const double* scale, std::string_view mode, bool align_corners) {
+auto resample(const E& e, const index_t (&size)[N], const double* scale, std::string_view mode, bool align_corners,
+              bool antialias) {
   constexpr int R = E::rank;
   static_assert(static_cast<int>(N) + 2 == R, "ft::interpolate: give one size or scale per spatial dim (after N, C)");
   ResampleKind kind = ResampleKind::linear;
@@ -335,6 +336,12 @@ auto resample(const E& e, const index_t (&size)[N], const double* scale, std::st
           " (nearest, nearest-exact; linear for 3-D, bilinear or bicubic for 4-D, trilinear for 5-D input)");
   check(kind == ResampleKind::linear || kind == ResampleKind::cubic || !align_corners, "interpolate",
         "align_corners only applies to the linear and cubic modes");
+  if (antialias) {
+    check(N == 2 && (kind == ResampleKind::linear || kind == ResampleKind::cubic), "interpolate",
+          "antialias is only supported for the bilinear and bicubic modes (4-D input), got mode '", mode, "' on ",
+          to_string(e.shape()));
+    kind = kind == ResampleKind::linear ? ResampleKind::linear_aa : ResampleKind::cubic_aa;
+  }
   Array<ResampleAxis, R> axes{};
   Shape<R> out = e.shape();
   for (int d = 0; d < R; ++d) axes[d] = ResampleAxis{ResampleKind::keep, false, e.shape()[d], e.shape()[d], 1.0};
@@ -352,19 +359,22 @@ auto resample(const E& e, const index_t (&size)[N], const double* scale, std::st
 }
 }  // namespace detail
 
-// torch.nn.functional.interpolate(x, size, mode, align_corners) over the dims after [N, C]:
-// mode "nearest" (⌊o · in/out⌋, in float as PyTorch), "nearest-exact", "linear" (3-D input),
-// "bilinear" or "bicubic" (4-D; bicubic: Keys' a = −0.75 over 4×4 inputs, clamped at the
-// borders, as PyTorch), "trilinear" (5-D); antialias off. An expression; its gradient is the
-// fixed-order sum over the outputs that read each input element.
+// torch.nn.functional.interpolate(x, size, mode, align_corners, antialias) over the dims after
+// [N, C]: mode "nearest" (⌊o · in/out⌋, in float as PyTorch), "nearest-exact", "linear" (3-D
+// input), "bilinear" or "bicubic" (4-D; bicubic: Keys' a = −0.75 over 4×4 inputs, clamped at the
+// borders, as PyTorch), "trilinear" (5-D). antialias (bilinear, bicubic): a shrinking dim is
+// low-pass filtered, each output reading a window of about 2 · scale (bilinear) or 4 · scale
+// (bicubic) inputs, as PyTorch and PIL. An expression; its gradient is the fixed-order sum over
+// the outputs that read each input element.
 template <Expression E, std::size_t N>
-auto interpolate(const E& e, const index_t (&size)[N], std::string_view mode = "nearest", bool align_corners = false) {
-  return detail::resample(e, size, nullptr, mode, align_corners);
+auto interpolate(const E& e, const index_t (&size)[N], std::string_view mode = "nearest", bool align_corners = false,
+                 bool antialias = false) {
+  return detail::resample(e, size, nullptr, mode, align_corners, antialias);
 }
 // With scale_factor: output size ⌊in · scale⌋, source positions from 1 / scale as PyTorch does.
 template <Expression E, std::floating_point S, std::size_t N>
-auto interpolate(const E& e, const S (&scale_factor)[N], std::string_view mode = "nearest",
-                 bool align_corners = false) {
+auto interpolate(const E& e, const S (&scale_factor)[N], std::string_view mode = "nearest", bool align_corners = false,
+                 bool antialias = false) {
   index_t size[N];
   double scale[N];
   for (int k = 0; k < static_cast<int>(N); ++k) {
@@ -372,7 +382,7 @@ auto interpolate(const E& e, const S (&scale_factor)[N], std::string_view mode =
     scale[k] = static_cast<double>(scale_factor[k]);
     size[k] = static_cast<index_t>(std::floor(static_cast<double>(e.shape()[k + 2]) * scale[k]));
   }
-  return detail::resample(e, size, scale, mode, align_corners);
+  return detail::resample(e, size, scale, mode, align_corners, antialias);
 }
 
 // ---- triangles and diagonals ----
