@@ -95,6 +95,8 @@ int main(int argc, char** argv) {
   // the first augmented batch of the next epoch, as torchvision.utils.save_image would write it
   auto first = *train_loader.begin();
   v::save_image(first.data, dir + "/augmented.png", {.nrow = 16, .normalize = true});
-  std::printf("augmented samples: %s/augmented.png\n", dir.c_str());
+  // read_frames gives every frame of an animated WebP or every page of a TIFF (a PNG has one)
+  std::printf("augmented samples: %s/augmented.png (%zu frame)\n", dir.c_str(),
+              v::read_frames(dir + "/augmented.png").size());
   return acc >= 0.95 ? 0 : 1;
 }

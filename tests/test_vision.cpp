@@ -81,6 +81,9 @@ TEST_CASE("vision: PNG, JPEG, BMP, WebP and TIFF files decode as PIL decodes the
                          "rgb555.bmp",
                          "palette4.bmp",
                          "os2_palette8.bmp",
+                         "rle8.bmp",
+                         "rle8_gray.bmp",
+                         "rle4.bmp",
                          "rgb_lossless.webp",
                          "rgba_lossless.webp",
                          "rgb_lossy.webp",
@@ -118,6 +121,71 @@ TEST_CASE("vision: PNG, JPEG, BMP, WebP and TIFF files decode as PIL decodes the
   CHECK(ga.select(0, 1).contiguous().to_vector() == full.select(0, 3).contiguous().to_vector());
 }
 
+TEST_CASE("vision: run-length BMPs: deltas, early line ends and odd RLE4 literals as the format defines them") {
+  // a 4 × 3 palette image (indices 0 … 15 of a gray palette, so a pixel is 17 · index), bottom row first
+  auto bmp = [](std::uint32_t compression, std::uint16_t bits, std::vector<std::uint8_t> stream) {
+    std::vector<std::uint8_t> b = {'B', 'M', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    auto u32 = [&](std::uint32_t v) {
+      for (int k = 0; k < 4; ++k) b.push_back(static_cast<std::uint8_t>(v >> (8 * k)));
+    };
+    const std::uint32_t offset = 14 + 40 + 16 * 4;
+    u32(40), u32(4), u32(3), b.push_back(1), b.push_back(0), b.push_back(static_cast<std::uint8_t>(bits)),
+        b.push_back(0), u32(compression), u32(static_cast<std::uint32_t>(stream.size())), u32(0), u32(0), u32(16),
+        u32(0);
+    for (int k = 0; k < 16; ++k)
+      for (int c = 0; c < 4; ++c) b.push_back(c < 3 ? static_cast<std::uint8_t>(17 * k) : 0);
+    for (int k = 0; k < 4; ++k) b[10 + static_cast<std::size_t>(k)] = static_cast<std::uint8_t>(offset >> (8 * k));
+    b.insert(b.end(), stream.begin(), stream.end());
+    return b;
+  };
+  auto rows = [](const ft::Tensor<std::uint8_t, 3>& img) {
+    std::vector<int> v;
+    for (auto p : img.to_vector()) v.push_back(p / 17);
+    return v;
+  };
+  // RLE8: bottom row "1 1 2 2", then a delta of (1 right, 1 up) from its end: x 5 is past the row, so
+  // the middle row keeps 0s; then literals 3 4 5 on the top row after an end of line … (a run past
+  // the row's end is cut there)
+  auto rle8 = bmp(1, 8, {2, 1, 2, 2, 0, 2, 1, 1, 0, 0, 0, 3, 3, 4, 5, 0, 9, 7, 0, 1});
+  CHECK(rows(ft::vision::decode_image(rle8, "rle8")) == std::vector<int>{3, 4, 5, 7, 0, 0, 0, 0, 1, 1, 2, 2});
+  // RLE4: an odd literal run of 3 (two bytes, the last nibble unused), a run of alternating 6 9
+  auto rle4 = bmp(2, 4, {0, 3, 0x12, 0x30, 0, 0, 4, 0x69, 0, 0, 1, 0xf0, 0, 1});
+  CHECK(rows(ft::vision::decode_image(rle4, "rle4")) == std::vector<int>{15, 0, 0, 0, 6, 9, 6, 9, 1, 2, 3, 0});
+  // the end of the data before the end of the bitmap
+  CHECK(ft::test::error_of([&] {
+          ft::vision::decode_image(bmp(1, 8, {4, 1, 0, 0}), "short.bmp");
+        }).find("\"short.bmp\" is truncated: its run-length data ends") != std::string::npos);
+}
+
+TEST_CASE("vision: every frame of an animated WebP and every page of a TIFF, as PIL's seek reads them") {
+  for (const char* f : {"animated.webp", "animated_alpha.webp", "pages.tif"}) {
+    CAPTURE(f);
+    const std::string name = f;
+    const auto bytes = file_bytes(image_path(f));
+    const auto n = static_cast<std::size_t>(golden().scalar(name + ".frames"));
+    CHECK(ft::vision::frame_count(bytes, name) == n);
+    const auto frames = ft::vision::read_frames(image_path(f));
+    REQUIRE(frames.size() == n);
+    for (std::size_t k = 0; k < n; ++k) {
+      CAPTURE(k);
+      check_pixels(frames[k], name + ".frame" + std::to_string(k));
+      check_pixels(ft::vision::decode_image(bytes, name, {.frame = k}), name + ".frame" + std::to_string(k));
+    }
+    CHECK(ft::vision::read_image(image_path(f)).to_vector() == frames[0].to_vector());  // PIL opens the first
+    // every prefix: the frames, or an error naming the file
+    for (std::size_t cut = 0; cut < bytes.size(); cut += 3) {
+      const std::string e = ft::test::error_of([&] {
+        auto got = ft::vision::decode_frames(std::span<const std::uint8_t>(bytes.data(), cut), "cut.img");
+        REQUIRE(got.size() == n);
+        for (std::size_t k = 0; k < n; ++k) CHECK(got[k].to_vector() == frames[k].to_vector());
+      });
+      CHECK((e == "no error" || e.find("cut.img") != std::string::npos));
+    }
+  }
+  CHECK(ft::vision::frame_count(file_bytes(image_path("rgb.png"))) == 1);
+  CHECK(ft::vision::read_frames(image_path("rle4.bmp")).size() == 1);
+}
+
 TEST_CASE("vision: encode_png and write_png round-trip 1 to 4 channels") {
   auto dir = temp_dir("png");
   for (int c = 1; c <= 4; ++c) {
@@ -136,9 +204,10 @@ TEST_CASE("vision: encode_png and write_png round-trip 1 to 4 channels") {
 
 TEST_CASE("vision: corrupt, truncated, huge and foreign files are an ft::Error naming the file") {
   // every prefix of every file: an error (or, past the image data, the image), never a crash
-  for (const char* f : {"rgb.png", "palette.png", "gray16.png", "rgb.jpg", "progressive.jpg", "cmyk.jpg", "rgb.bmp",
-                        "palette4.bmp", "rgba_v5_topdown.bmp", "os2_palette8.bmp", "rgba_lossless.webp",
-                        "rgb_lossy.webp", "rgba_lzw.tif", "bilevel_g4.tif", "rgb_tiled.tif", "rgb_jpeg.tif"}) {
+  for (const char* f :
+       {"rgb.png", "palette.png", "gray16.png", "rgb.jpg", "progressive.jpg", "cmyk.jpg", "rgb.bmp", "palette4.bmp",
+        "rgba_v5_topdown.bmp", "os2_palette8.bmp", "rle8.bmp", "rle4.bmp", "rgba_lossless.webp", "rgb_lossy.webp",
+        "animated_alpha.webp", "rgba_lzw.tif", "bilevel_g4.tif", "rgb_tiled.tif", "rgb_jpeg.tif"}) {
     CAPTURE(f);
     const auto bytes = file_bytes(image_path(f));
     const auto whole = ft::vision::decode_image(bytes).to_vector();
@@ -188,15 +257,24 @@ TEST_CASE("vision: corrupt, truncated, huge and foreign files are an ft::Error n
         std::string::npos);
   CHECK(ft::test::error_of([&] {
           ft::vision::decode_image(set32(bmp, 30, 1), "rle.bmp");
-        }).find("\"rle.bmp\": BI_RLE8 compression is not supported") != std::string::npos);
+        }).find("\"rle.bmp\": BI_RLE8 with 24 bits a pixel (BI_RLE8 needs 8)") != std::string::npos);
+  CHECK(ft::test::error_of([&] {
+          ft::vision::decode_image(set32(bmp, 30, 4), "jpeg.bmp");
+        }).find("\"jpeg.bmp\": BI_JPEG compression is not supported") != std::string::npos);
   CHECK(ft::test::error_of([&] { ft::vision::decode_image(set32(bmp, 18, 0), "empty.bmp"); }).find("0 × 13") !=
         std::string::npos);
   CHECK(ft::test::error_of([&] {
           ft::vision::decode_image(set32(bmp, 14, 64), "os2v2.bmp");
         }).find("a 64-byte info header is not supported") != std::string::npos);
   CHECK(ft::test::error_of([&] {
-          ft::vision::read_image(image_path("animated.webp"));
-        }).find("animated WebP files are not supported") != std::string::npos);
+          ft::vision::decode_image(file_bytes(image_path("animated.webp")), "a.webp", {.frame = 2});
+        }).find("\"a.webp\" has 2 frames; frame 2 was asked for") != std::string::npos);
+  CHECK(ft::test::error_of([&] {
+          ft::vision::decode_image(file_bytes(image_path("pages.tif")), "p.tif", {.frame = 3});
+        }).find("\"p.tif\" has 3 pages; page 3 was asked for") != std::string::npos);
+  CHECK(ft::test::error_of([&] {
+          ft::vision::decode_image(file_bytes(image_path("rgb.png")), "one.png", {.frame = 1});
+        }).find("\"one.png\" has one frame; frame 1 was asked for") != std::string::npos);
   // TIFF: tiles declared 65520 × 65520 (12 GB a tile) in a 17 × 13 image: refused before allocating
   // ("a tile far larger than the image")
   auto tif = file_bytes(image_path("rgb_tiled.tif"));  // little-endian; its first directory's entries

@@ -84,6 +84,46 @@ def bmp_file(path, width, height, bits, rows, palette=(), compression=0, masks=(
         f.write(b"BM" + struct.pack("<IHHI", offset + len(data), 0, 0, offset) + info + extra + pal + data)
 
 
+def rle_stream(index, bits):
+    """BI_RLE8 (bits 8) or BI_RLE4 (bits 4) data of an HxW index array, bottom row first: runs of
+    an index as encoded pairs (RLE4: a pair of alternating indices too), other stretches of at
+    least 4 as literal (absolute) runs of an even length (PIL 9.4 drops the last index of an odd
+    RLE4 literal run), each row closed by an end of line, the bitmap by an end of bitmap."""
+    out = bytearray()
+    for row in index[::-1]:
+        row = [int(v) for v in row]
+        x = 0
+        while x < len(row):
+            n = 1  # an encoded run: row[x], row[x + 1], row[x], ... (RLE8: one value)
+            while (x + n < len(row) and n < 255 and
+                   row[x + n] == (row[x] if bits == 8 or n % 2 == 0 else row[x + 1])):
+                n += 1
+            if n >= 3 or x + n == len(row) or len(row) - x < 4:
+                pair = row[x] if bits == 8 else row[x] << 4 | (row[x + 1] if n > 1 else 0)
+                out += bytes((n, pair))
+                x += n
+                continue
+            m = 4  # a literal run, even, up to the next encoded run of 3
+            while x + m + 2 <= len(row) and m < 254 and not (row[x + m] == row[x + m + 1] == row[min(x + m + 2, len(row) - 1)]):
+                m += 2
+            lit = row[x:x + m]
+            data = bytes(lit) if bits == 8 else bytes(lit[k] << 4 | lit[k + 1] for k in range(0, m, 2))
+            out += bytes((0, m)) + data + (b"\0" if len(data) % 2 else b"")
+            x += m
+        out += b"\0\0"
+    return bytes(out[:-2] + b"\0\1")
+
+
+def bmp_rle_file(path, width, height, bits, stream, palette):
+    """A run-length BMP (40-byte header; compression 1 = RLE8, 2 = RLE4) of `stream`."""
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, bits, 1 if bits == 8 else 2, len(stream), 2835, 2835,
+                       len(palette), 0)
+    pal = b"".join(bytes((b, g, r, 0)) for r, g, b in palette)
+    offset = 14 + len(info) + len(pal)
+    with open(path, "wb") as f:
+        f.write(b"BM" + struct.pack("<IHHI", offset + len(stream), 0, 0, offset) + info + pal + stream)
+
+
 def png16(path, array, color_type):
     """A 16-bit PNG (gray: color type 0, RGB: 2) of an HxW or HxWx3 uint16 array."""
     png_file(path, array, 16, color_type)
@@ -266,6 +306,39 @@ def main():
         U.save_image(batch.clamp(0, 1), path, nrow=4)
         write(f, "save_image.out", chw(Image.open(path)))
         os.remove(path)
+
+        # run-length BMPs (PIL reads them; no writer makes them): an index image of runs
+        runs = np.repeat(rng.integers(0, 16, (h, 6)), rng.integers(1, 6, 6), axis=1)[:, :w]
+        runs = np.concatenate([runs, rng.integers(0, 16, (h, max(0, w - runs.shape[1])))], axis=1)
+        runs[2] = rng.integers(0, 16, w)   # a row of literals
+        runs[5, ::2], runs[5, 1::2] = 3, 9  # an alternating row (one RLE4 run)
+        colours16 = [tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(16)]
+        grays = [(v, v, v) for v in range(0, 256, 17)]
+        files("rle8.bmp", lambda p: bmp_rle_file(p, w, h, 8, rle_stream(runs, 8), colours16))
+        files("rle8_gray.bmp", lambda p: bmp_rle_file(p, w, h, 8, rle_stream(runs, 8), grays))
+        files("rle4.bmp", lambda p: bmp_rle_file(p, w, h, 4, rle_stream(runs, 4), colours16))
+
+        # every frame of an animated WebP and of a multi-page TIFF, as PIL's seek reads them
+        def frames_of(name, save):
+            path = os.path.join(IMAGES, name)
+            save(path)
+            im = Image.open(path)
+            write(f, name + ".frames", torch.tensor([im.n_frames]))
+            for k in range(im.n_frames):
+                im.seek(k)
+                im.load()
+                write(f, "%s.frame%d" % (name, k), chw(im))
+
+        frames_of("animated.webp", lambda p: None)  # the two-frame lossless RGB file above
+        moving = [rgba.copy() for _ in range(3)]
+        moving[1][2:6, 3:9] = [255, 0, 0, 128]   # a half-transparent patch: blended onto the canvas
+        moving[2][:, :4, 3] = 0                   # a transparent band
+        frames_of("animated_alpha.webp", lambda p: Image.fromarray(moving[0], "RGBA").save(
+            p, save_all=True, append_images=[Image.fromarray(m, "RGBA") for m in moving[1:]], lossless=True, exact=True,
+            duration=40))
+        frames_of("pages.tif", lambda p: Image.fromarray(rgb).save(
+            p, save_all=True, append_images=[Image.fromarray(np.ascontiguousarray(rgba[:5, :7, 0])), Image.fromarray(rgba, "RGBA")],
+            compression="tiff_lzw"))
     print("wrote", OUT, "and", IMAGES)
 
 

@@ -30,6 +30,7 @@
 #endif
 #if defined(FT_HAVE_WEBP)
 #include <webp/decode.h>
+#include <webp/demux.h>
 #endif
 #if defined(FT_HAVE_TIFF)
 #include <tiffio.h>
@@ -56,6 +57,9 @@ struct DecodeOptions {
   // The most pixels (width × height) a file may declare; a larger one is an ft::Error before
   // any allocation (the default: 16384 × 16384).
   std::uint64_t max_pixels = std::uint64_t{1} << 28;
+  // Which frame of an animated WebP (composited onto its canvas, as PIL's seek) or page of a
+  // multi-page TIFF; other files have frame 0 only. frame_count tells how many there are.
+  std::size_t frame = 0;
 };
 
 inline bool is_png(std::span<const std::uint8_t> b) {
@@ -379,13 +383,55 @@ struct BmpField {
   bool contiguous() const { return (max & (max + 1)) == 0; }
 };
 
+// A run-length bitmap's palette indices (BI_RLE8: 8 bits, BI_RLE4: 4 bits), W × H, top row
+// first. The stream (Microsoft's definition): pairs (n, c) — n > 0 repeats c (RLE4: its two
+// nibbles in turn) n times; n = 0 escapes: c = 0 ends the line, 1 the bitmap, 2 moves right and
+// down by the next two bytes, 3 … 255 are that many literal indices (padded to a 16-bit word).
+// Pixels the stream skips keep index 0, as PIL leaves them; pixels past a row's end are dropped.
+// Its rows run bottom-up unless the header's height is negative.
+inline std::vector<std::uint8_t> bmp_rle_indices(std::span<const std::uint8_t> b, std::size_t at, std::size_t W,
+                                                 std::size_t H, unsigned bits, bool top_down, const std::string& name) {
+  std::vector<std::uint8_t> index(W * H, 0);
+  std::size_t p = at, x = 0, y = 0;
+  auto truncated = [&] {
+    fail("decode_bmp", "\"", name, "\" is truncated: its run-length data ends at byte ", b.size(), " in row ", y,
+         " of ", H, " without an end-of-bitmap mark");
+  };
+  auto put = [&](unsigned v) {
+    if (x < W) index[(top_down ? y : H - 1 - y) * W + x] = static_cast<std::uint8_t>(v);
+    ++x;
+  };
+  while (y < H) {
+    if (p + 2 > b.size()) truncated();
+    const unsigned n = b[p], c = b[p + 1];
+    p += 2;
+    if (n > 0) {
+      for (unsigned i = 0; i < n && x < W; ++i) put(bits == 8 ? c : i % 2 == 0 ? c >> 4 : c & 15u);
+    } else if (c == 0) {
+      x = 0, ++y;
+    } else if (c == 1) {
+      break;
+    } else if (c == 2) {
+      if (p + 2 > b.size()) truncated();
+      x += b[p], y += b[p + 1];
+      p += 2;
+    } else {
+      const std::size_t length = bits == 8 ? c : (c + 1) / 2;
+      if (p + length > b.size()) truncated();
+      for (unsigned i = 0; i < c; ++i) put(bits == 8 ? b[p + i] : i % 2 == 0 ? b[p + i / 2] >> 4 : b[p + i / 2] & 15u);
+      p += length + length % 2;
+    }
+  }
+  return index;
+}
+
 }  // namespace detail
 
 // A Windows bitmap's pixels (the format's public definition; no library): 1-, 4- and 8-bit
 // palettes (gray when every entry is gray, else RGB), 16-bit (5-5-5, or any bit fields), 24-bit
 // and 32-bit (the fourth byte alpha when BI_BITFIELDS gives it a mask, else unused, as PIL
 // reads it), bottom-up or top-down rows; the OS/2 1.x, Windows 3 (with BI_BITFIELDS) and
-// V4/V5 headers. Run-length (RLE4/RLE8), JPEG and PNG payloads are an ft::Error.
+// V4/V5 headers, run-length palettes (BI_RLE8, BI_RLE4). JPEG and PNG payloads are an ft::Error.
 inline Tensor<std::uint8_t, 3> decode_bmp(std::span<const std::uint8_t> bytes, const std::string& name = "<memory>",
                                           const DecodeOptions& options = {}) {
   const char* op = "decode_bmp";
@@ -418,9 +464,14 @@ inline Tensor<std::uint8_t, 3> decode_bmp(std::span<const std::uint8_t> bytes, c
     fail(op, "\"", name, "\": the image is ", width, " × ", height, " pixels (empty or negative)");
   const char* compressions[] = {"BI_RGB",  "BI_RLE8", "BI_RLE4",          "BI_BITFIELDS",
                                 "BI_JPEG", "BI_PNG",  "BI_ALPHABITFIELDS"};
-  if (compression == 1 || compression == 2 || compression == 4 || compression == 5)
-    fail(op, "\"", name, "\": ", compressions[compression], " compression is not supported (uncompressed files only)");
+  if (compression == 4 || compression == 5)
+    fail(op, "\"", name, "\": ", compressions[compression],
+         " compression is not supported (uncompressed, bit fields, RLE8 or RLE4 files only)");
   if (compression > 6) fail(op, "\"", name, "\": unknown compression ", compression);
+  const bool rle = compression == 1 || compression == 2;
+  if (rle && bits != (compression == 1 ? 8u : 4u))
+    fail(op, "\"", name, "\": ", compressions[compression], " with ", bits, " bits a pixel (",
+         compressions[compression], " needs ", compression == 1 ? 8 : 4, ")");
   const bool fields = compression == 3 || compression == 6;
   if (!(bits == 1 || bits == 4 || bits == 8 || bits == 16 || bits == 24 || bits == 32) ||
       (fields && bits != 16 && bits != 32))
@@ -429,7 +480,7 @@ inline Tensor<std::uint8_t, 3> decode_bmp(std::span<const std::uint8_t> bytes, c
   detail::check_dimensions(op, name, static_cast<std::uint64_t>(width), static_cast<std::uint64_t>(height), options);
   const std::size_t W = static_cast<std::size_t>(width), H = static_cast<std::size_t>(height);
   const std::size_t stride = (W * bits + 31) / 32 * 4;
-  if (data_at > bytes.size() || stride > (bytes.size() - data_at) / H)
+  if (data_at > bytes.size() || (!rle && stride > (bytes.size() - data_at) / H))
     fail(op, "\"", name, "\" is truncated: ", H, " rows of ", stride, " bytes from offset ", data_at, " need ",
          data_at + stride * H, " bytes, the file has ", bytes.size());
   detail::Interleaved im;
@@ -449,12 +500,14 @@ inline Tensor<std::uint8_t, 3> decode_bmp(std::span<const std::uint8_t> bytes, c
     }
     im.channels = gray ? 1 : 3;
     im.pixels.resize(W * H * static_cast<std::size_t>(im.channels));
+    const std::vector<std::uint8_t> runs =
+        rle ? detail::bmp_rle_indices(bytes, data_at, W, H, bits, top_down, name) : std::vector<std::uint8_t>();
     for (std::size_t y = 0; y < H; ++y) {
-      const std::uint8_t* row = bytes.data() + data_at + (top_down ? y : H - 1 - y) * stride;
+      const std::uint8_t* row = rle ? nullptr : bytes.data() + data_at + (top_down ? y : H - 1 - y) * stride;
       std::uint8_t* out = im.pixels.data() + y * W * static_cast<std::size_t>(im.channels);
       for (std::size_t x = 0; x < W; ++x) {
         const std::size_t bit = x * bits;
-        const unsigned index = (row[bit / 8] >> (8 - bits - bit % 8)) & ((1u << bits) - 1);
+        const unsigned index = rle ? runs[y * W + x] : (row[bit / 8] >> (8 - bits - bit % 8)) & ((1u << bits) - 1);
         for (int c = 0; c < im.channels; ++c) *out++ = palette[index][c];
       }
     }
@@ -483,7 +536,65 @@ inline Tensor<std::uint8_t, 3> decode_bmp(std::span<const std::uint8_t> bytes, c
   return detail::to_chw(detail::convert_channels(std::move(im), options.mode));
 }
 
-// A WebP's pixels (libwebp): RGB, or RGBA when the file has alpha; lossy or lossless, one frame.
+#if defined(FT_HAVE_WEBP)
+namespace detail {
+// Frames [first, first + count) of an animated WebP (count 0: to the last), each the canvas
+// after that frame as libwebp's animation decoder composites it (blending, disposal): RGBA, or
+// RGB when the file has no alpha — what PIL reads frame by frame.
+inline std::vector<Tensor<std::uint8_t, 3>> webp_frames(std::span<const std::uint8_t> bytes, const std::string& name,
+                                                        const DecodeOptions& options, std::size_t first,
+                                                        std::size_t count) {
+  const char* op = "decode_webp";
+  WebPBitstreamFeatures f{};
+  if (WebPGetFeatures(bytes.data(), bytes.size(), &f) != VP8_STATUS_OK)
+    fail(op, "\"", name, "\" is not a valid WebP: its header is corrupt or truncated");
+  WebPAnimDecoderOptions o;
+  if (!WebPAnimDecoderOptionsInit(&o)) fail(op, "libwebp's animation decoder has another ABI than its header");
+  o.color_mode = MODE_RGBA;
+  o.use_threads = 0;
+  const WebPData data{bytes.data(), bytes.size()};
+  // the canvas size first: WebPAnimDecoderNew allocates the canvas
+  WebPDemuxer* demux = WebPDemux(&data);
+  if (!demux) fail(op, "\"", name, "\" is not a valid animated WebP: its chunks are corrupt or truncated");
+  const std::uint32_t width = WebPDemuxGetI(demux, WEBP_FF_CANVAS_WIDTH),
+                      height = WebPDemuxGetI(demux, WEBP_FF_CANVAS_HEIGHT);
+  WebPDemuxDelete(demux);
+  check_dimensions(op, name, width, height, options);
+  WebPAnimDecoder* dec = WebPAnimDecoderNew(&data, &o);
+  if (!dec) fail(op, "\"", name, "\" is not a valid animated WebP: its chunks are corrupt or truncated");
+  struct Guard {
+    WebPAnimDecoder* d;
+    ~Guard() { WebPAnimDecoderDelete(d); }
+  } guard{dec};
+  WebPAnimInfo info{};
+  if (!WebPAnimDecoderGetInfo(dec, &info)) fail(op, "\"", name, "\": libwebp gives no animation info");
+  if (first >= info.frame_count)
+    fail(op, "\"", name, "\" has ", info.frame_count, " frames; frame ", first, " was asked for");
+  const std::size_t last = count == 0 ? info.frame_count : std::min<std::size_t>(first + count, info.frame_count);
+  std::vector<Tensor<std::uint8_t, 3>> frames;
+  for (std::size_t k = 0; k < last; ++k) {
+    std::uint8_t* canvas = nullptr;
+    int timestamp = 0;
+    if (!WebPAnimDecoderGetNext(dec, &canvas, &timestamp))
+      fail(op, "\"", name, "\" is not a valid animated WebP: frame ", k, " of ", info.frame_count,
+           " is corrupt or truncated");
+    if (k < first) continue;
+    Interleaved im;
+    im.height = info.canvas_height, im.width = info.canvas_width, im.channels = f.has_alpha ? 4 : 3;
+    const std::size_t pixels = std::size_t{info.canvas_width} * info.canvas_height;
+    im.pixels.resize(pixels * static_cast<std::size_t>(im.channels));
+    for (std::size_t i = 0; i < pixels; ++i)
+      for (int c = 0; c < im.channels; ++c)
+        im.pixels[i * static_cast<std::size_t>(im.channels) + c] = canvas[4 * i + c];
+    frames.push_back(to_chw(convert_channels(std::move(im), options.mode)));
+  }
+  return frames;
+}
+}  // namespace detail
+#endif
+
+// A WebP's pixels (libwebp): RGB, or RGBA when the file has alpha; lossy or lossless; of an
+// animation, frame options.frame composited onto the canvas (as PIL's seek).
 inline Tensor<std::uint8_t, 3> decode_webp(std::span<const std::uint8_t> bytes, const std::string& name = "<memory>",
                                            const DecodeOptions& options = {}) {
   const char* op = "decode_webp";
@@ -496,7 +607,9 @@ inline Tensor<std::uint8_t, 3> decode_webp(std::span<const std::uint8_t> bytes, 
                        "suspended",     "user abort",           "not enough data (truncated)"};
   if (status != VP8_STATUS_OK)
     fail(op, "\"", name, "\" is not a valid WebP: ", status >= 1 && status <= 7 ? why[status - 1] : "an unknown error");
-  if (f.has_animation) fail(op, "\"", name, "\": animated WebP files are not supported (one frame only)");
+  if (f.has_animation) return std::move(detail::webp_frames(bytes, name, options, options.frame, 1)[0]);
+  if (options.frame != 0)
+    fail(op, "\"", name, "\" has one frame (not animated); frame ", options.frame, " was asked for");
   detail::check_dimensions(op, name, static_cast<std::uint64_t>(f.width), static_cast<std::uint64_t>(f.height),
                            options);
   detail::Interleaved im;
@@ -564,39 +677,52 @@ inline int tiff_on_error(TIFF*, void* user, const char* module, const char* fmt,
 }
 inline int tiff_on_warning(TIFF*, void*, const char*, const char*, va_list) { return 1; }
 
+// A TIFF open over `bytes` (its errors collected in io.message), closed when this goes.
+struct TiffFile {
+  TIFF* tif = nullptr;
+  TiffFile(std::span<const std::uint8_t> bytes, const std::string& name, TiffIo& io, const char* op) {
+    io.data = bytes.data();
+    io.size = bytes.size();
+    TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
+    if (!opts) fail(op, "libtiff could not start (out of memory?)");
+    TIFFOpenOptionsSetErrorHandlerExtR(opts, tiff_on_error, &io);
+    TIFFOpenOptionsSetWarningHandlerExtR(opts, tiff_on_warning, &io);
+    tif = TIFFClientOpenExt(name.c_str(), "r", &io, tiff_read, tiff_write, tiff_seek, tiff_close, tiff_size, tiff_map,
+                            tiff_unmap, opts);
+    TIFFOpenOptionsFree(opts);
+    if (!tif) fail(op, "\"", name, "\" is not a valid TIFF: ", io.message);
+  }
+  TiffFile(const TiffFile&) = delete;
+  TiffFile& operator=(const TiffFile&) = delete;
+  ~TiffFile() { TIFFClose(tif); }
+};
+
 }  // namespace detail
 #endif
 
-// A TIFF's first image (libtiff, any of its codecs: none, LZW, Deflate, PackBits, JPEG …): 8-bit
-// gray, gray + alpha, RGB, RGBA, CMYK (to RGB as PIL converts) and palettes, 16-bit gray and RGB
-// (rounded to 8 bits), as stored (alpha unassociated, as PIL reads it) from strips or tiles,
-// interleaved or in separate planes; 1-bit bilevel files and palettes of fewer bits from
-// strips; anything else (packed tiles, YCbCr without JPEG, Lab, floats …) through libtiff's RGBA
-// conversion (gray, RGB, or RGBA with its alpha premultiplied; 8 bits).
+// A TIFF's image (the first page, or page options.frame; libtiff, any of its codecs: none, LZW, Deflate, PackBits, JPEG
+// …): 8-bit gray, gray + alpha, RGB, RGBA, CMYK (to RGB as PIL converts) and palettes, 16-bit gray and RGB (rounded to
+// 8 bits), as stored (alpha unassociated, as PIL reads it) from strips or tiles, interleaved or in separate planes;
+// 1-bit bilevel files and palettes of fewer bits from strips; anything else (packed tiles, YCbCr without JPEG, Lab,
+// floats …) through libtiff's RGBA conversion (gray, RGB, or RGBA with its alpha premultiplied; 8 bits).
 inline Tensor<std::uint8_t, 3> decode_tiff(std::span<const std::uint8_t> bytes, const std::string& name = "<memory>",
                                            const DecodeOptions& options = {}) {
   const char* op = "decode_tiff";
   if (!is_tiff(bytes)) fail(op, "\"", name, "\" is not a TIFF file (no II*\\0 or MM\\0* at its start)");
 #if defined(FT_HAVE_TIFF)
   detail::TiffIo io;
-  io.data = bytes.data();
-  io.size = bytes.size();
-  TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
-  if (!opts) fail(op, "libtiff could not start (out of memory?)");
-  TIFFOpenOptionsSetErrorHandlerExtR(opts, detail::tiff_on_error, &io);
-  TIFFOpenOptionsSetWarningHandlerExtR(opts, detail::tiff_on_warning, &io);
-  TIFF* tif = TIFFClientOpenExt(name.c_str(), "r", &io, detail::tiff_read, detail::tiff_write, detail::tiff_seek,
-                                detail::tiff_close, detail::tiff_size, detail::tiff_map, detail::tiff_unmap, opts);
-  TIFFOpenOptionsFree(opts);
-  if (!tif) fail(op, "\"", name, "\" is not a valid TIFF: ", io.message);
-  struct Guard {
-    TIFF* t;
-    ~Guard() { TIFFClose(t); }
-  } guard{tif};
+  const detail::TiffFile file(bytes, name, io, op);
+  TIFF* tif = file.tif;
   auto invalid = [&](const char* what) {
     fail(op, "\"", name, "\" is not a valid TIFF: ", what, io.message.empty() ? "" : " (", io.message,
          io.message.empty() ? "" : ")");
   };
+  if (options.frame > 0) {
+    const std::size_t pages = TIFFNumberOfDirectories(tif);
+    if (options.frame >= pages || !TIFFSetDirectory(tif, static_cast<tdir_t>(options.frame)))
+      fail(op, "\"", name, "\" has ", pages, pages == 1 ? " page" : " pages", "; page ", options.frame,
+           " was asked for", io.message.empty() ? "" : " (", io.message, io.message.empty() ? "" : ")");
+  }
   std::uint32_t w = 0, h = 0;
   std::uint16_t spp = 1, bps = 1, photometric = 0, planar = PLANARCONFIG_CONTIG, extras = 0;
   std::uint16_t* extra_types = nullptr;
@@ -741,9 +867,12 @@ inline Tensor<std::uint8_t, 3> decode_tiff(std::span<const std::uint8_t> bytes, 
 #endif
 }
 
-// A PNG, JPEG, BMP, WebP or TIFF (told apart by their signatures).
+// A PNG, JPEG, BMP, WebP or TIFF (told apart by their signatures); of an animated WebP or a
+// multi-page TIFF, frame options.frame (the first by default, as PIL opens them).
 inline Tensor<std::uint8_t, 3> decode_image(std::span<const std::uint8_t> bytes, const std::string& name = "<memory>",
                                             const DecodeOptions& options = {}) {
+  if ((is_png(bytes) || is_jpeg(bytes) || is_bmp(bytes)) && options.frame != 0)
+    fail("decode_image", "\"", name, "\" has one frame; frame ", options.frame, " was asked for");
   if (is_png(bytes)) return decode_png(bytes, name, options);
   if (is_jpeg(bytes)) return decode_jpeg(bytes, name, options);
   if (is_bmp(bytes)) return decode_bmp(bytes, name, options);
@@ -756,6 +885,60 @@ inline Tensor<std::uint8_t, 3> decode_image(std::span<const std::uint8_t> bytes,
 // The bytes of an image file (at most 1 GiB), decoded.
 inline Tensor<std::uint8_t, 3> read_image(const std::string& path, ImageReadMode mode = ImageReadMode::UNCHANGED) {
   return decode_image(io::read_file(path, "read_image", std::uintmax_t{1} << 30), path, {.mode = mode});
+}
+
+// How many frames decode_image can give: an animated WebP's frames, a TIFF's pages, else 1.
+inline std::size_t frame_count(std::span<const std::uint8_t> bytes, const std::string& name = "<memory>") {
+  const char* op = "frame_count";
+  if (is_webp(bytes)) {
+#if defined(FT_HAVE_WEBP)
+    const WebPData data{bytes.data(), bytes.size()};
+    WebPDemuxer* demux = WebPDemux(&data);
+    if (!demux) fail(op, "\"", name, "\" is not a valid WebP: its chunks are corrupt or truncated");
+    const std::size_t n = WebPDemuxGetI(demux, WEBP_FF_FRAME_COUNT);
+    WebPDemuxDelete(demux);
+    return n;
+#else
+    detail::built_without(op, name, "libwebp", "libwebp-dev", "WebP");
+#endif
+  }
+  if (is_tiff(bytes)) {
+#if defined(FT_HAVE_TIFF)
+    detail::TiffIo io;
+    const detail::TiffFile file(bytes, name, io, op);
+    const std::size_t n = TIFFNumberOfDirectories(file.tif);
+    if (!io.message.empty())  // a directory chain cut short: not a silent page count
+      fail(op, "\"", name, "\" is not a valid TIFF: after ", n, n == 1 ? " page, " : " pages, ", io.message);
+    return n;
+#else
+    detail::built_without(op, name, "libtiff", "libtiff-dev", "TIFF");
+#endif
+  }
+  if (is_png(bytes) || is_jpeg(bytes) || is_bmp(bytes)) return 1;
+  fail(op, "\"", name, "\" is not a PNG, JPEG, BMP, WebP or TIFF file (", bytes.size(), " bytes)");
+}
+
+// Every frame of an image file: an animated WebP's (each the composited canvas), a TIFF's pages
+// (each its own size and channels; options.mode converts them alike), or the one image.
+inline std::vector<Tensor<std::uint8_t, 3>> decode_frames(std::span<const std::uint8_t> bytes,
+                                                          const std::string& name = "<memory>",
+                                                          DecodeOptions options = {}) {
+#if defined(FT_HAVE_WEBP)
+  if (is_webp(bytes)) {
+    WebPBitstreamFeatures f{};
+    if (WebPGetFeatures(bytes.data(), bytes.size(), &f) == VP8_STATUS_OK && f.has_animation)
+      return detail::webp_frames(bytes, name, options, 0, 0);  // one pass: each frame builds on the last
+  }
+#endif
+  const std::size_t n = frame_count(bytes, name);
+  std::vector<Tensor<std::uint8_t, 3>> frames;
+  frames.reserve(n);
+  for (options.frame = 0; options.frame < n; ++options.frame) frames.push_back(decode_image(bytes, name, options));
+  return frames;
+}
+inline std::vector<Tensor<std::uint8_t, 3>> read_frames(const std::string& path,
+                                                        ImageReadMode mode = ImageReadMode::UNCHANGED) {
+  return decode_frames(io::read_file(path, "read_frames", std::uintmax_t{1} << 30), path, {.mode = mode});
 }
 
 // A PNG of a uint8 CHW image with 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) channels, on any device.
