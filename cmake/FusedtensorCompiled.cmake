@@ -4,8 +4,16 @@
 # that includes them. Used by the source tree's CMakeLists.txt and by the installed package's
 # fusedtensorConfig.cmake, which builds the library in the consumer's project (with its compiler
 # and flags, as the headers are).
+# Off by default with clang before 18: it cannot compile the library's out-of-line definitions
+# (a floating-point template argument, a constrained constructor defined outside its class);
+# the headers alone it compiles.
+set(FT_SEPARATE_COMPILATION_DEFAULT ON)
+if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 18)
+  set(FT_SEPARATE_COMPILATION_DEFAULT OFF)
+endif()
 option(FT_SEPARATE_COMPILATION
-       "Compile fusedtensor's non-template parts once, into a static library that ft::ft links (OFF: header-only)" ON)
+       "Compile fusedtensor's non-template parts once, into a static library that ft::ft links (OFF: header-only)"
+       ${FT_SEPARATE_COMPILATION_DEFAULT})
 
 # ft_add_compiled_library(<target> <library> <source> <wrap> <usage>...): builds <library> from
 # <source> with the usage requirements of the <usage> targets, and makes <target> (ft::ft or
