@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <tuple>
 
 #include "ft/ft.hpp"
 
@@ -28,6 +29,22 @@ struct CNN : nn::Module<CNN> {
   auto forward(const X& x) {
     auto h = ft::max_pool2d(ft::relu(conv1(x)), 2);
     return fc(drop(flatten(ft::max_pool2d(ft::relu(conv2(h)), 2))));
+  }
+};
+
+// Several outputs: a forward that returns a std::tuple (the logits and the probabilities) has one
+// graph output each; a std::tuple of example inputs would make one graph input each.
+struct WithProbabilities : nn::Module<WithProbabilities> {
+  CNN* cnn;
+  explicit WithProbabilities(CNN& m) : cnn(&m) {}
+  template <class V>
+  void visit(V&& v) {
+    v("cnn", *cnn);
+  }
+  template <class X>
+  auto forward(const X& x) {
+    ft::Var<float, 2> logits = (*cnn)(x);
+    return std::make_tuple(logits, ft::Var<float, 2>(ft::softmax(logits, 1)));
   }
 };
 
@@ -69,6 +86,11 @@ int main(int argc, char** argv) {
                          {.opset = 17, .input_names = {"pixels"}, .output_names = {"logits"}});
   std::printf("test accuracy %.2f%%; exported %s (%ju bytes)\n", 100 * acc, out.c_str(),
               static_cast<std::uintmax_t>(std::filesystem::file_size(out)));
+  WithProbabilities both(model);
+  const std::string two = (std::filesystem::path(out).parent_path() / "digits_cnn_probabilities.onnx").string();
+  ft::onnx::export_model(both, ft::zeros<float>({1, 1, 8, 8}), two,
+                         {.input_names = {"pixels"}, .output_names = {"logits", "probabilities"}});
+  std::printf("and %s (two outputs: logits, probabilities)\n", two.c_str());
   std::printf(
       "run it:\n  python3 -c \"import onnxruntime as ort, numpy as np; s = ort.InferenceSession('%s'); "
       "print(s.run(None, {'pixels': np.random.rand(5, 1, 8, 8).astype('float32')})[0].argmax(1))\"\n",

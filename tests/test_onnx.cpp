@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common.hpp"
@@ -125,6 +126,20 @@ struct TensorView : nn::Module<TensorView> {
   }
 };
 
+// Two inputs (the second a bool mask) and two outputs.
+struct TwoInTwoOut : nn::Module<TwoInTwoOut> {
+  nn::Linear<float> fc{6, 6};
+  template <class V>
+  void visit(V&& v) {
+    v("fc", fc);
+  }
+  template <class X>
+  auto forward(const X& x, const ft::Tensor<bool, 2>& keep) {
+    ft::Var<float, 2> h = fc(x);
+    return std::make_tuple(ft::Var<float, 2>(ft::where(keep, h, 0.0f)), ft::Var<float, 1>(ft::sum(h, 1)));
+  }
+};
+
 // A recurrent layer's output as a model.
 template <class Layer>
 struct Recurrent : nn::Module<Recurrent<Layer>> {
@@ -180,6 +195,23 @@ TEST_CASE("onnx: a model's graph: its nodes, initializers under state_dict names
                                                  {.input_names = {"pixels"}, .output_names = {"logits"}}));
   CHECK(named.inputs == std::vector<std::string>{"pixels"});
   CHECK(named.outputs == std::vector<std::string>{"logits"});
+}
+
+TEST_CASE("onnx: a forward of several inputs and outputs: graph inputs and outputs in order, each named") {
+  TwoInTwoOut m;
+  const auto x = ft::randn<float>({4, 6}, ft::kCPU, 5);
+  const ft::Tensor<bool, 2> keep = x > 0.0f;
+  const GraphSummary g = summarize(
+      ft::onnx::to_onnx(m, std::make_tuple(x, keep), {.input_names = {"x", "keep"}, .output_names = {"y", "total"}}));
+  CHECK(g.inputs == std::vector<std::string>{"x", "keep"});
+  CHECK(g.outputs == std::vector<std::string>{"y", "total"});
+  CHECK(std::find(g.ops.begin(), g.ops.end(), "Where") != g.ops.end());  // the mask is read, not a constant
+  CHECK(ft::test::error_of([&] {
+          ft::onnx::to_onnx(m, std::make_tuple(x, keep));
+        }).find("one name for each of the 2 inputs (ExportOptions::input_names), got 1") != std::string::npos);
+  CHECK(ft::test::error_of([&] {
+          ft::onnx::to_onnx(m, std::make_tuple(x, keep), {.input_names = {"x", "keep"}});
+        }).find("one name for each of the 2 outputs (ExportOptions::output_names), got 1") != std::string::npos);
 }
 
 TEST_CASE("onnx: what cannot be exported is an error naming it and its module, and no file is written") {

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Checks the ONNX files that tests/onnx/export_models.cpp wrote: onnx.checker.check_model with
-full_check (types and shapes inferred through every node) passes, and ONNX Runtime's output on
-<case>.x.npy (a batch other than the one exported: the batch is symbolic) equals fusedtensor's
-<case>.y.npy within 1e-5 (absolute, plus 1e-5 relative). A case named *_external must keep
+full_check (types and shapes inferred through every node) passes, and ONNX Runtime's outputs on
+<case>.x.npy (or <case>.x0.npy, <case>.x1.npy, ... for each input; a batch other than the one
+exported: the batch is symbolic) equal fusedtensor's <case>.y.npy (or <case>.y0.npy,
+<case>.y1.npy, ...) within 1e-5 (absolute, plus 1e-5 relative). A case named *_external must keep
 its larger initializers in <case>.onnx.data (ONNX's external data), which both tools read.
 
     python3 tests/onnx/check_onnx.py <dir>      # pip install onnx onnxruntime (scripts/test.sh does)
@@ -41,15 +42,24 @@ def main(directory):
             model = onnx.load(path)
             onnx.checker.check_model(model, full_check=True)
             session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-            x = np.load(os.path.join(directory, case + ".x.npy"))
-            want = np.load(os.path.join(directory, case + ".y.npy"))
-            got = session.run(None, {session.get_inputs()[0].name: x})[0]
-            if got.shape != want.shape:
-                raise AssertionError("shape %s, fusedtensor's %s" % (got.shape, want.shape))
-            err = np.abs(got.astype(np.float64) - want.astype(np.float64))
-            bound = 1e-5 + 1e-5 * np.abs(want.astype(np.float64))
-            if not (err <= bound).all():
-                raise AssertionError("max |difference| %.3g" % err.max())
+            single = os.path.join(directory, case + ".x.npy")
+            if os.path.exists(single):
+                xs = [np.load(single)]
+            else:  # several inputs: <case>.x0.npy, <case>.x1.npy, ... in the graph's input order
+                xs = [np.load(os.path.join(directory, "%s.x%d.npy" % (case, k)))
+                      for k in range(len(session.get_inputs()))]
+            x = xs[0]
+            results = session.run(None, {i.name: v for i, v in zip(session.get_inputs(), xs)})
+            single = os.path.join(directory, case + ".y.npy")
+            wants = ([np.load(single)] if os.path.exists(single) else  # several outputs: <case>.y0.npy, ...
+                     [np.load(os.path.join(directory, "%s.y%d.npy" % (case, k))) for k in range(len(results))])
+            for k, (got, want) in enumerate(zip(results, wants)):
+                if got.shape != want.shape:
+                    raise AssertionError("output %d: shape %s, fusedtensor's %s" % (k, got.shape, want.shape))
+                err = np.abs(got.astype(np.float64) - want.astype(np.float64))
+                bound = 1e-5 + 1e-5 * np.abs(want.astype(np.float64))
+                if not (err <= bound).all():
+                    raise AssertionError("output %d: max |difference| %.3g" % (k, err.max()))
             ops = sorted({n.op_type for n in model.graph.node} - {"Identity"})
             print("ok   %-26s batch %d, %d nodes: %s" % (case, x.shape[0], len(model.graph.node), " ".join(ops)))
         except Exception as e:  # noqa: BLE001 - every case reports

@@ -1,11 +1,14 @@
 // Writes ONNX files of the models and layers that tests/onnx/check_onnx.py runs in ONNX Runtime:
 // for each case <dir>/<case>.onnx (exported on a batch of 3; <case>.onnx.data holds the
 // parameters of a case named *_external), <case>.x.npy (a batch of 5: the
-// batch dimension is symbolic) and <case>.y.npy (fusedtensor's output on it, in eval mode).
+// batch dimension is symbolic; a model of several inputs: <case>.x0.npy, <case>.x1.npy, ...) and <case>.y.npy
+// (fusedtensor's output on it, in eval mode).
 //   export_models <dir>
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <tuple>
+#include <utility>
 
 #include "ft/ft.hpp"
 
@@ -27,6 +30,31 @@ void run_case(const std::string& name, Model& model, const X& example, const X& 
   using T = ft::float_promote_t<typename decltype(model(input))::value_type>;
   ft::Var<T, decltype(model(input))::rank> y = model(input);
   ft::io::save_npy(g_dir + "/" + name + ".y.npy", y.value());
+  ++g_cases;
+}
+
+// A model of several inputs: the example and the run's inputs as tuples, saved as <case>.x0.npy,
+// <case>.x1.npy, ...; several outputs (a tuple) as <case>.y0.npy, <case>.y1.npy, ...
+template <class Model, class... X>
+void run_inputs_case(const std::string& name, Model& model, const std::tuple<X...>& example,
+                     const std::tuple<X...>& input, const ft::onnx::ExportOptions& options) {
+  ft::onnx::export_model(model, example, g_dir + "/" + name + ".onnx", options);
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    (ft::io::save_npy(g_dir + "/" + name + ".x" + std::to_string(I) + ".npy", std::get<I>(input)), ...);
+  }
+  (std::index_sequence_for<X...>{});
+  ft::NoGradGuard no_grad;
+  model.eval();
+  auto y = std::apply(model, input);
+  if constexpr (requires { std::tuple_size<decltype(y)>::value; }) {  // several outputs: <case>.y0.npy, ...
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (ft::io::save_npy(g_dir + "/" + name + ".y" + std::to_string(I) + ".npy", std::get<I>(y).value()), ...);
+    }
+    (std::make_index_sequence<std::tuple_size_v<decltype(y)>>{});
+  } else {
+    ft::Var<float, decltype(y)::rank> out = y;
+    ft::io::save_npy(g_dir + "/" + name + ".y.npy", out.value());
+  }
   ++g_cases;
 }
 
@@ -179,6 +207,38 @@ struct EncoderLayer : nn::Module<EncoderLayer> {  // a pre-norm Transformer enco
   }
 };
 
+// An encoder layer over padded sequences: forward(x, key_padding_mask), the mask a second graph
+// input (true at the padding), read by a traced view, so that each batch brings its own.
+struct PaddedEncoder : nn::Module<PaddedEncoder> {
+  nn::TransformerEncoderLayer<float> layer{16, 4, {.dim_feedforward = 32, .batch_first = true}};
+  template <class V>
+  void visit(V&& v) {
+    v("layer", layer);
+  }
+  template <class X>
+  auto forward(const X& x, const ft::Tensor<bool, 2>& key_padding_mask) {
+    return layer(x, ft::NoMask{}, key_padding_mask);
+  }
+};
+// Self-attention returning its averaged weights too (need_weights): two graph outputs.
+struct AttentionWithWeights : nn::Module<AttentionWithWeights> {
+  nn::MultiheadAttention<float> mha{16, 4, {.batch_first = true}};
+  template <class V>
+  void visit(V&& v) {
+    v("mha", mha);
+  }
+  template <class X>
+  auto forward(const X& x, const ft::Tensor<bool, 2>& key_padding_mask) {
+    auto r = mha.forward(x, x, x, key_padding_mask, /*need_weights=*/true);
+    return std::make_tuple(r.output, r.weights);
+  }
+};
+// sequences of length 6 - (b mod 3) in a batch of n: the padding's mask [n, 6]
+ft::Tensor<bool, 2> padding_mask(index_t n) {
+  const ft::Tensor<std::int64_t, 1> length = 6 - ft::arange<std::int64_t>(0, n) % 3;
+  return ft::arange<std::int64_t>(0, 6).reshape({1, 6}) >= length.reshape({n, 1});
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -228,6 +288,17 @@ int main(int argc, char** argv) {
   EncoderLayer encoder;
   run_case("transformer_encoder_layer", encoder, ft::randn<float>({3, 6, 16}, ft::kCPU, 51),
            ft::randn<float>({5, 6, 16}, ft::kCPU, 52));
+
+  PaddedEncoder padded;
+  run_inputs_case("transformer_key_padding_mask", padded,
+                  std::make_tuple(ft::randn<float>({3, 6, 16}, ft::kCPU, 61), padding_mask(3)),
+                  std::make_tuple(ft::randn<float>({5, 6, 16}, ft::kCPU, 62), padding_mask(5)),
+                  {.input_names = {"input", "key_padding_mask"}});
+  AttentionWithWeights weighted;
+  run_inputs_case("attention_need_weights", weighted,
+                  std::make_tuple(ft::randn<float>({3, 6, 16}, ft::kCPU, 63), padding_mask(3)),
+                  std::make_tuple(ft::randn<float>({5, 6, 16}, ft::kCPU, 64), padding_mask(5)),
+                  {.input_names = {"input", "key_padding_mask"}, .output_names = {"output", "weights"}});
 
   // layers alone
   nn::Linear<float> linear(12, 7);

@@ -436,7 +436,10 @@ class MultiheadAttention : public Module<MultiheadAttention<T>> {
     check(!(is_causal && extra), "MultiheadAttention",
           "is_causal with add_bias_kv or add_zero_attn: pass the causal attn_mask instead (the appended keys "
           "stay visible to every query)");
-    if (!need_weights && !ft::detail::is_var<M>::value && !extra) {
+    // a traced forward (ONNX export) with a key padding mask takes the composed path below, whose
+    // mask is a view of the mask input (the fused path's combined mask would be a constant)
+    const bool traced_padding = key_padding_mask.defined() && autograd::trace::current();
+    if (!need_weights && !ft::detail::is_var<M>::value && !extra && !traced_padding) {
       // the fused attention over the heads read in place: [len, N, E] → [N, heads, len, head_dim];
       // self-attention projects once, [L, N, 3E], and reads its three parts
       Var<T, 4> qh, kh, vh;
@@ -471,16 +474,17 @@ class MultiheadAttention : public Module<MultiheadAttention<T>> {
       return {out, Var<T, 3>()};
     }
     // the probabilities are returned: the composed path, the scores stored
-    // the projections, then [len, N, E] → [N·heads, len, head_dim]
+    // the projections, then [len, N, E] → [N·heads, len, head_dim] (N·heads as -1 and the batch
+    // left to the reshapes below, so that a traced graph follows the batch)
     auto project = [&](const Var<T, 3>& x, index_t part) {
-      return in_projection(x, part).reshape({x.size(0), N * H, hd}).transpose(0, 1);
+      return in_projection(x, part).reshape({x.size(0), -1, hd}).transpose(0, 1);
     };
     const Var<T, 3> qh = project(q, 0);
     Var<T, 3> kh, vh;
     if (bias_k.defined()) {  // the learnt key and value appended: [S + 1, N, E]
       auto with_bias = [&](const Var<T, 3>& x, index_t part, const Var<T, 3>& b) {
         return Var<T, 3>(cat({in_projection(x, part), b.expand({1, N, E})}, 0))
-            .reshape({S + 1, N * H, hd})
+            .reshape({S + 1, -1, hd})
             .transpose(0, 1);
       };
       kh = with_bias(k, 1, bias_k), vh = with_bias(v, 2, bias_v);
@@ -503,17 +507,20 @@ class MultiheadAttention : public Module<MultiheadAttention<T>> {
           s = extra ? Var<T, 3>(s + pad(attn_mask, {0, extra})) : Var<T, 3>(s + attn_mask);
       }
     }
-    if (key_padding_mask.defined()) {
+    if (traced_padding && !extra) {  // [N·H, L, S] as [N, H, L, S], the mask a view [N, 1, 1, S]
+      const Var<T, 4> s4 = s.reshape({-1, H, L, SK});
+      s = Var<T, 4>(where(key_padding_mask.reshape(Shape<4>{N, 1, 1, S}), neg_inf, s4)).reshape({-1, L, SK});
+    } else if (key_padding_mask.defined()) {
       const Tensor<bool, 2> keys = extra ? Tensor<bool, 2>(pad(key_padding_mask, {0, extra})) : key_padding_mask;
       const Tensor<bool, 3> ignored =
           keys.reshape(Shape<3>{N, 1, SK}).expand({N, H, SK}).reshape(Shape<3>{N * H, 1, SK});
       s = where(ignored, neg_inf, s);
     }
     Var<T, 3> p = attention::masked_softmax(s, NoMask{}, is_causal);
-    const Var<T, 3> weights = need_weights ? Var<T, 3>(mean(p.reshape({N, H, L, SK}), 1)) : Var<T, 3>();
+    const Var<T, 3> weights = need_weights ? Var<T, 3>(mean(p.reshape({-1, H, L, SK}), 1)) : Var<T, 3>();
     if (options_.dropout > 0 && this->is_training())
       p = functional::dropout(p, options_.dropout, true, seed_ ^ (0x9E3779B97F4A7C15ull * ++calls_));
-    Var<T, 3> o = matmul(p, vh).transpose(0, 1).reshape({L, N, E});  // [L, N, E]
+    Var<T, 3> o = matmul(p, vh).transpose(0, 1).reshape({L, -1, E});  // [L, N, E]
     Var<T, 3> out = out_proj(o);
     if (options_.batch_first) out = out.transpose(0, 1);
     return {out, weights};

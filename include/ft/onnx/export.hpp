@@ -11,10 +11,11 @@
 // AveragePool, GlobalAveragePool, BatchNormalization, LayerNormalization, Softmax, LogSoftmax,
 // Gather, the views) its node; parameters and buffers become initializers under their
 // state_dict names, in "<file>.data" beside the model over 2 GB (or with ExternalData::Always),
-// as ONNX's external data; the first dimension of the input and output is the symbolic "batch"
-// (dynamic_batch). Dropout runs as the identity (eval mode); BatchNorm is one
-// BatchNormalization node with the running statistics. Something the graph cannot express is
-// an ft::Error naming it and the module it ran in, before any file is written.
+// as ONNX's external data; the first dimension of the inputs and outputs is the symbolic "batch"
+// (dynamic_batch). A std::tuple of examples makes one graph input each (a forward of several
+// arguments, such as (x, key_padding_mask)); a forward that returns a std::tuple, one output each. Dropout runs as the
+// identity (eval mode); BatchNorm is one BatchNormalization node with the running statistics. Something the graph
+// cannot express is an ft::Error naming it and the module it ran in, before any file is written.
 #pragma once
 
 #include <bit>
@@ -25,6 +26,8 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -174,6 +177,7 @@ class Graph final : public autograd::trace::Sink {
     add_data_key(name, value, Kind::initializer);
   }
   void add_input(std::shared_ptr<const void> key, const std::string& name, const AnyTensor& value) {
+    inputs_.push_back(key.get());
     entries_[key.get()] = {name, key, value, Kind::input};
     add_data_key(name, value, Kind::input);
   }
@@ -231,7 +235,8 @@ class Graph final : public autograd::trace::Sink {
 
   // The ModelProto with `output` (a traced value) as the graph's output; with `external`, the
   // initializers of at least its threshold's bytes are written as external data.
-  FT_COMPILED std::string model(const std::string& output, const AnyTensor& output_value, External* external = nullptr);
+  FT_COMPILED std::string model(const std::vector<std::string>& outputs, const std::vector<AnyTensor>& output_values,
+                                External* external = nullptr);
 
  private:
   enum class Kind { input, initializer, computed, opaque };
@@ -273,6 +278,7 @@ class Graph final : public autograd::trace::Sink {
   std::map<std::vector<std::int64_t>, std::string> int_lists_;
   std::map<const void*, std::string> modules_;
   std::vector<const void*> stack_;
+  std::vector<const void*> inputs_;  // in the forward's argument order
   std::vector<std::string> nodes_, initializers_;
   std::set<std::string> used_;
   int counter_ = 0;
@@ -295,12 +301,28 @@ namespace detail {
 // Runs the model's forward on `example_input` (a Tensor or Var; its first dimension is the
 // batch) once, in eval mode and without a tape, traced into a Graph; returns
 // finish(graph, the output's name, the output).
+template <class X>
+struct is_tuple : std::false_type {};
+template <class... X>
+struct is_tuple<std::tuple<X...>> : std::true_type {};
+
+// The example inputs as a tuple (one input, or the elements of a std::tuple of them).
+template <class X>
+auto input_tuple(const X& x) {
+  if constexpr (is_tuple<X>::value)
+    return std::apply([](const auto&... xs) { return std::make_tuple(model_input(xs)...); }, x);
+  else
+    return std::make_tuple(model_input(x));
+}
+
 template <class Model, class X, class Finish>
 std::string trace_model(Model& model, const X& example_input, const ExportOptions& options, Finish&& finish) {
   check(options.opset >= 13 && options.opset <= 17, "onnx::export_model", "opset ", options.opset,
         " is not supported (13 to 17)");
-  check(options.input_names.size() == 1 && options.output_names.size() == 1, "onnx::export_model",
-        "one input and one output name, got ", options.input_names.size(), " and ", options.output_names.size());
+  auto inputs = input_tuple(example_input);
+  constexpr std::size_t n = std::tuple_size_v<decltype(inputs)>;
+  check(options.input_names.size() == n, "onnx::export_model", "one name for each of the ", n,
+        n == 1 ? " input" : " inputs", " (ExportOptions::input_names), got ", options.input_names.size());
   Graph g(options);
   g.add_module(&model, "(the model)");
   nn::walk(
@@ -308,11 +330,16 @@ std::string trace_model(Model& model, const X& example_input, const ExportOption
       [&](const std::string& name, auto& v) { g.add_initializer(autograd::trace::key(v), name, AnyTensor(v.value())); },
       [&](const std::string& name, auto& t) { g.add_initializer(autograd::trace::key(t), name, AnyTensor(t)); },
       [&](const std::string& name, auto& m) { g.add_module(&m, name); });
-  const auto input = model_input(example_input);
-  if constexpr (ft::detail::is_var<std::remove_cvref_t<decltype(input)>>::value)
-    g.add_input(autograd::trace::key(input), options.input_names[0], AnyTensor(input.value()));
-  else
-    g.add_input(autograd::trace::key(input), options.input_names[0], AnyTensor(input));
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    auto add = [&](const auto& input, const std::string& name) {
+      if constexpr (ft::detail::is_var<std::remove_cvref_t<decltype(input)>>::value)
+        g.add_input(autograd::trace::key(input), name, AnyTensor(input.value()));
+      else
+        g.add_input(autograd::trace::key(input), name, AnyTensor(input));
+    };
+    (add(std::get<I>(inputs), options.input_names[I]), ...);
+  }
+  (std::make_index_sequence<n>{});
   const bool was_training = model.is_training();
   model.eval();
   struct Restore {
@@ -322,16 +349,30 @@ std::string trace_model(Model& model, const X& example_input, const ExportOption
   } restore{model, was_training};
   NoGradGuard no_grad;
   const autograd::trace::Scope scope(g);
-  auto y = model(input);
-  using Y = decltype(y);
-  using T = float_promote_t<typename Y::value_type>;
-  Var<T, Y::rank> out = [&] {
-    if constexpr (ft::detail::is_var<Y>::value && std::is_same_v<typename Y::value_type, T>)
-      return y;
-    else
-      return Var<T, Y::rank>(y);  // the last statement, traced
-  }();
-  return finish(g, autograd::trace::name(g, out), AnyTensor(out.value()));
+  auto y = std::apply(model, inputs);
+  // each output (one, or the elements of a std::tuple) as a Var: its graph name and value
+  std::vector<std::string> names;
+  std::vector<AnyTensor> values;
+  auto add = [&](const auto& o) {
+    using Y = std::remove_cvref_t<decltype(o)>;
+    using T = float_promote_t<typename Y::value_type>;
+    Var<T, Y::rank> out = [&] {
+      if constexpr (ft::detail::is_var<Y>::value && std::is_same_v<typename Y::value_type, T>)
+        return o;
+      else
+        return Var<T, Y::rank>(o);  // the last statement, traced
+    }();
+    names.push_back(autograd::trace::name(g, out));
+    values.push_back(AnyTensor(out.value()));
+  };
+  if constexpr (is_tuple<decltype(y)>::value)
+    std::apply([&](const auto&... o) { (add(o), ...); }, y);
+  else
+    add(y);
+  check(options.output_names.size() == names.size(), "onnx::export_model", "one name for each of the ", names.size(),
+        names.size() == 1 ? " output" : " outputs", " (ExportOptions::output_names), got ",
+        options.output_names.size());
+  return finish(g, names, values);
 }
 
 inline void check_protobuf_size(std::uint64_t bytes) {
@@ -354,8 +395,8 @@ inline void write_external(std::FILE* f, const External& ext) {
 
 // The ModelProto; its initializers of at least ext.threshold bytes recorded in `ext` instead
 // when `mode` asks for external data.
-inline std::string model_bytes(Graph& g, const std::string& out, const AnyTensor& value, ExternalData mode,
-                               External& ext) {
+inline std::string model_bytes(Graph& g, const std::vector<std::string>& out, const std::vector<AnyTensor>& value,
+                               ExternalData mode, External& ext) {
   if (mode != ExternalData::Never) {
     std::string outside = g.model(out, value, &ext);
     // in the file, each initializer's bytes would add at most its length to this
@@ -390,21 +431,34 @@ FT_COMPILED std::string Graph::statement(const std::vector<autograd::trace::deta
 }
 
 FT_COMPILED std::string Graph::value(std::shared_ptr<const void> key, const AnyTensor& v) {
+  auto same_view = [&](const AnyTensor& a) {
+    return !a.defined() || !v.defined() ||
+           (a.shape() == v.shape() && a.strides() == v.strides() && a.dtype() == v.dtype());
+  };
   if (auto it = entries_.find(key.get()); it != entries_.end()) {
     if (it->second.kind == Kind::opaque)  // named where it ran
       fail(op_name(), "cannot export the op ", it->second.name, " (in ", it->second.where, "); nothing was written");
-    return use(it->second);
+    // a tensor's key is its first element: another view of an input or parameter (a mask
+    // [N, S] read as [N, 1, 1, S]) has the same key, and is handled below
+    if (it->second.kind == Kind::computed || same_view(it->second.value)) return use(it->second);
   }
-  // a Var over a traced tensor (a boundary op's operand wrapped as a constant Var): its data
+  // a Var over a traced tensor (a boundary op's operand wrapped as a constant Var), or a view of
+  // an input or parameter: its data
   if (auto it = entries_.find(v.data()); it != entries_.end()) {
     const Entry e = it->second;
     if (e.value.shape() == v.shape() && e.value.strides() == v.strides() && e.value.dtype() == v.dtype()) return use(e);
-    // a parameter's or buffer's reshaped view (BatchNorm's statistics as [1, C, 1]): a Reshape
-    if (e.kind == Kind::initializer && e.value.dtype() == v.dtype() && e.value.numel() == v.numel() &&
-        is_dense(e.value) && is_dense(v)) {
-      const std::vector<std::int64_t> shape(v.shape().begin(), v.shape().end());
+    // a parameter's or buffer's reshaped view (BatchNorm's statistics as [1, C, 1]), or an
+    // input's (a key padding mask [N, S] read as [N, 1, 1, S]): a Reshape; an input's leading
+    // dims that the view keeps are 0 (copied), so that a symbolic batch stays symbolic
+    if ((e.kind == Kind::initializer || e.kind == Kind::input) && e.value.dtype() == v.dtype() &&
+        e.value.numel() == v.numel() && is_dense(e.value) && is_dense(v)) {
+      std::vector<std::int64_t> shape(v.shape().begin(), v.shape().end());
+      for (std::size_t d = 0; e.kind == Kind::input && options_.dynamic_batch && d < shape.size() &&
+                              d < static_cast<std::size_t>(e.value.dim()) && v.shape()[d] == e.value.shape()[d];
+           ++d)
+        shape[d] = 0;
       const std::string name = node("Reshape", {use(e), ints(shape)}, {}, 1)[0];
-      entries_[key.get()] = {name, key, v, Kind::computed};
+      if (key.get() != v.data()) entries_[key.get()] = {name, key, v, Kind::computed};  // not the tensor's own key
       return name;
     }
     unsupported("a view " + v.shape_string() + " of the traced value \"" + e.name + "\" " + e.value.shape_string() +
@@ -431,16 +485,18 @@ FT_COMPILED std::string Graph::scalar(double v, DType dtype) {
   return scalars_[k] = name;
 }
 
-FT_COMPILED std::string Graph::model(const std::string& output, const AnyTensor& output_value, External* external) {
-  const std::string& out_name = options_.output_names[0];
-  std::string identity;  // the output under its requested name
-  pb::bytes_field(identity, 1, output);
-  pb::bytes_field(identity, 2, out_name);
-  pb::bytes_field(identity, 3, "output_identity");
-  pb::bytes_field(identity, 4, "Identity");
+FT_COMPILED std::string Graph::model(const std::vector<std::string>& outputs,
+                                     const std::vector<AnyTensor>& output_values, External* external) {
   std::string graph;
   for (const auto& n : nodes_) pb::bytes_field(graph, 1, n);
-  pb::bytes_field(graph, 1, identity);
+  for (std::size_t k = 0; k < outputs.size(); ++k) {
+    std::string identity;  // each output under its requested name
+    pb::bytes_field(identity, 1, outputs[k]);
+    pb::bytes_field(identity, 2, options_.output_names[k]);
+    pb::bytes_field(identity, 3, k == 0 ? std::string("output_identity") : "output_identity_" + std::to_string(k));
+    pb::bytes_field(identity, 4, "Identity");
+    pb::bytes_field(graph, 1, identity);
+  }
   pb::bytes_field(graph, 2, options_.graph_name);
   for (const auto& [ptr, e] : entries_)  // the parameters, buffers and constants that nodes read
     if (e.kind == Kind::initializer && !e.data_alias && used_.count(e.name)) {
@@ -451,13 +507,15 @@ FT_COMPILED std::string Graph::model(const std::string& output, const AnyTensor&
     }
   for (const auto& init : initializers_) pb::bytes_field(graph, 5, init);
   index_t batch = 0;
-  for (const auto& [ptr, e] : entries_)
-    if (e.kind == Kind::input && !e.data_alias) {
-      if (options_.dynamic_batch && e.value.dim() > 0) batch = e.value.shape()[0];
-      pb::bytes_field(graph, 11, value_info(e.name, e.value.dtype(), e.value.shape(), batch));
-    }
-  pb::bytes_field(graph, 12,
-                  value_info(out_name, output_value.dtype(), output_value.shape(), output_value.dim() > 0 ? batch : 0));
+  for (const void* key : inputs_) {  // the graph's inputs in the forward's argument order
+    const Entry& e = entries_.at(key);
+    if (options_.dynamic_batch && e.value.dim() > 0) batch = e.value.shape()[0];
+    pb::bytes_field(graph, 11, value_info(e.name, e.value.dtype(), e.value.shape(), batch));
+  }
+  for (std::size_t k = 0; k < outputs.size(); ++k) {
+    const AnyTensor& v = output_values[k];
+    pb::bytes_field(graph, 12, value_info(options_.output_names[k], v.dtype(), v.shape(), v.dim() > 0 ? batch : 0));
+  }
   std::string opset, m;
   pb::bytes_field(opset, 1, "");
   pb::uint_field(opset, 2, static_cast<std::uint64_t>(options_.opset));
@@ -473,18 +531,20 @@ FT_COMPILED std::string Graph::model(const std::string& output, const AnyTensor&
 }  // namespace detail
 
 // The ONNX bytes of the model's forward on `example_input` (a Tensor or Var; its first
-// dimension is the batch), every parameter inside. The model runs once, in eval mode and
-// without a tape.
+// dimension is the batch; or a std::tuple of them, for a forward of several arguments such as
+// (x, key_padding_mask), each a graph input named by options.input_names), every parameter
+// inside. The model runs once, in eval mode and without a tape.
 template <class Model, class X>
 std::string to_onnx(Model& model, const X& example_input, const ExportOptions& options = {}) {
   check(options.external_data != ExternalData::Always, "onnx::to_onnx",
         "external data needs a file beside the model: use export_model");
-  return detail::trace_model(model, example_input, options,
-                             [](detail::Graph& g, const std::string& out, const AnyTensor& value) {
-                               std::string bytes = g.model(out, value);
-                               detail::check_protobuf_size(bytes.size());
-                               return bytes;
-                             });
+  return detail::trace_model(
+      model, example_input, options,
+      [](detail::Graph& g, const std::vector<std::string>& out, const std::vector<AnyTensor>& value) {
+        std::string bytes = g.model(out, value);
+        detail::check_protobuf_size(bytes.size());
+        return bytes;
+      });
 }
 
 // to_onnx, written atomically to `path`; with external data (options.external_data) the
@@ -494,10 +554,11 @@ void export_model(Model& model, const X& example_input, const std::string& path,
   detail::External ext;
   ext.location = std::filesystem::path(path).filename().string() + ".data";
   ext.threshold = options.external_size_threshold;
-  const std::string bytes = detail::trace_model(model, example_input, options,
-                                                [&](detail::Graph& g, const std::string& out, const AnyTensor& value) {
-                                                  return detail::model_bytes(g, out, value, options.external_data, ext);
-                                                });
+  const std::string bytes = detail::trace_model(
+      model, example_input, options,
+      [&](detail::Graph& g, const std::vector<std::string>& out, const std::vector<AnyTensor>& value) {
+        return detail::model_bytes(g, out, value, options.external_data, ext);
+      });
   detail::write_model_files(path, bytes, ext);
 }
 
