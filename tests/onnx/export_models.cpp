@@ -146,6 +146,33 @@ struct LstmTagger : nn::Module<LstmTagger> {  // [B, T, 6] -> [B, T, 16]
     return lstm(x).output;
   }
 };
+struct ProjectedLstm : nn::Module<ProjectedLstm> {  // proj_size (unrolled): [B, 5, 6] -> [B, 5, 6]
+  nn::LSTM<float> lstm{6, 8, {.num_layers = 2, .batch_first = true, .bidirectional = true, .proj_size = 3}};
+  template <class V>
+  void visit(V&& v) {
+    v("lstm", lstm);
+  }
+  template <class X>
+  auto forward(const X& x) {
+    return lstm(x).output;
+  }
+};
+struct ProjectedLstmState : nn::Module<ProjectedLstmState> {  // proj_size, initial states: h_n, c_n
+  nn::LSTM<float> lstm{4, 6, {.proj_size = 2}};
+  nn::Linear<float> init_h{4, 2}, init_c{4, 6};
+  template <class V>
+  void visit(V&& v) {
+    v("lstm", lstm), v("init_h", init_h), v("init_c", init_c);
+  }
+  template <class X>
+  auto forward(const X& x) {  // x [B, T, 4], sequence-first inside
+    const ft::Var<float, 3> s = ft::autograd::to_var(x).transpose(0, 1);
+    const ft::Var<float, 2> first = s.select(0, 0);
+    const ft::Var<float, 2> h0 = init_h(first), c0 = init_c(first);
+    auto r = lstm(s, h0.unsqueeze(0), c0.unsqueeze(0));
+    return std::make_tuple(r.h_n.select(0, 0), r.c_n.select(0, 0));
+  }
+};
 struct LstmState : nn::Module<LstmState> {  // [B, T, 5] -> the last cell state as [B, 1, 7]
   nn::LSTM<float> lstm{5, 7, {.batch_first = true}};
   template <class V>
@@ -272,6 +299,13 @@ int main(int argc, char** argv) {
   LstmTagger tagger;
   run_case("lstm_bidirectional_2layer", tagger, ft::randn<float>({3, 7, 6}, ft::kCPU, 41),
            ft::randn<float>({5, 7, 6}, ft::kCPU, 42));
+  ProjectedLstm projected;
+  run_case("lstm_proj_size_bidirectional_2layer", projected, ft::randn<float>({3, 5, 6}, ft::kCPU, 65),
+           ft::randn<float>({5, 5, 6}, ft::kCPU, 66));
+  ProjectedLstmState projected_state;
+  run_inputs_case("lstm_proj_size_initial_state", projected_state,
+                  std::make_tuple(ft::randn<float>({3, 4, 4}, ft::kCPU, 67)),
+                  std::make_tuple(ft::randn<float>({5, 4, 4}, ft::kCPU, 68)), {.output_names = {"h_n", "c_n"}});
   LstmState lstm_state;
   run_case("lstm_cell_state", lstm_state, ft::randn<float>({3, 4, 5}, ft::kCPU, 43),
            ft::randn<float>({5, 4, 5}, ft::kCPU, 44));

@@ -510,11 +510,16 @@ Tensor<T, 3> onnx_gates(Mode mode, const Tensor<T, 2>& m) {
 // The layer as one ONNX node (RNN, GRU or LSTM, one direction; outputs squeezed to PyTorch's
 // shapes): what a traced forward records for layer().
 template <class T>
+[[gnu::cold]] void trace_projected_lstm(autograd::trace::Sink& s, const Var<T, 3>& x, const Var<T, 2>& h0,
+                                        const Var<T, 2>& c0, const LayerWeights<T>& w, bool reverse,
+                                        const SequenceResult<T>& out);
+
+template <class T>
 [[gnu::cold]] void trace_layer(autograd::trace::Sink& s, Mode mode, const Var<T, 3>& x, const Var<T, 2>& h0,
                                const Var<T, 2>& c0, const LayerWeights<T>& w, bool reverse,
                                const SequenceResult<T>& out) {
   namespace tr = autograd::trace;
-  if (w.w_hr.defined()) s.unsupported("an LSTM with proj_size (ONNX's LSTM has no projection)");
+  if (w.w_hr.defined()) return trace_projected_lstm(s, x, h0, c0, w, reverse, out);
   const index_t H = w.w_ih.size(0) / gate_count(mode);
   auto constant = [&](const auto& t) { return tr::name(s, t); };  // a tensor made here: an initializer
   std::string bias;
@@ -547,6 +552,49 @@ template <class T>
   s.bind(tr::key(out.output), s.node("Squeeze", {y[0], s.int1(1)})[0], AnyTensor(out.output.value()));
   s.bind(tr::key(out.h_n), s.node("Squeeze", {y[1], s.int1(0)})[0], AnyTensor(out.h_n.value()));
   if (mode == Mode::LSTM) s.bind(tr::key(out.c_n), s.node("Squeeze", {y[2], s.int1(0)})[0], AnyTensor(out.c_n.value()));
+}
+
+// An LSTM with proj_size, which ONNX's LSTM node cannot express, unrolled over its T steps (fixed
+// in the graph; the batch stays symbolic): the input projection of all steps as one MatMul, then
+// per step the recurrent MatMul, the gates split in PyTorch's order (i, f, g, o), c = f·c₋ + i·g,
+// h = (o·tanh c)·W_hrᵀ; the outputs joined by Concat. A missing initial state is zeros: the first
+// step then skips its terms (a zeros constant would fix the batch).
+template <class T>
+[[gnu::cold]] void trace_projected_lstm(autograd::trace::Sink& s, const Var<T, 3>& x, const Var<T, 2>& h0,
+                                        const Var<T, 2>& c0, const LayerWeights<T>& w, bool reverse,
+                                        const SequenceResult<T>& out) {
+  namespace tr = autograd::trace;
+  auto one = [&](const char* op, const std::vector<std::string>& in, const std::vector<tr::Attribute>& a = {}) {
+    return s.node(op, in, a, 1)[0];
+  };
+  auto transposed = [&](const Var<T, 2>& m) {
+    return tr::name(s, Tensor<T, 2>(m.value().transpose(0, 1).contiguous()));
+  };
+  const index_t steps = x.size(0);
+  std::string xs = one("MatMul", {tr::name(s, x), transposed(w.w_ih)});  // [T, B, 4H]
+  if (w.b_ih.defined()) {
+    const Tensor<T, 1> b = w.b_ih.value() + w.b_hh.value();
+    xs = one("Add", {xs, tr::name(s, b)});
+  }
+  const std::string w_hh = transposed(w.w_hh), w_hr = transposed(w.w_hr);
+  std::string h = h0.defined() ? tr::name(s, h0) : "", c = c0.defined() ? tr::name(s, c0) : "";
+  std::vector<std::string> hs(static_cast<std::size_t>(steps));
+  for (index_t k = 0; k < steps; ++k) {
+    const index_t t = reverse ? steps - 1 - k : k;
+    std::string gates = one("Gather", {xs, s.scalar(static_cast<double>(t), DType::Int64)},
+                            {tr::Attribute::integer("axis", 0)});  // [B, 4H]
+    if (!h.empty()) gates = one("Add", {gates, one("MatMul", {h, w_hh})});
+    const auto g = s.node("Split", {gates}, {tr::Attribute::integer("axis", 1)}, 4);
+    const std::string i = one("Sigmoid", {g[0]}), f = one("Sigmoid", {g[1]}), cell = one("Tanh", {g[2]}),
+                      o = one("Sigmoid", {g[3]});
+    const std::string ig = one("Mul", {i, cell});
+    c = c.empty() ? ig : one("Add", {one("Mul", {f, c}), ig});
+    h = one("MatMul", {one("Mul", {o, one("Tanh", {c})}), w_hr});  // [B, P]
+    hs[static_cast<std::size_t>(t)] = one("Unsqueeze", {h, s.int1(0)});
+  }
+  s.bind(tr::key(out.output), one("Concat", hs, {tr::Attribute::integer("axis", 0)}), AnyTensor(out.output.value()));
+  s.bind(tr::key(out.h_n), one("Identity", {h}), AnyTensor(out.h_n.value()));
+  s.bind(tr::key(out.c_n), one("Identity", {c}), AnyTensor(out.c_n.value()));
 }
 
 template <class T>
