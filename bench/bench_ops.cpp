@@ -12,6 +12,9 @@
 //               1.13's explicit softmax(q·kᵀ/8 + causal mask)·v (it has no fused SDPA)
 //   resize_aa   ft::vision::resize of 16 float images [3, 375, 500] to [224, 298], antialiased
 //               bilinear (torchvision's Resize(224)); LibTorch: interpolate(antialias = true)
+//   interpolate_aa, interpolate_aa_bicubic
+//               ft::interpolate(x, {224, 298}, mode, antialias = true) of the same images (the
+//               fused Resample expression, differentiable); LibTorch: interpolate(antialias = true)
 // of_copy_bw is the logical traffic (each input read once, each output written once) over the
 // copy bandwidth measured in the same run: the memory floor is 1.0.
 #include <benchmark/benchmark.h>
@@ -124,6 +127,17 @@ void BM_resize_aa(benchmark::State& state) {
   });
 }
 
+void interpolate_aa(benchmark::State& state, const char* mode) {
+  const auto dev = device_of(state);
+  auto x = ft::uniform<float>({kResizeN, 3, kResizeH, kResizeW}, 0.f, 1.f, dev, 15);
+  timed_loop(state, dev, 4.0 * kResizeN * 3 * (kResizeH * kResizeW + kResizeOH * kResizeOW), [&] {
+    ft::Tensor<float, 4> y = ft::interpolate(x, {kResizeOH, kResizeOW}, mode, false, true);
+    benchmark::DoNotOptimize(y.data());
+  });
+}
+void BM_interpolate_aa(benchmark::State& state) { interpolate_aa(state, "bilinear"); }
+void BM_interpolate_aa_bicubic(benchmark::State& state) { interpolate_aa(state, "bicubic"); }
+
 void BM_copy(benchmark::State& state) {
   const auto dev = device_of(state);
   auto src = ft::uniform<float>({kScanN}, -1.f, 1.f, dev, 10);
@@ -156,6 +170,8 @@ int main(int argc, char** argv) {
     reg("copy", BM_copy);
     reg("attention", BM_attention);
     reg("resize_aa", BM_resize_aa);
+    reg("interpolate_aa", BM_interpolate_aa);
+    reg("interpolate_aa_bicubic", BM_interpolate_aa_bicubic);
     benchmark::RegisterBenchmark((dn + "attention/ft_composed").c_str(), BM_attention_composed)
         ->Unit(benchmark::kMillisecond)
         ->Arg(d)

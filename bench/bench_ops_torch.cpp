@@ -70,20 +70,25 @@ void BM_sort(benchmark::State& state) {
   });
 }
 
-void BM_resize_aa(benchmark::State& state) {
+void resize_aa(benchmark::State& state, bool bicubic) {
   torch::manual_seed(7);
   auto x = torch::rand({kResizeN, 3, kResizeH, kResizeW});
   namespace F = torch::nn::functional;
-  const auto options = F::InterpolateFuncOptions()
-                           .size(std::vector<std::int64_t>{kResizeOH, kResizeOW})
-                           .mode(torch::kBilinear)
-                           .align_corners(false)
-                           .antialias(true);
+  auto options = F::InterpolateFuncOptions()
+                     .size(std::vector<std::int64_t>{kResizeOH, kResizeOW})
+                     .align_corners(false)
+                     .antialias(true);
+  if (bicubic)
+    options.mode(torch::kBicubic);
+  else
+    options.mode(torch::kBilinear);
   loop(state, [&] {
     auto y = F::interpolate(x, options);
     benchmark::DoNotOptimize(y.data_ptr());
   });
 }
+void BM_resize_aa(benchmark::State& state) { resize_aa(state, false); }
+void BM_resize_aa_bicubic(benchmark::State& state) { resize_aa(state, true); }
 
 // softmax(q·kᵀ/8 + causal mask)·v, forward and backward, as bench_ops.cpp's attention.
 void BM_attention(benchmark::State& state) {
@@ -109,7 +114,8 @@ void register_benches(int threads) {
        {std::pair{"cpu/cat4_relu/libtorch", BM_cat4_relu}, std::pair{"cpu/gather/libtorch", BM_gather},
         std::pair{"cpu/topk5/libtorch", BM_topk5}, std::pair{"cpu/cumsum/libtorch", BM_cumsum},
         std::pair{"cpu/sort/libtorch", BM_sort}, std::pair{"cpu/attention/libtorch", BM_attention},
-        std::pair{"cpu/resize_aa/libtorch", BM_resize_aa}})
+        std::pair{"cpu/resize_aa/libtorch", BM_resize_aa}, std::pair{"cpu/interpolate_aa/libtorch", BM_resize_aa},
+        std::pair{"cpu/interpolate_aa_bicubic/libtorch", BM_resize_aa_bicubic}})
     benchmark::RegisterBenchmark(name, fn)->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 

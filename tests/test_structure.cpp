@@ -3,6 +3,7 @@
 // consuming statement, in-place safety, integer dtypes, empty tensors and errors.
 #include <omp.h>
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -193,6 +194,30 @@ TEST_CASE("structure ops fuse into the statement that reads them") {
     for (std::size_t i = 0; i < g.size(); ++i)
       REQUIRE(g[i] == doctest::Approx(6.0 * (1.0 - std::tanh(va[i]) * std::tanh(va[i]))).epsilon(1e-5));
   }
+}
+
+TEST_CASE("a statement that is only a resampling runs dim by dim on the CPU, and equals the fused form") {
+  auto x = ft::randn<float>({2, 3, 37, 41}, ft::kCPU, 9);
+  const auto xt = ft::randn<float>({2, 3, 41, 37}, ft::kCPU, 10).transpose(2, 3);  // a strided input
+  for (const char* mode : {"bilinear", "bicubic"})
+    for (bool aa : {false, true})
+      for (auto size : {std::array<index_t, 2>{9, 11}, std::array<index_t, 2>{50, 13}}) {
+        CAPTURE(mode);
+        CAPTURE(aa);
+        CAPTURE(size[0]);
+        for (const auto& in : {x, xt}) {
+          ft::Tensor<float, 4> separable, fused;
+          const auto n = ft::test::launches_of(ft::kCPU, [&] {
+            separable = ft::interpolate(in, {size[0], size[1]}, mode, false, aa);
+          });
+          CHECK(ft::test::launches_of(ft::kCPU, [&] {
+                  fused = ft::interpolate(in, {size[0], size[1]}, mode, false, aa) * 1.0f;
+                }) == 1);
+          // dim by dim where the taps multiply to more work than they add (bicubic, antialiased)
+          CHECK(n == (std::string(mode) == "bilinear" && !aa ? 1 : in.is_contiguous() ? 2 : 3));
+          ft::test::check_close(separable, ft::test::to_double(fused), 1e-5, 1e-5);
+        }
+      }
 }
 
 TEST_CASE("a cat read by an elementwise statement: views, expressions, broadcasts and thread splits") {

@@ -594,6 +594,13 @@ class Resample : public RemapNode<E, Array<ResampleAxis, E::rank>, E::rank> {
   Eval evaluator(const EvalContext&) const { return {this->operand_eval(), this->params(), this->shape()}; }
   const Array<ResampleAxis, rank>& axes() const { return this->params(); }
   static constexpr const char* op_name() { return "interpolate"; }
+  // A statement that is only a resampling is written straight into its destination (the
+  // boundary hook of detail::assign): on the CPU, when the taps of the dims multiply to more
+  // work than they add (bicubic, antialiased), dim by dim (separable, as PyTorch); else as above.
+  // Defined in ops/structure.hpp.
+  const E& input() const { return this->operand(); }
+  template <class T>
+  void materialize_into(const Tensor<T, rank>& dst) const;
 };
 
 // The adjoint of Resample: input element i gets Σ over the outputs that read it of weight · g,

@@ -359,6 +359,140 @@ auto resample(const E& e, const index_t (&size)[N], const double* scale, std::st
 }
 }  // namespace detail
 
+namespace detail {
+// One resampled dim's taps as a table: output o reads `count[o]` inputs idx[o·K + k] with weights
+// w[o·K + k] (K: the most taps of any output).
+template <class C>
+struct ResampleTable {
+  index_t K = 1;
+  std::vector<index_t> count, idx;
+  std::vector<C> w;
+};
+template <class C>
+ResampleTable<C> resample_table(const ResampleAxis& a) {
+  ResampleTable<C> t;
+  const index_t n = a.out_n;
+  std::vector<ResampleAxis::Window<index_t>> windows;
+  if (a.antialiased()) {
+    windows.resize(static_cast<std::size_t>(n));
+    for (index_t o = 0; o < n; ++o) {
+      windows[static_cast<std::size_t>(o)] = a.window(o);
+      t.K = std::max(t.K, windows[static_cast<std::size_t>(o)].count);
+    }
+  } else {
+    t.K = ResampleAxis::kMaxTaps;
+  }
+  t.count.assign(static_cast<std::size_t>(n), 0);
+  t.idx.assign(static_cast<std::size_t>(n * t.K), 0);
+  t.w.assign(static_cast<std::size_t>(n * t.K), C(0));
+  for (index_t o = 0; o < n; ++o) {
+    index_t* idx = t.idx.data() + o * t.K;
+    C* w = t.w.data() + o * t.K;
+    if (a.antialiased()) {
+      const auto& win = windows[static_cast<std::size_t>(o)];
+      t.count[static_cast<std::size_t>(o)] = win.count;
+      for (index_t k = 0; k < win.count; ++k) {
+        idx[k] = win.first + k;
+        w[k] = static_cast<C>(a.aa_raw(win.first + k, win.center) * win.inv_total);
+      }
+    } else {
+      index_t at[ResampleAxis::kMaxTaps];
+      double wt[ResampleAxis::kMaxTaps];
+      const int c = a.taps(o, at, wt);
+      t.count[static_cast<std::size_t>(o)] = c;
+      for (int k = 0; k < c; ++k) idx[k] = at[k], w[k] = static_cast<C>(wt[k]);
+    }
+  }
+  return t;
+}
+// One pass: x [outer, n, inner] (contiguous) resampled along its middle dim into y [outer, out_n,
+// inner]. The rows of y in parallel; along the middle dim an output row is a weighted sum of
+// input rows (vectorised over inner), along the last (inner 1) a short dot product.
+template <class C>
+void resample_pass(const C* x, C* y, index_t outer, index_t n, index_t inner, const ResampleTable<C>& t) {
+  const index_t out_n = static_cast<index_t>(t.count.size()), rows = outer * out_n;
+  const index_t* counts = t.count.data();
+  const index_t* idx = t.idx.data();
+  const C* w = t.w.data();
+  const index_t K = t.K;
+#pragma omp parallel for schedule(static) if (rows * inner * K > exec::cpu::kParallelGrain)
+  for (index_t r = 0; r < rows; ++r) {
+    const index_t b = r / out_n, o = r - b * out_n, c = counts[o];
+    const index_t* at = idx + o * K;
+    const C* wt = w + o * K;
+    const C* src = x + b * n * inner;
+    C* dst = y + r * inner;
+    if (inner == 1) {
+      C acc = 0;
+      for (index_t k = 0; k < c; ++k) acc += wt[k] * src[at[k]];
+      dst[0] = acc;
+    } else {
+      const C* s0 = src + at[0] * inner;
+      for (index_t j = 0; j < inner; ++j) dst[j] = wt[0] * s0[j];
+      for (index_t k = 1; k < c; ++k) {
+        const C* sk = src + at[k] * inner;
+        const C wk = wt[k];
+        for (index_t j = 0; j < inner; ++j) dst[j] += wk * sk[j];
+      }
+    }
+  }
+}
+}  // namespace detail
+
+template <class E>
+template <class T>
+void Resample<E>::materialize_into(const Tensor<T, rank>& dst) const {
+  constexpr int R = rank;
+  const Array<ResampleAxis, R>& ax = axes();
+  // separable pays when the dims' taps multiply to more than they add
+  double product = 1, sum = 0;
+  int resampled = 0;
+  for (int d = 0; d < R; ++d) {
+    if (ax[d].kind == ResampleKind::keep) continue;
+    ++resampled;
+    const double taps = ax[d].antialiased()                  ? 2 * ax[d].aa_support() + 1
+                        : ax[d].kind == ResampleKind::cubic  ? 4.0
+                        : ax[d].kind == ResampleKind::linear ? 2.0
+                                                             : 1.0;
+    product *= taps;
+    sum += taps;
+  }
+  constexpr bool floating = std::is_same_v<T, float> || std::is_same_v<T, double>;
+  if constexpr (floating && std::is_same_v<typename E::value_type, T>) {
+    if (dst.device().is_cpu() && resampled >= 2 && product > 1.5 * sum && dst.numel() > 0) {
+      Tensor<T, R> cur;
+      if constexpr (std::is_same_v<E, Tensor<T, R>>)
+        cur = input().is_contiguous() ? input() : input().contiguous();
+      else
+        cur = Tensor<T, R>(input().shape(), kCPU), cur = input();  // evaluated once (one launch)
+      // the shrinking dims first (the later passes have less to read), among them the last dim
+      // last (its pass is a dot product an output, the others' are vectorised over the rows)
+      int order[R > 0 ? R : 1], m = 0;
+      for (int d = 0; d < R; ++d)
+        if (ax[d].kind != ResampleKind::keep) order[m++] = d;
+      auto rank_of = [&](int d) {
+        const double ratio = static_cast<double>(ax[d].out_n) / static_cast<double>(ax[d].n);
+        return std::tuple(ratio >= 1, ratio < 1 && d == R - 1, ratio);
+      };
+      std::stable_sort(order, order + m, [&](int a, int b) { return rank_of(a) < rank_of(b); });
+      for (int p = 0; p < m; ++p) {
+        const int d = order[p];
+        Shape<R> s = cur.shape();
+        index_t outer = 1, inner = 1;
+        for (int k = 0; k < d; ++k) outer *= s[k];
+        for (int k = d + 1; k < R; ++k) inner *= s[k];
+        s[d] = ax[d].out_n;
+        Tensor<T, R> next = p + 1 == m ? dst : Tensor<T, R>(s, kCPU);
+        stats::detail::record_launch(kCPU);
+        detail::resample_pass(cur.data(), next.data(), outer, ax[d].n, inner, detail::resample_table<T>(ax[d]));
+        cur = next;
+      }
+      return;
+    }
+  }
+  exec::run(dst, *this, exec::leaves_of(*this));  // every output from its taps, in one pass
+}
+
 // torch.nn.functional.interpolate(x, size, mode, align_corners, antialias) over the dims after
 // [N, C]: mode "nearest" (⌊o · in/out⌋, in float as PyTorch), "nearest-exact", "linear" (3-D
 // input), "bilinear" or "bicubic" (4-D; bicubic: Keys' a = −0.75 over 4×4 inputs, clamped at the
