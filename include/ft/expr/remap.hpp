@@ -621,11 +621,18 @@ class ResampleGrad : public RemapNode<G, Array<ResampleAxis, G::rank>, G::rank> 
     Array<index_t, rank> shape;
     template <class I, int OR, bool D>
     FT_HD FT_INLINE compute_type operator()(const Index<I, OR, D>& ix) const {
+      constexpr int RN = rank > 0 ? rank : 1;
+      constexpr int kCached = 16;  // readers a dim whose weights are computed once, not per combination
       const Array<I, rank> in = detail::node_coords<rank>(ix, shape);
-      I lo[rank > 0 ? rank : 1], hi[rank > 0 ? rank : 1];
+      I lo[RN], hi[RN];
+      double cache[RN][kCached];
+      bool cached[RN];
       for (int d = 0; d < rank; ++d) {
         axes[d].readers(in[d], lo[d], hi[d]);
         if (lo[d] >= hi[d]) return compute_type(0);
+        cached[d] = axes[d].kind != ResampleKind::keep && hi[d] - lo[d] <= kCached;
+        if (cached[d])
+          for (I o = lo[d]; o < hi[d]; ++o) cache[d][o - lo[d]] = axes[d].weight(o, in[d]);
       }
       CoordIndex<I, rank> out{};
       for (int d = 0; d < rank; ++d) out.coord[d] = lo[d];
@@ -633,7 +640,10 @@ class ResampleGrad : public RemapNode<G, Array<ResampleAxis, G::rank>, G::rank> 
       while (true) {
         double w = 1;
         for (int d = 0; d < rank; ++d)
-          if (axes[d].kind != ResampleKind::keep) w *= axes[d].weight(out.coord[d], in[d]);
+          if (cached[d])
+            w *= cache[d][out.coord[d] - lo[d]];
+          else if (axes[d].kind != ResampleKind::keep)
+            w *= axes[d].weight(out.coord[d], in[d]);
         if (w != 0) acc += w * static_cast<double>(g(out));
         int d = rank - 1;
         for (; d >= 0; --d) {
