@@ -216,6 +216,16 @@ TEST_CASE("a statement that is only a resampling runs dim by dim on the CPU, and
           // dim by dim where the taps multiply to more work than they add (bicubic, antialiased)
           CHECK(n == (std::string(mode) == "bilinear" && !aa ? 1 : in.is_contiguous() ? 2 : 3));
           ft::test::check_close(separable, ft::test::to_double(fused), 1e-5, 1e-5);
+          // the backward: the transposed passes (a statement that is only the resampling of a
+          // Var) against the fused per-element adjoint
+          const auto r = ft::randn<float>({2, 3, size[0], size[1]}, ft::kCPU, 11);
+          ft::Var<float, 4> a(in, ft::requires_grad), b(in, ft::requires_grad);
+          ft::Var<float, 4> ya = ft::interpolate(a, {size[0], size[1]}, mode, false, aa);
+          ft::Var<float, 4> yb = ft::interpolate(b, {size[0], size[1]}, mode, false, aa) * 1.0f;
+          ft::Var<float, 0> la = ft::sum(ya * r), lb = ft::sum(yb * r);
+          la.backward();
+          lb.backward();
+          ft::test::check_close(a.grad(), ft::test::to_double(b.grad()), 1e-4, 1e-5);
         }
       }
 }

@@ -60,6 +60,9 @@ class StatementNode final : public Node {
     if constexpr (saved::eligible_v<E, T, R>) {
       if (!saved_.empty()) return saved::accumulate(g, saved_);
     }
+    if constexpr (requires { expr_->separable_backward(g); }) {  // a statement that is only a resampling
+      if (expr_->separable_backward(g)) return;
+    }
     ft::detail::EvaluationScope scope(ft::detail::EvaluationScope::fresh, &forward_);
     const detail::Statement<E, T, R> st{*expr_, g};
     backprop(

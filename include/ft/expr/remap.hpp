@@ -601,6 +601,11 @@ class Resample : public RemapNode<E, Array<ResampleAxis, E::rank>, E::rank> {
   const E& input() const { return this->operand(); }
   template <class T>
   void materialize_into(const Tensor<T, rank>& dst) const;
+  // The backward of a statement that is only a resampling of a Var, dim by dim as above (the
+  // transposed passes) where that pays, accumulated into the Var's gradient; false: not taken
+  // (the statement's fused backward runs instead). Defined in ops/structure.hpp.
+  template <class T>
+  bool separable_backward(const Tensor<T, rank>& g) const;
 };
 
 // The adjoint of Resample: input element i gets Σ over the outputs that read it of weight · g,

@@ -437,19 +437,40 @@ void resample_pass(const C* x, C* y, index_t outer, index_t n, index_t inner, co
     }
   }
 }
-}  // namespace detail
+// The transposed pass: g [outer, out_n, inner] spread back into y [outer, n, inner] (zeros
+// first): input row i gets Σ w · g over the outputs that read it. Units of (outer, a block of
+// inner) in parallel: each writes its own part of y.
+template <class C>
+void resample_pass_transposed(const C* g, C* y, index_t outer, index_t n, index_t inner, const ResampleTable<C>& t) {
+  const index_t out_n = static_cast<index_t>(t.count.size()), K = t.K;
+  const index_t block = inner == 1 ? 1 : 512, blocks = (inner + block - 1) / block, units = outer * blocks;
+#pragma omp parallel for schedule(static) if (outer * out_n * inner * K > exec::cpu::kParallelGrain)
+  for (index_t u = 0; u < units; ++u) {
+    const index_t b = u / blocks, j0 = (u - b * blocks) * block, j1 = std::min(inner, j0 + block);
+    const C* gb = g + b * out_n * inner;
+    C* yb = y + b * n * inner;
+    for (index_t o = 0; o < out_n; ++o) {
+      const index_t* at = t.idx.data() + o * K;
+      const C* wt = t.w.data() + o * K;
+      const C* go = gb + o * inner;
+      for (index_t k = 0; k < t.count[static_cast<std::size_t>(o)]; ++k) {
+        C* yi = yb + at[k] * inner;
+        const C wk = wt[k];
+        for (index_t j = j0; j < j1; ++j) yi[j] += wk * go[j];
+      }
+    }
+  }
+}
 
-template <class E>
-template <class T>
-void Resample<E>::materialize_into(const Tensor<T, rank>& dst) const {
-  constexpr int R = rank;
-  const Array<ResampleAxis, R>& ax = axes();
-  // separable pays when the dims' taps multiply to more than they add
+// The resampled dims in the order of the dim-by-dim passes, and how many; 0 when a fused
+// per-element pass does less work (the dims' taps do not multiply to more than 1.5× their sum).
+template <int R>
+int separable_order(const Array<ResampleAxis, R>& ax, int (&order)[R > 0 ? R : 1]) {
   double product = 1, sum = 0;
-  int resampled = 0;
+  int m = 0;
   for (int d = 0; d < R; ++d) {
     if (ax[d].kind == ResampleKind::keep) continue;
-    ++resampled;
+    order[m++] = d;
     const double taps = ax[d].antialiased()                  ? 2 * ax[d].aa_support() + 1
                         : ax[d].kind == ResampleKind::cubic  ? 4.0
                         : ax[d].kind == ResampleKind::linear ? 2.0
@@ -457,24 +478,64 @@ void Resample<E>::materialize_into(const Tensor<T, rank>& dst) const {
     product *= taps;
     sum += taps;
   }
+  if (m < 2 || product <= 1.5 * sum) return 0;
+  // the shrinking dims first (the later passes have less to read), among them the last dim
+  // last (its pass is a dot product an output, the others' are vectorised over the rows)
+  auto rank_of = [&](int d) {
+    const double ratio = static_cast<double>(ax[d].out_n) / static_cast<double>(ax[d].n);
+    return std::tuple(ratio >= 1, ratio < 1 && d == R - 1, ratio);
+  };
+  std::stable_sort(order, order + m, [&](int a, int b) { return rank_of(a) < rank_of(b); });
+  return m;
+}
+}  // namespace detail
+
+template <class E>
+template <class T>
+bool Resample<E>::separable_backward(const Tensor<T, rank>& g) const {
+  constexpr int R = rank;
+  constexpr bool floating = std::is_same_v<T, float> || std::is_same_v<T, double>;
+  if constexpr (floating && ft::detail::is_var<E>::value && std::is_same_v<typename E::value_type, T>) {
+    const Array<ResampleAxis, R>& ax = axes();
+    int order[R > 0 ? R : 1];
+    const int m = g.device().is_cpu() && g.numel() > 0 ? detail::separable_order<R>(ax, order) : 0;
+    if (m == 0) return false;
+    if (!input().requires_grad()) return true;
+    Tensor<T, R> cur = g.is_contiguous() ? g : g.contiguous();
+    for (int p = m - 1; p >= 0; --p) {  // the forward's passes, transposed, in reverse
+      const int d = order[p];
+      Shape<R> s = cur.shape();
+      index_t outer = 1, inner = 1;
+      for (int k = 0; k < d; ++k) outer *= s[k];
+      for (int k = d + 1; k < R; ++k) inner *= s[k];
+      s[d] = ax[d].n;
+      Tensor<T, R> next = zeros<T>(s, kCPU);
+      stats::detail::record_launch(kCPU);
+      detail::resample_pass_transposed(cur.data(), next.data(), outer, ax[d].n, inner,
+                                       detail::resample_table<T>(ax[d]));
+      cur = next;
+    }
+    input().state().accumulate(cur);
+    return true;
+  }
+  return false;
+}
+
+template <class E>
+template <class T>
+void Resample<E>::materialize_into(const Tensor<T, rank>& dst) const {
+  constexpr int R = rank;
+  const Array<ResampleAxis, R>& ax = axes();
   constexpr bool floating = std::is_same_v<T, float> || std::is_same_v<T, double>;
   if constexpr (floating && std::is_same_v<typename E::value_type, T>) {
-    if (dst.device().is_cpu() && resampled >= 2 && product > 1.5 * sum && dst.numel() > 0) {
+    int order[R > 0 ? R : 1];
+    const int m = dst.device().is_cpu() && dst.numel() > 0 ? detail::separable_order<R>(ax, order) : 0;
+    if (m > 0) {
       Tensor<T, R> cur;
       if constexpr (std::is_same_v<E, Tensor<T, R>>)
         cur = input().is_contiguous() ? input() : input().contiguous();
       else
         cur = Tensor<T, R>(input().shape(), kCPU), cur = input();  // evaluated once (one launch)
-      // the shrinking dims first (the later passes have less to read), among them the last dim
-      // last (its pass is a dot product an output, the others' are vectorised over the rows)
-      int order[R > 0 ? R : 1], m = 0;
-      for (int d = 0; d < R; ++d)
-        if (ax[d].kind != ResampleKind::keep) order[m++] = d;
-      auto rank_of = [&](int d) {
-        const double ratio = static_cast<double>(ax[d].out_n) / static_cast<double>(ax[d].n);
-        return std::tuple(ratio >= 1, ratio < 1 && d == R - 1, ratio);
-      };
-      std::stable_sort(order, order + m, [&](int a, int b) { return rank_of(a) < rank_of(b); });
       for (int p = 0; p < m; ++p) {
         const int d = order[p];
         Shape<R> s = cur.shape();
