@@ -446,7 +446,7 @@ FT_COMPILED std::string Graph::value(std::shared_ptr<const void> key, const AnyT
   // an input or parameter: its data
   if (auto it = entries_.find(v.data()); it != entries_.end()) {
     const Entry e = it->second;
-    if (e.value.shape() == v.shape() && e.value.strides() == v.strides() && e.value.dtype() == v.dtype()) return use(e);
+    if (same_view(e.value)) return use(e);
     // a parameter's or buffer's reshaped view (BatchNorm's statistics as [1, C, 1]), or an
     // input's (a key padding mask [N, S] read as [N, 1, 1, S]): a Reshape; an input's leading
     // dims that the view keeps are 0 (copied), so that a symbolic batch stays symbolic

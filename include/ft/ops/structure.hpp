@@ -22,6 +22,7 @@
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "ft/autograd/adjoint.hpp"
@@ -462,6 +463,15 @@ void resample_pass_transposed(const C* g, C* y, index_t outer, index_t n, index_
   }
 }
 
+// A pass along dim d of `s`: the extents before it and after it.
+template <int R>
+std::pair<index_t, index_t> outer_inner(const Shape<R>& s, int d) {
+  index_t outer = 1, inner = 1;
+  for (int k = 0; k < d; ++k) outer *= s[k];
+  for (int k = d + 1; k < R; ++k) inner *= s[k];
+  return {outer, inner};
+}
+
 // The resampled dims in the order of the dim-by-dim passes, and how many; 0 when a fused
 // per-element pass does less work (the dims' taps do not multiply to more than 1.5× their sum).
 template <int R>
@@ -505,9 +515,7 @@ bool Resample<E>::separable_backward(const Tensor<T, rank>& g) const {
     for (int p = m - 1; p >= 0; --p) {  // the forward's passes, transposed, in reverse
       const int d = order[p];
       Shape<R> s = cur.shape();
-      index_t outer = 1, inner = 1;
-      for (int k = 0; k < d; ++k) outer *= s[k];
-      for (int k = d + 1; k < R; ++k) inner *= s[k];
+      const auto [outer, inner] = detail::outer_inner(s, d);
       s[d] = ax[d].n;
       Tensor<T, R> next = zeros<T>(s, kCPU);
       stats::detail::record_launch(kCPU);
@@ -531,17 +539,22 @@ void Resample<E>::materialize_into(const Tensor<T, rank>& dst) const {
     int order[R > 0 ? R : 1];
     const int m = dst.device().is_cpu() && dst.numel() > 0 ? detail::separable_order<R>(ax, order) : 0;
     if (m > 0) {
+      // the input's values, contiguous: a tensor's or a Var's own (copied only when strided), an
+      // expression evaluated once (one launch)
+      auto contiguous = [](const Tensor<T, R>& t) { return t.is_contiguous() ? t : t.contiguous(); };
       Tensor<T, R> cur;
-      if constexpr (std::is_same_v<E, Tensor<T, R>>)
-        cur = input().is_contiguous() ? input() : input().contiguous();
-      else
-        cur = Tensor<T, R>(input().shape(), kCPU), cur = input();  // evaluated once (one launch)
+      if constexpr (std::is_same_v<E, Tensor<T, R>>) {
+        cur = contiguous(input());
+      } else if constexpr (ft::detail::is_var<E>::value) {
+        cur = contiguous(input().value());
+      } else {
+        cur = Tensor<T, R>(input().shape(), kCPU);
+        cur = input();
+      }
       for (int p = 0; p < m; ++p) {
         const int d = order[p];
         Shape<R> s = cur.shape();
-        index_t outer = 1, inner = 1;
-        for (int k = 0; k < d; ++k) outer *= s[k];
-        for (int k = d + 1; k < R; ++k) inner *= s[k];
+        const auto [outer, inner] = detail::outer_inner(s, d);
         s[d] = ax[d].out_n;
         Tensor<T, R> next = p + 1 == m ? dst : Tensor<T, R>(s, kCPU);
         stats::detail::record_launch(kCPU);

@@ -540,14 +540,11 @@ inline Tensor<std::uint8_t, 3> decode_bmp(std::span<const std::uint8_t> bytes, c
 namespace detail {
 // Frames [first, first + count) of an animated WebP (count 0: to the last), each the canvas
 // after that frame as libwebp's animation decoder composites it (blending, disposal): RGBA, or
-// RGB when the file has no alpha — what PIL reads frame by frame.
+// RGB when the file has no alpha (`has_alpha`: WebPGetFeatures') — what PIL reads frame by frame.
 inline std::vector<Tensor<std::uint8_t, 3>> webp_frames(std::span<const std::uint8_t> bytes, const std::string& name,
-                                                        const DecodeOptions& options, std::size_t first,
+                                                        const DecodeOptions& options, bool has_alpha, std::size_t first,
                                                         std::size_t count) {
   const char* op = "decode_webp";
-  WebPBitstreamFeatures f{};
-  if (WebPGetFeatures(bytes.data(), bytes.size(), &f) != VP8_STATUS_OK)
-    fail(op, "\"", name, "\" is not a valid WebP: its header is corrupt or truncated");
   WebPAnimDecoderOptions o;
   if (!WebPAnimDecoderOptionsInit(&o)) fail(op, "libwebp's animation decoder has another ABI than its header");
   o.color_mode = MODE_RGBA;
@@ -580,7 +577,7 @@ inline std::vector<Tensor<std::uint8_t, 3>> webp_frames(std::span<const std::uin
            " is corrupt or truncated");
     if (k < first) continue;
     Interleaved im;
-    im.height = info.canvas_height, im.width = info.canvas_width, im.channels = f.has_alpha ? 4 : 3;
+    im.height = info.canvas_height, im.width = info.canvas_width, im.channels = has_alpha ? 4 : 3;
     const std::size_t pixels = std::size_t{info.canvas_width} * info.canvas_height;
     im.pixels.resize(pixels * static_cast<std::size_t>(im.channels));
     for (std::size_t i = 0; i < pixels; ++i)
@@ -607,7 +604,7 @@ inline Tensor<std::uint8_t, 3> decode_webp(std::span<const std::uint8_t> bytes, 
                        "suspended",     "user abort",           "not enough data (truncated)"};
   if (status != VP8_STATUS_OK)
     fail(op, "\"", name, "\" is not a valid WebP: ", status >= 1 && status <= 7 ? why[status - 1] : "an unknown error");
-  if (f.has_animation) return std::move(detail::webp_frames(bytes, name, options, options.frame, 1)[0]);
+  if (f.has_animation) return std::move(detail::webp_frames(bytes, name, options, f.has_alpha, options.frame, 1)[0]);
   if (options.frame != 0)
     fail(op, "\"", name, "\" has one frame (not animated); frame ", options.frame, " was asked for");
   detail::check_dimensions(op, name, static_cast<std::uint64_t>(f.width), static_cast<std::uint64_t>(f.height),
@@ -927,7 +924,7 @@ inline std::vector<Tensor<std::uint8_t, 3>> decode_frames(std::span<const std::u
   if (is_webp(bytes)) {
     WebPBitstreamFeatures f{};
     if (WebPGetFeatures(bytes.data(), bytes.size(), &f) == VP8_STATUS_OK && f.has_animation)
-      return detail::webp_frames(bytes, name, options, 0, 0);  // one pass: each frame builds on the last
+      return detail::webp_frames(bytes, name, options, f.has_alpha, 0, 0);  // one pass: each frame builds on the last
   }
 #endif
   const std::size_t n = frame_count(bytes, name);
