@@ -15,6 +15,7 @@
 //               output against a fixed target (ft::nn::LSTM: per step one GEMM and one fused
 //               cell kernel, forward and backward); lstm_packed_step: the same batch with
 //               lengths 64 − (13·b mod 48) (17 … 64, unsorted), packed, the output padded back;
+//               on a GPU a layer is one cuDNN call, and ft_fused runs the fused steps instead;
 //   encoder_step: a TransformerEncoderLayer (d 256, 4 heads, feed-forward 1024, dropout 0,
 //               batch-first), batch 8 of 512 tokens, MSE against a fixed target;
 //
@@ -423,6 +424,19 @@ void BM_lstm_packed_step(benchmark::State& state) {
   run_case(state, c, dev, steps, 0, outside);
 }
 
+// On a GPU, the two LSTM steps with cuDNN's RNN API switched off: the library's fused steps
+// (one GEMM and one cell kernel a step) against cuDNN's (lstm_step/ft, lstm_packed_step/ft).
+void BM_lstm_step_fused(benchmark::State& state) {
+  ft::nn::set_cudnn_rnn(false);
+  BM_lstm_step(state);
+  ft::nn::set_cudnn_rnn(true);
+}
+void BM_lstm_packed_step_fused(benchmark::State& state) {
+  ft::nn::set_cudnn_rnn(false);
+  BM_lstm_packed_step(state);
+  ft::nn::set_cudnn_rnn(true);
+}
+
 void BM_encoder_step(benchmark::State& state) {
   const ft::Device dev = device_of(state);
   const auto outside = ft::stats::bytes_in_use(dev);
@@ -590,7 +604,9 @@ int main(int argc, char** argv) {
     }
     if (d) {  // the GPU's other precisions (autocast bfloat16 is the CPU's ft_autocast already)
       for (auto [name, fn] : {std::pair<const char*, Bench>{"/mlp_step/ft_autocast_bf16", BM_mlp_step_autocast_bf16},
-                              std::pair<const char*, Bench>{"/mlp_step/ft_tf32", BM_mlp_step_tf32}})
+                              std::pair<const char*, Bench>{"/mlp_step/ft_tf32", BM_mlp_step_tf32},
+                              std::pair<const char*, Bench>{"/lstm_step/ft_fused", BM_lstm_step_fused},
+                              std::pair<const char*, Bench>{"/lstm_packed_step/ft_fused", BM_lstm_packed_step_fused}})
         benchmark::RegisterBenchmark((dn + name).c_str(), fn)
             ->Args({d})
             ->Unit(benchmark::kMillisecond)

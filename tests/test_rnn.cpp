@@ -26,6 +26,33 @@ const Golden& golden() {
   return g;
 }
 
+// Sets for a scope whether layers on a GPU call cuDNN's RNN API (nn::set_cudnn_rnn).
+class CudnnRnn {
+ public:
+  explicit CudnnRnn(bool on) : previous_(nn::cudnn_rnn_enabled()) { nn::set_cudnn_rnn(on); }
+  ~CudnnRnn() { nn::set_cudnn_rnn(previous_); }
+  CudnnRnn(const CudnnRnn&) = delete;
+  CudnnRnn& operator=(const CudnnRnn&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Each device, and on a GPU each of its two paths: cuDNN's RNN API (the default) and the fused
+// steps (cuDNN switched off).
+struct Path {
+  ft::Device dev;
+  bool cudnn;
+};
+std::vector<Path> paths() {
+  std::vector<Path> p;
+  for (ft::Device dev : devices()) {
+    p.push_back({dev, true});
+    if (dev.is_cuda()) p.push_back({dev, false});
+  }
+  return p;
+}
+
 template <class M>
 void load_case(M& m, const std::string& name, ft::Device dev) {
   ft::test::load_params(m, golden(), name + ".param.", dev);
@@ -115,7 +142,9 @@ void check_cell(const std::string& name, M& m, ft::Device dev) {
 }  // namespace
 
 TEST_CASE("LSTM: outputs, final states and gradients equal PyTorch's") {
-  for (ft::Device dev : devices()) {
+  for (auto [dev, cudnn] : paths()) {
+    CAPTURE(cudnn);
+    const CudnnRnn path(cudnn);
     nn::LSTM<float> a(5, 7, {}, dev);
     check_layer("lstm", a, dev);
     nn::LSTM<float> b(5, 6, {.num_layers = 2, .batch_first = true, .bidirectional = true}, dev);
@@ -128,7 +157,9 @@ TEST_CASE("LSTM: outputs, final states and gradients equal PyTorch's") {
 }
 
 TEST_CASE("GRU and RNN: outputs, final states and gradients equal PyTorch's") {
-  for (ft::Device dev : devices()) {
+  for (auto [dev, cudnn] : paths()) {
+    CAPTURE(cudnn);
+    const CudnnRnn path(cudnn);
     nn::GRU<float> a(5, 7, {}, dev);
     check_layer("gru", a, dev);
     nn::GRU<float> b(5, 6, {.num_layers = 2, .bidirectional = true}, dev);
@@ -199,7 +230,9 @@ void check_packed(const std::string& name, M& m, ft::Device dev, bool enforce_so
 }  // namespace
 
 TEST_CASE("packed sequences: unsorted lengths through LSTM, GRU and RNN equal PyTorch's; padding is never computed") {
-  for (ft::Device dev : devices()) {
+  for (auto [dev, cudnn] : paths()) {
+    CAPTURE(cudnn);
+    const CudnnRnn path(cudnn);
     nn::LSTM<float> a(4, 5, {.num_layers = 2, .bidirectional = true}, dev);
     check_packed("packed_lstm_2bi", a, dev, false);
     nn::GRU<float> b(4, 5, {.batch_first = true}, dev);
@@ -217,8 +250,10 @@ TEST_CASE("packed sequences: unsorted lengths through LSTM, GRU and RNN equal Py
     CHECK(packed.batch_sizes == std::vector<std::int64_t>{3, 2, 1, 1, 1, 1});
     const auto before = ft::stats::launches(dev);
     auto [out, h_n] = g(packed);
-    // initial rows, bias fill, input GEMM, then a GEMM and a cell kernel a step, h_n's gather
-    CHECK(ft::stats::launches(dev) - before == 3 + 2 * 6 + 1);
+    if (!cudnn || dev.is_cpu())  // initial rows, bias fill, input GEMM, a GEMM and a cell kernel a step, h_n's gather
+      CHECK(ft::stats::launches(dev) - before == 3 + 2 * 6 + 1);
+    else  // the weights copied in (w_ih, w_hh, b_ih, b_hh), one cuDNN call
+      CHECK(ft::stats::launches(dev) - before == 4 + 1);
     CHECK(out.data.size(0) == 9);
     // a sequence's final state is its output at its last step
     auto padded = nn::pad_packed_sequence(out);
@@ -328,6 +363,7 @@ TEST_CASE("recurrent layers: names, parameter shapes and initialisation as PyTor
 }
 
 TEST_CASE("a recurrent step is one GEMM and one fused cell kernel, forward and backward") {
+  const CudnnRnn fused(false);  // on a GPU too
   for (ft::Device dev : devices()) {
     CAPTURE(dev);
     auto launches = [&](auto& m, index_t steps, bool backward) {
@@ -355,6 +391,136 @@ TEST_CASE("a recurrent step is one GEMM and one fused cell kernel, forward and b
     // 2 a step (the first has no recurrent GEMM: the state is zero)
     CHECK(launches(lstm, 5, false) == 4 + 2 * 5 - 1);
   }
+}
+
+namespace {
+// Everything a layer gives on one path (cuDNN's or the fused steps'), as doubles: the output, the
+// final states, then the gradients of the input, the initial states (with_states) and each
+// parameter of L = Σ output·r + Σ h_n·r′ (+ Σ c_n·r″). Packed: the batch of 3 packed with
+// unsorted lengths 4, 6, 2.
+template <class T, class M>
+std::vector<double> everything(M& m, ft::Device dev, bool packed, bool with_states, bool cudnn) {
+  const CudnnRnn path(cudnn);
+  m.zero_grad();
+  const auto& o = m.options();
+  const index_t B = 3, steps = 6, LD = o.num_layers * (o.bidirectional ? 2 : 1);
+  std::uint64_t seed = 1;
+  auto random = [&]<int R>(const ft::Shape<R>& shape) {
+    return ft::Tensor<T, R>(ft::cast<T>(ft::randn<float>({shape.numel()}, dev, seed++).reshape(shape)));
+  };
+  const ft::Shape<3> xs =
+      o.batch_first ? ft::Shape<3>{B, steps, m.input_size()} : ft::Shape<3>{steps, B, m.input_size()};
+  Var<T, 3> x(random(xs), ft::requires_grad), h0, c0;
+  constexpr bool lstm = requires { m.forward(x, h0, c0).c_n; };
+  if (with_states) {
+    h0 = Var<T, 3>(random(ft::Shape<3>{LD, B, m.output_size()}), ft::requires_grad);
+    if (lstm) c0 = Var<T, 3>(random(ft::Shape<3>{LD, B, m.hidden_size()}), ft::requires_grad);
+  }
+  std::vector<double> all;
+  auto keep = [&](const auto& t) {
+    std::vector<double> v;
+    if constexpr (requires { t.to(ft::kCPU); })
+      v = ft::test::to_double(t.to(ft::kCPU));
+    else
+      v = t;
+    all.insert(all.end(), v.begin(), v.end());
+  };
+  auto term = [&](const auto& v) {
+    keep(v.value());
+    return ft::sum(v * random(v.shape()));
+  };
+  auto run = [&](const auto& in) {
+    if constexpr (lstm) {
+      auto r = m.forward(in, h0, c0);
+      return std::tuple(r.output, r.h_n, r.c_n);
+    } else {
+      auto r = m.forward(in, h0);
+      return std::tuple(r.output, r.h_n, Var<T, 3>());
+    }
+  };
+  Var<T, 0> loss;
+  if (packed) {
+    auto [out, h_n, c_n] = run(nn::pack_padded_sequence(x, {4, 6, 2}, o.batch_first, false));
+    loss = term(out.data) + term(h_n);
+    if constexpr (lstm) loss = loss + term(c_n);
+  } else {
+    auto [out, h_n, c_n] = run(x);
+    loss = term(out) + term(h_n);
+    if constexpr (lstm) loss = loss + term(c_n);
+  }
+  loss.backward();
+  keep(x.grad());
+  if (h0.defined()) keep(h0.grad());
+  if (c0.defined()) keep(c0.grad());
+  for (auto& [name, p] : m.named_parameters()) keep(ft::test::any_values(p.grad()));
+  return all;
+}
+
+template <class T, class M>
+void same_on_both_paths(const char* what, M& m, ft::Device dev, bool packed, bool with_states, double tol) {
+  INFO(what << " on " << dev);
+  const std::vector<double> a = everything<T>(m, dev, packed, with_states, true),
+                            b = everything<T>(m, dev, packed, with_states, false);
+  REQUIRE(a.size() == b.size());
+  std::size_t bad = 0, first = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (!(std::abs(a[i] - b[i]) <= tol * (1 + std::abs(b[i])))) first = bad++ ? first : i;
+  INFO("first difference at " << first << " of " << a.size() << ": " << a[first] << " (cuDNN) vs " << b[first]);
+  CHECK(bad == 0);
+}
+}  // namespace
+
+FT_GPU_TEST_CASE("on a GPU a layer in both directions is one cuDNN call, equal to the fused steps") {
+  for (ft::Device dev : devices()) {
+    if (dev.is_cpu()) continue;
+    nn::LSTM<float> a(5, 7, {.num_layers = 2, .bidirectional = true}, dev);
+    same_on_both_paths<float>("LSTM 2 layers, bidirectional", a, dev, false, true, 1e-5);
+    nn::LSTM<float> b(4, 6, {.batch_first = true, .bidirectional = true, .proj_size = 3}, dev);
+    same_on_both_paths<float>("LSTM proj_size, packed", b, dev, true, true, 1e-5);
+    nn::GRU<float> c(5, 6, {.bias = false, .batch_first = true, .bidirectional = true}, dev);
+    same_on_both_paths<float>("GRU without bias", c, dev, false, false, 1e-5);
+    nn::GRU<float> d(5, 6, {.num_layers = 2}, dev);
+    same_on_both_paths<float>("GRU packed", d, dev, true, true, 1e-5);
+    nn::RNN<float> e(4, 5, {.bidirectional = true, .nonlinearity = nn::RNNActivation::ReLU}, dev);
+    same_on_both_paths<float>("RNN relu, packed", e, dev, true, true, 1e-5);
+    nn::RNN<double> f(4, 5, {.num_layers = 2}, dev);
+    same_on_both_paths<double>("RNN tanh in double", f, dev, false, true, 1e-12);
+    nn::LSTM<ft::half> g(8, 16, {}, dev);
+    same_on_both_paths<ft::half>("LSTM in half", g, dev, false, true, 2e-2);
+
+    // the steps are inside the one call: launches do not grow with the sequence
+    auto launches = [&](auto& m, index_t steps, bool backward) {
+      Var<float, 3> x(ft::randn<float>({steps, 4, 8}, dev, 3), ft::requires_grad);
+      const auto before = ft::stats::launches(dev);
+      auto r = m(x);
+      const auto forward = ft::stats::launches(dev) - before;
+      if (!backward) return forward;
+      Var<float, 0> loss = ft::sum(r.output);
+      const auto b2 = ft::stats::launches(dev);
+      loss.backward();
+      return ft::stats::launches(dev) - b2;
+    };
+    nn::LSTM<float> lstm(8, 16, {}, dev);
+    CHECK(launches(lstm, 10, false) == launches(lstm, 4, false));
+    CHECK(launches(lstm, 10, true) == launches(lstm, 4, true));
+    CHECK(launches(lstm, 10, false) == 4 + 1);  // w_ih, w_hh, b_ih, b_hh copied in; cudnnRNNForward
+    // off: the fused steps, a GEMM and a cell kernel a step
+    const CudnnRnn off(false);
+    CHECK(launches(lstm, 10, false) - launches(lstm, 4, false) == 12);
+  }
+}
+
+TEST_CASE("set_cudnn_rnn switches only the GPU path: CPU results are the same either way") {
+  CHECK(nn::cudnn_rnn_enabled());
+  {
+    const CudnnRnn off(false);
+    CHECK(!nn::cudnn_rnn_enabled());
+  }
+  CHECK(nn::cudnn_rnn_enabled());
+  nn::LSTM<float> a(4, 6, {.batch_first = true, .bidirectional = true, .proj_size = 3});
+  same_on_both_paths<float>("LSTM proj_size, packed", a, ft::kCPU, true, true, 0);
+  nn::GRU<ft::half> b(5, 6, {.num_layers = 2});
+  same_on_both_paths<ft::half>("GRU in half", b, ft::kCPU, false, true, 0);
 }
 
 TEST_CASE("recurrent layers: training a 2-layer LSTM lowers its loss; clipping and the optimizer work unchanged") {

@@ -12,8 +12,11 @@
 #pragma once
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdint>
+#include <optional>
+#include <span>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -29,6 +32,7 @@
 #include "ft/nn/init.hpp"
 #include "ft/nn/layers.hpp"
 #include "ft/nn/module.hpp"
+#include "ft/nn/rnn_cudnn.hpp"
 #include "ft/ops/indexing.hpp"
 #include "ft/ops/structure.hpp"
 
@@ -676,6 +680,208 @@ inline std::vector<std::int64_t> reversed_rows(const std::vector<std::int64_t>& 
           offset[static_cast<std::size_t>(len[static_cast<std::size_t>(k)]) - 1 - t] + k;
   return rows;
 }
+
+// ---- a GPU layer through cuDNN (rnn_cudnn.hpp) ----
+
+// Whether a layer of element type T on `device` goes to cuDNN: cuDNN found, the switch on, a type
+// cuDNN takes, and no ONNX trace running (a traced layer records the fused path's node).
+template <class T>
+bool use_cudnn([[maybe_unused]] Device device) {
+#if FT_CUDNN_ENABLED
+  if constexpr (cudnn::supported_type_v<T>)
+    return device.is_cuda() && cudnn_rnn_enabled() && autograd::trace::current() == nullptr;
+#endif
+  return false;
+}
+
+// A layer's result in all its directions: output [N, D·P] (the directions side by side), the
+// final states per direction.
+template <class T>
+struct DirectionsResult {
+  Var<T, 2> output;
+  std::vector<Var<T, 2>> h_n, c_n;
+};
+
+#if FT_CUDNN_ENABLED
+// Where cuDNN keeps a parameter's `count` row blocks (gates): at off[0..count) of its weight
+// space. `together`: in order and adjacent, so the whole parameter is one range.
+inline bool together(const index_t* off, index_t count, index_t block) {
+  for (index_t k = 0; k < count; ++k)
+    if (off[k] != off[0] + k * block) return false;
+  return true;
+}
+// space ← p [count·r, c], one copy when the blocks lie together, else one a block.
+template <class T>
+void pack(const Tensor<T, 1>& space, const index_t* off, index_t count, const Tensor<T, 2>& p) {
+  const index_t r = p.size(0) / count, c = p.size(1), block = r * c;
+  if (together(off, count, block)) {
+    space.slice(0, off[0], off[0] + count * block).reshape(p.shape()) = p;
+    return;
+  }
+  for (index_t k = 0; k < count; ++k)
+    space.slice(0, off[k], off[k] + block).reshape(Shape<2>{r, c}) = p.slice(0, k * r, (k + 1) * r);
+}
+// The blocks as one parameter-shaped tensor: a view when they lie together, else gathered.
+template <class T>
+Tensor<T, 2> unpack(const Tensor<T, 1>& space, const index_t* off, index_t count, const Shape<2>& shape) {
+  const index_t r = shape[0] / count, c = shape[1], block = r * c;
+  if (together(off, count, block)) return space.slice(0, off[0], off[0] + count * block).reshape(shape);
+  Tensor<T, 2> out(shape, space.device());
+  for (index_t k = 0; k < count; ++k)
+    out.slice(0, k * r, (k + 1) * r) = space.slice(0, off[k], off[k] + block).reshape(Shape<2>{r, c});
+  return out;
+}
+#endif
+
+// One layer in all its directions (w: one LayerWeights a direction) over the rows of x [N, I] —
+// step t's batch_sizes[t] rows after the earlier steps' (a padded batch: B every step), the
+// sequences longest first — as one cuDNN call and one tape node; h0, c0: one state a direction
+// (or none). Forward, the parameters are copied into cuDNN's weight space (a copy each where
+// cuDNN keeps a parameter's gates together); backward, cudnnRNNBackwardData_v8 then
+// cudnnRNNBackwardWeights_v8, the gradients read back from the weight space's. Empty when cuDNN
+// does not take the configuration (or is not there): the caller runs the fused steps.
+template <class T>
+std::optional<DirectionsResult<T>> cudnn_layer([[maybe_unused]] Mode mode, [[maybe_unused]] const Var<T, 2>& x,
+                                               [[maybe_unused]] const std::vector<std::int64_t>& batch_sizes,
+                                               [[maybe_unused]] const std::vector<Var<T, 2>>& h0,
+                                               [[maybe_unused]] const std::vector<Var<T, 2>>& c0,
+                                               [[maybe_unused]] std::span<const LayerWeights<T>> w,
+                                               [[maybe_unused]] const std::string& name) {
+#if FT_CUDNN_ENABLED
+  if constexpr (cudnn::supported_type_v<T>) {
+    const char* what = name.c_str();
+    const int D = static_cast<int>(w.size());
+    const bool lstm = mode == Mode::LSTM;
+    const index_t G = gate_count(mode), GH = w[0].w_ih.size(0), H = GH / G, I = w[0].w_ih.size(1);
+    const index_t P = w[0].w_hr.defined() ? w[0].w_hr.size(0) : H;
+    const Tensor<T, 2> xv = x.value().contiguous();
+    const Device dev = xv.device();
+    const index_t N = xv.size(0), B = batch_sizes.empty() ? 0 : batch_sizes[0];
+    check(xv.size(1) == I, what, "input.size(-1) must be equal to input_size. Expected ", I, ", got ", xv.size(1));
+    for (const auto& l : w)
+      for (const Device d : {l.w_ih.device(), l.w_hh.device(), l.b_ih.defined() ? l.b_ih.device() : dev,
+                             l.b_hh.defined() ? l.b_hh.device() : dev, l.w_hr.defined() ? l.w_hr.device() : dev})
+        check(d == dev, what, "a parameter is on ", d, ", the input on ", dev);
+    auto check_state = [&](const std::vector<Var<T, 2>>& s, index_t size, const char* state) {
+      for (const auto& v : s) {
+        if (!v.defined()) continue;
+        check(v.shape() == Shape<2>{B, size}, what, "Expected ", state, " of size (", B, ", ", size, "), got ",
+              to_string(v.shape()));
+        check(v.device() == dev, what, state, " is on ", v.device(), ", the input on ", dev);
+      }
+    };
+    check_state(h0, P, "hidden state");
+    check_state(c0, H, "cell state");
+    // cuDNN counts in 32-bit integers: larger layers run the fused steps
+    if (N == 0 || B == 0 || std::max({N * I, N * D * P, GH * std::max(I, P), B * D * H}) > INT_MAX) return std::nullopt;
+
+    cuda::DeviceGuard guard(dev);
+    cudnnHandle_t handle = cuda::cudnn_handle(dev);
+    const cudnnRNNMode_t cell = mode == Mode::LSTM   ? CUDNN_LSTM
+                                : mode == Mode::GRU  ? CUDNN_GRU
+                                : mode == Mode::ReLU ? CUDNN_RNN_RELU
+                                                     : CUDNN_RNN_TANH;
+    const cudnn::Plan* plan = cudnn::plan<T>({cell, w[0].b_ih.defined(), D, I, H, P}, handle, dev);
+    if (!plan) return std::nullopt;
+
+    bool grads = false;
+    auto wants = [&](const auto& v) { grads = grads || (v.defined() && v.requires_grad()); };
+    wants(x);
+    for (const auto& v : h0) wants(v);
+    for (const auto& v : c0) wants(v);
+    for (const auto& l : w) wants(l.w_ih), wants(l.w_hh), wants(l.b_ih), wants(l.b_hh), wants(l.w_hr);
+    const bool training = grads && autograd::is_grad_enabled();
+    std::vector<std::int32_t> lengths;
+    for (std::int64_t len : sorted_lengths(batch_sizes)) lengths.push_back(static_cast<std::int32_t>(len));
+    const std::shared_ptr<cudnn::Call> call = cudnn::make_call<T>(*plan, handle, dev, lengths, training);
+
+    // the weight space, the parameters copied in direction by direction (the biases as columns)
+    const Tensor<T, 1> space(Shape<1>{static_cast<index_t>(plan->weight_bytes / sizeof(T))}, dev);
+    for (int d = 0; d < D; ++d) {
+      const auto& l = w[static_cast<std::size_t>(d)];
+      const index_t* m = plan->matrix[static_cast<std::size_t>(d)].data();
+      const index_t* b = plan->bias[static_cast<std::size_t>(d)].data();
+      pack(space, m, G, l.w_ih.value());
+      pack(space, m + G, G, l.w_hh.value());
+      if (l.b_ih.defined()) {
+        pack(space, b, G, l.b_ih.value().reshape(Shape<2>{GH, 1}));
+        pack(space, b + G, G, l.b_hh.value().reshape(Shape<2>{GH, 1}));
+      }
+      if (l.w_hr.defined()) pack(space, m + 2 * G, 1, l.w_hr.value());
+    }
+    // the initial states [D, B, ·], or none (zeros)
+    auto initial = [&](const std::vector<Var<T, 2>>& s, index_t size) {
+      if (s.empty() || !s[0].defined()) return Tensor<T, 3>();
+      const Tensor<T, 3> t(Shape<3>{D, B, size}, dev);
+      for (int d = 0; d < D; ++d) t.select(0, d) = s[static_cast<std::size_t>(d)].value();
+      return t;
+    };
+    const Tensor<T, 3> hx = initial(h0, P), cx = lstm ? initial(c0, H) : Tensor<T, 3>();
+    auto ptr = [](const auto& t) { return t.defined() ? t.data() : nullptr; };
+
+    // the node's value: output [N, D·P], then h_n [D, B, P], then (an LSTM) c_n [D, B, H]
+    const index_t ny = N * D * P, nh = D * B * P, nc = lstm ? D * B * H : 0;
+    const Tensor<T, 1> value(Shape<1>{ny + nh + nc}, dev);
+    T* y = value.data();
+    cudnn::forward<T>(*call, handle, space.data(), xv.data(), y, ptr(hx), y + ny, ptr(cx),
+                      lstm ? y + ny + nh : nullptr);
+
+    const std::vector<LayerWeights<T>> weights(w.begin(), w.end());
+    auto bwd = [=](const Tensor<T, 1>& grad) {
+      cuda::DeviceGuard guard(dev);
+      cudnnHandle_t handle = cuda::cudnn_handle(dev);
+      const Tensor<T, 1> g = grad.contiguous();
+      auto any_wants = [](const std::vector<Var<T, 2>>& s) {
+        return std::any_of(s.begin(), s.end(), [](const Var<T, 2>& v) { return v.defined() && v.requires_grad(); });
+      };
+      const Tensor<T, 2> dx(Shape<2>{N, I}, dev);
+      const Tensor<T, 3> dhx = hx.defined() && any_wants(h0) ? Tensor<T, 3>(Shape<3>{D, B, P}, dev) : Tensor<T, 3>();
+      const Tensor<T, 3> dcx = cx.defined() && any_wants(c0) ? Tensor<T, 3>(Shape<3>{D, B, H}, dev) : Tensor<T, 3>();
+      bool want_w = false;
+      for (const auto& l : weights)
+        for (bool r : {l.w_ih.requires_grad(), l.w_hh.requires_grad(), l.b_ih.defined() && l.b_ih.requires_grad(),
+                       l.b_hh.defined() && l.b_hh.requires_grad(), l.w_hr.defined() && l.w_hr.requires_grad()})
+          want_w = want_w || r;
+      const Tensor<T, 1> dw = want_w ? ft::zeros<T>(Shape<1>{space.numel()}, dev) : Tensor<T, 1>();
+      const T* dy = g.data();
+      cudnn::backward<T>(*call, handle, space.data(), xv.data(), value.data(), dy, dx.data(), ptr(hx), dy + ny,
+                         ptr(dhx), ptr(cx), lstm ? dy + ny + nh : nullptr, ptr(dcx), ptr(dw));
+      autograd::accumulate(x, dx);
+      for (int d = 0; d < D; ++d) {
+        const auto k = static_cast<std::size_t>(d);
+        if (dhx.defined()) autograd::accumulate(h0[k], dhx.select(0, d));
+        if (dcx.defined()) autograd::accumulate(c0[k], dcx.select(0, d));
+        if (!want_w) continue;
+        const auto& l = weights[k];
+        const index_t* m = plan->matrix[k].data();
+        const index_t* b = plan->bias[k].data();
+        autograd::accumulate(l.w_ih, unpack(dw, m, G, Shape<2>{GH, I}));
+        autograd::accumulate(l.w_hh, unpack(dw, m + G, G, Shape<2>{GH, P}));
+        if (l.b_ih.defined()) {
+          autograd::accumulate(l.b_ih, unpack(dw, b, G, Shape<2>{GH, 1}).reshape(Shape<1>{GH}));
+          autograd::accumulate(l.b_hh, unpack(dw, b + G, G, Shape<2>{GH, 1}).reshape(Shape<1>{GH}));
+        }
+        if (l.w_hr.defined()) autograd::accumulate(l.w_hr, unpack(dw, m + 2 * G, 1, Shape<2>{P, H}));
+      }
+    };
+    auto at = [](const std::vector<Var<T, 2>>& s, std::size_t k) { return k < s.size() ? s[k] : Var<T, 2>(); };
+    const LayerWeights<T> f = w[0], r = D == 2 ? w[1] : LayerWeights<T>{};
+    const Var<T, 1> node =
+        autograd::record(std::string(mode_name(mode)), value, std::move(bwd), x, at(h0, 0), at(h0, 1), at(c0, 0),
+                         at(c0, 1), f.w_ih, f.w_hh, f.b_ih, f.b_hh, f.w_hr, r.w_ih, r.w_hh, r.b_ih, r.b_hh, r.w_hr);
+    DirectionsResult<T> out;
+    out.output = node.slice(0, 0, ny).reshape({N, D * P});
+    const Var<T, 3> hy = node.slice(0, ny, ny + nh).reshape({D, B, P});
+    const Var<T, 3> cy = lstm ? Var<T, 3>(node.slice(0, ny + nh, ny + nh + nc).reshape({D, B, H})) : Var<T, 3>();
+    for (int d = 0; d < D; ++d) {
+      out.h_n.push_back(hy.select(0, d));
+      if (lstm) out.c_n.push_back(cy.select(0, d));
+    }
+    return out;
+  }
+#endif
+  return std::nullopt;
+}
 }  // namespace rnn
 
 // torch.nn.utils.rnn.pack_padded_sequence: input [T, B, *] ([B, T, *] with batch_first) whose
@@ -927,17 +1133,29 @@ class RecurrentBase : public Module<Derived> {
     const std::string what = std::string(name) + " (input " + to_string(x.shape()) + ")";
     std::vector<Var<T, 2>> hn, cn;
     for (int l = 0; l < options_.num_layers; ++l) {
-      std::vector<Var<T, 3>> outs;
-      for (int d = 0; d < directions(); ++d) {
-        const int k = l * directions() + d;
-        auto r = rnn::layer(mode_, x, h0.defined() ? h0.select(0, k) : Var<T, 2>(),
-                            c0.defined() ? c0.select(0, k) : Var<T, 2>(), layers_[static_cast<std::size_t>(k)], d == 1,
-                            what);
-        outs.push_back(r.output);
-        hn.push_back(r.h_n);
-        if (r.c_n.defined()) cn.push_back(r.c_n);
+      const index_t steps = x.size(0);
+      std::optional<rnn::DirectionsResult<T>> fast;
+      if (rnn::use_cudnn<T>(x.device()) && steps > 0 && B > 0)
+        fast = rnn::cudnn_layer(mode_, Var<T, 2>(x.reshape({steps * B, x.size(2)})),
+                                std::vector<std::int64_t>(static_cast<std::size_t>(steps), B), layer_states(h0, l),
+                                layer_states(c0, l), layer_weights(l), what);
+      if (fast) {
+        x = fast->output.reshape({steps, B, fast->output.size(1)});
+        hn.insert(hn.end(), fast->h_n.begin(), fast->h_n.end());
+        cn.insert(cn.end(), fast->c_n.begin(), fast->c_n.end());
+      } else {
+        std::vector<Var<T, 3>> outs;
+        for (int d = 0; d < directions(); ++d) {
+          const int k = l * directions() + d;
+          auto r = rnn::layer(mode_, x, h0.defined() ? h0.select(0, k) : Var<T, 2>(),
+                              c0.defined() ? c0.select(0, k) : Var<T, 2>(), layers_[static_cast<std::size_t>(k)],
+                              d == 1, what);
+          outs.push_back(r.output);
+          hn.push_back(r.h_n);
+          if (r.c_n.defined()) cn.push_back(r.c_n);
+        }
+        x = outs.size() == 1 ? outs[0] : Var<T, 3>(ft::cat(outs, 2));
       }
-      x = outs.size() == 1 ? outs[0] : Var<T, 3>(ft::cat(outs, 2));
       if (options_.dropout > 0 && this->is_training() && l + 1 < options_.num_layers) {
         const std::uint64_t s = seed_ ^ (0x9E3779B97F4A7C15ull * ++calls_);
         x = autograd::to_var(functional::dropout(x, options_.dropout, true, s));
@@ -975,24 +1193,35 @@ class RecurrentBase : public Module<Derived> {
       if (c0.defined()) c0 = index_select(c0, 1, order);
     }
     std::vector<index_t> sizes(input.batch_sizes.begin(), input.batch_sizes.end());
-    const Tensor<std::int64_t, 1> reversed =
-        directions() == 2 ? index(rnn::reversed_rows(input.batch_sizes)) : Tensor<std::int64_t, 1>();
+    Tensor<std::int64_t, 1> reversed;  // the reverse direction's rows, made when the fused steps need them
     const std::string what = std::string(name) + " (packed input " + to_string(data.shape()) + ")";
     Var<T, 2> x = data;
     std::vector<Var<T, 2>> hn, cn;
+    const bool cudnn = rnn::use_cudnn<T>(dev);
     for (int l = 0; l < options_.num_layers; ++l) {
-      std::vector<Var<T, 2>> outs;
-      for (int d = 0; d < directions(); ++d) {
-        const int k = l * directions() + d;
-        const Var<T, 2> in = d == 1 ? Var<T, 2>(index_select(x, 0, reversed)) : x;
-        auto r =
-            rnn::packed_layer(mode_, in, sizes, h0.defined() ? h0.select(0, k) : Var<T, 2>(),
-                              c0.defined() ? c0.select(0, k) : Var<T, 2>(), layers_[static_cast<std::size_t>(k)], what);
-        outs.push_back(d == 1 ? Var<T, 2>(index_select(r.output, 0, reversed)) : r.output);
-        hn.push_back(r.h_n);
-        if (r.c_n.defined()) cn.push_back(r.c_n);
+      std::optional<rnn::DirectionsResult<T>> fast;
+      if (cudnn)
+        fast = rnn::cudnn_layer(mode_, x, input.batch_sizes, layer_states(h0, l), layer_states(c0, l), layer_weights(l),
+                                what);
+      if (fast) {
+        x = fast->output;
+        hn.insert(hn.end(), fast->h_n.begin(), fast->h_n.end());
+        cn.insert(cn.end(), fast->c_n.begin(), fast->c_n.end());
+      } else {
+        if (directions() == 2 && !reversed.defined()) reversed = index(rnn::reversed_rows(input.batch_sizes));
+        std::vector<Var<T, 2>> outs;
+        for (int d = 0; d < directions(); ++d) {
+          const int k = l * directions() + d;
+          const Var<T, 2> in = d == 1 ? Var<T, 2>(index_select(x, 0, reversed)) : x;
+          auto r = rnn::packed_layer(mode_, in, sizes, h0.defined() ? h0.select(0, k) : Var<T, 2>(),
+                                     c0.defined() ? c0.select(0, k) : Var<T, 2>(), layers_[static_cast<std::size_t>(k)],
+                                     what);
+          outs.push_back(d == 1 ? Var<T, 2>(index_select(r.output, 0, reversed)) : r.output);
+          hn.push_back(r.h_n);
+          if (r.c_n.defined()) cn.push_back(r.c_n);
+        }
+        x = outs.size() == 1 ? outs[0] : Var<T, 2>(ft::cat(outs, 1));
       }
-      x = outs.size() == 1 ? outs[0] : Var<T, 2>(ft::cat(outs, 1));
       if (options_.dropout > 0 && this->is_training() && l + 1 < options_.num_layers) {
         const std::uint64_t s = seed_ ^ (0x9E3779B97F4A7C15ull * ++calls_);
         x = autograd::to_var(functional::dropout(x, options_.dropout, true, s));
@@ -1005,6 +1234,18 @@ class RecurrentBase : public Module<Derived> {
       if (c.defined()) c = index_select(c, 1, order);
     }
     return {PackedSequence<T>{x, input.batch_sizes, input.sorted_indices, input.unsorted_indices}, h, c};
+  }
+
+  // Layer l's initial states, one a direction (none when s is undefined), and its parameters.
+  std::vector<Var<T, 2>> layer_states(const Var<T, 3>& s, int l) const {
+    std::vector<Var<T, 2>> out;
+    if (s.defined())
+      for (int d = 0; d < directions(); ++d) out.push_back(s.select(0, l * directions() + d));
+    return out;
+  }
+  std::span<const rnn::LayerWeights<T>> layer_weights(int l) const {
+    return std::span<const rnn::LayerWeights<T>>(layers_).subspan(static_cast<std::size_t>(l * directions()),
+                                                                  static_cast<std::size_t>(directions()));
   }
 
   // An unbatched input [T, I] and its states [L·D, ·] as a batch of one (batch_first does not
