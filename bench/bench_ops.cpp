@@ -9,7 +9,9 @@
 //   attention   scaled_dot_product_attention forward and backward, q, k, v [8, 4, 512, 64]
 //               (batch 8, 4 heads, 512 tokens), causal: the fused kernels (ft), the composed
 //               path (ft_composed: batched GEMM, masked softmax, batched GEMM) and LibTorch
-//               1.13's explicit softmax(q·kᵀ/8 + causal mask)·v (it has no fused SDPA)
+//               1.13's explicit softmax(q·kᵀ/8 + causal mask)·v (it has no fused SDPA); on a
+//               GPU also in half: cuDNN's fused attention (attention_half/cudnn) against the
+//               library's row kernels (attention_half/ft_kernels)
 //   resize_aa   ft::vision::resize of 16 float images [3, 375, 500] to [224, 298], antialiased
 //               bilinear (torchvision's Resize(224)); LibTorch: interpolate(antialias = true)
 //   interpolate_aa, interpolate_aa_bicubic
@@ -99,23 +101,31 @@ void BM_sort(benchmark::State& state) {
 }
 
 // Forward and backward; the traffic: q, k, v, the output and its gradient, the three gradients.
+template <class T = float>
 void attention(benchmark::State& state, bool fused) {
   const auto dev = device_of(state);
   const index_t n = kAttN * kAttH * kAttL * kAttE;
-  auto leaf = [&](std::uint64_t seed) {
-    return ft::Var<float, 4>(ft::randn<float>({kAttN, kAttH, kAttL, kAttE}, dev, seed), ft::requires_grad);
+  auto values = [&](std::uint64_t seed) {
+    return ft::Tensor<T, 4>(ft::cast<T>(ft::randn<float>({kAttN, kAttH, kAttL, kAttE}, dev, seed)));
   };
-  ft::Var<float, 4> q = leaf(11), k = leaf(12), v = leaf(13);
-  const ft::Tensor<float, 4> g = ft::randn<float>({kAttN, kAttH, kAttL, kAttE}, dev, 14);
-  timed_loop(state, dev, 4.0 * 8 * n, [&] {
+  ft::Var<T, 4> q(values(11), ft::requires_grad), k(values(12), ft::requires_grad), v(values(13), ft::requires_grad);
+  const ft::Tensor<T, 4> g = values(14);
+  timed_loop(state, dev, double(sizeof(T)) * 8 * n, [&] {
     for (auto* x : {&q, &k, &v}) x->zero_grad();
-    ft::Var<float, 4> o = fused ? ft::scaled_dot_product_attention(q, k, v, ft::NoMask{}, {.is_causal = true})
-                                : ft::attention::composed(q, k, v, ft::NoMask{}, 0.125, {.is_causal = true});
+    ft::Var<T, 4> o = fused ? ft::scaled_dot_product_attention(q, k, v, ft::NoMask{}, {.is_causal = true})
+                            : ft::attention::composed(q, k, v, ft::NoMask{}, 0.125, {.is_causal = true});
     o.backward(g);
   });
 }
 void BM_attention(benchmark::State& state) { attention(state, true); }
 void BM_attention_composed(benchmark::State& state) { attention(state, false); }
+// On a GPU in half: cuDNN's fused attention (cudnn) and the library's row kernels (ft_kernels).
+void BM_attention_half_cudnn(benchmark::State& state) { attention<ft::half>(state, true); }
+void BM_attention_half_kernels(benchmark::State& state) {
+  ft::set_cudnn_sdpa(false);
+  attention<ft::half>(state, true);
+  ft::set_cudnn_sdpa(true);
+}
 
 // Each input read once and each output written once.
 void BM_resize_aa(benchmark::State& state) {
@@ -176,6 +186,13 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond)
         ->Arg(d)
         ->UseRealTime();
+    if (d) {
+      using Bench = void (*)(benchmark::State&);
+      for (auto [name, fn] :
+           {std::pair<const char*, Bench>{"gpu/attention_half/cudnn", BM_attention_half_cudnn},
+            std::pair<const char*, Bench>{"gpu/attention_half/ft_kernels", BM_attention_half_kernels}})
+        benchmark::RegisterBenchmark(name, fn)->Unit(benchmark::kMillisecond)->Arg(d)->UseManualTime();
+    }
   }
 #if FT_BENCH_HAVE_LIBTORCH
   int threads = 1;

@@ -76,6 +76,7 @@ STEP_PLAN=(
   "bench_nn 60 bench"
   "bench_autograd 60 bench"
   "bench_data 60 bench"
+  "bench_ops 60 bench"
 )
 # The sanitizers' subset of ft_tests_cuda: the reductions and the row-wise composites (doctest
 # filters on the source file; the nvcc copy includes tests/test_<name>.cpp).
@@ -698,7 +699,7 @@ build_here_now() {
     esac
   done <"$libs_tsv"
   targets=(ft-info ft_tests_cuda ft_nn_tests_cuda bench_elementwise_cuda bench_reduce_cuda bench_matmul_cuda bench_conv_cuda
-    bench_nn_cuda bench_autograd_cuda bench_data_cuda)
+    bench_nn_cuda bench_autograd_cuda bench_data_cuda bench_ops_cuda)
   log "building here with $(nproc) cores (timeout $timeout s)"
   local s0
   s0=$(date +%s)

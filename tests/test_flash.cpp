@@ -28,6 +28,13 @@ struct RowKernels {
   bool saved;
 };
 
+// Sets for a scope whether attention on a GPU calls cuDNN's fused attention (set_cudnn_sdpa).
+struct CudnnSdpa {
+  explicit CudnnSdpa(bool on) : saved(cudnn_sdpa_enabled()) { set_cudnn_sdpa(on); }
+  ~CudnnSdpa() { set_cudnn_sdpa(saved); }
+  bool saved;
+};
+
 // The CPU twice (blocked, then the row kernels), then each GPU.
 std::vector<std::pair<Device, bool>> paths() {
   std::vector<std::pair<Device, bool>> r{{kCPU, false}, {kCPU, true}};
@@ -180,6 +187,7 @@ TEST_CASE("fused attention: L = S = 4096, E = 64 forward and backward hold O(L·
 }
 
 TEST_CASE("fused attention in bfloat16 computes in float: as float attention of the rounded inputs") {
+  const CudnnSdpa fused(false);  // the library's kernels on a GPU too
   for (auto [dev, rows] : paths()) {
     RowKernels use_rows(rows);
     const Tensor<bfloat16, 3> q(cast<bfloat16>(randn<float>({2, 30, 16}, dev, 1))),
@@ -195,6 +203,93 @@ TEST_CASE("fused attention in bfloat16 computes in float: as float attention of 
     l1.backward();
     l2.backward();
     check_close(to_double(qv.grad()), to_double(qf.grad()), 2e-2, 2e-2);
+  }
+}
+
+// cuDNN's fused attention (on) against the library's kernels (off) on fresh leaves of the same
+// values: outputs and the three gradients of Σ out·r.
+template <class T, int R, class Make>
+void cudnn_vs_kernels(const std::string& name, Shape<R> qs, Shape<R> ks, Shape<R> vs, Device dev, Make&& make,
+                      double tol) {
+  INFO(name << " on " << dev);
+  Shape<R> os = qs;
+  os[R - 1] = vs[R - 1];
+  const Tensor<T, R> r(cast<T>(normal(os, 99, dev)));
+  std::vector<double> got[4], want[4];
+  for (int on = 0; on < 2; ++on) {
+    const CudnnSdpa use(on == 1);
+    Var<T, R> q = leaf<T>(qs, 1, dev), k = leaf<T>(ks, 2, dev), v = leaf<T>(vs, 3, dev);
+    Var<T, R> out = make(q, k, v);
+    Var<T, 0> loss = sum(out * r);
+    loss.backward();
+    auto& dst = on ? got : want;
+    dst[0] = to_double(out.value()), dst[1] = to_double(q.grad()), dst[2] = to_double(k.grad());
+    dst[3] = to_double(v.grad());
+  }
+  const char* what[] = {"output", "grad q", "grad k", "grad v"};
+  for (int i = 0; i < 4; ++i) {
+    INFO(what[i]);
+    check_close(got[i], want[i], tol, tol);
+  }
+}
+
+template <class T>
+void cudnn_cases(Device dev, double tol) {
+  auto plain = [](auto q, auto k, auto v) { return scaled_dot_product_attention(q, k, v); };
+  cudnn_vs_kernels<T, 4>("heads", {2, 3, 64, 64}, {2, 3, 64, 64}, {2, 3, 64, 64}, dev, plain, tol);
+  cudnn_vs_kernels<T, 3>("rank 3, L ≠ S", {4, 50, 32}, {4, 90, 32}, {4, 90, 32}, dev, plain, tol);
+  for (auto [L, S] : {std::pair<index_t, index_t>{70, 70}, {40, 90}})
+    cudnn_vs_kernels<T, 4>(
+        "causal " + std::to_string(L) + "x" + std::to_string(S), {2, 2, L, 64}, {2, 2, S, 64}, {2, 2, S, 64}, dev,
+        [](auto q, auto k, auto v) { return scaled_dot_product_attention(q, k, v, NoMask{}, {.is_causal = true}); },
+        tol);
+  // additive masks of T: [L, S] for every batch and head, [N, 1, L, S] per sequence; a scale
+  const Tensor<T, 2> add(cast<T>(normal(Shape<2>{30, 40}, 5, dev)));
+  cudnn_vs_kernels<T, 4>(
+      "mask [L, S]", {2, 2, 30, 64}, {2, 2, 40, 64}, {2, 2, 40, 64}, dev,
+      [&](auto q, auto k, auto v) { return scaled_dot_product_attention(q, k, v, add); }, tol);
+  const Tensor<T, 4> per_sequence(cast<T>(normal(Shape<4>{2, 1, 30, 40}, 6, dev)));
+  cudnn_vs_kernels<T, 4>(
+      "mask [N, 1, L, S], scale", {2, 2, 30, 64}, {2, 2, 40, 64}, {2, 2, 40, 64}, dev,
+      [&](auto q, auto k, auto v) { return scaled_dot_product_attention(q, k, v, per_sequence, {.scale = 0.2}); }, tol);
+  // a head split read in place: [N, L, H, d] → [N, H, L, d]; the output laid out as q
+  cudnn_vs_kernels<T, 4>(
+      "head split view", {2, 4, 48, 64}, {2, 4, 48, 64}, {2, 4, 48, 64}, dev,
+      [](auto q, auto k, auto v) {
+        auto split = [](const Var<T, 4>& x) { return x.reshape({2, 48, 4, 64}).permute({0, 2, 1, 3}); };
+        return scaled_dot_product_attention(split(q), split(k), split(v));
+      },
+      tol);
+}
+
+FT_GPU_TEST_CASE("cuDNN's fused attention in half and bfloat16 equals the library's kernels; one launch each way") {
+  for (Device dev : devices()) {
+    if (dev.is_cpu()) continue;
+    cudnn_cases<ft::half>(dev, 2e-2);
+    cudnn_cases<ft::bfloat16>(dev, 5e-2);
+    // cuDNN's path is one execution forward and one backward (dq, dk, dv together); the
+    // library's kernels take more (in half: the casts to float and back, Σ dout·o, two kernels)
+    auto launches = [&](auto make) {
+      Var<ft::half, 4> q = leaf<ft::half>(Shape<4>{2, 3, 64, 64}, 1, dev),
+                       k = leaf<ft::half>(Shape<4>{2, 3, 64, 64}, 2, dev),
+                       v = leaf<ft::half>(Shape<4>{2, 3, 64, 64}, 3, dev);
+      const Tensor<ft::half, 4> g = ones<ft::half>({2, 3, 64, 64}, dev);
+      stats::reset();
+      Var<ft::half, 4> out = make(q, k, v);
+      const auto forward = stats::launches(dev);
+      stats::reset();
+      out.backward(g);
+      return std::pair(forward, stats::launches(dev));
+    };
+    auto plain = [](auto q, auto k, auto v) { return scaled_dot_product_attention(q, k, v); };
+    CHECK(launches(plain) == std::pair<std::int64_t, std::int64_t>(1, 1));
+    // dropout keeps the library's kernels (their masks are the seed's), as set_cudnn_sdpa(false) does
+    auto dropped = [](auto q, auto k, auto v) {
+      return scaled_dot_product_attention(q, k, v, NoMask{}, {.dropout_p = 0.1, .seed = 3});
+    };
+    CHECK(launches(dropped).second > 1);
+    const CudnnSdpa off(false);
+    CHECK(launches(plain).second > 1);
   }
 }
 

@@ -7,7 +7,9 @@
 // blockwise online softmax; the [.., L, S] scores are never stored, memory O(L·E)): one launch
 // forward, one (CPU) or two (CUDA) backward, which recomputes the probabilities block by block.
 // A mask that requires a gradient, or head dims above 128 on CUDA, take the composed path (a
-// batched GEMM, a row-wise softmax, a batched GEMM: the scores materialised).
+// batched GEMM, a row-wise softmax, a batched GEMM: the scores materialised). On a GPU, half
+// and bfloat16 calls without dropout go to cuDNN's fused attention where it takes them
+// (nn/sdpa_cudnn.hpp; CMake builds with cuDNN and its frontend).
 #pragma once
 
 #include <cmath>
@@ -25,6 +27,7 @@
 #include "ft/nn/init.hpp"
 #include "ft/nn/layers.hpp"
 #include "ft/nn/module.hpp"
+#include "ft/nn/sdpa_cudnn.hpp"
 #include "ft/ops/comparison.hpp"
 
 namespace ft::inline FT_ABI {
@@ -258,6 +261,108 @@ Var<T, R> fused(const Var<T, R>& q, const Var<T, R>& k, const Var<T, R>& v, cons
   return autograd::record("scaled_dot_product_attention", out, std::move(bwd), q, k, v);
 }
 
+#if FT_CUDNN_SDPA_ENABLED
+// A tensor's [b, h, s, d] view for cuDNN (R ≤ 4: the dims before the last two are b and h, the
+// missing ones 1), or empty when its last dim is not unit-stride. Unit dims get the stride they
+// would have in a contiguous tensor (they are never stepped through).
+template <int R>
+std::optional<cudnn::View> view4(const index_t* size, const index_t* stride) {
+  if (R < 2 || R > 4 || (size[R - 1] > 1 && stride[R - 1] != 1)) return std::nullopt;
+  cudnn::View v;
+  constexpr int lead = 4 - R;
+  for (int i = 0; i < lead; ++i) v.dim[i] = 1;
+  for (int d = 0; d < R; ++d) v.dim[lead + d] = size[d], v.stride[lead + d] = stride[d];
+  for (int i = 3; i >= 0; --i)
+    if (v.dim[i] == 1) v.stride[i] = i == 3 ? 1 : v.dim[i + 1] * v.stride[i + 1];
+  return v;
+}
+template <class X, int R>
+std::optional<cudnn::View> view4(const Tensor<X, R>& t) {
+  index_t size[R], stride[R];
+  for (int d = 0; d < R; ++d) size[d] = t.size(d), stride[d] = t.stride(d);
+  return view4<R>(size, stride);
+}
+
+// The call through cuDNN's fused attention: half or bfloat16 operands of rank ≤ 4 on a GPU, no
+// dropout, no mask or a mask of T whose last two dims are [L, S] and whose others are 1 or the
+// batch's (cuDNN's bias), the switch on, and cuDNN taking the problem (in training, its
+// backward too). Empty otherwise: the fused kernels run. One node: forward one execution,
+// backward one (dq, dk, dv together; deterministic).
+template <class T, int R, class M>
+std::optional<Var<T, R>> cudnn_sdpa(const Var<T, R>& q, const Var<T, R>& k, const Var<T, R>& v, const M& attn_mask,
+                                    double scale, const SdpaOptions& options) {
+  constexpr bool has_mask = !std::is_same_v<M, NoMask>;
+  if constexpr (!is_half_v<T> || R > 4) {
+    return std::nullopt;
+  } else if constexpr (has_mask && !std::is_same_v<M, Tensor<T, M::rank>>) {
+    return std::nullopt;  // a bool mask, a mask of another type, or one that requires a gradient
+  } else {
+    const Device dev = q.device();
+    if (!dev.is_cuda() || !cudnn_sdpa_enabled() || options.dropout_p > 0 || q.numel() == 0 || k.numel() == 0 ||
+        v.numel() == 0)
+      return std::nullopt;
+    const index_t L = q.size(R - 2), S = k.size(R - 2);
+    auto unit_rows = [](const Tensor<T, R>& x) {
+      return x.stride(R - 1) == 1 || x.size(R - 1) == 1 ? x : x.contiguous();
+    };
+    const Tensor<T, R> qv = unit_rows(q.value()), kv = unit_rows(k.value()), vv = unit_rows(v.value());
+    Shape<R> out_shape = q.shape();
+    out_shape[R - 1] = v.size(R - 1);
+    const Tensor<T, R> o = empty_in_layout<T>(out_shape, qv);
+    cudnn::Problem p;
+    p.device = dev.index;
+    p.bfloat16 = std::is_same_v<T, bfloat16>;
+    p.causal = options.is_causal;
+    p.scale = static_cast<float>(scale);
+    p.training = autograd::is_grad_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+    const auto vq = view4(qv), vk = view4(kv), vvv = view4(vv), vo = view4(o);
+    if (!vq || !vk || !vvv || !vo) return std::nullopt;
+    p.q = *vq, p.k = *vk, p.v = *vvv, p.o = *vo;
+    Tensor<T, has_mask ? M::rank : 1> bias;
+    if constexpr (has_mask) {
+      constexpr int RM = M::rank;
+      if (attn_mask.defined()) {
+        if (RM < 2 || RM > R || attn_mask.device() != dev || attn_mask.size(RM - 2) != L || attn_mask.size(RM - 1) != S)
+          return std::nullopt;
+        for (int d = 0; d < RM - 2; ++d)
+          if (attn_mask.size(d) != 1 && attn_mask.size(d) != q.size(R - RM + d)) return std::nullopt;
+        bias = attn_mask.stride(RM - 1) == 1 ? attn_mask : attn_mask.contiguous();
+        index_t size[R], stride[R];
+        for (int d = 0; d < R; ++d) {
+          const int m = d - (R - RM);  // the mask's dim, right-aligned
+          size[d] = m < 0 ? 1 : bias.size(m);
+          stride[d] = m < 0 ? 0 : bias.stride(m);
+        }
+        const auto vb = view4<R>(size, stride);
+        if (!vb) return std::nullopt;
+        p.has_bias = true, p.bias = *vb;
+      }
+    }
+    if (!cudnn::supported(p)) return std::nullopt;
+    const index_t rows = p.q.dim[0] * p.q.dim[1] * L;
+    const Tensor<float, 1> stats = p.training ? Tensor<float, 1>(Shape<1>{rows}, dev) : Tensor<float, 1>();
+    cudnn::forward(p, qv.data(), kv.data(), vv.data(), p.has_bias ? bias.data() : nullptr, o.data(),
+                   p.training ? stats.data() : nullptr);
+    auto bwd = [=](const Tensor<T, R>& g) {
+      bool same = true;  // the backward graph reads dout in o's strides
+      for (int d = 0; d < R; ++d) same = same && (g.size(d) == 1 || g.stride(d) == o.stride(d));
+      Tensor<T, R> dout = g;
+      if (!same) {
+        dout = empty_in_layout<T>(o.shape(), qv);
+        std::move(dout) = g;
+      }
+      Tensor<T, R> dq(q.shape(), dev), dk(k.shape(), dev), dv(v.shape(), dev);
+      cudnn::backward(p, qv.data(), kv.data(), vv.data(), p.has_bias ? bias.data() : nullptr, o.data(), stats.data(),
+                      dout.data(), dq.data(), dk.data(), dv.data());
+      if (q.requires_grad()) q.state().accumulate(std::move(dq));
+      if (k.requires_grad()) k.state().accumulate(std::move(dk));
+      if (v.requires_grad()) v.state().accumulate(std::move(dv));
+    };
+    return autograd::record("scaled_dot_product_attention", o, std::move(bwd), q, k, v);
+  }
+}
+#endif  // FT_CUDNN_SDPA_ENABLED
+
 // Whether the fused kernels take this call: a mask without a gradient (a tensor), and on CUDA
 // head dims the row kernels hold; empty problems go the composed way.
 template <class M, class T, int R>
@@ -298,6 +403,10 @@ Var<float_promote_t<typename Q::value_type>, Q::rank> scaled_dot_product_attenti
         "dropout_p must be in [0, 1], got ", options.dropout_p);
   const double scale = options.scale ? *options.scale : 1.0 / std::sqrt(static_cast<double>(q.size(R - 1)));
   // a traced forward (ONNX export) takes the composed path: its matmuls and softmax have ONNX forms
+#if FT_CUDNN_SDPA_ENABLED
+  if (!autograd::trace::current())
+    if (auto r = attention::cudnn_sdpa(q, k, v, attn_mask, scale, options)) return *r;
+#endif
   if (attention::fusable<M>(q, k, v) && !autograd::trace::current())
     return attention::fused(q, k, v, attn_mask, scale, options);
   return attention::composed(q, k, v, attn_mask, scale, options);
