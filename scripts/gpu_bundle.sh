@@ -104,13 +104,13 @@ for t in "${targets[@]}"; do
 done
 
 # Shared libraries: everything the binaries load except glibc's own and the CUDA driver and
-# libraries that the GPU machine has (libcuda, cuBLAS, cuDNN: huge, and matched to its driver).
+# libraries that the GPU machine has (libcuda, cuBLAS, cuDNN, NVRTC: huge, and matched to its driver).
 # libstdc++ and libgcc_s go to lib-fallback/: used there only when the machine's are missing
 # or too old (a newer system libstdc++ must win, for the tools run with the same environment).
 is_system_lib() {
   case $1 in
     linux-vdso.so* | ld-linux*.so* | libc.so.* | libm.so.* | libdl.so.* | libpthread.so.* | librt.so.* | libutil.so.*) return 0 ;;
-    libcuda.so* | libnvidia-*.so* | libcublas.so* | libcublasLt.so* | libcudnn*.so*) return 0 ;;
+    libcuda.so* | libnvidia-*.so* | libcublas.so* | libcublasLt.so* | libcudnn*.so* | libnvrtc*.so*) return 0 ;;
   esac
   return 1
 }

@@ -291,8 +291,8 @@ dry_run_main() {
     [ -d "$bundle_dir/src/$d" ] || { echo "FAIL: $d is missing from the bundle's src/"; fail=1; }
   done
   # Every shared library a binary or a bundled library needs is bundled, or part of glibc, or
-  # one the GPU machine provides (the driver, cuBLAS, cuDNN).
-  expected_re='^(libc\.so\.6|libm\.so\.6|libdl\.so\.2|libpthread\.so\.0|librt\.so\.1|libutil\.so\.1|ld-linux-x86-64\.so\.2|libcuda\.so\.1|libcublas\.so\.13|libcublasLt\.so\.13|libcudnn\.so\.9)$'
+  # one the GPU machine provides (the driver, cuBLAS, cuDNN, NVRTC).
+  expected_re='^(libc\.so\.6|libm\.so\.6|libdl\.so\.2|libpthread\.so\.0|librt\.so\.1|libutil\.so\.1|ld-linux-x86-64\.so\.2|libcuda\.so\.1|libcublas\.so\.13|libcublasLt\.so\.13|libcudnn\.so\.9|libnvrtc\.so\.13)$'
   closure_bad=""
   for f in "$bundle_dir"/bin/* "$bundle_dir"/lib/* "$bundle_dir"/lib-fallback/*; do
     while read -r so; do

@@ -794,6 +794,7 @@ std::optional<DirectionsResult<T>> cudnn_layer([[maybe_unused]] Mode mode, [[may
     std::vector<std::int32_t> lengths;
     for (std::int64_t len : sorted_lengths(batch_sizes)) lengths.push_back(static_cast<std::int32_t>(len));
     const std::shared_ptr<cudnn::Call> call = cudnn::make_call<T>(*plan, handle, dev, lengths, training);
+    if (!call) return std::nullopt;
 
     // the weight space, the parameters copied in direction by direction (the biases as columns)
     const Tensor<T, 1> space(Shape<1>{static_cast<index_t>(plan->weight_bytes / sizeof(T))}, dev);

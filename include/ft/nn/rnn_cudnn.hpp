@@ -173,7 +173,8 @@ const Plan* plan(const Config& c, cudnnHandle_t handle, Device device) {
   return (cache[key] = std::move(p)).get();
 }
 
-// One forward's data descriptors and buffers, kept by its node for the backward. The batch is
+// One forward's data descriptors and buffers, kept by its node for the backward (make_call:
+// null when cuDNN refuses the layout). The batch is
 // sequence-major and packed (cuDNN's SEQ_MAJOR_PACKED, as a PackedSequence's rows; a padded
 // batch of equal lengths is the same memory): `lengths` non-increasing, one a sequence.
 struct Call {
@@ -227,8 +228,11 @@ std::shared_ptr<Call> make_call(const Plan& p, cudnnHandle_t handle, Device devi
   // from pageable memory: the call returns once the values are staged, so `lengths` may go
   FT_CUDA_CHECK(cudaMemcpyAsync(call->lengths->data(), lengths.data(), lengths.size() * sizeof(std::int32_t),
                                 cudaMemcpyHostToDevice, cuda::current_stream()));
-  FT_CUDNN_CHECK(
-      cudnnGetRNNTempSpaceSizes(handle, p.rnn, call->mode, call->x, &call->workspace_bytes, &call->reserve_bytes));
+  // (some configurations are refused only here, with the data's layout: the caller falls back)
+  const cudnnStatus_t sizes =
+      cudnnGetRNNTempSpaceSizes(handle, p.rnn, call->mode, call->x, &call->workspace_bytes, &call->reserve_bytes);
+  if (sizes == CUDNN_STATUS_NOT_SUPPORTED) return nullptr;
+  FT_CUDNN_CHECK(sizes);
   if (call->reserve_bytes) call->reserve = make_storage(call->reserve_bytes, device);
   return call;
 }
