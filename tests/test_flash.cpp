@@ -206,31 +206,18 @@ TEST_CASE("fused attention in bfloat16 computes in float: as float attention of 
   }
 }
 
-// cuDNN's fused attention (on) against the library's kernels (off) on fresh leaves of the same
-// values: outputs and the three gradients of Σ out·r.
+// cuDNN's fused attention (on) against the library's kernels (off), through compare(): the
+// switch is read when the node is made, so the backward follows the forward's choice.
 template <class T, int R, class Make>
 void cudnn_vs_kernels(const std::string& name, Shape<R> qs, Shape<R> ks, Shape<R> vs, Device dev, Make&& make,
                       double tol) {
-  INFO(name << " on " << dev);
-  Shape<R> os = qs;
-  os[R - 1] = vs[R - 1];
-  const Tensor<T, R> r(cast<T>(normal(os, 99, dev)));
-  std::vector<double> got[4], want[4];
-  for (int on = 0; on < 2; ++on) {
-    const CudnnSdpa use(on == 1);
-    Var<T, R> q = leaf<T>(qs, 1, dev), k = leaf<T>(ks, 2, dev), v = leaf<T>(vs, 3, dev);
-    Var<T, R> out = make(q, k, v);
-    Var<T, 0> loss = sum(out * r);
-    loss.backward();
-    auto& dst = on ? got : want;
-    dst[0] = to_double(out.value()), dst[1] = to_double(q.grad()), dst[2] = to_double(k.grad());
-    dst[3] = to_double(v.grad());
-  }
-  const char* what[] = {"output", "grad q", "grad k", "grad v"};
-  for (int i = 0; i < 4; ++i) {
-    INFO(what[i]);
-    check_close(got[i], want[i], tol, tol);
-  }
+  compare<T, R>(
+      name, qs, ks, vs, dev,
+      [&](auto q, auto k, auto v, bool on) {
+        const CudnnSdpa use(on);
+        return make(q, k, v);
+      },
+      tol, tol);
 }
 
 template <class T>

@@ -362,21 +362,28 @@ TEST_CASE("recurrent layers: names, parameter shapes and initialisation as PyTor
   CHECK(g.named_parameters().size() == 2);
 }
 
+namespace {
+// The launches of m over `steps` steps of a batch of 4 (input size 8): its forward, or the
+// backward of Σ output.
+template <class M>
+std::int64_t step_launches(M& m, ft::Device dev, index_t steps, bool backward) {
+  Var<float, 3> x(ft::randn<float>({steps, 4, 8}, dev, 3), ft::requires_grad);
+  const auto before = ft::stats::launches(dev);
+  auto r = m(x);
+  const auto forward = ft::stats::launches(dev) - before;
+  if (!backward) return forward;
+  Var<float, 0> loss = ft::sum(r.output);
+  const auto b2 = ft::stats::launches(dev);
+  loss.backward();
+  return ft::stats::launches(dev) - b2;
+}
+}  // namespace
+
 TEST_CASE("a recurrent step is one GEMM and one fused cell kernel, forward and backward") {
   const CudnnRnn fused(false);  // on a GPU too
   for (ft::Device dev : devices()) {
     CAPTURE(dev);
-    auto launches = [&](auto& m, index_t steps, bool backward) {
-      Var<float, 3> x(ft::randn<float>({steps, 4, 8}, dev, 3), ft::requires_grad);
-      const auto before = ft::stats::launches(dev);
-      auto r = m(x);
-      const auto forward = ft::stats::launches(dev) - before;
-      if (!backward) return forward;
-      Var<float, 0> loss = ft::sum(r.output);
-      const auto b2 = ft::stats::launches(dev);
-      loss.backward();
-      return ft::stats::launches(dev) - b2;
-    };
+    auto launches = [&](auto& m, index_t steps, bool backward) { return step_launches(m, dev, steps, backward); };
     nn::LSTM<float> lstm(8, 16, {}, dev);
     nn::GRU<float> gru(8, 16, {}, dev);
     nn::RNN<float> rnn(8, 16, {}, dev);
@@ -489,17 +496,7 @@ FT_GPU_TEST_CASE("on a GPU a layer in both directions is one cuDNN call, equal t
     same_on_both_paths<ft::half>("LSTM in half", g, dev, false, true, 2e-2);
 
     // the steps are inside the one call: launches do not grow with the sequence
-    auto launches = [&](auto& m, index_t steps, bool backward) {
-      Var<float, 3> x(ft::randn<float>({steps, 4, 8}, dev, 3), ft::requires_grad);
-      const auto before = ft::stats::launches(dev);
-      auto r = m(x);
-      const auto forward = ft::stats::launches(dev) - before;
-      if (!backward) return forward;
-      Var<float, 0> loss = ft::sum(r.output);
-      const auto b2 = ft::stats::launches(dev);
-      loss.backward();
-      return ft::stats::launches(dev) - b2;
-    };
+    auto launches = [&](auto& m, index_t steps, bool backward) { return step_launches(m, dev, steps, backward); };
     nn::LSTM<float> lstm(8, 16, {}, dev);
     CHECK(launches(lstm, 10, false) == launches(lstm, 4, false));
     CHECK(launches(lstm, 10, true) == launches(lstm, 4, true));

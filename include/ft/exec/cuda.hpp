@@ -11,6 +11,7 @@
 #include <cuda_runtime.h>
 
 #include "ft/core/stats.hpp"
+#include "ft/core/storage.hpp"
 #include "ft/cuda/kernels.hpp"
 #include "ft/cuda/runtime.hpp"
 #include "ft/exec/fast_divmod.hpp"
@@ -69,6 +70,50 @@ template <class I, int R>
 struct Divisors {
   FastDivmod<I> d[R > 0 ? R : 1];
 };
+
+// ---- kernel arguments too large to pass by value ----
+//
+// A kernel's parameters hold at most 32 KB (CUDA 12.1+, Volta+; 4 KB before). A statement's
+// evaluator is its expression with every leaf's reader in it, so a long statement that reads
+// the same tensors many times grows past that (vision's hue rotation: 57–71 KB), and nvcc
+// refuses the kernel. Such an argument is copied to device memory for the launch and the
+// kernel reads it through a pointer (each thread from the L1/L2 caches), decided at compile
+// time so the by-value kernel is never instantiated. The copy is stream-ordered, as is the
+// free; a CUDA graph cannot capture it (a pageable copy), which is an ft::Error.
+inline constexpr std::size_t kMaxKernelArgument = 16 * 1024;
+
+// `Arg` read through a pointer to its device copy: the calls the kernels make, forwarded.
+template <class Arg>
+struct ByPointer {
+  Arg* p;
+  template <class... A>
+  FT_HD FT_INLINE decltype(auto) operator()(A&&... a) const {
+    return (*p)(static_cast<A&&>(a)...);
+  }
+  template <int N, class I>
+  FT_HD FT_INLINE auto load(I i) const {
+    return p->template load<N>(i);
+  }
+  template <int N, class I>
+  FT_HD FT_INLINE void step(I i) const {
+    p->template step<N>(i);
+  }
+};
+
+// f(arg), or f(ByPointer) to a device copy of arg when it is larger than kMaxKernelArgument.
+template <class Arg, class F>
+void with_kernel_argument(const Arg& arg, int device, F&& f) {
+  if constexpr (sizeof(Arg) <= kMaxKernelArgument) {
+    f(arg);
+  } else {
+    const Device dev(kCUDA, device);
+    check(!cuda::capturing(dev), "launch", "a statement whose kernel argument takes ", sizeof(Arg),
+          " bytes (more than CUDA's 32 KB of parameters) cannot be captured in a CUDA graph: split the statement");
+    const Storage copy = make_storage(sizeof(Arg), dev);
+    FT_CUDA_CHECK(cudaMemcpyAsync(copy->data(), &arg, sizeof(Arg), cudaMemcpyHostToDevice, cuda::current_stream()));
+    f(ByPointer<Arg>{static_cast<Arg*>(copy->data())});
+  }
+}
 
 #if FT_CUDA_KERNELS
 
@@ -183,18 +228,22 @@ void launch_each(const Body& body, const Shape<R>& shape, const Plan& plan, int 
 
 template <int N, int R, class Body>
 void EachKernel<N, R, Body>::launch(const Body& body, const Shape<R>& shape, int device, const Plan& plan) {
-  if (plan.index32)
-    launch_each<N, std::int32_t, R>(body, shape, plan, device);
-  else
-    launch_each<N, std::int64_t, R>(body, shape, plan, device);
+  with_kernel_argument(body, device, [&](const auto& b) {
+    if (plan.index32)
+      launch_each<N, std::int32_t, R>(b, shape, plan, device);
+    else
+      launch_each<N, std::int64_t, R>(b, shape, plan, device);
+  });
 }
 
 template <class T, int R, class Ev>
 void EvalKernel<T, R, Ev>::launch(const Tensor<T, R>& dst, const Ev& ev, const Plan& plan) {
-  if (plan.index32)
-    gpu::launch<std::int32_t>(dst, ev, plan);
-  else
-    gpu::launch<std::int64_t>(dst, ev, plan);
+  with_kernel_argument(ev, dst.device().index, [&](const auto& e) {
+    if (plan.index32)
+      gpu::launch<std::int32_t>(dst, e, plan);
+    else
+      gpu::launch<std::int64_t>(dst, e, plan);
+  });
 }
 
 #endif  // FT_CUDA_KERNELS

@@ -257,6 +257,8 @@ inline constexpr index_t kWarpRowMax = 1024;
 template <class T, class Red, class Read, class I>
 struct ReduceKernel {
   static void launch(T* out, Device dev, const Red& red, const Read& read, const ReduceGeometry& g, bool add);
+  template <class Reader>
+  static void launch_with(T* out, Device dev, const Red& red, const Reader& read, const ReduceGeometry& g, bool add);
 };
 
 // Runs the reduction `red` of the elements `read` gives into `out` ([outer, inner] of g): one launch.
@@ -541,8 +543,16 @@ __global__ void __launch_bounds__(kReduceBlock)
 }
 
 template <class T, class Red, class Read, class I>
-void ReduceKernel<T, Red, Read, I>::launch(T* out, Device dev, const Red& red, const Read& read,
+void ReduceKernel<T, Red, Read, I>::launch(T* out, Device dev, const Red& red, const Read& reader,
                                            const ReduceGeometry& g, bool add) {
+  // (a reader over a very long statement goes through a pointer: with_kernel_argument)
+  with_kernel_argument(reader, dev.index, [&](const auto& read) { launch_with(out, dev, red, read, g, add); });
+}
+
+template <class T, class Red, class Read, class I>
+template <class Reader>
+void ReduceKernel<T, Red, Read, I>::launch_with(T* out, Device dev, const Red& red, const Reader& read,
+                                                const ReduceGeometry& g, bool add) {
   using Acc = red::acc_t<Red, true>;
   cudaStream_t stream = cuda::current_stream();
   const index_t outputs = g.outer * g.inner;

@@ -314,6 +314,22 @@ struct LayerResult {
   Var<T, 2> h_n, c_n;
 };
 
+// An initial state (if given) is [B, size] on the input's device; a layer's parameters are there.
+template <class T>
+void check_state(const Var<T, 2>& s, index_t B, index_t size, Device dev, const char* what, const char* state) {
+  if (!s.defined()) return;
+  check(s.shape() == Shape<2>{B, size}, what, "Expected ", state, " of size (", B, ", ", size, "), got ",
+        to_string(s.shape()));
+  check(s.device() == dev, what, state, " is on ", s.device(), ", the input on ", dev);
+}
+template <class T>
+void check_devices(const LayerWeights<T>& w, Device dev, const char* what) {
+  for (const Var<T, 2>* p : {&w.w_ih, &w.w_hh, &w.w_hr})
+    if (p->defined()) check(p->device() == dev, what, "a parameter is on ", p->device(), ", the input on ", dev);
+  for (const Var<T, 1>* p : {&w.b_ih, &w.b_hh})
+    if (p->defined()) check(p->device() == dev, what, "a parameter is on ", p->device(), ", the input on ", dev);
+}
+
 // One layer in one direction over the steps of x [N, I] from (h0, c0) [B, P] / [B, H]
 // (undefined: zeros), as `L` lays them out: one tape node. `what` names the layer in errors.
 template <class T>
@@ -327,18 +343,9 @@ LayerResult<T> layer_steps(Mode mode, const Var<T, 2>& x, const Var<T, 2>& h0, c
   const bool proj = w.w_hr.defined(), lstm = mode == Mode::LSTM;
   check(xv.size(1) == I, what, "input.size(-1) must be equal to input_size. Expected ", I, ", got ", xv.size(1));
   check(xv.size(0) == N, what, "the input has ", xv.size(0), " rows, its steps ", N);
-  auto check_state = [&](const auto& s, index_t size, const char* state) {
-    if (!s.defined()) return;
-    check(s.shape() == Shape<2>{B, size}, what, "Expected ", state, " of size (", B, ", ", size, "), got ",
-          to_string(s.shape()));
-    check(s.device() == dev, what, state, " is on ", s.device(), ", the input on ", dev);
-  };
-  check_state(h0, P, "hidden state");
-  check_state(c0, H, "cell state");
-  auto check_param = [&](const auto& p) {
-    if (p.defined()) check(p.device() == dev, what, "a parameter is on ", p.device(), ", the input on ", dev);
-  };
-  check_param(w.w_ih), check_param(w.w_hh), check_param(w.b_ih), check_param(w.b_hh), check_param(w.w_hr);
+  check_state(h0, B, P, dev, what, "hidden state");
+  check_state(c0, B, H, dev, what, "cell state");
+  check_devices(w, dev, what);
 
   const Tensor<T, 2> wih = w.w_ih.value().contiguous(), whh = w.w_hh.value().contiguous();
   const Tensor<T, 2> whr = proj ? w.w_hr.value().contiguous() : Tensor<T, 2>();
@@ -758,20 +765,9 @@ std::optional<DirectionsResult<T>> cudnn_layer([[maybe_unused]] Mode mode, [[may
     const Device dev = xv.device();
     const index_t N = xv.size(0), B = batch_sizes.empty() ? 0 : batch_sizes[0];
     check(xv.size(1) == I, what, "input.size(-1) must be equal to input_size. Expected ", I, ", got ", xv.size(1));
-    for (const auto& l : w)
-      for (const Device d : {l.w_ih.device(), l.w_hh.device(), l.b_ih.defined() ? l.b_ih.device() : dev,
-                             l.b_hh.defined() ? l.b_hh.device() : dev, l.w_hr.defined() ? l.w_hr.device() : dev})
-        check(d == dev, what, "a parameter is on ", d, ", the input on ", dev);
-    auto check_state = [&](const std::vector<Var<T, 2>>& s, index_t size, const char* state) {
-      for (const auto& v : s) {
-        if (!v.defined()) continue;
-        check(v.shape() == Shape<2>{B, size}, what, "Expected ", state, " of size (", B, ", ", size, "), got ",
-              to_string(v.shape()));
-        check(v.device() == dev, what, state, " is on ", v.device(), ", the input on ", dev);
-      }
-    };
-    check_state(h0, P, "hidden state");
-    check_state(c0, H, "cell state");
+    for (const auto& l : w) check_devices(l, dev, what);
+    for (const auto& s : h0) check_state(s, B, P, dev, what, "hidden state");
+    for (const auto& s : c0) check_state(s, B, H, dev, what, "cell state");
     // cuDNN counts in 32-bit integers: larger layers run the fused steps
     if (N == 0 || B == 0 || std::max({N * I, N * D * P, GH * std::max(I, P), B * D * H}) > INT_MAX) return std::nullopt;
 
