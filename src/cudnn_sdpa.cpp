@@ -151,16 +151,15 @@ void execute(const Problem& p, const Graph& g, std::int64_t workspace_bytes,
 
 }  // namespace
 
-bool supported(const Problem& p) { return plans(p).forward != nullptr; }
-
-void forward(const Problem& p, const void* q, const void* k, const void* v, const void* bias, void* o, float* stats) {
+bool forward(const Problem& p, const void* q, const void* k, const void* v, const void* bias, void* o, float* stats) {
   const Plans& plan = plans(p);
-  check(plan.forward != nullptr, "scaled_dot_product_attention", "cuDNN's fused attention does not take this call");
+  if (!plan.forward) return false;
   std::unordered_map<std::int64_t, void*> pack = {
       {kQ, const_cast<void*>(q)}, {kK, const_cast<void*>(k)}, {kV, const_cast<void*>(v)}, {kO, o}};
   if (p.has_bias) pack[kBias] = const_cast<void*>(bias);
   if (p.training) pack[kStats] = stats;
   execute(p, *plan.forward, plan.forward_workspace, pack);
+  return true;
 }
 
 void backward(const Problem& p, const void* q, const void* k, const void* v, const void* bias, const void* o,

@@ -252,7 +252,7 @@ TEST_CASE("packed sequences: unsorted lengths through LSTM, GRU and RNN equal Py
     auto [out, h_n] = g(packed);
     if (!cudnn || dev.is_cpu())  // initial rows, bias fill, input GEMM, a GEMM and a cell kernel a step, h_n's gather
       CHECK(ft::stats::launches(dev) - before == 3 + 2 * 6 + 1);
-    else  // the weights copied in (w_ih, w_hh, b_ih, b_hh), one cuDNN call
+    else  // the weights copied in (w_ih, w_hh, b_ih, b_hh), one cuDNN call (the lengths: a copy)
       CHECK(ft::stats::launches(dev) - before == 4 + 1);
     CHECK(out.data.size(0) == 9);
     // a sequence's final state is its output at its last step
@@ -500,7 +500,8 @@ FT_GPU_TEST_CASE("on a GPU a layer in both directions is one cuDNN call, equal t
     nn::LSTM<float> lstm(8, 16, {}, dev);
     CHECK(launches(lstm, 10, false) == launches(lstm, 4, false));
     CHECK(launches(lstm, 10, true) == launches(lstm, 4, true));
-    CHECK(launches(lstm, 10, false) == 4 + 1);  // w_ih, w_hh, b_ih, b_hh copied in; cudnnRNNForward
+    // w_ih, w_hh, b_ih, b_hh copied in; the lengths filled on the device; cudnnRNNForward
+    CHECK(launches(lstm, 10, false) == 4 + 1 + 1);
     // off: the fused steps, a GEMM and a cell kernel a step
     const CudnnRnn off(false);
     CHECK(launches(lstm, 10, false) - launches(lstm, 4, false) == 12);

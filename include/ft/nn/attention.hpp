@@ -338,11 +338,11 @@ std::optional<Var<T, R>> cudnn_sdpa(const Var<T, R>& q, const Var<T, R>& k, cons
         p.has_bias = true, p.bias = *vb;
       }
     }
-    if (!cudnn::supported(p)) return std::nullopt;
     const index_t rows = p.q.dim[0] * p.q.dim[1] * L;
     const Tensor<float, 1> stats = p.training ? Tensor<float, 1>(Shape<1>{rows}, dev) : Tensor<float, 1>();
-    cudnn::forward(p, qv.data(), kv.data(), vv.data(), p.has_bias ? bias.data() : nullptr, o.data(),
-                   p.training ? stats.data() : nullptr);
+    if (!cudnn::forward(p, qv.data(), kv.data(), vv.data(), p.has_bias ? bias.data() : nullptr, o.data(),
+                        p.training ? stats.data() : nullptr))
+      return std::nullopt;
     auto bwd = [=](const Tensor<T, R>& g) {
       bool same = true;  // the backward graph reads dout in o's strides
       for (int d = 0; d < R; ++d) same = same && (g.size(d) == 1 || g.stride(d) == o.stride(d));

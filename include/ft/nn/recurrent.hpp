@@ -789,7 +789,13 @@ std::optional<DirectionsResult<T>> cudnn_layer([[maybe_unused]] Mode mode, [[may
     const bool training = grads && autograd::is_grad_enabled();
     std::vector<std::int32_t> lengths;
     for (std::int64_t len : sorted_lengths(batch_sizes)) lengths.push_back(static_cast<std::int32_t>(len));
-    const std::shared_ptr<cudnn::Call> call = cudnn::make_call<T>(*plan, handle, dev, lengths, training);
+    // cuDNN reads the lengths on the device too: a padded batch's are one value (a fill, no host
+    // sync); a packed batch's are copied, as the packing's own row indices are
+    const Tensor<std::int32_t, 1> on_device = lengths.front() == lengths.back()
+                                                  ? ft::full<std::int32_t>({B}, lengths.front(), dev)
+                                                  : from_vector(lengths, {B}, dev);
+    const std::shared_ptr<cudnn::Call> call =
+        cudnn::make_call<T>(*plan, handle, dev, lengths, on_device.storage(), training);
     if (!call) return std::nullopt;
 
     // the weight space, the parameters copied in direction by direction (the biases as columns)

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "ft/core/config.hpp"
@@ -99,7 +100,7 @@ struct Plan {
 
 // The plan of `c` for element type T on `device`, or null when cuDNN does not support the
 // configuration (the caller runs the fused steps instead). Cached per (configuration, type,
-// device, TF32 flag), unsupported ones too.
+// device, TF32 flag); a configuration cuDNN refused is cached as refused (null).
 template <class T>
 const Plan* plan(const Config& c, cudnnHandle_t handle, Device device) {
   constexpr bool f32 = std::is_same_v<T, float>;
@@ -174,9 +175,9 @@ const Plan* plan(const Config& c, cudnnHandle_t handle, Device device) {
 }
 
 // One forward's data descriptors and buffers, kept by its node for the backward (make_call:
-// null when cuDNN refuses the layout). The batch is
-// sequence-major and packed (cuDNN's SEQ_MAJOR_PACKED, as a PackedSequence's rows; a padded
-// batch of equal lengths is the same memory): `lengths` non-increasing, one a sequence.
+// null when cuDNN refuses the layout). The batch is sequence-major and packed (cuDNN's
+// SEQ_MAJOR_PACKED, as a PackedSequence's rows; a padded batch of equal lengths is the same
+// memory): `lengths` non-increasing, one a sequence.
 struct Call {
   const Plan* plan = nullptr;
   Device device;
@@ -200,9 +201,10 @@ struct Call {
   Storage workspace() const { return workspace_bytes ? make_storage(workspace_bytes, device) : nullptr; }
 };
 
+// `lengths` on the host (for the descriptors) and `on_device`, the same as int32 on `device`.
 template <class T>
 std::shared_ptr<Call> make_call(const Plan& p, cudnnHandle_t handle, Device device,
-                                const std::vector<std::int32_t>& lengths, bool training) {
+                                const std::vector<std::int32_t>& lengths, Storage on_device, bool training) {
   const Config& c = p.config;
   const cudnnDataType_t type = data_type<T>();
   auto call = std::make_shared<Call>();
@@ -224,10 +226,7 @@ std::shared_ptr<Call> make_call(const Plan& p, cudnnHandle_t handle, Device devi
   };
   state(call->h, c.proj);
   state(call->c, c.hidden);
-  call->lengths = make_storage(lengths.size() * sizeof(std::int32_t), device);
-  // from pageable memory: the call returns once the values are staged, so `lengths` may go
-  FT_CUDA_CHECK(cudaMemcpyAsync(call->lengths->data(), lengths.data(), lengths.size() * sizeof(std::int32_t),
-                                cudaMemcpyHostToDevice, cuda::current_stream()));
+  call->lengths = std::move(on_device);
   // (some configurations are refused only here, with the data's layout: the caller falls back)
   const cudnnStatus_t sizes =
       cudnnGetRNNTempSpaceSizes(handle, p.rnn, call->mode, call->x, &call->workspace_bytes, &call->reserve_bytes);

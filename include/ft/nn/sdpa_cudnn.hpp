@@ -59,13 +59,11 @@ struct Problem {
   View q, k, v, o, bias;
 };
 
-// Whether cuDNN takes `p` (in training, its backward too): the graphs are built and checked
-// once per problem and cached. False when cuDNN (or this GPU) does not support it.
-bool supported(const Problem& p);
-
 // o ← softmax(q·kᵀ·scale + bias, causal)·v; stats [b, h, s_q] (float, training only) keeps
-// each row's log-sum-exp for the backward. One cuDNN execution on the current stream.
-void forward(const Problem& p, const void* q, const void* k, const void* v, const void* bias, void* o, float* stats);
+// each row's log-sum-exp for the backward. One cuDNN execution on the current stream, or false
+// (nothing run) when cuDNN (or this GPU) does not take `p` (in training, its backward too):
+// the graphs are built and checked once per problem and cached.
+bool forward(const Problem& p, const void* q, const void* k, const void* v, const void* bias, void* o, float* stats);
 
 // dq, dk, dv (contiguous) from dout (o's strides) and the forward's o and stats.
 void backward(const Problem& p, const void* q, const void* k, const void* v, const void* bias, const void* o,
