@@ -5,6 +5,7 @@
 // ft::autograd::UnaryGrad that gives dL/dx as an expression of g = dL/dy and x.
 #include <cmath>
 #include <cstdio>
+#include <vector>
 
 #include "ft/ft.hpp"
 #include "ft/nn.hpp"
@@ -34,6 +35,16 @@ struct ft::autograd::UnaryGrad<Softsign> {
   template <class G, class A>
   static auto grad(const Softsign& op, const G& g, const A& a) {
     return g / ft::square(ft::abs(a * op.k) + 1);
+  }
+};
+
+// A functor of three operands (no derivative: make_nary is for tensors, not Vars): a blend of a
+// and b by t clamped to [0, 1].
+struct ClampedLerp {
+  static constexpr const char* name = "clamped_lerp";
+  FT_HD FT_INLINE float operator()(float a, float b, float t) const {
+    const float u = t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
+    return a + (b - a) * u;
   }
 };
 
@@ -81,5 +92,16 @@ int main() {
     (step == 0 ? first : last) = mse.value().item();
   }
   std::printf("fit sin(3x) with softsign units: mse %.4f -> %.5f\n", first, last);
-  return check.ok && forward == 1 && last < 0.01 ? 0 : 1;
+
+  // 4. Several operands, broadcast together, in one kernel with the ops around it.
+  auto p = ft::zeros<float>({2, 3}), q = ft::ones<float>({2, 3});
+  auto t = ft::from_vector<float>({-1.0f, 0.25f, 2.0f}, {3});  // one weight per column
+  before = ft::stats::launches(ft::kCPU);
+  ft::Tensor<float, 2> blend = 2.0f * ft::make_nary(ClampedLerp{}, p, q, t);
+  const auto blend_launches = ft::stats::launches(ft::kCPU) - before;
+  const auto bv = blend.to_vector();  // rows [0, 0.5, 2]
+  std::printf("2 * clamped_lerp(0, 1, [-1, 0.25, 2]): [%g, %g, %g], %lld launch\n", bv[0], bv[1], bv[2],
+              (long long)blend_launches);
+  const bool blend_ok = bv == std::vector<float>{0, 0.5f, 2, 0, 0.5f, 2} && blend_launches == 1;
+  return check.ok && forward == 1 && last < 0.01 && blend_ok ? 0 : 1;
 }

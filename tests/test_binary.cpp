@@ -621,6 +621,68 @@ TEST_CASE("where(cond, a, b) with tensor and scalar branches selects elementwise
   }
 }
 
+// a·b + c for floats, the larger of a and b where the flag is set: four operands of three types
+struct MulAddOrMax {
+  static constexpr const char* name = "mul_add_or_max";
+  FT_HD FT_INLINE float operator()(bool flag, float a, float b, std::int32_t c) const {
+    return flag ? (a > b ? a : b) : a * b + static_cast<float>(c);
+  }
+};
+
+TEST_CASE("make_nary applies a functor of several operands, broadcast and fused, in one launch") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    for (index_t n : {1, 7, 1027}) {
+      CAPTURE(n);
+      auto flag = make<bool>({3, n}, dev, 1);
+      auto a = make<float>({3, n}, dev, 2);
+      auto b = make<float>({n}, dev, 3);  // broadcast along the rows
+      auto c = make<std::int32_t>({3, 1}, dev, 4, kSmallInts);
+      const auto fv = to_double(flag), av = to_double(a), bv = to_double(b), cv = to_double(c);
+      auto want_of = [&](const std::vector<double>& as) {
+        std::vector<double> r;
+        for (index_t i = 0; i < 3; ++i)
+          for (index_t j = 0; j < n; ++j) {
+            const auto k = static_cast<std::size_t>(i * n + j);
+            const float x = static_cast<float>(as[k]), y = static_cast<float>(bv[j]);
+            r.push_back(fv[k] != 0 ? std::max(x, y) : double(x * y + static_cast<float>(cv[i])));
+          }
+        return r;
+      };
+      auto y = eval_counted(dev, ft::make_nary(MulAddOrMax{}, flag, a, b, c));
+      static_assert(std::is_same_v<decltype(y), ft::Tensor<float, 2>>);
+      check_close(y, want_of(av), 0, 0);
+      // inside a larger statement, with an operand that is itself an expression: still one launch
+      auto z = eval_counted(dev, ft::make_nary(MulAddOrMax{}, flag, a * 2.0f, b, c) - 1.0f);
+      std::vector<double> a2;
+      for (double x : av) a2.push_back(double(float(x) * 2.0f));
+      auto w = want_of(a2);
+      for (double& x : w) x = double(float(x) - 1.0f);
+      check_close(z, w, 0, 0);
+      // contiguous operands of one shape take the dense (vectorised) path
+      auto d = eval_counted(dev, ft::make_nary(MulAddOrMax{}, flag, a, a, ft::zeros<std::int32_t>({3, n}, dev)));
+      std::vector<double> dw;
+      for (std::size_t k = 0; k < av.size(); ++k) {
+        const float x = static_cast<float>(av[k]);
+        dw.push_back(fv[k] != 0 ? x : double(x * x));
+      }
+      check_close(d, dw, 0, 0);
+      // a strided operand
+      auto a_big = make<float>({3, 2 * n}, dev, 6);
+      auto a_s = a_big.slice(1, 0, 2 * n, 2);
+      check_close(eval_counted(dev, ft::make_nary(MulAddOrMax{}, flag, a_s, b, c)), want_of(to_double(a_s)), 0, 0);
+    }
+    // shapes that do not broadcast: an ft::Error naming the functor, before any launch
+    auto p = make<float>({3, 4}, dev, 7);
+    auto q = make<float>({5}, dev, 8);
+    auto flag = make<bool>({3, 4}, dev, 9);
+    auto c = make<std::int32_t>({1}, dev, 10, kSmallInts);
+    ft::stats::reset();
+    CHECK_THROWS_WITH(ft::make_nary(MulAddOrMax{}, flag, p, q, c), doctest::Contains("mul_add_or_max"));
+    expect_launches(dev, 0);
+  }
+}
+
 TEST_CASE("compound assignment +=, -=, *=, /=, %= runs in place with one launch") {
   for (ft::Device dev : ft::test::devices()) {
     CAPTURE(dev);
@@ -739,6 +801,9 @@ FT_GPU_TEST_CASE("an operand on another device is rejected with ft::Error before
   auto b = make<float>({4}, ft::Device(ft::kCUDA, 0), 2);
   ft::stats::reset();
   CHECK_THROWS_AS(ft::eval(a + b), ft::Error);
+  auto flag = make<bool>({4}, ft::kCPU, 3);
+  auto c = make<std::int32_t>({4}, ft::kCPU, 4, kSmallInts);
+  CHECK_THROWS_WITH(ft::make_nary(MulAddOrMax{}, flag, a, b, c), doctest::Contains("same device"));
   CHECK(ft::stats::launches(ft::kCPU) == 0);
   CHECK(ft::stats::launches(ft::Device(ft::kCUDA, 0)) == 0);
 }

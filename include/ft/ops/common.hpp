@@ -18,6 +18,7 @@
 #include "ft/expr/binary.hpp"
 #include "ft/expr/expression.hpp"
 #include "ft/expr/math.hpp"
+#include "ft/expr/nary.hpp"
 #include "ft/expr/unary.hpp"
 #include "ft/expr/where.hpp"
 

@@ -400,12 +400,41 @@ Tensor<T, R> adjust_saturation(const Tensor<T, R>& img, double factor) {
 
 namespace detail {
 
-// Which of HSV -> RGB's four values (0 v, 1 q, 2 p, 3 t) channel c takes in hue sector i.
-struct HsvRole {
-  static constexpr const char* name = "hsv_role";
-  FT_HD FT_INLINE std::int32_t operator()(std::int32_t c, std::int32_t i) const {
-    constexpr std::int32_t table[3][6] = {{0, 1, 2, 2, 3, 0}, {3, 0, 0, 1, 2, 2}, {2, 2, 3, 0, 0, 1}};
-    return table[c][i];
+// Channel c of an RGB pixel (values in [0, 1]) after a hue shift by `factor` turns: RGB -> HSV,
+// h + factor (mod 1), HSV -> RGB, with torchvision's adjust_hue formulas and their order of
+// operations (so its float results). One functor of the pixel's three values: as a tree of
+// binary nodes, the shared subexpressions repeat and the kernel's argument grows to ~60 KB.
+struct HueShift {
+  static constexpr const char* name = "adjust_hue";
+  float factor;
+  FT_HD FT_INLINE float operator()(std::int32_t c, float r, float g, float b) const {
+    const float v = op::Maximum{}(op::Maximum{}(r, g), b);
+    const float minc = op::Minimum{}(op::Minimum{}(r, g), b);
+    const bool eqc = v == minc;
+    const float cr = v - minc;
+    const float s = cr / (eqc ? 1.0f : v);
+    const float cr_divisor = eqc ? 1.0f : cr;
+    const float rc = (v - r) / cr_divisor, gc = (v - g) / cr_divisor, bc = (v - b) / cr_divisor;
+    const float hr = v == r ? bc - gc : 0.0f;
+    const float hg = (v == g && v != r) ? 2.0f + rc - bc : 0.0f;
+    const float hb = (v != g && v != r) ? 4.0f + gc - rc : 0.0f;
+    const float h = op::Remainder{}(op::Fmod{}((hr + hg + hb) / 6.0f + 1.0f, 1.0f) + factor, 1.0f);
+    // hue sector i of six, fraction f; channel c takes v, q, p or t by (c, i)
+    const float i = math::floor(h * 6.0f);
+    const float f = h * 6.0f - i;
+    const std::int32_t sector = op::Remainder{}(op::CastTo<std::int32_t>{}(i), std::int32_t{6});
+    constexpr std::int32_t role[3][6] = {{0, 1, 2, 2, 3, 0}, {3, 0, 0, 1, 2, 2}, {2, 2, 3, 0, 0, 1}};
+    const op::Clamp<float> clamp01{0.0f, 1.0f};
+    switch (role[c][sector]) {
+      case 0:
+        return v;
+      case 1:
+        return clamp01(v * (1.0f - s * f));
+      case 2:
+        return clamp01(v * (1.0f - s));
+      default:
+        return clamp01(v * (1.0f - s * (1.0f - f)));
+    }
   }
 };
 
@@ -428,29 +457,8 @@ Tensor<T, R> adjust_hue(const Tensor<T, R>& img, double factor) {
     else
       return v;
   };
-  auto r = channel(0), g = channel(1), b = channel(2);
-  // RGB -> HSV ([N, 1, H, W] expressions)
-  auto v = maximum(maximum(r, g), b);
-  auto minc = minimum(minimum(r, g), b);
-  auto eqc = v == minc;
-  auto cr = v - minc;
-  auto s = cr / where(eqc, 1.0f, v);
-  auto cr_divisor = where(eqc, 1.0f, cr);
-  auto rc = (v - r) / cr_divisor, gc = (v - g) / cr_divisor, bc = (v - b) / cr_divisor;
-  auto hr = where(v == r, bc - gc, 0.0f);
-  auto hg = where(logical_and(v == g, v != r), 2.0f + rc - bc, 0.0f);
-  auto hb = where(logical_and(v != g, v != r), 4.0f + gc - rc, 0.0f);
-  auto hue = remainder(fmod((hr + hg + hb) / 6.0f + 1.0f, 1.0f) + static_cast<float>(factor), 1.0f);
-  // HSV -> RGB: hue sector i of six, fraction f; channel c takes v, q, p or t by (c, i)
-  auto i = floor(hue * 6.0f);
-  auto f = hue * 6.0f - i;
-  auto sector = remainder(cast<std::int32_t>(i), 6);
-  auto p = clamp(v * (1.0f - s), 0.0f, 1.0f);
-  auto q = clamp(v * (1.0f - s * f), 0.0f, 1.0f);
-  auto t = clamp(v * (1.0f - s * (1.0f - f)), 0.0f, 1.0f);
   const auto c = from_vector<std::int32_t>({0, 1, 2}, {1, 3, 1, 1}, x.device());  // a copy, not a launch
-  auto role = make_binary(detail::HsvRole{}, c, sector);                          // [N, 3, H, W]
-  auto rgb = where(role == 0, v, where(role == 1, q, where(role == 2, p, t)));
+  auto rgb = make_nary(detail::HueShift{static_cast<float>(factor)}, c, channel(0), channel(1), channel(2));
   Tensor<T, 4> out;
   if constexpr (u8)
     out = cast<std::uint8_t>(rgb * 255.0f);
