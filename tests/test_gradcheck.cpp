@@ -4,6 +4,7 @@
 // table, every reducer and every boundary op has a case, so an op added without one shows.
 #include <set>
 
+#include "ft/nn/layers.hpp"
 #include "ft/nn/loss.hpp"
 #include "gradcheck_cases.hpp"
 
@@ -66,6 +67,24 @@ std::vector<Case> elementwise_cases() {
   c.push_back(unary(
       "hardswish", [](const auto& x) { return hardswish(x * 4); }, -2, 2));
   c.push_back(unary("mish", [](const auto& x) { return mish(x * 3); }));
+  c.push_back(unary("selu", [](const auto& x) { return selu(x * 3); }));
+  c.push_back(unary("celu", [](const auto& x) { return celu(x * 3, 0.7); }));
+  c.push_back(unary("softsign", [](const auto& x) { return softsign(x * 3); }));
+  c.push_back(unary("tanhshrink", [](const auto& x) { return tanhshrink(x * 2); }));
+  c.push_back(unary("softshrink", [](const auto& x) { return softshrink(x * 3, 0.5); }));
+  c.push_back(unary("hardshrink", [](const auto& x) { return hardshrink(x * 3, 0.5); }));
+  c.push_back(unary("logsigmoid", [](const auto& x) { return logsigmoid(x * 6); }));
+  c.push_back(unary("threshold", [](const auto& x) { return threshold(x * 3, 0.1, -1.0); }));
+  // nn::functional's activations with a parameter, a split or a random slope
+  c.push_back(
+      binary("prelu", {2, 3, 4}, {3}, [](const auto& x, const auto& w) { return nn::functional::prelu(x * 3, w); }));
+  c.push_back(binary("prelu (one slope)", {3, 4}, {1},
+                     [](const auto& x, const auto& w) { return nn::functional::prelu(x * 3, w); }));
+  c.push_back(general("glu", {3, 4}, [](const V2& x) { return V2(nn::functional::glu(x * 2, 1)); }));
+  c.push_back(
+      general("glu (dim 0)", {4, 3}, [](const V2& x) { return V2(nn::functional::glu(x, 0) * x.slice(0, 0, 2)); }));
+  c.push_back(unary("rrelu (training: the draw regenerated)",
+                    [](const auto& x) { return nn::functional::rrelu(x * 3, 0.1, 0.3, true, 5); }));
   c.push_back(unary("lerp (scalar weight)", [](const auto& x) { return lerp(x, exp(x), 0.3) + lerp(x, x * x, 0.8); }));
   c.push_back(unary("chain", [](const auto& x) {
     return tanh(sigmoid(exp(sin(x) * 0.5) + cos(x)) * x - square(x) * 0.1) + relu(x) / (abs(x) + 1);

@@ -58,6 +58,7 @@ std::vector<Case> op_cases() {
   // ---- row-wise composites ----
   c.push_back(general("softmax", {3, 4}, [](const V2& x) { return V2(softmax(x, 1) * 3 + softmax(x * 2, 0)); }));
   c.push_back(general("log_softmax", {3, 4}, [](const V2& x) { return V2(log_softmax(x, 1) + log_softmax(x, 0)); }));
+  c.push_back(general("softmin", {3, 4}, [](const V2& x) { return V2(softmin(x, 1) * 3 + softmin(x * 2, 0)); }));
   c.push_back({"layer_norm", [] {
                  auto x = leaf({2, 3, 4}, 41);
                  auto w = leaf({3, 4}, 42);
@@ -198,6 +199,30 @@ std::vector<Case> op_cases() {
     auto pos_weight = ft::from_vector<double>({0.5, 1, 2, 3}, {4});
     return F::binary_cross_entropy_with_logits(x, t) +
            F::binary_cross_entropy_with_logits(x, t * 0.5, Reduction::Sum, pos_weight);
+  }));
+  c.push_back(binary("soft_margin_loss, hinge_embedding_loss", s3x4, s3x4, [](const auto& x, const auto& t) {
+    auto y = ft::from_vector<double>({1, -1, -1, 1, 1, 1, -1, 1, -1, -1, 1, 1}, {3, 4});
+    return F::soft_margin_loss(x * t, y) + F::hinge_embedding_loss<Reduction::Sum>(x + t, y, 0.5);
+  }));
+  c.push_back(binary(
+      "poisson_nll_loss", s3x4, s3x4,
+      [](const auto& x, const auto& rate) {
+        auto k = ft::from_vector<double>({0, 1, 2, 3, 5, 0, 4, 1, 2, 7, 3, 1}, {3, 4});
+        return F::poisson_nll_loss(x, k) + F::poisson_nll_loss<Reduction::Sum>(x * 0.5, k, {.full = true}) +
+               F::poisson_nll_loss(rate, k, Reduction::Mean, {.log_input = false, .full = true});
+      },
+      -2, 2, 0.5, 2));
+  c.push_back(binary(  // the input's and the variance's gradients
+      "gaussian_nll_loss", s3x4, s3x4,
+      [](const auto& x, const auto& var) {
+        auto t = ft::from_vector<double>({0.5, -1, 2, 0, 1, 1.5, -0.5, 0.25, 3, -2, 0.1, 1}, {3, 4});
+        return F::gaussian_nll_loss(x, t, var) + F::gaussian_nll_loss<Reduction::Sum>(x, t, var.slice(1, 0, 1), true);
+      },
+      -2, 2, 0.5, 2));
+  c.push_back(binary("multilabel_soft_margin_loss", s3x4, s3x4, [](const auto& x, const auto& t) {
+    auto w = ft::from_vector<double>({0.5, 1, 2, 3}, {4});
+    return F::multilabel_soft_margin_loss(x, t * 0.25 + 0.5) +
+           ft::sum(F::multilabel_soft_margin_loss<Reduction::None>(x * 2, t * 0.25 + 0.5, w));
   }));
   c.push_back(general("nll_loss", {5, 4}, [](const V2& x) {
     auto t = ft::from_vector<std::int64_t>({0, 3, -100, 1, 2}, {5});

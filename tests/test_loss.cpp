@@ -218,6 +218,49 @@ struct TripletMargin {
   }
 };
 
+struct SoftMargin {
+  ft::Tensor<float, 2> y;
+  template <Reduction Red>
+  auto operator()(const ft::Var<float, 2>& x) const {
+    return F::soft_margin_loss<Red>(x, y);
+  }
+};
+struct HingeEmbedding {
+  ft::Tensor<float, 2> y;
+  double margin;
+  template <Reduction Red>
+  auto operator()(const ft::Var<float, 2>& x) const {
+    return F::hinge_embedding_loss<Red>(x, y, margin);
+  }
+};
+struct PoissonNll {
+  ft::Tensor<float, 2> t;
+  F::PoissonNllOptions options;
+  template <Reduction Red>
+  auto operator()(const ft::Var<float, 2>& x) const {
+    return F::poisson_nll_loss<Red>(x, t, options);
+  }
+};
+template <int RV>
+struct GaussianNll {
+  ft::Tensor<float, 2> t;
+  ft::Tensor<float, RV> var;
+  bool full;
+  double eps;
+  template <Reduction Red>
+  auto operator()(const ft::Var<float, 2>& x) const {
+    return F::gaussian_nll_loss<Red>(x, t, var, full, eps);
+  }
+};
+struct MultiLabelSoftMargin {
+  ft::Tensor<float, 2> t;
+  ft::Tensor<float, 1> w;
+  template <Reduction Red>
+  auto operator()(const ft::Var<float, 2>& x) const {
+    return w.defined() ? F::multilabel_soft_margin_loss<Red>(x, t, w) : F::multilabel_soft_margin_loss<Red>(x, t);
+  }
+};
+
 ft::Tensor<std::int64_t, 1> targets(const std::string& name, ft::Device dev) {
   return golden().tensor<std::int64_t, 1>(name, dev);
 }
@@ -316,6 +359,62 @@ TEST_CASE("kl_div (log_target, batchmean), margin_ranking, cosine_embedding and 
     x = leaf<2>("nll.input", dev);
     ft::nn::NLLLoss nll{.reduction = Reduction::Sum, .weight = input_of<1>("ce.weight", dev)};
     check_loss("nll_w.sum", nll(x, targets("ce.target", dev)), x, "", dev);
+  }
+}
+
+TEST_CASE("soft_margin, hinge_embedding, poisson_nll, gaussian_nll and multilabel_soft_margin losses match torch") {
+  for (ft::Device dev : ft::test::devices()) {
+    CAPTURE(dev);
+    auto y = input_of<2>("sm.y", dev);
+    check_reductions<2>("soft_margin", "reg.input", "reg.r", dev, SoftMargin{y});
+    check_reductions<2>("hinge", "reg.input", "reg.r", dev, HingeEmbedding{y, 1.0});
+    check_reductions<2>("hinge_m05", "reg.input", "reg.r", dev, HingeEmbedding{y, 0.5});
+    auto counts = input_of<2>("pois.target", dev);
+    check_reductions<2>("pois", "pois.input", "reg.r", dev, PoissonNll{counts, {}});
+    check_reductions<2>("pois_full", "pois.input", "reg.r", dev, PoissonNll{counts, {.full = true}});
+    check_reductions<2>("pois_rate", "pois.rates", "reg.r", dev, PoissonNll{counts, {.log_input = false}});
+    check_reductions<2>("pois_rate_full", "pois.rates", "reg.r", dev,
+                        PoissonNll{counts, {.log_input = false, .full = true, .eps = 1e-3}});
+    auto t = input_of<2>("reg.target", dev);
+    auto var = input_of<2>("gauss.var", dev);
+    check_reductions<2>("gauss", "reg.input", "reg.r", dev, GaussianNll<2>{t, var, false, 1e-6});
+    check_reductions<2>("gauss_full", "reg.input", "reg.r", dev, GaussianNll<2>{t, var, true, 1e-6});
+    check_reductions<2>("gauss_v5", "reg.input", "reg.r", dev,
+                        GaussianNll<1>{t, input_of<1>("gauss.var5", dev), false, 1e-6});
+    check_reductions<2>("gauss_v51", "reg.input", "reg.r", dev,
+                        GaussianNll<2>{t, input_of<2>("gauss.var51", dev), false, 0.3});
+    {  // var's gradient: as if the entry below eps had not been raised
+      ft::Var<float, 2> v(var, ft::requires_grad);
+      ft::Var<float, 0> l = ft::nn::GaussianNLLLoss{}(input_of<2>("reg.input", dev), t, v);
+      l.backward();
+      ft::test::check_close(v.grad(), golden().values("gauss.mean.grad_var"), 1e-5, 1e-6);
+      CHECK_THROWS_WITH_AS(F::gaussian_nll_loss(t, t, var - 2.0f), doctest::Contains("negative"), ft::Error);
+      CHECK_THROWS_WITH_AS(F::gaussian_nll_loss(t, t, ft::zeros<float>({4}, dev)), doctest::Contains("var [4] on "),
+                           ft::Error);
+    }
+    auto labels = input_of<2>("mlsm.target", dev);
+    check_reductions<2>("mlsm", "reg.input", "mlsm.r", dev, MultiLabelSoftMargin{labels, {}});
+    check_reductions<2>("mlsm_w", "reg.input", "mlsm.r", dev,
+                        MultiLabelSoftMargin{labels, input_of<1>("mlsm.weight", dev)});
+    // the module forms
+    auto x = leaf<2>("reg.input", dev);
+    check_loss("soft_margin.sum", ft::nn::SoftMarginLoss{.reduction = Reduction::Sum}(x, y), x, "", dev);
+    x = leaf<2>("reg.input", dev);
+    check_loss("hinge_m05.mean", ft::nn::HingeEmbeddingLoss{.margin = 0.5}(x, y), x, "", dev);
+    x = leaf<2>("pois.rates", dev);
+    check_loss("pois_rate_full.mean", ft::nn::PoissonNLLLoss{.log_input = false, .full = true, .eps = 1e-3}(x, counts),
+               x, "", dev);
+    x = leaf<2>("reg.input", dev);
+    check_loss("gauss_full.sum", ft::nn::GaussianNLLLoss{.full = true, .reduction = Reduction::Sum}(x, t, var), x, "",
+               dev);
+    x = leaf<2>("reg.input", dev);
+    check_loss("mlsm_w.mean", ft::nn::MultiLabelSoftMarginLoss{.weight = input_of<1>("mlsm.weight", dev)}(x, labels), x,
+               "", dev);
+    // one launch forward and one backward, as the other elementwise losses
+    x = leaf<2>("reg.input", dev);
+    ft::Var<float, 0> l;
+    CHECK(ft::test::launches_of(dev, [&] { l = F::multilabel_soft_margin_loss(x, labels); }) == 1);
+    CHECK(ft::test::launches_of(dev, [&] { l.backward(); }) == 1);
   }
 }
 

@@ -281,6 +281,85 @@ TEST_CASE("activation modules match PyTorch") {
   }
 }
 
+TEST_CASE("the rest of torch.nn's activations match PyTorch: ELU … Softmin, GLU, PReLU, RReLU") {
+  for (ft::Device dev : ft::test::devices()) {
+    ft::nn::ELU elu(0.7);
+    ft::nn::SELU selu;
+    ft::nn::CELU celu(0.6);
+    ft::nn::Softplus softplus(2.0, 3.0);
+    ft::nn::Softsign softsign;
+    ft::nn::Tanhshrink tanhshrink;
+    ft::nn::Softshrink softshrink(0.7);
+    ft::nn::Hardshrink hardshrink(0.7);
+    ft::nn::LogSigmoid logsigmoid;
+    ft::nn::Threshold threshold(0.3, -2.0);
+    ft::nn::Softmin softmin(1);
+    ft::nn::Softmax2d softmax2d;
+    check_layer<2>("elu", elu, dev);
+    check_layer<2>("selu", selu, dev);
+    check_layer<2>("celu", celu, dev);
+    check_layer<2>("softplus", softplus, dev);
+    check_layer<2>("softsign", softsign, dev);
+    check_layer<2>("tanhshrink", tanhshrink, dev, 1e-4);  // x − tanh x cancels near 0
+    check_layer<2>("softshrink", softshrink, dev);
+    check_layer<2>("hardshrink", hardshrink, dev);
+    check_layer<2>("logsigmoid", logsigmoid, dev);
+    check_layer<2>("threshold", threshold, dev);
+    check_layer<2>("softmin", softmin, dev);
+    check_layer<4>("softmax2d", softmax2d, dev);
+    ft::nn::GLU glu, glu1(1);
+    check_layer<2>("glu", glu, dev);
+    check_layer<3>("glu_dim1", glu1, dev);
+    ft::nn::PReLU<float> prelu(1, 0.25, dev), prelu3(3, 0.25, dev);
+    check_layer<2>("prelu", prelu, dev);
+    check_layer<4>("prelu_channels", prelu3, dev);
+    ft::nn::RReLU rrelu(0.1, 0.3);
+    rrelu.eval();
+    check_layer<2>("rrelu_eval", rrelu, dev);
+
+    // each is one kernel with what reads it, forward and backward
+    ft::Var<float, 2> x(ft::test::random_tensor<float>({4, 6}, dev, 5), ft::requires_grad);
+    ft::Var<float, 0> loss;
+    CHECK(ft::test::launches_of(dev, [&] { loss = ft::sum(prelu(x) * 2.0f); }) == 1);
+    CHECK(ft::test::launches_of(dev, [&] { loss = ft::sum(glu1(x) * 2.0f); }) == 1);
+    CHECK(ft::test::launches_of(dev, [&] {
+            loss = ft::sum(ft::selu(x) + ft::celu(x) + ft::softsign(x) + ft::tanhshrink(x) + ft::softshrink(x) +
+                           ft::hardshrink(x) + ft::logsigmoid(x) + ft::threshold(x, 0.1, 1.0));
+          }) == 1);
+    CHECK(ft::test::launches_of(dev, [&] { loss.backward(); }) == 1);
+    // bad arguments name the op and the shapes
+    CHECK_THROWS_WITH_AS(glu(ft::zeros<float>({2, 3}, dev)), doctest::Contains("glu: Halving dimension must be even"),
+                         ft::Error);
+    CHECK_THROWS_WITH_AS(prelu3(ft::zeros<float>({2, 4, 5}, dev)),
+                         doctest::Contains("channel size = 4 (input [2, 4, 5])"), ft::Error);
+    CHECK_THROWS_WITH_AS(ft::softshrink(x, -1.0), doctest::Contains("softshrink"), ft::Error);
+    CHECK_THROWS_AS(ft::nn::RReLU(0.5, 0.1), ft::Error);
+  }
+}
+
+TEST_CASE("RReLU in training: a slope in [lower, upper] per negative element, the same in the backward") {
+  for (ft::Device dev : ft::test::devices()) {
+    ft::nn::RReLU rrelu(0.1, 0.3, 7);
+    ft::Var<float, 1> x(ft::from_vector<float>(std::vector<float>(4096, -2.0f), {4096}, dev), ft::requires_grad);
+    ft::Var<float, 1> y = rrelu(x);
+    ft::Var<float, 0>(ft::sum(y)).backward();
+    const auto yv = y.value().to_vector(), gv = x.grad().to_vector();
+    double mean = 0;
+    for (std::size_t i = 0; i < yv.size(); ++i) {
+      const double slope = yv[i] / -2.0;
+      REQUIRE(slope >= 0.1 - 1e-7);
+      REQUIRE(slope <= 0.3 + 1e-7);
+      REQUIRE(gv[i] == doctest::Approx(slope).epsilon(1e-6));  // the backward regenerates the draw
+      mean += slope / static_cast<double>(yv.size());
+    }
+    CHECK(mean == doctest::Approx(0.2).epsilon(0.02));
+    ft::Var<float, 1> again = rrelu(x);  // a new draw each call; positive inputs pass unchanged
+    CHECK(again.value().to_vector() != yv);
+    auto pos = ft::from_vector<float>({0.5f, 3.0f}, {2}, dev);
+    CHECK(ft::Tensor<float, 1>(rrelu(pos)).to_vector() == std::vector<float>{0.5f, 3.0f});
+  }
+}
+
 TEST_CASE("GroupNorm, InstanceNorm2d, PixelShuffle and Upsample match PyTorch") {
   for (ft::Device dev : ft::test::devices()) {
     ft::nn::GroupNorm<float> gn(2, 6, 1e-5, true, dev), gn_plain(3, 6, 1e-3, false, dev);

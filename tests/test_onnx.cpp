@@ -99,6 +99,15 @@ struct Scan : nn::Module<Scan> {
     return ft::cumsum(x, 1);
   }
 };
+// random slopes drawn in the forward (rrelu with training = true), which a graph cannot hold
+struct TrainingRrelu : nn::Module<TrainingRrelu> {
+  template <class V>
+  void visit(V&&) {}
+  template <class X>
+  auto forward(const X& x) {
+    return nn::functional::rrelu(x, 0.1, 0.3, /*training=*/true, 1);
+  }
+};
 struct WithScan : nn::Module<WithScan> {
   nn::Linear<float> fc{6, 6};
   Scan scan;
@@ -235,6 +244,10 @@ TEST_CASE("onnx: what cannot be exported is an error naming it and its module, a
   CHECK(ft::test::error_of([&] {
           ft::onnx::to_onnx(mlp, ft::randn<float>({4, 6}, ft::kCPU, 4), {.opset = 11});
         }).find("opset 11") != std::string::npos);
+  TrainingRrelu rrelu;
+  CHECK(ft::test::error_of([&] {
+          ft::onnx::to_onnx(rrelu, ft::randn<float>({4, 6}, ft::kCPU, 5));
+        }).find("rrelu in training mode") != std::string::npos);
 }
 
 namespace {

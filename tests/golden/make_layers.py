@@ -6,7 +6,7 @@ overwrite below (<case>.param.<key>, keys as PyTorch names them), the input (<ca
 output (<case>.output), a random r (<case>.seed_grad) and the gradients of (output * r).sum() for
 a float input (<case>.grad.input) and each parameter (<case>.grad.<name>). BatchNorm in training
 mode also records its state_dict after the forward (<case>.after.<key>: running stats and
-num_batches_tracked). Options: "affine" overwrites weight and bias with randn, "stats" sets
+num_batches_tracked). Options: "affine" overwrites weight and bias with randn, "weight" the weight alone, "stats" sets
 running_mean = randn and running_var = rand + 0.5, "eval" calls module.eval().
 
 Run from the repository root (needs torch; Debian's python3-torch is enough):
@@ -105,6 +105,24 @@ CASES = [
         randn(1, 2, 4, 4),
         (),
     ),
+    # the remaining activations of torch.nn
+    ("elu", lambda: nn.ELU(0.7), ACT, ()),
+    ("selu", lambda: nn.SELU(), ACT, ()),
+    ("celu", lambda: nn.CELU(0.6), ACT, ()),
+    ("softplus", lambda: nn.Softplus(2.0, 3.0), ACT, ()),  # beta·x above 3 is linear
+    ("softsign", lambda: nn.Softsign(), ACT, ()),
+    ("tanhshrink", lambda: nn.Tanhshrink(), ACT, ()),
+    ("softshrink", lambda: nn.Softshrink(0.7), ACT, ()),
+    ("hardshrink", lambda: nn.Hardshrink(0.7), ACT, ()),
+    ("logsigmoid", lambda: nn.LogSigmoid(), randn(4, 6, scale=12.0), ()),
+    ("threshold", lambda: nn.Threshold(0.3, -2.0), ACT, ()),
+    ("softmin", lambda: nn.Softmin(dim=1), ACT, ()),
+    ("softmax2d", lambda: nn.Softmax2d(), randn(2, 3, 4, 5), ()),
+    ("glu", lambda: nn.GLU(), randn(3, 8), ()),
+    ("glu_dim1", lambda: nn.GLU(dim=1), randn(2, 6, 3), ()),
+    ("prelu", lambda: nn.PReLU(), ACT, ()),
+    ("prelu_channels", lambda: nn.PReLU(3), randn(2, 3, 4, 5), ("weight",)),
+    ("rrelu_eval", lambda: nn.RReLU(0.1, 0.3), ACT, ("eval",)),
 ]
 
 
@@ -116,6 +134,8 @@ def main():
             torch.manual_seed(index)
             m = make()
             with torch.no_grad():
+                if "weight" in options:
+                    m.weight.copy_(torch.randn_like(m.weight))
                 if "affine" in options:
                     m.weight.copy_(torch.randn_like(m.weight))
                     m.bias.copy_(torch.randn_like(m.bias))

@@ -2,7 +2,8 @@
 """Writes tests/golden/losses.txt: PyTorch's values of the ft::nn losses, for tests/test_loss.cpp.
 
 For each loss (mse, l1, smooth_l1, huber, cross_entropy, nll, binary_cross_entropy,
-binary_cross_entropy_with_logits, kl_div, margin_ranking, cosine_embedding, triplet_margin), some
+binary_cross_entropy_with_logits, kl_div, margin_ranking, cosine_embedding, triplet_margin,
+soft_margin, hinge_embedding, poisson_nll, gaussian_nll, multilabel_soft_margin), some
 options (class weights, probability targets, kl_div's log_target and batchmean, margins, swap) (smooth_l1 beta = 0.5 and 0, huber delta = 0.7,
 cross_entropy with ignored rows, an in-range ignore_index and label_smoothing = 0.1, nll with
 ignore_index, bce_with_logits with pos_weight) and each reduction (none, mean, sum) it records
@@ -182,6 +183,51 @@ def main():
     loss_cases(lines, "tri", ta, rc, lambda a, red: F.triplet_margin_loss(a, tp, tn, reduction=red))
     loss_cases(lines, "tri_swap_p1", ta, rc,
                lambda a, red: F.triplet_margin_loss(a, tp, tn, margin=0.5, p=1, swap=True, reduction=red))
+
+    # ---- margins, counts and variances on [5, 4] (appended: the draws above keep their values) ----
+    sy = torch.where(torch.rand(5, 4) < 0.5, -1.0, 1.0)
+    record(lines, "sm.y", sy)
+    loss_cases(lines, "soft_margin", x, r, lambda a, red: F.soft_margin_loss(a, sy, reduction=red))
+    loss_cases(lines, "hinge", x, r, lambda a, red: F.hinge_embedding_loss(a, sy, reduction=red))
+    loss_cases(lines, "hinge_m05", x, r, lambda a, red: F.hinge_embedding_loss(a, sy, margin=0.5, reduction=red))
+
+    counts = torch.poisson(torch.rand(5, 4) * 4)
+    counts[0, :3] = torch.tensor([0.0, 1.0, 2.0])  # Stirling's term only above 1
+    rates = torch.rand(5, 4) * 3 + 0.1
+    record(lines, "pois.target", counts)
+    record(lines, "pois.rates", rates)
+    record(lines, "pois.input", x * 0.5)
+    loss_cases(lines, "pois", x * 0.5, r, lambda a, red: F.poisson_nll_loss(a, counts, reduction=red))
+    loss_cases(lines, "pois_full", x * 0.5, r, lambda a, red: F.poisson_nll_loss(a, counts, full=True, reduction=red))
+    loss_cases(lines, "pois_rate", rates, r,
+               lambda a, red: F.poisson_nll_loss(a, counts, log_input=False, reduction=red))
+    loss_cases(lines, "pois_rate_full", rates, r,
+               lambda a, red: F.poisson_nll_loss(a, counts, log_input=False, full=True, eps=1e-3, reduction=red))
+
+    var = torch.rand(5, 4) + 0.1
+    var[2, 1] = 1e-8  # below eps: raised to it, the gradient as if it were not
+    var5 = torch.rand(5) + 0.2
+    var51 = torch.rand(5, 1) + 0.2
+    record(lines, "gauss.var", var)
+    record(lines, "gauss.var5", var5)
+    record(lines, "gauss.var51", var51)
+    loss_cases(lines, "gauss", x, r, lambda a, red: F.gaussian_nll_loss(a, t, var, reduction=red))
+    loss_cases(lines, "gauss_full", x, r, lambda a, red: F.gaussian_nll_loss(a, t, var, full=True, reduction=red))
+    loss_cases(lines, "gauss_v5", x, r, lambda a, red: F.gaussian_nll_loss(a, t, var5, reduction=red))
+    loss_cases(lines, "gauss_v51", x, r, lambda a, red: F.gaussian_nll_loss(a, t, var51, eps=0.3, reduction=red))
+    vi = var.clone().requires_grad_(True)
+    F.gaussian_nll_loss(x, t, vi).backward()
+    record(lines, "gauss.mean.grad_var", vi.grad)
+
+    labels = (torch.rand(5, 4) < 0.4).float()
+    class_w = torch.rand(4) + 0.5
+    r5 = torch.randn(5)
+    record(lines, "mlsm.target", labels)
+    record(lines, "mlsm.weight", class_w)
+    record(lines, "mlsm.r", r5)
+    loss_cases(lines, "mlsm", x, r5, lambda a, red: F.multilabel_soft_margin_loss(a, labels, reduction=red))
+    loss_cases(lines, "mlsm_w", x, r5,
+               lambda a, red: F.multilabel_soft_margin_loss(a, labels, weight=class_w, reduction=red))
 
     with open(OUT, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -405,6 +405,24 @@ int main(int argc, char** argv) {
       a, b);
   run_fn(
       "transpose_matmul", [](const auto& x) { return ft::matmul(x, x.transpose(0, 1)); }, a, b);
+  run_fn(
+      "selu_celu_shrinks",
+      [](const auto& x) {
+        return ft::selu(x) + ft::celu(x, 0.6) + ft::softsign(x) + ft::tanhshrink(x) + ft::softshrink(x, 0.4) +
+               ft::hardshrink(x, 0.3) + ft::logsigmoid(x * 4.0f) + ft::threshold(x, 0.2, -1.0);
+      },
+      a, b);
+  run_fn(
+      "softmin_glu",
+      [](const auto& x) {
+        return ft::softmin(x, 1) + nn::functional::glu(ft::cat({x, x}, 1) * 2.0f);
+      },
+      a, b);
+  nn::PReLU<float> prelu(4);
+  prelu.weight.data() = ft::randn<float>({4}, ft::kCPU, 69);
+  run_case("prelu_channels", prelu, img(3, 4, 5, 70), img(5, 4, 5, 71));
+  nn::RReLU rrelu(0.1, 0.3);  // exported in eval mode: the mean slope
+  run_case("rrelu_eval", rrelu, rows(3, 9, 72), rows(5, 9, 73));
   std::printf("exported %d cases into %s\n", g_cases, g_dir.c_str());
   return 0;
 }

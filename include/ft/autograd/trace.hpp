@@ -290,6 +290,14 @@ template <class E>
     o.a = static_cast<double>(e.functor().scale);
     o.name = "dropout in training mode (export a model in eval mode)";
     out.push_back(o);
+  } else if constexpr (requires {
+                         e.functor().lower;
+                         e.functor().upper;
+                       }) {  // rrelu's slope: a constant when it does not draw (eval mode)
+    o.kind = e.functor().lower == e.functor().upper ? TraceOp::constant : TraceOp::unknown;
+    o.a = static_cast<double>(e.functor().lower);
+    o.name = "rrelu in training mode (export a model in eval mode)";
+    out.push_back(o);
   } else {
     o.describe = &describe_node<E>;
     out.push_back(o);

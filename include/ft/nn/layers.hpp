@@ -557,6 +557,125 @@ class Dropout : public Stateless<Dropout> {
   std::uint64_t calls_ = 0;
 };
 
+// ---- activations with a parameter, a split or a random slope ----
+namespace detail {
+// RReLU's slope of the negative part: U(lower, upper) per element from Philox (training), or
+// their mean for every element (lower == upper: no draw).
+template <class T>
+struct RreluSlope {
+  std::uint64_t seed;
+  float lower, upper;
+  FT_HD FT_INLINE T operator()(index_t i) const {
+    if (lower == upper) return static_cast<T>(lower);
+    philox::U32x4 w = philox::philox4x32_10(static_cast<std::uint64_t>(i), seed);
+    return static_cast<T>(lower + (upper - lower) * philox::uniform_float(w.v[0]));
+  }
+};
+}  // namespace detail
+
+namespace functional {
+// torch.nn.functional.glu: a · σ(b), a and b the halves of x along dim (views: no copy of a
+// tensor or Var; the product fuses into what reads it).
+template <Expression X>
+auto glu(const X& x, int dim = -1) {
+  static_assert(X::rank >= 1, "ft::nn::functional::glu: the input needs at least one dimension");
+  const int d = wrap_dim(dim, X::rank, "glu");
+  const index_t n = x.shape()[d];
+  check(n % 2 == 0, "glu", "Halving dimension must be even, but dimension ", d, " is size ", n, " (input ",
+        to_string(x.shape()), ")");
+  const auto s = ft::detail::sliceable(x);
+  return s.slice(d, 0, n / 2) * sigmoid(s.slice(d, n / 2, n));
+}
+
+// torch.nn.functional.prelu: x where x > 0, weight · x elsewhere; weight [1] or [channels]
+// (dimension 1 of x) broadcast over the other dimensions.
+template <Expression X, Expression W>
+auto prelu(const X& x, const W& weight) {
+  constexpr int R = X::rank;
+  static_assert(R >= 1 && W::rank == 1, "ft::nn::functional::prelu: x needs a dimension, weight is a vector");
+  const index_t n = weight.shape()[0], channels = R >= 2 ? x.shape()[1] : 1;
+  check(n == 1 || n == channels, "prelu",
+        "Mismatch of parameter numbers and input channel size. Found parameter numbers = ", n,
+        " and channel size = ", channels, " (input ", to_string(x.shape()), ")");
+  if constexpr (R <= 2) {
+    return where(x > 0, x, weight * x);  // [C] against [N, C], or one value
+  } else {
+    index_t shape[R - 1];
+    shape[0] = n;
+    for (int d = 1; d < R - 1; ++d) shape[d] = 1;
+    return where(x > 0, x, ft::detail::sliceable(weight).reshape(shape) * x);
+  }
+}
+
+// torch.nn.functional.rrelu: x where x > 0, a·x elsewhere; in training a ~ U(lower, upper) drawn
+// per element (Philox, keyed by seed: regenerated in the backward, never stored), else a =
+// (lower + upper) / 2.
+template <Expression X>
+auto rrelu(const X& x, double lower = 1.0 / 8, double upper = 1.0 / 3, bool training = false,
+           std::uint64_t seed = next_seed()) {
+  check(lower <= upper, "rrelu", "Lower bound should be less than or equal to the upper bound, got ", lower, " and ",
+        upper);
+  using T = detail::value_t<X>;
+  const auto mid = static_cast<float>((lower + upper) / 2);
+  const detail::RreluSlope<T> slope{seed, training ? static_cast<float>(lower) : mid,
+                                    training ? static_cast<float>(upper) : mid};
+  return where(x > 0, x, x * Generator<detail::RreluSlope<T>, X::rank>(slope, x.shape(), x.device()));
+}
+}  // namespace functional
+
+// nn.PReLU(num_parameters, init): a learnable slope for the negative part, one or one a channel.
+template <class T = float>
+class PReLU : public Module<PReLU<T>> {
+ public:
+  Var<T, 1> weight;
+
+  explicit PReLU(index_t num_parameters = 1, double init = 0.25, Device device = kCPU) {
+    check(num_parameters >= 1, "PReLU", "num_parameters must be positive, got ", num_parameters);
+    Tensor<T, 1> w(Shape<1>{num_parameters}, device);
+    w = static_cast<T>(init);
+    weight = detail::parameter(w);
+  }
+  template <class V>
+  void visit(V&& v) {
+    v("weight", weight);
+  }
+  template <Expression X>
+  auto forward(const X& x) {
+    return functional::prelu(x, weight);
+  }
+};
+
+// nn.RReLU(lower, upper): random slopes in training (a new draw each call), their mean in eval.
+class RReLU : public Stateless<RReLU> {
+ public:
+  double lower, upper;
+  explicit RReLU(double lower_ = 1.0 / 8, double upper_ = 1.0 / 3, std::uint64_t seed = next_seed())
+      : lower(lower_), upper(upper_), seed_(seed) {
+    check(lower <= upper, "RReLU", "Lower bound should be less than or equal to the upper bound, got ", lower, " and ",
+          upper);
+  }
+  template <Expression X>
+  auto forward(const X& x) {
+    const std::uint64_t s = seed_ ^ (0x9E3779B97F4A7C15ull * ++calls_);
+    return functional::rrelu(x, lower, upper, this->is_training(), s);
+  }
+
+ private:
+  std::uint64_t seed_;
+  std::uint64_t calls_ = 0;
+};
+
+// nn.GLU(dim): a · σ(b) over the halves of dim.
+struct GLU : Stateless<GLU> {
+  int dim = -1;
+  GLU() = default;
+  explicit GLU(int d) : dim(d) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return functional::glu(x, dim);
+  }
+};
+
 // ---- shape and identity ----
 // Flattens dimensions StartDim … EndDim (negative: counted from the end) into one, as PyTorch's
 // nn.Flatten(start_dim, end_dim); a view where the input allows it. nn::Flatten is
@@ -710,6 +829,83 @@ struct Mish : Stateless<Mish> {
     return ft::mish(x);
   }
 };
+struct ELU : Stateless<ELU> {
+  double alpha = 1.0;
+  ELU() = default;
+  explicit ELU(double a) : alpha(a) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::elu(x, alpha);
+  }
+};
+struct SELU : Stateless<SELU> {
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::selu(x);
+  }
+};
+struct CELU : Stateless<CELU> {
+  double alpha = 1.0;
+  CELU() = default;
+  explicit CELU(double a) : alpha(a) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::celu(x, alpha);
+  }
+};
+struct Softplus : Stateless<Softplus> {
+  double beta = 1.0, threshold = 20.0;
+  Softplus() = default;
+  explicit Softplus(double b, double t = 20.0) : beta(b), threshold(t) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::softplus(x, beta, threshold);
+  }
+};
+struct Softsign : Stateless<Softsign> {
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::softsign(x);
+  }
+};
+struct Tanhshrink : Stateless<Tanhshrink> {
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::tanhshrink(x);
+  }
+};
+struct Softshrink : Stateless<Softshrink> {
+  double lambd = 0.5;
+  Softshrink() = default;
+  explicit Softshrink(double l) : lambd(l) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::softshrink(x, lambd);
+  }
+};
+struct Hardshrink : Stateless<Hardshrink> {
+  double lambd = 0.5;
+  Hardshrink() = default;
+  explicit Hardshrink(double l) : lambd(l) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::hardshrink(x, lambd);
+  }
+};
+struct LogSigmoid : Stateless<LogSigmoid> {
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::logsigmoid(x);
+  }
+};
+struct Threshold : Stateless<Threshold> {
+  double threshold, value;
+  Threshold(double t, double v) : threshold(t), value(v) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::threshold(x, threshold, value);
+  }
+};
 
 // ---- resampling (lazy expressions, ft/ops/structure.hpp) ----
 // nn.PixelShuffle(r): [N, C·r², H, W] → [N, C, H·r, W·r].
@@ -770,6 +966,23 @@ struct LogSoftmax : Stateless<LogSoftmax> {
   template <Expression X>
   auto forward(const X& x) {
     return ft::log_softmax(x, dim);
+  }
+};
+struct Softmin : Stateless<Softmin> {
+  int dim = -1;
+  Softmin() = default;
+  explicit Softmin(int d) : dim(d) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::softmin(x, dim);
+  }
+};
+// nn.Softmax2d: softmax over the channels of [N, C, H, W] or [C, H, W].
+struct Softmax2d : Stateless<Softmax2d> {
+  template <Expression X>
+  auto forward(const X& x) {
+    static_assert(X::rank == 3 || X::rank == 4, "ft::nn::Softmax2d: the input must be [N, C, H, W] or [C, H, W]");
+    return ft::softmax(x, -3);
   }
 };
 

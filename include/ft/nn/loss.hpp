@@ -1,7 +1,8 @@
 // Loss functions with torch.nn.functional's semantics (ft::nn::functional) and their module
 // forms (ft::nn): mse, l1, smooth_l1, huber, cross_entropy (class indices or probabilities, class
 // weights), nll (class weights), binary_cross_entropy, binary_cross_entropy_with_logits, kl_div,
-// margin_ranking, cosine_embedding and triplet_margin.
+// margin_ranking, cosine_embedding, triplet_margin, soft_margin, hinge_embedding, poisson_nll,
+// gaussian_nll and multilabel_soft_margin.
 //
 // Input and target may be tensors, Vars or expressions. Most losses are one expression: the
 // per-element loss and its reduction run as one fused kernel and, when an operand reads a Var,
@@ -28,6 +29,7 @@
 #include "ft/linalg/rowwise.hpp"
 #include "ft/ops/elementwise.hpp"
 #include "ft/ops/reduction.hpp"
+#include "ft/ops/structure.hpp"
 
 namespace ft::inline FT_ABI::nn {
 
@@ -617,6 +619,164 @@ auto triplet_margin_loss(const A& anchor, const P& positive, const N& negative, 
   });
 }
 
+// ---- margins, counts and variances ----
+
+// log(1 + e^{−target·input}), target ±1 (torch.nn.functional.soft_margin_loss). One launch.
+template <Reduction Red, Expression I, Expression Tg>
+auto soft_margin_loss(const I& input, const Tg& target) {
+  detail::check_loss_operands("soft_margin_loss", input, target);
+  return detail::reduce_loss<Red, detail::loss_value_t<I, Tg>, detail::any_var_v<I, Tg>>(log1p(exp(-target * input)));
+}
+template <Expression I, Expression Tg>
+auto soft_margin_loss(const I& input, const Tg& target, Reduction reduction = Reduction::Mean) {
+  return detail::with_reduction("soft_margin_loss", reduction,
+                                [&]<Reduction R>() { return soft_margin_loss<R>(input, target); });
+}
+
+// input where target = 1, max(0, margin − input) where target = −1 (an element whose target is
+// neither gets both terms, as torch's; torch.nn.functional.hinge_embedding_loss). One launch.
+template <Reduction Red, Expression I, Expression Tg>
+auto hinge_embedding_loss(const I& input, const Tg& target, double margin = 1.0) {
+  detail::check_loss_operands("hinge_embedding_loss", input, target);
+  return detail::reduce_loss<Red, detail::loss_value_t<I, Tg>, detail::any_var_v<I, Tg>>(
+      where(target != 1, maximum(margin - input, 0), 0) + where(target != -1, input, 0));
+}
+template <Expression I, Expression Tg>
+auto hinge_embedding_loss(const I& input, const Tg& target, Reduction reduction = Reduction::Mean,
+                          double margin = 1.0) {
+  return detail::with_reduction("hinge_embedding_loss", reduction,
+                                [&]<Reduction R>() { return hinge_embedding_loss<R>(input, target, margin); });
+}
+
+// The Poisson negative log-likelihood of target given the rate: e^input − target·input with
+// log_input (input is the log-rate), else input − target·log(input + eps); with full, Stirling's
+// target·log(target) − target + ½·log(2π·target) added where target > 1
+// (torch.nn.functional.poisson_nll_loss). One launch.
+struct PoissonNllOptions {
+  bool log_input = true;
+  bool full = false;
+  double eps = 1e-8;
+};
+template <Reduction Red, Expression I, Expression Tg>
+auto poisson_nll_loss(const I& input, const Tg& target, const PoissonNllOptions& options = {}) {
+  detail::check_loss_operands("poisson_nll_loss", input, target);
+  using T = detail::loss_value_t<I, Tg>;
+  constexpr bool V = detail::any_var_v<I, Tg>;
+  const double eps = options.eps;
+  // Stirling's term where target > 1 (its logs read 1 elsewhere, so that nothing there is NaN)
+  auto big = where(target > 1, target, 1);
+  auto stirling = where(target > 1, big * log(big) - big + 0.5 * log(6.283185307179586476925286766559 * big), 0);
+  if (options.log_input) {
+    if (options.full) return detail::reduce_loss<Red, T, V>(exp(input) - target * input + stirling);
+    return detail::reduce_loss<Red, T, V>(exp(input) - target * input);
+  }
+  if (options.full) return detail::reduce_loss<Red, T, V>(input - target * log(input + eps) + stirling);
+  return detail::reduce_loss<Red, T, V>(input - target * log(input + eps));
+}
+template <Expression I, Expression Tg>
+auto poisson_nll_loss(const I& input, const Tg& target, Reduction reduction = Reduction::Mean,
+                      const PoissonNllOptions& options = {}) {
+  return detail::with_reduction("poisson_nll_loss", reduction,
+                                [&]<Reduction R>() { return poisson_nll_loss<R>(input, target, options); });
+}
+
+// ½·(log v + (input − target)² / v) (+ ½·log 2π with full), v = var with entries below eps raised
+// to eps (the gradient passes as if it were var, as torch's in-place clamp under no_grad). var has
+// the input's shape, or the input's without its last dimension, or the input's with a last
+// dimension of 1; a negative entry is an error (one host sync, as torch's check)
+// (torch.nn.functional.gaussian_nll_loss).
+template <Reduction Red, Expression I, Expression Tg, Expression Vr>
+auto gaussian_nll_loss(const I& input, const Tg& target, const Vr& var, bool full = false, double eps = 1e-6) {
+  constexpr const char* op = "gaussian_nll_loss";
+  detail::check_loss_operands(op, input, target);
+  constexpr int R = I::rank;
+  static_assert(Vr::rank == R || Vr::rank == R - 1,
+                "ft::nn::functional::gaussian_nll_loss: var has the input's rank, or one less (no last dimension)");
+  bool ok = true;
+  for (int d = 0; d < Vr::rank; ++d)
+    ok = ok && (var.shape()[d] == input.shape()[d] || (Vr::rank == R && d == R - 1 && var.shape()[d] == 1));
+  auto di = ft::detail::device_of(input), dv = ft::detail::device_of(var);
+  if (!ok || (di && dv && !(*di == *dv)))
+    fail(op, "var ", detail::shape_and_device(var), " is of incorrect size for input ", detail::shape_and_device(input),
+         " (the input's shape, without its last dimension, or with a last one of 1)");
+  // var as a leaf of the input's rank (a view: its last dimension 1 when it had none)
+  auto v = [&] {
+    auto leaf = ft::detail::sliceable(var);
+    if constexpr (Vr::rank == R) {
+      return leaf;
+    } else {
+      index_t shape[R];
+      for (int d = 0; d < R - 1; ++d) shape[d] = var.shape()[d];
+      shape[R - 1] = 1;
+      return leaf.reshape(shape);
+    }
+  }();
+  using T = detail::loss_value_t<I, Tg, Vr>;
+  constexpr bool V = detail::any_var_v<I, Tg, Vr>;
+  const auto plain = [&] {
+    if constexpr (ft::detail::is_var<decltype(v)>::value)
+      return v.value();
+    else
+      return v;
+  }();
+  check(!ft::Tensor<bool, 0>(ft::any(plain < 0)).item(), op, "var has negative entry/entries");
+  // v + (max(v, eps) − v) with the raise held as a constant: the value clamped, the gradient v's
+  const Tensor<typename decltype(plain)::value_type, R> raise = maximum(plain, eps) - plain;
+  const double constant = full ? 0.9189385332046727417803297364056 : 0.0;  // ½·log 2π
+  auto vc = v + raise;
+  return detail::reduce_loss<Red, T, V>(0.5 * (log(vc) + square(input - target) / vc) + constant);
+}
+template <Expression I, Expression Tg, Expression Vr>
+auto gaussian_nll_loss(const I& input, const Tg& target, const Vr& var, Reduction reduction = Reduction::Mean,
+                       bool full = false, double eps = 1e-6) {
+  return detail::with_reduction("gaussian_nll_loss", reduction,
+                                [&]<Reduction R>() { return gaussian_nll_loss<R>(input, target, var, full, eps); });
+}
+
+// −(target·log σ(input) + (1 − target)·log σ(−input)) averaged over the classes (the last
+// dimension) of each sample, optionally weighted by class ([C]); Mean then averages over the
+// samples, Sum adds them, None gives one loss a sample (torch.nn.functional.
+// multilabel_soft_margin_loss). One launch.
+template <Reduction Red, Expression I, Expression Tg, Expression W>
+auto multilabel_soft_margin_loss(const I& input, const Tg& target, const W& weight) {
+  constexpr const char* op = "multilabel_soft_margin_loss";
+  static_assert(I::rank >= 1, "ft::nn::functional::multilabel_soft_margin_loss: the input needs a class dimension");
+  detail::check_loss_operands(op, input, target);
+  static_assert(W::rank <= 1, "ft::nn::functional::multilabel_soft_margin_loss: weight is one a class ([C])");
+  const index_t C = input.shape()[I::rank - 1];
+  if constexpr (W::rank == 1) {
+    auto di = ft::detail::device_of(input), dw = ft::detail::device_of(weight);
+    if (weight.shape()[0] != C || (di && dw && !(*di == *dw)))
+      fail(op, "weight ", detail::shape_and_device(weight), " must have one entry a class of input ",
+           detail::shape_and_device(input));
+  }
+  using T = detail::loss_value_t<I, Tg>;
+  constexpr bool V = detail::any_var_v<I, Tg, W>;
+  // log σ(x) = min(x, 0) − log1p(e^{−|x|}); log σ(−x) = log σ(x) − x
+  auto log_sig = minimum(input, 0) - log1p(exp(-abs(input)));
+  auto per = -(target * log_sig + (1 - target) * (log_sig - input)) * weight * (1.0 / static_cast<double>(C));
+  if constexpr (Red == Reduction::None)
+    return detail::loss_result_t<T, I::rank - 1, V>(ft::sum(per, I::rank - 1));
+  else if constexpr (Red == Reduction::Sum)
+    return detail::loss_result_t<T, 0, V>(ft::sum(per));
+  else  // the mean over the samples of their means over the classes
+    return detail::loss_result_t<T, 0, V>(ft::sum(per * (static_cast<double>(C) / static_cast<double>(input.numel()))));
+}
+template <Reduction Red, Expression I, Expression Tg>
+auto multilabel_soft_margin_loss(const I& input, const Tg& target) {
+  return multilabel_soft_margin_loss<Red>(input, target, Scalar<float>{1.0f});
+}
+template <Expression I, Expression Tg>
+auto multilabel_soft_margin_loss(const I& input, const Tg& target, Reduction reduction = Reduction::Mean) {
+  return detail::with_reduction("multilabel_soft_margin_loss", reduction,
+                                [&]<Reduction R>() { return multilabel_soft_margin_loss<R>(input, target); });
+}
+template <Expression I, Expression Tg, Expression W>
+auto multilabel_soft_margin_loss(const I& input, const Tg& target, const W& weight, Reduction reduction) {
+  return detail::with_reduction("multilabel_soft_margin_loss", reduction,
+                                [&]<Reduction R>() { return multilabel_soft_margin_loss<R>(input, target, weight); });
+}
+
 }  // namespace ft::inline FT_ABI::nn::functional
 
 // ---- module forms: the options, and forward(input, target) = the functional loss ----
@@ -768,6 +928,64 @@ struct BCEWithLogitsLoss {
   auto forward(const I& input, const Tg& target) const {
     if (pos_weight.defined()) return functional::binary_cross_entropy_with_logits(input, target, reduction, pos_weight);
     return functional::binary_cross_entropy_with_logits(input, target, reduction);
+  }
+  FT_LOSS_CALL
+};
+
+struct SoftMarginLoss {
+  Reduction reduction = Reduction::Mean;
+  template <Expression I, Expression Tg>
+  auto forward(const I& input, const Tg& target) const {
+    return functional::soft_margin_loss(input, target, reduction);
+  }
+  FT_LOSS_CALL
+};
+
+struct HingeEmbeddingLoss {
+  double margin = 1.0;
+  Reduction reduction = Reduction::Mean;
+  template <Expression I, Expression Tg>
+  auto forward(const I& input, const Tg& target) const {
+    return functional::hinge_embedding_loss(input, target, reduction, margin);
+  }
+  FT_LOSS_CALL
+};
+
+struct PoissonNLLLoss {
+  bool log_input = true;
+  bool full = false;
+  double eps = 1e-8;
+  Reduction reduction = Reduction::Mean;
+  template <Expression I, Expression Tg>
+  auto forward(const I& input, const Tg& target) const {
+    return functional::poisson_nll_loss(input, target, reduction, {log_input, full, eps});
+  }
+  FT_LOSS_CALL
+};
+
+// forward(input, target, var)
+struct GaussianNLLLoss {
+  bool full = false;
+  double eps = 1e-6;
+  Reduction reduction = Reduction::Mean;
+  template <Expression I, Expression Tg, Expression Vr>
+  auto forward(const I& input, const Tg& target, const Vr& var) const {
+    return functional::gaussian_nll_loss(input, target, var, reduction, full, eps);
+  }
+  template <Expression I, Expression Tg, Expression Vr>
+  auto operator()(const I& input, const Tg& target, const Vr& var) const {
+    return forward(input, target, var);
+  }
+};
+
+// weight: undefined for none, else one weight a class [C].
+struct MultiLabelSoftMarginLoss {
+  Reduction reduction = Reduction::Mean;
+  Tensor<float, 1> weight = {};
+  template <Expression I, Expression Tg>
+  auto forward(const I& input, const Tg& target) const {
+    if (weight.defined()) return functional::multilabel_soft_margin_loss(input, target, weight, reduction);
+    return functional::multilabel_soft_margin_loss(input, target, reduction);
   }
   FT_LOSS_CALL
 };

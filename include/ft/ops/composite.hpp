@@ -1,7 +1,8 @@
 // Ops that are compositions of the primitive ones (torch's definitions written out): they fuse
 // into the statement that uses them and are differentiated through their parts, so they need no
 // functor or adjoint rule of their own. Activations: hardtanh, relu6, hardsigmoid, hardswish,
-// mish. Math: lerp, addcmul, addcdiv, logaddexp.
+// mish, selu, celu, softsign, tanhshrink, softshrink, hardshrink, logsigmoid, threshold. Math:
+// lerp, addcmul, addcdiv, logaddexp.
 //
 // The gradient at a kink is the parts' one: hardtanh's (clamp's) passes the gradient at x = min
 // and x = max where torch's hardtanh_backward gives 0 there; elsewhere they agree.
@@ -49,6 +50,56 @@ auto hardswish(const A& x) {
 template <Expression A>
 auto mish(const A& x) {
   return x * tanh(softplus(x));
+}
+
+// torch.nn.functional.selu: scale · elu(x, α) with SELU's constants.
+template <Expression A>
+auto selu(const A& x) {
+  return 1.0507009873554804934193349852946 * elu(x, 1.6732632423543772848170429916717);
+}
+
+// torch.nn.functional.celu: x for x > 0, α·(e^{x/α} − 1) otherwise.
+template <Expression A>
+auto celu(const A& x, double alpha = 1.0) {
+  check(alpha != 0, "celu", "alpha must not be 0 (it divides x)");
+  return where(x > 0, x, alpha * expm1(x / alpha));
+}
+
+// torch.nn.functional.softsign: x / (1 + |x|).
+template <Expression A>
+auto softsign(const A& x) {
+  return x / (1.0 + abs(x));
+}
+
+// torch.nn.functional.tanhshrink: x − tanh(x).
+template <Expression A>
+auto tanhshrink(const A& x) {
+  return x - tanh(x);
+}
+
+// torch.nn.functional.softshrink: x − λ above λ, x + λ below −λ, 0 between (NaN stays NaN).
+template <Expression A>
+auto softshrink(const A& x, double lambd = 0.5) {
+  check(lambd >= 0, "softshrink", "lambda must be greater or equal to 0, got ", lambd);
+  return where(x > lambd, x - lambd, where(x < -lambd, x + lambd, x * 0.0));
+}
+
+// torch.nn.functional.hardshrink: 0 on [−λ, λ], x elsewhere (NaN stays NaN).
+template <Expression A>
+auto hardshrink(const A& x, double lambd = 0.5) {
+  return where(logical_and(x >= -lambd, x <= lambd), 0.0, x);
+}
+
+// torch.nn.functional.logsigmoid: log σ(x) = min(x, 0) − log1p(e^{−|x|}), without overflow.
+template <Expression A>
+auto logsigmoid(const A& x) {
+  return minimum(x, 0.0) - log1p(exp(-abs(x)));
+}
+
+// torch.nn.functional.threshold: `value` where x ≤ threshold, x elsewhere (NaN stays NaN).
+template <Expression A>
+auto threshold(const A& x, double threshold, double value) {
+  return where(x <= threshold, value, x);
 }
 
 // ---- math ----

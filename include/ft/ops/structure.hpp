@@ -843,6 +843,18 @@ template <class X>
 concept Sliceable = requires(const X& x) {
   x.slice(0, 0, 1);
 };
+
+// x as something slices and reshapes can be taken of: itself (a tensor or a Var), else evaluated
+// (a Var when it reads one: one launch).
+template <Expression X>
+auto sliceable(const X& x) {
+  if constexpr (Sliceable<X>)
+    return x;
+  else if constexpr (has_var_v<X>)
+    return autograd::to_var(x);
+  else
+    return Tensor<typename X::value_type, X::rank>(x);
+}
 }  // namespace detail
 
 // torch.split(x, split_size, dim): pieces of split_size along dim (the last may be smaller).
