@@ -1,5 +1,6 @@
 // gradcheck cases of the reductions, row-wise composites, matmul/linear, conv2d, conv1d,
 // conv_transpose2d, pooling and views of Vars (run by test_gradcheck.cpp with the elementwise ones).
+#include "ft/nn/layers.hpp"
 #include "ft/nn/loss.hpp"
 #include "gradcheck_cases.hpp"
 
@@ -167,6 +168,15 @@ std::vector<Case> op_cases() {
   c.push_back(general("avg_pool2d padded", {2, 2, 5, 6}, [](const Var<double, 4>& x) {
     return avg_pool2d(x, {3, 3}, {2, 2}, {1, 1}, true, false);
   }));
+  c.push_back(general("max_pool1d, avg_pool1d, adaptive_avg_pool1d", {2, 2, 9}, [](const Var<double, 3>& x) {
+    namespace NF = ft::nn::functional;
+    return Var<double, 0>(sum(square(NF::max_pool1d(x, 3, 2, 1))) + sum(NF::avg_pool1d(x * x, 3, 2, 1, true, false)) +
+                          sum(square(NF::adaptive_avg_pool1d(x, 4))));
+  }));
+  c.push_back(general("local_response_norm", {2, 5, 3, 2}, [](const Var<double, 4>& x) {
+    return Var<double, 4>(ft::nn::functional::local_response_norm(x, 3, 0.3, 0.6, 1.5) +
+                          ft::nn::functional::local_response_norm(x * 2, 2));
+  }));
   c.push_back(general("adaptive_avg_pool2d", {2, 2, 5, 7}, [](const Var<double, 4>& x) {
     return adaptive_avg_pool2d(x, {2, 3});
   }));
@@ -221,7 +231,7 @@ std::vector<Case> op_cases() {
       -2, 2, 0.5, 2));
   c.push_back(binary("multilabel_soft_margin_loss", s3x4, s3x4, [](const auto& x, const auto& t) {
     auto w = ft::from_vector<double>({0.5, 1, 2, 3}, {4});
-    return F::multilabel_soft_margin_loss(x, t * 0.25 + 0.5) +
+    return F::multilabel_soft_margin_loss(x * 1.5, t * 0.25 + 0.5) +
            ft::sum(F::multilabel_soft_margin_loss<Reduction::None>(x * 2, t * 0.25 + 0.5, w));
   }));
   c.push_back(general("nll_loss", {5, 4}, [](const V2& x) {

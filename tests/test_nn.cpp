@@ -360,6 +360,32 @@ TEST_CASE("RReLU in training: a slope in [lower, upper] per negative element, th
   }
 }
 
+TEST_CASE("MaxPool1d, AvgPool1d, AdaptiveAvgPool1d, InstanceNorm1d/3d and LocalResponseNorm match PyTorch") {
+  for (ft::Device dev : ft::test::devices()) {
+    ft::nn::MaxPool1d mp(3, 2, 1), mp_dilated(2, 2, 0, 2, /*ceil=*/true);
+    check_layer<3>("maxpool1d", mp, dev);
+    check_layer<3>("maxpool1d_dilated_ceil", mp_dilated, dev);
+    ft::nn::AvgPool1d ap(3, 2, 1, false, /*include_pad=*/false), ap2(2);
+    check_layer<3>("avgpool1d", ap, dev);
+    check_layer<2>("avgpool1d_unbatched", ap2, dev);
+    ft::nn::AdaptiveAvgPool1d aap(4);
+    check_layer<3>("adaptive_avgpool1d", aap, dev);
+    ft::nn::InstanceNorm1d<float> in1(3, 1e-5, true, dev);
+    check_layer<3>("instancenorm1d", in1, dev, 1e-4);
+    ft::nn::InstanceNorm3d<float> in3(2, 1e-3, false, dev);
+    check_layer<5>("instancenorm3d", in3, dev, 1e-4);
+    ft::nn::LocalResponseNorm lrn(3, 0.3, 0.6, 1.5), lrn_even(2, 0.5);
+    check_layer<3>("lrn", lrn, dev, 1e-4);
+    check_layer<4>("lrn_4d_even", lrn_even, dev, 1e-4);
+    // the pools are the 2-d kernels over a view: one launch forward
+    ft::Var<float, 3> x(ft::test::random_tensor<float>({2, 3, 9}, dev, 6), ft::requires_grad);
+    ft::Var<float, 3> y;
+    CHECK(ft::test::launches_of(dev, [&] { y = mp(x); }) == 1);
+    CHECK_THROWS_WITH_AS(in1(ft::zeros<float>({2, 4, 5}, dev)),
+                         doctest::Contains("InstanceNorm1d: expected 3 channels"), ft::Error);
+  }
+}
+
 TEST_CASE("GroupNorm, InstanceNorm2d, PixelShuffle and Upsample match PyTorch") {
   for (ft::Device dev : ft::test::devices()) {
     ft::nn::GroupNorm<float> gn(2, 6, 1e-5, true, dev), gn_plain(3, 6, 1e-3, false, dev);

@@ -123,6 +123,16 @@ CASES = [
     ("prelu", lambda: nn.PReLU(), ACT, ()),
     ("prelu_channels", lambda: nn.PReLU(3), randn(2, 3, 4, 5), ("weight",)),
     ("rrelu_eval", lambda: nn.RReLU(0.1, 0.3), ACT, ("eval",)),
+    # one-dimensional pooling, the other instance norms, local response normalisation
+    ("maxpool1d", lambda: nn.MaxPool1d(3, stride=2, padding=1), randn(2, 3, 9), ()),
+    ("maxpool1d_dilated_ceil", lambda: nn.MaxPool1d(2, stride=2, dilation=2, ceil_mode=True), randn(2, 3, 10), ()),
+    ("avgpool1d", lambda: nn.AvgPool1d(3, stride=2, padding=1, count_include_pad=False), randn(2, 3, 9), ()),
+    ("avgpool1d_unbatched", lambda: nn.AvgPool1d(2), randn(3, 8), ()),
+    ("adaptive_avgpool1d", lambda: nn.AdaptiveAvgPool1d(4), randn(2, 3, 10), ()),
+    ("instancenorm1d", lambda: nn.InstanceNorm1d(3, affine=True), randn(2, 3, 7), ("affine",)),
+    ("instancenorm3d", lambda: nn.InstanceNorm3d(2, eps=1e-3), randn(2, 2, 3, 4, 5), ()),
+    ("lrn", lambda: nn.LocalResponseNorm(3, alpha=0.3, beta=0.6, k=1.5), randn(2, 5, 7), ()),
+    ("lrn_4d_even", lambda: nn.LocalResponseNorm(2, alpha=0.5), randn(2, 5, 3, 4), ()),
 ]
 
 

@@ -421,6 +421,11 @@ int main(int argc, char** argv) {
   nn::PReLU<float> prelu(4);
   prelu.weight.data() = ft::randn<float>({4}, ft::kCPU, 69);
   run_case("prelu_channels", prelu, img(3, 4, 5, 70), img(5, 4, 5, 71));
+  nn::MaxPool1d pool1d(3, 2, 1);
+  run_case("max_pool1d", pool1d, ft::randn<float>({3, 4, 11}, ft::kCPU, 74),
+           ft::randn<float>({5, 4, 11}, ft::kCPU, 75));
+  nn::LocalResponseNorm lrn(3, 0.3, 0.6, 1.5);
+  run_case("local_response_norm", lrn, img(3, 5, 4, 76), img(5, 5, 4, 77));
   nn::RReLU rrelu(0.1, 0.3);  // exported in eval mode: the mean slope
   run_case("rrelu_eval", rrelu, rows(3, 9, 72), rows(5, 9, 73));
   std::printf("exported %d cases into %s\n", g_cases, g_dir.c_str());

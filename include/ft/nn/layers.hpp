@@ -241,6 +241,94 @@ class AdaptiveAvgPool2d : public Stateless<AdaptiveAvgPool2d> {
   }
 };
 
+// ---- one-dimensional pooling: [N, C, L] (or [C, L]) pooled along L, as the 2-d pools over
+// [N, C, 1, L] (views in and out) ----
+namespace detail {
+// x [N, C, L] or [C, L] as [N, C, 1, L] (a view of a tensor or Var); `pool` of it; the result
+// back to x's rank.
+template <Expression X, class Pool>
+auto pool1d(const X& x, const char* op, Pool&& pool) {
+  constexpr int R = X::rank;
+  static_assert(R == 2 || R == 3, "ft::nn::functional: a 1-d pool's input must be [N, C, L] or [C, L]");
+  const auto v = ft::detail::sliceable(x);
+  const index_t N = R == 3 ? x.shape()[0] : 1, C = x.shape()[R - 2], L = x.shape()[R - 1];
+  check(L > 0 || x.shape().numel() == 0, op, "the input ", to_string(x.shape()), " has no positions");
+  auto y = pool(v.reshape({N, C, 1, L}));
+  const index_t out = y.shape()[3];
+  if constexpr (R == 3)
+    return y.reshape({N, C, out});
+  else
+    return y.reshape({C, out});
+}
+}  // namespace detail
+
+namespace functional {
+template <Expression X>
+auto max_pool1d(const X& x, index_t kernel, std::optional<index_t> stride = std::nullopt, index_t padding = 0,
+                index_t dilation = 1, bool ceil_mode = false) {
+  return detail::pool1d(x, "max_pool1d", [&](const auto& x4) {
+    return ft::max_pool2d(x4, Pair{1, kernel}, Pair{1, stride.value_or(kernel)}, Pair{0, padding}, Pair{1, dilation},
+                          ceil_mode);
+  });
+}
+template <Expression X>
+auto avg_pool1d(const X& x, index_t kernel, std::optional<index_t> stride = std::nullopt, index_t padding = 0,
+                bool ceil_mode = false, bool count_include_pad = true) {
+  return detail::pool1d(x, "avg_pool1d", [&](const auto& x4) {
+    return ft::avg_pool2d(x4, Pair{1, kernel}, Pair{1, stride.value_or(kernel)}, Pair{0, padding}, ceil_mode,
+                          count_include_pad);
+  });
+}
+template <Expression X>
+auto adaptive_avg_pool1d(const X& x, index_t output_size) {
+  return detail::pool1d(x, "adaptive_avg_pool1d", [&](const auto& x4) {
+    return ft::adaptive_avg_pool2d(x4, Pair{1, output_size});
+  });
+}
+}  // namespace functional
+
+class MaxPool1d : public Stateless<MaxPool1d> {
+ public:
+  index_t kernel_size, stride, padding, dilation;
+  bool ceil_mode;
+  explicit MaxPool1d(index_t kernel, std::optional<index_t> stride_ = std::nullopt, index_t padding_ = 0,
+                     index_t dilation_ = 1, bool ceil = false)
+      : kernel_size(kernel),
+        stride(stride_.value_or(kernel)),
+        padding(padding_),
+        dilation(dilation_),
+        ceil_mode(ceil) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return functional::max_pool1d(x, kernel_size, stride, padding, dilation, ceil_mode);
+  }
+};
+class AvgPool1d : public Stateless<AvgPool1d> {
+ public:
+  index_t kernel_size, stride, padding;
+  bool ceil_mode, count_include_pad;
+  explicit AvgPool1d(index_t kernel, std::optional<index_t> stride_ = std::nullopt, index_t padding_ = 0,
+                     bool ceil = false, bool include_pad = true)
+      : kernel_size(kernel),
+        stride(stride_.value_or(kernel)),
+        padding(padding_),
+        ceil_mode(ceil),
+        count_include_pad(include_pad) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return functional::avg_pool1d(x, kernel_size, stride, padding, ceil_mode, count_include_pad);
+  }
+};
+class AdaptiveAvgPool1d : public Stateless<AdaptiveAvgPool1d> {
+ public:
+  index_t output_size;
+  explicit AdaptiveAvgPool1d(index_t size) : output_size(size) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return functional::adaptive_avg_pool1d(x, output_size);
+  }
+};
+
 // ---- normalisation ----
 struct BatchNormOptions {
   double eps = 1e-5;
@@ -469,16 +557,18 @@ class GroupNorm : public Module<GroupNorm<T>> {
   }
 };
 
-// nn.InstanceNorm2d(num_features, eps, affine = false): each channel of each image normalised
-// over its H × W. Running statistics (track_running_stats = true) are not implemented.
-template <class T = float>
-class InstanceNorm2d : public Module<InstanceNorm2d<T>> {
+namespace detail {
+// nn.InstanceNorm1d / 2d / 3d (num_features, eps, affine = false): each channel of each sample
+// normalised over its Dims trailing dimensions ([N, C, L], [N, C, H, W], [N, C, D, H, W]).
+// Running statistics (track_running_stats = true) are not implemented.
+template <class Self, class T, int Dims>
+class InstanceNormN : public Module<Self> {
  public:
   Var<T, 1> weight, bias;
   double eps = 1e-5;
 
-  InstanceNorm2d() = default;
-  explicit InstanceNorm2d(index_t num_features, double eps_ = 1e-5, bool affine = false, Device device = kCPU)
+  InstanceNormN() = default;
+  explicit InstanceNormN(index_t num_features, double eps_ = 1e-5, bool affine = false, Device device = kCPU)
       : eps(eps_), features_(num_features) {
     if (affine) {
       weight = detail::parameter(ft::ones<T>({num_features}, device));
@@ -492,14 +582,67 @@ class InstanceNorm2d : public Module<InstanceNorm2d<T>> {
   }
   template <Expression X>
   Var<T, X::rank> forward(const X& x) {
-    static_assert(X::rank == 4, "ft::nn::InstanceNorm2d: the input must be [N, C, H, W]");
-    check(x.shape()[1] == features_, "InstanceNorm2d", "expected ", features_, " channels, got input ",
+    static_assert(X::rank == Dims + 2,
+                  "ft::nn::InstanceNorm1d/2d/3d: the input must be [N, C, L], [N, C, H, W] or [N, C, D, H, W]");
+    constexpr const char* names[] = {"", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"};
+    check(x.shape()[1] == features_, names[Dims], "expected ", features_, " channels, got input ",
           to_string(x.shape()));
     return functional::instance_norm(x, weight, bias, eps);
   }
 
  private:
   index_t features_ = 0;
+};
+}  // namespace detail
+
+template <class T = float>
+class InstanceNorm1d : public detail::InstanceNormN<InstanceNorm1d<T>, T, 1> {
+ public:
+  using detail::InstanceNormN<InstanceNorm1d<T>, T, 1>::InstanceNormN;
+};
+template <class T = float>
+class InstanceNorm2d : public detail::InstanceNormN<InstanceNorm2d<T>, T, 2> {
+ public:
+  using detail::InstanceNormN<InstanceNorm2d<T>, T, 2>::InstanceNormN;
+};
+template <class T = float>
+class InstanceNorm3d : public detail::InstanceNormN<InstanceNorm3d<T>, T, 3> {
+ public:
+  using detail::InstanceNormN<InstanceNorm3d<T>, T, 3>::InstanceNormN;
+};
+
+namespace functional {
+// torch.nn.functional.local_response_norm: x / (k + α/size · Σ x²)^β, the sum over `size`
+// neighbouring channels (zero-padded: size/2 before, (size − 1)/2 after) of x [N, C, *] — the
+// squares' window means as avg_pool2d over [N, 1, C, ∏ rest] (a launch for the squares, one for
+// the pool), the rest fused.
+template <Expression X>
+auto local_response_norm(const X& x, index_t size, double alpha = 1e-4, double beta = 0.75, double k = 1.0) {
+  constexpr int R = X::rank;
+  static_assert(R >= 3, "ft::nn::functional::local_response_norm: the input must be [N, C, *] (3 dimensions or more)");
+  check(size > 0, "local_response_norm", "size must be positive, got ", size);
+  const auto v = ft::detail::sliceable(x);
+  const index_t N = x.shape()[0], C = x.shape()[1], M = x.shape().numel() / std::max<index_t>(1, N * C);
+  // windows starting size/2 before each channel: avg_pool2d's symmetric padding of size/2 gives
+  // them, and for an even size one window more at the end (dropped)
+  auto mean =
+      ft::avg_pool2d(square(v.reshape({N, 1, C, M})), Pair{size, 1}, Pair{1, 1}, Pair{size / 2, 0}).slice(2, 0, C);
+  index_t shape[R];
+  for (int d = 0; d < R; ++d) shape[d] = x.shape()[d];
+  return v / pow(mean.reshape(shape) * alpha + k, beta);
+}
+}  // namespace functional
+
+// nn.LocalResponseNorm(size, alpha, beta, k)
+struct LocalResponseNorm : Stateless<LocalResponseNorm> {
+  index_t size;
+  double alpha = 1e-4, beta = 0.75, k = 1.0;
+  explicit LocalResponseNorm(index_t size_, double alpha_ = 1e-4, double beta_ = 0.75, double k_ = 1.0)
+      : size(size_), alpha(alpha_), beta(beta_), k(k_) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return functional::local_response_norm(x, size, alpha, beta, k);
+  }
 };
 
 // ---- Dropout ----

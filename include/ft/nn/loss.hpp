@@ -760,7 +760,8 @@ auto multilabel_soft_margin_loss(const I& input, const Tg& target, const W& weig
   else if constexpr (Red == Reduction::Sum)
     return detail::loss_result_t<T, 0, V>(ft::sum(per));
   else  // the mean over the samples of their means over the classes
-    return detail::loss_result_t<T, 0, V>(ft::sum(per * (static_cast<double>(C) / static_cast<double>(input.numel()))));
+    return detail::loss_result_t<T, 0, V>(
+        ft::sum(per * (static_cast<double>(C) / static_cast<double>(input.shape().numel()))));
 }
 template <Reduction Red, Expression I, Expression Tg>
 auto multilabel_soft_margin_loss(const I& input, const Tg& target) {
