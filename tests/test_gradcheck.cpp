@@ -200,6 +200,9 @@ TEST_CASE("every op has an adjoint rule and a gradcheck case") {
         // norms, distances and the losses on them (ft/linalg/distance.hpp, nn/loss.hpp)
         "norm_p", "normalize", "pairwise_distance", "cosine_similarity", "outer", "cdist", "einsum",
         "cross_entropy_weighted", "kl_div", "margin_ranking_loss", "cosine_embedding_loss", "triplet_margin_loss",
+        "soft_margin_loss", "poisson_nll_loss", "gaussian_nll_loss", "multilabel_soft_margin_loss",
+        // pooling, normalisation and activations of nn (ft/nn/layers.hpp, linalg/pool.hpp, linalg/rowwise.hpp)
+        "max_pool1d", "adaptive_max_pool2d", "local_response_norm", "softmin", "prelu", "glu", "rrelu",
         // recurrent layers (ft/nn/recurrent.hpp)
         "lstm", "gru", "rnn_tanh", "rnn_relu", "scaled_dot_product_attention"})
     names.push_back(boundary);

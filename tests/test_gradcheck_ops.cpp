@@ -168,10 +168,13 @@ std::vector<Case> op_cases() {
   c.push_back(general("avg_pool2d padded", {2, 2, 5, 6}, [](const Var<double, 4>& x) {
     return avg_pool2d(x, {3, 3}, {2, 2}, {1, 1}, true, false);
   }));
-  c.push_back(general("max_pool1d, avg_pool1d, adaptive_avg_pool1d", {2, 2, 9}, [](const Var<double, 3>& x) {
+  c.push_back(general("max_pool1d (with avg_pool1d and adaptive_avg_pool1d)", {2, 2, 9}, [](const Var<double, 3>& x) {
     namespace NF = ft::nn::functional;
     return Var<double, 0>(sum(square(NF::max_pool1d(x, 3, 2, 1))) + sum(NF::avg_pool1d(x * x, 3, 2, 1, true, false)) +
                           sum(square(NF::adaptive_avg_pool1d(x, 4))));
+  }));
+  c.push_back(general("adaptive_max_pool2d", {2, 2, 7, 5}, [](const Var<double, 4>& x) {
+    return Var<double, 0>(sum(square(adaptive_max_pool2d(x, {3, 2}))) + sum(adaptive_max_pool2d(x * 2, 1)));
   }));
   c.push_back(general("local_response_norm", {2, 5, 3, 2}, [](const Var<double, 4>& x) {
     return Var<double, 4>(ft::nn::functional::local_response_norm(x, 3, 0.3, 0.6, 1.5) +
@@ -210,7 +213,7 @@ std::vector<Case> op_cases() {
     return F::binary_cross_entropy_with_logits(x, t) +
            F::binary_cross_entropy_with_logits(x, t * 0.5, Reduction::Sum, pos_weight);
   }));
-  c.push_back(binary("soft_margin_loss, hinge_embedding_loss", s3x4, s3x4, [](const auto& x, const auto& t) {
+  c.push_back(binary("soft_margin_loss (with hinge_embedding_loss)", s3x4, s3x4, [](const auto& x, const auto& t) {
     auto y = ft::from_vector<double>({1, -1, -1, 1, 1, 1, -1, 1, -1, -1, 1, 1}, {3, 4});
     return F::soft_margin_loss(x * t, y) + F::hinge_embedding_loss<Reduction::Sum>(x + t, y, 0.5);
   }));

@@ -360,7 +360,7 @@ TEST_CASE("RReLU in training: a slope in [lower, upper] per negative element, th
   }
 }
 
-TEST_CASE("MaxPool1d, AvgPool1d, AdaptiveAvgPool1d, InstanceNorm1d/3d and LocalResponseNorm match PyTorch") {
+TEST_CASE("MaxPool1d, AvgPool1d, adaptive pools, InstanceNorm1d/3d and LocalResponseNorm match PyTorch") {
   for (ft::Device dev : ft::test::devices()) {
     ft::nn::MaxPool1d mp(3, 2, 1), mp_dilated(2, 2, 0, 2, /*ceil=*/true);
     check_layer<3>("maxpool1d", mp, dev);
@@ -377,6 +377,11 @@ TEST_CASE("MaxPool1d, AvgPool1d, AdaptiveAvgPool1d, InstanceNorm1d/3d and LocalR
     ft::nn::LocalResponseNorm lrn(3, 0.3, 0.6, 1.5), lrn_even(2, 0.5);
     check_layer<3>("lrn", lrn, dev, 1e-4);
     check_layer<4>("lrn_4d_even", lrn_even, dev, 1e-4);
+    ft::nn::AdaptiveMaxPool2d amp({3, 2}), amp_global(1);
+    check_layer<4>("adaptive_maxpool", amp, dev);
+    check_layer<4>("adaptive_maxpool_global", amp_global, dev);
+    ft::nn::AdaptiveMaxPool1d amp1(4);
+    check_layer<3>("adaptive_maxpool1d", amp1, dev);
     // the pools are the 2-d kernels over a view: one launch forward
     ft::Var<float, 3> x(ft::test::random_tensor<float>({2, 3, 9}, dev, 6), ft::requires_grad);
     ft::Var<float, 3> y;

@@ -133,6 +133,9 @@ CASES = [
     ("instancenorm3d", lambda: nn.InstanceNorm3d(2, eps=1e-3), randn(2, 2, 3, 4, 5), ()),
     ("lrn", lambda: nn.LocalResponseNorm(3, alpha=0.3, beta=0.6, k=1.5), randn(2, 5, 7), ()),
     ("lrn_4d_even", lambda: nn.LocalResponseNorm(2, alpha=0.5), randn(2, 5, 3, 4), ()),
+    ("adaptive_maxpool", lambda: nn.AdaptiveMaxPool2d((3, 2)), randn(2, 3, 7, 5), ()),  # overlapping windows
+    ("adaptive_maxpool_global", lambda: nn.AdaptiveMaxPool2d(1), randn(2, 3, 4, 4), ()),
+    ("adaptive_maxpool1d", lambda: nn.AdaptiveMaxPool1d(4), randn(2, 3, 10), ()),
 ]
 
 

@@ -424,6 +424,9 @@ int main(int argc, char** argv) {
   nn::MaxPool1d pool1d(3, 2, 1);
   run_case("max_pool1d", pool1d, ft::randn<float>({3, 4, 11}, ft::kCPU, 74),
            ft::randn<float>({5, 4, 11}, ft::kCPU, 75));
+  nn::AdaptiveMaxPool2d global_max(1), max_half(3);
+  run_case("global_max_pool", global_max, img(3, 4, 6, 78), img(5, 4, 6, 79));
+  run_case("adaptive_max_pool", max_half, img(3, 4, 6, 80), img(5, 4, 6, 81));
   nn::LocalResponseNorm lrn(3, 0.3, 0.6, 1.5);
   run_case("local_response_norm", lrn, img(3, 5, 4, 76), img(5, 5, 4, 77));
   nn::RReLU rrelu(0.1, 0.3);  // exported in eval mode: the mean slope

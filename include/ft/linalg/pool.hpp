@@ -1,4 +1,4 @@
-// Max, average and adaptive average pooling over NCHW tensors (torch.nn.functional's semantics)
+// Max, average, adaptive average and adaptive max pooling over NCHW tensors (torch.nn.functional's semantics)
 // and their backward passes. Each call is one launch: one OpenMP loop on the CPU or one kernel
 // on a GPU, running the same per-element body. The backward passes are gathers: every input
 // element sums the gradients of the windows that read it, in a fixed order — deterministic,
@@ -112,6 +112,25 @@ FT_HD FT_INLINE index_t first_window(index_t pos, index_t off, index_t span, ind
 
 // ---- the per-element bodies: trivially copyable, run by for_each_element ----
 
+// The first maximum of a window of a plane `w` wide — rows y0, y0 + sy, … below y1, columns x0,
+// x0 + sx, … below x1 — and its flat index; a NaN wins (and the last NaN), as torch's loop.
+template <class T>
+struct WindowMax {
+  T value;
+  index_t index;
+};
+template <class T>
+FT_HD FT_INLINE WindowMax<T> window_max(const T* in, index_t w, index_t y0, index_t y1, index_t sy, index_t x0,
+                                        index_t x1, index_t sx) {
+  WindowMax<T> r{-std::numeric_limits<T>::infinity(), y0 * w + x0};
+  for (index_t iy = y0; iy < y1; iy += sy)
+    for (index_t ix = x0; ix < x1; ix += sx) {
+      const T v = in[iy * w + ix];
+      if (v > r.value || v != v) r = {v, iy * w + ix};
+    }
+  return r;
+}
+
 template <class T>
 struct MaxPoolForward {
   const T* x;
@@ -130,18 +149,9 @@ struct MaxPoolForward {
     const index_t x1 = std::min(x0 + (g.kernel.w - 1) * g.dilation.w + 1, g.w);
     while (y0 < 0) y0 += g.dilation.h;
     while (x0 < 0) x0 += g.dilation.w;
-    index_t best = y0 * g.w + x0;
-    T m = -std::numeric_limits<T>::infinity();
-    for (index_t iy = y0; iy < y1; iy += g.dilation.h)
-      for (index_t ix = x0; ix < x1; ix += g.dilation.w) {
-        const T v = in[iy * g.w + ix];
-        if (v > m || v != v) {
-          m = v;
-          best = iy * g.w + ix;
-        }
-      }
-    y[i] = m;
-    if (indices) indices[i] = best;
+    const WindowMax<T> r = window_max(in, g.w, y0, y1, g.dilation.h, x0, x1, g.dilation.w);
+    y[i] = r.value;
+    if (indices) indices[i] = r.index;
   }
 };
 
@@ -352,6 +362,49 @@ struct AdaptiveAvgPoolBackward {
         acc += grad[oy * g.ow + ox] / static_cast<T>(rows * cols);
       }
     }
+    dx[i] = acc;
+  }
+};
+
+// The first maximum of each adaptive window (a NaN wins, and the last NaN), as torch's loop.
+template <class T>
+struct AdaptiveMaxPoolForward {
+  const T* x;
+  T* y;
+  std::int64_t* indices;
+  PoolGeometry g;
+  PlaneCoords out;
+
+  FT_HD void operator()(index_t i) const {
+    index_t plane, oy, ox;
+    out(i, plane, oy, ox);
+    const T* in = x + plane * g.h * g.w;
+    const index_t y0 = adaptive_start(oy, g.h, g.oh), y1 = adaptive_end(oy, g.h, g.oh);
+    const index_t x0 = adaptive_start(ox, g.w, g.ow), x1 = adaptive_end(ox, g.w, g.ow);
+    const WindowMax<T> r = window_max(in, g.w, y0, y1, 1, x0, x1, 1);
+    y[i] = r.value;
+    indices[i] = r.index;
+  }
+};
+
+// dx[p] = Σ dy over the adaptive windows whose recorded maximum is p, in (row, column) order (the
+// GPU's gather; the CPU scatters by index, max_pool_backward_cpu).
+template <class T>
+struct AdaptiveMaxPoolBackward {
+  const T* dy;
+  const std::int64_t* indices;
+  T* dx;
+  PoolGeometry g;
+  PlaneCoords in;
+
+  FT_HD void operator()(index_t i) const {
+    index_t plane, iy, ix;
+    in(i, plane, iy, ix);
+    const index_t me = iy * g.w + ix, base = plane * g.oh * g.ow;
+    T acc = 0;
+    for (index_t oy = iy * g.oh / g.h; oy < g.oh && adaptive_start(oy, g.h, g.oh) <= iy; ++oy)
+      for (index_t ox = ix * g.ow / g.w; ox < g.ow && adaptive_start(ox, g.w, g.ow) <= ix; ++ox)
+        if (indices[base + oy * g.ow + ox] == me) acc += dy[base + oy * g.ow + ox];
     dx[i] = acc;
   }
 };
@@ -632,10 +685,94 @@ Tensor<typename G::value_type, 4> adaptive_avg_pool2d_backward(const G& grad_out
   }
 }
 
+// torch.nn.functional.adaptive_max_pool2d with return_indices: output (i, j) is the maximum of
+// the adaptive window of adaptive_avg_pool2d's (i, j), its index h·W + w in its input plane.
+template <Expression X>
+MaxPool2dResult<typename X::value_type> adaptive_max_pool2d_with_indices(const X& x, Pair output_size) {
+  using T = typename X::value_type;
+  constexpr const char* op = "adaptive_max_pool2d";
+  if constexpr (is_half_v<T>) {  // pooled in float (exact for a max), rounded
+    auto r = adaptive_max_pool2d_with_indices(Tensor<float, 4>(cast<float>(x)), output_size);
+    return {Tensor<T, 4>(cast<T>(r.output)), r.indices};
+  } else if constexpr (linalg::detail::pool_operand_ok<X, T>()) {
+    using namespace linalg::detail;
+    auto xc = contiguous_operand(x, op, "input");
+    const Shape<4>& s = xc.shape();
+    check(output_size.h > 0 && output_size.w > 0, op, "output size must be positive, got ", output_size);
+    check(s[1] > 0 && s[2] > 0 && s[3] > 0, op, "input ", s, " must have non-zero channels, height and width");
+    const PoolGeometry g{s[0], s[1], s[2], s[3], output_size.h, output_size.w, 1, 1, 0, 1};
+    MaxPool2dResult<T> r{Tensor<T, 4>(g.out_shape(), xc.device()), Tensor<std::int64_t, 4>(g.out_shape(), xc.device())};
+    const index_t cost = (g.h / g.oh + 1) * (g.w / g.ow + 1);
+    for_each_element(
+        xc.device(), r.output.numel(),
+        AdaptiveMaxPoolForward<T>{xc.data(), r.output.data(), r.indices.data(), g, PlaneCoords(g.oh, g.ow)}, cost);
+    return r;
+  }
+}
+// torch.nn.functional.adaptive_max_pool2d: the pooled values.
+template <Expression X>
+Tensor<typename X::value_type, 4> adaptive_max_pool2d(const X& x, Pair output_size) {
+  return adaptive_max_pool2d_with_indices(x, output_size).output;
+}
+
+// ∂L/∂x of adaptive_max_pool2d given dy and the indices adaptive_max_pool2d_with_indices returned.
+template <Expression G, Expression I>
+Tensor<typename G::value_type, 4> adaptive_max_pool2d_backward(const G& grad_out, const I& indices,
+                                                               const Shape<4>& x_shape) {
+  using T = typename G::value_type;
+  constexpr const char* op = "adaptive_max_pool2d_backward";
+  static_assert(I::rank == 4 && std::is_same_v<typename I::value_type, std::int64_t>,
+                "ft::adaptive_max_pool2d_backward: indices must be the int64 rank-4 tensor "
+                "adaptive_max_pool2d_with_indices returned");
+  if constexpr (is_half_v<T>) {
+    return cast<T>(adaptive_max_pool2d_backward(Tensor<float, 4>(cast<float>(grad_out)), indices, x_shape));
+  } else if constexpr (linalg::detail::pool_operand_ok<G, T>() && I::rank == 4) {
+    using namespace linalg::detail;
+    auto dy = contiguous_operand(grad_out, op, "grad_out");
+    auto ix = contiguous_operand(indices, op, "indices");
+    check(dy.device() == ix.device(), op, "grad_out on ", dy.device(), " but indices on ", ix.device(),
+          "; move one with .to(device)");
+    check(x_shape[1] > 0 && x_shape[2] > 0 && x_shape[3] > 0 && x_shape[0] >= 0, op, "input ", x_shape,
+          " must have non-zero channels, height and width");
+    check(dy.size(2) > 0 && dy.size(3) > 0, op, "grad_out ", dy.shape(), " has an empty output plane");
+    const PoolGeometry g{x_shape[0], x_shape[1], x_shape[2], x_shape[3], dy.size(2), dy.size(3), 1, 1, 0, 1};
+    check_grad_shape(op, "grad_out", dy.shape(), g.out_shape(), x_shape);
+    check_grad_shape(op, "indices", ix.shape(), g.out_shape(), x_shape);
+    Tensor<T, 4> dx(x_shape, dy.device());
+    if (dx.device().is_cpu()) {
+      max_pool_backward_cpu(dy.data(), ix.data(), dx.data(), x_shape[0] * x_shape[1], g, op);
+      return dx;
+    }
+    const index_t cost = (g.oh / g.h + 1) * (g.ow / g.w + 1);
+    for_each_element(dx.device(), dx.numel(),
+                     AdaptiveMaxPoolBackward<T>{dy.data(), ix.data(), dx.data(), g, PlaneCoords(g.h, g.w)}, cost);
+    return dx;
+  }
+}
+
 }  // namespace ft::inline FT_ABI
 
 // ---- on Vars: the backward is the pooling gather ----
 namespace ft::inline FT_ABI {
+
+namespace detail {
+// An adaptive pool in ONNX, which has the global form (Global<pool>) and pools with one window
+// size: an output that divides the input is a plain <pool>; any other is an export error.
+template <class V, class O>
+void trace_adaptive_pool(autograd::trace::Sink& s, const V& vx, const O& out, const char* op, const std::string& pool) {
+  const index_t h = vx.size(2), w = vx.size(3), oh = out.size(2), ow = out.size(3);
+  using A = autograd::trace::Attribute;
+  if (oh == 1 && ow == 1)
+    autograd::trace::boundary(s, "Global" + pool, {autograd::trace::name(s, vx)}, out);
+  else if (h % oh == 0 && w % ow == 0)
+    autograd::trace::boundary(
+        s, pool, {autograd::trace::name(s, vx)}, out,
+        {A::integers("kernel_shape", {h / oh, w / ow}), A::integers("strides", {h / oh, w / ow})});
+  else
+    s.unsupported(std::string(op) + " from " + to_string(vx.shape()) + " to " + to_string(out.shape()) +
+                  " (ONNX pools with one window size: the output must divide the input)");
+}
+}  // namespace detail
 
 // ---- pooling ----
 template <Expression X>
@@ -689,20 +826,21 @@ requires(ft::detail::has_var_v<X>) auto adaptive_avg_pool2d(const X& x, Pair out
   auto y = adaptive_avg_pool2d(vx.value(), output_size);
   auto bwd = [vx](const Tensor<T, 4>& g) { vx.state().accumulate(adaptive_avg_pool2d_backward(g, vx.shape())); };
   auto out = autograd::record("adaptive_avg_pool2d", y, std::move(bwd), vx);
-  autograd::trace::when_traced([&](autograd::trace::Sink& s) {
-    // ONNX has the global form; an output that divides the input is a plain average pooling
-    const index_t h = vx.size(2), w = vx.size(3), oh = out.size(2), ow = out.size(3);
-    using A = autograd::trace::Attribute;
-    if (oh == 1 && ow == 1)
-      autograd::trace::boundary(s, "GlobalAveragePool", {autograd::trace::name(s, vx)}, out);
-    else if (h % oh == 0 && w % ow == 0)
-      autograd::trace::boundary(
-          s, "AveragePool", {autograd::trace::name(s, vx)}, out,
-          {A::integers("kernel_shape", {h / oh, w / ow}), A::integers("strides", {h / oh, w / ow})});
-    else
-      s.unsupported("adaptive_avg_pool2d from " + to_string(vx.shape()) + " to " + to_string(out.shape()) +
-                    " (ONNX pools with one window size: the output must divide the input)");
-  });
+  autograd::trace::when_traced(
+      [&](autograd::trace::Sink& s) { detail::trace_adaptive_pool(s, vx, out, "adaptive_avg_pool2d", "AveragePool"); });
+  return out;
+}
+template <Expression X>
+requires(ft::detail::has_var_v<X>) auto adaptive_max_pool2d(const X& x, Pair output_size) {
+  auto vx = autograd::to_var(x);
+  using T = typename decltype(vx)::value_type;
+  auto r = adaptive_max_pool2d_with_indices(vx.value(), output_size);
+  auto bwd = [vx, idx = r.indices](const Tensor<T, 4>& g) {
+    vx.state().accumulate(adaptive_max_pool2d_backward(g, idx, vx.shape()));
+  };
+  auto out = autograd::record("adaptive_max_pool2d", r.output, std::move(bwd), vx);
+  autograd::trace::when_traced(
+      [&](autograd::trace::Sink& s) { detail::trace_adaptive_pool(s, vx, out, "adaptive_max_pool2d", "MaxPool"); });
   return out;
 }
 

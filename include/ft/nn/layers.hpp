@@ -241,6 +241,16 @@ class AdaptiveAvgPool2d : public Stateless<AdaptiveAvgPool2d> {
   }
 };
 
+class AdaptiveMaxPool2d : public Stateless<AdaptiveMaxPool2d> {
+ public:
+  Pair output_size;
+  explicit AdaptiveMaxPool2d(Pair size) : output_size(size) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return ft::adaptive_max_pool2d(x, output_size);
+  }
+};
+
 // ---- one-dimensional pooling: [N, C, L] (or [C, L]) pooled along L, as the 2-d pools over
 // [N, C, 1, L] (views in and out) ----
 namespace detail {
@@ -285,6 +295,12 @@ auto adaptive_avg_pool1d(const X& x, index_t output_size) {
     return ft::adaptive_avg_pool2d(x4, Pair{1, output_size});
   });
 }
+template <Expression X>
+auto adaptive_max_pool1d(const X& x, index_t output_size) {
+  return detail::pool1d(x, "adaptive_max_pool1d", [&](const auto& x4) {
+    return ft::adaptive_max_pool2d(x4, Pair{1, output_size});
+  });
+}
 }  // namespace functional
 
 class MaxPool1d : public Stateless<MaxPool1d> {
@@ -326,6 +342,15 @@ class AdaptiveAvgPool1d : public Stateless<AdaptiveAvgPool1d> {
   template <Expression X>
   auto forward(const X& x) {
     return functional::adaptive_avg_pool1d(x, output_size);
+  }
+};
+class AdaptiveMaxPool1d : public Stateless<AdaptiveMaxPool1d> {
+ public:
+  index_t output_size;
+  explicit AdaptiveMaxPool1d(index_t size) : output_size(size) {}
+  template <Expression X>
+  auto forward(const X& x) {
+    return functional::adaptive_max_pool1d(x, output_size);
   }
 };
 
