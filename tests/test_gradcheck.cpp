@@ -67,14 +67,14 @@ std::vector<Case> elementwise_cases() {
   c.push_back(unary(
       "hardswish", [](const auto& x) { return hardswish(x * 4); }, -2, 2));
   c.push_back(unary("mish", [](const auto& x) { return mish(x * 3); }));
-  c.push_back(unary("selu", [](const auto& x) { return selu(x * 3); }));
-  c.push_back(unary("celu", [](const auto& x) { return celu(x * 3, 0.7); }));
-  c.push_back(unary("softsign", [](const auto& x) { return softsign(x * 3); }));
-  c.push_back(unary("tanhshrink", [](const auto& x) { return tanhshrink(x * 2); }));
-  c.push_back(unary("softshrink", [](const auto& x) { return softshrink(x * 3, 0.5); }));
-  c.push_back(unary("hardshrink", [](const auto& x) { return hardshrink(x * 3, 0.5); }));
-  c.push_back(unary("logsigmoid", [](const auto& x) { return logsigmoid(x * 6); }));
-  c.push_back(unary("threshold", [](const auto& x) { return threshold(x * 3, 0.1, -1.0); }));
+  c.push_back(unary("selu", [](const auto& x) { return nn::functional::selu(x * 3); }));
+  c.push_back(unary("celu", [](const auto& x) { return nn::functional::celu(x * 3, 0.7); }));
+  c.push_back(unary("softsign", [](const auto& x) { return nn::functional::softsign(x * 3); }));
+  c.push_back(unary("tanhshrink", [](const auto& x) { return nn::functional::tanhshrink(x * 2); }));
+  c.push_back(unary("softshrink", [](const auto& x) { return nn::functional::softshrink(x * 3, 0.5); }));
+  c.push_back(unary("hardshrink", [](const auto& x) { return nn::functional::hardshrink(x * 3, 0.5); }));
+  c.push_back(unary("logsigmoid", [](const auto& x) { return nn::functional::logsigmoid(x * 6); }));
+  c.push_back(unary("threshold", [](const auto& x) { return nn::functional::threshold(x * 3, 0.1, -1.0); }));
   // nn::functional's activations with a parameter, a split or a random slope
   c.push_back(
       binary("prelu", {2, 3, 4}, {3}, [](const auto& x, const auto& w) { return nn::functional::prelu(x * 3, w); }));

@@ -59,7 +59,9 @@ std::vector<Case> op_cases() {
   // ---- row-wise composites ----
   c.push_back(general("softmax", {3, 4}, [](const V2& x) { return V2(softmax(x, 1) * 3 + softmax(x * 2, 0)); }));
   c.push_back(general("log_softmax", {3, 4}, [](const V2& x) { return V2(log_softmax(x, 1) + log_softmax(x, 0)); }));
-  c.push_back(general("softmin", {3, 4}, [](const V2& x) { return V2(softmin(x, 1) * 3 + softmin(x * 2, 0)); }));
+  c.push_back(general("softmin", {3, 4}, [](const V2& x) {
+    return V2(ft::nn::functional::softmin(x, 1) * 3 + ft::nn::functional::softmin(x * 2, 0));
+  }));
   c.push_back({"layer_norm", [] {
                  auto x = leaf({2, 3, 4}, 41);
                  auto w = leaf({3, 4}, 42);

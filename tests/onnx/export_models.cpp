@@ -408,14 +408,15 @@ int main(int argc, char** argv) {
   run_fn(
       "selu_celu_shrinks",
       [](const auto& x) {
-        return ft::selu(x) + ft::celu(x, 0.6) + ft::softsign(x) + ft::tanhshrink(x) + ft::softshrink(x, 0.4) +
-               ft::hardshrink(x, 0.3) + ft::logsigmoid(x * 4.0f) + ft::threshold(x, 0.2, -1.0);
+        return nn::functional::selu(x) + nn::functional::celu(x, 0.6) + nn::functional::softsign(x) +
+               nn::functional::tanhshrink(x) + nn::functional::softshrink(x, 0.4) + nn::functional::hardshrink(x, 0.3) +
+               nn::functional::logsigmoid(x * 4.0f) + nn::functional::threshold(x, 0.2, -1.0);
       },
       a, b);
   run_fn(
       "softmin_glu",
       [](const auto& x) {
-        return ft::softmin(x, 1) + nn::functional::glu(ft::cat({x, x}, 1) * 2.0f);
+        return nn::functional::softmin(x, 1) + nn::functional::glu(ft::cat({x, x}, 1) * 2.0f);
       },
       a, b);
   nn::PReLU<float> prelu(4);

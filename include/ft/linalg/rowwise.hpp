@@ -853,13 +853,6 @@ requires(ft::detail::has_var_v<E>) auto log_softmax(const E& e, int dim) {
   return out;
 }
 
-// torch.softmin(x, dim): softmax(−x) along dim (of a tensor one launch; of a Var the negation is
-// a statement of its own before the softmax).
-template <Expression E>
-auto softmin(const E& e, int dim) {
-  return softmax(-e, dim);
-}
-
 // cross_entropy: dlogits = (softmax(x) − q)·scale on the rows whose target is not ignored,
 // with q the (smoothed) one-hot target and scale = g / (rows counted) for the mean. The
 // softmax is recomputed from a logsumexp inside the one fused kernel: no [N, C] intermediate.

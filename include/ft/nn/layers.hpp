@@ -742,6 +742,13 @@ struct RreluSlope {
 }  // namespace detail
 
 namespace functional {
+// torch.nn.functional.softmin(x, dim): softmax(−x) along dim (of a tensor one launch; of a Var the negation is
+// a statement of its own before the softmax).
+template <Expression E>
+auto softmin(const E& e, int dim) {
+  return ft::softmax(-e, dim);
+}
+
 // torch.nn.functional.glu: a · σ(b), a and b the halves of x along dim (views: no copy of a
 // tensor or Var; the product fuses into what reads it).
 template <Expression X>
@@ -1009,7 +1016,7 @@ struct ELU : Stateless<ELU> {
 struct SELU : Stateless<SELU> {
   template <Expression X>
   auto forward(const X& x) {
-    return ft::selu(x);
+    return functional::selu(x);
   }
 };
 struct CELU : Stateless<CELU> {
@@ -1018,7 +1025,7 @@ struct CELU : Stateless<CELU> {
   explicit CELU(double a) : alpha(a) {}
   template <Expression X>
   auto forward(const X& x) {
-    return ft::celu(x, alpha);
+    return functional::celu(x, alpha);
   }
 };
 struct Softplus : Stateless<Softplus> {
@@ -1033,13 +1040,13 @@ struct Softplus : Stateless<Softplus> {
 struct Softsign : Stateless<Softsign> {
   template <Expression X>
   auto forward(const X& x) {
-    return ft::softsign(x);
+    return functional::softsign(x);
   }
 };
 struct Tanhshrink : Stateless<Tanhshrink> {
   template <Expression X>
   auto forward(const X& x) {
-    return ft::tanhshrink(x);
+    return functional::tanhshrink(x);
   }
 };
 struct Softshrink : Stateless<Softshrink> {
@@ -1048,7 +1055,7 @@ struct Softshrink : Stateless<Softshrink> {
   explicit Softshrink(double l) : lambd(l) {}
   template <Expression X>
   auto forward(const X& x) {
-    return ft::softshrink(x, lambd);
+    return functional::softshrink(x, lambd);
   }
 };
 struct Hardshrink : Stateless<Hardshrink> {
@@ -1057,13 +1064,13 @@ struct Hardshrink : Stateless<Hardshrink> {
   explicit Hardshrink(double l) : lambd(l) {}
   template <Expression X>
   auto forward(const X& x) {
-    return ft::hardshrink(x, lambd);
+    return functional::hardshrink(x, lambd);
   }
 };
 struct LogSigmoid : Stateless<LogSigmoid> {
   template <Expression X>
   auto forward(const X& x) {
-    return ft::logsigmoid(x);
+    return functional::logsigmoid(x);
   }
 };
 struct Threshold : Stateless<Threshold> {
@@ -1071,7 +1078,7 @@ struct Threshold : Stateless<Threshold> {
   Threshold(double t, double v) : threshold(t), value(v) {}
   template <Expression X>
   auto forward(const X& x) {
-    return ft::threshold(x, threshold, value);
+    return functional::threshold(x, threshold, value);
   }
 };
 
@@ -1142,7 +1149,7 @@ struct Softmin : Stateless<Softmin> {
   explicit Softmin(int d) : dim(d) {}
   template <Expression X>
   auto forward(const X& x) {
-    return ft::softmin(x, dim);
+    return functional::softmin(x, dim);
   }
 };
 // nn.Softmax2d: softmax over the channels of [N, C, H, W] or [C, H, W].

@@ -1,8 +1,8 @@
 // Ops that are compositions of the primitive ones (torch's definitions written out): they fuse
 // into the statement that uses them and are differentiated through their parts, so they need no
 // functor or adjoint rule of their own. Activations: hardtanh, relu6, hardsigmoid, hardswish,
-// mish, selu, celu, softsign, tanhshrink, softshrink, hardshrink, logsigmoid, threshold. Math:
-// lerp, addcmul, addcdiv, logaddexp.
+// mish; in ft::nn::functional selu, celu, softsign, tanhshrink, softshrink, hardshrink,
+// logsigmoid, threshold. Math: lerp, addcmul, addcdiv, logaddexp.
 //
 // The gradient at a kink is the parts' one: hardtanh's (clamp's) passes the gradient at x = min
 // and x = max where torch's hardtanh_backward gives 0 there; elsewhere they agree.
@@ -51,6 +51,48 @@ template <Expression A>
 auto mish(const A& x) {
   return x * tanh(softplus(x));
 }
+
+// ---- math ----
+
+// torch.lerp(start, end, weight): start + weight·(end − start), written as end − (end − start)·
+// (1 − weight) for weight ≥ 0.5 as torch does (exact at weight = 1). `weight` is an expression
+// or a number.
+template <Expression A, Expression B, class W>
+requires(Expression<W> || std::is_arithmetic_v<W>) auto lerp(const A& start, const B& end, const W& weight) {
+  if constexpr (Expression<W>) {
+    return where(weight < 0.5, start + weight * (end - start), end - (end - start) * (1.0 - weight));
+  } else {
+    const double w = static_cast<double>(weight);
+    return where(Scalar<bool>{w < 0.5}, start + w * (end - start), end - (end - start) * (1.0 - w));
+  }
+}
+
+// torch.addcmul(input, a, b, value): input + value·a·b.
+template <Expression T, Expression A, Expression B>
+auto addcmul(const T& input, const A& a, const B& b, double value = 1.0) {
+  return input + value * (a * b);
+}
+
+// torch.addcdiv(input, a, b, value): input + value·a / b.
+template <Expression T, Expression A, Expression B>
+auto addcdiv(const T& input, const A& a, const B& b, double value = 1.0) {
+  return input + value * (a / b);
+}
+
+// torch.logaddexp(a, b): log(e^a + e^b) = max(a, b) + log1p(e^{−|a − b|}) without overflow;
+// two equal infinities give that infinity (a − b would be NaN).
+template <Expression A, Expression B>
+auto logaddexp(const A& a, const B& b) {
+  return where(logical_and(abs(a) == std::numeric_limits<double>::infinity(), a == b), a,
+               maximum(a, b) + log1p(exp(-abs(a - b))));
+}
+
+}  // namespace ft::inline FT_ABI
+
+// torch.nn.functional's remaining activations, as compositions. They live in ft::nn::functional,
+// not ft::, so that argument-dependent lookup on ft's types never meets them: a program's own
+// `softsign` (README's custom-op example) stays unambiguous.
+namespace ft::inline FT_ABI::nn::functional {
 
 // torch.nn.functional.selu: scale · elu(x, α) with SELU's constants.
 template <Expression A>
@@ -102,39 +144,4 @@ auto threshold(const A& x, double threshold, double value) {
   return where(x <= threshold, value, x);
 }
 
-// ---- math ----
-
-// torch.lerp(start, end, weight): start + weight·(end − start), written as end − (end − start)·
-// (1 − weight) for weight ≥ 0.5 as torch does (exact at weight = 1). `weight` is an expression
-// or a number.
-template <Expression A, Expression B, class W>
-requires(Expression<W> || std::is_arithmetic_v<W>) auto lerp(const A& start, const B& end, const W& weight) {
-  if constexpr (Expression<W>) {
-    return where(weight < 0.5, start + weight * (end - start), end - (end - start) * (1.0 - weight));
-  } else {
-    const double w = static_cast<double>(weight);
-    return where(Scalar<bool>{w < 0.5}, start + w * (end - start), end - (end - start) * (1.0 - w));
-  }
-}
-
-// torch.addcmul(input, a, b, value): input + value·a·b.
-template <Expression T, Expression A, Expression B>
-auto addcmul(const T& input, const A& a, const B& b, double value = 1.0) {
-  return input + value * (a * b);
-}
-
-// torch.addcdiv(input, a, b, value): input + value·a / b.
-template <Expression T, Expression A, Expression B>
-auto addcdiv(const T& input, const A& a, const B& b, double value = 1.0) {
-  return input + value * (a / b);
-}
-
-// torch.logaddexp(a, b): log(e^a + e^b) = max(a, b) + log1p(e^{−|a − b|}) without overflow;
-// two equal infinities give that infinity (a − b would be NaN).
-template <Expression A, Expression B>
-auto logaddexp(const A& a, const B& b) {
-  return where(logical_and(abs(a) == std::numeric_limits<double>::infinity(), a == b), a,
-               maximum(a, b) + log1p(exp(-abs(a - b))));
-}
-
-}  // namespace ft::inline FT_ABI
+}  // namespace ft::inline FT_ABI::nn::functional
