@@ -56,15 +56,15 @@ auto broadcast_all(const char* op, const Shape<R>& s, const X& x, const Rest&...
 }
 
 template <class... T>
-struct promote_all;
+struct promote_types;
 template <class T>
-struct promote_all<T> : std::type_identity<T> {};
+struct promote_types<T> : std::type_identity<T> {};
 template <class T, class U, class... Rest>
-struct promote_all<T, U, Rest...> : promote_all<promote_t<T, U>, Rest...> {};
+struct promote_types<T, U, Rest...> : promote_types<promote_t<T, U>, Rest...> {};
 
 template <class Op, class... A>
 using nary_result_t = typename op_result<Op, decltype(std::declval<const Op&>()(std::declval<compute_t<A>>()...)),
-                                         typename promote_all<A...>::type>::type;
+                                         typename promote_types<A...>::type>::type;
 
 }  // namespace detail
 
